@@ -1,0 +1,52 @@
+//! Lower-case hexadecimal for hashes; small enough not to need a dependency.
+
+/// Lower-case hex of `bytes`.
+pub fn encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
+/// Decodes exactly 32 bytes of hex (either case); `None` for any other input.
+pub fn decode32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trip(bytes in proptest::array::uniform32(any::<u8>())) {
+            prop_assert_eq!(decode32(&encode(&bytes)), Some(bytes));
+        }
+
+        #[test]
+        fn decode_never_panics(text in ".{0,80}") {
+            let _ = decode32(&text);
+        }
+    }
+}
