@@ -1,0 +1,607 @@
+//! Configuration in two stages: [`raw`] records what the TOML file says; [`Config`] is the validated,
+//! resolved form that the rest of the agent receives explicitly. Errors name the file, line and key.
+
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::sim::{SimIdentity, SimParams};
+use crate::transport::{
+    DataBits, FlowControl, LinkSettings, Parity, Resource, SerialSettings, StopBits,
+};
+use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawStep};
+
+/// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.
+pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
+
+/// Resource string that stands for the built-in simulator, served on a pseudo-terminal in-process and
+/// reached through the real serial code path.
+pub const SIM_PTY_RESOURCE: &str = "SIM::PTY::INSTR";
+
+/// A configuration problem, located.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown key or a value of the wrong type.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        /// File name (or "embedded demo config").
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value is well-formed TOML but not acceptable.
+    #[error("{origin}:{line}: invalid `{key}`: {reason}")]
+    Invalid {
+        /// File name (or "embedded demo config").
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// Dotted key, e.g. `instrument.baud`.
+        key: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+/// `[lab]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lab {
+    /// Short id (`[A-Za-z0-9._-]`).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+}
+
+/// `[artefact]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Artefact {
+    /// Short id (`[A-Za-z0-9._-]`).
+    pub id: String,
+    /// Kind, e.g. `zener`.
+    pub kind: String,
+    /// Serial number.
+    pub serial: String,
+    /// Nominal value.
+    pub nominal: f64,
+    /// Unit of the nominal value.
+    pub unit: String,
+}
+
+/// `[storage]`, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The SQLite file.
+    pub db: PathBuf,
+    /// Where sealed bundles are written.
+    pub bundles: PathBuf,
+    /// Store every exchange as an event.
+    pub log_exchanges: bool,
+}
+
+/// `[signing]`, with the path resolved.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// OpenSSH Ed25519 private key.
+    pub key: PathBuf,
+}
+
+/// How to reach an instrument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    /// A real resource: serial port or TCP socket.
+    Resource(Resource),
+    /// The built-in simulator, started on a pseudo-terminal and reached over the serial path.
+    SimulatorPty,
+}
+
+/// `[[instrument]]`.
+#[derive(Debug, Clone)]
+pub struct Instrument {
+    /// Name used by steps.
+    pub name: String,
+    /// Where it is.
+    pub endpoint: Endpoint,
+    /// Serial line settings (ignored for TCP).
+    pub serial: SerialSettings,
+    /// Terminations, deadline and reply cap.
+    pub link: LinkSettings,
+}
+
+impl Instrument {
+    /// The resource string as configured.
+    pub fn resource_text(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Resource(r) => r.to_string(),
+            Endpoint::SimulatorPty => SIM_PTY_RESOURCE.to_owned(),
+        }
+    }
+}
+
+/// `[[sequence]]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sequence {
+    /// Name.
+    pub name: String,
+    /// Schedule under `tsagent run`.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub every: Option<Duration>,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a sequence. Instruments are referred to by name; the name is known to exist.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Query the identity and record it.
+    Identify {
+        /// Instrument name.
+        instrument: String,
+    },
+    /// Send set-up commands.
+    Configure {
+        /// Instrument name.
+        instrument: String,
+        /// Commands in order.
+        commands: Vec<String>,
+    },
+    /// Take readings.
+    Read(ReadStep),
+    /// Drain the error queue into events.
+    DrainErrors {
+        /// Instrument name.
+        instrument: String,
+    },
+}
+
+impl Step {
+    /// The instrument the step talks to.
+    pub fn instrument(&self) -> &str {
+        match self {
+            Step::Identify { instrument }
+            | Step::Configure { instrument, .. }
+            | Step::DrainErrors { instrument } => instrument,
+            Step::Read(r) => &r.instrument,
+        }
+    }
+}
+
+/// `read = { … }`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadStep {
+    /// Instrument name.
+    pub instrument: String,
+    /// Query that triggers and returns one reading.
+    pub query: String,
+    /// Number of readings.
+    pub count: u32,
+    /// Start-to-start spacing of readings.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// Quantity name.
+    pub quantity: String,
+    /// Unit.
+    pub unit: String,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for messages.
+    pub origin: String,
+    /// `[lab]`.
+    pub lab: Lab,
+    /// `[artefact]`.
+    pub artefact: Artefact,
+    /// `[storage]`.
+    pub storage: Storage,
+    /// `[signing]`.
+    pub signing: Signing,
+    /// The model behind simulated instruments.
+    pub simulator: SimParams,
+    /// Instruments.
+    pub instruments: Vec<Instrument>,
+    /// Sequences.
+    pub sequences: Vec<Sequence>,
+}
+
+impl Config {
+    /// Reads and validates a file; relative paths in it are relative to its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// The embedded demo configuration with its paths under `base_dir`.
+    pub fn demo(base_dir: &Path) -> Result<Config, ConfigError> {
+        Self::parse(DEMO_TOML, "embedded demo config", base_dir)
+    }
+
+    /// Validates TOML text. `origin` names it in errors; `base_dir` anchors relative paths.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map_or((0, 0), |span| line_col(text, span.start));
+            ConfigError::Parse {
+                origin: origin.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        Validator { text, origin }.config(raw, base_dir)
+    }
+
+    /// The instrument with this name.
+    pub fn instrument(&self, name: &str) -> Option<&Instrument> {
+        self.instruments.iter().find(|i| i.name == name)
+    }
+
+    /// The sequence with this name.
+    pub fn sequence(&self, name: &str) -> Option<&Sequence> {
+        self.sequences.iter().find(|s| s.name == name)
+    }
+
+    /// SHA-256 of the sequence definitions in a canonical JSON form; goes into every bundle so the
+    /// pilot can tell whether the method changed between bundles.
+    pub fn sequences_sha256(&self) -> [u8; 32] {
+        // Serialising plain structs of strings and integers cannot fail; an empty hash input would
+        // still be a stable, if useless, value.
+        let json = serde_json::to_vec(&self.sequences).unwrap_or_default();
+        Sha256::digest(json).into()
+    }
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid<T>(&self, span: std::ops::Range<usize>, key: &str, reason: impl Into<String>) -> Result<T, ConfigError> {
+        Err(ConfigError::Invalid {
+            origin: self.origin.to_owned(),
+            line: line_col(self.text, span.start).0,
+            key: key.to_owned(),
+            reason: reason.into(),
+        })
+    }
+
+    fn config(&self, raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let lab = Lab {
+            id: self.id(&raw.lab.id, "lab.id")?,
+            name: raw.lab.name,
+        };
+        let nominal = *raw.artefact.nominal.get_ref();
+        if !nominal.is_finite() {
+            return self.invalid(raw.artefact.nominal.span(), "artefact.nominal", "must be a finite number");
+        }
+        let artefact = Artefact {
+            id: self.id(&raw.artefact.id, "artefact.id")?,
+            kind: raw.artefact.kind,
+            serial: raw.artefact.serial,
+            nominal,
+            unit: raw.artefact.unit,
+        };
+        let storage = Storage {
+            db: base.join(raw.storage.db.as_deref().unwrap_or("tsagent.db")),
+            bundles: base.join(raw.storage.bundles.as_deref().unwrap_or("bundles")),
+            log_exchanges: raw.storage.log_exchanges.unwrap_or(true),
+        };
+        let signing = Signing {
+            key: base.join(raw.signing.key.as_deref().unwrap_or("keys/lab_ed25519")),
+        };
+        let simulator = self.simulator(raw.simulator.unwrap_or_default(), nominal)?;
+
+        let mut instruments: Vec<Instrument> = Vec::with_capacity(raw.instruments.len());
+        for ri in raw.instruments {
+            let inst = self.instrument(ri)?;
+            instruments.push(inst);
+        }
+        // Duplicate names would make steps ambiguous.
+        for (i, a) in instruments.iter().enumerate() {
+            if instruments[..i].iter().any(|b| b.name == a.name) {
+                return Err(ConfigError::Invalid {
+                    origin: self.origin.to_owned(),
+                    line: 0,
+                    key: "instrument.name".into(),
+                    reason: format!("`{}` is used by more than one instrument", a.name),
+                });
+            }
+        }
+
+        let mut sequences: Vec<Sequence> = Vec::with_capacity(raw.sequences.len());
+        for rs in raw.sequences {
+            let name_span = rs.name.span();
+            let seq = self.sequence(rs, &instruments)?;
+            if sequences.iter().any(|s| s.name == seq.name) {
+                return self.invalid(name_span, "sequence.name", format!("`{}` is defined twice", seq.name));
+            }
+            sequences.push(seq);
+        }
+
+        Ok(Config {
+            origin: self.origin.to_owned(),
+            lab,
+            artefact,
+            storage,
+            signing,
+            simulator,
+            instruments,
+            sequences,
+        })
+    }
+
+    fn id(&self, value: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let id = value.get_ref();
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && !id.starts_with(['.', '-'])
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(id.clone())
+        } else {
+            self.invalid(
+                value.span(),
+                key,
+                format!("`{id}`: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with . or -); it becomes part of file names"),
+            )
+        }
+    }
+
+    fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(value.get_ref().trim()).or_else(|e| {
+            self.invalid(value.span(), key, format!("`{}` is not a duration ({e}); examples: \"500ms\", \"5s\", \"30m\", \"1d\"", value.get_ref()))
+        })
+    }
+
+    fn simulator(&self, raw: raw::RawSimulator, nominal: f64) -> Result<SimParams, ConfigError> {
+        let defaults = SimParams::default();
+        let noise = match raw.noise {
+            Some(n) if !(n.get_ref().is_finite() && *n.get_ref() >= 0.0) => {
+                return self.invalid(n.span(), "simulator.noise", "must be zero or positive");
+            }
+            Some(n) => *n.get_ref(),
+            None => defaults.noise,
+        };
+        let time_scale = match raw.time_scale {
+            Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
+                return self.invalid(t.span(), "simulator.time_scale", "must be a positive number");
+            }
+            Some(t) => *t.get_ref(),
+            None => defaults.time_scale,
+        };
+        let lab_temp_period = match raw.lab_temp_period {
+            Some(p) => {
+                let d = self.duration(&p, "simulator.lab_temp_period")?;
+                if d.is_zero() {
+                    return self.invalid(p.span(), "simulator.lab_temp_period", "must be longer than zero");
+                }
+                d
+            }
+            None => defaults.lab_temp_period,
+        };
+        Ok(SimParams {
+            nominal,
+            offset: raw.offset.unwrap_or(defaults.offset),
+            drift_per_day: raw.drift_per_day.unwrap_or(defaults.drift_per_day),
+            noise,
+            tempco: raw.tempco.unwrap_or(defaults.tempco),
+            lab_temp_mean: raw.lab_temp_mean.unwrap_or(defaults.lab_temp_mean),
+            lab_temp_amplitude: raw.lab_temp_amplitude.unwrap_or(defaults.lab_temp_amplitude),
+            lab_temp_period,
+            time_scale,
+            seed: raw.seed.unwrap_or(defaults.seed),
+            identity: SimIdentity {
+                manufacturer: raw.manufacturer.unwrap_or(defaults.identity.manufacturer),
+                model: raw.model.unwrap_or(defaults.identity.model),
+                serial: raw.serial.unwrap_or(defaults.identity.serial),
+                firmware: raw.firmware.unwrap_or(defaults.identity.firmware),
+            },
+            realistic_timing: raw.realistic_timing.unwrap_or(defaults.realistic_timing),
+        })
+    }
+
+    fn instrument(&self, raw: RawInstrument) -> Result<Instrument, ConfigError> {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return self.invalid(raw.name.span(), "instrument.name", "must not be empty");
+        }
+        let text = raw.resource.get_ref().trim();
+        let endpoint = if text.eq_ignore_ascii_case(SIM_PTY_RESOURCE) {
+            Endpoint::SimulatorPty
+        } else {
+            match text.parse::<Resource>() {
+                Ok(r) => Endpoint::Resource(r),
+                Err(e) => return self.invalid(raw.resource.span(), "instrument.resource", format!("{e}; or {SIM_PTY_RESOURCE} for the built-in simulator")),
+            }
+        };
+
+        let mut serial = SerialSettings::default();
+        if let Some(b) = &raw.baud {
+            if *b.get_ref() == 0 {
+                return self.invalid(b.span(), "instrument.baud", "must be positive, e.g. 9600");
+            }
+            serial.baud = *b.get_ref();
+        }
+        if let Some(d) = &raw.data_bits {
+            serial.data_bits = match d.get_ref() {
+                7 => DataBits::Seven,
+                8 => DataBits::Eight,
+                other => return self.invalid(d.span(), "instrument.data_bits", format!("{other}: expected 7 or 8")),
+            };
+        }
+        if let Some(s) = &raw.stop_bits {
+            serial.stop_bits = match s.get_ref() {
+                1 => StopBits::One,
+                2 => StopBits::Two,
+                other => return self.invalid(s.span(), "instrument.stop_bits", format!("{other}: expected 1 or 2")),
+            };
+        }
+        if let Some(p) = raw.parity {
+            serial.parity = match p {
+                RawParity::None => Parity::None,
+                RawParity::Even => Parity::Even,
+                RawParity::Odd => Parity::Odd,
+            };
+        }
+        if let Some(f) = raw.flow_control {
+            serial.flow_control = match f {
+                RawFlowControl::None => FlowControl::None,
+                RawFlowControl::Xonxoff => FlowControl::XonXoff,
+                RawFlowControl::Rtscts => FlowControl::RtsCts,
+            };
+        }
+
+        let mut link = LinkSettings::default();
+        if let Some(w) = &raw.write_termination {
+            if w.get_ref().len() > 4 {
+                return self.invalid(w.span(), "instrument.write_termination", "at most 4 bytes, e.g. \"\\n\" or \"\\r\\n\"");
+            }
+            link.write_termination = w.get_ref().as_bytes().to_vec();
+        }
+        if let Some(r) = &raw.read_termination {
+            if r.get_ref().is_empty() || r.get_ref().len() > 4 {
+                return self.invalid(r.span(), "instrument.read_termination", "1 to 4 bytes, e.g. \"\\n\" or \"\\r\\n\"");
+            }
+            link.read_termination = r.get_ref().as_bytes().to_vec();
+        }
+        if let Some(t) = &raw.timeout {
+            let d = self.duration(t, "instrument.timeout")?;
+            if d.is_zero() {
+                return self.invalid(t.span(), "instrument.timeout", "must be longer than zero");
+            }
+            link.timeout = d;
+        }
+        if let Some(m) = &raw.max_reply {
+            let v = *m.get_ref();
+            if !(64..=1 << 30).contains(&v) {
+                return self.invalid(m.span(), "instrument.max_reply", "between 64 bytes and 1 GiB");
+            }
+            link.max_reply = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        Ok(Instrument { name, endpoint, serial, link })
+    }
+
+    fn instrument_ref(&self, name: &Spanned<String>, instruments: &[Instrument], key: &str) -> Result<String, ConfigError> {
+        let n = name.get_ref();
+        if instruments.iter().any(|i| &i.name == n) {
+            Ok(n.clone())
+        } else {
+            let known: Vec<&str> = instruments.iter().map(|i| i.name.as_str()).collect();
+            self.invalid(name.span(), key, format!("no instrument named `{n}` (configured: {})", known.join(", ")))
+        }
+    }
+
+    fn command(&self, cmd: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let c = cmd.get_ref().trim();
+        if c.is_empty() || c.contains(['\r', '\n']) {
+            return self.invalid(cmd.span(), key, "commands must be non-empty and on one line; the termination is added by the transport");
+        }
+        Ok(c.to_owned())
+    }
+
+    fn sequence(&self, raw: RawSequence, instruments: &[Instrument]) -> Result<Sequence, ConfigError> {
+        let name = raw.name.get_ref().trim().to_owned();
+        if name.is_empty() {
+            return self.invalid(raw.name.span(), "sequence.name", "must not be empty");
+        }
+        let every = match &raw.every {
+            Some(e) => {
+                let d = self.duration(e, "sequence.every")?;
+                if d < Duration::from_secs(1) {
+                    return self.invalid(e.span(), "sequence.every", "at least 1s");
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        if raw.steps.is_empty() {
+            return self.invalid(raw.name.span(), "sequence.step", format!("sequence `{name}` has no steps"));
+        }
+        let mut steps = Vec::with_capacity(raw.steps.len());
+        for rs in raw.steps {
+            steps.push(match rs {
+                RawStep::Identify(r) => Step::Identify {
+                    instrument: self.instrument_ref(&r.instrument, instruments, "sequence.step.identify.instrument")?,
+                },
+                RawStep::DrainErrors(r) => Step::DrainErrors {
+                    instrument: self.instrument_ref(&r.instrument, instruments, "sequence.step.drain_errors.instrument")?,
+                },
+                RawStep::Configure(c) => Step::Configure {
+                    instrument: self.instrument_ref(&c.instrument, instruments, "sequence.step.configure.instrument")?,
+                    commands: c
+                        .commands
+                        .iter()
+                        .map(|cmd| self.command(cmd, "sequence.step.configure.commands"))
+                        .collect::<Result<_, _>>()?,
+                },
+                RawStep::Read(r) => {
+                    if *r.count.get_ref() == 0 {
+                        return self.invalid(r.count.span(), "sequence.step.read.count", "at least 1");
+                    }
+                    Step::Read(ReadStep {
+                        instrument: self.instrument_ref(&r.instrument, instruments, "sequence.step.read.instrument")?,
+                        query: match &r.query {
+                            Some(q) => self.command(q, "sequence.step.read.query")?,
+                            None => "READ?".to_owned(),
+                        },
+                        count: *r.count.get_ref(),
+                        interval: match &r.interval {
+                            Some(i) => self.duration(i, "sequence.step.read.interval")?,
+                            None => Duration::ZERO,
+                        },
+                        quantity: r.quantity,
+                        unit: r.unit,
+                    })
+                }
+            });
+        }
+        Ok(Sequence { name, every, steps })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "test.toml", Path::new("/base"))
+}
+
+const MINIMAL: &str = r#"
+[lab]
+id = "LAB-A"
+name = "Lab A"
+
+[artefact]
+id = "Z1"
+kind = "zener"
+serial = "1"
+nominal = 10.0
+unit = "V"
+
+[[instrument]]
+name = "dmm"
+resource = "ASRL/dev/ttyUSB0::INSTR"
+
+[[sequence]]
+name = "s"
+
+[[sequence.step]]
+read = { instrument = "dmm", count = 3, quantity = "voltage", unit = "V" }
+"#;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.lab.id, "LAB-A");
+    assert_eq!(c.storage.db, Path::new("/base/tsagent.db"));
+    assert_eq!(c.signing.key, Path::new("/base/keys/lab_ed25519"));
+    let Step::Read(r) = &c.sequences[0].steps[0] else { panic!("not a read step") };
+    assert_eq!(r.query, "READ?");
+    assert_eq!(r.interval, Duration::ZERO);
+    assert_eq!(c.instruments[0].link, LinkSettings::default());
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let demo = Config::demo(Path::new("/tmp/demo")).unwrap();
+    assert_eq!(demo.instruments[0].endpoint, Endpoint::SimulatorPty);
+    assert!(demo.sequence("zener-10v").is_some());
+    let example = include_str!("../../config/example-zener-10v.toml");
+    let c = parse(example).unwrap();
+    assert_eq!(c.sequences[0].every, Some(Duration::from_secs(1800)));
+}
+
+fn error_text(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let text = MINIMAL.replace("resource = \"ASRL", "baudrate = 9600\nresource = \"ASRL");
+    let msg = error_text(&text);
+    assert!(msg.starts_with("test.toml:15:"), "{msg}");
+    assert!(msg.contains("unknown field `baudrate`"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_a_step_names_it() {
+    let text = MINIMAL.replace("count = 3", "count = 3, cuont = 4");
+    let msg = error_text(&text);
+    assert!(msg.contains("cuont"), "{msg}");
+    assert!(msg.starts_with("test.toml:21:"), "{msg}");
+}
+
+#[test]
+fn bad_values_name_line_and_key() {
+    let cases = [
+        ("resource = \"ASRL/dev/ttyUSB0::INSTR\"", "resource = \"COM1\"", 15, "instrument.resource"),
+        ("count = 3", "count = 0", 21, "sequence.step.read.count"),
+        ("count = 3", "count = 3, interval = \"soon\"", 21, "sequence.step.read.interval"),
+        ("instrument = \"dmm\", count", "instrument = \"dvm\", count", 21, "sequence.step.read.instrument"),
+        ("id = \"LAB-A\"", "id = \"../etc\"", 3, "lab.id"),
+    ];
+    for (from, to, line, key) in cases {
+        let msg = error_text(&MINIMAL.replace(from, to));
+        assert!(msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")), "{to}: {msg}");
+    }
+}
+
+#[test]
+fn bad_enum_value_is_a_parse_error_with_line() {
+    let text = MINIMAL.replace("resource = \"ASRL", "parity = \"mark\"\nresource = \"ASRL");
+    let msg = error_text(&text);
+    assert!(msg.starts_with("test.toml:15:"), "{msg}");
+    assert!(msg.contains("mark"), "{msg}");
+}
+
+#[test]
+fn serial_settings_are_read() {
+    let text = MINIMAL.replace(
+        "resource = \"ASRL",
+        "baud = 4800\ndata_bits = 7\nparity = \"even\"\nstop_bits = 1\nflow_control = \"xonxoff\"\nread_termination = \"\\r\\n\"\ntimeout = \"1500ms\"\nresource = \"ASRL",
+    );
+    let c = parse(&text).unwrap();
+    let i = &c.instruments[0];
+    assert_eq!(i.serial.baud, 4800);
+    assert_eq!(i.serial.data_bits, DataBits::Seven);
+    assert_eq!(i.serial.parity, Parity::Even);
+    assert_eq!(i.serial.flow_control, FlowControl::XonXoff);
+    assert_eq!(i.link.read_termination, b"\r\n");
+    assert_eq!(i.link.timeout, Duration::from_millis(1500));
+}
+
+#[test]
+fn sequence_hash_follows_the_definition() {
+    let a = parse(MINIMAL).unwrap().sequences_sha256();
+    let b = parse(&MINIMAL.replace("count = 3", "count = 4")).unwrap().sequences_sha256();
+    assert_ne!(a, b);
+    assert_eq!(a, parse(MINIMAL).unwrap().sequences_sha256());
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn mutated_config_never_panics(pos in 0usize..600, insert in "[\\[\\]=\"a-z0-9 \\n.,{}]{0,12}") {
+            let mut text = MINIMAL.to_owned();
+            let pos = pos.min(text.len());
+            if text.is_char_boundary(pos) {
+                text.insert_str(pos, &insert);
+            }
+            let _ = parse(&text);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! `tsagent db check`: is the log sound, and if not, where does it first go wrong?
+
+use std::fmt;
+
+use rusqlite::Connection;
+
+use super::{StoreError, blob32, head, to_u64};
+use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
+
+/// Problems past this many are counted but not listed; the first one is what matters.
+const MAX_LISTED: usize = 100;
+
+/// One way the log is not sound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// SQLite's own `integrity_check` reported something.
+    Integrity(String),
+    /// A row refers to a run or instrument that does not exist.
+    ForeignKey(String),
+    /// Readings `from..=to` are missing: deleted, or never committed.
+    Missing {
+        /// First missing sequence number.
+        from: u64,
+        /// Last missing sequence number.
+        to: u64,
+    },
+    /// The reading's fields do not hash to its chain value: it was edited.
+    Edited {
+        /// The reading.
+        seq: u64,
+    },
+    /// A stored value cannot be read as the schema defines it.
+    Unreadable {
+        /// The reading.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The head records readings beyond the last one present: the newest were deleted.
+    Truncated {
+        /// Last reading present.
+        last: u64,
+        /// Last reading the head records.
+        head: u64,
+    },
+    /// The head's chain value differs from the last reading's.
+    HeadMismatch {
+        /// The reading at the head.
+        seq: u64,
+    },
+    /// A sealed bundle's recorded chain value differs from the log's at its last reading.
+    SealMismatch {
+        /// Bundle number.
+        bundle: u64,
+        /// Its last reading.
+        seq: u64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Integrity(msg) => write!(f, "sqlite integrity check: {msg}"),
+            Self::ForeignKey(msg) => write!(f, "dangling reference: {msg}"),
+            Self::Missing { from, to } if from == to => write!(f, "reading {from} is missing"),
+            Self::Missing { from, to } => write!(f, "readings {from} to {to} are missing"),
+            Self::Edited { seq } => {
+                write!(f, "reading {seq} does not match its chain hash (the row was edited)")
+            }
+            Self::Unreadable { seq, reason } => write!(f, "reading {seq} is unreadable: {reason}"),
+            Self::Truncated { last, head } => write!(
+                f,
+                "readings after {last} are missing (the chain head records reading {head})"
+            ),
+            Self::HeadMismatch { seq } => {
+                write!(f, "the chain head does not match reading {seq}")
+            }
+            Self::SealMismatch { bundle, seq } => write!(
+                f,
+                "bundle {bundle} sealed a different reading {seq} than the log now holds"
+            ),
+        }
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Readings present.
+    pub readings: u64,
+    /// Sealed bundles.
+    pub bundles: u64,
+    /// Problems in the order found (at most [`MAX_LISTED`]).
+    pub problems: Vec<Problem>,
+    /// Problems found in all, including those not listed.
+    pub problem_count: usize,
+}
+
+impl CheckReport {
+    /// No problem found.
+    pub fn is_sound(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn push(&mut self, p: Problem) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(p);
+        }
+    }
+}
+
+pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
+    let mut report = CheckReport::default();
+
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let lines: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for line in lines.into_iter().filter(|l| l != "ok") {
+        report.push(Problem::Integrity(line));
+    }
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let dangling: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok(format!("{} row {} → {}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for d in dangling {
+        report.push(Problem::ForeignKey(d));
+    }
+
+    // Walk the chain in order. After a problem, continue from the stored chain value so one
+    // edited row is reported once instead of poisoning every row after it.
+    let mut stmt = conn.prepare(
+        "SELECT seq, run_id, instrument_id, quantity, value, status, unit, raw, utc_us, mono_ns,
+                boot_id, chain FROM readings ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut expected: u64 = 1;
+    let mut prev = GENESIS;
+    let mut after_gap = false;
+    while let Some(r) = rows.next()? {
+        let seq = to_u64(r.get(0)?);
+        report.readings += 1;
+        if seq != expected {
+            report.push(Problem::Missing { from: expected, to: seq.saturating_sub(1) });
+            after_gap = true;
+        }
+        let stored: Vec<u8> = r.get(11)?;
+        let record = read_record(r, seq);
+        match (record, blob32("readings", &stored)) {
+            (Ok(record), Ok(chain)) => {
+                if !after_gap && record.chain_after(&prev) != chain {
+                    report.push(Problem::Edited { seq });
+                }
+                prev = chain;
+            }
+            (Err(reason), _) => report.push(Problem::Unreadable { seq, reason }),
+            (_, Err(e)) => report.push(Problem::Unreadable { seq, reason: e.to_string() }),
+        }
+        after_gap = false;
+        expected = seq + 1;
+    }
+    let last = expected - 1;
+
+    let (head_seq, head_chain) = head(conn)?;
+    if head_seq > last {
+        report.push(Problem::Truncated { last, head: head_seq });
+    } else if head_seq < last || (last > 0 && head_chain != prev) {
+        report.push(Problem::HeadMismatch { seq: last });
+    }
+
+    let mut stmt = conn.prepare(
+        "SELECT b.seq, b.last_reading, b.chain_last, r.chain
+         FROM bundles b LEFT JOIN readings r ON r.seq = b.last_reading ORDER BY b.seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        report.bundles += 1;
+        let bundle = to_u64(r.get(0)?);
+        let seq = to_u64(r.get(1)?);
+        let sealed: Vec<u8> = r.get(2)?;
+        let now: Option<Vec<u8>> = r.get(3)?;
+        if now.as_deref() != Some(sealed.as_slice()) {
+            report.push(Problem::SealMismatch { bundle, seq });
+        }
+    }
+    Ok(report)
+}
+
+fn read_record(r: &rusqlite::Row<'_>, seq: u64) -> Result<ReadingRecord, String> {
+    let get_err = |e: rusqlite::Error| e.to_string();
+    let status: String = r.get(5).map_err(get_err)?;
+    Ok(ReadingRecord {
+        seq,
+        run_id: to_u64(r.get(1).map_err(get_err)?),
+        instrument_id: to_u64(r.get(2).map_err(get_err)?),
+        quantity: r.get(3).map_err(get_err)?,
+        value: r.get(4).map_err(get_err)?,
+        status: ReadingStatus::parse(&status).ok_or_else(|| format!("unknown status `{status}`"))?,
+        unit: r.get(6).map_err(get_err)?,
+        raw: r.get(7).map_err(get_err)?,
+        utc_us: r.get(8).map_err(get_err)?,
+        mono_ns: to_u64(r.get(9).map_err(get_err)?),
+        boot_id: r.get(10).map_err(get_err)?,
+    })
+}

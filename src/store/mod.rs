@@ -1,0 +1,829 @@
+//! The durable log: the only module that runs SQL.
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`: when [`Store::append_reading`] returns, the
+//! reading and the exchanges that produced it are on disk, chained to every reading before it (see
+//! [`crate::chain`]). Callers report a reading, and trigger the next one, only after that.
+
+mod check;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
+use crate::clock::Timestamp;
+use crate::session::Identity;
+
+pub use check::{CheckReport, Problem};
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open database `{path}`")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A command that reads an existing database was given a path with none.
+    #[error("no database at `{path}`")]
+    Missing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The folder for the database could not be created.
+    #[error("cannot create folder `{path}`")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A newer tsagent wrote this database.
+    #[error("database schema version {found} is newer than this tsagent supports ({supported})")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: usize,
+    },
+    /// SQLite refused WAL mode (e.g. a network file system); durability could not be promised.
+    #[error("database refused WAL mode (journal mode is `{mode}`); put it on a local disk")]
+    NoWal {
+        /// The mode SQLite reported.
+        mode: String,
+    },
+    /// A stored value is not what the schema promises (edited outside tsagent).
+    #[error("corrupt row in `{table}`: {reason}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Pending readings fail the chain: the log was altered, so it must not be signed.
+    #[error("refusing to seal: reading {seq} does not match the chain (run `tsagent db check`)")]
+    ChainBroken {
+        /// First bad reading.
+        seq: u64,
+    },
+    /// Another process sealed the same bundle number first.
+    #[error("bundle {seq} was sealed by another process at the same time; run the command again")]
+    SealConflict {
+        /// The bundle number.
+        seq: u64,
+    },
+    /// Any other SQLite error.
+    #[error("database error")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// In progress, or the process died during it.
+    Running,
+    /// Every step done.
+    Completed,
+    /// A step failed; readings already taken stay.
+    Failed,
+    /// Found `running` after a crash.
+    Interrupted,
+    /// Stopped by a signal after the reading in progress.
+    Stopped,
+}
+
+impl RunStatus {
+    /// Name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "interrupted" => Self::Interrupted,
+            "stopped" => Self::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A technician ran `tsagent measure`.
+    Manual,
+    /// The daemon's schedule.
+    Schedule,
+    /// `tsagent demo`.
+    Demo,
+}
+
+impl Trigger {
+    /// Name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Schedule => "schedule",
+            Self::Demo => "demo",
+        }
+    }
+}
+
+/// A reading to append; the store assigns its sequence number and chain value.
+#[derive(Debug, Clone)]
+pub struct NewReading<'a> {
+    /// The run taking it.
+    pub run_id: u64,
+    /// The identified instrument.
+    pub instrument_id: u64,
+    /// Quantity name.
+    pub quantity: &'a str,
+    /// The value when `status` is valid.
+    pub value: Option<f64>,
+    /// Valid, overload or not-a-number.
+    pub status: ReadingStatus,
+    /// Unit.
+    pub unit: &'a str,
+    /// Reply text as received.
+    pub raw: &'a str,
+    /// When the reply arrived.
+    pub at: Timestamp,
+    /// Boot id that scopes `at.mono_ns`.
+    pub boot_id: &'a str,
+}
+
+/// A reading as committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Its global sequence number.
+    pub seq: u64,
+    /// The chain value after it.
+    pub chain: [u8; 32],
+}
+
+/// An event to append: an exchange, an instrument error, a failure, a state change.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The run it belongs to, if any.
+    pub run_id: Option<u64>,
+    /// The instrument it concerns, if any.
+    pub instrument_id: Option<u64>,
+    /// Short kind, e.g. `exchange`, `instrument_error`, `failure`.
+    pub kind: &'static str,
+    /// Kind-specific details.
+    pub detail: serde_json::Value,
+}
+
+/// A stored reading with the names a reader wants next to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingRow {
+    /// The chained fields.
+    pub record: ReadingRecord,
+    /// Chain value after it.
+    pub chain: [u8; 32],
+    /// Its run's sequence name.
+    pub sequence: String,
+    /// Its instrument's name.
+    pub instrument: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// Event id (increasing).
+    pub id: u64,
+    /// When.
+    pub utc_us: i64,
+    /// Run, if any.
+    pub run_id: Option<u64>,
+    /// Instrument name, if any.
+    pub instrument: Option<String>,
+    /// Kind.
+    pub kind: String,
+    /// Details (JSON).
+    pub detail: serde_json::Value,
+}
+
+/// A stored instrument identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstrumentRow {
+    /// Row id, referenced by readings.
+    pub id: u64,
+    /// Configured name.
+    pub name: String,
+    /// Resource it was reached at.
+    pub resource: String,
+    /// Identity from the instrument.
+    pub identity: Identity,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    /// Run id.
+    pub id: u64,
+    /// Sequence name.
+    pub sequence: String,
+    /// State.
+    pub status: RunStatus,
+    /// Failure or stop message.
+    pub message: Option<String>,
+    /// Readings taken.
+    pub readings: u64,
+}
+
+/// Everything needed to seal the next bundle.
+#[derive(Debug, Clone)]
+pub struct SealMaterial {
+    /// Number of the bundle to seal.
+    pub bundle_seq: u64,
+    /// SHA-256 of the previous bundle's SHA256SUMS.
+    pub prev_sums_sha256: Option<[u8; 32]>,
+    /// Chain value before the first pending reading.
+    pub chain_prev: [u8; 32],
+    /// Pending readings, in order, chain verified.
+    pub readings: Vec<ReadingRow>,
+    /// Events since the last bundle.
+    pub events: Vec<EventRow>,
+    /// Instruments the readings come from.
+    pub instruments: Vec<InstrumentRow>,
+}
+
+/// A seal to commit.
+#[derive(Debug, Clone)]
+pub struct SealRecord<'a> {
+    /// Bundle number (from [`SealMaterial::bundle_seq`]).
+    pub seq: u64,
+    /// Bundle name.
+    pub name: &'a str,
+    /// First reading sealed.
+    pub first_reading: u64,
+    /// Last reading sealed.
+    pub last_reading: u64,
+    /// Chain value at the last reading.
+    pub chain_last: [u8; 32],
+    /// First event sealed.
+    pub first_event: Option<u64>,
+    /// Last event sealed.
+    pub last_event: Option<u64>,
+    /// SHA-256 of the bundle's SHA256SUMS.
+    pub sums_sha256: [u8; 32],
+    /// When it was sealed.
+    pub created_utc_us: i64,
+    /// The archive.
+    pub tar: &'a [u8],
+}
+
+/// A sealed bundle.
+#[derive(Debug, Clone)]
+pub struct BundleRow {
+    /// Bundle number.
+    pub seq: u64,
+    /// Name (file name without `.tar`).
+    pub name: String,
+    /// The archive.
+    pub tar: Vec<u8>,
+}
+
+/// The database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens the database, creating it (and its folder) if missing, and brings the schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    /// Opens an existing database; a missing file is an error rather than a new empty log.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.to_owned() });
+        }
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NoWal { mode });
+        }
+        // FULL: the WAL is fsynced at every commit, so a committed reading survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        let mut store = Store { conn, path: path.to_owned() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = schema::MIGRATIONS.len();
+        let current = usize::try_from(version).map_err(|_| StoreError::Corrupt {
+            table: "user_version",
+            reason: format!("negative schema version {version}"),
+        })?;
+        if current > supported {
+            return Err(StoreError::TooNew { found: version, supported });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current) {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Another process may have migrated while we waited for the lock.
+            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if now > i64::try_from(i).unwrap_or(i64::MAX) {
+                continue;
+            }
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Marks runs left `running` by a crash as `interrupted`; returns their ids.
+    pub fn recover_interrupted(&mut self, at: Timestamp) -> Result<Vec<u64>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids: Vec<u64> = {
+            let mut stmt = tx.prepare("SELECT id FROM runs WHERE status = 'running' ORDER BY id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+            rows.map(|r| r.map(to_u64)).collect::<Result<_, _>>()?
+        };
+        for id in &ids {
+            tx.execute(
+                "UPDATE runs SET status = 'interrupted', ended_utc_us = ?1,
+                 message = 'the agent stopped during this run (crash or power loss)' WHERE id = ?2",
+                params![at.utc_us, to_i64(*id)],
+            )?;
+            insert_event(
+                &tx,
+                &NewEvent {
+                    at,
+                    run_id: Some(*id),
+                    instrument_id: None,
+                    kind: "run_interrupted",
+                    detail: serde_json::json!({ "reason": "found running at start-up" }),
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Records an instrument identity (once per distinct identity) and returns its id.
+    pub fn record_instrument(
+        &mut self,
+        name: &str,
+        resource: &str,
+        identity: &Identity,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO instruments
+               (name, resource, manufacturer, model, serial, firmware, first_seen_utc_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                name,
+                resource,
+                identity.manufacturer,
+                identity.model,
+                identity.serial,
+                identity.firmware,
+                at.utc_us
+            ],
+        )?;
+        let id: i64 = tx.query_row(
+            "SELECT id FROM instruments WHERE name = ?1 AND resource = ?2 AND manufacturer = ?3
+               AND model = ?4 AND serial = ?5 AND firmware = ?6",
+            params![
+                name,
+                resource,
+                identity.manufacturer,
+                identity.model,
+                identity.serial,
+                identity.firmware
+            ],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(to_u64(id))
+    }
+
+    /// Starts a run in state `running`.
+    pub fn begin_run(
+        &mut self,
+        sequence: &str,
+        trigger: Trigger,
+        operator: Option<&str>,
+        at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status)
+             VALUES (?1, ?2, ?3, ?4, 'running')",
+            params![sequence, trigger.as_str(), operator, at.utc_us],
+        )?;
+        Ok(to_u64(self.conn.last_insert_rowid()))
+    }
+
+    /// Ends a run.
+    pub fn end_run(
+        &mut self,
+        run_id: u64,
+        status: RunStatus,
+        message: Option<&str>,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?1, message = ?2, ended_utc_us = ?3 WHERE id = ?4",
+            params![status.as_str(), message, at.utc_us, to_i64(run_id)],
+        )?;
+        Ok(())
+    }
+
+    /// Appends one reading, and the events that go with it, in one durable transaction.
+    ///
+    /// The sequence number and chain come from the head row inside the transaction, so a second
+    /// process appending to the same file (a manual run beside the daemon) still extends one chain.
+    pub fn append_reading(
+        &mut self,
+        reading: &NewReading<'_>,
+        events: &[NewEvent],
+    ) -> Result<Committed, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (head_seq, head_chain) = head(&tx)?;
+        let record = ReadingRecord {
+            seq: head_seq + 1,
+            run_id: reading.run_id,
+            instrument_id: reading.instrument_id,
+            quantity: reading.quantity.to_owned(),
+            value: reading.value,
+            status: reading.status,
+            unit: reading.unit.to_owned(),
+            raw: reading.raw.to_owned(),
+            utc_us: reading.at.utc_us,
+            mono_ns: reading.at.mono_ns,
+            boot_id: reading.boot_id.to_owned(),
+        };
+        let chain = record.chain_after(&head_chain);
+        tx.prepare_cached(
+            "INSERT INTO readings (seq, run_id, instrument_id, quantity, value, status, unit, raw,
+                                   utc_us, mono_ns, boot_id, chain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            to_i64(record.seq),
+            to_i64(record.run_id),
+            to_i64(record.instrument_id),
+            record.quantity,
+            record.value,
+            record.status.as_str(),
+            record.unit,
+            record.raw,
+            record.utc_us,
+            to_i64(record.mono_ns),
+            record.boot_id,
+            &chain[..],
+        ])?;
+        tx.prepare_cached("UPDATE chain_head SET seq = ?1, chain = ?2 WHERE id = 1")?
+            .execute(params![to_i64(record.seq), &chain[..]])?;
+        for e in events {
+            insert_event(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(Committed { seq: record.seq, chain })
+    }
+
+    /// Appends events in one transaction.
+    pub fn append_events(&mut self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for e in events {
+            insert_event(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The run with this id.
+    pub fn run(&self, run_id: u64) -> Result<Option<RunRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, sequence, status, message,
+                        (SELECT count(*) FROM readings WHERE run_id = runs.id)
+                 FROM runs WHERE id = ?1",
+                [to_i64(run_id)],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(id, sequence, status, message, readings)| {
+                let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                    table: "runs",
+                    reason: format!("run {id} has unknown status `{status}`"),
+                })?;
+                Ok(RunRow { id: to_u64(id), sequence, status, message, readings: to_u64(readings) })
+            })
+            .transpose()
+    }
+
+    /// Every reading at or after `since_utc_us` (all if `None`), in sequence order, passed to `visit`.
+    pub fn visit_readings<E: From<StoreError>>(
+        &self,
+        since_utc_us: Option<i64>,
+        mut visit: impl FnMut(ReadingRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{READING_SELECT} WHERE r.utc_us >= ?1 ORDER BY r.seq"))
+            .map_err(StoreError::from)?;
+        let mut rows = stmt.query([since_utc_us.unwrap_or(i64::MIN)]).map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            visit(reading_row(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// Readings of one run, in order.
+    pub fn run_readings(&self, run_id: u64) -> Result<Vec<ReadingRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{READING_SELECT} WHERE r.run_id = ?1 ORDER BY r.seq"))?;
+        let mut rows = stmt.query([to_i64(run_id)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(reading_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Events of one run, in order.
+    pub fn run_events(&self, run_id: u64) -> Result<Vec<EventRow>, StoreError> {
+        self.events_where("e.run_id = ?1", to_i64(run_id))
+    }
+
+    fn events_where(&self, condition: &str, arg: i64) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT e.id, e.utc_us, e.run_id, i.name, e.kind, e.detail
+             FROM events e LEFT JOIN instruments i ON i.id = e.instrument_id
+             WHERE {condition} ORDER BY e.id"
+        ))?;
+        let mut rows = stmt.query([arg])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let detail: String = r.get(5)?;
+            out.push(EventRow {
+                id: to_u64(r.get(0)?),
+                utc_us: r.get(1)?,
+                run_id: r.get::<_, Option<i64>>(2)?.map(to_u64),
+                instrument: r.get(3)?,
+                kind: r.get(4)?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks the whole log: SQLite's integrity check, the chain, the sequence, the head and the seals.
+    pub fn check(&self) -> Result<CheckReport, StoreError> {
+        check::run(&self.conn)
+    }
+
+    /// The newest sealed bundle.
+    pub fn latest_bundle(&self) -> Result<Option<BundleRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT seq, name, tar FROM bundles ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok(BundleRow { seq: to_u64(r.get(0)?), name: r.get(1)?, tar: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    /// What the next bundle would hold; `None` when no reading is waiting to be sealed.
+    pub fn seal_material(&self) -> Result<Option<SealMaterial>, StoreError> {
+        let last: Option<(i64, Vec<u8>, Option<i64>, Vec<u8>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT seq, sums_sha256, last_event, chain_last, last_reading
+                 FROM bundles ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        let (bundle_seq, prev_sums, after_event, chain_prev, after_reading) = match last {
+            None => (1, None, 0, GENESIS, 0),
+            Some((seq, sums, last_event, chain_last, last_reading)) => (
+                to_u64(seq) + 1,
+                Some(blob32("bundles", &sums)?),
+                last_event.unwrap_or(0),
+                blob32("bundles", &chain_last)?,
+                last_reading,
+            ),
+        };
+        let mut readings = Vec::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare(&format!("{READING_SELECT} WHERE r.seq > ?1 ORDER BY r.seq"))?;
+            let mut rows = stmt.query([after_reading])?;
+            let mut prev = chain_prev;
+            let mut expected = to_u64(after_reading) + 1;
+            while let Some(row) = rows.next()? {
+                let reading = reading_row(row)?;
+                // Never sign what the chain does not vouch for.
+                if reading.record.seq != expected || reading.record.chain_after(&prev) != reading.chain {
+                    return Err(StoreError::ChainBroken { seq: expected });
+                }
+                prev = reading.chain;
+                expected += 1;
+                readings.push(reading);
+            }
+        }
+        if readings.is_empty() {
+            return Ok(None);
+        }
+        let events = self.events_where("e.id > ?1", after_event)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, resource, manufacturer, model, serial, firmware FROM instruments
+             WHERE id IN (SELECT DISTINCT instrument_id FROM readings WHERE seq > ?1) ORDER BY id",
+        )?;
+        let instruments = stmt
+            .query_map([after_reading], |r| {
+                Ok(InstrumentRow {
+                    id: to_u64(r.get(0)?),
+                    name: r.get(1)?,
+                    resource: r.get(2)?,
+                    identity: Identity {
+                        manufacturer: r.get(3)?,
+                        model: r.get(4)?,
+                        serial: r.get(5)?,
+                        firmware: r.get(6)?,
+                    },
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(SealMaterial {
+            bundle_seq,
+            prev_sums_sha256: prev_sums,
+            chain_prev,
+            readings,
+            events,
+            instruments,
+        }))
+    }
+
+    /// Commits a seal. Fails with [`StoreError::SealConflict`] if that bundle number already exists.
+    pub fn record_seal(&mut self, seal: &SealRecord<'_>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM bundles", [], |r| r.get(0))?;
+        if to_u64(next) != seal.seq {
+            return Err(StoreError::SealConflict { seq: seal.seq });
+        }
+        tx.execute(
+            "INSERT INTO bundles (seq, name, first_reading, last_reading, chain_last, first_event,
+                                  last_event, sums_sha256, created_utc_us, tar)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                to_i64(seal.seq),
+                seal.name,
+                to_i64(seal.first_reading),
+                to_i64(seal.last_reading),
+                &seal.chain_last[..],
+                seal.first_event.map(to_i64),
+                seal.last_event.map(to_i64),
+                &seal.sums_sha256[..],
+                seal.created_utc_us,
+                seal.tar,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+const READING_SELECT: &str = "SELECT r.seq, r.run_id, r.instrument_id, r.quantity, r.value, r.status,
+        r.unit, r.raw, r.utc_us, r.mono_ns, r.boot_id, r.chain, u.sequence, i.name
+    FROM readings r JOIN runs u ON u.id = r.run_id JOIN instruments i ON i.id = r.instrument_id";
+
+fn reading_row(r: &rusqlite::Row<'_>) -> Result<ReadingRow, StoreError> {
+    let seq: i64 = r.get(0)?;
+    let status: String = r.get(5)?;
+    let chain: Vec<u8> = r.get(11)?;
+    Ok(ReadingRow {
+        record: ReadingRecord {
+            seq: to_u64(seq),
+            run_id: to_u64(r.get(1)?),
+            instrument_id: to_u64(r.get(2)?),
+            quantity: r.get(3)?,
+            value: r.get(4)?,
+            status: ReadingStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                table: "readings",
+                reason: format!("reading {seq} has unknown status `{status}`"),
+            })?,
+            unit: r.get(6)?,
+            raw: r.get(7)?,
+            utc_us: r.get(8)?,
+            mono_ns: to_u64(r.get(9)?),
+            boot_id: r.get(10)?,
+        },
+        chain: blob32("readings", &chain)?,
+        sequence: r.get(12)?,
+        instrument: r.get(13)?,
+    })
+}
+
+fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
+    let (seq, chain): (i64, Vec<u8>) =
+        conn.query_row("SELECT seq, chain FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((to_u64(seq), blob32("chain_head", &chain)?))
+}
+
+fn insert_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO events (utc_us, mono_ns, run_id, instrument_id, kind, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.at.utc_us,
+        to_i64(e.at.mono_ns),
+        e.run_id.map(to_i64),
+        e.instrument_id.map(to_i64),
+        e.kind,
+        e.detail.to_string(),
+    ])?;
+    Ok(())
+}
+
+fn blob32(table: &'static str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| StoreError::Corrupt {
+        table,
+        reason: format!("hash of {} bytes, expected 32", bytes.len()),
+    })
+}
+
+// SQLite integers are i64. Sequence numbers, ids and CLOCK_MONOTONIC nanoseconds stay far below
+// i64::MAX (292 years of nanoseconds), so these conversions saturate only on corrupt input.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+//! Schema migrations, versioned by `PRAGMA user_version`. Each entry moves the schema up by one and
+//! runs in one transaction with the version bump, so a crash leaves the old or the new schema.
+
+/// The migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+const V1: &str = r#"
+CREATE TABLE instruments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    manufacturer TEXT NOT NULL,
+    model TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    firmware TEXT NOT NULL,
+    first_seen_utc_us INTEGER NOT NULL,
+    UNIQUE (name, resource, manufacturer, model, serial, firmware)
+);
+
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    sequence TEXT NOT NULL,
+    trigger TEXT NOT NULL CHECK (trigger IN ('manual', 'schedule', 'demo')),
+    operator TEXT,
+    started_utc_us INTEGER NOT NULL,
+    ended_utc_us INTEGER,
+    status TEXT NOT NULL
+        CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'stopped')),
+    message TEXT
+);
+
+CREATE TABLE readings (
+    seq INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    instrument_id INTEGER NOT NULL REFERENCES instruments(id),
+    quantity TEXT NOT NULL,
+    value REAL,
+    status TEXT NOT NULL CHECK (status IN ('valid', 'overload', 'nan')),
+    unit TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    utc_us INTEGER NOT NULL,
+    mono_ns INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    chain BLOB NOT NULL CHECK (length(chain) = 32)
+);
+CREATE INDEX readings_by_time ON readings(utc_us);
+CREATE INDEX readings_by_run ON readings(run_id);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    utc_us INTEGER NOT NULL,
+    mono_ns INTEGER NOT NULL,
+    run_id INTEGER REFERENCES runs(id),
+    instrument_id INTEGER REFERENCES instruments(id),
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+
+-- The chain value after the last reading, updated in the same transaction as each reading, so that
+-- deleting the newest readings shows even though the remaining chain is intact.
+CREATE TABLE chain_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    chain BLOB NOT NULL CHECK (length(chain) = 32)
+);
+INSERT INTO chain_head (id, seq, chain) VALUES (1, 0, zeroblob(32));
+
+-- Sealed bundles, with the archive itself: the seal is committed before the file is written, so
+-- the file can always be written again from here.
+CREATE TABLE bundles (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    first_reading INTEGER NOT NULL,
+    last_reading INTEGER NOT NULL,
+    chain_last BLOB NOT NULL CHECK (length(chain_last) = 32),
+    first_event INTEGER,
+    last_event INTEGER,
+    sums_sha256 BLOB NOT NULL CHECK (length(sums_sha256) = 32),
+    created_utc_us INTEGER NOT NULL,
+    tar BLOB NOT NULL
+);
+
+-- Readings, events and bundles are append-only. The triggers stop accidents; the chain shows a
+-- deliberate edit made after dropping them.
+CREATE TRIGGER readings_no_update BEFORE UPDATE ON readings
+    BEGIN SELECT RAISE(ABORT, 'readings are append-only'); END;
+CREATE TRIGGER readings_no_delete BEFORE DELETE ON readings
+    BEGIN SELECT RAISE(ABORT, 'readings are append-only'); END;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER bundles_no_update BEFORE UPDATE ON bundles
+    BEGIN SELECT RAISE(ABORT, 'bundles are append-only'); END;
+CREATE TRIGGER bundles_no_delete BEFORE DELETE ON bundles
+    BEGIN SELECT RAISE(ABORT, 'bundles are append-only'); END;
+"#;

@@ -1,0 +1,272 @@
+use super::*;
+
+fn at(us: i64) -> Timestamp {
+    Timestamp { utc_us: 1_795_000_000_000_000 + us, mono_ns: 1_000 + u64::try_from(us).unwrap() }
+}
+
+fn identity() -> Identity {
+    Identity {
+        manufacturer: "TSAGENT".into(),
+        model: "SIM-DMM8".into(),
+        serial: "SIM0001".into(),
+        firmware: "1.0".into(),
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: Store,
+    run: u64,
+    inst: u64,
+}
+
+fn fixture(readings: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/t.db");
+    let mut store = Store::open(&path).unwrap();
+    let inst = store.record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &identity(), at(0)).unwrap();
+    let run = store.begin_run("s", Trigger::Manual, Some("op"), at(0)).unwrap();
+    let mut f = Fixture { _dir: dir, path, store, run, inst };
+    for i in 0..readings {
+        append(&mut f, i);
+    }
+    f
+}
+
+fn append(f: &mut Fixture, i: usize) -> Committed {
+    let raw = format!("+1.000000{i:02}E+01");
+    let value: f64 = raw.parse().unwrap();
+    let ev = NewEvent {
+        at: at(i as i64),
+        run_id: Some(f.run),
+        instrument_id: Some(f.inst),
+        kind: "exchange",
+        detail: serde_json::json!({ "command": "READ?", "reply": raw }),
+    };
+    f.store
+        .append_reading(
+            &NewReading {
+                run_id: f.run,
+                instrument_id: f.inst,
+                quantity: "voltage",
+                value: Some(value),
+                status: ReadingStatus::Valid,
+                unit: "V",
+                raw: &raw,
+                at: at(i as i64 * 1000),
+                boot_id: "boot",
+            },
+            &[ev],
+        )
+        .unwrap()
+}
+
+/// Edits the file the way someone with the `sqlite3` shell would: a separate connection that
+/// first drops the append-only triggers.
+fn tamper(path: &Path, sql: &str) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER readings_no_update; DROP TRIGGER readings_no_delete; {sql}"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn opens_in_wal_with_full_sync_and_foreign_keys() {
+    let f = fixture(0);
+    let mode: String = f.store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let sync: i64 = f.store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+    let fk: i64 = f.store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+    let version: i64 = f.store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
+    assert_eq!(version, schema::MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn reopening_keeps_data_and_schema() {
+    let f = fixture(3);
+    let path = f.path.clone();
+    drop(f.store);
+    let store = Store::open_existing(&path).unwrap();
+    assert_eq!(store.check().unwrap().readings, 3);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let f = fixture(0);
+    f.store.conn.pragma_update(None, "user_version", 99).unwrap();
+    let path = f.path.clone();
+    drop(f.store);
+    let err = Store::open_existing(&path).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn missing_database_is_not_created_by_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.db");
+    assert!(matches!(Store::open_existing(&path), Err(StoreError::Missing { .. })));
+    assert!(!path.exists());
+}
+
+#[test]
+fn readings_are_numbered_and_chained() {
+    let mut f = fixture(2);
+    let c = append(&mut f, 2);
+    assert_eq!(c.seq, 3);
+    let rows = f.store.run_readings(f.run).unwrap();
+    assert_eq!(rows.len(), 3);
+    let mut prev = GENESIS;
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.record.seq, i as u64 + 1);
+        assert_eq!(r.record.chain_after(&prev), r.chain);
+        prev = r.chain;
+    }
+    assert_eq!(prev, c.chain);
+    assert_eq!(rows[0].instrument, "dmm");
+    assert_eq!(rows[0].sequence, "s");
+    let report = f.store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.readings, 3);
+}
+
+#[test]
+fn triggers_refuse_edits_through_sql() {
+    let f = fixture(2);
+    let err = f.store.conn.execute("UPDATE readings SET value = 0 WHERE seq = 1", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let err = f.store.conn.execute("DELETE FROM readings WHERE seq = 2", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[test]
+fn check_finds_an_edited_row() {
+    let f = fixture(5);
+    tamper(&f.path, "UPDATE readings SET value = 10.5 WHERE seq = 3;");
+    let report = f.store.check().unwrap();
+    assert_eq!(report.problems, vec![Problem::Edited { seq: 3 }]);
+}
+
+#[test]
+fn check_finds_a_deleted_row_in_the_middle() {
+    let f = fixture(5);
+    tamper(&f.path, "DELETE FROM readings WHERE seq = 2;");
+    let report = f.store.check().unwrap();
+    assert_eq!(report.problems, vec![Problem::Missing { from: 2, to: 2 }]);
+}
+
+#[test]
+fn check_finds_deleted_newest_rows() {
+    let f = fixture(5);
+    tamper(&f.path, "DELETE FROM readings WHERE seq >= 4;");
+    let report = f.store.check().unwrap();
+    assert_eq!(report.problems, vec![Problem::Truncated { last: 3, head: 5 }]);
+}
+
+#[test]
+fn check_finds_a_seal_that_no_longer_matches() {
+    let mut f = fixture(3);
+    let m = f.store.seal_material().unwrap().unwrap();
+    f.store
+        .record_seal(&SealRecord {
+            seq: m.bundle_seq,
+            name: "L-A-000001",
+            first_reading: 1,
+            last_reading: 3,
+            chain_last: m.readings[2].chain,
+            first_event: None,
+            last_event: None,
+            sums_sha256: [1; 32],
+            created_utc_us: 0,
+            tar: b"x",
+        })
+        .unwrap();
+    assert!(f.store.check().unwrap().is_sound());
+    // Rewrite the newest reading *and* its chain and head consistently: only the seal catches it.
+    let mut rows = f.store.run_readings(f.run).unwrap();
+    let last = rows.pop().unwrap();
+    let mut forged = last.record.clone();
+    forged.value = Some(9.0);
+    let chain = forged.chain_after(&rows[1].chain);
+    let conn = Connection::open(&f.path).unwrap();
+    conn.execute_batch("DROP TRIGGER readings_no_update;").unwrap();
+    conn.execute("UPDATE readings SET value = 9.0, chain = ?1 WHERE seq = 3", [&chain[..]]).unwrap();
+    conn.execute("UPDATE chain_head SET chain = ?1", [&chain[..]]).unwrap();
+    let report = f.store.check().unwrap();
+    assert_eq!(report.problems, vec![Problem::SealMismatch { bundle: 1, seq: 3 }]);
+}
+
+#[test]
+fn two_writers_extend_one_chain() {
+    let mut f = fixture(1);
+    let mut other = Store::open_existing(&f.path).unwrap();
+    let c2 = other
+        .append_reading(
+            &NewReading {
+                run_id: f.run,
+                instrument_id: f.inst,
+                quantity: "voltage",
+                value: None,
+                status: ReadingStatus::Overload,
+                unit: "V",
+                raw: "+9.90000000E+37",
+                at: at(5),
+                boot_id: "boot",
+            },
+            &[],
+        )
+        .unwrap();
+    let c3 = append(&mut f, 3);
+    assert_eq!((c2.seq, c3.seq), (2, 3));
+    assert!(f.store.check().unwrap().is_sound());
+}
+
+#[test]
+fn interrupted_runs_are_recovered() {
+    let mut f = fixture(1);
+    let done = f.store.begin_run("s", Trigger::Schedule, None, at(1)).unwrap();
+    f.store.end_run(done, RunStatus::Completed, None, at(2)).unwrap();
+    let ids = f.store.recover_interrupted(at(3)).unwrap();
+    assert_eq!(ids, vec![f.run]);
+    assert_eq!(f.store.run(f.run).unwrap().unwrap().status, RunStatus::Interrupted);
+    assert_eq!(f.store.run(done).unwrap().unwrap().status, RunStatus::Completed);
+    assert!(f.store.recover_interrupted(at(4)).unwrap().is_empty());
+}
+
+#[test]
+fn seal_material_takes_what_is_not_yet_sealed() {
+    let mut f = fixture(3);
+    let m = f.store.seal_material().unwrap().unwrap();
+    assert_eq!((m.bundle_seq, m.readings.len(), m.events.len()), (1, 3, 3));
+    assert_eq!(m.chain_prev, GENESIS);
+    assert_eq!(m.instruments.len(), 1);
+    let seal = SealRecord {
+        seq: 1,
+        name: "L-A-000001",
+        first_reading: 1,
+        last_reading: 3,
+        chain_last: m.readings[2].chain,
+        first_event: Some(m.events[0].id),
+        last_event: Some(m.events[2].id),
+        sums_sha256: [7; 32],
+        created_utc_us: 5,
+        tar: b"tar",
+    };
+    f.store.record_seal(&seal).unwrap();
+    assert!(matches!(f.store.record_seal(&seal), Err(StoreError::SealConflict { seq: 1 })));
+    assert!(f.store.seal_material().unwrap().is_none());
+    append(&mut f, 9);
+    let m2 = f.store.seal_material().unwrap().unwrap();
+    assert_eq!((m2.bundle_seq, m2.readings.len(), m2.events.len()), (2, 1, 1));
+    assert_eq!(m2.chain_prev, m.readings[2].chain);
+    assert_eq!(m2.prev_sums_sha256, Some([7; 32]));
+    assert_eq!(f.store.latest_bundle().unwrap().unwrap().tar, b"tar");
+}
+
+#[test]
+fn sealing_refuses_a_broken_chain() {
+    let f = fixture(3);
+    tamper(&f.path, "UPDATE readings SET raw = 'x' WHERE seq = 2;");
+    assert!(matches!(f.store.seal_material(), Err(StoreError::ChainBroken { seq: 2 })));
+}
