@@ -9,8 +9,10 @@
 pub mod bundle;
 pub mod chain;
 pub mod sim;
+pub mod sequence;
 pub mod stats;
 pub mod config;
+pub mod daemon;
 pub mod hex;
 pub mod store;
 pub mod clock;

@@ -1,15 +1,282 @@
-//! TEMPORARY STUB (types only) until the session branch lands.
-#![allow(missing_docs, dead_code)]
+//! The session layer: commands and queries to one named instrument over a [`Link`], the IEEE
+//! 488.2 / SCPI conventions every driver needs (identity, error queue, numeric replies), and a
+//! log of every exchange.
+//!
+//! **Architecture Invariant:** a session never touches storage. It records exchanges in memory;
+//! the caller drains them with [`Session::take_exchanges`] and decides where they go.
+
+mod scpi;
+
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity { pub manufacturer: String, pub model: String, pub serial: String, pub firmware: String }
-#[derive(Debug, Clone)]
-pub struct Exchange { pub command: String, pub reply: Option<String>, pub started: SystemTime, pub duration: Duration, pub error: Option<String> }
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Measurement { Value(f64), Overload { negative: bool }, NotANumber }
-impl Measurement {
-    pub fn value(&self) -> Option<f64> { match self { Self::Value(v) => Some(*v), _ => None } }
-    pub fn status(&self) -> crate::chain::ReadingStatus { match self { Self::Value(_) => crate::chain::ReadingStatus::Valid, Self::Overload{..} => crate::chain::ReadingStatus::Overload, Self::NotANumber => crate::chain::ReadingStatus::NotANumber } }
+
+use crate::transport::{Link, TransportError, preview};
+
+pub use scpi::{
+    Identity, InstrumentError, Measurement, NumberError, parse_error_reply, parse_idn, parse_number,
+};
+
+/// Exchanges kept when the caller does not drain them; older ones are dropped (and counted)
+/// so a forgetful caller costs bounded memory.
+const MAX_EXCHANGES: usize = 10_000;
+
+/// Query that reads one entry of the SCPI error queue.
+const SYSTEM_ERROR_QUERY: &str = "SYST:ERR?";
+
+/// One command sent to an instrument and what came back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// The command as sent, without the write terminator.
+    pub command: String,
+    /// The reply without its terminator; `None` for a plain write or when no reply arrived.
+    pub reply: Option<String>,
+    /// Wall-clock time the command was about to be sent.
+    pub started: SystemTime,
+    /// How long the write and (for a query) the reply took, measured on the monotonic clock.
+    pub duration: Duration,
+    /// The failure, with its causes, when the exchange did not complete.
+    pub error: Option<String>,
 }
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstrumentError { pub code: i32, pub message: String }
+
+/// Errors of the session layer.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The link failed while sending a command or receiving its reply.
+    #[error("instrument `{instrument}`: command `{command}` failed")]
+    Transport {
+        /// The session's name.
+        instrument: String,
+        /// The command being sent.
+        command: String,
+        /// What the link reported.
+        #[source]
+        source: TransportError,
+    },
+    /// The `*IDN?` reply does not have four comma-separated fields.
+    #[error("identity reply `{}` is not `manufacturer,model,serial,firmware`", preview(reply.as_bytes()))]
+    BadIdentity {
+        /// The reply as received.
+        reply: String,
+    },
+    /// A reply that should have been a number is not one.
+    #[error("reply `{}` is not a number", preview(reply.as_bytes()))]
+    BadNumber {
+        /// The reply as received.
+        reply: String,
+        /// Why it is not a number.
+        #[source]
+        source: NumberError,
+    },
+    /// An error-queue reply is not `<code>,"<message>"`.
+    #[error("error queue reply `{}` is not `<code>,\"<message>\"`", preview(reply.as_bytes()))]
+    BadErrorReply {
+        /// The reply as received.
+        reply: String,
+    },
+    /// The error queue still reported errors after `limit` queries.
+    #[error("error queue not empty after {limit} queries")]
+    ErrorQueueNotEmptied {
+        /// How many entries were read.
+        limit: usize,
+    },
+}
+
+impl SessionError {
+    /// Whether the link is gone and must be reopened.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Self::Transport { source, .. } => source.is_connection_lost(),
+            Self::BadIdentity { .. }
+            | Self::BadNumber { .. }
+            | Self::BadErrorReply { .. }
+            | Self::ErrorQueueNotEmptied { .. } => false,
+        }
+    }
+}
+
+/// A conversation with one named instrument.
+#[derive(Debug)]
+pub struct Session {
+    name: String,
+    link: Link,
+    recording: bool,
+    exchanges: VecDeque<Exchange>,
+    dropped: u64,
+}
+
+impl Session {
+    /// Starts a session named `name` (used in errors and logs) over an open link; recording of
+    /// exchanges is on.
+    pub fn new(name: impl Into<String>, link: Link) -> Self {
+        Self {
+            name: name.into(),
+            link,
+            recording: true,
+            exchanges: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    /// The instrument's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The underlying link.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Changes the reply deadline for subsequent commands.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.link.set_timeout(timeout);
+    }
+
+    /// Sends a command that has no reply.
+    pub async fn write(&mut self, cmd: &str) -> Result<(), SessionError> {
+        self.exchange(cmd, false).await.map(|_| ())
+    }
+
+    /// Sends a command and returns its reply (without the terminator).
+    pub async fn query(&mut self, cmd: &str) -> Result<String, SessionError> {
+        let reply = self.exchange(cmd, true).await?;
+        Ok(reply.unwrap_or_default())
+    }
+
+    /// Like [`Session::query`] with a different deadline for this one reply, e.g. for a slow
+    /// integration or a self-calibration.
+    pub async fn query_with_timeout(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<String, SessionError> {
+        let previous = self.link.settings().timeout;
+        self.link.set_timeout(timeout);
+        let result = self.query(cmd).await;
+        self.link.set_timeout(previous);
+        result
+    }
+
+    /// Asks `*IDN?` and parses the reply.
+    pub async fn identify(&mut self) -> Result<Identity, SessionError> {
+        let reply = self.query("*IDN?").await?;
+        parse_idn(&reply)
+    }
+
+    /// Reads the SCPI error queue with `SYST:ERR?` until it reports code 0, at most `limit`
+    /// times; returns the errors read, oldest first.
+    pub async fn drain_errors(
+        &mut self,
+        limit: usize,
+    ) -> Result<Vec<InstrumentError>, SessionError> {
+        self.drain_errors_with(SYSTEM_ERROR_QUERY, limit).await
+    }
+
+    /// Like [`Session::drain_errors`] with another query of the same reply format, e.g.
+    /// `ERRSTR?` on an HP 3458A.
+    pub async fn drain_errors_with(
+        &mut self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<InstrumentError>, SessionError> {
+        let mut errors = Vec::new();
+        for _ in 0..limit {
+            let reply = self.query(query).await?;
+            let entry = parse_error_reply(&reply)?;
+            if entry.code == 0 {
+                return Ok(errors);
+            }
+            tracing::warn!(instrument = %self.name, error = %entry, "instrument reported an error");
+            errors.push(entry);
+        }
+        Err(SessionError::ErrorQueueNotEmptied { limit })
+    }
+
+    /// Sends a query whose reply is a number; returns the raw reply and what it means.
+    pub async fn read_number(&mut self, cmd: &str) -> Result<(String, Measurement), SessionError> {
+        let reply = self.query(cmd).await?;
+        match parse_number(&reply) {
+            Ok(measurement) => Ok((reply, measurement)),
+            Err(source) => Err(SessionError::BadNumber { reply, source }),
+        }
+    }
+
+    /// Turns the exchange log on or off (on by default).
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+    }
+
+    /// Whether exchanges are being recorded.
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Removes and returns the exchanges recorded so far, oldest first.
+    pub fn take_exchanges(&mut self) -> Vec<Exchange> {
+        self.exchanges.drain(..).collect()
+    }
+
+    /// How many exchanges were dropped, since the session started, because the log was full
+    /// (more than 10 000 undrained).
+    pub fn dropped_exchanges(&self) -> u64 {
+        self.dropped
+    }
+
+    async fn exchange(&mut self, cmd: &str, query: bool) -> Result<Option<String>, SessionError> {
+        let started = SystemTime::now();
+        let clock = std::time::Instant::now();
+        let link = &mut self.link;
+        let result = async {
+            link.write(cmd.as_bytes()).await?;
+            if query {
+                link.read_reply().await.map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+        .await;
+        if self.recording {
+            self.record(Exchange {
+                command: cmd.to_owned(),
+                reply: result.as_ref().ok().cloned().flatten(),
+                started,
+                duration: clock.elapsed(),
+                error: result.as_ref().err().map(error_chain),
+            });
+        }
+        result.map_err(|source| SessionError::Transport {
+            instrument: self.name.clone(),
+            command: cmd.to_owned(),
+            source,
+        })
+    }
+
+    fn record(&mut self, exchange: Exchange) {
+        if self.exchanges.len() >= MAX_EXCHANGES {
+            self.exchanges.pop_front();
+            if self.dropped == 0 {
+                tracing::warn!(
+                    instrument = %self.name,
+                    "exchange log full; dropping the oldest exchanges until it is drained"
+                );
+            }
+            self.dropped += 1;
+        }
+        self.exchanges.push_back(exchange);
+    }
+}
+
+/// An error and its causes on one line, as stored in the exchange log.
+fn error_chain(error: &TransportError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 //! [`crate::chain`]). Callers report a reading, and trigger the next one, only after that.
 
 mod check;
+mod handle;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::clock::Timestamp;
 use crate::session::Identity;
 
 pub use check::{CheckReport, Problem};
+pub use handle::{StoreHandle, WriterGone};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,6 +84,9 @@ pub enum StoreError {
         /// The bundle number.
         seq: u64,
     },
+    /// The writer thread is gone.
+    #[error(transparent)]
+    WriterGone(#[from] WriterGone),
     /// Any other SQLite error.
     #[error("database error")]
     Sql(#[from] rusqlite::Error),
@@ -386,13 +391,30 @@ impl Store {
         Ok(())
     }
 
-    /// Marks runs left `running` by a crash as `interrupted`; returns their ids.
-    pub fn recover_interrupted(&mut self, at: Timestamp) -> Result<Vec<u64>, StoreError> {
+    /// Marks runs left `running` by a process that is gone as `interrupted`; returns their ids.
+    ///
+    /// `alive(pid, boot_id)` says whether the process that started a run still runs; a run of a
+    /// live process (the daemon, while a technician runs `measure`) is left alone.
+    pub fn recover_interrupted(
+        &mut self,
+        at: Timestamp,
+        alive: impl Fn(u32, &str) -> bool,
+    ) -> Result<Vec<u64>, StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ids: Vec<u64> = {
-            let mut stmt = tx.prepare("SELECT id FROM runs WHERE status = 'running' ORDER BY id")?;
-            let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
-            rows.map(|r| r.map(to_u64)).collect::<Result<_, _>>()?
+            let mut stmt =
+                tx.prepare("SELECT id, pid, boot_id FROM runs WHERE status = 'running' ORDER BY id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            })?;
+            let mut ids = Vec::new();
+            for row in rows {
+                let (id, pid, boot) = row?;
+                if !alive(u32::try_from(pid).unwrap_or(0), &boot) {
+                    ids.push(to_u64(id));
+                }
+            }
+            ids
         };
         for id in &ids {
             tx.execute(
@@ -455,18 +477,19 @@ impl Store {
         Ok(to_u64(id))
     }
 
-    /// Starts a run in state `running`.
+    /// Starts a run in state `running`, owned by process `pid` in boot `boot_id`.
     pub fn begin_run(
         &mut self,
         sequence: &str,
         trigger: Trigger,
         operator: Option<&str>,
         at: Timestamp,
+        owner: (u32, &str),
     ) -> Result<u64, StoreError> {
         self.conn.execute(
-            "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status)
-             VALUES (?1, ?2, ?3, ?4, 'running')",
-            params![sequence, trigger.as_str(), operator, at.utc_us],
+            "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status, pid, boot_id)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+            params![sequence, trigger.as_str(), operator, at.utc_us, owner.0, owner.1],
         )?;
         Ok(to_u64(self.conn.last_insert_rowid()))
     }

@@ -26,7 +26,10 @@ CREATE TABLE runs (
     ended_utc_us INTEGER,
     status TEXT NOT NULL
         CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'stopped')),
-    message TEXT
+    message TEXT,
+    -- Which process runs it, so start-up recovery can tell a crashed run from a live one.
+    pid INTEGER NOT NULL,
+    boot_id TEXT NOT NULL
 );
 
 CREATE TABLE readings (

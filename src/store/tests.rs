@@ -26,7 +26,7 @@ fn fixture(readings: usize) -> Fixture {
     let path = dir.path().join("sub/t.db");
     let mut store = Store::open(&path).unwrap();
     let inst = store.record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &identity(), at(0)).unwrap();
-    let run = store.begin_run("s", Trigger::Manual, Some("op"), at(0)).unwrap();
+    let run = store.begin_run("s", Trigger::Manual, Some("op"), at(0), (1, "boot")).unwrap();
     let mut f = Fixture { _dir: dir, path, store, run, inst };
     for i in 0..readings {
         append(&mut f, i);
@@ -225,13 +225,20 @@ fn two_writers_extend_one_chain() {
 #[test]
 fn interrupted_runs_are_recovered() {
     let mut f = fixture(1);
-    let done = f.store.begin_run("s", Trigger::Schedule, None, at(1)).unwrap();
+    let done = f.store.begin_run("s", Trigger::Schedule, None, at(1), (2, "boot")).unwrap();
     f.store.end_run(done, RunStatus::Completed, None, at(2)).unwrap();
-    let ids = f.store.recover_interrupted(at(3)).unwrap();
+    let live = f.store.begin_run("s", Trigger::Schedule, None, at(1), (3, "boot")).unwrap();
+    // Process 1 is gone, process 3 still runs.
+    let alive = |pid: u32, boot: &str| pid == 3 && boot == "boot";
+    let ids = f.store.recover_interrupted(at(3), alive).unwrap();
     assert_eq!(ids, vec![f.run]);
     assert_eq!(f.store.run(f.run).unwrap().unwrap().status, RunStatus::Interrupted);
     assert_eq!(f.store.run(done).unwrap().unwrap().status, RunStatus::Completed);
-    assert!(f.store.recover_interrupted(at(4)).unwrap().is_empty());
+    assert_eq!(f.store.run(live).unwrap().unwrap().status, RunStatus::Running);
+    assert!(f.store.recover_interrupted(at(4), alive).unwrap().is_empty());
+    // After a reboot nothing of the old boot is alive.
+    let ids = f.store.recover_interrupted(at(5), |_, boot: &str| boot == "new-boot").unwrap();
+    assert_eq!(ids, vec![live]);
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! `db check` and `readings`: reading the log without changing it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::clock;
+use crate::error::Error;
+use crate::store::Store;
+
+/// `tsagent db …`.
+#[derive(Debug, Subcommand)]
+#[deny(missing_docs)]
+pub enum DbCommand {
+    /// Check integrity, the reading chain, the sequence and the seals; non-zero exit naming the
+    /// first bad row if anything is wrong.
+    Check {
+        /// The SQLite file.
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+}
+
+/// `tsagent readings`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct ReadingsArgs {
+    /// The SQLite file.
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Only readings taken at or after this time (RFC 3339, e.g. 2026-11-26T08:00:00Z).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// CSV with every column, as in a bundle's readings.csv.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    clock::parse_rfc3339(text).map_err(|e| format!("{e} (expected e.g. 2026-11-26T08:00:00Z)"))
+}
+
+/// Runs a `db` subcommand.
+pub fn run(cmd: DbCommand) -> Result<(), Error> {
+    match cmd {
+        DbCommand::Check { db } => {
+            let store = Store::open_existing(&db)?;
+            let report = store.check()?;
+            if report.is_sound() {
+                println!(
+                    "{}: ok — integrity ok, {} readings chained without holes, {} sealed bundle(s) match",
+                    db.display(),
+                    report.readings,
+                    report.bundles
+                );
+                return Ok(());
+            }
+            for p in &report.problems {
+                println!("{}: {p}", db.display());
+            }
+            match report.problems.first() {
+                Some(first) => Err(Error::CheckFailed {
+                    db,
+                    first: first.clone(),
+                    count: report.problem_count,
+                }),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Lists readings.
+pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
+    use std::io::Write;
+    let store = Store::open_existing(&args.db)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write_err = |source| Error::Io { action: "write to", path: PathBuf::from("stdout"), source };
+    if args.csv {
+        out.write_all(crate::bundle::READINGS_CSV_HEADER.as_bytes()).map_err(write_err)?;
+        store.visit_readings(args.since, |row| {
+            out.write_all(crate::bundle::readings_csv_record(&row.export()).as_bytes()).map_err(write_err)
+        })?;
+    } else {
+        writeln!(out, "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} {}", "seq", "utc", "instrument", "quantity", "value", "unit", "status")
+            .map_err(write_err)?;
+        store.visit_readings(args.since, |row| {
+            let r = &row.record;
+            let value = r.value.map_or_else(String::new, |v| format!("{v:.9}"));
+            writeln!(
+                out,
+                "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} {}",
+                r.seq,
+                clock::rfc3339(r.utc_us),
+                row.instrument,
+                r.quantity,
+                value,
+                r.unit,
+                r.status.as_str()
+            )
+            .map_err(write_err)
+        })?;
+    }
+    out.flush().map_err(write_err)?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `measure`, `run` and `sim`: the commands that talk to instruments.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{progress, runtime, stop_on_signals};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::Error;
+use crate::sequence::{Connector, RunOutcome, Runner};
+use crate::sim::{PtyServer, SimParams, TcpServer};
+use crate::stats;
+use crate::store::{Store, StoreHandle, Trigger};
+
+/// `tsagent measure`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct MeasureArgs {
+    /// The lab's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The sequence to run.
+    #[arg(long, value_name = "NAME")]
+    pub sequence: String,
+    /// Who is running it; stored with the run.
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+}
+
+/// `tsagent run`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct RunArgs {
+    /// The lab's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `tsagent sim`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct SimArgs {
+    /// Serve on a new pseudo-terminal; its device path is printed first.
+    #[arg(long, required_unless_present = "tcp", conflicts_with = "tcp")]
+    pub pty: bool,
+    /// With --pty: also make a symlink to the device at PATH.
+    #[arg(long, value_name = "PATH", requires = "pty")]
+    pub link: Option<PathBuf>,
+    /// Serve on TCP at ADDR, e.g. 127.0.0.1:5025 (port 0 picks a free port); the address is printed
+    /// first.
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<SocketAddr>,
+    /// Take the simulated standard from this config's [simulator] section [default: the demo's].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override the noise seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// Runs one sequence now.
+pub fn measure(args: MeasureArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let store = Store::open(&config.storage.db)?;
+    runtime()?.block_on(async {
+        let store = StoreHandle::spawn(store).map_err(Error::Runtime)?;
+        let stop = stop_on_signals()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        for run_id in crate::sequence::recover_interrupted(&store, &*clock).await? {
+            eprintln!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
+        }
+        let mut connector = Connector::new(config.simulator.clone());
+        let mut runner = Runner { config: &config, store: &store, clock, connector: &mut connector };
+        let mut observer = progress::for_terminal();
+        let outcome = runner
+            .run_named(&args.sequence, Trigger::Manual, args.operator.as_deref(), observer.as_mut(), &stop)
+            .await;
+        drop(observer);
+        let outcome = outcome?;
+        println!("{}", describe(&outcome));
+        let summary = run_statistics(&store, outcome.run_id).await?;
+        if let Some(s) = summary {
+            println!("{s}");
+        }
+        println!("database: {}", config.storage.db.display());
+        Ok(())
+    })
+}
+
+/// One line about how a run ended.
+pub fn describe(outcome: &RunOutcome) -> String {
+    let range = outcome
+        .seq_range
+        .map(|(a, b)| format!(", seq {a}–{b}"))
+        .unwrap_or_default();
+    format!(
+        "run {} {}: {} readings{range}",
+        outcome.run_id,
+        outcome.status.as_str(),
+        outcome.readings
+    )
+}
+
+/// Statistics of a run's valid readings, as one line; `None` with fewer than two.
+pub async fn run_statistics(store: &StoreHandle, run_id: u64) -> Result<Option<String>, Error> {
+    let rows = store.call(move |s| s.run_readings(run_id)).await?;
+    let unit = rows.first().map(|r| r.record.unit.clone()).unwrap_or_default();
+    let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
+    Ok(stats::summary(&values).ok().map(|s| {
+        format!(
+            "n = {}, mean = {:.9} {unit}, s = {}, s/√n = {}",
+            s.n,
+            s.mean,
+            si(s.std_dev, &unit),
+            si(s.std_dev_of_mean, &unit)
+        )
+    }))
+}
+
+/// `value unit` with an SI prefix that keeps three to four significant digits readable.
+pub fn si(value: f64, unit: &str) -> String {
+    const PREFIXES: [(f64, &str); 7] =
+        [(1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""), (1e3, "k")];
+    let magnitude = value.abs();
+    if magnitude == 0.0 || !magnitude.is_finite() {
+        return format!("{value} {unit}");
+    }
+    let (scale, prefix) = PREFIXES
+        .iter()
+        .rev()
+        .find(|(scale, _)| magnitude >= *scale)
+        .copied()
+        .unwrap_or(PREFIXES[0]);
+    format!("{:.4} {prefix}{unit}", value / scale)
+}
+
+/// The daemon.
+pub fn daemon(args: RunArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let store = Store::open(&config.storage.db)?;
+    tracing::info!(config = %args.config.display(), db = %config.storage.db.display(), lab = %config.lab.id, "tsagent run starting");
+    runtime()?.block_on(async {
+        let store = StoreHandle::spawn(store).map_err(Error::Runtime)?;
+        let stop = stop_on_signals()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let mut observer = progress::Log;
+        crate::daemon::run(&config, &store, clock, &mut observer, stop).await?;
+        Ok(())
+    })
+}
+
+/// Serves the simulator until a signal.
+pub fn sim(args: SimArgs) -> Result<(), Error> {
+    let mut params: SimParams = match &args.config {
+        Some(path) => Config::load(path)?.simulator,
+        None => Config::demo(std::path::Path::new("."))?.simulator,
+    };
+    if let Some(seed) = args.seed {
+        params.seed = seed;
+    }
+    runtime()?.block_on(async {
+        let mut stop = stop_on_signals()?;
+        // Keep the server alive until the signal; dropping it closes the device or socket.
+        let _server: Box<dyn std::any::Any> = if let Some(addr) = args.tcp {
+            let server = TcpServer::start(params, addr).await?;
+            announce(&format!("tcp {}", server.local_addr()));
+            Box::new(server)
+        } else {
+            let server = PtyServer::start(params, args.link.clone())?;
+            announce(&format!("pty {}", server.path().display()));
+            Box::new(server)
+        };
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn announce(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // Scripts wait for this line; a closed stdout only means nobody is waiting.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}

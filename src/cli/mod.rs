@@ -1,0 +1,141 @@
+//! The command line: argument definitions and dispatch. `main.rs` only parses, calls [`run`] and turns
+//! the result into an exit code.
+
+mod bundle_cmd;
+mod db;
+mod demo;
+mod measure;
+pub mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracing::level_filters::LevelFilter;
+
+use crate::error::Error;
+
+/// tsagent: measurement agent for travelling-standard comparisons.
+///
+/// Talks to the lab's instruments, logs every reading durably to SQLite with a hash chain, and seals
+/// signed bundles that the pilot lab verifies with `ssh-keygen -Y verify` and `sha256sum -c`.
+#[derive(Debug, Parser)]
+#[command(name = "tsagent", version, propagate_version = true, max_term_width = 100)]
+#[deny(missing_docs)]
+pub struct Cli {
+    /// Diagnostics on stderr: off, error, warn, info, debug or trace [default: info for `run`, warn
+    /// otherwise].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log: Option<LevelFilter>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+#[deny(missing_docs)]
+pub enum Command {
+    /// Run the whole path on the built-in simulated lab: measure, seal, verify, summarise.
+    Demo(demo::DemoArgs),
+    /// Run one sequence now and exit.
+    Measure(measure::MeasureArgs),
+    /// Run scheduled sequences until SIGTERM or SIGINT (the systemd service).
+    Run(measure::RunArgs),
+    /// Serve the simulated DMM on a pseudo-terminal or TCP until killed.
+    Sim(measure::SimArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The reading database.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// List readings.
+    Readings(db::ReadingsArgs),
+    /// Make the lab's Ed25519 signing key.
+    Keygen(bundle_cmd::KeygenArgs),
+    /// Seal and verify signed bundles.
+    #[command(subcommand)]
+    Bundle(bundle_cmd::BundleCommand),
+}
+
+/// `tsagent config …`.
+#[derive(Debug, Subcommand)]
+#[deny(missing_docs)]
+pub enum ConfigCommand {
+    /// Validate a config file; errors name the file, line and key.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let default_level = match cli.command {
+        Command::Run(_) => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
+    };
+    init_logging(cli.log.unwrap_or(default_level));
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Measure(args) => measure::measure(args),
+        Command::Run(args) => measure::daemon(args),
+        Command::Sim(args) => measure::sim(args),
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = crate::config::Config::load(&file)?;
+            println!(
+                "{}: ok (lab {}, artefact {}, {} instrument(s), {} sequence(s))",
+                file.display(),
+                config.lab.id,
+                config.artefact.id,
+                config.instruments.len(),
+                config.sequences.len()
+            );
+            Ok(())
+        }
+        Command::Db(cmd) => db::run(cmd),
+        Command::Readings(args) => db::readings(args),
+        Command::Keygen(args) => bundle_cmd::keygen(args),
+        Command::Bundle(cmd) => bundle_cmd::run(cmd),
+    }
+}
+
+fn init_logging(level: LevelFilter) {
+    use std::io::IsTerminal;
+    // Under systemd stderr goes to the journal, which timestamps lines itself.
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    // A second initialisation (tests calling `run` twice in one process) keeps the first.
+    let _ = subscriber.try_init();
+}
+
+/// A runtime for commands that talk to instruments. Two workers: the machines are small, and the
+/// work is I/O-bound.
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
+}
+
+/// A stop flag that SIGTERM and SIGINT raise.
+fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping after the reading in progress"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping after the reading in progress"),
+        }
+        let _ = tx.send(true);
+        // Keep the sender alive so receivers do not see a closed channel as a second signal.
+        std::future::pending::<()>().await;
+    });
+    Ok(rx)
+}

@@ -1,0 +1,833 @@
+//! One open connection to an instrument: framing, deadlines and disconnect detection.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::buffer::{CHUNK, Frame, ReplyBuffer, preview};
+use super::{LinkSettings, Resource, SerialSettings};
+
+/// Most stale input discarded before one write; a device that streams faster than this is
+/// drained is not waited for (the next reply is still framed correctly, just possibly late).
+const MAX_STALE: usize = 64 * 1024;
+
+/// What a link reads from and writes to: a serial port or a TCP socket.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// Errors of the transport layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The port or socket could not be opened (or the link settings are unusable).
+    #[error("cannot open `{resource}`")]
+    Open {
+        /// What was being opened.
+        resource: Resource,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+    /// No complete reply arrived before the deadline.
+    #[error(
+        "no complete reply within {} ({received} bytes received)",
+        humantime::format_duration(*timeout)
+    )]
+    Timeout {
+        /// The deadline that passed.
+        timeout: Duration,
+        /// Bytes received so far; they stay buffered and are discarded by the next write.
+        received: usize,
+    },
+    /// The instrument did not accept the message before the deadline (e.g. held off by flow
+    /// control).
+    #[error("write not accepted within {}", humantime::format_duration(*timeout))]
+    WriteTimeout {
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+    /// More than `cap` bytes arrived without the read terminator; they were dropped.
+    #[error("reply longer than {cap} bytes without a terminator")]
+    ReplyTooLong {
+        /// The configured `max_reply`.
+        cap: usize,
+    },
+    /// The port vanished or the peer closed the connection.
+    #[error("connection lost")]
+    Disconnected,
+    /// The reply is not UTF-8 text.
+    #[error("reply is not text: `{preview}`")]
+    NotText {
+        /// The start of the reply with non-printable bytes escaped.
+        preview: String,
+    },
+    /// Any other I/O failure.
+    #[error("i/o error on the link")]
+    Io(#[source] io::Error),
+}
+
+impl TransportError {
+    /// Whether the link is gone and must be reopened (as opposed to one failed exchange).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::Disconnected)
+    }
+}
+
+/// Maps an I/O error, recognising the ways a vanished port or a closed peer show up.
+fn classify(error: io::Error) -> TransportError {
+    use io::ErrorKind::{
+        BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected, UnexpectedEof,
+    };
+    // EIO is what a pty (and a USB serial adapter) returns after hang-up; ENXIO and ENODEV what
+    // an unplugged USB serial adapter may return.
+    const EIO: i32 = 5;
+    const ENXIO: i32 = 6;
+    const ENODEV: i32 = 19;
+    let lost = matches!(
+        error.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof
+    ) || matches!(error.raw_os_error(), Some(EIO | ENXIO | ENODEV));
+    if lost {
+        tracing::debug!(%error, "link lost");
+        TransportError::Disconnected
+    } else {
+        TransportError::Io(error)
+    }
+}
+
+/// A serial port whose flush does not block.
+///
+/// `tokio_serial` flushes with `tcdrain`, a blocking call that would stall an executor thread
+/// until the UART has sent everything, and forever if flow control holds the line. The kernel
+/// sends queued bytes anyway, and the reply deadline covers transmission time, so flushing is
+/// not needed for correctness.
+struct SerialPort(tokio_serial::SerialStream);
+
+impl AsyncRead for SerialPort {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SerialPort {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One open connection to an instrument.
+///
+/// A link is used by one task at a time (`&mut self`); it frames replies by the read
+/// terminator, enforces one deadline per reply and turns every way a connection can vanish into
+/// [`TransportError::Disconnected`].
+pub struct Link {
+    resource: Resource,
+    stream: Box<dyn Stream>,
+    settings: LinkSettings,
+    buffer: ReplyBuffer,
+    /// Read space, on the heap so that the futures of `write` and `read_reply` stay small.
+    scratch: Box<[u8]>,
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("resource", &self.resource)
+            .field("settings", &self.settings)
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    /// Opens the resource: a serial port with `serial`, or a TCP connection (with `TCP_NODELAY`)
+    /// that must be established within `settings.timeout`.
+    pub async fn open(
+        resource: &Resource,
+        serial: &SerialSettings,
+        settings: LinkSettings,
+    ) -> Result<Self, TransportError> {
+        let open_error = |source| TransportError::Open {
+            resource: resource.clone(),
+            source,
+        };
+        check_settings(&settings).map_err(open_error)?;
+        let stream: Box<dyn Stream> = match resource {
+            Resource::Serial { path } => {
+                let path = path.to_str().ok_or_else(|| {
+                    open_error(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "device path is not UTF-8",
+                    ))
+                })?;
+                let builder = tokio_serial::new(path, serial.baud)
+                    .data_bits(serial.data_bits.into())
+                    .parity(serial.parity.into())
+                    .stop_bits(serial.stop_bits.into())
+                    .flow_control(serial.flow_control.into());
+                let port = tokio_serial::SerialStream::open(&builder)
+                    .map_err(|e| open_error(io::Error::from(e)))?;
+                Box::new(SerialPort(port))
+            }
+            Resource::Tcp { host, port } => {
+                let connect = TcpStream::connect((host.as_str(), *port));
+                let stream = tokio::time::timeout(settings.timeout, connect)
+                    .await
+                    .map_err(|_| {
+                        open_error(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+                    })?
+                    .map_err(open_error)?;
+                stream.set_nodelay(true).map_err(open_error)?;
+                Box::new(stream)
+            }
+        };
+        Ok(Self::from_parts(resource.clone(), stream, settings))
+    }
+
+    /// Wraps an already open stream; the settings must have passed [`check_settings`].
+    pub(crate) fn from_parts(
+        resource: Resource,
+        stream: Box<dyn Stream>,
+        settings: LinkSettings,
+    ) -> Self {
+        Self {
+            resource,
+            stream,
+            settings,
+            buffer: ReplyBuffer::default(),
+            scratch: vec![0; CHUNK].into_boxed_slice(),
+        }
+    }
+
+    /// The resource this link was opened on.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// The framing and limits in force.
+    pub fn settings(&self) -> &LinkSettings {
+        &self.settings
+    }
+
+    /// Changes the reply deadline, e.g. around a slow measurement or a self-calibration.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.settings.timeout = timeout;
+    }
+
+    /// Sends `message` followed by the write terminator.
+    ///
+    /// Input that is already buffered or readable right now is discarded first (and logged), so
+    /// a late reply to a timed-out query is never taken as the answer to this one.
+    pub async fn write(&mut self, message: &[u8]) -> Result<(), TransportError> {
+        self.discard_stale().await?;
+        let mut frame = Vec::with_capacity(message.len() + self.settings.write_termination.len());
+        frame.extend_from_slice(message);
+        frame.extend_from_slice(&self.settings.write_termination);
+        let stream = &mut self.stream;
+        let send = async {
+            stream.write_all(&frame).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(self.settings.timeout, send).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(classify(error)),
+            Err(_) => Err(TransportError::WriteTimeout {
+                timeout: self.settings.timeout,
+            }),
+        }
+    }
+
+    /// Reads one reply and returns it without the read terminator; bytes after the terminator
+    /// stay buffered.
+    ///
+    /// The whole reply must arrive within one deadline of `timeout` from now, however it is
+    /// split, so a device that dribbles bytes cannot hold the link forever.
+    pub async fn read_reply(&mut self) -> Result<String, TransportError> {
+        let timeout = self.settings.timeout;
+        // A timeout too large to add means "no deadline" rather than a panic.
+        let deadline = Instant::now().checked_add(timeout);
+        let terminator = self.settings.read_termination.as_slice();
+        let max_reply = self.settings.max_reply;
+        loop {
+            match self.buffer.next_frame(terminator, max_reply) {
+                Some(Frame::Reply(reply)) => {
+                    return String::from_utf8(reply).map_err(|e| TransportError::NotText {
+                        preview: preview(e.as_bytes()),
+                    });
+                }
+                Some(Frame::TooLong) => {
+                    return Err(TransportError::ReplyTooLong { cap: max_reply });
+                }
+                None => {}
+            }
+            // Reading no more than the room left keeps memory within `max_reply` + terminator;
+            // the room is never 0 here because a full buffer always yields a frame above.
+            let room = self
+                .buffer
+                .room(terminator, max_reply)
+                .min(self.scratch.len());
+            let (into, _) = self.scratch.split_at_mut(room);
+            let read = self.stream.read(into);
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, read).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        return Err(TransportError::Timeout {
+                            timeout,
+                            received: self.buffer.len(),
+                        });
+                    }
+                },
+                None => read.await,
+            };
+            match result {
+                Ok(0) => {
+                    self.buffer.take_all();
+                    return Err(TransportError::Disconnected);
+                }
+                Ok(n) => {
+                    let received = self.scratch.get(..n).unwrap_or_default();
+                    self.buffer.push(received, terminator, max_reply);
+                }
+                Err(error) => return Err(classify(error)),
+            }
+        }
+    }
+
+    /// Drops buffered input and whatever the stream can deliver without waiting.
+    async fn discard_stale(&mut self) -> Result<(), TransportError> {
+        let terminator = self.settings.read_termination.as_slice();
+        let mut stale = self.buffer.take_all();
+        // Let the runtime poll its I/O driver once, so readiness reflects what the kernel holds
+        // now rather than what it held when the driver last ran.
+        tokio::task::yield_now().await;
+        let mut outcome = Ok(());
+        while stale.len() < MAX_STALE {
+            let polled = poll_fn(|cx| {
+                let mut buf = ReadBuf::new(&mut self.scratch);
+                match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                    Poll::Pending => Poll::Ready(None),
+                    Poll::Ready(result) => Poll::Ready(Some(result.map(|()| buf.filled().len()))),
+                }
+            })
+            .await;
+            match polled {
+                None => break,
+                Some(Ok(0)) => {
+                    outcome = Err(TransportError::Disconnected);
+                    break;
+                }
+                Some(Ok(n)) => stale.extend_from_slice(self.scratch.get(..n).unwrap_or_default()),
+                Some(Err(error)) => {
+                    outcome = Err(classify(error));
+                    break;
+                }
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(
+                resource = %self.resource,
+                bytes = stale.len(),
+                preview = %preview(&stale),
+                "discarding stale input before write"
+            );
+            self.buffer.discarded(&stale, terminator);
+        }
+        outcome
+    }
+}
+
+/// Rejects settings under which no reply could ever be framed.
+pub(crate) fn check_settings(settings: &LinkSettings) -> Result<(), io::Error> {
+    if settings.read_termination.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "read termination is empty",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::testdev::{self, Device, KINDS, Kind};
+    use crate::transport::{DataBits, FlowControl, Parity, StopBits};
+    use std::time::Duration;
+
+    fn settings(timeout_ms: u64) -> LinkSettings {
+        LinkSettings {
+            timeout: Duration::from_millis(timeout_ms),
+            ..LinkSettings::default()
+        }
+    }
+
+    async fn pair(kind: Kind, settings: LinkSettings) -> (Device, Link) {
+        testdev::pair(kind, &SerialSettings::default(), settings).await
+    }
+
+    /// One query answered by `reply`; returns what the link made of it.
+    async fn exchange(
+        device: &mut Device,
+        link: &mut Link,
+        reply: &[u8],
+    ) -> Result<String, TransportError> {
+        link.write(b"MEAS?").await.unwrap();
+        assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
+        device.send(reply).await.unwrap();
+        link.read_reply().await
+    }
+
+    #[tokio::test]
+    async fn normal_reply() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            link.write(b"*IDN?").await.unwrap();
+            assert_eq!(
+                device.read_raw_line().await.unwrap(),
+                b"*IDN?\n",
+                "{kind:?}"
+            );
+            device.send(b"ACME,DMM1,42,1.0\n").await.unwrap();
+            assert_eq!(
+                link.read_reply().await.unwrap(),
+                "ACME,DMM1,42,1.0",
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reply_split_over_several_writes() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            link.write(b"MEAS?").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
+            let sender = tokio::spawn(async move {
+                // The pauses are the device's pace, not synchronisation: the reply is the same
+                // however the pieces coalesce.
+                for piece in [&b"+1.000"[..], b"0023E", b"+01", b"\n"] {
+                    device.send(piece).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                device
+            });
+            assert_eq!(
+                link.read_reply().await.unwrap(),
+                "+1.0000023E+01",
+                "{kind:?}"
+            );
+            sender.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn cr_lf_termination() {
+        let crlf = LinkSettings {
+            write_termination: b"\r\n".to_vec(),
+            read_termination: b"\r\n".to_vec(),
+            ..settings(5000)
+        };
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, crlf.clone()).await;
+            link.write(b"READ?").await.unwrap();
+            assert_eq!(
+                device.read_raw_line().await.unwrap(),
+                b"READ?\r\n",
+                "{kind:?}"
+            );
+            device.send(b"1.5\r").await.unwrap();
+            device.send(b"\n2\r\r\n").await.unwrap();
+            assert_eq!(link.read_reply().await.unwrap(), "1.5", "{kind:?}");
+            assert_eq!(link.read_reply().await.unwrap(), "2\r", "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reply_without_terminator_times_out_at_the_deadline() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(200)).await;
+            let started = std::time::Instant::now();
+            let error = exchange(&mut device, &mut link, b"PARTIAL")
+                .await
+                .unwrap_err();
+            let elapsed = started.elapsed();
+            assert!(
+                matches!(error, TransportError::Timeout { timeout, received: 7 } if timeout == Duration::from_millis(200)),
+                "{kind:?}: {error:?}"
+            );
+            assert!(
+                elapsed >= Duration::from_millis(200),
+                "{kind:?}: {elapsed:?}"
+            );
+            assert!(elapsed < Duration::from_secs(2), "{kind:?}: {elapsed:?}");
+            assert!(!error.is_connection_lost());
+        }
+    }
+
+    #[tokio::test]
+    async fn dribbling_device_hits_the_overall_deadline() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(300)).await;
+            link.write(b"MEAS?").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
+            let dribbler = tokio::spawn(async move {
+                while device.send(b"1").await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            let started = std::time::Instant::now();
+            let error = link.read_reply().await.unwrap_err();
+            let elapsed = started.elapsed();
+            dribbler.abort();
+            let TransportError::Timeout { received, .. } = error else {
+                panic!("{kind:?}: {error:?}");
+            };
+            assert!(received >= 2, "{kind:?}: only {received} bytes");
+            assert!(
+                elapsed >= Duration::from_millis(300),
+                "{kind:?}: {elapsed:?}"
+            );
+            // Every byte resets a per-read timeout; only an overall deadline ends this at all.
+            assert!(elapsed < Duration::from_secs(2), "{kind:?}: {elapsed:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn endless_reply_is_cut_at_the_cap() {
+        for kind in KINDS {
+            let capped = LinkSettings {
+                max_reply: 1000,
+                ..settings(5000)
+            };
+            let (mut device, mut link) = pair(kind, capped).await;
+            link.write(b"DATA?").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("DATA?"));
+            let flood = tokio::spawn(async move {
+                let block = [b'x'; 4096];
+                while device.send(&block).await.is_ok() {}
+            });
+            let error = link.read_reply().await.unwrap_err();
+            // The stream never ends, so returning at all shows the link stopped reading at the cap.
+            assert!(
+                matches!(error, TransportError::ReplyTooLong { cap: 1000 }),
+                "{kind:?}: {error:?}"
+            );
+            assert!(!flood.is_finished(), "{kind:?}");
+            assert_eq!(link.buffer.len(), 0, "{kind:?}");
+            flood.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn overlong_reply_then_resync() {
+        for kind in KINDS {
+            let capped = LinkSettings {
+                max_reply: 1000,
+                ..settings(5000)
+            };
+            let (mut device, mut link) = pair(kind, capped).await;
+            let mut burst = vec![b'x'; 3000];
+            burst.extend_from_slice(b"\nok\n");
+            let error = exchange(&mut device, &mut link, &burst).await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::ReplyTooLong { cap: 1000 }),
+                "{kind:?}: {error:?}"
+            );
+            assert_eq!(link.read_reply().await.unwrap(), "ok", "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_not_text() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let error = exchange(&mut device, &mut link, b"\xff\xfe\x00abc\n")
+                .await
+                .unwrap_err();
+            let TransportError::NotText { preview } = &error else {
+                panic!("{kind:?}: {error:?}");
+            };
+            assert_eq!(preview, "\\xff\\xfe\\x00abc", "{kind:?}");
+            // The garbage reply was consumed whole; the link carries on.
+            assert_eq!(
+                exchange(&mut device, &mut link, b"1\n").await.unwrap(),
+                "1",
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn device_closing_is_a_prompt_disconnect() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(10_000)).await;
+            link.write(b"MEAS?").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
+            drop(device);
+            let started = std::time::Instant::now();
+            let error = link.read_reply().await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::Disconnected),
+                "{kind:?}: {error:?}"
+            );
+            assert!(error.is_connection_lost());
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{kind:?}: {:?}",
+                started.elapsed()
+            );
+            // It stays disconnected, answering at once rather than spinning or waiting.
+            let error = link.read_reply().await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::Disconnected),
+                "{kind:?}: {error:?}"
+            );
+            let error = link.write(b"MEAS?").await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::Disconnected),
+                "{kind:?}: {error:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{kind:?}: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn late_reply_is_discarded_before_the_next_query() {
+        let (pty_device, pty_resource) = testdev::pty();
+        let pty_link = Link::open(&pty_resource, &SerialSettings::default(), settings(150))
+            .await
+            .unwrap();
+        let pairs = [
+            (pty_device, pty_link),
+            testdev::tcp_pair_with_probe(settings(150)).await,
+        ];
+        for (mut device, mut link) in pairs {
+            link.write(b"Q1").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("Q1"));
+            let error = link.read_reply().await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::Timeout { received: 0, .. }),
+                "{error:?}"
+            );
+            device.send(b"LATE\n").await.unwrap();
+            device.wait_link_readable().await;
+            link.write(b"Q2").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("Q2"));
+            device.send(b"GOOD\n").await.unwrap();
+            assert_eq!(
+                link.read_reply().await.unwrap(),
+                "GOOD",
+                "{:?}",
+                link.resource()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn buffered_leftovers_are_discarded_before_the_next_query() {
+        for kind in KINDS {
+            let (mut device, mut link) = pair(kind, settings(150)).await;
+            // Two lines for one query: the second must not answer the next query.
+            assert_eq!(
+                exchange(&mut device, &mut link, b"A\nB\n").await.unwrap(),
+                "A"
+            );
+            assert_eq!(
+                exchange(&mut device, &mut link, b"C\n").await.unwrap(),
+                "C",
+                "{kind:?}"
+            );
+            // A partial reply left by a timeout must not prefix the next one.
+            let error = exchange(&mut device, &mut link, b"PART").await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::Timeout { received: 4, .. }),
+                "{error:?}"
+            );
+            assert_eq!(
+                exchange(&mut device, &mut link, b"OK\n").await.unwrap(),
+                "OK",
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn serial_frames_open_on_a_pty() {
+        let frames = [
+            SerialSettings::default(),
+            SerialSettings {
+                baud: 4800,
+                data_bits: DataBits::Seven,
+                parity: Parity::Even,
+                stop_bits: StopBits::One,
+                flow_control: FlowControl::None,
+            },
+            SerialSettings {
+                baud: 19200,
+                data_bits: DataBits::Eight,
+                parity: Parity::Odd,
+                stop_bits: StopBits::Two,
+                flow_control: FlowControl::RtsCts,
+            },
+        ];
+        for serial in frames {
+            let (mut device, mut link) = testdev::pair(Kind::Pty, &serial, settings(5000)).await;
+            assert_eq!(
+                exchange(&mut device, &mut link, b"+1.0\n").await.unwrap(),
+                "+1.0",
+                "{serial:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn write_held_off_times_out() {
+        // Nobody reads the pty master, so its queue fills and the write cannot complete.
+        let (_device, mut link) = pair(Kind::Pty, settings(200)).await;
+        let started = std::time::Instant::now();
+        let error = link.write(&vec![b'x'; 1 << 20]).await.unwrap_err();
+        assert!(
+            matches!(error, TransportError::WriteTimeout { .. }),
+            "{error:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn set_timeout_applies_to_the_next_reply() {
+        let (mut device, mut link) = pair(Kind::Tcp, settings(10_000)).await;
+        link.set_timeout(Duration::from_millis(100));
+        assert_eq!(link.settings().timeout, Duration::from_millis(100));
+        let error = exchange(&mut device, &mut link, b"").await.unwrap_err();
+        assert!(
+            matches!(error, TransportError::Timeout { timeout, .. } if timeout == Duration::from_millis(100)),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn open_failures_name_the_resource() {
+        let missing = Resource::Serial {
+            path: "/dev/does-not-exist-tsagent".into(),
+        };
+        let error = Link::open(&missing, &SerialSettings::default(), settings(1000))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, TransportError::Open { resource, .. } if *resource == missing),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "cannot open `ASRL/dev/does-not-exist-tsagent::INSTR`"
+        );
+        assert!(!error.is_connection_lost());
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let refused = Resource::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let error = Link::open(&refused, &SerialSettings::default(), settings(1000))
+            .await
+            .unwrap_err();
+        let TransportError::Open { source, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+
+        let (_device, resource) = testdev::pty();
+        let no_terminator = LinkSettings {
+            read_termination: Vec::new(),
+            ..settings(1000)
+        };
+        let error = Link::open(&resource, &SerialSettings::default(), no_terminator)
+            .await
+            .unwrap_err();
+        let TransportError::Open { source, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(source.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn messages_are_lowercase_without_period() {
+        let errors = [
+            TransportError::Timeout {
+                timeout: Duration::from_millis(300),
+                received: 5,
+            },
+            TransportError::WriteTimeout {
+                timeout: Duration::from_secs(5),
+            },
+            TransportError::ReplyTooLong { cap: 1000 },
+            TransportError::Disconnected,
+            TransportError::NotText {
+                preview: "\\xff".into(),
+            },
+            TransportError::Io(io::Error::other("boom")),
+        ];
+        for error in &errors {
+            let message = error.to_string();
+            assert!(message.starts_with(|c: char| c.is_lowercase()), "{message}");
+            assert!(!message.ends_with('.'), "{message}");
+            assert!(!message.contains("boom"), "source repeated: {message}");
+        }
+        assert_eq!(
+            errors[0].to_string(),
+            "no complete reply within 300ms (5 bytes received)"
+        );
+    }
+
+    #[test]
+    fn hang_up_errors_are_disconnects() {
+        for kind in [
+            io::ErrorKind::BrokenPipe,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(
+                classify(io::Error::from(kind)).is_connection_lost(),
+                "{kind:?}"
+            );
+        }
+        assert!(classify(io::Error::from_raw_os_error(5)).is_connection_lost());
+        assert!(!classify(io::Error::from_raw_os_error(22)).is_connection_lost());
+        assert!(!classify(io::Error::other("x")).is_connection_lost());
+    }
+}
