@@ -15,7 +15,7 @@ pub enum CsvError {
         /// The record it starts in.
         record: usize,
     },
-    /// A `"` inside an unquoted field or after a closing quote.
+    /// A `"` inside an unquoted field, or anything but `,` or `\n` after a closing quote.
     #[error("record {record}: stray quote")]
     StrayQuote {
         /// The offending record.
@@ -90,14 +90,22 @@ fn parse_record(text: &str, width: usize, record: usize) -> Result<(Vec<String>,
         };
         fields.push(field);
         if fields.len() > width {
-            return Err(CsvError::FieldCount { record, expected: width, found: fields.len() });
+            return Err(CsvError::FieldCount {
+                record,
+                expected: width,
+                found: fields.len(),
+            });
         }
         let mut chars = after.chars();
         match chars.next() {
             Some(',') => rest = chars.as_str(),
             Some('\n') => {
                 if fields.len() != width {
-                    return Err(CsvError::FieldCount { record, expected: width, found: fields.len() });
+                    return Err(CsvError::FieldCount {
+                        record,
+                        expected: width,
+                        found: fields.len(),
+                    });
                 }
                 return Ok((fields, chars.as_str()));
             }
@@ -137,8 +145,12 @@ mod tests {
 
     fn check(text: &str, width: usize, expected: Result<Vec<Vec<&str>>, CsvError>) {
         let got = parse(text, width);
-        let expected = expected
-            .map(|records| records.into_iter().map(|r| r.into_iter().map(String::from).collect()).collect());
+        let expected = expected.map(|records| {
+            records
+                .into_iter()
+                .map(|r| r.into_iter().map(String::from).collect())
+                .collect()
+        });
         assert_eq!(got, expected, "{text:?}");
     }
 
@@ -154,15 +166,51 @@ mod tests {
         check("", 2, Ok(vec![]));
         check("a,b\n", 2, Ok(vec![vec!["a", "b"]]));
         check(",\n", 2, Ok(vec![vec!["", ""]]));
-        check("\"a,\"\"\",b\n\"x\ny\",\n", 2, Ok(vec![vec!["a,\"", "b"], vec!["x\ny", ""]]));
+        check(
+            "\"a,\"\"\",b\n\"x\ny\",\n",
+            2,
+            Ok(vec![vec!["a,\"", "b"], vec!["x\ny", ""]]),
+        );
         check("a,b", 2, Err(CsvError::MissingLineEnd { record: 1 }));
-        check("a,b\r\n", 2, Err(CsvError::BareCarriageReturn { record: 1 }));
+        check(
+            "a,b\r\n",
+            2,
+            Err(CsvError::BareCarriageReturn { record: 1 }),
+        );
         check("a\"b,c\n", 2, Err(CsvError::StrayQuote { record: 1 }));
         check("\"a\"b,c\n", 2, Err(CsvError::StrayQuote { record: 1 }));
-        check("\"ab,c\n", 2, Err(CsvError::UnterminatedQuote { record: 1 }));
-        check("a,b\na\n", 2, Err(CsvError::FieldCount { record: 2, expected: 2, found: 1 }));
-        check("a,b,c\n", 2, Err(CsvError::FieldCount { record: 1, expected: 2, found: 3 }));
-        check("a,b\n\n", 2, Err(CsvError::FieldCount { record: 2, expected: 2, found: 1 }));
+        check(
+            "\"ab,c\n",
+            2,
+            Err(CsvError::UnterminatedQuote { record: 1 }),
+        );
+        check(
+            "a,b\na\n",
+            2,
+            Err(CsvError::FieldCount {
+                record: 2,
+                expected: 2,
+                found: 1,
+            }),
+        );
+        check(
+            "a,b,c\n",
+            2,
+            Err(CsvError::FieldCount {
+                record: 1,
+                expected: 2,
+                found: 3,
+            }),
+        );
+        check(
+            "a,b\n\n",
+            2,
+            Err(CsvError::FieldCount {
+                record: 2,
+                expected: 2,
+                found: 1,
+            }),
+        );
     }
 
     proptest! {

@@ -66,7 +66,7 @@ pub struct ArtefactInfo {
 }
 
 /// One instrument identity the readings refer to by `instrument_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstrumentInfo {
     /// The identity row's id, as in `readings.csv`'s `instrument_id`.

@@ -28,17 +28,17 @@ pub const READINGS_HEADER: [&str; 15] = [
     "chain",
 ];
 
-/// One row of `readings.csv`: the chained record plus the names a reader needs.
+/// One reading as the store exports it, and one row of `readings.csv` as read back.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReadingRow {
+pub struct ReadingExport {
     /// The chained fields.
     pub record: ReadingRecord,
+    /// The chain value after this reading.
+    pub chain: [u8; 32],
     /// The run's sequence name.
     pub sequence: String,
     /// The instrument's name.
     pub instrument: String,
-    /// The chain value after this reading.
-    pub chain: [u8; 32],
 }
 
 /// Why `readings.csv` or `events.jsonl` could not be read.
@@ -110,7 +110,9 @@ pub enum RecordsError {
 pub fn format_utc_us(utc_us: i64) -> Option<String> {
     // humantime's Display fails (and `to_string` would panic) outside this range.
     const YEAR_10000_US: u64 = 253_402_300_800_000_000;
-    let us = u64::try_from(utc_us).ok().filter(|&us| us < YEAR_10000_US)?;
+    let us = u64::try_from(utc_us)
+        .ok()
+        .filter(|&us| us < YEAR_10000_US)?;
     let time = SystemTime::UNIX_EPOCH.checked_add(Duration::from_micros(us))?;
     let mut out = String::new();
     write!(out, "{}", humantime::format_rfc3339_micros(time)).ok()?;
@@ -136,7 +138,7 @@ pub fn value_fits_status(record: &ReadingRecord) -> bool {
 
 /// Appends the header and one row per reading. Callers check [`value_fits_status`] and the time
 /// range first; a row that fails them would not verify.
-pub fn write_readings(rows: &[ReadingRow]) -> String {
+pub fn write_readings(rows: &[ReadingExport]) -> String {
     let mut out = String::new();
     csv::write_record(&mut out, &READINGS_HEADER);
     for row in rows {
@@ -170,28 +172,57 @@ fn canonical<T: std::str::FromStr + ToString>(text: &str) -> Option<T> {
 }
 
 /// Reads `readings.csv` strictly: exact header, 15 fields, canonical numbers, consistent times.
-pub fn read_readings(bytes: &[u8]) -> Result<Vec<ReadingRow>, RecordsError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|source| RecordsError::NotUtf8 { file: "readings.csv", source })?;
+pub fn read_readings(bytes: &[u8]) -> Result<Vec<ReadingExport>, RecordsError> {
+    let text = std::str::from_utf8(bytes).map_err(|source| RecordsError::NotUtf8 {
+        file: "readings.csv",
+        source,
+    })?;
     let mut records = csv::parse(text, READINGS_HEADER.len())?.into_iter();
-    if records.next().is_none_or(|header| header != READINGS_HEADER) {
+    if records
+        .next()
+        .is_none_or(|header| header != READINGS_HEADER)
+    {
         return Err(RecordsError::Header);
     }
-    records.enumerate().map(|(i, fields)| parse_row(i + 2, fields)).collect()
+    records
+        .enumerate()
+        .map(|(i, fields)| parse_row(i + 2, fields))
+        .collect()
 }
 
-fn parse_row(record: usize, fields: Vec<String>) -> Result<ReadingRow, RecordsError> {
+fn parse_row(record: usize, fields: Vec<String>) -> Result<ReadingExport, RecordsError> {
     let Ok(
-        [seq, run_id, sequence, instrument_id, instrument, quantity, value, status, unit, raw, utc, utc_us, mono_ns, boot_id, chain],
+        [
+            seq,
+            run_id,
+            sequence,
+            instrument_id,
+            instrument,
+            quantity,
+            value,
+            status,
+            unit,
+            raw,
+            utc,
+            utc_us,
+            mono_ns,
+            boot_id,
+            chain,
+        ],
     ) = <[String; 15]>::try_from(fields)
     else {
         // csv::parse guarantees the width; this arm only keeps the conversion total.
         return Err(RecordsError::Header);
     };
-    let bad = |column: &'static str, value: &str| RecordsError::Column { record, column, value: value.to_owned() };
+    let bad = |column: &'static str, value: &str| RecordsError::Column {
+        record,
+        column,
+        value: value.to_owned(),
+    };
     let seq_n = canonical::<u64>(&seq).ok_or_else(|| bad("seq", &seq))?;
     let run_id_n = canonical::<u64>(&run_id).ok_or_else(|| bad("run_id", &run_id))?;
-    let instrument_id_n = canonical::<u64>(&instrument_id).ok_or_else(|| bad("instrument_id", &instrument_id))?;
+    let instrument_id_n =
+        canonical::<u64>(&instrument_id).ok_or_else(|| bad("instrument_id", &instrument_id))?;
     let status_v = ReadingStatus::parse(&status).ok_or_else(|| bad("status", &status))?;
     let value_v = match status_v {
         ReadingStatus::Valid => canonical::<f64>(&value).filter(|v| v.is_finite()),
@@ -202,15 +233,23 @@ fn parse_row(record: usize, fields: Vec<String>) -> Result<ReadingRow, RecordsEr
         _ => value.is_empty(),
     };
     if !value_ok {
-        return Err(RecordsError::ValueStatus { record, value, status });
+        return Err(RecordsError::ValueStatus {
+            record,
+            value,
+            status,
+        });
     }
     let utc_us_n = canonical::<i64>(&utc_us).ok_or_else(|| bad("utc_us", &utc_us))?;
     if format_utc_us(utc_us_n).as_deref() != Some(utc.as_str()) {
-        return Err(RecordsError::UtcMismatch { file: "readings.csv", record, utc });
+        return Err(RecordsError::UtcMismatch {
+            file: "readings.csv",
+            record,
+            utc,
+        });
     }
     let mono_ns_n = canonical::<u64>(&mono_ns).ok_or_else(|| bad("mono_ns", &mono_ns))?;
     let chain_v = Hash32::parse(&chain).ok_or_else(|| bad("chain", &chain))?;
-    Ok(ReadingRow {
+    Ok(ReadingExport {
         record: ReadingRecord {
             seq: seq_n,
             run_id: run_id_n,
@@ -242,13 +281,17 @@ pub fn write_events(events: &[EventLine]) -> Result<String, serde_json::Error> {
 
 /// Reads `events.jsonl` strictly: no blank lines, a final newline, known fields, consistent times.
 pub fn read_events(bytes: &[u8]) -> Result<Vec<EventLine>, RecordsError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|source| RecordsError::NotUtf8 { file: "events.jsonl", source })?;
+    let text = std::str::from_utf8(bytes).map_err(|source| RecordsError::NotUtf8 {
+        file: "events.jsonl",
+        source,
+    })?;
     if text.is_empty() {
         return Ok(Vec::new());
     }
     let Some(body) = text.strip_suffix('\n') else {
-        return Err(RecordsError::EventFraming { line: text.split('\n').count() });
+        return Err(RecordsError::EventFraming {
+            line: text.split('\n').count(),
+        });
     };
     body.split('\n')
         .enumerate()
@@ -257,10 +300,17 @@ pub fn read_events(bytes: &[u8]) -> Result<Vec<EventLine>, RecordsError> {
             if line.is_empty() {
                 return Err(RecordsError::EventFraming { line: line_no });
             }
-            let event: EventLine = serde_json::from_str(line)
-                .map_err(|source| RecordsError::EventJson { line: line_no, source })?;
+            let event: EventLine =
+                serde_json::from_str(line).map_err(|source| RecordsError::EventJson {
+                    line: line_no,
+                    source,
+                })?;
             if format_utc_us(event.utc_us).as_deref() != Some(event.utc.as_str()) {
-                return Err(RecordsError::UtcMismatch { file: "events.jsonl", record: line_no, utc: event.utc });
+                return Err(RecordsError::UtcMismatch {
+                    file: "events.jsonl",
+                    record: line_no,
+                    utc: event.utc,
+                });
             }
             Ok(event)
         })
@@ -272,8 +322,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn row(seq: u64, value: Option<f64>, status: ReadingStatus) -> ReadingRow {
-        ReadingRow {
+    fn row(seq: u64, value: Option<f64>, status: ReadingStatus) -> ReadingExport {
+        ReadingExport {
             record: ReadingRecord {
                 seq,
                 run_id: 3,
@@ -295,17 +345,29 @@ mod tests {
 
     #[test]
     fn utc_format() {
-        assert_eq!(format_utc_us(0).as_deref(), Some("1970-01-01T00:00:00.000000Z"));
-        assert_eq!(format_utc_us(1_700_000_000_123_456).as_deref(), Some("2023-11-14T22:13:20.123456Z"));
+        assert_eq!(
+            format_utc_us(0).as_deref(),
+            Some("1970-01-01T00:00:00.000000Z")
+        );
+        assert_eq!(
+            format_utc_us(1_700_000_000_123_456).as_deref(),
+            Some("2023-11-14T22:13:20.123456Z")
+        );
         assert_eq!(format_utc_us(-1), None);
-        assert_eq!(format_utc_us(253_402_300_799_999_999).as_deref(), Some("9999-12-31T23:59:59.999999Z"));
+        assert_eq!(
+            format_utc_us(253_402_300_799_999_999).as_deref(),
+            Some("9999-12-31T23:59:59.999999Z")
+        );
         assert_eq!(format_utc_us(253_402_300_800_000_000), None);
         assert_eq!(format_utc_us(i64::MAX), None);
     }
 
     #[test]
     fn readings_layout() {
-        let rows = vec![row(1, Some(10.000_002_3), ReadingStatus::Valid), row(2, None, ReadingStatus::Overload)];
+        let rows = vec![
+            row(1, Some(10.000_002_3), ReadingStatus::Valid),
+            row(2, None, ReadingStatus::Overload),
+        ];
         let text = write_readings(&rows);
         let chain = "07".repeat(32);
         assert_eq!(
@@ -329,18 +391,57 @@ mod tests {
             assert_ne!(bad, good, "{from}");
             read_readings(bad.as_bytes()).unwrap_err()
         };
-        assert!(matches!(check("\n1,", "\n+1,"), RecordsError::Column { column: "seq", .. }));
-        assert!(matches!(check("\n1,", "\n01,"), RecordsError::Column { column: "seq", .. }));
-        assert!(matches!(check(",1.5,", ",1.50,"), RecordsError::ValueStatus { .. }));
-        assert!(matches!(check(",1.5,", ",inf,"), RecordsError::ValueStatus { .. }));
-        assert!(matches!(check(",1.5,", ",,"), RecordsError::ValueStatus { .. }));
-        assert!(matches!(check("1.5,valid", "1.5,nan"), RecordsError::ValueStatus { .. }));
-        assert!(matches!(check("valid", "VALID"), RecordsError::Column { column: "status", .. }));
-        assert!(matches!(check(".123456Z", ".123457Z"), RecordsError::UtcMismatch { record: 2, .. }));
-        assert!(matches!(check(&"07".repeat(32), &"07".repeat(32).to_uppercase().replace('7', "F")), RecordsError::Column { column: "chain", .. }));
+        assert!(matches!(
+            check("\n1,", "\n+1,"),
+            RecordsError::Column { column: "seq", .. }
+        ));
+        assert!(matches!(
+            check("\n1,", "\n01,"),
+            RecordsError::Column { column: "seq", .. }
+        ));
+        assert!(matches!(
+            check(",1.5,", ",1.50,"),
+            RecordsError::ValueStatus { .. }
+        ));
+        assert!(matches!(
+            check(",1.5,", ",inf,"),
+            RecordsError::ValueStatus { .. }
+        ));
+        assert!(matches!(
+            check(",1.5,", ",,"),
+            RecordsError::ValueStatus { .. }
+        ));
+        assert!(matches!(
+            check("1.5,valid", "1.5,nan"),
+            RecordsError::ValueStatus { .. }
+        ));
+        assert!(matches!(
+            check("valid", "VALID"),
+            RecordsError::Column {
+                column: "status",
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(".123456Z", ".123457Z"),
+            RecordsError::UtcMismatch { record: 2, .. }
+        ));
+        assert!(matches!(
+            check(
+                &"07".repeat(32),
+                &"07".repeat(32).to_uppercase().replace('7', "F")
+            ),
+            RecordsError::Column {
+                column: "chain",
+                ..
+            }
+        ));
         assert!(matches!(check("seq,", "Seq,"), RecordsError::Header));
         assert!(matches!(read_readings(b""), Err(RecordsError::Header)));
-        assert!(matches!(read_readings(b"\xff\n"), Err(RecordsError::NotUtf8 { .. })));
+        assert!(matches!(
+            read_readings(b"\xff\n"),
+            Err(RecordsError::NotUtf8 { .. })
+        ));
     }
 
     #[test]
@@ -363,18 +464,32 @@ mod tests {
         assert_eq!(read_events(text.as_bytes()).unwrap(), vec![event]);
         assert!(read_events(b"").unwrap().is_empty());
         let no_newline = text.trim_end();
-        assert!(matches!(read_events(no_newline.as_bytes()), Err(RecordsError::EventFraming { line: 1 })));
+        assert!(matches!(
+            read_events(no_newline.as_bytes()),
+            Err(RecordsError::EventFraming { line: 1 })
+        ));
         let blank = format!("{text}\n");
-        assert!(matches!(read_events(blank.as_bytes()), Err(RecordsError::EventFraming { line: 2 })));
+        assert!(matches!(
+            read_events(blank.as_bytes()),
+            Err(RecordsError::EventFraming { line: 2 })
+        ));
         let extra = text.replace("\"kind\"", "\"x\":1,\"kind\"");
-        assert!(matches!(read_events(extra.as_bytes()), Err(RecordsError::EventJson { line: 1, .. })));
+        assert!(matches!(
+            read_events(extra.as_bytes()),
+            Err(RecordsError::EventJson { line: 1, .. })
+        ));
         let skew = text.replace(":20.000000Z", ":21.000000Z");
-        assert!(matches!(read_events(skew.as_bytes()), Err(RecordsError::UtcMismatch { record: 1, .. })));
+        assert!(matches!(
+            read_events(skew.as_bytes()),
+            Err(RecordsError::UtcMismatch { record: 1, .. })
+        ));
     }
 
     fn status_and_value() -> impl Strategy<Value = (ReadingStatus, Option<f64>)> {
         prop_oneof![
-            any::<f64>().prop_filter("finite", |v| v.is_finite()).prop_map(|v| (ReadingStatus::Valid, Some(v))),
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| (ReadingStatus::Valid, Some(v))),
             Just((ReadingStatus::Overload, None)),
             Just((ReadingStatus::NotANumber, None)),
         ]
@@ -388,7 +503,7 @@ mod tests {
             numbers in (any::<u64>(), any::<u64>(), any::<u64>(), 0i64..253_402_300_800_000_000, any::<u64>()),
             chain in proptest::array::uniform32(any::<u8>()),
         ) {
-            let row = ReadingRow {
+            let row = ReadingExport {
                 record: ReadingRecord {
                     seq: numbers.0,
                     run_id: numbers.1,

@@ -88,7 +88,12 @@ impl AllowedSigners {
                 Ok(Line::Entry(entry)) => signers.entries.push(entry),
                 Ok(Line::Unsupported) => signers.skipped.push(line_no),
                 Ok(Line::Blank) => {}
-                Err(reason) => return Err(AllowedSignersError { line: line_no, reason }),
+                Err(reason) => {
+                    return Err(AllowedSignersError {
+                        line: line_no,
+                        reason,
+                    });
+                }
             }
         }
         Ok(signers)
@@ -101,7 +106,11 @@ impl AllowedSigners {
             .iter()
             .filter(|e| !e.cert_authority)
             .filter(|e| match_pattern_list(principal, &e.principals))
-            .filter(|e| e.namespaces.as_deref().is_none_or(|ns| match_pattern_list(namespace, ns)))
+            .filter(|e| {
+                e.namespaces
+                    .as_deref()
+                    .is_none_or(|ns| match_pattern_list(namespace, ns))
+            })
             .filter(|e| e.valid_after.is_none_or(|t| now >= t))
             .filter(|e| e.valid_before.is_none_or(|t| now <= t))
             .map(|e| &e.key)
@@ -118,11 +127,17 @@ fn take_token(text: &str) -> Result<(&str, &str), SignersLineError> {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            ' ' | '\t' if !quoted => return Ok((&text[..i], text[i..].trim_start_matches([' ', '\t']))),
+            ' ' | '\t' if !quoted => {
+                return Ok((&text[..i], text[i..].trim_start_matches([' ', '\t'])));
+            }
             _ => {}
         }
     }
-    if quoted { Err(SignersLineError::UnterminatedQuote) } else { Ok((text, "")) }
+    if quoted {
+        Err(SignersLineError::UnterminatedQuote)
+    } else {
+        Ok((text, ""))
+    }
 }
 
 fn is_key_type(token: &str) -> bool {
@@ -144,7 +159,9 @@ fn parse_line(line: &str) -> Result<Line, SignersLineError> {
     let (principals, rest) = take_token(line)?;
     // OpenSSH allows the whole principals field in double quotes.
     let principals = match principals.strip_prefix('"') {
-        Some(inner) => inner.strip_suffix('"').ok_or(SignersLineError::UnterminatedQuote)?,
+        Some(inner) => inner
+            .strip_suffix('"')
+            .ok_or(SignersLineError::UnterminatedQuote)?,
         None => principals,
     };
     let (first, rest) = take_token(rest)?;
@@ -195,8 +212,12 @@ fn parse_options(mut text: &str, entry: &mut Restrictions) -> Result<(), Signers
             let (value, after_value) = dequote(value_and_rest, &lower)?;
             match lower.as_str() {
                 "namespaces" => set_once(&mut entry.namespaces, value, "namespaces")?,
-                "valid-after" => set_once(&mut entry.valid_after, parse_time(&value)?, "valid-after")?,
-                "valid-before" => set_once(&mut entry.valid_before, parse_time(&value)?, "valid-before")?,
+                "valid-after" => {
+                    set_once(&mut entry.valid_after, parse_time(&value)?, "valid-after")?
+                }
+                "valid-before" => {
+                    set_once(&mut entry.valid_before, parse_time(&value)?, "valid-before")?
+                }
                 _ => return Err(SignersLineError::UnknownOption(name.to_owned())),
             }
             text = after_value;
@@ -237,7 +258,9 @@ fn dequote<'a>(text: &'a str, option: &str) -> Result<(String, &'a str), Signers
         "valid-before" => "valid-before",
         _ => return Err(SignersLineError::UnknownOption(option.to_owned())),
     };
-    let inner = text.strip_prefix('"').ok_or(SignersLineError::UnquotedValue(static_name))?;
+    let inner = text
+        .strip_prefix('"')
+        .ok_or(SignersLineError::UnquotedValue(static_name))?;
     let mut value = String::new();
     let mut chars = inner.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -257,12 +280,19 @@ fn dequote<'a>(text: &'a str, option: &str) -> Result<(String, &'a str), Signers
 fn parse_time(text: &str) -> Result<u64, SignersLineError> {
     let invalid = || SignersLineError::InvalidTime(text.to_owned());
     let upper = text.to_ascii_uppercase();
-    let digits = upper.strip_suffix("UTC").or_else(|| upper.strip_suffix('Z')).unwrap_or(&upper);
+    let digits = upper
+        .strip_suffix("UTC")
+        .or_else(|| upper.strip_suffix('Z'))
+        .unwrap_or(&upper);
     if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
     let num = |range: std::ops::Range<usize>| digits.get(range).and_then(|s| s.parse::<u64>().ok());
-    let (year, month, day) = (num(0..4).ok_or_else(invalid)?, num(4..6).ok_or_else(invalid)?, num(6..8).ok_or_else(invalid)?);
+    let (year, month, day) = (
+        num(0..4).ok_or_else(invalid)?,
+        num(4..6).ok_or_else(invalid)?,
+        num(6..8).ok_or_else(invalid)?,
+    );
     let hour = num(8..10).unwrap_or(0);
     let minute = num(10..12).unwrap_or(0);
     let second = num(12..14).unwrap_or(0);
@@ -278,7 +308,11 @@ fn parse_time(text: &str) -> Result<u64, SignersLineError> {
     }
     let seconds = days_since_epoch(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
     // OpenSSH treats 0 as "unset", so it refuses the epoch itself.
-    if seconds == 0 { Err(invalid()) } else { Ok(seconds) }
+    if seconds == 0 {
+        Err(invalid())
+    } else {
+        Ok(seconds)
+    }
 }
 
 fn is_leap(year: u64) -> bool {
@@ -296,7 +330,9 @@ fn days_in_month(year: u64, month: u64) -> u64 {
 
 /// Days from 1970-01-01 to the date; the caller guarantees year ≥ 1970 and a valid month.
 fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
-    let years: u64 = (1970..year).map(|y| if is_leap(y) { 366 } else { 365 }).sum();
+    let years: u64 = (1970..year)
+        .map(|y| if is_leap(y) { 366 } else { 365 })
+        .sum();
     let months: u64 = (1..month).map(|m| days_in_month(year, m)).sum();
     years + months + day - 1
 }
@@ -343,7 +379,9 @@ fn match_pattern(text: &[u8], pattern: &[u8]) -> bool {
             },
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 #[cfg(test)]
@@ -352,15 +390,19 @@ mod tests {
     use proptest::prelude::*;
     use std::time::Duration;
 
-    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti";
-    const OTHER: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2B5s2Q2eO7dbSN6mGjKyYkIjOuD1sTbZ+JGEzZbP1e";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti";
+    const OTHER: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2B5s2Q2eO7dbSN6mGjKyYkIjOuD1sTbZ+JGEzZbP1e";
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
     fn count(signers: &AllowedSigners, principal: &str, namespace: &str) -> usize {
-        signers.keys_for(principal, namespace, at(1_800_000_000)).len()
+        signers
+            .keys_for(principal, namespace, at(1_800_000_000))
+            .len()
     }
 
     #[test]
@@ -372,7 +414,10 @@ mod tests {
         assert!(!match_pattern_list("LAB1", "lab1"));
         assert!(!match_pattern_list("LAB1", "LAB"));
         assert!(!match_pattern_list("LAB1", "LAB*,!LAB1"));
-        assert!(!match_pattern_list("LAB1", "!LAB2"), "negation alone never matches");
+        assert!(
+            !match_pattern_list("LAB1", "!LAB2"),
+            "negation alone never matches"
+        );
         assert!(match_pattern_list("a.b.c", "*.*.c"));
         assert!(match_pattern_list("abcabd", "*ab?"));
         assert!(!match_pattern_list("abcabe", "*ab?d"));
@@ -392,12 +437,24 @@ mod tests {
         assert_eq!(count(&signers, "LAB1", "tsagent-bundle-v1"), 1);
         assert_eq!(count(&signers, "LAB3", "tsagent-bundle-v1"), 1);
         assert_eq!(count(&signers, "LAB3", "git"), 0);
-        assert_eq!(count(&signers, "LAB4", "tsagent-bundle-v1"), 0, "cert-authority never matches a plain key");
+        assert_eq!(
+            count(&signers, "LAB4", "tsagent-bundle-v1"),
+            0,
+            "cert-authority never matches a plain key"
+        );
         assert_eq!(count(&signers, "LAB6", "tsagent-bundle-v1"), 0);
         assert_eq!(count(&signers, "LAB6", "git"), 1);
         let lab5 = |secs| signers.keys_for("LAB5", "x", at(secs)).len();
         let start = 1_893_456_000; // 2030-01-01T00:00:00Z
-        assert_eq!((lab5(start - 1), lab5(start), lab5(start + 86_400), lab5(start + 86_401)), (0, 1, 1, 0));
+        assert_eq!(
+            (
+                lab5(start - 1),
+                lab5(start),
+                lab5(start + 86_400),
+                lab5(start + 86_401)
+            ),
+            (0, 1, 1, 0)
+        );
     }
 
     #[test]
@@ -406,23 +463,96 @@ mod tests {
         assert_eq!(parse_time("20000229Z").unwrap(), 951_782_400);
         assert_eq!(parse_time("202001020304").unwrap(), 1_577_934_240);
         assert_eq!(parse_time("20200102030405utc").unwrap(), 1_577_934_245);
-        for bad in ["19700101", "2019022", "20190229", "20191301", "201901011", "2019010124000Z", "2019-01-01", "Z", "+0190101"] {
-            assert!(matches!(parse_time(bad), Err(SignersLineError::InvalidTime(_))), "{bad}");
+        for bad in [
+            "19700101",
+            "2019022",
+            "20190229",
+            "20191301",
+            "201901011",
+            "2019010124000Z",
+            "2019-01-01",
+            "Z",
+            "+0190101",
+        ] {
+            assert!(
+                matches!(parse_time(bad), Err(SignersLineError::InvalidTime(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn bad_lines() {
-        let check = |line: &str| AllowedSigners::parse(&format!("# ok\n{line}\n")).map(|_| ()).unwrap_err();
-        assert!(matches!(check("LAB1"), AllowedSignersError { line: 2, reason: SignersLineError::MissingKey }));
-        assert!(matches!(check("LAB1 ssh-ed25519"), AllowedSignersError { reason: SignersLineError::MissingKey, .. }));
-        assert!(matches!(check(&format!("LAB1 bogus {KEY}")), AllowedSignersError { reason: SignersLineError::UnknownOption(_), .. }));
-        assert!(matches!(check(&format!("LAB1 namespaces=git {KEY}")), AllowedSignersError { reason: SignersLineError::UnquotedValue(_), .. }));
-        assert!(matches!(check(&format!("LAB1 namespaces=\"a\",namespaces=\"b\" {KEY}")), AllowedSignersError { reason: SignersLineError::DuplicateOption(_), .. }));
-        assert!(matches!(check(&format!("LAB1 namespaces=\"a {KEY}")), AllowedSignersError { reason: SignersLineError::UnterminatedQuote, .. }));
-        assert!(matches!(check(&format!("LAB1 cert-authority, {KEY}")), AllowedSignersError { reason: SignersLineError::UnknownOption(_), .. }));
-        assert!(matches!(check(&format!("LAB1 valid-after=\"20300102\",valid-before=\"20300101\" {KEY}")), AllowedSignersError { reason: SignersLineError::EmptyValidity, .. }));
-        assert!(matches!(check("LAB1 ssh-ed25519 AAAAnotakey"), AllowedSignersError { reason: SignersLineError::Key(_), .. }));
+        let check = |line: &str| {
+            AllowedSigners::parse(&format!("# ok\n{line}\n"))
+                .map(|_| ())
+                .unwrap_err()
+        };
+        assert!(matches!(
+            check("LAB1"),
+            AllowedSignersError {
+                line: 2,
+                reason: SignersLineError::MissingKey
+            }
+        ));
+        assert!(matches!(
+            check("LAB1 ssh-ed25519"),
+            AllowedSignersError {
+                reason: SignersLineError::MissingKey,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(&format!("LAB1 bogus {KEY}")),
+            AllowedSignersError {
+                reason: SignersLineError::UnknownOption(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(&format!("LAB1 namespaces=git {KEY}")),
+            AllowedSignersError {
+                reason: SignersLineError::UnquotedValue(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(&format!("LAB1 namespaces=\"a\",namespaces=\"b\" {KEY}")),
+            AllowedSignersError {
+                reason: SignersLineError::DuplicateOption(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(&format!("LAB1 namespaces=\"a {KEY}")),
+            AllowedSignersError {
+                reason: SignersLineError::UnterminatedQuote,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(&format!("LAB1 cert-authority, {KEY}")),
+            AllowedSignersError {
+                reason: SignersLineError::UnknownOption(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            check(&format!(
+                "LAB1 valid-after=\"20300102\",valid-before=\"20300101\" {KEY}"
+            )),
+            AllowedSignersError {
+                reason: SignersLineError::EmptyValidity,
+                ..
+            }
+        ));
+        assert!(matches!(
+            check("LAB1 ssh-ed25519 AAAAnotakey"),
+            AllowedSignersError {
+                reason: SignersLineError::Key(_),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -430,10 +560,15 @@ mod tests {
         // Key types we cannot sign with must still parse, so a shared file with RSA/ECDSA lines works.
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::new();
-        for (kind, bits) in [("ed25519", None), ("rsa", Some("2048")), ("ecdsa", Some("256"))] {
+        for (kind, bits) in [
+            ("ed25519", None),
+            ("rsa", Some("2048")),
+            ("ecdsa", Some("256")),
+        ] {
             let path = dir.path().join(kind);
             let mut cmd = std::process::Command::new("ssh-keygen");
-            cmd.args(["-q", "-t", kind, "-N", "", "-C", "c", "-f"]).arg(&path);
+            cmd.args(["-q", "-t", kind, "-N", "", "-C", "c", "-f"])
+                .arg(&path);
             if let Some(bits) = bits {
                 cmd.args(["-b", bits]);
             }

@@ -10,8 +10,13 @@ use thiserror::Error;
 const BLOCK: usize = 512;
 
 /// The names of the five files in a bundle, in the order the writer stores them.
-pub const FILE_NAMES: [&str; 5] =
-    ["manifest.json", "readings.csv", "events.jsonl", "SHA256SUMS", "SHA256SUMS.sig"];
+pub const FILE_NAMES: [&str; 5] = [
+    "manifest.json",
+    "readings.csv",
+    "events.jsonl",
+    "SHA256SUMS",
+    "SHA256SUMS.sig",
+];
 
 /// Longest bundle folder name: `<folder>/` must fit ustar's 100-byte name field.
 pub const MAX_FOLDER_LEN: usize = 99;
@@ -27,7 +32,10 @@ pub struct TarLimits {
 
 impl TarLimits {
     /// The caps `verify` applies: a day of readings at 10 Hz is about 200 MiB of CSV.
-    pub const DEFAULT: Self = Self { max_file_bytes: 512 << 20, max_total_bytes: 1 << 30 };
+    pub const DEFAULT: Self = Self {
+        max_file_bytes: 512 << 20,
+        max_total_bytes: 1 << 30,
+    };
 }
 
 /// The five files of a bundle, as byte slices.
@@ -217,17 +225,27 @@ pub(crate) fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Writes `folder/` (0755) and the five files (0644) as a ustar archive.
 ///
 /// The bytes depend only on the arguments: uid/gid 0, empty owner names, `mtime` everywhere.
-pub fn write_tar(folder: &str, files: &BundleFiles<'_>, mtime: u64) -> Result<Vec<u8>, TarWriteError> {
+pub fn write_tar(
+    folder: &str,
+    files: &BundleFiles<'_>,
+    mtime: u64,
+) -> Result<Vec<u8>, TarWriteError> {
     if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
         return Err(TarWriteError::BadFolder(folder.to_owned()));
     }
-    let data_len: usize = files.in_order().iter().map(|(_, d)| d.len().div_ceil(BLOCK) * BLOCK).sum();
+    let data_len: usize = files
+        .in_order()
+        .iter()
+        .map(|(_, d)| d.len().div_ceil(BLOCK) * BLOCK)
+        .sum();
     let mut out = Vec::with_capacity(data_len + 8 * BLOCK);
     out.extend_from_slice(&header(folder, "", b'5', 0o755, 0, mtime)?);
     for (name, data) in files.in_order() {
@@ -253,7 +271,11 @@ fn header(
     let path = format!("{folder}/{name}");
     // The folder is at most 99 bytes, so `folder/` always fits the name field and a longer file path
     // splits at its one slash into prefix (the folder) and name (the file).
-    let (prefix, name_field) = if path.len() <= 100 { ("", path.as_str()) } else { (folder, name) };
+    let (prefix, name_field) = if path.len() <= 100 {
+        ("", path.as_str())
+    } else {
+        (folder, name)
+    };
     h[..name_field.len()].copy_from_slice(name_field.as_bytes());
     put_octal(&mut h[100..108], mode, "mode")?;
     put_octal(&mut h[108..116], 0, "uid")?;
@@ -289,18 +311,29 @@ fn checksum(header: &[u8; BLOCK]) -> u32 {
     header
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { u32::from(b' ') } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
         .sum()
 }
 
 /// Strict octal: one or more digits, then only NUL or space to the end of the field.
 fn parse_octal(field: &[u8]) -> Option<u64> {
-    let digits = field.iter().take_while(|b| (b'0'..=b'7').contains(b)).count();
+    let digits = field
+        .iter()
+        .take_while(|b| (b'0'..=b'7').contains(b))
+        .count();
     let (number, rest) = field.split_at(digits);
     if digits == 0 || rest.is_empty() || !rest.iter().all(|&b| b == 0 || b == b' ') {
         return None;
     }
-    number.iter().try_fold(0u64, |acc, &b| acc.checked_mul(8)?.checked_add(u64::from(b - b'0')))
+    number.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(8)?.checked_add(u64::from(b - b'0'))
+    })
 }
 
 /// A NUL-terminated text field; the bytes after the first NUL must be NUL too.
@@ -311,14 +344,20 @@ fn text_field(field: &[u8]) -> Option<&[u8]> {
 }
 
 fn block_at(bytes: &[u8], offset: usize) -> Option<&[u8; BLOCK]> {
-    bytes.get(offset..offset.checked_add(BLOCK)?)?.try_into().ok()
+    bytes
+        .get(offset..offset.checked_add(BLOCK)?)?
+        .try_into()
+        .ok()
 }
 
 /// Reads a bundle tar from memory, checking every byte the writer would have written.
 pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarError> {
     let total = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if total > limits.max_total_bytes {
-        return Err(TarError::ArchiveTooLarge { size: total, cap: limits.max_total_bytes });
+        return Err(TarError::ArchiveTooLarge {
+            size: total,
+            cap: limits.max_total_bytes,
+        });
     }
     let mut folder: Option<String> = None;
     let mut folder_seen = false;
@@ -331,33 +370,49 @@ pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarErr
         }
         let entry = parse_header(h, offset, limits)?;
         let data_start = offset + BLOCK;
-        let size = usize::try_from(entry.size).map_err(|_| TarError::Truncated { offset: data_start })?;
-        let padded = size.checked_next_multiple_of(BLOCK).ok_or(TarError::Truncated { offset: data_start })?;
+        let size =
+            usize::try_from(entry.size).map_err(|_| TarError::Truncated { offset: data_start })?;
+        let padded = size
+            .checked_next_multiple_of(BLOCK)
+            .ok_or(TarError::Truncated { offset: data_start })?;
         let block = bytes
             .get(data_start..)
             .and_then(|rest| rest.get(..padded))
             .ok_or(TarError::Truncated { offset: data_start })?;
         let (data, padding) = block.split_at(size);
         if !padding.iter().all(|&b| b == 0) {
-            return Err(TarError::NonZeroPadding { path: entry.path.clone() });
+            return Err(TarError::NonZeroPadding {
+                path: entry.path.clone(),
+            });
         }
         let (entry_folder, file) = split_path(&entry.path, entry.is_dir)?;
         match &folder {
             None => folder = Some(entry_folder.to_owned()),
             Some(f) if f != entry_folder => {
-                return Err(TarError::MixedFolders { path: entry.path, folder: f.clone() });
+                return Err(TarError::MixedFolders {
+                    path: entry.path,
+                    folder: f.clone(),
+                });
             }
             Some(_) => {}
         }
         match file {
-            None if folder_seen => return Err(TarError::Duplicate { path: entry.path.clone() }),
+            None if folder_seen => {
+                return Err(TarError::Duplicate {
+                    path: entry.path.clone(),
+                });
+            }
             None => folder_seen = true,
             Some(index) => {
                 let slot = files
                     .get_mut(index)
-                    .ok_or_else(|| TarError::UnexpectedPath { path: entry.path.clone() })?;
+                    .ok_or_else(|| TarError::UnexpectedPath {
+                        path: entry.path.clone(),
+                    })?;
                 if slot.is_some() {
-                    return Err(TarError::Duplicate { path: entry.path.clone() });
+                    return Err(TarError::Duplicate {
+                        path: entry.path.clone(),
+                    });
                 }
                 *slot = Some(data);
             }
@@ -378,14 +433,18 @@ fn finish<'a>(
     block_at(bytes, second).ok_or(TarError::Truncated { offset: second })?;
     let tail = bytes.get(offset..).unwrap_or(&[]);
     if let Some(pos) = tail.iter().position(|&b| b != 0) {
-        return Err(TarError::TrailingData { offset: offset + pos });
+        return Err(TarError::TrailingData {
+            offset: offset + pos,
+        });
     }
     let (Some(folder), true) = (folder, folder_seen) else {
         return Err(TarError::MissingFolder);
     };
     let [manifest, readings, events, sums, sig] = files;
     let need = |file: Option<&'a [u8]>, index: usize| {
-        file.ok_or(TarError::MissingFile { name: FILE_NAMES[index % FILE_NAMES.len()] })
+        file.ok_or(TarError::MissingFile {
+            name: FILE_NAMES[index % FILE_NAMES.len()],
+        })
     };
     Ok(TarBundle {
         folder,
@@ -416,19 +475,36 @@ fn parse_header(h: &[u8; BLOCK], offset: usize, limits: TarLimits) -> Result<Ent
     }
     let typeflag = h[156];
     if matches!(typeflag, b'x' | b'g' | b'L' | b'K') {
-        return Err(TarError::ExtensionHeader { typeflag: char::from(typeflag), offset });
+        return Err(TarError::ExtensionHeader {
+            typeflag: char::from(typeflag),
+            offset,
+        });
     }
     let bad = |field| TarError::BadField { field, offset };
     let name = text_field(&h[0..100]).ok_or(bad("name"))?;
     let prefix = text_field(&h[345..500]).ok_or(bad("prefix"))?;
-    let raw_path = if prefix.is_empty() { name.to_vec() } else { [prefix, b"/", name].concat() };
+    let raw_path = if prefix.is_empty() {
+        name.to_vec()
+    } else {
+        [prefix, b"/", name].concat()
+    };
     let lossy = String::from_utf8_lossy(&raw_path).into_owned();
     match typeflag {
         b'0' | b'\0' | b'5' => {}
         b'1' | b'2' => return Err(TarError::Link { path: lossy }),
-        _ => return Err(TarError::UnsupportedType { path: lossy, typeflag: char::from(typeflag) }),
+        _ => {
+            return Err(TarError::UnsupportedType {
+                path: lossy,
+                typeflag: char::from(typeflag),
+            });
+        }
     }
-    for (field, range) in [("mode", 100..108), ("uid", 108..116), ("gid", 116..124), ("mtime", 136..148)] {
+    for (field, range) in [
+        ("mode", 100..108),
+        ("uid", 108..116),
+        ("gid", 116..124),
+        ("mtime", 136..148),
+    ] {
         parse_octal(&h[range]).ok_or(bad(field))?;
     }
     let size = parse_octal(&h[124..136]).ok_or(bad("size"))?;
@@ -442,25 +518,58 @@ fn parse_header(h: &[u8; BLOCK], offset: usize, limits: TarLimits) -> Result<Ent
         return Err(TarError::ParentComponent { path: lossy });
     }
     if size > limits.max_file_bytes {
-        return Err(TarError::FileTooLarge { path: lossy, size, cap: limits.max_file_bytes });
+        return Err(TarError::FileTooLarge {
+            path: lossy,
+            size,
+            cap: limits.max_file_bytes,
+        });
     }
     // Header paths are at most 256 bytes, so owning them costs nothing an attacker can inflate.
     let path = String::from_utf8(raw_path).map_err(|_| TarError::UnexpectedPath { path: lossy })?;
-    Ok(Entry { path, is_dir: typeflag == b'5', size })
+    Ok(Entry {
+        path,
+        is_dir: typeflag == b'5',
+        size,
+    })
 }
 
 /// Splits a path into the folder and the index of the bundle file (`None` for the folder itself).
 fn split_path(path: &str, is_dir: bool) -> Result<(&str, Option<usize>), TarError> {
-    let unexpected = || TarError::UnexpectedPath { path: path.to_owned() };
+    let unexpected = || TarError::UnexpectedPath {
+        path: path.to_owned(),
+    };
     let (folder, rest) = path.split_once('/').ok_or_else(unexpected)?;
     if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
         return Err(unexpected());
     }
     match (is_dir, rest) {
         (true, "") => Ok((folder, None)),
-        (false, name) => FILE_NAMES.iter().position(|&n| n == name).map(|i| (folder, Some(i))).ok_or_else(unexpected),
+        (false, name) => FILE_NAMES
+            .iter()
+            .position(|&n| n == name)
+            .map(|i| (folder, Some(i)))
+            .ok_or_else(unexpected),
         (true, _) => Err(unexpected()),
     }
+}
+
+/// A header with a valid checksum and whatever path, type and size a test wants.
+#[cfg(test)]
+pub(crate) fn raw_header(name: &[u8], prefix: &[u8], typeflag: u8, size: u64) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name);
+    put_octal(&mut h[100..108], 0o644, "mode").unwrap();
+    put_octal(&mut h[108..116], 0, "uid").unwrap();
+    put_octal(&mut h[116..124], 0, "gid").unwrap();
+    put_octal(&mut h[124..136], size, "size").unwrap();
+    put_octal(&mut h[136..148], 0, "mtime").unwrap();
+    h[156] = typeflag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[345..345 + prefix.len()].copy_from_slice(prefix);
+    let sum = checksum(&h);
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
 }
 
 #[cfg(test)]
@@ -475,24 +584,6 @@ mod tests {
         sums: b"sums\n",
         sig: b"sig\n",
     };
-
-    /// A header with a valid checksum and whatever path, type and size the test wants.
-    fn raw_header(name: &[u8], prefix: &[u8], typeflag: u8, size: u64) -> [u8; BLOCK] {
-        let mut h = [0u8; BLOCK];
-        h[..name.len()].copy_from_slice(name);
-        put_octal(&mut h[100..108], 0o644, "mode").unwrap();
-        put_octal(&mut h[108..116], 0, "uid").unwrap();
-        put_octal(&mut h[116..124], 0, "gid").unwrap();
-        put_octal(&mut h[124..136], size, "size").unwrap();
-        put_octal(&mut h[136..148], 0, "mtime").unwrap();
-        h[156] = typeflag;
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[345..345 + prefix.len()].copy_from_slice(prefix);
-        let sum = checksum(&h);
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        h
-    }
 
     /// A valid sample archive with `extra` inserted right after the folder entry.
     fn with_extra(extra: &[u8]) -> Vec<u8> {
@@ -513,16 +604,25 @@ mod tests {
         assert_eq!(got.folder, "LAB-ART-000001");
         assert_eq!(got.files, SAMPLE);
         // Same input, same bytes.
-        assert_eq!(tar, write_tar("LAB-ART-000001", &SAMPLE, 1_700_000_000).unwrap());
+        assert_eq!(
+            tar,
+            write_tar("LAB-ART-000001", &SAMPLE, 1_700_000_000).unwrap()
+        );
     }
 
     #[test]
     fn writer_refuses_bad_folders() {
         for folder in ["", ".", "..", "a/b", "a b", &"x".repeat(MAX_FOLDER_LEN + 1)] {
-            assert_eq!(write_tar(folder, &SAMPLE, 0), Err(TarWriteError::BadFolder(folder.into())));
+            assert_eq!(
+                write_tar(folder, &SAMPLE, 0),
+                Err(TarWriteError::BadFolder(folder.into()))
+            );
         }
         assert!(write_tar(&"x".repeat(MAX_FOLDER_LEN), &SAMPLE, 0).is_ok());
-        assert!(matches!(write_tar("B", &SAMPLE, 1 << 40), Err(TarWriteError::FieldOverflow { field: "mtime", .. })));
+        assert!(matches!(
+            write_tar("B", &SAMPLE, 1 << 40),
+            Err(TarWriteError::FieldOverflow { field: "mtime", .. })
+        ));
     }
 
     #[test]
@@ -544,7 +644,11 @@ mod tests {
         for (name, data) in SAMPLE.in_order() {
             assert_eq!(std::fs::read(root.join(name)).unwrap(), data, "{name}");
         }
-        let listing = std::process::Command::new("tar").args(["-tvf", "b.tar"]).current_dir(dir.path()).output().unwrap();
+        let listing = std::process::Command::new("tar")
+            .args(["-tvf", "b.tar"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         let listing = String::from_utf8(listing.stdout).unwrap();
         assert!(listing.starts_with("drwxr-xr-x 0/0"), "{listing}");
         assert_eq!(listing.matches("-rw-r--r-- 0/0").count(), 5, "{listing}");
@@ -554,26 +658,129 @@ mod tests {
     fn rejects_hostile_entries() {
         let file = |name: &[u8], typeflag| raw_header(name, b"", typeflag, 0);
         let cases: Vec<(Vec<u8>, TarError)> = vec![
-            (file(b"../x", b'0').to_vec(), TarError::ParentComponent { path: "../x".into() }),
-            (file(b"B/../x", b'0').to_vec(), TarError::ParentComponent { path: "B/../x".into() }),
-            (file(b"/etc/passwd", b'0').to_vec(), TarError::AbsolutePath { path: "/etc/passwd".into() }),
-            (file(b"B/link", b'2').to_vec(), TarError::Link { path: "B/link".into() }),
-            (file(b"B/hard", b'1').to_vec(), TarError::Link { path: "B/hard".into() }),
-            (file(b"B/dev", b'3').to_vec(), TarError::UnsupportedType { path: "B/dev".into(), typeflag: '3' }),
-            (file(b"B/fifo", b'6').to_vec(), TarError::UnsupportedType { path: "B/fifo".into(), typeflag: '6' }),
-            (file(b"pax", b'x').to_vec(), TarError::ExtensionHeader { typeflag: 'x', offset: BLOCK }),
-            (file(b"pax", b'g').to_vec(), TarError::ExtensionHeader { typeflag: 'g', offset: BLOCK }),
-            (file(b"long", b'L').to_vec(), TarError::ExtensionHeader { typeflag: 'L', offset: BLOCK }),
-            (file(b"long", b'K').to_vec(), TarError::ExtensionHeader { typeflag: 'K', offset: BLOCK }),
-            (file(b"B/other.txt", b'0').to_vec(), TarError::UnexpectedPath { path: "B/other.txt".into() }),
-            (file(b"B/sub/manifest.json", b'0').to_vec(), TarError::UnexpectedPath { path: "B/sub/manifest.json".into() }),
-            (file(b"B/./manifest.json", b'0').to_vec(), TarError::UnexpectedPath { path: "B/./manifest.json".into() }),
-            (file(b"C/manifest.json", b'0').to_vec(), TarError::MixedFolders { path: "C/manifest.json".into(), folder: "B".into() }),
-            (file(b"B/manifest.json", b'0').to_vec(), TarError::Duplicate { path: "B/manifest.json".into() }),
-            (file(b"B/", b'5').to_vec(), TarError::Duplicate { path: "B/".into() }),
-            (file(b"B/manifest.json/", b'5').to_vec(), TarError::UnexpectedPath { path: "B/manifest.json/".into() }),
-            (raw_header(b"B/x", b"", b'5', 1).to_vec(), TarError::MalformedEntry { path: "B/x".into() }),
-            (raw_header(b"manifest.json", b"B", b'0', 0).to_vec(), TarError::Duplicate { path: "B/manifest.json".into() }),
+            (
+                file(b"../x", b'0').to_vec(),
+                TarError::ParentComponent {
+                    path: "../x".into(),
+                },
+            ),
+            (
+                file(b"B/../x", b'0').to_vec(),
+                TarError::ParentComponent {
+                    path: "B/../x".into(),
+                },
+            ),
+            (
+                file(b"/etc/passwd", b'0').to_vec(),
+                TarError::AbsolutePath {
+                    path: "/etc/passwd".into(),
+                },
+            ),
+            (
+                file(b"B/link", b'2').to_vec(),
+                TarError::Link {
+                    path: "B/link".into(),
+                },
+            ),
+            (
+                file(b"B/hard", b'1').to_vec(),
+                TarError::Link {
+                    path: "B/hard".into(),
+                },
+            ),
+            (
+                file(b"B/dev", b'3').to_vec(),
+                TarError::UnsupportedType {
+                    path: "B/dev".into(),
+                    typeflag: '3',
+                },
+            ),
+            (
+                file(b"B/fifo", b'6').to_vec(),
+                TarError::UnsupportedType {
+                    path: "B/fifo".into(),
+                    typeflag: '6',
+                },
+            ),
+            (
+                file(b"pax", b'x').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'x',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"pax", b'g').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'g',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"long", b'L').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'L',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"long", b'K').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'K',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"B/other.txt", b'0').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/other.txt".into(),
+                },
+            ),
+            (
+                file(b"B/sub/manifest.json", b'0').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/sub/manifest.json".into(),
+                },
+            ),
+            (
+                file(b"B/./manifest.json", b'0').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/./manifest.json".into(),
+                },
+            ),
+            (
+                file(b"C/manifest.json", b'0').to_vec(),
+                TarError::MixedFolders {
+                    path: "C/manifest.json".into(),
+                    folder: "B".into(),
+                },
+            ),
+            (
+                file(b"B/manifest.json", b'0').to_vec(),
+                TarError::Duplicate {
+                    path: "B/manifest.json".into(),
+                },
+            ),
+            (
+                file(b"B/", b'5').to_vec(),
+                TarError::Duplicate { path: "B/".into() },
+            ),
+            (
+                file(b"B/manifest.json/", b'5').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/manifest.json/".into(),
+                },
+            ),
+            (
+                raw_header(b"B/x", b"", b'5', 1).to_vec(),
+                TarError::MalformedEntry { path: "B/x".into() },
+            ),
+            (
+                raw_header(b"manifest.json", b"B", b'0', 0).to_vec(),
+                TarError::Duplicate {
+                    path: "B/manifest.json".into(),
+                },
+            ),
         ];
         for (extra, expected) in cases {
             assert_eq!(read(&with_extra(&extra)), Err(expected));
@@ -588,17 +795,29 @@ mod tests {
         assert_eq!(read(&bad_sum), Err(TarError::BadChecksum { offset: 0 }));
         let mut bad_sum_format = good.clone();
         bad_sum_format[154] = b' ';
-        assert_eq!(read(&bad_sum_format), Err(TarError::BadChecksum { offset: 0 }));
+        assert_eq!(
+            read(&bad_sum_format),
+            Err(TarError::BadChecksum { offset: 0 })
+        );
         let mut gnu = raw_header(b"B/manifest.json", b"", b'0', 0);
         gnu[257..265].copy_from_slice(b"ustar  \0");
         let sum = checksum(&gnu);
         gnu[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        assert_eq!(read(&with_extra(&gnu)), Err(TarError::NotUstar { offset: BLOCK }));
+        assert_eq!(
+            read(&with_extra(&gnu)),
+            Err(TarError::NotUstar { offset: BLOCK })
+        );
         let mut base256 = raw_header(b"B/manifest.json", b"", b'0', 0);
         base256[124] = 0x80;
         let sum = checksum(&base256);
         base256[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        assert_eq!(read(&with_extra(&base256)), Err(TarError::BadField { field: "size", offset: BLOCK }));
+        assert_eq!(
+            read(&with_extra(&base256)),
+            Err(TarError::BadField {
+                field: "size",
+                offset: BLOCK
+            })
+        );
     }
 
     #[test]
@@ -607,20 +826,46 @@ mod tests {
         assert!(read(&good).is_ok());
         let mut padded = good.clone();
         padded.extend_from_slice(&[0; 3 * BLOCK + 7]);
-        assert!(read(&padded).is_ok(), "zeros after the end are allowed, as GNU tar pads records");
+        assert!(
+            read(&padded).is_ok(),
+            "zeros after the end are allowed, as GNU tar pads records"
+        );
         let mut appended = good.clone();
         appended.push(1);
-        assert_eq!(read(&appended), Err(TarError::TrailingData { offset: good.len() }));
-        for cut in [0, 1, BLOCK, good.len() - BLOCK - 1, good.len() - BLOCK, good.len() - 1] {
-            assert!(matches!(read(&good[..cut]), Err(TarError::Truncated { .. })), "{cut}");
+        assert_eq!(
+            read(&appended),
+            Err(TarError::TrailingData { offset: good.len() })
+        );
+        for cut in [
+            0,
+            1,
+            BLOCK,
+            good.len() - BLOCK - 1,
+            good.len() - BLOCK,
+            good.len() - 1,
+        ] {
+            assert!(
+                matches!(read(&good[..cut]), Err(TarError::Truncated { .. })),
+                "{cut}"
+            );
         }
         // Padding after `manifest.json` (3 bytes of data in the second block).
         let mut dirty = good.clone();
         dirty[2 * BLOCK + 3] = 1;
-        assert_eq!(read(&dirty), Err(TarError::NonZeroPadding { path: "B/manifest.json".into() }));
+        assert_eq!(
+            read(&dirty),
+            Err(TarError::NonZeroPadding {
+                path: "B/manifest.json".into()
+            })
+        );
         // A folder with no files, or files with no folder.
         let only_folder = [&good[..BLOCK], &[0u8; 2 * BLOCK][..]].concat();
-        assert_eq!(read(&only_folder), Err(TarError::MissingFile { name: "manifest.json" }));
+        assert_eq!(
+            read(&only_folder),
+            Err(TarError::MissingFile {
+                name: "manifest.json"
+            })
+        );
         let no_folder = good[BLOCK..].to_vec();
         assert_eq!(read(&no_folder), Err(TarError::MissingFolder));
     }
@@ -637,13 +882,28 @@ mod tests {
                 cap: TarLimits::DEFAULT.max_file_bytes
             })
         );
-        let unlimited = TarLimits { max_file_bytes: u64::MAX, max_total_bytes: u64::MAX };
-        assert_eq!(read_tar(&tar, unlimited), Err(TarError::Truncated { offset: BLOCK }));
-        let small = TarLimits { max_file_bytes: 10, max_total_bytes: 1 << 20 };
+        let unlimited = TarLimits {
+            max_file_bytes: u64::MAX,
+            max_total_bytes: u64::MAX,
+        };
+        assert_eq!(
+            read_tar(&tar, unlimited),
+            Err(TarError::Truncated { offset: BLOCK })
+        );
+        let small = TarLimits {
+            max_file_bytes: 10,
+            max_total_bytes: 1 << 20,
+        };
         let good = write_tar("B", &SAMPLE, 0).unwrap();
         assert!(read_tar(&good, small).is_ok());
-        let tight = TarLimits { max_file_bytes: 10, max_total_bytes: good.len() as u64 - 1 };
-        assert!(matches!(read_tar(&good, tight), Err(TarError::ArchiveTooLarge { .. })));
+        let tight = TarLimits {
+            max_file_bytes: 10,
+            max_total_bytes: good.len() as u64 - 1,
+        };
+        assert!(matches!(
+            read_tar(&good, tight),
+            Err(TarError::ArchiveTooLarge { .. })
+        ));
     }
 
     fn folder_name() -> impl Strategy<Value = String> {
