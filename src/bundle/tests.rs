@@ -251,6 +251,23 @@ fn stock_tools_verify_the_bundle() {
             .success()
     };
     assert!(ssh_verify(LAB, NAMESPACE));
+    // ssh-keygen signing the same SHA256SUMS with the same key writes the very same bytes (Ed25519
+    // is deterministic), so the verifier's canonical-armor rule accepts what OpenSSH produces.
+    let resign_dir = tempfile::tempdir().unwrap();
+    let copy = resign_dir.path().join("SHA256SUMS");
+    std::fs::copy(folder.join("SHA256SUMS"), &copy).unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+        .arg(dir.path().join("lab_key"))
+        .arg(&copy)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(signed.success());
+    assert_eq!(
+        std::fs::read(resign_dir.path().join("SHA256SUMS.sig")).unwrap(),
+        std::fs::read(folder.join("SHA256SUMS.sig")).unwrap()
+    );
     assert!(!ssh_verify("LAB2", NAMESPACE), "wrong principal must fail");
     assert!(!ssh_verify(LAB, "git"), "wrong namespace must fail");
     let sums_ok = Command::new("sha256sum")
