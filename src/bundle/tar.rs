@@ -1,0 +1,966 @@
+//! The bundle's tar: a tiny, deterministic ustar writer and a strict in-memory reader.
+//!
+//! The reader accepts exactly the shape the writer produces (one folder, the five bundle files) and
+//! refuses everything archive tools have been bitten by: links, pax and GNU extension headers,
+//! absolute paths, `..`, duplicates, sizes that run past the input. It never extracts and never
+//! allocates in proportion to a header's claims: the files it returns borrow from the input.
+
+use thiserror::Error;
+
+const BLOCK: usize = 512;
+
+/// The names of the five files in a bundle, in the order the writer stores them.
+pub const FILE_NAMES: [&str; 5] = [
+    "manifest.json",
+    "readings.csv",
+    "events.jsonl",
+    "SHA256SUMS",
+    "SHA256SUMS.sig",
+];
+
+/// Longest bundle folder name: `<folder>/` must fit ustar's 100-byte name field.
+pub const MAX_FOLDER_LEN: usize = 99;
+
+/// Size caps the reader checks before it touches an entry's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TarLimits {
+    /// Largest accepted file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest accepted archive, in bytes.
+    pub max_total_bytes: u64,
+}
+
+impl TarLimits {
+    /// The caps `verify` applies: a day of readings at 10 Hz is about 200 MiB of CSV.
+    pub const DEFAULT: Self = Self {
+        max_file_bytes: 512 << 20,
+        max_total_bytes: 1 << 30,
+    };
+}
+
+/// The five files of a bundle, as byte slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleFiles<'a> {
+    /// `manifest.json`.
+    pub manifest: &'a [u8],
+    /// `readings.csv`.
+    pub readings: &'a [u8],
+    /// `events.jsonl`.
+    pub events: &'a [u8],
+    /// `SHA256SUMS`.
+    pub sums: &'a [u8],
+    /// `SHA256SUMS.sig`.
+    pub sig: &'a [u8],
+}
+
+impl<'a> BundleFiles<'a> {
+    fn in_order(&self) -> [(&'static str, &'a [u8]); 5] {
+        [
+            (FILE_NAMES[0], self.manifest),
+            (FILE_NAMES[1], self.readings),
+            (FILE_NAMES[2], self.events),
+            (FILE_NAMES[3], self.sums),
+            (FILE_NAMES[4], self.sig),
+        ]
+    }
+}
+
+/// A bundle tar as read: the folder name and its files, borrowed from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarBundle<'a> {
+    /// The single top-level folder.
+    pub folder: String,
+    /// The files inside it.
+    pub files: BundleFiles<'a>,
+}
+
+/// Why the writer could not produce a tar.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TarWriteError {
+    /// The folder name is empty, too long or uses characters outside `[A-Za-z0-9._-]`.
+    #[error("invalid bundle folder name `{0}`")]
+    BadFolder(String),
+    /// A number does not fit its octal header field.
+    #[error("{field} {value} does not fit a ustar header")]
+    FieldOverflow {
+        /// Which field.
+        field: &'static str,
+        /// The value.
+        value: u64,
+    },
+}
+
+/// Why the reader rejected an archive. `offset` is the byte offset of the header concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TarError {
+    /// The archive is larger than the total cap.
+    #[error("archive of {size} bytes exceeds the {cap}-byte cap")]
+    ArchiveTooLarge {
+        /// Its size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The input ends inside a header, inside data or before the end-of-archive blocks.
+    #[error("archive truncated at offset {offset}")]
+    Truncated {
+        /// Where the missing part starts.
+        offset: usize,
+    },
+    /// A header's checksum field is malformed or does not match the header.
+    #[error("bad header checksum at offset {offset}")]
+    BadChecksum {
+        /// Header offset.
+        offset: usize,
+    },
+    /// A header lacks the POSIX ustar magic `ustar\0` version `00`.
+    #[error("not a ustar header at offset {offset}")]
+    NotUstar {
+        /// Header offset.
+        offset: usize,
+    },
+    /// A numeric field is not strict octal.
+    #[error("malformed {field} field at offset {offset}")]
+    BadField {
+        /// Which field.
+        field: &'static str,
+        /// Header offset.
+        offset: usize,
+    },
+    /// A symbolic or hard link entry.
+    #[error("link entry `{path}` is not allowed")]
+    Link {
+        /// The entry's path.
+        path: String,
+    },
+    /// A pax (`x`, `g`) or GNU long-name (`L`, `K`) extension header.
+    #[error("extension header (type `{typeflag}`) at offset {offset} is not allowed")]
+    ExtensionHeader {
+        /// The type flag, as a character.
+        typeflag: char,
+        /// Header offset.
+        offset: usize,
+    },
+    /// A device, FIFO or any other entry type than a file or the folder.
+    #[error("entry `{path}` has unsupported type `{typeflag}`")]
+    UnsupportedType {
+        /// The entry's path.
+        path: String,
+        /// The type flag, as a character.
+        typeflag: char,
+    },
+    /// An absolute path.
+    #[error("absolute path `{path}`")]
+    AbsolutePath {
+        /// The path.
+        path: String,
+    },
+    /// A path with a `..` component.
+    #[error("path `{path}` escapes the bundle folder")]
+    ParentComponent {
+        /// The path.
+        path: String,
+    },
+    /// Anything but `<folder>/` and `<folder>/<bundle file>`.
+    #[error("unexpected entry `{path}`")]
+    UnexpectedPath {
+        /// The path (lossy UTF-8).
+        path: String,
+    },
+    /// An entry in another folder than the first entry's.
+    #[error("entry `{path}` is outside the bundle folder `{folder}`")]
+    MixedFolders {
+        /// The path.
+        path: String,
+        /// The folder seen first.
+        folder: String,
+    },
+    /// The same path twice.
+    #[error("duplicate entry `{path}`")]
+    Duplicate {
+        /// The path.
+        path: String,
+    },
+    /// A file larger than the per-file cap.
+    #[error("entry `{path}` of {size} bytes exceeds the {cap}-byte cap")]
+    FileTooLarge {
+        /// The path.
+        path: String,
+        /// The size its header claims.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// A directory header with a non-zero size, or a link name.
+    #[error("malformed header for `{path}`")]
+    MalformedEntry {
+        /// The path.
+        path: String,
+    },
+    /// Non-zero bytes in the padding after an entry's data.
+    #[error("non-zero padding after `{path}`")]
+    NonZeroPadding {
+        /// The path.
+        path: String,
+    },
+    /// Non-zero bytes in or after the end-of-archive blocks.
+    #[error("data after the end of the archive at offset {offset}")]
+    TrailingData {
+        /// Where it starts.
+        offset: usize,
+    },
+    /// The folder entry is missing.
+    #[error("the bundle folder entry is missing")]
+    MissingFolder,
+    /// A bundle file is missing.
+    #[error("`{name}` is missing")]
+    MissingFile {
+        /// Its name.
+        name: &'static str,
+    },
+}
+
+/// True for a usable folder or id: non-empty `[A-Za-z0-9._-]` and not `.` or `..`.
+pub(crate) fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Writes `folder/` (0755) and the five files (0644) as a ustar archive.
+///
+/// The bytes depend only on the arguments: uid/gid 0, empty owner names, `mtime` everywhere.
+pub fn write_tar(
+    folder: &str,
+    files: &BundleFiles<'_>,
+    mtime: u64,
+) -> Result<Vec<u8>, TarWriteError> {
+    if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
+        return Err(TarWriteError::BadFolder(folder.to_owned()));
+    }
+    let data_len: usize = files
+        .in_order()
+        .iter()
+        .map(|(_, d)| d.len().div_ceil(BLOCK) * BLOCK)
+        .sum();
+    let mut out = Vec::with_capacity(data_len + 8 * BLOCK);
+    out.extend_from_slice(&header(folder, "", b'5', 0o755, 0, mtime)?);
+    for (name, data) in files.in_order() {
+        let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        out.extend_from_slice(&header(folder, name, b'0', 0o644, size, mtime)?);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    }
+    out.resize(out.len() + 2 * BLOCK, 0);
+    Ok(out)
+}
+
+/// One header for `folder/name` (or `folder/` when `name` is empty).
+fn header(
+    folder: &str,
+    name: &str,
+    typeflag: u8,
+    mode: u64,
+    size: u64,
+    mtime: u64,
+) -> Result<[u8; BLOCK], TarWriteError> {
+    let mut h = [0u8; BLOCK];
+    let path = format!("{folder}/{name}");
+    // The folder is at most 99 bytes, so `folder/` always fits the name field and a longer file path
+    // splits at its one slash into prefix (the folder) and name (the file).
+    let (prefix, name_field) = if path.len() <= 100 {
+        ("", path.as_str())
+    } else {
+        (folder, name)
+    };
+    h[..name_field.len()].copy_from_slice(name_field.as_bytes());
+    put_octal(&mut h[100..108], mode, "mode")?;
+    put_octal(&mut h[108..116], 0, "uid")?;
+    put_octal(&mut h[116..124], 0, "gid")?;
+    put_octal(&mut h[124..136], size, "size")?;
+    put_octal(&mut h[136..148], mtime, "mtime")?;
+    h[156] = typeflag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    put_octal(&mut h[329..337], 0, "devmajor")?;
+    put_octal(&mut h[337..345], 0, "devminor")?;
+    h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
+    let sum = checksum(&h);
+    let text = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(text.as_bytes());
+    Ok(h)
+}
+
+/// Zero-padded octal digits filling all but the last byte of `field`, then NUL.
+fn put_octal(field: &mut [u8], value: u64, name: &'static str) -> Result<(), TarWriteError> {
+    let digits = field.len() - 1;
+    let text = format!("{value:0digits$o}");
+    if text.len() != digits {
+        return Err(TarWriteError::FieldOverflow { field: name, value });
+    }
+    field[..digits].copy_from_slice(text.as_bytes());
+    field[digits] = 0;
+    Ok(())
+}
+
+/// The ustar checksum: the unsigned byte sum with the checksum field read as spaces.
+fn checksum(header: &[u8; BLOCK]) -> u32 {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum()
+}
+
+/// Strict octal: one or more digits, then only NUL or space to the end of the field.
+fn parse_octal(field: &[u8]) -> Option<u64> {
+    let digits = field
+        .iter()
+        .take_while(|b| (b'0'..=b'7').contains(b))
+        .count();
+    let (number, rest) = field.split_at(digits);
+    if digits == 0 || rest.is_empty() || !rest.iter().all(|&b| b == 0 || b == b' ') {
+        return None;
+    }
+    number.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(8)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// A NUL-terminated text field; the bytes after the first NUL must be NUL too.
+fn text_field(field: &[u8]) -> Option<&[u8]> {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let (text, rest) = field.split_at(end);
+    rest.iter().all(|&b| b == 0).then_some(text)
+}
+
+fn block_at(bytes: &[u8], offset: usize) -> Option<&[u8; BLOCK]> {
+    bytes
+        .get(offset..offset.checked_add(BLOCK)?)?
+        .try_into()
+        .ok()
+}
+
+/// Reads a bundle tar from memory, checking every byte the writer would have written.
+pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarError> {
+    let total = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if total > limits.max_total_bytes {
+        return Err(TarError::ArchiveTooLarge {
+            size: total,
+            cap: limits.max_total_bytes,
+        });
+    }
+    let mut folder: Option<String> = None;
+    let mut folder_seen = false;
+    let mut files: [Option<&[u8]>; 5] = [None; 5];
+    let mut offset = 0usize;
+    loop {
+        let h = block_at(bytes, offset).ok_or(TarError::Truncated { offset })?;
+        if h.iter().all(|&b| b == 0) {
+            return finish(bytes, offset, folder, folder_seen, files);
+        }
+        let entry = parse_header(h, offset, limits)?;
+        let data_start = offset + BLOCK;
+        let size =
+            usize::try_from(entry.size).map_err(|_| TarError::Truncated { offset: data_start })?;
+        let padded = size
+            .checked_next_multiple_of(BLOCK)
+            .ok_or(TarError::Truncated { offset: data_start })?;
+        let block = bytes
+            .get(data_start..)
+            .and_then(|rest| rest.get(..padded))
+            .ok_or(TarError::Truncated { offset: data_start })?;
+        let (data, padding) = block.split_at(size);
+        if !padding.iter().all(|&b| b == 0) {
+            return Err(TarError::NonZeroPadding {
+                path: entry.path.clone(),
+            });
+        }
+        let (entry_folder, file) = split_path(&entry.path, entry.is_dir)?;
+        match &folder {
+            None => folder = Some(entry_folder.to_owned()),
+            Some(f) if f != entry_folder => {
+                return Err(TarError::MixedFolders {
+                    path: entry.path,
+                    folder: f.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+        match file {
+            None if folder_seen => {
+                return Err(TarError::Duplicate {
+                    path: entry.path.clone(),
+                });
+            }
+            None => folder_seen = true,
+            Some(index) => {
+                let slot = files
+                    .get_mut(index)
+                    .ok_or_else(|| TarError::UnexpectedPath {
+                        path: entry.path.clone(),
+                    })?;
+                if slot.is_some() {
+                    return Err(TarError::Duplicate {
+                        path: entry.path.clone(),
+                    });
+                }
+                *slot = Some(data);
+            }
+        }
+        offset = data_start + padded;
+    }
+}
+
+/// Checks the end-of-archive blocks, the trailing bytes and completeness.
+fn finish<'a>(
+    bytes: &'a [u8],
+    offset: usize,
+    folder: Option<String>,
+    folder_seen: bool,
+    files: [Option<&'a [u8]>; 5],
+) -> Result<TarBundle<'a>, TarError> {
+    let second = offset + BLOCK;
+    block_at(bytes, second).ok_or(TarError::Truncated { offset: second })?;
+    let tail = bytes.get(offset..).unwrap_or(&[]);
+    if let Some(pos) = tail.iter().position(|&b| b != 0) {
+        return Err(TarError::TrailingData {
+            offset: offset + pos,
+        });
+    }
+    let (Some(folder), true) = (folder, folder_seen) else {
+        return Err(TarError::MissingFolder);
+    };
+    let [manifest, readings, events, sums, sig] = files;
+    let need = |file: Option<&'a [u8]>, index: usize| {
+        file.ok_or(TarError::MissingFile {
+            name: FILE_NAMES[index % FILE_NAMES.len()],
+        })
+    };
+    Ok(TarBundle {
+        folder,
+        files: BundleFiles {
+            manifest: need(manifest, 0)?,
+            readings: need(readings, 1)?,
+            events: need(events, 2)?,
+            sums: need(sums, 3)?,
+            sig: need(sig, 4)?,
+        },
+    })
+}
+
+struct Entry {
+    path: String,
+    is_dir: bool,
+    size: u64,
+}
+
+fn parse_header(h: &[u8; BLOCK], offset: usize, limits: TarLimits) -> Result<Entry, TarError> {
+    let stored = &h[148..156];
+    let digits_ok = stored[..6].iter().all(|b| (b'0'..=b'7').contains(b)) && stored[6..] == *b"\0 ";
+    if !digits_ok || parse_octal(stored).and_then(|v| u32::try_from(v).ok()) != Some(checksum(h)) {
+        return Err(TarError::BadChecksum { offset });
+    }
+    if h[257..263] != *b"ustar\0" || h[263..265] != *b"00" {
+        return Err(TarError::NotUstar { offset });
+    }
+    let typeflag = h[156];
+    if matches!(typeflag, b'x' | b'g' | b'L' | b'K') {
+        return Err(TarError::ExtensionHeader {
+            typeflag: char::from(typeflag),
+            offset,
+        });
+    }
+    let bad = |field| TarError::BadField { field, offset };
+    let name = text_field(&h[0..100]).ok_or(bad("name"))?;
+    let prefix = text_field(&h[345..500]).ok_or(bad("prefix"))?;
+    let raw_path = if prefix.is_empty() {
+        name.to_vec()
+    } else {
+        [prefix, b"/", name].concat()
+    };
+    let lossy = String::from_utf8_lossy(&raw_path).into_owned();
+    match typeflag {
+        b'0' | b'\0' | b'5' => {}
+        b'1' | b'2' => return Err(TarError::Link { path: lossy }),
+        _ => {
+            return Err(TarError::UnsupportedType {
+                path: lossy,
+                typeflag: char::from(typeflag),
+            });
+        }
+    }
+    for (field, range) in [
+        ("mode", 100..108),
+        ("uid", 108..116),
+        ("gid", 116..124),
+        ("mtime", 136..148),
+    ] {
+        parse_octal(&h[range]).ok_or(bad(field))?;
+    }
+    let size = parse_octal(&h[124..136]).ok_or(bad("size"))?;
+    if !h[157..257].iter().all(|&b| b == 0) || (typeflag == b'5' && size != 0) {
+        return Err(TarError::MalformedEntry { path: lossy });
+    }
+    if lossy.starts_with('/') {
+        return Err(TarError::AbsolutePath { path: lossy });
+    }
+    if lossy.split('/').any(|c| c == "..") {
+        return Err(TarError::ParentComponent { path: lossy });
+    }
+    if size > limits.max_file_bytes {
+        return Err(TarError::FileTooLarge {
+            path: lossy,
+            size,
+            cap: limits.max_file_bytes,
+        });
+    }
+    // Header paths are at most 256 bytes, so owning them costs nothing an attacker can inflate.
+    let path = String::from_utf8(raw_path).map_err(|_| TarError::UnexpectedPath { path: lossy })?;
+    Ok(Entry {
+        path,
+        is_dir: typeflag == b'5',
+        size,
+    })
+}
+
+/// Splits a path into the folder and the index of the bundle file (`None` for the folder itself).
+fn split_path(path: &str, is_dir: bool) -> Result<(&str, Option<usize>), TarError> {
+    let unexpected = || TarError::UnexpectedPath {
+        path: path.to_owned(),
+    };
+    let (folder, rest) = path.split_once('/').ok_or_else(unexpected)?;
+    if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
+        return Err(unexpected());
+    }
+    match (is_dir, rest) {
+        (true, "") => Ok((folder, None)),
+        (false, name) => FILE_NAMES
+            .iter()
+            .position(|&n| n == name)
+            .map(|i| (folder, Some(i)))
+            .ok_or_else(unexpected),
+        (true, _) => Err(unexpected()),
+    }
+}
+
+/// A header with a valid checksum and whatever path, type and size a test wants.
+#[cfg(test)]
+pub(crate) fn raw_header(name: &[u8], prefix: &[u8], typeflag: u8, size: u64) -> [u8; BLOCK] {
+    let mut h = [0u8; BLOCK];
+    h[..name.len()].copy_from_slice(name);
+    put_octal(&mut h[100..108], 0o644, "mode").unwrap();
+    put_octal(&mut h[108..116], 0, "uid").unwrap();
+    put_octal(&mut h[116..124], 0, "gid").unwrap();
+    put_octal(&mut h[124..136], size, "size").unwrap();
+    put_octal(&mut h[136..148], 0, "mtime").unwrap();
+    h[156] = typeflag;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[345..345 + prefix.len()].copy_from_slice(prefix);
+    let sum = checksum(&h);
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLE: BundleFiles<'static> = BundleFiles {
+        manifest: b"{}\n",
+        readings: b"seq\n",
+        events: b"",
+        sums: b"sums\n",
+        sig: b"sig\n",
+    };
+
+    /// A valid sample archive with `extra` inserted right after the folder entry.
+    fn with_extra(extra: &[u8]) -> Vec<u8> {
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        [&good[..BLOCK], extra, &good[BLOCK..]].concat()
+    }
+
+    fn read(bytes: &[u8]) -> Result<TarBundle<'_>, TarError> {
+        read_tar(bytes, TarLimits::DEFAULT)
+    }
+
+    #[test]
+    fn round_trip_and_layout() {
+        let tar = write_tar("LAB-ART-000001", &SAMPLE, 1_700_000_000).unwrap();
+        assert_eq!(tar.len() % BLOCK, 0);
+        assert!(tar[tar.len() - 2 * BLOCK..].iter().all(|&b| b == 0));
+        let got = read(&tar).unwrap();
+        assert_eq!(got.folder, "LAB-ART-000001");
+        assert_eq!(got.files, SAMPLE);
+        // Same input, same bytes.
+        assert_eq!(
+            tar,
+            write_tar("LAB-ART-000001", &SAMPLE, 1_700_000_000).unwrap()
+        );
+    }
+
+    #[test]
+    fn writer_refuses_bad_folders() {
+        for folder in ["", ".", "..", "a/b", "a b", &"x".repeat(MAX_FOLDER_LEN + 1)] {
+            assert_eq!(
+                write_tar(folder, &SAMPLE, 0),
+                Err(TarWriteError::BadFolder(folder.into()))
+            );
+        }
+        assert!(write_tar(&"x".repeat(MAX_FOLDER_LEN), &SAMPLE, 0).is_ok());
+        assert!(matches!(
+            write_tar("B", &SAMPLE, 1 << 40),
+            Err(TarWriteError::FieldOverflow { field: "mtime", .. })
+        ));
+    }
+
+    #[test]
+    fn gnu_tar_extracts_long_folder_names() {
+        // 99 bytes: every file path needs the ustar prefix field.
+        let folder = format!("{}-{}-000001", "L".repeat(40), "A".repeat(51));
+        assert_eq!(folder.len(), MAX_FOLDER_LEN);
+        let tar = write_tar(&folder, &SAMPLE, 1_700_000_000).unwrap();
+        assert_eq!(read(&tar).unwrap().folder, folder);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.tar"), &tar).unwrap();
+        let status = std::process::Command::new("tar")
+            .args(["-xf", "b.tar"])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let root = dir.path().join(&folder);
+        for (name, data) in SAMPLE.in_order() {
+            assert_eq!(std::fs::read(root.join(name)).unwrap(), data, "{name}");
+        }
+        let listing = std::process::Command::new("tar")
+            .args(["-tvf", "b.tar"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let listing = String::from_utf8(listing.stdout).unwrap();
+        assert!(listing.starts_with("drwxr-xr-x 0/0"), "{listing}");
+        assert_eq!(listing.matches("-rw-r--r-- 0/0").count(), 5, "{listing}");
+    }
+
+    #[test]
+    fn rejects_hostile_entries() {
+        let file = |name: &[u8], typeflag| raw_header(name, b"", typeflag, 0);
+        let cases: Vec<(Vec<u8>, TarError)> = vec![
+            (
+                file(b"../x", b'0').to_vec(),
+                TarError::ParentComponent {
+                    path: "../x".into(),
+                },
+            ),
+            (
+                file(b"B/../x", b'0').to_vec(),
+                TarError::ParentComponent {
+                    path: "B/../x".into(),
+                },
+            ),
+            (
+                file(b"/etc/passwd", b'0').to_vec(),
+                TarError::AbsolutePath {
+                    path: "/etc/passwd".into(),
+                },
+            ),
+            (
+                file(b"B/link", b'2').to_vec(),
+                TarError::Link {
+                    path: "B/link".into(),
+                },
+            ),
+            (
+                file(b"B/hard", b'1').to_vec(),
+                TarError::Link {
+                    path: "B/hard".into(),
+                },
+            ),
+            (
+                file(b"B/dev", b'3').to_vec(),
+                TarError::UnsupportedType {
+                    path: "B/dev".into(),
+                    typeflag: '3',
+                },
+            ),
+            (
+                file(b"B/fifo", b'6').to_vec(),
+                TarError::UnsupportedType {
+                    path: "B/fifo".into(),
+                    typeflag: '6',
+                },
+            ),
+            (
+                file(b"pax", b'x').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'x',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"pax", b'g').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'g',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"long", b'L').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'L',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"long", b'K').to_vec(),
+                TarError::ExtensionHeader {
+                    typeflag: 'K',
+                    offset: BLOCK,
+                },
+            ),
+            (
+                file(b"B/other.txt", b'0').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/other.txt".into(),
+                },
+            ),
+            (
+                file(b"B/sub/manifest.json", b'0').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/sub/manifest.json".into(),
+                },
+            ),
+            (
+                file(b"B/./manifest.json", b'0').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/./manifest.json".into(),
+                },
+            ),
+            (
+                file(b"C/manifest.json", b'0').to_vec(),
+                TarError::MixedFolders {
+                    path: "C/manifest.json".into(),
+                    folder: "B".into(),
+                },
+            ),
+            (
+                file(b"B/manifest.json", b'0').to_vec(),
+                TarError::Duplicate {
+                    path: "B/manifest.json".into(),
+                },
+            ),
+            (
+                file(b"B/", b'5').to_vec(),
+                TarError::Duplicate { path: "B/".into() },
+            ),
+            (
+                file(b"B/manifest.json/", b'5').to_vec(),
+                TarError::UnexpectedPath {
+                    path: "B/manifest.json/".into(),
+                },
+            ),
+            (
+                raw_header(b"B/x", b"", b'5', 1).to_vec(),
+                TarError::MalformedEntry { path: "B/x".into() },
+            ),
+            (
+                raw_header(b"manifest.json", b"B", b'0', 0).to_vec(),
+                TarError::Duplicate {
+                    path: "B/manifest.json".into(),
+                },
+            ),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(read(&with_extra(&extra)), Err(expected));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        let mut bad_sum = good.clone();
+        bad_sum[148] = b'7';
+        assert_eq!(read(&bad_sum), Err(TarError::BadChecksum { offset: 0 }));
+        let mut bad_sum_format = good.clone();
+        bad_sum_format[154] = b' ';
+        assert_eq!(
+            read(&bad_sum_format),
+            Err(TarError::BadChecksum { offset: 0 })
+        );
+        let mut gnu = raw_header(b"B/manifest.json", b"", b'0', 0);
+        gnu[257..265].copy_from_slice(b"ustar  \0");
+        let sum = checksum(&gnu);
+        gnu[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        assert_eq!(
+            read(&with_extra(&gnu)),
+            Err(TarError::NotUstar { offset: BLOCK })
+        );
+        let mut base256 = raw_header(b"B/manifest.json", b"", b'0', 0);
+        base256[124] = 0x80;
+        let sum = checksum(&base256);
+        base256[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        assert_eq!(
+            read(&with_extra(&base256)),
+            Err(TarError::BadField {
+                field: "size",
+                offset: BLOCK
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_ends() {
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        assert!(read(&good).is_ok());
+        let mut padded = good.clone();
+        padded.extend_from_slice(&[0; 3 * BLOCK + 7]);
+        assert!(
+            read(&padded).is_ok(),
+            "zeros after the end are allowed, as GNU tar pads records"
+        );
+        let mut appended = good.clone();
+        appended.push(1);
+        assert_eq!(
+            read(&appended),
+            Err(TarError::TrailingData { offset: good.len() })
+        );
+        for cut in [
+            0,
+            1,
+            BLOCK,
+            good.len() - BLOCK - 1,
+            good.len() - BLOCK,
+            good.len() - 1,
+        ] {
+            assert!(
+                matches!(read(&good[..cut]), Err(TarError::Truncated { .. })),
+                "{cut}"
+            );
+        }
+        // Padding after `manifest.json` (3 bytes of data in the second block).
+        let mut dirty = good.clone();
+        dirty[2 * BLOCK + 3] = 1;
+        assert_eq!(
+            read(&dirty),
+            Err(TarError::NonZeroPadding {
+                path: "B/manifest.json".into()
+            })
+        );
+        // A folder with no files, or files with no folder.
+        let only_folder = [&good[..BLOCK], &[0u8; 2 * BLOCK][..]].concat();
+        assert_eq!(
+            read(&only_folder),
+            Err(TarError::MissingFile {
+                name: "manifest.json"
+            })
+        );
+        let no_folder = good[BLOCK..].to_vec();
+        assert_eq!(read(&no_folder), Err(TarError::MissingFolder));
+    }
+
+    #[test]
+    fn caps_apply_before_data_is_touched() {
+        let claim = raw_header(b"B/manifest.json", b"", b'0', 0o77_777_777_777);
+        let tar = [&claim[..], &[0u8; 2 * BLOCK][..]].concat();
+        assert_eq!(
+            read(&tar),
+            Err(TarError::FileTooLarge {
+                path: "B/manifest.json".into(),
+                size: 0o77_777_777_777,
+                cap: TarLimits::DEFAULT.max_file_bytes
+            })
+        );
+        let unlimited = TarLimits {
+            max_file_bytes: u64::MAX,
+            max_total_bytes: u64::MAX,
+        };
+        assert_eq!(
+            read_tar(&tar, unlimited),
+            Err(TarError::Truncated { offset: BLOCK })
+        );
+        let small = TarLimits {
+            max_file_bytes: 10,
+            max_total_bytes: 1 << 20,
+        };
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        assert!(read_tar(&good, small).is_ok());
+        let tight = TarLimits {
+            max_file_bytes: 10,
+            max_total_bytes: good.len() as u64 - 1,
+        };
+        assert!(matches!(
+            read_tar(&good, tight),
+            Err(TarError::ArchiveTooLarge { .. })
+        ));
+    }
+
+    fn folder_name() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9._-]{1,99}".prop_filter("not . or ..", |s| s != "." && s != "..")
+    }
+
+    proptest! {
+        #[test]
+        fn write_read_round_trip(
+            folder in folder_name(),
+            contents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1100), 5),
+            mtime in 0u64..0o77_777_777_777,
+        ) {
+            let files = BundleFiles {
+                manifest: &contents[0],
+                readings: &contents[1],
+                events: &contents[2],
+                sums: &contents[3],
+                sig: &contents[4],
+            };
+            let tar = write_tar(&folder, &files, mtime).unwrap();
+            let got = read(&tar).unwrap();
+            prop_assert_eq!(got.folder, folder);
+            prop_assert_eq!(got.files, files);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = read(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_archives(
+            edits in proptest::collection::vec((0usize..8192, any::<u8>()), 1..8),
+            cut in 0usize..8192,
+        ) {
+            let mut tar = write_tar("B", &SAMPLE, 0).unwrap();
+            for (at, value) in edits {
+                let len = tar.len();
+                tar[at % len] = value;
+            }
+            tar.truncate(cut);
+            let _ = read(&tar);
+        }
+
+        #[test]
+        fn claimed_sizes_are_capped(size in any::<u64>().prop_map(|s| s % 0o100_000_000_000)) {
+            // A header may claim any size; the reader must refuse before slicing or allocating.
+            let claim = raw_header(b"B/readings.csv", b"", b'0', size);
+            let tar = [&claim[..], &[0u8; 2 * BLOCK][..]].concat();
+            let limits = TarLimits { max_file_bytes: 1024, max_total_bytes: 1 << 20 };
+            match read_tar(&tar, limits) {
+                Err(TarError::FileTooLarge { size: s, .. }) => prop_assert!(s > 1024 && s == size),
+                Err(TarError::Truncated { .. } | TarError::NonZeroPadding { .. }) => prop_assert!(size <= 1024),
+                Err(TarError::MissingFolder) => prop_assert!(size <= 1024),
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+}
