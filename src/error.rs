@@ -14,9 +14,10 @@
 
 use std::path::PathBuf;
 
-use crate::bundle::{BundleError, KeyError, VerifyError};
+use crate::bundle::{AllowedSignersError, BundleError, KeyError, VerifyError};
 use crate::config::ConfigError;
 use crate::daemon::DaemonError;
+use crate::outbox::SealError;
 use crate::sequence::SequenceError;
 use crate::sim::SimError;
 use crate::store::{Problem, StoreError};
@@ -48,6 +49,18 @@ pub enum Error {
     /// Sealing.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// Sealing.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// An allowed_signers file is malformed.
+    #[error("bad allowed_signers file `{path}`")]
+    Signers {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        #[source]
+        source: AllowedSignersError,
+    },
     /// A bundle failed verification.
     #[error("bundle `{path}` failed verification")]
     Verify {
@@ -88,7 +101,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Runtime(_) => 1,
-            Error::Config(_) | Error::Usage(_) => 2,
+            Error::Config(_) | Error::Usage(_) | Error::Signers { .. } => 2,
             Error::Sequence(e) => match e.cause() {
                 SequenceError::Store(_) => 5,
                 SequenceError::UnknownSequence { .. } => 2,
@@ -98,9 +111,10 @@ impl Error {
             Error::Daemon(DaemonError::Recover(_)) => 5,
             Error::Sim(_) => 3,
             Error::Verify { .. } | Error::CheckFailed { .. } => 4,
-            Error::Store(StoreError::ChainBroken { .. }) => 4,
-            Error::Store(_) | Error::Io { .. } => 5,
-            Error::Key(_) | Error::Bundle(_) => 6,
+            Error::Store(StoreError::ChainBroken { .. })
+            | Error::Seal(SealError::Store(StoreError::ChainBroken { .. })) => 4,
+            Error::Store(_) | Error::Io { .. } | Error::Seal(SealError::Store(_) | SealError::Write { .. }) => 5,
+            Error::Key(_) | Error::Bundle(_) | Error::Seal(SealError::Key(_) | SealError::Bundle(_)) => 6,
         }
     }
 }

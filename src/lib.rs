@@ -8,13 +8,16 @@
 
 pub mod bundle;
 pub mod chain;
-pub mod sim;
-pub mod sequence;
-pub mod stats;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod error;
 pub mod hex;
-pub mod store;
-pub mod clock;
-pub mod transport;
+pub mod outbox;
+pub mod sequence;
 pub mod session;
+pub mod sim;
+pub mod stats;
+pub mod store;
+pub mod transport;

@@ -142,27 +142,32 @@ pub fn write_readings(rows: &[ReadingExport]) -> String {
     let mut out = String::new();
     csv::write_record(&mut out, &READINGS_HEADER);
     for row in rows {
-        let r = &row.record;
-        let fields = [
-            r.seq.to_string(),
-            r.run_id.to_string(),
-            row.sequence.clone(),
-            r.instrument_id.to_string(),
-            row.instrument.clone(),
-            r.quantity.clone(),
-            value_text(r),
-            r.status.as_str().to_owned(),
-            r.unit.clone(),
-            r.raw.clone(),
-            format_utc_us(r.utc_us).unwrap_or_default(),
-            r.utc_us.to_string(),
-            r.mono_ns.to_string(),
-            r.boot_id.clone(),
-            Hash32(row.chain).to_string(),
-        ];
-        csv::write_record(&mut out, &fields);
+        write_reading(&mut out, row);
     }
     out
+}
+
+/// Appends one `readings.csv` row (no header), for streaming many readings.
+pub fn write_reading(out: &mut String, row: &ReadingExport) {
+    let r = &row.record;
+    let fields = [
+        r.seq.to_string(),
+        r.run_id.to_string(),
+        row.sequence.clone(),
+        r.instrument_id.to_string(),
+        row.instrument.clone(),
+        r.quantity.clone(),
+        value_text(r),
+        r.status.as_str().to_owned(),
+        r.unit.clone(),
+        r.raw.clone(),
+        format_utc_us(r.utc_us).unwrap_or_default(),
+        r.utc_us.to_string(),
+        r.mono_ns.to_string(),
+        r.boot_id.clone(),
+        Hash32(row.chain).to_string(),
+    ];
+    csv::write_record(out, &fields);
 }
 
 /// Parses a number only in the form `to_string` writes, so each value has one spelling.

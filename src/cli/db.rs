@@ -47,7 +47,7 @@ pub fn run(cmd: DbCommand) -> Result<(), Error> {
             let store = Store::open_existing(&db)?;
             let report = store.check()?;
             if report.is_sound() {
-                println!(
+                say!(
                     "{}: ok — integrity ok, {} readings chained without holes, {} sealed bundle(s) match",
                     db.display(),
                     report.readings,
@@ -56,7 +56,7 @@ pub fn run(cmd: DbCommand) -> Result<(), Error> {
                 return Ok(());
             }
             for p in &report.problems {
-                println!("{}: {p}", db.display());
+                say!("{}: {p}", db.display());
             }
             match report.problems.first() {
                 Some(first) => Err(Error::CheckFailed {
@@ -72,15 +72,32 @@ pub fn run(cmd: DbCommand) -> Result<(), Error> {
 
 /// Lists readings.
 pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
-    use std::io::Write;
     let store = Store::open_existing(&args.db)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let write_err = |source| Error::Io { action: "write to", path: PathBuf::from("stdout"), source };
+    let result = list(&store, &args, &mut out, write_err);
+    match result {
+        // The reader went away (`| head`): stop quietly, as other Unix tools do.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn list(
+    store: &Store,
+    args: &ReadingsArgs,
+    out: &mut impl std::io::Write,
+    write_err: impl Fn(std::io::Error) -> Error + Copy,
+) -> Result<(), Error> {
     if args.csv {
-        out.write_all(crate::bundle::READINGS_CSV_HEADER.as_bytes()).map_err(write_err)?;
+        let mut line = String::new();
+        crate::bundle::csv::write_record(&mut line, &crate::bundle::records::READINGS_HEADER);
+        out.write_all(line.as_bytes()).map_err(write_err)?;
         store.visit_readings(args.since, |row| {
-            out.write_all(crate::bundle::readings_csv_record(&row.export()).as_bytes()).map_err(write_err)
+            line.clear();
+            crate::bundle::records::write_reading(&mut line, &row);
+            out.write_all(line.as_bytes()).map_err(write_err)
         })?;
     } else {
         writeln!(out, "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} {}", "seq", "utc", "instrument", "quantity", "value", "unit", "status")
@@ -102,6 +119,5 @@ pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
             .map_err(write_err)
         })?;
     }
-    out.flush().map_err(write_err)?;
-    Ok(())
+    out.flush().map_err(write_err)
 }

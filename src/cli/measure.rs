@@ -81,12 +81,12 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
             .await;
         drop(observer);
         let outcome = outcome?;
-        println!("{}", describe(&outcome));
+        say!("{}", describe(&outcome));
         let summary = run_statistics(&store, outcome.run_id).await?;
         if let Some(s) = summary {
-            println!("{s}");
+            say!("{s}");
         }
-        println!("database: {}", config.storage.db.display());
+        say!("database: {}", config.storage.db.display());
         Ok(())
     })
 }
@@ -121,7 +121,7 @@ pub async fn run_statistics(store: &StoreHandle, run_id: u64) -> Result<Option<S
     }))
 }
 
-/// `value unit` with an SI prefix that keeps three to four significant digits readable.
+/// `value unit` with an SI prefix and four significant digits, e.g. `125.5 nV`.
 pub fn si(value: f64, unit: &str) -> String {
     const PREFIXES: [(f64, &str); 7] =
         [(1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""), (1e3, "k")];
@@ -135,7 +135,13 @@ pub fn si(value: f64, unit: &str) -> String {
         .find(|(scale, _)| magnitude >= *scale)
         .copied()
         .unwrap_or(PREFIXES[0]);
-    format!("{:.4} {prefix}{unit}", value / scale)
+    let scaled = value / scale;
+    let decimals = match scaled.abs() {
+        m if m >= 100.0 => 1,
+        m if m >= 10.0 => 2,
+        _ => 3,
+    };
+    format!("{scaled:.decimals$} {prefix}{unit}")
 }
 
 /// The daemon.

@@ -1,6 +1,15 @@
 //! The command line: argument definitions and dispatch. `main.rs` only parses, calls [`run`] and turns
 //! the result into an exit code.
 
+/// `println!` that survives a closed stdout (`tsagent … | head`): output nobody reads must not
+/// panic or abort a measurement.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod bundle_cmd;
 mod db;
 mod demo;
@@ -83,7 +92,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Sim(args) => measure::sim(args),
         Command::Config(ConfigCommand::Check { file }) => {
             let config = crate::config::Config::load(&file)?;
-            println!(
+            say!(
                 "{}: ok (lab {}, artefact {}, {} instrument(s), {} sequence(s))",
                 file.display(),
                 config.lab.id,

@@ -76,18 +76,18 @@ pub struct Lines;
 
 impl Observer for Lines {
     fn started(&mut self, run_id: u64, sequence: &str, total: u64) {
-        println!("run {run_id} started: sequence={sequence} readings={total}");
+        say!("run {run_id} started: sequence={sequence} readings={total}");
     }
 
     fn identified(&mut self, instrument: &str, id: &Identity) {
-        println!(
+        say!(
             "identified {instrument}: {},{},{},{}",
             id.manufacturer, id.model, id.serial, id.firmware
         );
     }
 
     fn reading(&mut self, r: &ReadingReport<'_>) {
-        println!(
+        say!(
             "reading {}/{} seq={} {} {}",
             r.done,
             r.total,

@@ -22,6 +22,11 @@ impl Connector {
         Self { simulator, sims: HashMap::new() }
     }
 
+    /// Device paths of the simulators started so far, by instrument name.
+    pub fn simulators(&self) -> impl Iterator<Item = (&str, &std::path::Path)> {
+        self.sims.iter().map(|(name, server)| (name.as_str(), server.path()))
+    }
+
     /// Opens a session to `instrument`.
     pub async fn open(&mut self, instrument: &Instrument) -> Result<Session, SequenceError> {
         let resource = match &instrument.endpoint {

@@ -13,9 +13,17 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
+use crate::bundle::{EventExport, InstrumentInfo, ReadingExport};
 use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
 use crate::clock::Timestamp;
 use crate::session::Identity;
+
+/// A stored reading, in the bundle's export shape (chained fields, chain, sequence and instrument names).
+pub type ReadingRow = ReadingExport;
+/// A stored event, in the bundle's export shape.
+pub type EventRow = EventExport;
+/// A stored instrument identity, in the bundle's manifest shape.
+pub type InstrumentRow = InstrumentInfo;
 
 pub use check::{CheckReport, Problem};
 pub use handle::{StoreHandle, WriterGone};
@@ -198,49 +206,6 @@ pub struct NewEvent {
     pub kind: &'static str,
     /// Kind-specific details.
     pub detail: serde_json::Value,
-}
-
-/// A stored reading with the names a reader wants next to it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReadingRow {
-    /// The chained fields.
-    pub record: ReadingRecord,
-    /// Chain value after it.
-    pub chain: [u8; 32],
-    /// Its run's sequence name.
-    pub sequence: String,
-    /// Its instrument's name.
-    pub instrument: String,
-}
-
-/// A stored event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    /// Event id (increasing).
-    pub id: u64,
-    /// When.
-    pub utc_us: i64,
-    /// Run, if any.
-    pub run_id: Option<u64>,
-    /// Instrument name, if any.
-    pub instrument: Option<String>,
-    /// Kind.
-    pub kind: String,
-    /// Details (JSON).
-    pub detail: serde_json::Value,
-}
-
-/// A stored instrument identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstrumentRow {
-    /// Row id, referenced by readings.
-    pub id: u64,
-    /// Configured name.
-    pub name: String,
-    /// Resource it was reached at.
-    pub resource: String,
-    /// Identity from the instrument.
-    pub identity: Identity,
 }
 
 /// A stored run.
@@ -730,12 +695,10 @@ impl Store {
                     id: to_u64(r.get(0)?),
                     name: r.get(1)?,
                     resource: r.get(2)?,
-                    identity: Identity {
-                        manufacturer: r.get(3)?,
-                        model: r.get(4)?,
-                        serial: r.get(5)?,
-                        firmware: r.get(6)?,
-                    },
+                    manufacturer: r.get(3)?,
+                    model: r.get(4)?,
+                    serial: r.get(5)?,
+                    firmware: r.get(6)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

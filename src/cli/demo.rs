@@ -1,0 +1,129 @@
+//! `tsagent demo`: the whole path on the embedded simulated lab, no hardware.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::bundle_cmd::{make_key, print_verified, signers_line, verify_file};
+use super::measure::{describe, si};
+use super::{progress, runtime, stop_on_signals};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Step};
+use crate::error::Error;
+use crate::sequence::{Connector, Observer, Quiet, Runner};
+use crate::stats;
+use crate::store::{Store, StoreHandle, Trigger};
+use crate::{bundle, outbox};
+
+/// The demo's sequence in `config/demo.toml`.
+const DEMO_SEQUENCE: &str = "zener-10v";
+
+/// `tsagent demo`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct DemoArgs {
+    /// Folder for the demo lab's database, key and bundles; running again continues the same lab.
+    #[arg(long, value_name = "DIR", default_value = "tsagent-demo")]
+    pub dir: PathBuf,
+    /// Readings to take.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..=10_000_000))]
+    pub readings: u32,
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> Result<(), Error> {
+    let dir = &args.dir;
+    let mut config = Config::demo(dir)?;
+    for sequence in &mut config.sequences {
+        for step in &mut sequence.steps {
+            if let Step::Read(read) = step {
+                read.count = args.readings;
+            }
+        }
+    }
+    let key = config.signing.key.clone();
+    let lab = config.lab.id.clone();
+    let line = if key.exists() { signers_line(&key, &lab)? } else { make_key(&key, &lab)? };
+    let signers = dir.join("allowed_signers");
+    std::fs::write(&signers, format!("{line}\n"))
+        .map_err(|source| Error::Io { action: "write", path: signers.clone(), source })?;
+
+    let store = Store::open(&config.storage.db)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    say!(
+        "tsagent demo: lab {} ({}), travelling standard {} ({} {} {})",
+        config.lab.id, config.lab.name, config.artefact.id, config.artefact.nominal, config.artefact.unit, config.artefact.kind
+    );
+    let (outcome, rows, sims) = runtime()?.block_on(async {
+        let handle = StoreHandle::spawn(store).map_err(Error::Runtime)?;
+        let stop = stop_on_signals()?;
+        let mut connector = Connector::new(config.simulator.clone());
+        let mut runner = Runner { config: &config, store: &handle, clock: clock.clone(), connector: &mut connector };
+        let mut observer: Box<dyn Observer> =
+            if std::io::stderr().is_terminal() { Box::new(progress::Live::default()) } else { Box::new(Quiet) };
+        let outcome = runner.run_named(DEMO_SEQUENCE, Trigger::Demo, None, observer.as_mut(), &stop).await;
+        drop(observer);
+        let outcome = outcome?;
+        let run_id = outcome.run_id;
+        let rows = handle.call(move |s| s.run_readings(run_id)).await?;
+        let sims: Vec<String> = connector
+            .simulators()
+            .map(|(name, path)| format!("{name} on {}", path.display()))
+            .collect();
+        Ok::<_, Error>((outcome, rows, sims))
+    })?;
+    say!("  simulator: {} (the real serial code path, over a pseudo-terminal)", sims.join(", "));
+    say!("{}", describe(&outcome));
+
+    let unit = config.artefact.unit.as_str();
+    let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
+    if let Ok(s) = stats::summary(&values) {
+        say!("  mean                      {:.9} {unit}", s.mean);
+        say!("  experimental std. dev. s  {}   (n = {}, ν = {})", si(s.std_dev, unit), s.n, s.dof);
+        say!("  std. dev. of the mean     {}", si(s.std_dev_of_mean, unit));
+    }
+    // The simulator runs `time_scale` times faster than the wall clock, so the drift is stated per
+    // simulated day: that is the time axis the simulated standard drifts on.
+    let scale = config.simulator.time_scale;
+    let t0 = rows.first().map_or(0, |r| r.record.utc_us);
+    let (t, y): (Vec<f64>, Vec<f64>) = rows
+        .iter()
+        .filter_map(|r| r.record.value.map(|v| ((r.record.utc_us - t0) as f64 / 86_400e6 * scale, v)))
+        .unzip();
+    if let Ok(fit) = stats::ols(&t, &y) {
+        say!(
+            "  drift (least squares)     {}/day ± {}/day over {:.2} simulated days ({scale}× time scale)",
+            si(fit.slope, unit),
+            si(fit.u_slope, unit),
+            t.last().copied().unwrap_or(0.0)
+        );
+    }
+
+    let mut store = Store::open_existing(&config.storage.db)?;
+    let report = outbox::seal_pending(&config, &mut store, &config.storage.bundles, &*clock)?;
+    super::bundle_cmd::print_seal(&report);
+    let db = config.storage.db.display();
+    say!("database: {db}   (check it: tsagent db check --db {db})");
+    if let Some(sealed) = &report.sealed {
+        let verified = verify_file(&sealed.path, &signers, Some(&lab))?;
+        print_verified(&sealed.path, &verified);
+        say!("allowed_signers: {}", signers.display());
+        say!("verify it with stock tools (OpenSSH and coreutils):");
+        say!("  {}", stock_command(&sealed.path, &signers, &lab));
+    }
+    Ok(())
+}
+
+/// The pilot's verification with tools already on every machine.
+fn stock_command(bundle_path: &Path, signers: &Path, lab: &str) -> String {
+    let folder = bundle_path.parent().map_or_else(|| ".".into(), |p| p.display().to_string());
+    let name = bundle_path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let signers = std::path::absolute(signers).unwrap_or_else(|_| signers.to_owned());
+    format!(
+        "cd {folder} && tar -xf {name}.tar && cd {name} && ssh-keygen -Y verify -f {} -I {lab} -n {} -s SHA256SUMS.sig < SHA256SUMS && sha256sum -c SHA256SUMS",
+        signers.display(),
+        bundle::NAMESPACE
+    )
+}

@@ -1,0 +1,128 @@
+//! Sealing: turning readings not yet in a bundle into the next signed bundle file.
+//!
+//! The order is the durability argument: build the bundle in memory, commit the seal (with the
+//! archive) to the database, then write the file temp → fsync → rename. A crash between commit and
+//! file leaves the archive in the database, and the next seal writes the missing file first.
+
+use std::path::{Path, PathBuf};
+
+use crate::bundle::{self, ArtefactInfo, BundleError, KeyError, SealInput};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::{SealRecord, Store, StoreError};
+
+/// Why sealing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The signing key could not be used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The bundle could not be built.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bundle file could not be written.
+    #[error("cannot write bundle `{path}`")]
+    Write {
+        /// The intended file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bundle just sealed.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// Bundle number.
+    pub seq: u64,
+    /// Where the file is.
+    pub path: PathBuf,
+    /// First and last reading in it.
+    pub readings: (u64, u64),
+    /// Events in it.
+    pub events: usize,
+}
+
+/// What a seal did.
+#[derive(Debug, Clone, Default)]
+pub struct SealReport {
+    /// A sealed bundle whose file was missing (crash after commit) and was written again.
+    pub restored: Option<PathBuf>,
+    /// The new bundle, or `None` when no reading was waiting.
+    pub sealed: Option<Sealed>,
+}
+
+/// Seals every reading not yet in a bundle into the next bundle under `out_dir`.
+pub fn seal_pending(
+    config: &Config,
+    store: &mut Store,
+    out_dir: &Path,
+    clock: &dyn Clock,
+) -> Result<SealReport, SealError> {
+    // The key first: a bad key must stop us before anything is committed.
+    let key = bundle::load_signing_key(&config.signing.key)?;
+    let mut report = SealReport::default();
+
+    if let Some(latest) = store.latest_bundle()? {
+        let file_name = format!("{}.tar", latest.name);
+        if !out_dir.join(&file_name).exists() {
+            report.restored = Some(write(out_dir, &file_name, &latest.tar)?);
+        }
+    }
+
+    let Some(material) = store.seal_material()? else {
+        return Ok(report);
+    };
+    let first = material.readings.first().map_or(0, |r| r.record.seq);
+    let last = material.readings.last().map_or(0, |r| r.record.seq);
+    let chain_last = material.readings.last().map_or(material.chain_prev, |r| r.chain);
+    let first_event = material.events.first().map(|e| e.id);
+    let last_event = material.events.last().map(|e| e.id);
+    let events = material.events.len();
+    let input = SealInput {
+        lab_id: config.lab.id.clone(),
+        lab_name: config.lab.name.clone(),
+        artefact: ArtefactInfo {
+            id: config.artefact.id.clone(),
+            kind: config.artefact.kind.clone(),
+            serial: config.artefact.serial.clone(),
+            nominal: config.artefact.nominal,
+            unit: config.artefact.unit.clone(),
+        },
+        bundle_seq: material.bundle_seq,
+        prev_sums_sha256: material.prev_sums_sha256,
+        chain_prev: material.chain_prev,
+        readings: material.readings,
+        events: material.events,
+        instruments: material.instruments,
+        sequences_sha256: config.sequences_sha256(),
+        created_utc_us: clock.now().utc_us,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let sealed = bundle::seal(&input, &key)?;
+    store.record_seal(&SealRecord {
+        seq: input.bundle_seq,
+        name: &sealed.name,
+        first_reading: first,
+        last_reading: last,
+        chain_last,
+        first_event,
+        last_event,
+        sums_sha256: sealed.sums_sha256,
+        created_utc_us: input.created_utc_us,
+        tar: &sealed.tar,
+    })?;
+    let path = write(out_dir, &sealed.file_name, &sealed.tar)?;
+    report.sealed = Some(Sealed { seq: input.bundle_seq, path, readings: (first, last), events });
+    Ok(report)
+}
+
+fn write(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<PathBuf, SealError> {
+    let write_err = |source| SealError::Write { path: dir.join(file_name), source };
+    std::fs::create_dir_all(dir).map_err(write_err)?;
+    bundle::write_file_atomically(dir, file_name, bytes).map_err(write_err)
+}

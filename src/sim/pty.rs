@@ -1,0 +1,268 @@
+//! The simulated meter on a pseudo-terminal, which tsagent opens like any serial port.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::pty::{OpenptyResult, openpty};
+use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::JoinHandle;
+
+use super::{Dmm, SimError, SimParams, serve_connection};
+
+/// How often the server lifts a client's exclusive-use lock on the terminal (see
+/// [`release_exclusive`]).
+const EXCLUSIVE_RELEASE_PERIOD: Duration = Duration::from_millis(100);
+
+/// A simulated meter behind a pseudo-terminal.
+///
+/// Clients open [`path`](PtyServer::path) (e.g. `/dev/pts/7`) as a serial port. The terminal is
+/// raw (no echo, no line editing, no CR/LF translation). The server holds a slave descriptor of
+/// its own, so a client closing does not hang up the terminal: clients are served one after
+/// another by the same meter, with its state, as a real instrument on a serial line would.
+///
+/// Dropping the server stops it, closes the terminal (open clients see a hang-up) and removes
+/// the link. Must be created inside a tokio runtime with I/O and timers enabled.
+pub struct PtyServer {
+    path: PathBuf,
+    link: Option<PathBuf>,
+    task: JoinHandle<()>,
+    sent: Arc<AtomicU64>,
+}
+
+impl PtyServer {
+    /// Opens a pseudo-terminal and starts serving a [`Dmm`] built from `params` on it.
+    ///
+    /// With `link`, a symlink to the device is created there (atomically replacing an existing
+    /// symlink; anything else at that path is refused with [`SimError::LinkOccupied`]) and
+    /// removed again when the server is dropped, so scripts can use a stable name.
+    pub fn start(params: SimParams, link: Option<PathBuf>) -> Result<Self, SimError> {
+        params.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SimError::NoRuntime);
+        }
+        let OpenptyResult { master, slave } = openpty(None, None).map_err(SimError::OpenPty)?;
+
+        let mut termios = tcgetattr(&slave).map_err(SimError::ConfigurePty)?;
+        cfmakeraw(&mut termios);
+        tcsetattr(&slave, SetArg::TCSANOW, &termios).map_err(SimError::ConfigurePty)?;
+
+        let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(SimError::ConfigurePty)?;
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+        fcntl(&master, FcntlArg::F_SETFL(flags)).map_err(SimError::ConfigurePty)?;
+
+        let path = nix::unistd::ttyname(&slave).map_err(SimError::ConfigurePty)?;
+        // SAFETY: `master` is an open descriptor that the AsyncFd owns for its whole life; it is
+        // never swapped (no `get_mut`), so it stays the same file description until dropped.
+        let master = unsafe { AsyncFd::register(master) }
+            .map_err(|e| SimError::RegisterPty(io::Error::from(e)))?;
+        if let Some(link) = &link {
+            make_link(link, &path)?;
+        }
+
+        let dmm = Dmm::new(params);
+        let sent = dmm.sent_counter();
+        let task = tokio::spawn(run(dmm, PtyMaster { fd: master }, slave));
+        tracing::info!(path = %path.display(), "simulated DMM listening on a pseudo-terminal");
+        Ok(Self {
+            path,
+            link,
+            task,
+            sent,
+        })
+    }
+
+    /// The terminal device clients open, e.g. `/dev/pts/7`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The symlink created at start, if any.
+    pub fn link(&self) -> Option<&Path> {
+        self.link.as_deref()
+    }
+
+    /// Readings the meter has sent so far (see [`Dmm::readings_sent`]).
+    pub fn readings_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops the server and waits until the terminal is closed; dropping does the same without
+    /// waiting.
+    pub async fn shutdown(mut self) {
+        self.task.abort();
+        // The only possible error is the cancellation just requested.
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl std::fmt::Debug for PtyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PtyServer")
+            .field("path", &self.path)
+            .field("link", &self.link)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PtyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(link) = &self.link {
+            remove_link(link, &self.path);
+        }
+    }
+}
+
+/// The server task: serve the master until it fails, and keep the terminal usable.
+async fn run(mut dmm: Dmm, mut master: PtyMaster, slave: OwnedFd) {
+    let keep_shareable = async {
+        let mut tick = tokio::time::interval(EXCLUSIVE_RELEASE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            release_exclusive(&slave);
+        }
+    };
+    tokio::select! {
+        result = serve_connection(&mut dmm, &mut master) => match result {
+            Ok(()) => tracing::info!("simulator pseudo-terminal closed"),
+            Err(e) => tracing::warn!(error = %e, "simulator pseudo-terminal failed"),
+        },
+        _ = keep_shareable => {}
+    }
+}
+
+/// Clears `TIOCEXCL` on the terminal.
+///
+/// serialport (under tokio-serial) opens ports in exclusive mode and does not clear it on close.
+/// On a real port the flag dies with the last close; here the server's own slave descriptor keeps
+/// the terminal alive, so without this the next client would get `EBUSY` (unless it has
+/// CAP_SYS_ADMIN). The price: two clients can have the simulator open at once.
+fn release_exclusive(slave: &OwnedFd) {
+    // SAFETY: TIOCNXCL takes no argument and only clears a flag of the terminal behind `slave`,
+    // a descriptor that stays open for the duration of the call.
+    let rc = unsafe { nix::libc::ioctl(slave.as_raw_fd(), nix::libc::TIOCNXCL) };
+    if rc != 0 {
+        tracing::debug!(error = %Errno::last(), "could not clear TIOCEXCL on the simulator terminal");
+    }
+}
+
+/// The master side of the pseudo-terminal as a tokio stream.
+struct PtyMaster {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl AsyncRead for PtyMaster {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            let room = unfilled.len();
+            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(io::Error::from)) {
+                Ok(Ok(n)) => {
+                    buf.advance(n.min(room));
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for PtyMaster {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            return match nix::unistd::write(self.fd.get_ref(), data) {
+                Ok(n) => Poll::Ready(Ok(n)),
+                Err(Errno::EINTR) => continue,
+                // The client's input buffer is full: nobody is reading. A meter on a serial line
+                // transmits regardless and the bytes are lost at the receiver; doing the same
+                // here keeps a dead client from stalling the server.
+                Err(Errno::EAGAIN) => {
+                    tracing::debug!(bytes = data.len(), "simulator terminal full; output dropped");
+                    Poll::Ready(Ok(data.len()))
+                }
+                Err(e) => Poll::Ready(Err(e.into())),
+            };
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Points `link` at `target`, replacing an existing symlink atomically and nothing else.
+fn make_link(link: &Path, target: &Path) -> Result<(), SimError> {
+    let link_error = |source: io::Error| SimError::Link {
+        path: link.to_path_buf(),
+        source,
+    };
+    match fs::symlink_metadata(link) {
+        Ok(meta) if !meta.file_type().is_symlink() => {
+            return Err(SimError::LinkOccupied {
+                path: link.to_path_buf(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(link_error(e)),
+    }
+    let name = link.file_name().ok_or_else(|| {
+        link_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the link path has no file name",
+        ))
+    })?;
+    // Build the new link under a temporary name beside the old one, then rename it over: a
+    // client looking the path up never finds it missing.
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tsagent-sim-{}", std::process::id()));
+    let tmp = link.with_file_name(tmp_name);
+    if fs::symlink_metadata(&tmp).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::remove_file(&tmp).map_err(link_error)?;
+    }
+    std::os::unix::fs::symlink(target, &tmp).map_err(link_error)?;
+    if let Err(e) = fs::rename(&tmp, link) {
+        let _ = fs::remove_file(&tmp);
+        return Err(link_error(e));
+    }
+    Ok(())
+}
+
+/// Removes `link` if it still points at `target` (another simulator may have taken it over).
+fn remove_link(link: &Path, target: &Path) {
+    match fs::read_link(link) {
+        Ok(points_to) if points_to == target => {
+            if let Err(e) = fs::remove_file(link) {
+                tracing::warn!(link = %link.display(), error = %e, "could not remove the simulator link");
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,171 @@
+//! Putting a [`Dmm`] on a byte stream: line framing, the input cap, realistic timing.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::Dmm;
+
+/// Longest input line the meter accepts, bytes (terminator excluded). Longer lines are discarded
+/// up to their LF and `-223,"Too much data"` is queued, so a runaway client cannot grow memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Serves one client on `stream` until it closes: reads LF-terminated lines, executes each on
+/// `dmm`, writes the replies.
+///
+/// Returns `Ok(())` at end of input (a partial last line without LF is dropped, as a meter drops
+/// an unterminated message) and the I/O error otherwise. With
+/// [`realistic_timing`](super::SimParams::realistic_timing) a reply is held back for the
+/// integration time of the readings it contains; this needs a tokio runtime with timers.
+pub async fn serve_connection<S>(dmm: &mut Dmm, mut stream: S) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut lines = LineAssembler::new(MAX_LINE);
+    let mut chunk = vec![0u8; 4096];
+    let mut events = Vec::new();
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        lines.push(chunk.get(..n).unwrap_or_default(), &mut events);
+        for event in events.drain(..) {
+            match event {
+                LineEvent::Line(line) => {
+                    let reply = dmm.handle_line(&line);
+                    let busy = dmm.take_busy();
+                    if !busy.is_zero() {
+                        tokio::time::sleep(busy).await;
+                    }
+                    if !reply.is_empty() {
+                        stream.write_all(&reply).await?;
+                        stream.flush().await?;
+                    }
+                }
+                LineEvent::TooLong => dmm.queue_too_much_data(),
+            }
+        }
+    }
+}
+
+/// What the framer found in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LineEvent {
+    /// A complete line, without its LF.
+    Line(Vec<u8>),
+    /// A line longer than the cap began; it is discarded through its LF.
+    TooLong,
+}
+
+/// Splits a byte stream into LF-terminated lines, holding at most `cap` bytes.
+#[derive(Debug)]
+struct LineAssembler {
+    cap: usize,
+    buf: Vec<u8>,
+    /// Inside an over-long line: drop everything up to and including the next LF.
+    discarding: bool,
+}
+
+impl LineAssembler {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            buf: Vec::new(),
+            discarding: false,
+        }
+    }
+
+    fn push(&mut self, mut data: &[u8], out: &mut Vec<LineEvent>) {
+        while !data.is_empty() {
+            let (piece, complete) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let piece = data.get(..i).unwrap_or_default();
+                    data = data.get(i + 1..).unwrap_or_default();
+                    (piece, true)
+                }
+                None => (std::mem::take(&mut data), false),
+            };
+            if self.discarding {
+                self.discarding = !complete;
+                continue;
+            }
+            if self.buf.len().saturating_add(piece.len()) > self.cap {
+                self.buf.clear();
+                out.push(LineEvent::TooLong);
+                self.discarding = !complete;
+                continue;
+            }
+            self.buf.extend_from_slice(piece);
+            if complete {
+                out.push(LineEvent::Line(std::mem::take(&mut self.buf)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(cap: usize, chunks: &[&[u8]]) -> Vec<LineEvent> {
+        let mut a = LineAssembler::new(cap);
+        let mut out = Vec::new();
+        for c in chunks {
+            a.push(c, &mut out);
+        }
+        out
+    }
+
+    fn line(s: &str) -> LineEvent {
+        LineEvent::Line(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn splits_lines_across_chunks() {
+        let out = frame(100, &[b"*IDN?\nREA", b"D?\r", b"\n\nSYST:ERR?"]);
+        assert_eq!(out, [line("*IDN?"), line("READ?\r"), line("")]);
+    }
+
+    #[test]
+    fn over_long_line_is_reported_once_and_skipped_through_its_lf() {
+        let out = frame(4, &[b"abcd\nabc", b"de", b"fghij", b"kl\nok\n"]);
+        assert_eq!(out, [line("abcd"), LineEvent::TooLong, line("ok")]);
+        let out = frame(4, &[b"abcdefgh\nok\n"]);
+        assert_eq!(out, [LineEvent::TooLong, line("ok")]);
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_does_not_change_the_lines(
+            data in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'a'), Just(b'\r'), any::<u8>()], 0..300),
+            cuts in proptest::collection::vec(0usize..300, 0..10),
+            cap in 0usize..40,
+        ) {
+            let whole = frame(cap, &[&data]);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for c in cuts {
+                chunks.push(&data[start..c]);
+                start = c;
+            }
+            chunks.push(&data[start..]);
+            prop_assert_eq!(frame(cap, &chunks), whole.clone());
+
+            // The reference: split on LF, drop the unterminated tail, cap each line.
+            let mut expected: Vec<LineEvent> = data
+                .split(|&b| b == b'\n')
+                .map(|l| if l.len() > cap { LineEvent::TooLong } else { LineEvent::Line(l.to_vec()) })
+                .collect();
+            let tail = expected.pop();
+            if let Some(LineEvent::TooLong) = tail {
+                expected.push(LineEvent::TooLong);
+            }
+            prop_assert_eq!(whole, expected);
+        }
+    }
+}
