@@ -23,26 +23,32 @@ pub fn tsagent() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("tsagent").unwrap()
 }
 
-/// A child process killed when dropped, with its stdout read line by line on a thread.
+/// A child process killed when dropped, with stdout and stderr read line by line on threads.
 pub struct Proc {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    err_lines: mpsc::Receiver<String>,
+}
+
+fn forward(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout: ChildStdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
+        let stderr = child.stderr.take().unwrap();
+        Proc { child, lines: forward(stdout), err_lines: forward(stderr) }
     }
 
     /// The next stdout line; panics after [`PATIENCE`] or at end of output.
@@ -50,6 +56,17 @@ impl Proc {
         match self.lines.recv_timeout(PATIENCE) {
             Ok(line) => line,
             Err(e) => panic!("no line from the child ({e})"),
+        }
+    }
+
+    /// Reads stderr lines until one satisfies `pred`; returns it.
+    pub fn wait_for_err(&self, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            match self.err_lines.recv_timeout(PATIENCE) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no matching stderr line from the child ({e})"),
+            }
         }
     }
 
@@ -80,12 +97,13 @@ impl Proc {
         nix::sys::signal::kill(self.pid(), sig).unwrap();
     }
 
-    /// Waits for exit; returns the status and stderr.
+    /// Waits for exit; returns the status and the stderr lines not yet read.
     pub fn finish(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().unwrap();
         let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+        while let Ok(line) = self.err_lines.recv_timeout(PATIENCE) {
+            err.push_str(&line);
+            err.push('\n');
         }
         (status, err)
     }
@@ -144,6 +162,11 @@ impl Lab {
     pub fn tcp(addr: &str) -> Lab {
         let (host, port) = addr.rsplit_once(':').unwrap();
         Lab::new(&format!("TCPIP::{host}::{port}::SOCKET"))
+    }
+
+    /// The built-in simulator, started by the agent itself on a pseudo-terminal.
+    pub fn simulated() -> Lab {
+        Lab::new("SIM::PTY::INSTR")
     }
 
     /// The resource for a serial device path.
