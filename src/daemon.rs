@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::sequence::{Connector, Observer, Runner, SequenceError, error_chain};
-use crate::store::{StoreError, StoreHandle, Trigger};
+use crate::store::{Store, StoreError, Trigger};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +36,13 @@ struct Slot {
 /// instruments); a run that fails is logged and the schedule goes on — the next slot is the retry.
 pub async fn run(
     config: &Config,
-    store: &StoreHandle,
+    store: &mut Store,
     clock: Arc<dyn Clock>,
     observer: &mut dyn Observer,
     stop: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
-    let recovered = crate::sequence::recover_interrupted(store, &*clock)
-        .await
-        .map_err(DaemonError::Recover)?;
+    let recovered =
+        crate::sequence::recover_interrupted(store, &*clock).map_err(DaemonError::Recover)?;
     for run_id in &recovered {
         tracing::warn!(run_id, "run was left running by a previous process; marked interrupted");
     }
@@ -89,7 +88,7 @@ pub async fn run(
         while next.due <= now {
             next.due += next.every;
         }
-        let mut runner = Runner { config, store, clock: clock.clone(), connector: &mut connector };
+        let mut runner = Runner { config, store: &mut *store, clock: clock.clone(), connector: &mut connector };
         match runner.run(sequence, Trigger::Schedule, None, observer, &stop).await {
             Ok(outcome) => tracing::info!(
                 run_id = outcome.run_id,

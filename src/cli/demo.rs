@@ -14,7 +14,7 @@ use crate::config::{Config, Step};
 use crate::error::Error;
 use crate::sequence::{Connector, Observer, Quiet, Runner};
 use crate::stats;
-use crate::store::{Store, StoreHandle, Trigger};
+use crate::store::{Store, Trigger};
 use crate::{bundle, outbox};
 
 /// The demo's sequence in `config/demo.toml`.
@@ -50,24 +50,25 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     std::fs::write(&signers, format!("{line}\n"))
         .map_err(|source| Error::Io { action: "write", path: signers.clone(), source })?;
 
-    let store = Store::open(&config.storage.db)?;
+    let mut store = Store::open(&config.storage.db)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     say!(
         "tsagent demo: lab {} ({}), travelling standard {} ({} {} {})",
         config.lab.id, config.lab.name, config.artefact.id, config.artefact.nominal, config.artefact.unit, config.artefact.kind
     );
     let (outcome, rows, sims) = runtime()?.block_on(async {
-        let handle = StoreHandle::spawn(store).map_err(Error::Runtime)?;
         let stop = stop_on_signals()?;
         let mut connector = Connector::new(config.simulator.clone());
-        let mut runner = Runner { config: &config, store: &handle, clock: clock.clone(), connector: &mut connector };
+        let mut runner = Runner { config: &config, store: &mut store, clock: clock.clone(), connector: &mut connector };
         let mut observer: Box<dyn Observer> =
             if std::io::stderr().is_terminal() { Box::new(progress::Live::default()) } else { Box::new(Quiet) };
         let outcome = runner.run_named(DEMO_SEQUENCE, Trigger::Demo, None, observer.as_mut(), &stop).await;
         drop(observer);
         let outcome = outcome?;
-        let run_id = outcome.run_id;
-        let rows = handle.call(move |s| s.run_readings(run_id)).await?;
+        let rows = match outcome.seq_range {
+            Some(range) => store.run_readings(outcome.run_id, range)?,
+            None => Vec::new(),
+        };
         let sims: Vec<String> = connector
             .simulators()
             .map(|(name, path)| format!("{name} on {}", path.display()))
@@ -101,7 +102,6 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         );
     }
 
-    let mut store = Store::open_existing(&config.storage.db)?;
     let report = outbox::seal_pending(&config, &mut store, &config.storage.bundles, &*clock)?;
     super::bundle_cmd::print_seal(&report);
     let db = config.storage.db.display();

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::sequence::{Connector, RunOutcome, Runner};
 use crate::sim::{PtyServer, SimParams, TcpServer};
 use crate::stats;
-use crate::store::{Store, StoreHandle, Trigger};
+use crate::store::{Store, Trigger};
 
 /// `tsagent measure`.
 #[derive(Debug, Args)]
@@ -65,16 +65,15 @@ pub struct SimArgs {
 /// Runs one sequence now.
 pub fn measure(args: MeasureArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
-    let store = Store::open(&config.storage.db)?;
+    let mut store = Store::open(&config.storage.db)?;
     runtime()?.block_on(async {
-        let store = StoreHandle::spawn(store).map_err(Error::Runtime)?;
         let stop = stop_on_signals()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        for run_id in crate::sequence::recover_interrupted(&store, &*clock).await? {
+        for run_id in crate::sequence::recover_interrupted(&mut store, &*clock)? {
             eprintln!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
         }
         let mut connector = Connector::new(config.simulator.clone());
-        let mut runner = Runner { config: &config, store: &store, clock, connector: &mut connector };
+        let mut runner = Runner { config: &config, store: &mut store, clock, connector: &mut connector };
         let mut observer = progress::for_terminal();
         let outcome = runner
             .run_named(&args.sequence, Trigger::Manual, args.operator.as_deref(), observer.as_mut(), &stop)
@@ -82,7 +81,7 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         drop(observer);
         let outcome = outcome?;
         say!("{}", describe(&outcome));
-        let summary = run_statistics(&store, outcome.run_id).await?;
+        let summary = run_statistics(&store, &outcome)?;
         if let Some(s) = summary {
             say!("{s}");
         }
@@ -106,8 +105,9 @@ pub fn describe(outcome: &RunOutcome) -> String {
 }
 
 /// Statistics of a run's valid readings, as one line; `None` with fewer than two.
-pub async fn run_statistics(store: &StoreHandle, run_id: u64) -> Result<Option<String>, Error> {
-    let rows = store.call(move |s| s.run_readings(run_id)).await?;
+pub fn run_statistics(store: &Store, outcome: &RunOutcome) -> Result<Option<String>, Error> {
+    let Some(range) = outcome.seq_range else { return Ok(None) };
+    let rows = store.run_readings(outcome.run_id, range)?;
     let unit = rows.first().map(|r| r.record.unit.clone()).unwrap_or_default();
     let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
     Ok(stats::summary(&values).ok().map(|s| {
@@ -147,14 +147,13 @@ pub fn si(value: f64, unit: &str) -> String {
 /// The daemon.
 pub fn daemon(args: RunArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
-    let store = Store::open(&config.storage.db)?;
+    let mut store = Store::open(&config.storage.db)?;
     tracing::info!(config = %args.config.display(), db = %config.storage.db.display(), lab = %config.lab.id, "tsagent run starting");
     runtime()?.block_on(async {
-        let store = StoreHandle::spawn(store).map_err(Error::Runtime)?;
         let stop = stop_on_signals()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let mut observer = progress::Log;
-        crate::daemon::run(&config, &store, clock, &mut observer, stop).await?;
+        crate::daemon::run(&config, &mut store, clock, &mut observer, stop).await?;
         Ok(())
     })
 }

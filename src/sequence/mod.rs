@@ -13,7 +13,7 @@ use crate::clock::{self, Clock};
 use crate::config::{Config, ReadStep, Sequence, Step};
 use crate::session::{Exchange, Identity, InstrumentError, Measurement, Session, SessionError};
 use crate::sim::SimError;
-use crate::store::{Committed, NewEvent, NewReading, RunStatus, StoreError, StoreHandle, Trigger};
+use crate::store::{NewEvent, NewReading, RunStatus, Store, StoreError, Trigger};
 use crate::transport::TransportError;
 
 pub use connect::Connector;
@@ -167,8 +167,10 @@ pub struct RunOutcome {
 pub struct Runner<'a> {
     /// The validated config.
     pub config: &'a Config,
-    /// The store's writer.
-    pub store: &'a StoreHandle,
+    /// The store. The runner is its only writer while it runs; its calls block for the durable
+    /// commit, which is the point: nothing may happen before it. Run the runner on a runtime where
+    /// that is acceptable (the CLI uses a single-threaded one).
+    pub store: &'a mut Store,
     /// Time source for readings and events.
     pub clock: Arc<dyn Clock>,
     /// Opens instrument sessions.
@@ -212,14 +214,8 @@ impl Runner<'_> {
         stop: &watch::Receiver<bool>,
     ) -> Result<RunOutcome, SequenceError> {
         let started = self.clock.now();
-        let (seq_name, op) = (sequence.name.clone(), operator.map(str::to_owned));
-        let boot = self.clock.boot_id().to_owned();
-        let run_id = self
-            .store
-            .call(move |s| {
-                s.begin_run(&seq_name, trigger, op.as_deref(), started, (std::process::id(), &boot))
-            })
-            .await?;
+        let owner = (std::process::id(), self.clock.boot_id());
+        let run_id = self.store.begin_run(&sequence.name, trigger, operator, started, owner)?;
         let total = sequence
             .steps
             .iter()
@@ -239,12 +235,8 @@ impl Runner<'_> {
             Ok(stopped) => {
                 let status = if stopped { RunStatus::Stopped } else { RunStatus::Completed };
                 let message = stopped.then_some("stopped on request after the reading in progress");
-                self.store
-                    .call(move |s| {
-                        s.append_events(&leftover)?;
-                        s.end_run(run_id, status, message, ended)
-                    })
-                    .await?;
+                self.store.append_events(&leftover)?;
+                self.store.end_run(run_id, status, message, ended)?;
                 Ok(RunOutcome {
                     run_id,
                     status,
@@ -263,12 +255,9 @@ impl Runner<'_> {
                 };
                 let stored = self
                     .store
-                    .call(move |s| {
-                        s.append_events(&leftover)?;
-                        s.append_events(&[failure])?;
-                        s.end_run(run_id, RunStatus::Failed, Some(&message), ended)
-                    })
-                    .await;
+                    .append_events(&leftover)
+                    .and_then(|()| self.store.append_events(&[failure]))
+                    .and_then(|()| self.store.end_run(run_id, RunStatus::Failed, Some(&message), ended));
                 if let Err(store_error) = stored {
                     tracing::error!(run_id, error = %error_chain(&store_error), "could not record the run's failure");
                 }
@@ -347,7 +336,7 @@ impl Runner<'_> {
                                 detail: serde_json::json!({ "code": e.code, "message": e.message }),
                             })
                             .collect();
-                        self.store.call(move |s| s.append_events(&events)).await?;
+                        self.store.append_events(&events)?;
                         return Err(SequenceError::InstrumentReported {
                             step: number,
                             instrument: instrument.clone(),
@@ -364,9 +353,7 @@ impl Runner<'_> {
                 }
             };
             let events = sessions.drain_exchanges(&*self.clock, progress.run_id);
-            if !events.is_empty() {
-                self.store.call(move |s| s.append_events(&events)).await?;
-            }
+            self.store.append_events(&events)?;
             if stopped {
                 return Ok(true);
             }
@@ -394,24 +381,17 @@ impl Runner<'_> {
             .map(|i| i.resource_text())
             .unwrap_or_default();
         let at = self.clock.now();
-        let (name, id_copy) = (instrument.to_owned(), identity.clone());
-        let id = self
-            .store
-            .call(move |s| {
-                let id = s.record_instrument(&name, &resource, &id_copy, at)?;
-                s.append_events(&[NewEvent {
-                    at,
-                    run_id: Some(run_id),
-                    instrument_id: Some(id),
-                    kind: "identified",
-                    detail: serde_json::json!({
-                        "manufacturer": id_copy.manufacturer, "model": id_copy.model,
-                        "serial": id_copy.serial, "firmware": id_copy.firmware,
-                    }),
-                }])?;
-                Ok(id)
-            })
-            .await?;
+        let id = self.store.record_instrument(instrument, &resource, &identity, at)?;
+        self.store.append_events(&[NewEvent {
+            at,
+            run_id: Some(run_id),
+            instrument_id: Some(id),
+            kind: "identified",
+            detail: serde_json::json!({
+                "manufacturer": identity.manufacturer, "model": identity.model,
+                "serial": identity.serial, "firmware": identity.firmware,
+            }),
+        }])?;
         sessions.ids.insert(instrument.to_owned(), id);
         observer.identified(instrument, &identity);
         Ok(())
@@ -428,9 +408,6 @@ impl Runner<'_> {
         stop: &watch::Receiver<bool>,
     ) -> Result<bool, SequenceError> {
         let instrument_id = sessions.ids.get(&read.instrument).copied().unwrap_or(0);
-        let boot_id: Arc<str> = Arc::from(self.clock.boot_id());
-        let quantity: Arc<str> = Arc::from(read.quantity.as_str());
-        let unit: Arc<str> = Arc::from(read.unit.as_str());
         let mut next = Instant::now();
         for i in 0..read.count {
             if *stop.borrow() {
@@ -449,29 +426,27 @@ impl Runner<'_> {
                     source,
                 })?;
             let at = self.clock.now();
-            let exchanges = exchange_events(session.take_exchanges(), at, progress.run_id, Some(instrument_id));
-            let run_id = progress.run_id;
-            let (q, u, b, r) = (quantity.clone(), unit.clone(), boot_id.clone(), raw.clone());
+            // The reading row is the record of the exchange that produced it (query from the
+            // sequence, reply verbatim, time); only other exchanges become events. This keeps the
+            // per-reading transaction to the reading and the chain head (benchmark P1).
+            let mut exchanges = session.take_exchanges();
+            exchanges.retain(|x| !(x.error.is_none() && x.command == read.query && x.reply.as_deref() == Some(raw.as_str())));
+            let exchanges = exchange_events(exchanges, at, progress.run_id, Some(instrument_id));
             // Committed before it is reported and before the next trigger.
-            let committed: Committed = self
-                .store
-                .call(move |s| {
-                    s.append_reading(
-                        &NewReading {
-                            run_id,
-                            instrument_id,
-                            quantity: &q,
-                            value: measurement.value(),
-                            status: measurement.status(),
-                            unit: &u,
-                            raw: &r,
-                            at,
-                            boot_id: &b,
-                        },
-                        &exchanges,
-                    )
-                })
-                .await?;
+            let committed = self.store.append_reading(
+                &NewReading {
+                    run_id: progress.run_id,
+                    instrument_id,
+                    quantity: &read.quantity,
+                    value: measurement.value(),
+                    status: measurement.status(),
+                    unit: &read.unit,
+                    raw: &raw,
+                    at,
+                    boot_id: self.clock.boot_id(),
+                },
+                &exchanges,
+            )?;
             progress.done += 1;
             progress.first.get_or_insert(committed.seq);
             progress.last = Some(committed.seq);
@@ -490,12 +465,9 @@ impl Runner<'_> {
 }
 
 /// Marks runs whose process is gone (crash, kill -9, power loss) as interrupted; returns their ids.
-pub async fn recover_interrupted(store: &StoreHandle, clock: &dyn Clock) -> Result<Vec<u64>, StoreError> {
-    let now = clock.now();
-    let boot = clock.boot_id().to_owned();
-    store
-        .call(move |s| s.recover_interrupted(now, |pid, run_boot| run_boot == boot && process_alive(pid)))
-        .await
+pub fn recover_interrupted(store: &mut Store, clock: &dyn Clock) -> Result<Vec<u64>, StoreError> {
+    let boot = clock.boot_id();
+    store.recover_interrupted(clock.now(), |pid, run_boot| run_boot == boot && process_alive(pid))
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -509,10 +481,15 @@ fn process_alive(pid: u32) -> bool {
 
 /// Sleeps until `deadline`; returns early with `true` if a stop is requested.
 async fn wait_or_stop(deadline: Instant, stop: &watch::Receiver<bool>) -> bool {
-    let mut stop = stop.clone();
-    if *stop.borrow_and_update() {
+    if *stop.borrow() {
         return true;
     }
+    // Back-to-back readings (interval 0) must not pay a trip through the timer driver.
+    if Instant::now() >= deadline {
+        return false;
+    }
+    let mut stop = stop.clone();
+    stop.borrow_and_update();
     tokio::select! {
         _ = tokio::time::sleep_until(deadline) => false,
         changed = stop.changed() => match changed {

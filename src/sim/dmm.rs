@@ -26,7 +26,9 @@ use super::{SECONDS_PER_DAY, SimParams, is_idn_byte};
 const ERROR_QUEUE_CAP: usize = 20;
 
 /// DC voltage ranges, V.
-const RANGES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+const RANGES: [f64; 5] = [MIN_RANGE, 1.0, 10.0, 100.0, MAX_RANGE];
+const MIN_RANGE: f64 = 0.1;
+const MAX_RANGE: f64 = 1000.0;
 
 /// A range reads up to 120 % of its nominal value before it overloads.
 const OVERRANGE: f64 = 1.2;
@@ -35,7 +37,9 @@ const OVERRANGE: f64 = 1.2;
 const DEFAULT_RANGE: f64 = 10.0;
 
 /// Integration times the meter offers, in power-line cycles; others are rounded up to these.
-const NPLC_STEPS: [f64; 9] = [0.001, 0.002, 0.006, 0.02, 0.06, 0.2, 1.0, 10.0, 100.0];
+const NPLC_STEPS: [f64; 9] = [MIN_NPLC, 0.002, 0.006, 0.02, 0.06, 0.2, 1.0, 10.0, MAX_NPLC];
+const MIN_NPLC: f64 = 0.001;
+const MAX_NPLC: f64 = 100.0;
 
 /// NPLC after `*RST`.
 const DEFAULT_NPLC: f64 = 10.0;
@@ -265,7 +269,8 @@ impl Meter {
         let z = self.rng.normal();
         let value = self.params.artefact_value(days) + self.params.noise * z;
         if self.params.realistic_timing {
-            self.busy += Duration::try_from_secs_f64(self.nplc / MAINS_HZ).unwrap_or_default();
+            let integration = Duration::try_from_secs_f64(self.nplc / MAINS_HZ).unwrap_or_default();
+            self.busy = self.busy.saturating_add(integration);
         }
         let shown = self.apply_range(value);
         self.last = Some(shown);
@@ -319,7 +324,7 @@ fn autorange(value: f64) -> f64 {
         .iter()
         .copied()
         .find(|r| value.abs() <= OVERRANGE * r)
-        .unwrap_or(RANGES[RANGES.len() - 1])
+        .unwrap_or(MAX_RANGE)
 }
 
 /// The smallest range whose nominal value covers `volts` (what `CONF:VOLT:DC 5` selects: 10 V).
@@ -390,8 +395,8 @@ fn range_arg(token: Option<Token<'_>>) -> ScpiResult<RangeArg> {
         None => Ok(RangeArg::Auto),
         Some(Token::CharacterProgramData(s)) => match keyword(s) {
             Some(Keyword::Auto | Keyword::Def) => Ok(RangeArg::Auto),
-            Some(Keyword::Min) => Ok(RangeArg::Fixed(RANGES[0])),
-            Some(Keyword::Max) => Ok(RangeArg::Fixed(RANGES[RANGES.len() - 1])),
+            Some(Keyword::Min) => Ok(RangeArg::Fixed(MIN_RANGE)),
+            Some(Keyword::Max) => Ok(RangeArg::Fixed(MAX_RANGE)),
             _ => Err(ErrorCode::IllegalParameterValue.into()),
         },
         Some(t) => Ok(RangeArg::Fixed(range_for(volts(t)?)?)),
@@ -797,9 +802,7 @@ impl Command<Meter> for FetchCmd {
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
         no_more(&mut params)?;
-        let reading = dev
-            .last
-            .ok_or(Error::new(ErrorCode::DataCorruptOrStale))?;
+        let reading = dev.last.ok_or(Error::new(ErrorCode::DataCorruptOrStale))?;
         respond_reading(&mut resp, reading)?;
         dev.count_sent();
         Ok(())
@@ -824,8 +827,8 @@ impl Command<Meter> for NplcCmd {
     fn event(&self, dev: &mut Meter, _: &mut Context, mut params: Parameters) -> ScpiResult<()> {
         let nplc = match params.next_token()? {
             Token::CharacterProgramData(s) => match keyword(s) {
-                Some(Keyword::Min) => NPLC_STEPS[0],
-                Some(Keyword::Max) => NPLC_STEPS[NPLC_STEPS.len() - 1],
+                Some(Keyword::Min) => MIN_NPLC,
+                Some(Keyword::Max) => MAX_NPLC,
                 Some(Keyword::Def) => DEFAULT_NPLC,
                 _ => return Err(ErrorCode::IllegalParameterValue.into()),
             },
@@ -843,8 +846,8 @@ impl Command<Meter> for NplcCmd {
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
         let value = match query_keyword(&mut params)? {
-            Some(Keyword::Min) => NPLC_STEPS[0],
-            Some(Keyword::Max) => NPLC_STEPS[NPLC_STEPS.len() - 1],
+            Some(Keyword::Min) => MIN_NPLC,
+            Some(Keyword::Max) => MAX_NPLC,
             Some(_) => DEFAULT_NPLC,
             None => dev.nplc,
         };
@@ -861,8 +864,8 @@ impl Command<Meter> for RangeCmd {
     fn event(&self, dev: &mut Meter, _: &mut Context, mut params: Parameters) -> ScpiResult<()> {
         let range = match params.next_token()? {
             Token::CharacterProgramData(s) => match keyword(s) {
-                Some(Keyword::Min) => RANGES[0],
-                Some(Keyword::Max) => RANGES[RANGES.len() - 1],
+                Some(Keyword::Min) => MIN_RANGE,
+                Some(Keyword::Max) => MAX_RANGE,
                 Some(Keyword::Def) => DEFAULT_RANGE,
                 _ => return Err(ErrorCode::IllegalParameterValue.into()),
             },
@@ -880,8 +883,8 @@ impl Command<Meter> for RangeCmd {
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
         let value = match query_keyword(&mut params)? {
-            Some(Keyword::Min) => RANGES[0],
-            Some(Keyword::Max) => RANGES[RANGES.len() - 1],
+            Some(Keyword::Min) => MIN_RANGE,
+            Some(Keyword::Max) => MAX_RANGE,
             Some(_) => DEFAULT_RANGE,
             None => dev.range,
         };
@@ -1037,7 +1040,7 @@ mod tests {
         assert_eq!(
             q(&mut d, "*IDN?"),
             format!(
-                "Keysight Technologies,34470A,SIM0000001,tsagent-sim-{}\n",
+                "TSAGENT,SIM-DMM,SIM0000001,tsagent-sim-{}\n",
                 env!("CARGO_PKG_VERSION")
             )
         );
@@ -1128,7 +1131,10 @@ mod tests {
     #[test]
     fn rst_restores_settings_but_keeps_errors() {
         let (mut d, _) = meter(ideal());
-        q(&mut d, "VOLT:DC:NPLC 100;RANG 1;:VOLT:ZERO:AUTO OFF;:VOLT:IMP:AUTO ON");
+        q(
+            &mut d,
+            "VOLT:DC:NPLC 100;RANG 1;:VOLT:ZERO:AUTO OFF;:VOLT:IMP:AUTO ON",
+        );
         q(&mut d, "READ?");
         q(&mut d, "FOO");
         q(&mut d, "*RST");
@@ -1140,7 +1146,10 @@ mod tests {
         assert_eq!(q(&mut d, "FETC?"), "");
         assert_eq!(
             errors(&mut d),
-            ["-113,\"Undefined header\"", "-230,\"Data corrupt or stale\""]
+            [
+                "-113,\"Undefined header\"",
+                "-230,\"Data corrupt or stale\""
+            ]
         );
     }
 
@@ -1149,7 +1158,14 @@ mod tests {
     #[test]
     fn unknown_headers_queue_113_like_a_real_meter() {
         let (mut d, _) = meter(ideal());
-        for cmd in ["FOO?", "*XYZ", "VOLT:DC:FOO 1", "SYST:ERR:BOGUS?", "MEAS?", "CONF:CURR:DC"] {
+        for cmd in [
+            "FOO?",
+            "*XYZ",
+            "VOLT:DC:FOO 1",
+            "SYST:ERR:BOGUS?",
+            "MEAS?",
+            "CONF:CURR:DC",
+        ] {
             assert_eq!(q(&mut d, cmd), "", "{cmd}");
             assert_eq!(errors(&mut d), ["-113,\"Undefined header\""], "{cmd}");
         }
@@ -1220,10 +1236,7 @@ mod tests {
     fn several_units_and_queries_per_line() {
         let (mut d, _) = meter(ideal());
         let idn = q(&mut d, "*IDN?");
-        assert_eq!(
-            q(&mut d, "*IDN?;*OPC?"),
-            format!("{};1\n", idn.trim_end())
-        );
+        assert_eq!(q(&mut d, "*IDN?;*OPC?"), format!("{};1\n", idn.trim_end()));
         // Headers after `;` continue from the last branch, as SCPI defines.
         assert_eq!(q(&mut d, "VOLT:DC:NPLC 100;NPLC?"), "+1.00000000E+02\n");
         assert_eq!(
@@ -1267,7 +1280,13 @@ mod tests {
     #[test]
     fn readings_have_the_meter_format() {
         let (mut d, _) = meter(SimParams::default());
-        for cmd in ["READ?", "MEAS:VOLT:DC?", "FETC?", "VOLT:NPLC?", "VOLT:RANG?"] {
+        for cmd in [
+            "READ?",
+            "MEAS:VOLT:DC?",
+            "FETC?",
+            "VOLT:NPLC?",
+            "VOLT:RANG?",
+        ] {
             reading(&q(&mut d, cmd));
         }
         let (mut d, _) = meter(SimParams {
@@ -1292,7 +1311,10 @@ mod tests {
         assert_eq!(q(&mut d, "FETC?"), "");
         assert_eq!(
             errors(&mut d),
-            ["-230,\"Data corrupt or stale\"", "-230,\"Data corrupt or stale\""]
+            [
+                "-230,\"Data corrupt or stale\"",
+                "-230,\"Data corrupt or stale\""
+            ]
         );
     }
 
@@ -1339,7 +1361,10 @@ mod tests {
         // Autoranging follows the input up to the top range, then overloads too.
         assert_eq!(read_at(150.0, "CONF:VOLT:DC AUTO"), "+1.50000000E+02\n");
         assert_eq!(read_at(1300.0, "CONF:VOLT:DC AUTO"), "+9.90000000E+37\n");
-        let (mut d, _) = meter(SimParams { nominal: 0.5, ..ideal() });
+        let (mut d, _) = meter(SimParams {
+            nominal: 0.5,
+            ..ideal()
+        });
         q(&mut d, "READ?");
         assert_eq!(q(&mut d, "VOLT:RANG?"), "+1.00000000E+00\n");
         // The overload marker is what FETC? resends, too.
@@ -1383,7 +1408,10 @@ mod tests {
         assert_eq!(q(&mut d, "VOLT:NPLCYCLES 2 V"), "");
         assert_eq!(
             errors(&mut d),
-            ["-224,\"Illegal parameter value\"", "-138,\"Suffix not allowed\""]
+            [
+                "-224,\"Illegal parameter value\"",
+                "-138,\"Suffix not allowed\""
+            ]
         );
     }
 
@@ -1397,15 +1425,24 @@ mod tests {
         assert_eq!(q(&mut d, "READ?"), "+1.00000000E+01\n");
         assert_eq!(q(&mut d, "VOLT:RANG?"), "+1.00000000E+01\n");
         q(&mut d, "VOLT:RANG MAX;RANG:AUTO ONCE");
-        assert_eq!(q(&mut d, "VOLT:RANG:AUTO?;:VOLT:RANG?"), "0;+1.00000000E+01\n");
+        assert_eq!(
+            q(&mut d, "VOLT:RANG:AUTO?;:VOLT:RANG?"),
+            "0;+1.00000000E+01\n"
+        );
         q(&mut d, "VOLT:RANG:AUTO 1");
         assert_eq!(q(&mut d, "VOLT:RANG:AUTO?"), "1\n");
-        assert_eq!(q(&mut d, "VOLT:RANG? MIN;RANG? MAX;RANG? DEF"), "+1.00000000E-01;+1.00000000E+03;+1.00000000E+01\n");
+        assert_eq!(
+            q(&mut d, "VOLT:RANG? MIN;RANG? MAX;RANG? DEF"),
+            "+1.00000000E-01;+1.00000000E+03;+1.00000000E+01\n"
+        );
         q(&mut d, "VOLT:RANG:AUTO MAYBE");
         q(&mut d, "VOLT:RANG 1001");
         assert_eq!(
             errors(&mut d),
-            ["-224,\"Illegal parameter value\"", "-222,\"Data out of range\""]
+            [
+                "-224,\"Illegal parameter value\"",
+                "-222,\"Data out of range\""
+            ]
         );
     }
 
@@ -1462,7 +1499,9 @@ mod tests {
             ..ideal()
         });
         let n = 2000;
-        let xs: Vec<f64> = (0..n).map(|_| reading(&q(&mut d, "READ?")) - 10.0).collect();
+        let xs: Vec<f64> = (0..n)
+            .map(|_| reading(&q(&mut d, "READ?")) - 10.0)
+            .collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
         // σ of the mean is 22 nV; of the standard deviation about 1.6 %.
@@ -1527,22 +1566,59 @@ mod tests {
     /// Fragments that reach deep into the parser and the handlers.
     fn scpi_soup() -> impl Strategy<Value = Vec<u8>> {
         let piece = prop_oneof![
-            Just("*IDN?"), Just("*RST"), Just("*CLS"), Just("*OPC"), Just("*ESR?"), Just("*STB?"),
-            Just("*ESE"), Just("*SRE"), Just("SYST:ERR?"), Just("CONF:VOLT:DC"), Just("MEAS:VOLT:DC?"),
-            Just("READ?"), Just("FETC?"), Just("INIT"), Just("VOLT:DC:NPLC"), Just("VOLT:RANG"),
-            Just(":AUTO"), Just("SENS"), Just(":"), Just("?"), Just(";"), Just(","), Just(" "),
-            Just("\r"), Just("\n"), Just("10"), Just("-1e999"), Just("0.2"), Just("MIN"), Just("MAX"),
-            Just("DEF"), Just("ONCE"), Just("ON"), Just("mV"), Just("#H1F"), Just("#15abcde"),
-            Just("#0xyz\n"), Just("#9"), Just("'str'"), Just("\"q\"\"q\""), Just("(@1:3)"), Just("("),
-            Just("\u{e9}"), Just("\0"), Just("ABCDEFGHIJKLMNOP"), Just("1234567890123"),
+            Just("*IDN?"),
+            Just("*RST"),
+            Just("*CLS"),
+            Just("*OPC"),
+            Just("*ESR?"),
+            Just("*STB?"),
+            Just("*ESE"),
+            Just("*SRE"),
+            Just("SYST:ERR?"),
+            Just("CONF:VOLT:DC"),
+            Just("MEAS:VOLT:DC?"),
+            Just("READ?"),
+            Just("FETC?"),
+            Just("INIT"),
+            Just("VOLT:DC:NPLC"),
+            Just("VOLT:RANG"),
+            Just(":AUTO"),
+            Just("SENS"),
+            Just(":"),
+            Just("?"),
+            Just(";"),
+            Just(","),
+            Just(" "),
+            Just("\r"),
+            Just("\n"),
+            Just("10"),
+            Just("-1e999"),
+            Just("0.2"),
+            Just("MIN"),
+            Just("MAX"),
+            Just("DEF"),
+            Just("ONCE"),
+            Just("ON"),
+            Just("mV"),
+            Just("#H1F"),
+            Just("#15abcde"),
+            Just("#0xyz\n"),
+            Just("#9"),
+            Just("'str'"),
+            Just("\"q\"\"q\""),
+            Just("(@1:3)"),
+            Just("("),
+            Just("\u{e9}"),
+            Just("\0"),
+            Just("ABCDEFGHIJKLMNOP"),
+            Just("1234567890123"),
         ];
         proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat().into_bytes())
     }
 
     /// A reply is empty or one LF-terminated line.
     fn well_framed(reply: &[u8]) -> bool {
-        reply.is_empty()
-            || (reply.ends_with(b"\n") && !reply[..reply.len() - 1].contains(&b'\n'))
+        reply.is_empty() || (reply.ends_with(b"\n") && !reply[..reply.len() - 1].contains(&b'\n'))
     }
 
     proptest! {
@@ -1567,7 +1643,12 @@ mod tests {
             let (mut d, _) = meter(SimParams::default());
             for line in &lines {
                 let reply = d.handle_line(line);
-                prop_assert!(well_framed(&reply), "{:?} → {:?}", String::from_utf8_lossy(line), String::from_utf8_lossy(&reply));
+                prop_assert!(
+                    well_framed(&reply),
+                    "{:?} → {:?}",
+                    String::from_utf8_lossy(line),
+                    String::from_utf8_lossy(&reply)
+                );
             }
             let errs = errors(&mut d);
             prop_assert!(errs.len() <= ERROR_QUEUE_CAP);

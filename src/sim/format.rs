@@ -27,7 +27,10 @@ pub fn format_reading(value: f64) -> String {
     // Zero has no sign on a meter's display, and -0.0 must not print as "-0.00000000E+00".
     let sign = if value < 0.0 { '-' } else { '+' };
     let exponent_sign = if exponent < 0 { '-' } else { '+' };
-    format!("{sign}{mantissa}E{exponent_sign}{:02}", exponent.unsigned_abs())
+    format!(
+        "{sign}{mantissa}E{exponent_sign}{:02}",
+        exponent.unsigned_abs()
+    )
 }
 
 #[cfg(test)]
@@ -46,7 +49,8 @@ mod tests {
             && b.get(3..11).is_some_and(digits)
             && b.get(11) == Some(&b'E')
             && matches!(b.get(12), Some(b'+' | b'-'))
-            && b.get(13..).is_some_and(|e| digits(e) && (2..=3).contains(&e.len()))
+            && b.get(13..)
+                .is_some_and(|e| digits(e) && (2..=3).contains(&e.len()))
     }
 
     #[test]
@@ -88,7 +92,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parses_back_within_half_a_count(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+        fn parses_back_within_half_a_count(
+            x in any::<f64>().prop_filter("finite", |x| x.is_finite())
+        ) {
             let text = format_reading(x);
             prop_assert!(is_reading_format(&text), "{}", text);
             let back: f64 = text.parse().unwrap();

@@ -39,9 +39,9 @@ const SECONDS_PER_DAY: f64 = 86_400.0;
 /// What the simulated meter answers to `*IDN?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimIdentity {
-    /// First `*IDN?` field, e.g. `Keysight Technologies`.
+    /// First `*IDN?` field, e.g. `TSAGENT`.
     pub manufacturer: String,
-    /// Second field, e.g. `34470A`.
+    /// Second field, e.g. `SIM-DMM`.
     pub model: String,
     /// Third field, the serial number.
     pub serial: String,
@@ -50,12 +50,12 @@ pub struct SimIdentity {
 }
 
 impl Default for SimIdentity {
-    /// A 34470A whose serial and firmware say it is the simulator, so a bundle made from
-    /// simulated data cannot be mistaken for a real instrument's.
+    /// Every field says it is the simulator, so a bundle made from simulated data cannot be
+    /// mistaken for a real instrument's (the command set is modelled on a 34470A).
     fn default() -> Self {
         Self {
-            manufacturer: "Keysight Technologies".to_owned(),
-            model: "34470A".to_owned(),
+            manufacturer: "TSAGENT".to_owned(),
+            model: "SIM-DMM".to_owned(),
             serial: "SIM0000001".to_owned(),
             firmware: concat!("tsagent-sim-", env!("CARGO_PKG_VERSION")).to_owned(),
         }
@@ -260,24 +260,57 @@ mod tests {
     #[test]
     fn validate_names_the_bad_field() {
         let cases: Vec<(SimParams, &str)> = vec![
-            (SimParams { time_scale: 0.5, ..quiet() }, "time_scale"),
-            (SimParams { time_scale: f64::NAN, ..quiet() }, "time_scale"),
-            (SimParams { nominal: f64::INFINITY, ..quiet() }, "nominal"),
-            (SimParams { noise: -1e-6, ..quiet() }, "noise"),
             (
-                SimParams { lab_temp_period: Duration::ZERO, ..quiet() },
+                SimParams {
+                    time_scale: 0.5,
+                    ..quiet()
+                },
+                "time_scale",
+            ),
+            (
+                SimParams {
+                    time_scale: f64::NAN,
+                    ..quiet()
+                },
+                "time_scale",
+            ),
+            (
+                SimParams {
+                    nominal: f64::INFINITY,
+                    ..quiet()
+                },
+                "nominal",
+            ),
+            (
+                SimParams {
+                    noise: -1e-6,
+                    ..quiet()
+                },
+                "noise",
+            ),
+            (
+                SimParams {
+                    lab_temp_period: Duration::ZERO,
+                    ..quiet()
+                },
                 "lab_temp_period",
             ),
             (
                 SimParams {
-                    identity: SimIdentity { serial: "A,B".into(), ..SimIdentity::default() },
+                    identity: SimIdentity {
+                        serial: "A,B".into(),
+                        ..SimIdentity::default()
+                    },
                     ..quiet()
                 },
                 "identity.serial",
             ),
             (
                 SimParams {
-                    identity: SimIdentity { model: "34470A\n".into(), ..SimIdentity::default() },
+                    identity: SimIdentity {
+                        model: "34470A\n".into(),
+                        ..SimIdentity::default()
+                    },
                     ..quiet()
                 },
                 "identity.model",

@@ -154,7 +154,8 @@ fn release_exclusive(slave: &OwnedFd) {
     // a descriptor that stays open for the duration of the call.
     let rc = unsafe { nix::libc::ioctl(slave.as_raw_fd(), nix::libc::TIOCNXCL) };
     if rc != 0 {
-        tracing::debug!(error = %Errno::last(), "could not clear TIOCEXCL on the simulator terminal");
+        let error = Errno::last();
+        tracing::debug!(%error, "could not clear TIOCEXCL on the simulator terminal");
     }
 }
 
@@ -173,7 +174,9 @@ impl AsyncRead for PtyMaster {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
             let room = unfilled.len();
-            match guard.try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(io::Error::from)) {
+            match guard
+                .try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(io::Error::from))
+            {
                 Ok(Ok(n)) => {
                     buf.advance(n.min(room));
                     return Poll::Ready(Ok(()));
@@ -199,7 +202,10 @@ impl AsyncWrite for PtyMaster {
                 // transmits regardless and the bytes are lost at the receiver; doing the same
                 // here keeps a dead client from stalling the server.
                 Err(Errno::EAGAIN) => {
-                    tracing::debug!(bytes = data.len(), "simulator terminal full; output dropped");
+                    tracing::debug!(
+                        bytes = data.len(),
+                        "simulator terminal full; output dropped"
+                    );
                     Poll::Ready(Ok(data.len()))
                 }
                 Err(e) => Poll::Ready(Err(e.into())),
@@ -260,9 +266,257 @@ fn remove_link(link: &Path, target: &Path) {
     match fs::read_link(link) {
         Ok(points_to) if points_to == target => {
             if let Err(e) = fs::remove_file(link) {
-                tracing::warn!(link = %link.display(), error = %e, "could not remove the simulator link");
+                let link = link.display();
+                tracing::warn!(%link, error = %e, "could not remove the simulator link");
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{File, OpenOptions};
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Instant;
+
+    use nix::sys::termios::{LocalFlags, SpecialCharacterIndices};
+
+    use super::*;
+
+    /// A client on the slave side, as a test harness or a terminal program would open it: plain
+    /// read/write, raw mode, reads that give up after `VTIME` so a broken server fails the test
+    /// instead of hanging it.
+    struct Client {
+        file: File,
+    }
+
+    impl Client {
+        fn open(path: &Path) -> Self {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(nix::libc::O_NOCTTY)
+                .open(path)
+                .unwrap();
+            let mut t = tcgetattr(&file).unwrap();
+            cfmakeraw(&mut t);
+            t.control_chars[SpecialCharacterIndices::VMIN as usize] = 0;
+            t.control_chars[SpecialCharacterIndices::VTIME as usize] = 20; // 2 s
+            tcsetattr(&file, SetArg::TCSANOW, &t).unwrap();
+            Self { file }
+        }
+
+        fn send(&mut self, line: &str) {
+            self.file.write_all(line.as_bytes()).unwrap();
+        }
+
+        /// Reads one LF-terminated reply; panics after 10 s without one.
+        fn reply(&mut self) -> String {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut out = Vec::new();
+            let mut byte = [0u8; 1];
+            while !out.ends_with(b"\n") {
+                assert!(Instant::now() < deadline, "no reply, got {out:?}");
+                if self.file.read(&mut byte).unwrap() == 1 {
+                    out.push(byte[0]);
+                }
+            }
+            String::from_utf8(out).unwrap()
+        }
+
+        fn query(&mut self, line: &str) -> String {
+            self.send(line);
+            self.reply()
+        }
+
+        /// Reads whatever arrives until the line has been quiet for one `VTIME`.
+        fn drain(&mut self) -> usize {
+            let mut buf = [0u8; 4096];
+            let mut total = 0;
+            loop {
+                match self.file.read(&mut buf).unwrap() {
+                    0 => return total,
+                    n => total += n,
+                }
+            }
+        }
+    }
+
+    /// Blocking client I/O needs a second worker to run the server meanwhile.
+    macro_rules! pty_test {
+        ($name:ident $body:block) => {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() $body
+        };
+    }
+
+    pty_test!(serves_queries_on_a_raw_pty {
+        let server = PtyServer::start(SimParams::default(), None).unwrap();
+        assert!(server.path().starts_with("/dev/pts"), "{:?}", server.path());
+        let mut c = Client::open(server.path());
+        // Raw and without echo: the reply is exactly the reply, CR LF input is accepted.
+        let t = tcgetattr(&c.file).unwrap();
+        assert!(!t.local_flags.intersects(LocalFlags::ECHO | LocalFlags::ICANON));
+        assert!(c.query("*IDN?\r\n").starts_with("TSAGENT,SIM-DMM,SIM0000001,"));
+        let r = c.query("READ?\n");
+        assert!(r.starts_with("+1.0000") && r.ends_with("E+01\n"), "{r:?}");
+        assert_eq!(c.query("*OPC?;FETC?\n"), format!("1;{r}"));
+        assert_eq!(server.readings_sent(), 2);
+        server.shutdown().await;
+    });
+
+    pty_test!(clients_are_served_one_after_another_with_the_same_state {
+        let server = PtyServer::start(SimParams::default(), None).unwrap();
+        let mut a = Client::open(server.path());
+        a.send("VOLT:DC:NPLC 100\nBOGUS\n");
+        assert_eq!(a.query("*OPC?\n"), "1\n");
+        drop(a);
+        // The server's own slave descriptor kept the terminal up; a new client finds the
+        // meter as the first one left it.
+        let mut b = Client::open(server.path());
+        assert_eq!(b.query("VOLT:DC:NPLC?\n"), "+1.00000000E+02\n");
+        assert_eq!(b.query("SYST:ERR?\n"), "-113,\"Undefined header\"\n");
+        drop(b);
+        let mut c = Client::open(server.path());
+        assert_eq!(c.query("SYST:ERR?\n"), "0,\"No error\"\n");
+        server.shutdown().await;
+    });
+
+    pty_test!(shutting_down_hangs_up_the_client {
+        let server = PtyServer::start(SimParams::default(), None).unwrap();
+        let mut c = Client::open(server.path());
+        assert_eq!(c.query("*OPC?\n"), "1\n");
+        server.shutdown().await;
+        // After the master closes, the slave reports a hang-up: writes fail with EIO and reads
+        // return end of file (or EIO) at once instead of waiting out VTIME.
+        let err = c.file.write_all(b"*OPC?\n").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::EIO), "{err}");
+        let started = Instant::now();
+        let mut buf = [0u8; 16];
+        assert!(!matches!(c.file.read(&mut buf), Ok(n) if n > 0));
+        assert!(started.elapsed() < Duration::from_secs(1));
+    });
+
+    pty_test!(a_client_that_never_reads_does_not_stall_the_server {
+        let server = PtyServer::start(SimParams::default(), None).unwrap();
+        let mut c = Client::open(server.path());
+        let mut writer = c.file.try_clone().unwrap();
+        // ~1 MB of replies, far beyond what the terminal buffers. If the server blocked on its
+        // full output, it would stop reading and this write would never finish.
+        let flood = tokio::task::spawn_blocking(move || {
+            for _ in 0..10 {
+                writer.write_all(&b"*IDN?\n".repeat(2000)).unwrap();
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(60), flood)
+            .await
+            .expect("server stalled")
+            .unwrap();
+        assert!(c.drain() > 0);
+        assert_eq!(c.query("*OPC?\n"), "1\n");
+        server.shutdown().await;
+    });
+
+    pty_test!(exclusive_mode_set_by_serialport_is_lifted {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        use tokio_serial::SerialPortBuilderExt;
+
+        fn exclusive(fd: &impl AsRawFd) -> bool {
+            let mut flag: nix::libc::c_int = 0;
+            // SAFETY: TIOCGEXCL writes one int through the pointer, which is valid for it.
+            let rc = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCGEXCL, &mut flag) };
+            assert_eq!(rc, 0, "{}", Errno::last());
+            flag != 0
+        }
+
+        let server = PtyServer::start(SimParams::default(), None).unwrap();
+        let path = server.path().to_str().unwrap().to_owned();
+        for round in 0..2 {
+            // tokio-serial opens the port exclusively (TIOCEXCL), as tsagent's transport does.
+            let port = tokio_serial::new(&path, 115_200).open_native_async().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while exclusive(&port) {
+                assert!(Instant::now() < deadline, "TIOCEXCL never lifted (round {round})");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let mut port = BufReader::new(port);
+            AsyncWriteExt::write_all(port.get_mut(), b"*OPC?\n").await.unwrap();
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(10), port.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(line, "1\n");
+        }
+        server.shutdown().await;
+    });
+
+    pty_test!(link_is_created_and_removed {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("dmm");
+        let server = PtyServer::start(SimParams::default(), Some(link.clone())).unwrap();
+        assert_eq!(server.link(), Some(link.as_path()));
+        assert_eq!(fs::read_link(&link).unwrap(), server.path());
+        let mut c = Client::open(&link);
+        assert_eq!(c.query("*OPC?\n"), "1\n");
+        drop(c);
+        drop(server);
+        assert!(fs::symlink_metadata(&link).is_err(), "link left behind");
+        // Nothing but the link itself appeared in the directory.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    });
+
+    pty_test!(an_old_link_is_replaced_but_nothing_else {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("dmm");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let server = PtyServer::start(SimParams::default(), Some(link.clone())).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), server.path());
+        // A second simulator takes the name over; the first must not delete its link.
+        let second = PtyServer::start(SimParams::default(), Some(link.clone())).unwrap();
+        drop(server);
+        assert_eq!(fs::read_link(&link).unwrap(), second.path());
+        drop(second);
+        assert!(fs::symlink_metadata(&link).is_err());
+
+        let file = dir.path().join("precious");
+        fs::write(&file, b"data").unwrap();
+        match PtyServer::start(SimParams::default(), Some(file.clone())) {
+            Err(SimError::LinkOccupied { path }) => assert_eq!(path, file),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fs::read(&file).unwrap(), b"data");
+        let sub = dir.path().join("subdir");
+        fs::create_dir(&sub).unwrap();
+        assert!(matches!(
+            PtyServer::start(SimParams::default(), Some(sub.clone())),
+            Err(SimError::LinkOccupied { .. })
+        ));
+        assert!(sub.is_dir());
+        assert!(matches!(
+            PtyServer::start(SimParams::default(), Some(dir.path().join("missing/dmm"))),
+            Err(SimError::Link { .. })
+        ));
+    });
+
+    #[test]
+    fn start_needs_a_runtime_and_valid_params() {
+        assert!(matches!(
+            PtyServer::start(SimParams::default(), None),
+            Err(SimError::NoRuntime)
+        ));
+        let bad = SimParams {
+            time_scale: 0.0,
+            ..SimParams::default()
+        };
+        assert!(matches!(
+            PtyServer::start(bad, None),
+            Err(SimError::InvalidParam {
+                field: "time_scale",
+                ..
+            })
+        ));
     }
 }

@@ -136,6 +136,97 @@ mod tests {
         assert_eq!(out, [LineEvent::TooLong, line("ok")]);
     }
 
+    mod over_a_stream {
+        use std::time::{Duration, Instant};
+
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+
+        use crate::sim::{Dmm, ManualClock, SimParams, serve_connection};
+
+        /// A meter served on one end of an in-memory pipe; the test holds the other end.
+        fn start(params: SimParams) -> (BufReader<DuplexStream>, tokio::task::JoinHandle<Dmm>) {
+            let (client, server) = tokio::io::duplex(1 << 20);
+            let task = tokio::spawn(async move {
+                let mut dmm = Dmm::with_clock(params, ManualClock::new());
+                serve_connection(&mut dmm, server).await.unwrap();
+                dmm
+            });
+            (BufReader::new(client), task)
+        }
+
+        async fn reply(client: &mut BufReader<DuplexStream>) -> String {
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(10), client.read_line(&mut line))
+                .await
+                .expect("no reply")
+                .unwrap();
+            line
+        }
+
+        #[tokio::test]
+        async fn answers_each_line_in_order() {
+            let (mut client, task) = start(SimParams::default());
+            client
+                .get_mut()
+                .write_all(b"*OPC?\n*RST\n*IDN?\r\nSYST:ERR?\n")
+                .await
+                .unwrap();
+            assert_eq!(reply(&mut client).await, "1\n");
+            assert!(
+                reply(&mut client)
+                    .await
+                    .starts_with("TSAGENT,SIM-DMM,")
+            );
+            assert_eq!(reply(&mut client).await, "0,\"No error\"\n");
+            // A partial line at the end of input is dropped, and the server returns cleanly.
+            client.get_mut().write_all(b"READ?").await.unwrap();
+            drop(client);
+            let dmm = task.await.unwrap();
+            assert_eq!(dmm.readings_sent(), 0);
+        }
+
+        #[tokio::test]
+        async fn an_over_long_line_is_dropped_and_reported_as_223() {
+            let (mut client, task) = start(SimParams::default());
+            let mut long = vec![b'A'; super::MAX_LINE + 1];
+            long.extend_from_slice(b"\n*OPC?\nSYST:ERR?\nSYST:ERR?\n");
+            client.get_mut().write_all(&long).await.unwrap();
+            assert_eq!(reply(&mut client).await, "1\n");
+            assert_eq!(reply(&mut client).await, "-223,\"Too much data\"\n");
+            assert_eq!(reply(&mut client).await, "0,\"No error\"\n");
+            // A line of exactly the cap is executed (here: an undefined header).
+            let mut at_cap = vec![b'B'; super::MAX_LINE];
+            at_cap.extend_from_slice(b"\nSYST:ERR?\n");
+            client.get_mut().write_all(&at_cap).await.unwrap();
+            assert_eq!(
+                reply(&mut client).await,
+                "-112,\"Program mnemonic too long\"\n"
+            );
+            drop(client);
+            task.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn realistic_timing_holds_the_reply_for_the_integration_time() {
+            let params = SimParams {
+                realistic_timing: true,
+                ..SimParams::default()
+            };
+            let (mut client, task) = start(params);
+            let started = Instant::now();
+            client.get_mut().write_all(b"READ?\n").await.unwrap();
+            reply(&mut client).await;
+            // NPLC 10 at 50 Hz.
+            assert!(
+                started.elapsed() >= Duration::from_millis(200),
+                "{:?}",
+                started.elapsed()
+            );
+            drop(client);
+            task.await.unwrap();
+        }
+    }
+
     proptest! {
         #[test]
         fn chunking_does_not_change_the_lines(
@@ -159,7 +250,13 @@ mod tests {
             // The reference: split on LF, drop the unterminated tail, cap each line.
             let mut expected: Vec<LineEvent> = data
                 .split(|&b| b == b'\n')
-                .map(|l| if l.len() > cap { LineEvent::TooLong } else { LineEvent::Line(l.to_vec()) })
+                .map(|l| {
+                    if l.len() > cap {
+                        LineEvent::TooLong
+                    } else {
+                        LineEvent::Line(l.to_vec())
+                    }
+                })
                 .collect();
             let tail = expected.pop();
             if let Some(LineEvent::TooLong) = tail {

@@ -103,3 +103,151 @@ async fn run(listener: TcpListener, mut dmm: Dmm) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    async fn connect(server: &TcpServer) -> BufReader<TcpStream> {
+        BufReader::new(TcpStream::connect(server.local_addr()).await.unwrap())
+    }
+
+    async fn query(client: &mut BufReader<TcpStream>, line: &str) -> String {
+        client.get_mut().write_all(line.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_line(&mut reply))
+            .await
+            .expect("no reply")
+            .unwrap();
+        reply
+    }
+
+    #[tokio::test]
+    async fn serves_queries_on_loopback() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        assert_ne!(server.local_addr().port(), 0);
+        let mut c = connect(&server).await;
+        assert!(
+            query(&mut c, "*IDN?\n")
+                .await
+                .starts_with("TSAGENT,SIM-DMM,")
+        );
+        let r = query(&mut c, "MEAS:VOLT:DC? 10\r\n").await;
+        assert!(r.starts_with("+1.0000") && r.ends_with("E+01\n"), "{r:?}");
+        assert_eq!(server.readings_sent(), 1);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_second_client_after_the_first_disconnects_sees_the_same_meter() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut a = connect(&server).await;
+        // The message stops at BOGUS, so its *OPC? is not answered; the next one is.
+        assert_eq!(
+            query(&mut a, "VOLT:NPLC 0.2;:BOGUS;*OPC?\n*OPC?\n").await,
+            "1\n"
+        );
+        let first = query(&mut a, "READ?\n").await;
+        drop(a);
+        let mut b = connect(&server).await;
+        assert_eq!(query(&mut b, "VOLT:NPLC?\n").await, "+2.00000000E-01\n");
+        assert_eq!(query(&mut b, "FETC?\n").await, first);
+        assert_eq!(
+            query(&mut b, "SYST:ERR?\n").await,
+            "-113,\"Undefined header\"\n"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn clients_are_served_one_at_a_time() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let mut a = connect(&server).await;
+        assert_eq!(query(&mut a, "*OPC?\n").await, "1\n");
+        // b connects (the kernel completes the handshake) but waits its turn.
+        let mut b = connect(&server).await;
+        b.get_mut().write_all(b"*OPC?\n").await.unwrap();
+        let mut reply = String::new();
+        let early = tokio::time::timeout(Duration::from_millis(300), b.read_line(&mut reply)).await;
+        assert!(
+            early.is_err(),
+            "served while another client was connected: {reply:?}"
+        );
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(10), b.read_line(&mut reply))
+            .await
+            .expect("not served after the first client left")
+            .unwrap();
+        assert_eq!(reply, "1\n");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn shutting_down_closes_the_connection() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let mut c = connect(&server).await;
+        assert_eq!(query(&mut c, "*OPC?\n").await, "1\n");
+        server.shutdown().await;
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("connection not closed");
+        assert!(!matches!(n, Ok(n) if n > 0), "{n:?}");
+        assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    }
+
+    #[tokio::test]
+    async fn realistic_timing_delays_readings() {
+        let params = SimParams {
+            realistic_timing: true,
+            ..SimParams::default()
+        };
+        let server = TcpServer::start(params, "127.0.0.1:0").await.unwrap();
+        let mut c = connect(&server).await;
+        query(&mut c, "VOLT:NPLC 1\n*OPC?\n").await;
+        let started = Instant::now();
+        query(&mut c, "READ?;READ?\n").await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "{:?}",
+            started.elapsed()
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn start_reports_bind_errors_and_bad_params() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let taken = server.local_addr();
+        match TcpServer::start(SimParams::default(), taken).await {
+            Err(e @ SimError::Bind { .. }) => {
+                assert_eq!(e.to_string(), format!("could not listen on {taken}"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = SimParams {
+            noise: -1.0,
+            ..SimParams::default()
+        };
+        assert!(matches!(
+            TcpServer::start(bad, "127.0.0.1:0").await,
+            Err(SimError::InvalidParam { field: "noise", .. })
+        ));
+    }
+}

@@ -5,7 +5,6 @@
 //! [`crate::chain`]). Callers report a reading, and trigger the next one, only after that.
 
 mod check;
-mod handle;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +25,6 @@ pub type EventRow = EventExport;
 pub type InstrumentRow = InstrumentInfo;
 
 pub use check::{CheckReport, Problem};
-pub use handle::{StoreHandle, WriterGone};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,9 +90,6 @@ pub enum StoreError {
         /// The bundle number.
         seq: u64,
     },
-    /// The writer thread is gone.
-    #[error(transparent)]
-    WriterGone(#[from] WriterGone),
     /// Any other SQLite error.
     #[error("database error")]
     Sql(#[from] rusqlite::Error),
@@ -540,7 +535,8 @@ impl Store {
         Ok(())
     }
 
-    /// The run with this id.
+    /// The run with this id. Counting its readings scans the readings table (there is no index by
+    /// run, to keep each reading's commit small), so this is for tools and tests, not hot paths.
     pub fn run(&self, run_id: u64) -> Result<Option<RunRow>, StoreError> {
         self.conn
             .query_row(
@@ -586,12 +582,13 @@ impl Store {
         Ok(())
     }
 
-    /// Readings of one run, in order.
-    pub fn run_readings(&self, run_id: u64) -> Result<Vec<ReadingRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("{READING_SELECT} WHERE r.run_id = ?1 ORDER BY r.seq"))?;
-        let mut rows = stmt.query([to_i64(run_id)])?;
+    /// Readings of one run within sequence numbers `first..=last` (a run's range, as its outcome
+    /// reports it; another process may have interleaved readings of its own), in order.
+    pub fn run_readings(&self, run_id: u64, (first, last): (u64, u64)) -> Result<Vec<ReadingRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{READING_SELECT} WHERE r.seq BETWEEN ?1 AND ?2 AND r.run_id = ?3 ORDER BY r.seq"
+        ))?;
+        let mut rows = stmt.query([to_i64(first), to_i64(last), to_i64(run_id)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(reading_row(row)?);
@@ -773,8 +770,9 @@ fn reading_row(r: &rusqlite::Row<'_>) -> Result<ReadingRow, StoreError> {
 }
 
 fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
-    let (seq, chain): (i64, Vec<u8>) =
-        conn.query_row("SELECT seq, chain FROM chain_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (seq, chain): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT seq, chain FROM chain_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok((to_u64(seq), blob32("chain_head", &chain)?))
 }
 

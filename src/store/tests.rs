@@ -115,7 +115,7 @@ fn readings_are_numbered_and_chained() {
     let mut f = fixture(2);
     let c = append(&mut f, 2);
     assert_eq!(c.seq, 3);
-    let rows = f.store.run_readings(f.run).unwrap();
+    let rows = f.store.run_readings(f.run, (1, u64::MAX)).unwrap();
     assert_eq!(rows.len(), 3);
     let mut prev = GENESIS;
     for (i, r) in rows.iter().enumerate() {
@@ -184,7 +184,7 @@ fn check_finds_a_seal_that_no_longer_matches() {
         .unwrap();
     assert!(f.store.check().unwrap().is_sound());
     // Rewrite the newest reading *and* its chain and head consistently: only the seal catches it.
-    let mut rows = f.store.run_readings(f.run).unwrap();
+    let mut rows = f.store.run_readings(f.run, (1, u64::MAX)).unwrap();
     let last = rows.pop().unwrap();
     let mut forged = last.record.clone();
     forged.value = Some(9.0);
