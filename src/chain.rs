@@ -84,7 +84,12 @@ impl ReadingRecord {
     /// The canonical byte encoding that the chain hashes.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            TAG.len() + 64 + self.quantity.len() + self.unit.len() + self.raw.len() + self.boot_id.len(),
+            TAG.len()
+                + 64
+                + self.quantity.len()
+                + self.unit.len()
+                + self.raw.len()
+                + self.boot_id.len(),
         );
         out.extend_from_slice(TAG);
         out.extend_from_slice(&self.seq.to_be_bytes());

@@ -108,7 +108,11 @@ mod tests {
         let a = clock.now();
         let b = clock.now();
         assert!(b.mono_ns >= a.mono_ns);
-        assert!(a.utc_us > 1_600_000_000_000_000, "wall clock looks unset: {}", a.utc_us);
+        assert!(
+            a.utc_us > 1_600_000_000_000_000,
+            "wall clock looks unset: {}",
+            a.utc_us
+        );
     }
 
     #[test]

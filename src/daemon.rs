@@ -44,7 +44,10 @@ pub async fn run(
     let recovered =
         crate::sequence::recover_interrupted(store, &*clock).map_err(DaemonError::Recover)?;
     for run_id in &recovered {
-        tracing::warn!(run_id, "run was left running by a previous process; marked interrupted");
+        tracing::warn!(
+            run_id,
+            "run was left running by a previous process; marked interrupted"
+        );
     }
 
     let start = Instant::now();
@@ -52,10 +55,18 @@ pub async fn run(
         .sequences
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.every.map(|every| Slot { sequence: i, every, due: start }))
+        .filter_map(|(i, s)| {
+            s.every.map(|every| Slot {
+                sequence: i,
+                every,
+                due: start,
+            })
+        })
         .collect();
     if slots.is_empty() {
-        return Err(DaemonError::NothingScheduled { origin: config.origin.clone() });
+        return Err(DaemonError::NothingScheduled {
+            origin: config.origin.clone(),
+        });
     }
     for slot in &slots {
         let s = &config.sequences[slot.sequence];
@@ -88,8 +99,16 @@ pub async fn run(
         while next.due <= now {
             next.due += next.every;
         }
-        let mut runner = Runner { config, store: &mut *store, clock: clock.clone(), connector: &mut connector };
-        match runner.run(sequence, Trigger::Schedule, None, observer, &stop).await {
+        let mut runner = Runner {
+            config,
+            store: &mut *store,
+            clock: clock.clone(),
+            connector: &mut connector,
+        };
+        match runner
+            .run(sequence, Trigger::Schedule, None, observer, &stop)
+            .await
+        {
             Ok(outcome) => tracing::info!(
                 run_id = outcome.run_id,
                 sequence = %sequence.name,

@@ -34,9 +34,9 @@ pub enum Error {
     /// Storage.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A run or an instrument.
+    /// A run or an instrument. Boxed: it is the largest error and errors travel by value.
     #[error(transparent)]
-    Sequence(#[from] SequenceError),
+    Sequence(Box<SequenceError>),
     /// The daemon.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
@@ -96,6 +96,12 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
 }
 
+impl From<SequenceError> for Error {
+    fn from(e: SequenceError) -> Self {
+        Error::Sequence(Box::new(e))
+    }
+}
+
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
@@ -113,8 +119,12 @@ impl Error {
             Error::Verify { .. } | Error::CheckFailed { .. } => 4,
             Error::Store(StoreError::ChainBroken { .. })
             | Error::Seal(SealError::Store(StoreError::ChainBroken { .. })) => 4,
-            Error::Store(_) | Error::Io { .. } | Error::Seal(SealError::Store(_) | SealError::Write { .. }) => 5,
-            Error::Key(_) | Error::Bundle(_) | Error::Seal(SealError::Key(_) | SealError::Bundle(_)) => 6,
+            Error::Store(_)
+            | Error::Io { .. }
+            | Error::Seal(SealError::Store(_) | SealError::Write { .. }) => 5,
+            Error::Key(_)
+            | Error::Bundle(_)
+            | Error::Seal(SealError::Key(_) | SealError::Bundle(_)) => 6,
         }
     }
 }

@@ -79,7 +79,10 @@ pub fn seal_pending(
     };
     let first = material.readings.first().map_or(0, |r| r.record.seq);
     let last = material.readings.last().map_or(0, |r| r.record.seq);
-    let chain_last = material.readings.last().map_or(material.chain_prev, |r| r.chain);
+    let chain_last = material
+        .readings
+        .last()
+        .map_or(material.chain_prev, |r| r.chain);
     let first_event = material.events.first().map(|e| e.id);
     let last_event = material.events.last().map(|e| e.id);
     let events = material.events.len();
@@ -117,12 +120,20 @@ pub fn seal_pending(
         tar: &sealed.tar,
     })?;
     let path = write(out_dir, &sealed.file_name, &sealed.tar)?;
-    report.sealed = Some(Sealed { seq: input.bundle_seq, path, readings: (first, last), events });
+    report.sealed = Some(Sealed {
+        seq: input.bundle_seq,
+        path,
+        readings: (first, last),
+        events,
+    });
     Ok(report)
 }
 
 fn write(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<PathBuf, SealError> {
-    let write_err = |source| SealError::Write { path: dir.join(file_name), source };
+    let write_err = |source| SealError::Write {
+        path: dir.join(file_name),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(write_err)?;
     bundle::write_file_atomically(dir, file_name, bytes).map_err(write_err)
 }

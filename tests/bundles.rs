@@ -22,10 +22,19 @@ struct Sealed {
 fn sealed_lab() -> Sealed {
     let lab = Lab::simulated();
     let config = lab.config();
-    let out = tsagent().args(["keygen", "--config"]).arg(&config).arg("--out").arg(lab.key()).assert().success();
+    let out = tsagent()
+        .args(["keygen", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(lab.key())
+        .assert()
+        .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let line = stdout.lines().last().unwrap().to_owned();
-    assert!(line.starts_with("TEST-LAB namespaces=\"tsagent-bundle-v1\" ssh-ed25519 AAAA"), "{line}");
+    assert!(
+        line.starts_with("TEST-LAB namespaces=\"tsagent-bundle-v1\" ssh-ed25519 AAAA"),
+        "{line}"
+    );
     let signers = lab.path().join("allowed_signers");
     std::fs::write(&signers, format!("{line}\n")).unwrap();
     measure(&config).success();
@@ -34,10 +43,16 @@ fn sealed_lab() -> Sealed {
         .arg(&config)
         .assert()
         .success()
-        .stdout(predicate::str::contains("sealed bundle 1: readings 1–10 (10)"));
+        .stdout(predicate::str::contains(
+            "sealed bundle 1: readings 1–10 (10)",
+        ));
     let bundle = lab.bundles().join(format!("{NAME}.tar"));
     assert!(bundle.exists());
-    Sealed { lab, bundle, signers }
+    Sealed {
+        lab,
+        bundle,
+        signers,
+    }
 }
 
 fn verify(bundle: &Path, signers: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
@@ -51,22 +66,43 @@ fn verify(bundle: &Path, signers: &Path, extra: &[&str]) -> assert_cmd::assert::
 }
 
 fn sh(dir: &Path, script: &str) -> std::process::Output {
-    Command::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap()
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn keygen_makes_a_private_key_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k/lab_ed25519");
-    tsagent().args(["keygen", "--lab", "LAB-X", "--out"]).arg(&key).assert().success();
+    tsagent()
+        .args(["keygen", "--lab", "LAB-X", "--out"])
+        .arg(&key)
+        .assert()
+        .success();
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let public = std::fs::read_to_string(key.with_file_name("lab_ed25519.pub")).unwrap();
     assert!(public.starts_with("ssh-ed25519 AAAA"), "{public}");
     // OpenSSH reads the key we wrote.
-    let derived = Command::new("ssh-keygen").arg("-y").arg("-f").arg(&key).output().unwrap();
-    assert!(derived.status.success(), "{}", String::from_utf8_lossy(&derived.stderr));
-    assert_eq!(String::from_utf8_lossy(&derived.stdout).split(' ').nth(1), public.split(' ').nth(1));
+    let derived = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        derived.status.success(),
+        "{}",
+        String::from_utf8_lossy(&derived.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&derived.stdout).split(' ').nth(1),
+        public.split(' ').nth(1)
+    );
     tsagent()
         .args(["keygen", "--lab", "LAB-X", "--out"])
         .arg(&key)
@@ -80,7 +116,10 @@ fn a_sealed_bundle_verifies_with_tsagent_and_with_stock_tools() {
     let s = sealed_lab();
     verify(&s.bundle, &s.signers, &["--lab", "TEST-LAB"])
         .success()
-        .stdout(predicate::str::contains("ok").and(predicate::str::contains("10 readings chain from 1 to 10")));
+        .stdout(
+            predicate::str::contains("ok")
+                .and(predicate::str::contains("10 readings chain from 1 to 10")),
+        );
 
     let out = sh(
         &s.lab.bundles(),
@@ -89,16 +128,26 @@ fn a_sealed_bundle_verifies_with_tsagent_and_with_stock_tools() {
             s.signers.display()
         ),
     );
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Good \"tsagent-bundle-v1\" signature for TEST-LAB"), "{text}");
+    assert!(
+        text.contains("Good \"tsagent-bundle-v1\" signature for TEST-LAB"),
+        "{text}"
+    );
     for file in ["manifest.json", "readings.csv", "events.jsonl"] {
         assert!(text.contains(&format!("{file}: OK")), "{text}");
     }
     // The stock verifier also refuses another principal.
     let other = sh(
         &s.lab.bundles().join(NAME),
-        &format!("ssh-keygen -Y verify -f {} -I OTHER-LAB -n tsagent-bundle-v1 -s SHA256SUMS.sig < SHA256SUMS", s.signers.display()),
+        &format!(
+            "ssh-keygen -Y verify -f {} -I OTHER-LAB -n tsagent-bundle-v1 -s SHA256SUMS.sig < SHA256SUMS",
+            s.signers.display()
+        ),
     );
     assert!(!other.status.success());
 }
@@ -119,7 +168,9 @@ fn nothing_new_to_seal_is_not_an_error_and_the_next_bundle_links_on() {
         .arg(&config)
         .assert()
         .success()
-        .stdout(predicate::str::contains("sealed bundle 2: readings 11–20 (10)"));
+        .stdout(predicate::str::contains(
+            "sealed bundle 2: readings 11–20 (10)",
+        ));
     let second = s.lab.bundles().join("TEST-LAB-Z1-000002.tar");
     verify(&second, &s.signers, &[]).success();
     // A crash between the seal's commit and the file: the next seal writes the file again.
@@ -133,7 +184,10 @@ fn nothing_new_to_seal_is_not_an_error_and_the_next_bundle_links_on() {
         .success()
         .stdout(predicate::str::contains("restored").and(predicate::str::contains("000002.tar")));
     verify(&second, &s.signers, &[]).success();
-    assert!(!s.bundle.exists(), "only the newest seal can have been cut short");
+    assert!(
+        !s.bundle.exists(),
+        "only the newest seal can have been cut short"
+    );
     drop(first_bytes);
 }
 
@@ -143,8 +197,12 @@ fn members(tar: &[u8]) -> Vec<(String, usize, usize)> {
     let mut at = 0;
     while at + 512 <= tar.len() && tar[at] != 0 {
         let header = &tar[at..at + 512];
-        let name = String::from_utf8_lossy(&header[..100]).trim_end_matches('\0').to_owned();
-        let size_text = String::from_utf8_lossy(&header[124..136]).trim_matches(|c| c == '\0' || c == ' ').to_owned();
+        let name = String::from_utf8_lossy(&header[..100])
+            .trim_end_matches('\0')
+            .to_owned();
+        let size_text = String::from_utf8_lossy(&header[124..136])
+            .trim_matches(|c| c == '\0' || c == ' ')
+            .to_owned();
         let size = usize::from_str_radix(&size_text, 8).unwrap();
         out.push((name, at + 512, size));
         at += 512 + size.div_ceil(512) * 512;
@@ -157,15 +215,30 @@ fn a_flipped_byte_in_any_file_is_rejected_with_a_reason() {
     let s = sealed_lab();
     let original = std::fs::read(&s.bundle).unwrap();
     let expected = [
-        ("manifest.json", "manifest.json does not match its SHA256SUMS entry"),
-        ("readings.csv", "readings.csv does not match its SHA256SUMS entry"),
-        ("events.jsonl", "events.jsonl does not match its SHA256SUMS entry"),
-        ("SHA256SUMS", "bad signature on SHA256SUMS by principal `TEST-LAB`"),
+        (
+            "manifest.json",
+            "manifest.json does not match its SHA256SUMS entry",
+        ),
+        (
+            "readings.csv",
+            "readings.csv does not match its SHA256SUMS entry",
+        ),
+        (
+            "events.jsonl",
+            "events.jsonl does not match its SHA256SUMS entry",
+        ),
+        (
+            "SHA256SUMS",
+            "bad signature on SHA256SUMS by principal `TEST-LAB`",
+        ),
         ("SHA256SUMS.sig", "SHA256SUMS.sig"),
     ];
     let files = members(&original);
     for (file, reason) in expected {
-        let (_, start, size) = files.iter().find(|(n, _, _)| n.ends_with(&format!("/{file}"))).unwrap();
+        let (_, start, size) = files
+            .iter()
+            .find(|(n, _, _)| n.ends_with(&format!("/{file}")))
+            .unwrap();
         for offset in [*start, start + size / 2, start + size - 2] {
             let mut bytes = original.clone();
             bytes[offset] ^= 0x01;
@@ -175,7 +248,10 @@ fn a_flipped_byte_in_any_file_is_rejected_with_a_reason() {
             // flip reaches the check that is about that file.
             verify(&tampered, &s.signers, &["--lab", "TEST-LAB"])
                 .code(4)
-                .stderr(predicate::str::contains("failed verification").and(predicate::str::contains(reason)));
+                .stderr(
+                    predicate::str::contains("failed verification")
+                        .and(predicate::str::contains(reason)),
+                );
             verify(&tampered, &s.signers, &[]).code(4);
         }
     }
@@ -186,13 +262,19 @@ fn wrong_lab_principal_and_unknown_signer_are_rejected() {
     let s = sealed_lab();
     verify(&s.bundle, &s.signers, &["--lab", "OTHER-LAB"])
         .code(4)
-        .stderr(predicate::str::contains("bundle is from lab `TEST-LAB`, expected lab `OTHER-LAB`"));
-    let text = std::fs::read_to_string(&s.signers).unwrap().replacen("TEST-LAB", "OTHER-LAB", 1);
+        .stderr(predicate::str::contains(
+            "bundle is from lab `TEST-LAB`, expected lab `OTHER-LAB`",
+        ));
+    let text = std::fs::read_to_string(&s.signers)
+        .unwrap()
+        .replacen("TEST-LAB", "OTHER-LAB", 1);
     let others = s.lab.path().join("other_signers");
     std::fs::write(&others, text).unwrap();
     verify(&s.bundle, &others, &[])
         .code(4)
-        .stderr(predicate::str::contains("no key in allowed_signers for principal `TEST-LAB`"));
+        .stderr(predicate::str::contains(
+            "no key in allowed_signers for principal `TEST-LAB`",
+        ));
 }
 
 #[test]
@@ -207,10 +289,19 @@ fn a_signature_in_another_namespace_is_rejected() {
             s.lab.key().display()
         ),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let read = |f: &str| std::fs::read(dir.join(NAME).join(f)).unwrap();
-    let (manifest, readings, events, sums, sig) =
-        (read("manifest.json"), read("readings.csv"), read("events.jsonl"), read("SHA256SUMS"), read("SHA256SUMS.sig"));
+    let (manifest, readings, events, sums, sig) = (
+        read("manifest.json"),
+        read("readings.csv"),
+        read("events.jsonl"),
+        read("SHA256SUMS"),
+        read("SHA256SUMS.sig"),
+    );
     let files = tsagent::bundle::tar::BundleFiles {
         manifest: &manifest,
         readings: &readings,
@@ -223,14 +314,22 @@ fn a_signature_in_another_namespace_is_rejected() {
     std::fs::write(&forged, tar).unwrap();
     verify(&forged, &s.signers, &[])
         .code(4)
-        .stderr(predicate::str::contains("SHA256SUMS.sig has namespace `git`, expected `tsagent-bundle-v1`"));
+        .stderr(predicate::str::contains(
+            "SHA256SUMS.sig has namespace `git`, expected `tsagent-bundle-v1`",
+        ));
 }
 
 #[test]
 fn a_key_readable_by_others_is_refused() {
     let lab = Lab::simulated();
     let config = lab.config();
-    tsagent().args(["keygen", "--config"]).arg(&config).arg("--out").arg(lab.key()).assert().success();
+    tsagent()
+        .args(["keygen", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(lab.key())
+        .assert()
+        .success();
     measure(&config).success();
     std::fs::set_permissions(lab.key(), std::fs::Permissions::from_mode(0o644)).unwrap();
     tsagent()
@@ -246,8 +345,16 @@ fn a_key_readable_by_others_is_refused() {
 }
 
 fn sqlite3(db: &Path, sql: &str) {
-    let out = Command::new("sqlite3").arg(db).arg(sql).output().expect("the sqlite3 shell (Debian package sqlite3)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 shell (Debian package sqlite3)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -258,28 +365,48 @@ fn db_check_catches_edits_and_deletions_made_with_the_sqlite3_shell() {
     measure(&config).success();
     lab.assert_sound();
     // The triggers refuse a plain edit…
-    let refused = Command::new("sqlite3").arg(lab.db()).arg("UPDATE readings SET value = 10.1 WHERE seq = 5;").output().unwrap();
+    let refused = Command::new("sqlite3")
+        .arg(lab.db())
+        .arg("UPDATE readings SET value = 10.1 WHERE seq = 5;")
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     lab.assert_sound();
     // …so a tamperer drops them first.
     let copy = lab.path().join("edited.db");
     std::fs::copy(lab.db(), &copy).unwrap();
-    sqlite3(&copy, "DROP TRIGGER readings_no_update; UPDATE readings SET value = 10.1 WHERE seq = 5;");
+    sqlite3(
+        &copy,
+        "DROP TRIGGER readings_no_update; UPDATE readings SET value = 10.1 WHERE seq = 5;",
+    );
     tsagent()
         .args(["db", "check", "--db"])
         .arg(&copy)
         .assert()
         .code(4)
-        .stderr(predicate::str::contains("reading 5 does not match its chain hash"));
+        .stderr(predicate::str::contains(
+            "reading 5 does not match its chain hash",
+        ));
 
     let copy = lab.path().join("deleted.db");
     std::fs::copy(lab.db(), &copy).unwrap();
-    sqlite3(&copy, "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 7;");
-    tsagent().args(["db", "check", "--db"]).arg(&copy).assert().code(4).stderr(predicate::str::contains("reading 7 is missing"));
+    sqlite3(
+        &copy,
+        "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 7;",
+    );
+    tsagent()
+        .args(["db", "check", "--db"])
+        .arg(&copy)
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("reading 7 is missing"));
 
     let copy = lab.path().join("truncated.db");
     std::fs::copy(lab.db(), &copy).unwrap();
-    sqlite3(&copy, "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 12;");
+    sqlite3(
+        &copy,
+        "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 12;",
+    );
     tsagent()
         .args(["db", "check", "--db"])
         .arg(&copy)

@@ -16,7 +16,13 @@ fn rng() -> impl FnMut() -> u64 {
     let seed = std::env::var("TSAGENT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("TSAGENT_CRASH_SEED={seed}");
     let mut x = seed;
     move || {
@@ -36,12 +42,22 @@ fn kill_9_during_acquisition_loses_nothing_reported() {
     let mut reported_max = 0u64;
     const KILLS: u64 = 8;
     for round in 1..=KILLS {
-        let run = Proc::spawn(Command::new(bin()).args(["measure", "--sequence", "s", "--config"]).arg(&config));
+        let run = Proc::spawn(
+            Command::new(bin())
+                .args(["measure", "--sequence", "s", "--config"])
+                .arg(&config),
+        );
         // Wait for a random number of readings, then a random fraction of a reading's time, so the
         // kill lands anywhere: mid-exchange, mid-commit, between commit and report.
         let after = 1 + next() % 40;
         let line = run.wait_for(|l| l.starts_with(&format!("reading {after}/")));
-        let seq: u64 = line.split(' ').nth(2).and_then(|s| s.strip_prefix("seq=")).unwrap().parse().unwrap();
+        let seq: u64 = line
+            .split(' ')
+            .nth(2)
+            .and_then(|s| s.strip_prefix("seq="))
+            .unwrap()
+            .parse()
+            .unwrap();
         std::thread::sleep(Duration::from_micros(next() % 3_000));
         run.signal(Signal::SIGKILL);
         let (status, _) = run.finish();
@@ -51,16 +67,31 @@ fn kill_9_during_acquisition_loses_nothing_reported() {
         lab.assert_sound();
         let rows = lab.readings();
         let seqs: Vec<u64> = rows.iter().map(|r| r.record.seq).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "contiguous from 1");
-        assert!(seqs.len() as u64 >= reported_max, "round {round}: reported {reported_max}, stored {}", seqs.len());
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "contiguous from 1"
+        );
+        assert!(
+            seqs.len() as u64 >= reported_max,
+            "round {round}: reported {reported_max}, stored {}",
+            seqs.len()
+        );
     }
     // The next start marks every cut run interrupted; its own run completes.
     lab.count = 3;
     measure(&lab.config()).success();
     let store = lab.store();
     for run_id in 1..=KILLS {
-        assert_eq!(store.run(run_id).unwrap().unwrap().status, RunStatus::Interrupted, "run {run_id}");
+        assert_eq!(
+            store.run(run_id).unwrap().unwrap().status,
+            RunStatus::Interrupted,
+            "run {run_id}"
+        );
     }
-    assert_eq!(store.run(KILLS + 1).unwrap().unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        store.run(KILLS + 1).unwrap().unwrap().status,
+        RunStatus::Completed
+    );
     lab.assert_sound();
 }

@@ -9,7 +9,11 @@ use nix::sys::signal::Signal;
 use tsagent::store::RunStatus;
 
 fn daemon(config: &std::path::Path) -> Proc {
-    Proc::spawn(Command::new(bin()).args(["run", "--log", "info", "--config"]).arg(config))
+    Proc::spawn(
+        Command::new(bin())
+            .args(["run", "--log", "info", "--config"])
+            .arg(config),
+    )
 }
 
 #[test]
@@ -53,11 +57,18 @@ fn start_up_marks_crashed_runs_interrupted() {
     let mut lab = Lab::simulated();
     lab.count = 1_000_000;
     let config = lab.config();
-    let cut = Proc::spawn(Command::new(bin()).args(["measure", "--sequence", "s", "--config"]).arg(&config));
+    let cut = Proc::spawn(
+        Command::new(bin())
+            .args(["measure", "--sequence", "s", "--config"])
+            .arg(&config),
+    );
     cut.wait_for(|l| l.starts_with("reading 10/"));
     cut.signal(Signal::SIGKILL);
     let _ = cut.finish();
-    assert_eq!(lab.store().run(1).unwrap().unwrap().status, RunStatus::Running);
+    assert_eq!(
+        lab.store().run(1).unwrap().unwrap().status,
+        RunStatus::Running
+    );
 
     lab.count = 2;
     lab.every = Some("1h".into());
@@ -71,7 +82,13 @@ fn start_up_marks_crashed_runs_interrupted() {
     let run = store.run(1).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Interrupted);
     assert!(run.readings >= 10);
-    assert!(store.run_events(1).unwrap().iter().any(|e| e.kind == "run_interrupted"));
+    assert!(
+        store
+            .run_events(1)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "run_interrupted")
+    );
     assert_eq!(store.run(2).unwrap().unwrap().status, RunStatus::Completed);
     lab.assert_sound();
 }

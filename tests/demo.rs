@@ -11,7 +11,14 @@ use common::*;
 fn demo_runs_the_whole_path_and_continues_the_same_lab() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("lab");
-    let first = tsagent().arg("demo").arg("--dir").arg(&demo).args(["--readings", "40"]).timeout(PATIENCE).assert().success();
+    let first = tsagent()
+        .arg("demo")
+        .arg("--dir")
+        .arg(&demo)
+        .args(["--readings", "40"])
+        .timeout(PATIENCE)
+        .assert()
+        .success();
     let text = String::from_utf8_lossy(&first.get_output().stdout).into_owned();
     for expected in [
         "run 1 completed: 40 readings, seq 1–40",
@@ -25,10 +32,23 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 
-    let second = tsagent().arg("demo").arg("--dir").arg(&demo).args(["--readings", "40"]).timeout(PATIENCE).assert().success();
+    let second = tsagent()
+        .arg("demo")
+        .arg("--dir")
+        .arg(&demo)
+        .args(["--readings", "40"])
+        .timeout(PATIENCE)
+        .assert()
+        .success();
     let text = String::from_utf8_lossy(&second.get_output().stdout).into_owned();
-    assert!(text.contains("run 2 completed: 40 readings, seq 41–80"), "{text}");
-    assert!(text.contains("sealed bundle 2: readings 41–80 (40)"), "{text}");
+    assert!(
+        text.contains("run 2 completed: 40 readings, seq 41–80"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sealed bundle 2: readings 41–80 (40)"),
+        "{text}"
+    );
 
     // The printed stock-tool command, run as printed.
     let command = text
@@ -38,11 +58,25 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         .unwrap()
         .trim()
         .to_owned();
-    assert!(command.contains("ssh-keygen -Y verify") && command.contains("sha256sum -c"), "{command}");
+    assert!(
+        command.contains("ssh-keygen -Y verify") && command.contains("sha256sum -c"),
+        "{command}"
+    );
     let out = Command::new("sh").arg("-c").arg(&command).output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{command}\n{said}");
-    assert!(said.contains("Good \"tsagent-bundle-v1\" signature for DEMO-LAB"), "{said}");
+    assert!(
+        said.contains("Good \"tsagent-bundle-v1\" signature for DEMO-LAB"),
+        "{said}"
+    );
 
-    tsagent().args(["db", "check", "--db"]).arg(demo.join("tsagent.db")).assert().success();
+    tsagent()
+        .args(["db", "check", "--db"])
+        .arg(demo.join("tsagent.db"))
+        .assert()
+        .success();
 }

@@ -17,14 +17,28 @@ fn measures_over_a_serial_pty() {
     lab.count = 25;
     let out = measure(&lab.config()).success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(stdout.contains("identified dmm: TSAGENT,SIM-DMM8,SIM0001,1.0"), "{stdout}");
-    assert!(stdout.contains("reading 25/25 seq=25 dmm +10.0000"), "{stdout}");
-    assert!(stdout.contains("run 1 completed: 25 readings, seq 1–25"), "{stdout}");
+    assert!(
+        stdout.contains("identified dmm: TSAGENT,SIM-DMM8,SIM0001,1.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("reading 25/25 seq=25 dmm +10.0000"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("run 1 completed: 25 readings, seq 1–25"),
+        "{stdout}"
+    );
     let rows = lab.readings();
     assert_eq!(rows.len(), 25);
     for r in &rows {
         // Real meter format, kept verbatim, parsed to the value stored.
-        assert_eq!(r.record.raw.len(), "+1.00000200E+01".len(), "{}", r.record.raw);
+        assert_eq!(
+            r.record.raw.len(),
+            "+1.00000200E+01".len(),
+            "{}",
+            r.record.raw
+        );
         assert_eq!(r.record.value, Some(r.record.raw.parse::<f64>().unwrap()));
         // The simulator runs the demo standard: 10 V + 23.4 µV, drifting.
         assert!((r.record.value.unwrap() - 10.0).abs() < 1e-4);
@@ -45,21 +59,50 @@ fn measures_over_tcp_and_lists_readings() {
     let runs: Vec<_> = lab.readings().iter().map(|r| r.record.run_id).collect();
     assert_eq!(runs.iter().filter(|&&r| r == 2).count(), 10);
 
-    let csv = tsagent().args(["readings", "--csv", "--db"]).arg(lab.db()).assert().success();
+    let csv = tsagent()
+        .args(["readings", "--csv", "--db"])
+        .arg(lab.db())
+        .assert()
+        .success();
     let text = String::from_utf8_lossy(&csv.get_output().stdout).into_owned();
     assert!(text.starts_with("seq,run_id,sequence,instrument_id,instrument,quantity,value,status,unit,raw,utc,utc_us,mono_ns,boot_id,chain\n"));
     assert_eq!(text.lines().count(), 21);
-    let table = tsagent().args(["readings", "--db"]).arg(lab.db()).arg("--since").arg("2000-01-01T00:00:00Z").assert().success();
-    assert_eq!(String::from_utf8_lossy(&table.get_output().stdout).lines().count(), 21);
-    let future = tsagent().args(["readings", "--db"]).arg(lab.db()).args(["--since", "2999-01-01T00:00:00Z"]).assert().success();
-    assert_eq!(String::from_utf8_lossy(&future.get_output().stdout).lines().count(), 1, "header only");
+    let table = tsagent()
+        .args(["readings", "--db"])
+        .arg(lab.db())
+        .arg("--since")
+        .arg("2000-01-01T00:00:00Z")
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&table.get_output().stdout)
+            .lines()
+            .count(),
+        21
+    );
+    let future = tsagent()
+        .args(["readings", "--db"])
+        .arg(lab.db())
+        .args(["--since", "2999-01-01T00:00:00Z"])
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&future.get_output().stdout)
+            .lines()
+            .count(),
+        1,
+        "header only"
+    );
 }
 
 #[test]
 fn instrument_errors_fail_the_run_with_the_instruments_text() {
     let (_sim, addr) = sim_tcp(&[]);
     let lab = Lab::tcp(&addr);
-    let config = std::fs::read_to_string(lab.config()).unwrap().replace("\"CONF:VOLT:DC 10\"", "\"CONF:VOLT:DC 10\", \"BOGUS:CMD 1\"");
+    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
+        "\"CONF:VOLT:DC 10\"",
+        "\"CONF:VOLT:DC 10\", \"BOGUS:CMD 1\"",
+    );
     std::fs::write(lab.path().join("lab.toml"), config).unwrap();
     measure(&lab.path().join("lab.toml"))
         .code(3)
@@ -69,7 +112,12 @@ fn instrument_errors_fail_the_run_with_the_instruments_text() {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.readings, 0);
     let events = store.run_events(1).unwrap();
-    assert!(events.iter().any(|e| e.kind == "instrument_error" && e.detail["code"] == -113), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "instrument_error" && e.detail["code"] == -113),
+        "{events:?}"
+    );
     lab.assert_sound();
 }
 
@@ -79,7 +127,11 @@ fn simulator_killed_mid_sequence_fails_the_run_and_keeps_readings() {
     let mut lab = Lab::serial(&path);
     lab.count = 1_000_000;
     let config = lab.config();
-    let run = Proc::spawn(std::process::Command::new(bin()).args(["measure", "--sequence", "s", "--config"]).arg(&config));
+    let run = Proc::spawn(
+        std::process::Command::new(bin())
+            .args(["measure", "--sequence", "s", "--config"])
+            .arg(&config),
+    );
     run.wait_for(|l| l.starts_with("reading 20/"));
     drop(sim); // kill -9 of the simulator: its pty master closes.
     let last_reported = run
@@ -95,10 +147,22 @@ fn simulator_killed_mid_sequence_fails_the_run_and_keeps_readings() {
     let store = lab.store();
     let r = store.run(1).unwrap().unwrap();
     assert_eq!(r.status, RunStatus::Failed);
-    assert!(r.message.as_deref().unwrap_or("").contains("connection lost"), "{r:?}");
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("connection lost"),
+        "{r:?}"
+    );
     // Every reading reported is stored; nothing after the failure is invented.
     assert_eq!(r.readings, last_reported);
-    assert!(store.run_events(1).unwrap().iter().any(|e| e.kind == "run_failed"));
+    assert!(
+        store
+            .run_events(1)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "run_failed")
+    );
     lab.assert_sound();
 }
 
@@ -107,20 +171,41 @@ fn unreachable_instrument_is_a_clear_error() {
     let lab = Lab::serial("/dev/does-not-exist");
     measure(&lab.config())
         .code(3)
-        .stderr(predicate::str::contains("cannot connect to `dmm` at ASRL/dev/does-not-exist::INSTR"));
-    assert_eq!(lab.store().run(1).unwrap().unwrap().status, RunStatus::Failed);
+        .stderr(predicate::str::contains(
+            "cannot connect to `dmm` at ASRL/dev/does-not-exist::INSTR",
+        ));
+    assert_eq!(
+        lab.store().run(1).unwrap().unwrap().status,
+        RunStatus::Failed
+    );
 }
 
 #[test]
 fn unknown_config_key_is_rejected_with_line_and_key() {
     let lab = Lab::serial("/dev/null");
-    let text = std::fs::read_to_string(lab.config()).unwrap().replace("timeout = \"2s\"", "timeout = \"2s\"\nbaudrate = 9600");
+    let text = std::fs::read_to_string(lab.config())
+        .unwrap()
+        .replace("timeout = \"2s\"", "timeout = \"2s\"\nbaudrate = 9600");
     let path = lab.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
     let expected = format!("{}:28:1: unknown field `baudrate`", path.display());
-    tsagent().arg("config").arg("check").arg(&path).assert().code(2).stderr(predicate::str::contains(expected.clone()));
-    measure(&path).code(2).stderr(predicate::str::contains(expected));
-    tsagent().arg("config").arg("check").arg(lab.config()).assert().success().stdout(predicate::str::contains("ok"));
+    tsagent()
+        .arg("config")
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(expected.clone()));
+    measure(&path)
+        .code(2)
+        .stderr(predicate::str::contains(expected));
+    tsagent()
+        .arg("config")
+        .arg("check")
+        .arg(lab.config())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok"));
 }
 
 /// How the fake instrument misbehaves once it has given `good` readings.
@@ -136,7 +221,9 @@ fn faulty_instrument(good: usize, fault: Fault) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
-        let Ok((stream, _)) = listener.accept() else { return };
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
         let mut out = stream.try_clone().unwrap();
         let mut readings = 0;
         for line in BufReader::new(stream).lines() {
@@ -167,9 +254,15 @@ fn run_against_fault(fault: Fault, expected: &str) {
     let addr = faulty_instrument(3, fault);
     let mut lab = Lab::tcp(&addr);
     lab.timeout = "500ms".into();
-    measure(&lab.config()).code(3).stderr(predicate::str::contains(expected));
+    measure(&lab.config())
+        .code(3)
+        .stderr(predicate::str::contains(expected));
     let run = lab.store().run(1).unwrap().unwrap();
-    assert_eq!((run.status, run.readings), (RunStatus::Failed, 3), "{run:?}");
+    assert_eq!(
+        (run.status, run.readings),
+        (RunStatus::Failed, 3),
+        "{run:?}"
+    );
     lab.assert_sound();
 }
 
@@ -180,7 +273,10 @@ fn reply_without_terminator_times_out() {
 
 #[test]
 fn reply_over_the_cap_is_refused() {
-    run_against_fault(Fault::Flood, "reply longer than 1048576 bytes without a terminator");
+    run_against_fault(
+        Fault::Flood,
+        "reply longer than 1048576 bytes without a terminator",
+    );
 }
 
 #[test]

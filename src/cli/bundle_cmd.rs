@@ -19,7 +19,12 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
     /// The lab id: the signer principal in allowed_signers.
-    #[arg(long, value_name = "ID", required_unless_present = "config", conflicts_with = "config")]
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
     pub lab: Option<String>,
     /// Take the lab id from this config file.
     #[arg(long, value_name = "FILE")]
@@ -93,7 +98,11 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| Error::Io { action: "create folder", path: dir.to_owned(), source })
+        .map_err(|source| Error::Io {
+            action: "create folder",
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 /// Runs a `bundle` subcommand.
@@ -107,7 +116,11 @@ pub fn run(cmd: BundleCommand) -> Result<(), Error> {
             print_seal(&report);
             Ok(())
         }
-        BundleCommand::Verify { file, allowed_signers, lab } => {
+        BundleCommand::Verify {
+            file,
+            allowed_signers,
+            lab,
+        } => {
             let verified = verify_file(&file, &allowed_signers, lab.as_deref())?;
             print_verified(&file, &verified);
             Ok(())
@@ -117,7 +130,10 @@ pub fn run(cmd: BundleCommand) -> Result<(), Error> {
 
 pub(super) fn print_seal(report: &SealReport) {
     if let Some(path) = &report.restored {
-        say!("restored {} (sealed earlier; its file was missing)", path.display());
+        say!(
+            "restored {} (sealed earlier; its file was missing)",
+            path.display()
+        );
     }
     match &report.sealed {
         Some(s) => say!(
@@ -134,12 +150,22 @@ pub(super) fn print_seal(report: &SealReport) {
 }
 
 /// Reads and verifies a bundle file.
-pub(super) fn verify_file(file: &Path, signers: &Path, lab: Option<&str>) -> Result<VerifiedBundle, Error> {
+pub(super) fn verify_file(
+    file: &Path,
+    signers: &Path,
+    lab: Option<&str>,
+) -> Result<VerifiedBundle, Error> {
     let read_err = |action, path: &Path| {
         let path = path.to_owned();
-        move |source| Error::Io { action, path, source }
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
     };
-    let size = std::fs::metadata(file).map_err(read_err("read", file))?.len();
+    let size = std::fs::metadata(file)
+        .map_err(read_err("read", file))?
+        .len();
     if size > bundle::MAX_BUNDLE_BYTES {
         return Err(Error::Usage(format!(
             "`{}` is {size} bytes, more than the {} a bundle may have",
@@ -149,10 +175,14 @@ pub(super) fn verify_file(file: &Path, signers: &Path, lab: Option<&str>) -> Res
     }
     let bytes = std::fs::read(file).map_err(read_err("read", file))?;
     let text = std::fs::read_to_string(signers).map_err(read_err("read", signers))?;
-    let signers = AllowedSigners::parse(&text)
-        .map_err(|source| Error::Signers { path: signers.to_owned(), source })?;
-    bundle::verify(&bytes, &signers, lab)
-        .map_err(|source| Error::Verify { path: file.to_owned(), source })
+    let signers = AllowedSigners::parse(&text).map_err(|source| Error::Signers {
+        path: signers.to_owned(),
+        source,
+    })?;
+    bundle::verify(&bytes, &signers, lab).map_err(|source| Error::Verify {
+        path: file.to_owned(),
+        source,
+    })
 }
 
 pub(super) fn print_verified(file: &Path, v: &VerifiedBundle) {
@@ -160,10 +190,18 @@ pub(super) fn print_verified(file: &Path, v: &VerifiedBundle) {
     say!("{}: ok", file.display());
     say!(
         "  signed by `{}` (namespace {NAMESPACE}); every hash matches; {} readings chain from {} to {}",
-        v.principal, v.readings, m.readings.first_seq, m.readings.last_seq
+        v.principal,
+        v.readings,
+        m.readings.first_seq,
+        m.readings.last_seq
     );
     say!(
         "  lab {} ({}), artefact {} serial {}, bundle {}, sealed {}",
-        m.lab.id, m.lab.name, m.artefact.id, m.artefact.serial, m.bundle_seq, m.created_utc
+        m.lab.id,
+        m.lab.name,
+        m.artefact.id,
+        m.artefact.serial,
+        m.bundle_seq,
+        m.created_utc
     );
 }

@@ -75,7 +75,11 @@ pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
     let store = Store::open_existing(&args.db)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let write_err = |source| Error::Io { action: "write to", path: PathBuf::from("stdout"), source };
+    let write_err = |source| Error::Io {
+        action: "write to",
+        path: PathBuf::from("stdout"),
+        source,
+    };
     let result = list(&store, &args, &mut out, write_err);
     match result {
         // The reader went away (`| head`): stop quietly, as other Unix tools do.
@@ -100,8 +104,12 @@ fn list(
             out.write_all(line.as_bytes()).map_err(write_err)
         })?;
     } else {
-        writeln!(out, "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} {}", "seq", "utc", "instrument", "quantity", "value", "unit", "status")
-            .map_err(write_err)?;
+        writeln!(
+            out,
+            "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} status",
+            "seq", "utc", "instrument", "quantity", "value", "unit"
+        )
+        .map_err(write_err)?;
         store.visit_readings(args.since, |row| {
             let r = &row.record;
             let value = r.value.map_or_else(String::new, |v| format!("{v:.9}"));

@@ -45,24 +45,46 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     }
     let key = config.signing.key.clone();
     let lab = config.lab.id.clone();
-    let line = if key.exists() { signers_line(&key, &lab)? } else { make_key(&key, &lab)? };
+    let line = if key.exists() {
+        signers_line(&key, &lab)?
+    } else {
+        make_key(&key, &lab)?
+    };
     let signers = dir.join("allowed_signers");
-    std::fs::write(&signers, format!("{line}\n"))
-        .map_err(|source| Error::Io { action: "write", path: signers.clone(), source })?;
+    std::fs::write(&signers, format!("{line}\n")).map_err(|source| Error::Io {
+        action: "write",
+        path: signers.clone(),
+        source,
+    })?;
 
     let mut store = Store::open(&config.storage.db)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     say!(
         "tsagent demo: lab {} ({}), travelling standard {} ({} {} {})",
-        config.lab.id, config.lab.name, config.artefact.id, config.artefact.nominal, config.artefact.unit, config.artefact.kind
+        config.lab.id,
+        config.lab.name,
+        config.artefact.id,
+        config.artefact.nominal,
+        config.artefact.unit,
+        config.artefact.kind
     );
     let (outcome, rows, sims) = runtime()?.block_on(async {
         let stop = stop_on_signals()?;
         let mut connector = Connector::new(config.simulator.clone());
-        let mut runner = Runner { config: &config, store: &mut store, clock: clock.clone(), connector: &mut connector };
-        let mut observer: Box<dyn Observer> =
-            if std::io::stderr().is_terminal() { Box::new(progress::Live::default()) } else { Box::new(Quiet) };
-        let outcome = runner.run_named(DEMO_SEQUENCE, Trigger::Demo, None, observer.as_mut(), &stop).await;
+        let mut runner = Runner {
+            config: &config,
+            store: &mut store,
+            clock: clock.clone(),
+            connector: &mut connector,
+        };
+        let mut observer: Box<dyn Observer> = if std::io::stderr().is_terminal() {
+            Box::new(progress::Live::default())
+        } else {
+            Box::new(Quiet)
+        };
+        let outcome = runner
+            .run_named(DEMO_SEQUENCE, Trigger::Demo, None, observer.as_mut(), &stop)
+            .await;
         drop(observer);
         let outcome = outcome?;
         let rows = match outcome.seq_range {
@@ -75,15 +97,26 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
             .collect();
         Ok::<_, Error>((outcome, rows, sims))
     })?;
-    say!("  simulator: {} (the real serial code path, over a pseudo-terminal)", sims.join(", "));
+    say!(
+        "  simulator: {} (the real serial code path, over a pseudo-terminal)",
+        sims.join(", ")
+    );
     say!("{}", describe(&outcome));
 
     let unit = config.artefact.unit.as_str();
     let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
     if let Ok(s) = stats::summary(&values) {
         say!("  mean                      {:.9} {unit}", s.mean);
-        say!("  experimental std. dev. s  {}   (n = {}, ν = {})", si(s.std_dev, unit), s.n, s.dof);
-        say!("  std. dev. of the mean     {}", si(s.std_dev_of_mean, unit));
+        say!(
+            "  experimental std. dev. s  {}   (n = {}, ν = {})",
+            si(s.std_dev, unit),
+            s.n,
+            s.dof
+        );
+        say!(
+            "  std. dev. of the mean     {}",
+            si(s.std_dev_of_mean, unit)
+        );
     }
     // The simulator runs `time_scale` times faster than the wall clock, so the drift is stated per
     // simulated day: that is the time axis the simulated standard drifts on.
@@ -91,7 +124,11 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     let t0 = rows.first().map_or(0, |r| r.record.utc_us);
     let (t, y): (Vec<f64>, Vec<f64>) = rows
         .iter()
-        .filter_map(|r| r.record.value.map(|v| ((r.record.utc_us - t0) as f64 / 86_400e6 * scale, v)))
+        .filter_map(|r| {
+            r.record
+                .value
+                .map(|v| ((r.record.utc_us - t0) as f64 / 86_400e6 * scale, v))
+        })
         .unzip();
     if let Ok(fit) = stats::ols(&t, &y) {
         say!(
@@ -118,8 +155,12 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
 
 /// The pilot's verification with tools already on every machine.
 fn stock_command(bundle_path: &Path, signers: &Path, lab: &str) -> String {
-    let folder = bundle_path.parent().map_or_else(|| ".".into(), |p| p.display().to_string());
-    let name = bundle_path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let folder = bundle_path
+        .parent()
+        .map_or_else(|| ".".into(), |p| p.display().to_string());
+    let name = bundle_path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let signers = std::path::absolute(signers).unwrap_or_else(|_| signers.to_owned());
     format!(
         "cd {folder} && tar -xf {name}.tar && cd {name} && ssh-keygen -Y verify -f {} -I {lab} -n {} -s SHA256SUMS.sig < SHA256SUMS && sha256sum -c SHA256SUMS",

@@ -73,10 +73,21 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
             eprintln!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
         }
         let mut connector = Connector::new(config.simulator.clone());
-        let mut runner = Runner { config: &config, store: &mut store, clock, connector: &mut connector };
+        let mut runner = Runner {
+            config: &config,
+            store: &mut store,
+            clock,
+            connector: &mut connector,
+        };
         let mut observer = progress::for_terminal();
         let outcome = runner
-            .run_named(&args.sequence, Trigger::Manual, args.operator.as_deref(), observer.as_mut(), &stop)
+            .run_named(
+                &args.sequence,
+                Trigger::Manual,
+                args.operator.as_deref(),
+                observer.as_mut(),
+                &stop,
+            )
             .await;
         drop(observer);
         let outcome = outcome?;
@@ -106,9 +117,14 @@ pub fn describe(outcome: &RunOutcome) -> String {
 
 /// Statistics of a run's valid readings, as one line; `None` with fewer than two.
 pub fn run_statistics(store: &Store, outcome: &RunOutcome) -> Result<Option<String>, Error> {
-    let Some(range) = outcome.seq_range else { return Ok(None) };
+    let Some(range) = outcome.seq_range else {
+        return Ok(None);
+    };
     let rows = store.run_readings(outcome.run_id, range)?;
-    let unit = rows.first().map(|r| r.record.unit.clone()).unwrap_or_default();
+    let unit = rows
+        .first()
+        .map(|r| r.record.unit.clone())
+        .unwrap_or_default();
     let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
     Ok(stats::summary(&values).ok().map(|s| {
         format!(
@@ -123,8 +139,15 @@ pub fn run_statistics(store: &Store, outcome: &RunOutcome) -> Result<Option<Stri
 
 /// `value unit` with an SI prefix and four significant digits, e.g. `125.5 nV`.
 pub fn si(value: f64, unit: &str) -> String {
-    const PREFIXES: [(f64, &str); 7] =
-        [(1e-15, "f"), (1e-12, "p"), (1e-9, "n"), (1e-6, "µ"), (1e-3, "m"), (1.0, ""), (1e3, "k")];
+    const PREFIXES: [(f64, &str); 7] = [
+        (1e-15, "f"),
+        (1e-12, "p"),
+        (1e-9, "n"),
+        (1e-6, "µ"),
+        (1e-3, "m"),
+        (1.0, ""),
+        (1e3, "k"),
+    ];
     let magnitude = value.abs();
     if magnitude == 0.0 || !magnitude.is_finite() {
         return format!("{value} {unit}");

@@ -28,7 +28,12 @@ use crate::error::Error;
 /// Talks to the lab's instruments, logs every reading durably to SQLite with a hash chain, and seals
 /// signed bundles that the pilot lab verifies with `ssh-keygen -Y verify` and `sha256sum -c`.
 #[derive(Debug, Parser)]
-#[command(name = "tsagent", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "tsagent",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 #[deny(missing_docs)]
 pub struct Cli {
     /// Diagnostics on stderr: off, error, warn, info, debug or trace [default: info for `run`, warn
@@ -128,7 +133,10 @@ fn init_logging(level: LevelFilter) {
 /// before it. One thread also keeps an exchange with an in-process simulator to a few microseconds
 /// (no cross-thread wake-ups), which matters when the disk commits in ~0.2 ms (benchmark P1).
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)
 }
 
 /// A stop flag that SIGTERM and SIGINT raise.

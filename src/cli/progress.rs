@@ -3,8 +3,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::session::{Identity, Measurement};
 use crate::sequence::{Observer, ReadingReport};
+use crate::session::{Identity, Measurement};
 
 /// A measured value as a person reads it.
 pub fn show(m: &Measurement, unit: &str) -> String {
@@ -82,7 +82,10 @@ impl Observer for Lines {
     fn identified(&mut self, instrument: &str, id: &Identity) {
         say!(
             "identified {instrument}: {},{},{},{}",
-            id.manufacturer, id.model, id.serial, id.firmware
+            id.manufacturer,
+            id.model,
+            id.serial,
+            id.firmware
         );
     }
 

@@ -242,9 +242,7 @@ impl Config {
     /// Validates TOML text. `origin` names it in errors; `base_dir` anchors relative paths.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map_or((0, 0), |span| line_col(text, span.start));
+            let (line, column) = e.span().map_or((0, 0), |span| line_col(text, span.start));
             ConfigError::Parse {
                 origin: origin.to_owned(),
                 line,
@@ -281,7 +279,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn invalid<T>(&self, span: std::ops::Range<usize>, key: &str, reason: impl Into<String>) -> Result<T, ConfigError> {
+    fn invalid<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        reason: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError::Invalid {
             origin: self.origin.to_owned(),
             line: line_col(self.text, span.start).0,
@@ -297,7 +300,11 @@ impl Validator<'_> {
         };
         let nominal = *raw.artefact.nominal.get_ref();
         if !nominal.is_finite() {
-            return self.invalid(raw.artefact.nominal.span(), "artefact.nominal", "must be a finite number");
+            return self.invalid(
+                raw.artefact.nominal.span(),
+                "artefact.nominal",
+                "must be a finite number",
+            );
         }
         let artefact = Artefact {
             id: self.id(&raw.artefact.id, "artefact.id")?,
@@ -338,7 +345,11 @@ impl Validator<'_> {
             let name_span = rs.name.span();
             let seq = self.sequence(rs, &instruments)?;
             if sequences.iter().any(|s| s.name == seq.name) {
-                return self.invalid(name_span, "sequence.name", format!("`{}` is defined twice", seq.name));
+                return self.invalid(
+                    name_span,
+                    "sequence.name",
+                    format!("`{}` is defined twice", seq.name),
+                );
             }
             sequences.push(seq);
         }
@@ -360,7 +371,9 @@ impl Validator<'_> {
         let ok = !id.is_empty()
             && id.len() <= 64
             && !id.starts_with(['.', '-'])
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(id.clone())
         } else {
@@ -374,7 +387,14 @@ impl Validator<'_> {
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
         humantime::parse_duration(value.get_ref().trim()).or_else(|e| {
-            self.invalid(value.span(), key, format!("`{}` is not a duration ({e}); examples: \"500ms\", \"5s\", \"30m\", \"1d\"", value.get_ref()))
+            self.invalid(
+                value.span(),
+                key,
+                format!(
+                    "`{}` is not a duration ({e}); examples: \"500ms\", \"5s\", \"30m\", \"1d\"",
+                    value.get_ref()
+                ),
+            )
         })
     }
 
@@ -389,7 +409,11 @@ impl Validator<'_> {
         };
         let time_scale = match raw.time_scale {
             Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
-                return self.invalid(t.span(), "simulator.time_scale", "must be a positive number");
+                return self.invalid(
+                    t.span(),
+                    "simulator.time_scale",
+                    "must be a positive number",
+                );
             }
             Some(t) => *t.get_ref(),
             None => defaults.time_scale,
@@ -398,7 +422,11 @@ impl Validator<'_> {
             Some(p) => {
                 let d = self.duration(&p, "simulator.lab_temp_period")?;
                 if d.is_zero() {
-                    return self.invalid(p.span(), "simulator.lab_temp_period", "must be longer than zero");
+                    return self.invalid(
+                        p.span(),
+                        "simulator.lab_temp_period",
+                        "must be longer than zero",
+                    );
                 }
                 d
             }
@@ -411,7 +439,9 @@ impl Validator<'_> {
             noise,
             tempco: raw.tempco.unwrap_or(defaults.tempco),
             lab_temp_mean: raw.lab_temp_mean.unwrap_or(defaults.lab_temp_mean),
-            lab_temp_amplitude: raw.lab_temp_amplitude.unwrap_or(defaults.lab_temp_amplitude),
+            lab_temp_amplitude: raw
+                .lab_temp_amplitude
+                .unwrap_or(defaults.lab_temp_amplitude),
             lab_temp_period,
             time_scale,
             seed: raw.seed.unwrap_or(defaults.seed),
@@ -436,7 +466,13 @@ impl Validator<'_> {
         } else {
             match text.parse::<Resource>() {
                 Ok(r) => Endpoint::Resource(r),
-                Err(e) => return self.invalid(raw.resource.span(), "instrument.resource", format!("{e}; or {SIM_PTY_RESOURCE} for the built-in simulator")),
+                Err(e) => {
+                    return self.invalid(
+                        raw.resource.span(),
+                        "instrument.resource",
+                        format!("{e}; or {SIM_PTY_RESOURCE} for the built-in simulator"),
+                    );
+                }
             }
         };
 
@@ -451,14 +487,26 @@ impl Validator<'_> {
             serial.data_bits = match d.get_ref() {
                 7 => DataBits::Seven,
                 8 => DataBits::Eight,
-                other => return self.invalid(d.span(), "instrument.data_bits", format!("{other}: expected 7 or 8")),
+                other => {
+                    return self.invalid(
+                        d.span(),
+                        "instrument.data_bits",
+                        format!("{other}: expected 7 or 8"),
+                    );
+                }
             };
         }
         if let Some(s) = &raw.stop_bits {
             serial.stop_bits = match s.get_ref() {
                 1 => StopBits::One,
                 2 => StopBits::Two,
-                other => return self.invalid(s.span(), "instrument.stop_bits", format!("{other}: expected 1 or 2")),
+                other => {
+                    return self.invalid(
+                        s.span(),
+                        "instrument.stop_bits",
+                        format!("{other}: expected 1 or 2"),
+                    );
+                }
             };
         }
         if let Some(p) = raw.parity {
@@ -479,13 +527,21 @@ impl Validator<'_> {
         let mut link = LinkSettings::default();
         if let Some(w) = &raw.write_termination {
             if w.get_ref().len() > 4 {
-                return self.invalid(w.span(), "instrument.write_termination", "at most 4 bytes, e.g. \"\\n\" or \"\\r\\n\"");
+                return self.invalid(
+                    w.span(),
+                    "instrument.write_termination",
+                    "at most 4 bytes, e.g. \"\\n\" or \"\\r\\n\"",
+                );
             }
             link.write_termination = w.get_ref().as_bytes().to_vec();
         }
         if let Some(r) = &raw.read_termination {
             if r.get_ref().is_empty() || r.get_ref().len() > 4 {
-                return self.invalid(r.span(), "instrument.read_termination", "1 to 4 bytes, e.g. \"\\n\" or \"\\r\\n\"");
+                return self.invalid(
+                    r.span(),
+                    "instrument.read_termination",
+                    "1 to 4 bytes, e.g. \"\\n\" or \"\\r\\n\"",
+                );
             }
             link.read_termination = r.get_ref().as_bytes().to_vec();
         }
@@ -499,20 +555,41 @@ impl Validator<'_> {
         if let Some(m) = &raw.max_reply {
             let v = *m.get_ref();
             if !(64..=1 << 30).contains(&v) {
-                return self.invalid(m.span(), "instrument.max_reply", "between 64 bytes and 1 GiB");
+                return self.invalid(
+                    m.span(),
+                    "instrument.max_reply",
+                    "between 64 bytes and 1 GiB",
+                );
             }
             link.max_reply = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        Ok(Instrument { name, endpoint, serial, link })
+        Ok(Instrument {
+            name,
+            endpoint,
+            serial,
+            link,
+        })
     }
 
-    fn instrument_ref(&self, name: &Spanned<String>, instruments: &[Instrument], key: &str) -> Result<String, ConfigError> {
+    fn instrument_ref(
+        &self,
+        name: &Spanned<String>,
+        instruments: &[Instrument],
+        key: &str,
+    ) -> Result<String, ConfigError> {
         let n = name.get_ref();
         if instruments.iter().any(|i| &i.name == n) {
             Ok(n.clone())
         } else {
             let known: Vec<&str> = instruments.iter().map(|i| i.name.as_str()).collect();
-            self.invalid(name.span(), key, format!("no instrument named `{n}` (configured: {})", known.join(", ")))
+            self.invalid(
+                name.span(),
+                key,
+                format!(
+                    "no instrument named `{n}` (configured: {})",
+                    known.join(", ")
+                ),
+            )
         }
     }
 
@@ -524,7 +601,11 @@ impl Validator<'_> {
         Ok(c.to_owned())
     }
 
-    fn sequence(&self, raw: RawSequence, instruments: &[Instrument]) -> Result<Sequence, ConfigError> {
+    fn sequence(
+        &self,
+        raw: RawSequence,
+        instruments: &[Instrument],
+    ) -> Result<Sequence, ConfigError> {
         let name = raw.name.get_ref().trim().to_owned();
         if name.is_empty() {
             return self.invalid(raw.name.span(), "sequence.name", "must not be empty");
@@ -540,19 +621,35 @@ impl Validator<'_> {
             None => None,
         };
         if raw.steps.is_empty() {
-            return self.invalid(raw.name.span(), "sequence.step", format!("sequence `{name}` has no steps"));
+            return self.invalid(
+                raw.name.span(),
+                "sequence.step",
+                format!("sequence `{name}` has no steps"),
+            );
         }
         let mut steps = Vec::with_capacity(raw.steps.len());
         for rs in raw.steps {
             steps.push(match rs {
                 RawStep::Identify(r) => Step::Identify {
-                    instrument: self.instrument_ref(&r.instrument, instruments, "sequence.step.identify.instrument")?,
+                    instrument: self.instrument_ref(
+                        &r.instrument,
+                        instruments,
+                        "sequence.step.identify.instrument",
+                    )?,
                 },
                 RawStep::DrainErrors(r) => Step::DrainErrors {
-                    instrument: self.instrument_ref(&r.instrument, instruments, "sequence.step.drain_errors.instrument")?,
+                    instrument: self.instrument_ref(
+                        &r.instrument,
+                        instruments,
+                        "sequence.step.drain_errors.instrument",
+                    )?,
                 },
                 RawStep::Configure(c) => Step::Configure {
-                    instrument: self.instrument_ref(&c.instrument, instruments, "sequence.step.configure.instrument")?,
+                    instrument: self.instrument_ref(
+                        &c.instrument,
+                        instruments,
+                        "sequence.step.configure.instrument",
+                    )?,
                     commands: c
                         .commands
                         .iter()
@@ -561,10 +658,18 @@ impl Validator<'_> {
                 },
                 RawStep::Read(r) => {
                     if *r.count.get_ref() == 0 {
-                        return self.invalid(r.count.span(), "sequence.step.read.count", "at least 1");
+                        return self.invalid(
+                            r.count.span(),
+                            "sequence.step.read.count",
+                            "at least 1",
+                        );
                     }
                     Step::Read(ReadStep {
-                        instrument: self.instrument_ref(&r.instrument, instruments, "sequence.step.read.instrument")?,
+                        instrument: self.instrument_ref(
+                            &r.instrument,
+                            instruments,
+                            "sequence.step.read.instrument",
+                        )?,
                         query: match &r.query {
                             Some(q) => self.command(q, "sequence.step.read.query")?,
                             None => "READ?".to_owned(),

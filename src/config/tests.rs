@@ -33,7 +33,9 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.lab.id, "LAB-A");
     assert_eq!(c.storage.db, Path::new("/base/tsagent.db"));
     assert_eq!(c.signing.key, Path::new("/base/keys/lab_ed25519"));
-    let Step::Read(r) = &c.sequences[0].steps[0] else { panic!("not a read step") };
+    let Step::Read(r) = &c.sequences[0].steps[0] else {
+        panic!("not a read step")
+    };
     assert_eq!(r.query, "READ?");
     assert_eq!(r.interval, Duration::ZERO);
     assert_eq!(c.instruments[0].link, LinkSettings::default());
@@ -72,15 +74,33 @@ fn unknown_key_in_a_step_names_it() {
 #[test]
 fn bad_values_name_line_and_key() {
     let cases = [
-        ("resource = \"ASRL/dev/ttyUSB0::INSTR\"", "resource = \"COM1\"", 15, "instrument.resource"),
+        (
+            "resource = \"ASRL/dev/ttyUSB0::INSTR\"",
+            "resource = \"COM1\"",
+            15,
+            "instrument.resource",
+        ),
         ("count = 3", "count = 0", 21, "sequence.step.read.count"),
-        ("count = 3", "count = 3, interval = \"soon\"", 21, "sequence.step.read.interval"),
-        ("instrument = \"dmm\", count", "instrument = \"dvm\", count", 21, "sequence.step.read.instrument"),
+        (
+            "count = 3",
+            "count = 3, interval = \"soon\"",
+            21,
+            "sequence.step.read.interval",
+        ),
+        (
+            "instrument = \"dmm\", count",
+            "instrument = \"dvm\", count",
+            21,
+            "sequence.step.read.instrument",
+        ),
         ("id = \"LAB-A\"", "id = \"../etc\"", 3, "lab.id"),
     ];
     for (from, to, line, key) in cases {
         let msg = error_text(&MINIMAL.replace(from, to));
-        assert!(msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")), "{to}: {msg}");
+        assert!(
+            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
+            "{to}: {msg}"
+        );
     }
 }
 
@@ -111,7 +131,9 @@ fn serial_settings_are_read() {
 #[test]
 fn sequence_hash_follows_the_definition() {
     let a = parse(MINIMAL).unwrap().sequences_sha256();
-    let b = parse(&MINIMAL.replace("count = 3", "count = 4")).unwrap().sequences_sha256();
+    let b = parse(&MINIMAL.replace("count = 3", "count = 4"))
+        .unwrap()
+        .sequences_sha256();
     assert_ne!(a, b);
     assert_eq!(a, parse(MINIMAL).unwrap().sequences_sha256());
 }

@@ -19,12 +19,17 @@ pub struct Connector {
 impl Connector {
     /// A connector whose simulated instruments follow `simulator`.
     pub fn new(simulator: SimParams) -> Self {
-        Self { simulator, sims: HashMap::new() }
+        Self {
+            simulator,
+            sims: HashMap::new(),
+        }
     }
 
     /// Device paths of the simulators started so far, by instrument name.
     pub fn simulators(&self) -> impl Iterator<Item = (&str, &std::path::Path)> {
-        self.sims.iter().map(|(name, server)| (name.as_str(), server.path()))
+        self.sims
+            .iter()
+            .map(|(name, server)| (name.as_str(), server.path()))
     }
 
     /// Opens a session to `instrument`.
@@ -35,13 +40,19 @@ impl Connector {
                 let server = match self.sims.entry(instrument.name.clone()) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
-                        let server = PtyServer::start(self.simulator.clone(), None).map_err(|source| {
-                            SequenceError::Simulator { instrument: instrument.name.clone(), source }
-                        })?;
+                        let server =
+                            PtyServer::start(self.simulator.clone(), None).map_err(|source| {
+                                SequenceError::Simulator {
+                                    instrument: instrument.name.clone(),
+                                    source,
+                                }
+                            })?;
                         v.insert(server)
                     }
                 };
-                Resource::Serial { path: server.path().to_owned() }
+                Resource::Serial {
+                    path: server.path().to_owned(),
+                }
             }
         };
         let link = Link::open(&resource, &instrument.serial, instrument.link.clone())

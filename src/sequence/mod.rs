@@ -67,9 +67,9 @@ pub enum SequenceError {
         action: &'static str,
         /// Instrument.
         instrument: String,
-        /// Why.
+        /// Why (boxed: session errors are large and this one travels up several calls).
         #[source]
-        source: SessionError,
+        source: Box<SessionError>,
     },
     /// The instrument's error queue held errors: a command was not accepted as sent.
     #[error("step {step} (drain_errors): `{instrument}` reported {}", join_errors(.errors))]
@@ -196,10 +196,17 @@ impl Runner<'_> {
         stop: &watch::Receiver<bool>,
     ) -> Result<RunOutcome, SequenceError> {
         let config = self.config;
-        let sequence = config.sequence(name).ok_or_else(|| SequenceError::UnknownSequence {
-            name: name.to_owned(),
-            known: config.sequences.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?;
+        let sequence = config
+            .sequence(name)
+            .ok_or_else(|| SequenceError::UnknownSequence {
+                name: name.to_owned(),
+                known: config
+                    .sequences
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         self.run(sequence, trigger, operator, observer, stop).await
     }
 
@@ -215,7 +222,9 @@ impl Runner<'_> {
     ) -> Result<RunOutcome, SequenceError> {
         let started = self.clock.now();
         let owner = (std::process::id(), self.clock.boot_id());
-        let run_id = self.store.begin_run(&sequence.name, trigger, operator, started, owner)?;
+        let run_id = self
+            .store
+            .begin_run(&sequence.name, trigger, operator, started, owner)?;
         let total = sequence
             .steps
             .iter()
@@ -225,15 +234,27 @@ impl Runner<'_> {
             })
             .sum();
         observer.started(run_id, &sequence.name, total);
-        let mut progress = Progress { run_id, total, done: 0, first: None, last: None };
+        let mut progress = Progress {
+            run_id,
+            total,
+            done: 0,
+            first: None,
+            last: None,
+        };
         let mut sessions = Sessions::default();
-        let result = self.steps(sequence, &mut sessions, &mut progress, observer, stop).await;
+        let result = self
+            .steps(sequence, &mut sessions, &mut progress, observer, stop)
+            .await;
         // Exchanges of a failed step are evidence too.
         let leftover = sessions.drain_exchanges(&*self.clock, run_id);
         let ended = self.clock.now();
         match result {
             Ok(stopped) => {
-                let status = if stopped { RunStatus::Stopped } else { RunStatus::Completed };
+                let status = if stopped {
+                    RunStatus::Stopped
+                } else {
+                    RunStatus::Completed
+                };
                 let message = stopped.then_some("stopped on request after the reading in progress");
                 self.store.append_events(&leftover)?;
                 self.store.end_run(run_id, status, message, ended)?;
@@ -257,7 +278,10 @@ impl Runner<'_> {
                     .store
                     .append_events(&leftover)
                     .and_then(|()| self.store.append_events(&[failure]))
-                    .and_then(|()| self.store.end_run(run_id, RunStatus::Failed, Some(&message), ended));
+                    .and_then(|()| {
+                        self.store
+                            .end_run(run_id, RunStatus::Failed, Some(&message), ended)
+                    });
                 if let Err(store_error) = stored {
                     tracing::error!(run_id, error = %error_chain(&store_error), "could not record the run's failure");
                 }
@@ -287,28 +311,36 @@ impl Runner<'_> {
             }
             let name = step.instrument();
             if !sessions.open.contains_key(name) {
-                let instrument = self
-                    .config
-                    .instrument(name)
-                    .ok_or_else(|| SequenceError::UnknownInstrument { name: name.to_owned() })?;
+                let instrument = self.config.instrument(name).ok_or_else(|| {
+                    SequenceError::UnknownInstrument {
+                        name: name.to_owned(),
+                    }
+                })?;
                 let mut session = self.connector.open(instrument).await?;
                 session.set_recording(self.config.storage.log_exchanges);
                 sessions.open.insert(name.to_owned(), session);
             }
             let stopped = match step {
                 Step::Identify { instrument } => {
-                    self.identify(sessions, instrument, number, progress.run_id, observer).await?;
+                    self.identify(sessions, instrument, number, progress.run_id, observer)
+                        .await?;
                     false
                 }
-                Step::Configure { instrument, commands } => {
+                Step::Configure {
+                    instrument,
+                    commands,
+                } => {
                     let session = sessions.get(instrument)?;
                     for command in commands {
-                        session.write(command).await.map_err(|source| SequenceError::Exchange {
-                            step: number,
-                            action: "configure",
-                            instrument: instrument.clone(),
-                            source,
-                        })?;
+                        session
+                            .write(command)
+                            .await
+                            .map_err(|source| SequenceError::Exchange {
+                                step: number,
+                                action: "configure",
+                                instrument: instrument.clone(),
+                                source: Box::new(source),
+                            })?;
                     }
                     false
                 }
@@ -321,7 +353,7 @@ impl Runner<'_> {
                             step: number,
                             action: "drain_errors",
                             instrument: instrument.clone(),
-                            source,
+                            source: Box::new(source),
                         })?;
                     if !errors.is_empty() {
                         let at = self.clock.now();
@@ -347,9 +379,17 @@ impl Runner<'_> {
                 }
                 Step::Read(read) => {
                     if !sessions.ids.contains_key(&read.instrument) {
-                        self.identify(sessions, &read.instrument, number, progress.run_id, observer).await?;
+                        self.identify(
+                            sessions,
+                            &read.instrument,
+                            number,
+                            progress.run_id,
+                            observer,
+                        )
+                        .await?;
                     }
-                    self.read(sessions, read, number, progress, observer, stop).await?
+                    self.read(sessions, read, number, progress, observer, stop)
+                        .await?
                 }
             };
             let events = sessions.drain_exchanges(&*self.clock, progress.run_id);
@@ -369,19 +409,25 @@ impl Runner<'_> {
         run_id: u64,
         observer: &mut dyn Observer,
     ) -> Result<(), SequenceError> {
-        let identity = sessions.get(instrument)?.identify().await.map_err(|source| SequenceError::Exchange {
-            step,
-            action: "identify",
-            instrument: instrument.to_owned(),
-            source,
-        })?;
+        let identity = sessions
+            .get(instrument)?
+            .identify()
+            .await
+            .map_err(|source| SequenceError::Exchange {
+                step,
+                action: "identify",
+                instrument: instrument.to_owned(),
+                source: Box::new(source),
+            })?;
         let resource = self
             .config
             .instrument(instrument)
             .map(|i| i.resource_text())
             .unwrap_or_default();
         let at = self.clock.now();
-        let id = self.store.record_instrument(instrument, &resource, &identity, at)?;
+        let id = self
+            .store
+            .record_instrument(instrument, &resource, &identity, at)?;
         self.store.append_events(&[NewEvent {
             at,
             run_id: Some(run_id),
@@ -418,19 +464,24 @@ impl Runner<'_> {
             }
             next += read.interval;
             let session = sessions.get(&read.instrument)?;
-            let (raw, measurement) =
-                session.read_number(&read.query).await.map_err(|source| SequenceError::Exchange {
+            let (raw, measurement) = session.read_number(&read.query).await.map_err(|source| {
+                SequenceError::Exchange {
                     step,
                     action: "read",
                     instrument: read.instrument.clone(),
-                    source,
-                })?;
+                    source: Box::new(source),
+                }
+            })?;
             let at = self.clock.now();
             // The reading row is the record of the exchange that produced it (query from the
             // sequence, reply verbatim, time); only other exchanges become events. This keeps the
             // per-reading transaction to the reading and the chain head (benchmark P1).
             let mut exchanges = session.take_exchanges();
-            exchanges.retain(|x| !(x.error.is_none() && x.command == read.query && x.reply.as_deref() == Some(raw.as_str())));
+            exchanges.retain(|x| {
+                !(x.error.is_none()
+                    && x.command == read.query
+                    && x.reply.as_deref() == Some(raw.as_str()))
+            });
             let exchanges = exchange_events(exchanges, at, progress.run_id, Some(instrument_id));
             // Committed before it is reported and before the next trigger.
             let committed = self.store.append_reading(
@@ -467,11 +518,15 @@ impl Runner<'_> {
 /// Marks runs whose process is gone (crash, kill -9, power loss) as interrupted; returns their ids.
 pub fn recover_interrupted(store: &mut Store, clock: &dyn Clock) -> Result<Vec<u64>, StoreError> {
     let boot = clock.boot_id();
-    store.recover_interrupted(clock.now(), |pid, run_boot| run_boot == boot && process_alive(pid))
+    store.recover_interrupted(clock.now(), |pid, run_boot| {
+        run_boot == boot && process_alive(pid)
+    })
 }
 
 fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     // Signal 0 only checks: ESRCH means no such process; EPERM means it exists under another user.
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) => true,
@@ -514,7 +569,9 @@ impl Sessions {
         // Steps only name instruments whose session the loop opened first.
         self.open
             .get_mut(name)
-            .ok_or_else(|| SequenceError::UnknownInstrument { name: name.to_owned() })
+            .ok_or_else(|| SequenceError::UnknownInstrument {
+                name: name.to_owned(),
+            })
     }
 
     fn drain_exchanges(&mut self, clock: &dyn Clock, run_id: u64) -> Vec<NewEvent> {

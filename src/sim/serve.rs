@@ -172,11 +172,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(reply(&mut client).await, "1\n");
-            assert!(
-                reply(&mut client)
-                    .await
-                    .starts_with("TSAGENT,SIM-DMM,")
-            );
+            assert!(reply(&mut client).await.starts_with("TSAGENT,SIM-DMM,"));
             assert_eq!(reply(&mut client).await, "0,\"No error\"\n");
             // A partial line at the end of input is dropped, and the server returns cleanly.
             client.get_mut().write_all(b"READ?").await.unwrap();

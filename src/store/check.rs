@@ -65,7 +65,10 @@ impl fmt::Display for Problem {
             Self::Missing { from, to } if from == to => write!(f, "reading {from} is missing"),
             Self::Missing { from, to } => write!(f, "readings {from} to {to} are missing"),
             Self::Edited { seq } => {
-                write!(f, "reading {seq} does not match its chain hash (the row was edited)")
+                write!(
+                    f,
+                    "reading {seq} does not match its chain hash (the row was edited)"
+                )
             }
             Self::Unreadable { seq, reason } => write!(f, "reading {seq} is unreadable: {reason}"),
             Self::Truncated { last, head } => write!(
@@ -114,14 +117,21 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
     let mut report = CheckReport::default();
 
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let lines: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     for line in lines.into_iter().filter(|l| l != "ok") {
         report.push(Problem::Integrity(line));
     }
     let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
     let dangling: Vec<String> = stmt
         .query_map([], |r| {
-            Ok(format!("{} row {} → {}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok(format!(
+                "{} row {} → {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?
+            ))
         })?
         .collect::<Result<_, _>>()?;
     for d in dangling {
@@ -142,7 +152,10 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
         let seq = to_u64(r.get(0)?);
         report.readings += 1;
         if seq != expected {
-            report.push(Problem::Missing { from: expected, to: seq.saturating_sub(1) });
+            report.push(Problem::Missing {
+                from: expected,
+                to: seq.saturating_sub(1),
+            });
             after_gap = true;
         }
         let stored: Vec<u8> = r.get(11)?;
@@ -155,7 +168,10 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
                 prev = chain;
             }
             (Err(reason), _) => report.push(Problem::Unreadable { seq, reason }),
-            (_, Err(e)) => report.push(Problem::Unreadable { seq, reason: e.to_string() }),
+            (_, Err(e)) => report.push(Problem::Unreadable {
+                seq,
+                reason: e.to_string(),
+            }),
         }
         after_gap = false;
         expected = seq + 1;
@@ -164,7 +180,10 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
 
     let (head_seq, head_chain) = head(conn)?;
     if head_seq > last {
-        report.push(Problem::Truncated { last, head: head_seq });
+        report.push(Problem::Truncated {
+            last,
+            head: head_seq,
+        });
     } else if head_seq < last || (last > 0 && head_chain != prev) {
         report.push(Problem::HeadMismatch { seq: last });
     }
@@ -196,7 +215,8 @@ fn read_record(r: &rusqlite::Row<'_>, seq: u64) -> Result<ReadingRecord, String>
         instrument_id: to_u64(r.get(2).map_err(get_err)?),
         quantity: r.get(3).map_err(get_err)?,
         value: r.get(4).map_err(get_err)?,
-        status: ReadingStatus::parse(&status).ok_or_else(|| format!("unknown status `{status}`"))?,
+        status: ReadingStatus::parse(&status)
+            .ok_or_else(|| format!("unknown status `{status}`"))?,
         unit: r.get(6).map_err(get_err)?,
         raw: r.get(7).map_err(get_err)?,
         utc_us: r.get(8).map_err(get_err)?,

@@ -292,19 +292,27 @@ impl Store {
                 source,
             })?;
         }
-        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)
+        Self::open_with(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
     }
 
     /// Opens an existing database; a missing file is an error rather than a new empty log.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Missing { path: path.to_owned() });
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
         }
         Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -315,9 +323,14 @@ impl Store {
             return Err(StoreError::NoWal { mode });
         }
         // FULL: the WAL is fsynced at every commit, so a committed reading survives power loss.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        let mut store = Store { conn, path: path.to_owned() };
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -328,24 +341,35 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let supported = schema::MIGRATIONS.len();
         let current = usize::try_from(version).map_err(|_| StoreError::Corrupt {
             table: "user_version",
             reason: format!("negative schema version {version}"),
         })?;
         if current > supported {
-            return Err(StoreError::TooNew { found: version, supported });
+            return Err(StoreError::TooNew {
+                found: version,
+                supported,
+            });
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current) {
-            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Another process may have migrated while we waited for the lock.
             let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if now > i64::try_from(i).unwrap_or(i64::MAX) {
                 continue;
             }
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(i + 1).unwrap_or(i64::MAX),
+            )?;
             tx.commit()?;
         }
         Ok(())
@@ -360,12 +384,19 @@ impl Store {
         at: Timestamp,
         alive: impl Fn(u32, &str) -> bool,
     ) -> Result<Vec<u64>, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ids: Vec<u64> = {
-            let mut stmt =
-                tx.prepare("SELECT id, pid, boot_id FROM runs WHERE status = 'running' ORDER BY id")?;
+            let mut stmt = tx.prepare(
+                "SELECT id, pid, boot_id FROM runs WHERE status = 'running' ORDER BY id",
+            )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })?;
             let mut ids = Vec::new();
             for row in rows {
@@ -405,7 +436,9 @@ impl Store {
         identity: &Identity,
         at: Timestamp,
     ) -> Result<u64, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR IGNORE INTO instruments
                (name, resource, manufacturer, model, serial, firmware, first_seen_utc_us)
@@ -449,7 +482,14 @@ impl Store {
         self.conn.execute(
             "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status, pid, boot_id)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
-            params![sequence, trigger.as_str(), operator, at.utc_us, owner.0, owner.1],
+            params![
+                sequence,
+                trigger.as_str(),
+                operator,
+                at.utc_us,
+                owner.0,
+                owner.1
+            ],
         )?;
         Ok(to_u64(self.conn.last_insert_rowid()))
     }
@@ -478,7 +518,9 @@ impl Store {
         reading: &NewReading<'_>,
         events: &[NewEvent],
     ) -> Result<Committed, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (head_seq, head_chain) = head(&tx)?;
         let record = ReadingRecord {
             seq: head_seq + 1,
@@ -519,7 +561,10 @@ impl Store {
             insert_event(&tx, e)?;
         }
         tx.commit()?;
-        Ok(Committed { seq: record.seq, chain })
+        Ok(Committed {
+            seq: record.seq,
+            chain,
+        })
     }
 
     /// Appends events in one transaction.
@@ -527,7 +572,9 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for e in events {
             insert_event(&tx, e)?;
         }
@@ -560,7 +607,13 @@ impl Store {
                     table: "runs",
                     reason: format!("run {id} has unknown status `{status}`"),
                 })?;
-                Ok(RunRow { id: to_u64(id), sequence, status, message, readings: to_u64(readings) })
+                Ok(RunRow {
+                    id: to_u64(id),
+                    sequence,
+                    status,
+                    message,
+                    readings: to_u64(readings),
+                })
             })
             .transpose()
     }
@@ -573,9 +626,13 @@ impl Store {
     ) -> Result<(), E> {
         let mut stmt = self
             .conn
-            .prepare(&format!("{READING_SELECT} WHERE r.utc_us >= ?1 ORDER BY r.seq"))
+            .prepare(&format!(
+                "{READING_SELECT} WHERE r.utc_us >= ?1 ORDER BY r.seq"
+            ))
             .map_err(StoreError::from)?;
-        let mut rows = stmt.query([since_utc_us.unwrap_or(i64::MIN)]).map_err(StoreError::from)?;
+        let mut rows = stmt
+            .query([since_utc_us.unwrap_or(i64::MIN)])
+            .map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
             visit(reading_row(row)?)?;
         }
@@ -584,7 +641,11 @@ impl Store {
 
     /// Readings of one run within sequence numbers `first..=last` (a run's range, as its outcome
     /// reports it; another process may have interleaved readings of its own), in order.
-    pub fn run_readings(&self, run_id: u64, (first, last): (u64, u64)) -> Result<Vec<ReadingRow>, StoreError> {
+    pub fn run_readings(
+        &self,
+        run_id: u64,
+        (first, last): (u64, u64),
+    ) -> Result<Vec<ReadingRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "{READING_SELECT} WHERE r.seq BETWEEN ?1 AND ?2 AND r.run_id = ?3 ORDER BY r.seq"
         ))?;
@@ -632,31 +693,54 @@ impl Store {
     pub fn latest_bundle(&self) -> Result<Option<BundleRow>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT seq, name, tar FROM bundles ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok(BundleRow { seq: to_u64(r.get(0)?), name: r.get(1)?, tar: r.get(2)? })
-            })
+            .query_row(
+                "SELECT seq, name, tar FROM bundles ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(BundleRow {
+                        seq: to_u64(r.get(0)?),
+                        name: r.get(1)?,
+                        tar: r.get(2)?,
+                    })
+                },
+            )
             .optional()?)
     }
 
     /// What the next bundle would hold; `None` when no reading is waiting to be sealed.
     pub fn seal_material(&self) -> Result<Option<SealMaterial>, StoreError> {
-        let last: Option<(i64, Vec<u8>, Option<i64>, Vec<u8>, i64)> = self
+        struct LastSeal {
+            seq: i64,
+            sums: Vec<u8>,
+            last_event: Option<i64>,
+            chain_last: Vec<u8>,
+            last_reading: i64,
+        }
+        let last = self
             .conn
             .query_row(
                 "SELECT seq, sums_sha256, last_event, chain_last, last_reading
                  FROM bundles ORDER BY seq DESC LIMIT 1",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok(LastSeal {
+                        seq: r.get(0)?,
+                        sums: r.get(1)?,
+                        last_event: r.get(2)?,
+                        chain_last: r.get(3)?,
+                        last_reading: r.get(4)?,
+                    })
+                },
             )
             .optional()?;
         let (bundle_seq, prev_sums, after_event, chain_prev, after_reading) = match last {
             None => (1, None, 0, GENESIS, 0),
-            Some((seq, sums, last_event, chain_last, last_reading)) => (
-                to_u64(seq) + 1,
-                Some(blob32("bundles", &sums)?),
-                last_event.unwrap_or(0),
-                blob32("bundles", &chain_last)?,
-                last_reading,
+            Some(l) => (
+                to_u64(l.seq) + 1,
+                Some(blob32("bundles", &l.sums)?),
+                l.last_event.unwrap_or(0),
+                blob32("bundles", &l.chain_last)?,
+                l.last_reading,
             ),
         };
         let mut readings = Vec::new();
@@ -670,7 +754,9 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let reading = reading_row(row)?;
                 // Never sign what the chain does not vouch for.
-                if reading.record.seq != expected || reading.record.chain_after(&prev) != reading.chain {
+                if reading.record.seq != expected
+                    || reading.record.chain_after(&prev) != reading.chain
+                {
                     return Err(StoreError::ChainBroken { seq: expected });
                 }
                 prev = reading.chain;
@@ -711,8 +797,12 @@ impl Store {
 
     /// Commits a seal. Fails with [`StoreError::SealConflict`] if that bundle number already exists.
     pub fn record_seal(&mut self, seal: &SealRecord<'_>) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let next: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM bundles", [], |r| r.get(0))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let next: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM bundles", [], |r| {
+            r.get(0)
+        })?;
         if to_u64(next) != seal.seq {
             return Err(StoreError::SealConflict { seq: seal.seq });
         }
@@ -738,7 +828,8 @@ impl Store {
     }
 }
 
-const READING_SELECT: &str = "SELECT r.seq, r.run_id, r.instrument_id, r.quantity, r.value, r.status,
+const READING_SELECT: &str =
+    "SELECT r.seq, r.run_id, r.instrument_id, r.quantity, r.value, r.status,
         r.unit, r.raw, r.utc_us, r.mono_ns, r.boot_id, r.chain, u.sequence, i.name
     FROM readings r JOIN runs u ON u.id = r.run_id JOIN instruments i ON i.id = r.instrument_id";
 

@@ -1,7 +1,10 @@
 use super::*;
 
 fn at(us: i64) -> Timestamp {
-    Timestamp { utc_us: 1_795_000_000_000_000 + us, mono_ns: 1_000 + u64::try_from(us).unwrap() }
+    Timestamp {
+        utc_us: 1_795_000_000_000_000 + us,
+        mono_ns: 1_000 + u64::try_from(us).unwrap(),
+    }
 }
 
 fn identity() -> Identity {
@@ -25,9 +28,19 @@ fn fixture(readings: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/t.db");
     let mut store = Store::open(&path).unwrap();
-    let inst = store.record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &identity(), at(0)).unwrap();
-    let run = store.begin_run("s", Trigger::Manual, Some("op"), at(0), (1, "boot")).unwrap();
-    let mut f = Fixture { _dir: dir, path, store, run, inst };
+    let inst = store
+        .record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &identity(), at(0))
+        .unwrap();
+    let run = store
+        .begin_run("s", Trigger::Manual, Some("op"), at(0), (1, "boot"))
+        .unwrap();
+    let mut f = Fixture {
+        _dir: dir,
+        path,
+        store,
+        run,
+        inst,
+    };
     for i in 0..readings {
         append(&mut f, i);
     }
@@ -75,10 +88,26 @@ fn tamper(path: &Path, sql: &str) {
 #[test]
 fn opens_in_wal_with_full_sync_and_foreign_keys() {
     let f = fixture(0);
-    let mode: String = f.store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-    let sync: i64 = f.store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-    let fk: i64 = f.store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
-    let version: i64 = f.store.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let mode: String = f
+        .store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let sync: i64 = f
+        .store
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    let fk: i64 = f
+        .store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    let version: i64 = f
+        .store
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
     assert_eq!(version, schema::MIGRATIONS.len() as i64);
 }
@@ -95,7 +124,10 @@ fn reopening_keeps_data_and_schema() {
 #[test]
 fn refuses_a_newer_schema() {
     let f = fixture(0);
-    f.store.conn.pragma_update(None, "user_version", 99).unwrap();
+    f.store
+        .conn
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     let path = f.path.clone();
     drop(f.store);
     let err = Store::open_existing(&path).unwrap_err();
@@ -106,7 +138,10 @@ fn refuses_a_newer_schema() {
 fn missing_database_is_not_created_by_readers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("none.db");
-    assert!(matches!(Store::open_existing(&path), Err(StoreError::Missing { .. })));
+    assert!(matches!(
+        Store::open_existing(&path),
+        Err(StoreError::Missing { .. })
+    ));
     assert!(!path.exists());
 }
 
@@ -134,9 +169,17 @@ fn readings_are_numbered_and_chained() {
 #[test]
 fn triggers_refuse_edits_through_sql() {
     let f = fixture(2);
-    let err = f.store.conn.execute("UPDATE readings SET value = 0 WHERE seq = 1", []).unwrap_err();
+    let err = f
+        .store
+        .conn
+        .execute("UPDATE readings SET value = 0 WHERE seq = 1", [])
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let err = f.store.conn.execute("DELETE FROM readings WHERE seq = 2", []).unwrap_err();
+    let err = f
+        .store
+        .conn
+        .execute("DELETE FROM readings WHERE seq = 2", [])
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
 }
 
@@ -161,7 +204,10 @@ fn check_finds_deleted_newest_rows() {
     let f = fixture(5);
     tamper(&f.path, "DELETE FROM readings WHERE seq >= 4;");
     let report = f.store.check().unwrap();
-    assert_eq!(report.problems, vec![Problem::Truncated { last: 3, head: 5 }]);
+    assert_eq!(
+        report.problems,
+        vec![Problem::Truncated { last: 3, head: 5 }]
+    );
 }
 
 #[test]
@@ -190,11 +236,20 @@ fn check_finds_a_seal_that_no_longer_matches() {
     forged.value = Some(9.0);
     let chain = forged.chain_after(&rows[1].chain);
     let conn = Connection::open(&f.path).unwrap();
-    conn.execute_batch("DROP TRIGGER readings_no_update;").unwrap();
-    conn.execute("UPDATE readings SET value = 9.0, chain = ?1 WHERE seq = 3", [&chain[..]]).unwrap();
-    conn.execute("UPDATE chain_head SET chain = ?1", [&chain[..]]).unwrap();
+    conn.execute_batch("DROP TRIGGER readings_no_update;")
+        .unwrap();
+    conn.execute(
+        "UPDATE readings SET value = 9.0, chain = ?1 WHERE seq = 3",
+        [&chain[..]],
+    )
+    .unwrap();
+    conn.execute("UPDATE chain_head SET chain = ?1", [&chain[..]])
+        .unwrap();
     let report = f.store.check().unwrap();
-    assert_eq!(report.problems, vec![Problem::SealMismatch { bundle: 1, seq: 3 }]);
+    assert_eq!(
+        report.problems,
+        vec![Problem::SealMismatch { bundle: 1, seq: 3 }]
+    );
 }
 
 #[test]
@@ -225,19 +280,44 @@ fn two_writers_extend_one_chain() {
 #[test]
 fn interrupted_runs_are_recovered() {
     let mut f = fixture(1);
-    let done = f.store.begin_run("s", Trigger::Schedule, None, at(1), (2, "boot")).unwrap();
-    f.store.end_run(done, RunStatus::Completed, None, at(2)).unwrap();
-    let live = f.store.begin_run("s", Trigger::Schedule, None, at(1), (3, "boot")).unwrap();
+    let done = f
+        .store
+        .begin_run("s", Trigger::Schedule, None, at(1), (2, "boot"))
+        .unwrap();
+    f.store
+        .end_run(done, RunStatus::Completed, None, at(2))
+        .unwrap();
+    let live = f
+        .store
+        .begin_run("s", Trigger::Schedule, None, at(1), (3, "boot"))
+        .unwrap();
     // Process 1 is gone, process 3 still runs.
     let alive = |pid: u32, boot: &str| pid == 3 && boot == "boot";
     let ids = f.store.recover_interrupted(at(3), alive).unwrap();
     assert_eq!(ids, vec![f.run]);
-    assert_eq!(f.store.run(f.run).unwrap().unwrap().status, RunStatus::Interrupted);
-    assert_eq!(f.store.run(done).unwrap().unwrap().status, RunStatus::Completed);
-    assert_eq!(f.store.run(live).unwrap().unwrap().status, RunStatus::Running);
-    assert!(f.store.recover_interrupted(at(4), alive).unwrap().is_empty());
+    assert_eq!(
+        f.store.run(f.run).unwrap().unwrap().status,
+        RunStatus::Interrupted
+    );
+    assert_eq!(
+        f.store.run(done).unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+    assert_eq!(
+        f.store.run(live).unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    assert!(
+        f.store
+            .recover_interrupted(at(4), alive)
+            .unwrap()
+            .is_empty()
+    );
     // After a reboot nothing of the old boot is alive.
-    let ids = f.store.recover_interrupted(at(5), |_, boot: &str| boot == "new-boot").unwrap();
+    let ids = f
+        .store
+        .recover_interrupted(at(5), |_, boot: &str| boot == "new-boot")
+        .unwrap();
     assert_eq!(ids, vec![live]);
 }
 
@@ -261,11 +341,17 @@ fn seal_material_takes_what_is_not_yet_sealed() {
         tar: b"tar",
     };
     f.store.record_seal(&seal).unwrap();
-    assert!(matches!(f.store.record_seal(&seal), Err(StoreError::SealConflict { seq: 1 })));
+    assert!(matches!(
+        f.store.record_seal(&seal),
+        Err(StoreError::SealConflict { seq: 1 })
+    ));
     assert!(f.store.seal_material().unwrap().is_none());
     append(&mut f, 9);
     let m2 = f.store.seal_material().unwrap().unwrap();
-    assert_eq!((m2.bundle_seq, m2.readings.len(), m2.events.len()), (2, 1, 1));
+    assert_eq!(
+        (m2.bundle_seq, m2.readings.len(), m2.events.len()),
+        (2, 1, 1)
+    );
     assert_eq!(m2.chain_prev, m.readings[2].chain);
     assert_eq!(m2.prev_sums_sha256, Some([7; 32]));
     assert_eq!(f.store.latest_bundle().unwrap().unwrap().tar, b"tar");
@@ -275,5 +361,8 @@ fn seal_material_takes_what_is_not_yet_sealed() {
 fn sealing_refuses_a_broken_chain() {
     let f = fixture(3);
     tamper(&f.path, "UPDATE readings SET raw = 'x' WHERE seq = 2;");
-    assert!(matches!(f.store.seal_material(), Err(StoreError::ChainBroken { seq: 2 })));
+    assert!(matches!(
+        f.store.seal_material(),
+        Err(StoreError::ChainBroken { seq: 2 })
+    ));
 }

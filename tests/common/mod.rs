@@ -45,10 +45,18 @@ fn forward(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let stdout: ChildStdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        Proc { child, lines: forward(stdout), err_lines: forward(stderr) }
+        Proc {
+            child,
+            lines: forward(stdout),
+            err_lines: forward(stderr),
+        }
     }
 
     /// The next stdout line; panics after [`PATIENCE`] or at end of output.
@@ -120,16 +128,24 @@ impl Drop for Proc {
 pub fn sim_pty(args: &[&str]) -> (Proc, String) {
     let p = Proc::spawn(Command::new(bin()).arg("sim").arg("--pty").args(args));
     let first = p.line();
-    let path = first.strip_prefix("pty ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let path = first
+        .strip_prefix("pty ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
     let path = path.to_owned();
     (p, path)
 }
 
 /// `tsagent sim --tcp 127.0.0.1:0`; returns the process and `host:port`.
 pub fn sim_tcp(args: &[&str]) -> (Proc, String) {
-    let p = Proc::spawn(Command::new(bin()).args(["sim", "--tcp", "127.0.0.1:0"]).args(args));
+    let p = Proc::spawn(
+        Command::new(bin())
+            .args(["sim", "--tcp", "127.0.0.1:0"])
+            .args(args),
+    );
     let first = p.line();
-    let addr = first.strip_prefix("tcp ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let addr = first
+        .strip_prefix("tcp ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
     let addr = addr.to_owned();
     (p, addr)
 }
@@ -192,7 +208,11 @@ impl Lab {
 
     /// Writes `lab.toml` and returns its path.
     pub fn config(&self) -> PathBuf {
-        let every = self.every.as_ref().map(|e| format!("every = \"{e}\"")).unwrap_or_default();
+        let every = self
+            .every
+            .as_ref()
+            .map(|e| format!("every = \"{e}\""))
+            .unwrap_or_default();
         let text = format!(
             r#"[lab]
 id = "TEST-LAB"
@@ -268,14 +288,25 @@ read = {{ instrument = "dmm", count = {count}, interval = "{interval}", quantity
 
     /// `tsagent db check` must pass.
     pub fn assert_sound(&self) {
-        tsagent().args(["db", "check", "--db"]).arg(self.db()).assert().success();
+        tsagent()
+            .args(["db", "check", "--db"])
+            .arg(self.db())
+            .assert()
+            .success();
     }
 }
 
 /// Runs `tsagent measure` on `config`, sequence `s`.
 pub fn measure(config: &Path) -> assert_cmd::assert::Assert {
     tsagent()
-        .args(["measure", "--sequence", "s", "--operator", "tester", "--config"])
+        .args([
+            "measure",
+            "--sequence",
+            "s",
+            "--operator",
+            "tester",
+            "--config",
+        ])
         .arg(config)
         .timeout(PATIENCE)
         .assert()
