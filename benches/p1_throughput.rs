@@ -22,7 +22,10 @@ use tsagent::store::{Store, Trigger};
 use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
 
 fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The limit: autocommit insert per row (each its own durable transaction), same pragmas, a row of
@@ -35,7 +38,8 @@ struct Bare {
 impl Bare {
     fn open(dir: &Path) -> Bare {
         let conn = Connection::open(dir.join("bare.db")).unwrap();
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
         conn.pragma_update(None, "synchronous", "FULL").unwrap();
         conn.execute_batch(
             "CREATE TABLE readings (seq INTEGER PRIMARY KEY, run_id INTEGER, instrument_id INTEGER,
@@ -97,10 +101,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let chunk = env("P1_CHUNK", 500);
     let pairs = env("P1_PAIRS", 12);
-    let dir = tempfile::Builder::new().prefix("p1-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("p1-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
     // The runtime `tsagent measure` uses: one thread (see `cli::runtime`).
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sim = rt.block_on(TcpServer::start(SimParams::default(), "127.0.0.1:0")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt
+        .block_on(TcpServer::start(SimParams::default(), "127.0.0.1:0"))
+        .unwrap();
     let port = sim.local_addr().port();
 
     let config = config(dir.path(), port, chunk);
@@ -111,16 +123,28 @@ fn main() {
 
     // A plain session for the diagnostic loops, on a second simulator (like an instrument, each
     // serves one client at a time).
-    let diag = rt.block_on(TcpServer::start(SimParams::default(), "127.0.0.1:0")).unwrap();
+    let diag = rt
+        .block_on(TcpServer::start(SimParams::default(), "127.0.0.1:0"))
+        .unwrap();
     let mut session = rt.block_on(async {
-        let resource = Resource::Tcp { host: "127.0.0.1".into(), port: diag.local_addr().port() };
-        let link = Link::open(&resource, &SerialSettings::default(), LinkSettings::default()).await.unwrap();
+        let resource = Resource::Tcp {
+            host: "127.0.0.1".into(),
+            port: diag.local_addr().port(),
+        };
+        let link = Link::open(
+            &resource,
+            &SerialSettings::default(),
+            LinkSettings::default(),
+        )
+        .await
+        .unwrap();
         let mut session = Session::new("dmm", link);
         session.set_recording(false);
         session
     });
 
-    let (mut limit, mut ours, mut floor, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut limit, mut ours, mut floor, mut ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..pairs {
         let b = bare.chunk(chunk);
         let a = rt.block_on(async {
@@ -131,7 +155,10 @@ fn main() {
                 connector: &mut connector,
             };
             let start = Instant::now();
-            let outcome = runner.run_named("p1", Trigger::Manual, None, &mut Quiet, &stop).await.unwrap();
+            let outcome = runner
+                .run_named("p1", Trigger::Manual, None, &mut Quiet, &stop)
+                .await
+                .unwrap();
             assert_eq!(outcome.readings, u64::from(chunk));
             f64::from(chunk) / start.elapsed().as_secs_f64()
         });
@@ -165,11 +192,29 @@ fn main() {
 
     let (b, a, f) = (median(limit), median(ours), median(floor));
     println!();
-    println!("P1: {pairs} rounds of {chunk}-reading chunks, medians; disk: {}", dir.path().display());
-    println!("  bare rusqlite insert+commit (the limit)    {b:7.0} readings/s  ({:.0} µs each)", 1e6 / b);
-    println!("  tsagent: sim over TCP → durable log        {a:7.0} readings/s  ({:.0} µs each)", 1e6 / a);
-    println!("  agent / limit (median of rounds)           {:7.3}   target ≥ 0.9", median(ratios));
-    println!("  exchange then bare insert, no agent logic  {f:7.0} readings/s  ({:.0} µs each)", 1e6 / f);
+    println!(
+        "P1: {pairs} rounds of {chunk}-reading chunks, medians; disk: {}",
+        dir.path().display()
+    );
+    println!(
+        "  bare rusqlite insert+commit (the limit)    {b:7.0} readings/s  ({:.0} µs each)",
+        1e6 / b
+    );
+    println!(
+        "  tsagent: sim over TCP → durable log        {a:7.0} readings/s  ({:.0} µs each)",
+        1e6 / a
+    );
+    println!(
+        "  agent / limit (median of rounds)           {:7.3}   target ≥ 0.9",
+        median(ratios)
+    );
+    println!(
+        "  exchange then bare insert, no agent logic  {f:7.0} readings/s  ({:.0} µs each)",
+        1e6 / f
+    );
     println!("  agent / exchange-then-insert               {:7.3}", a / f);
-    println!("  the exchange alone, nothing stored         {exchange:7.0} exchanges/s ({:.0} µs each)", 1e6 / exchange);
+    println!(
+        "  the exchange alone, nothing stored         {exchange:7.0} exchanges/s ({:.0} µs each)",
+        1e6 / exchange
+    );
 }

@@ -283,3 +283,50 @@ fn reply_over_the_cap_is_refused() {
 fn garbage_bytes_are_not_text() {
     run_against_fault(Fault::Garbage, "reply is not text");
 }
+
+#[test]
+fn simulator_link_path_works_as_a_serial_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("dmm");
+    let (_sim, _path) = sim_pty(&["--link", link.to_str().unwrap()]);
+    let lab = Lab::serial(link.to_str().unwrap());
+    measure(&lab.config()).success();
+    assert_eq!(lab.readings().len(), 10);
+}
+
+#[test]
+fn progress_on_a_terminal_shows_done_total_and_the_last_value() {
+    use std::io::Read;
+    let lab = Lab::simulated();
+    let config = lab.config();
+    // stderr on a real pseudo-terminal, as a technician's shell has it.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["measure", "--sequence", "s", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the child's side closes (EIO on the master once the child has exited).
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&seen).contains("10/10") {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("run 1: `s`, 10 readings"), "{text}");
+    assert!(text.contains("\r  dmm      1/10"), "{text:?}");
+    assert!(
+        text.contains("10/10") && text.contains("+10.0000"),
+        "{text:?}"
+    );
+}

@@ -14,6 +14,7 @@ mod bundle_cmd;
 mod db;
 mod demo;
 mod measure;
+mod ports;
 pub mod progress;
 
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ pub enum Command {
     Run(measure::RunArgs),
     /// Serve the simulated DMM on a pseudo-terminal or TCP until killed.
     Sim(measure::SimArgs),
+    /// List this machine's serial ports with their stable resource names.
+    Ports,
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -95,6 +98,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Measure(args) => measure::measure(args),
         Command::Run(args) => measure::daemon(args),
         Command::Sim(args) => measure::sim(args),
+        Command::Ports => {
+            ports::run();
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = crate::config::Config::load(&file)?;
             say!(
