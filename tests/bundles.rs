@@ -373,44 +373,32 @@ fn db_check_catches_edits_and_deletions_made_with_the_sqlite3_shell() {
     assert!(!refused.status.success());
     lab.assert_sound();
     // …so a tamperer drops them first.
-    let copy = lab.path().join("edited.db");
-    std::fs::copy(lab.db(), &copy).unwrap();
-    sqlite3(
-        &copy,
-        "DROP TRIGGER readings_no_update; UPDATE readings SET value = 10.1 WHERE seq = 5;",
-    );
-    tsagent()
-        .args(["db", "check", "--db"])
-        .arg(&copy)
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains(
+    let cases = [
+        (
+            "edited",
+            "DROP TRIGGER readings_no_update; UPDATE readings SET value = 10.1 WHERE seq = 5;",
             "reading 5 does not match its chain hash",
-        ));
-
-    let copy = lab.path().join("deleted.db");
-    std::fs::copy(lab.db(), &copy).unwrap();
-    sqlite3(
-        &copy,
-        "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 7;",
-    );
-    tsagent()
-        .args(["db", "check", "--db"])
-        .arg(&copy)
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains("reading 7 is missing"));
-
-    let copy = lab.path().join("truncated.db");
-    std::fs::copy(lab.db(), &copy).unwrap();
-    sqlite3(
-        &copy,
-        "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 12;",
-    );
-    tsagent()
-        .args(["db", "check", "--db"])
-        .arg(&copy)
-        .assert()
-        .code(4)
-        .stderr(predicate::str::contains("readings after 11 are missing"));
+        ),
+        (
+            "deleted",
+            "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 7;",
+            "reading 7 is missing",
+        ),
+        (
+            "truncated",
+            "DROP TRIGGER readings_no_delete; DELETE FROM readings WHERE seq = 12;",
+            "readings after 11 are missing",
+        ),
+    ];
+    for (name, sql, reason) in cases {
+        let copy = lab.path().join(format!("{name}.db"));
+        std::fs::copy(lab.db(), &copy).unwrap();
+        sqlite3(&copy, sql);
+        tsagent()
+            .args(["db", "check", "--db"])
+            .arg(&copy)
+            .assert()
+            .code(4)
+            .stderr(predicate::str::contains(reason));
+    }
 }

@@ -434,6 +434,52 @@ fn query_keyword(params: &mut Parameters<'_, '_>) -> ScpiResult<Option<Keyword>>
     }
 }
 
+/// What `MIN`, `MAX` and `DEF` stand for in one numeric setting.
+#[derive(Clone, Copy)]
+struct Limits {
+    min: f64,
+    max: f64,
+    def: f64,
+}
+
+const NPLC_LIMITS: Limits = Limits {
+    min: MIN_NPLC,
+    max: MAX_NPLC,
+    def: DEFAULT_NPLC,
+};
+const RANGE_LIMITS: Limits = Limits {
+    min: MIN_RANGE,
+    max: MAX_RANGE,
+    def: DEFAULT_RANGE,
+};
+
+/// A numeric setting's value: `MIN|MAX|DEF` or a number that `parse` checks and rounds.
+fn numeric_setting(
+    token: Token<'_>,
+    limits: Limits,
+    parse: impl FnOnce(Token<'_>) -> ScpiResult<f64>,
+) -> ScpiResult<f64> {
+    match token {
+        Token::CharacterProgramData(s) => match keyword(s) {
+            Some(Keyword::Min) => Ok(limits.min),
+            Some(Keyword::Max) => Ok(limits.max),
+            Some(Keyword::Def) => Ok(limits.def),
+            _ => Err(ErrorCode::IllegalParameterValue.into()),
+        },
+        t => parse(t),
+    }
+}
+
+/// A numeric setting's query: `current`, or what `MIN|MAX|DEF` stands for.
+fn query_setting(params: &mut Parameters<'_, '_>, limits: Limits, current: f64) -> ScpiResult<f64> {
+    Ok(match query_keyword(params)? {
+        Some(Keyword::Min) => limits.min,
+        Some(Keyword::Max) => limits.max,
+        Some(_) => limits.def,
+        None => current,
+    })
+}
+
 /// `ON|OFF|1|0` or `ONCE`; `Some(true/false)` or `None` for ONCE.
 fn on_off_once(token: Token<'_>) -> ScpiResult<Option<bool>> {
     if let Token::CharacterProgramData(s) = token
@@ -825,15 +871,9 @@ struct NplcCmd;
 impl Command<Meter> for NplcCmd {
     cmd_both!();
     fn event(&self, dev: &mut Meter, _: &mut Context, mut params: Parameters) -> ScpiResult<()> {
-        let nplc = match params.next_token()? {
-            Token::CharacterProgramData(s) => match keyword(s) {
-                Some(Keyword::Min) => MIN_NPLC,
-                Some(Keyword::Max) => MAX_NPLC,
-                Some(Keyword::Def) => DEFAULT_NPLC,
-                _ => return Err(ErrorCode::IllegalParameterValue.into()),
-            },
-            t => nplc_step(f64::try_from(t)?)?,
-        };
+        let nplc = numeric_setting(params.next_token()?, NPLC_LIMITS, |t| {
+            nplc_step(f64::try_from(t)?)
+        })?;
         no_more(&mut params)?;
         dev.nplc = nplc;
         Ok(())
@@ -845,12 +885,7 @@ impl Command<Meter> for NplcCmd {
         mut params: Parameters,
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
-        let value = match query_keyword(&mut params)? {
-            Some(Keyword::Min) => MIN_NPLC,
-            Some(Keyword::Max) => MAX_NPLC,
-            Some(_) => DEFAULT_NPLC,
-            None => dev.nplc,
-        };
+        let value = query_setting(&mut params, NPLC_LIMITS, dev.nplc)?;
         no_more(&mut params)?;
         respond_reading(&mut resp, value)
     }
@@ -862,15 +897,7 @@ struct RangeCmd;
 impl Command<Meter> for RangeCmd {
     cmd_both!();
     fn event(&self, dev: &mut Meter, _: &mut Context, mut params: Parameters) -> ScpiResult<()> {
-        let range = match params.next_token()? {
-            Token::CharacterProgramData(s) => match keyword(s) {
-                Some(Keyword::Min) => MIN_RANGE,
-                Some(Keyword::Max) => MAX_RANGE,
-                Some(Keyword::Def) => DEFAULT_RANGE,
-                _ => return Err(ErrorCode::IllegalParameterValue.into()),
-            },
-            t => range_for(volts(t)?)?,
-        };
+        let range = numeric_setting(params.next_token()?, RANGE_LIMITS, |t| range_for(volts(t)?))?;
         no_more(&mut params)?;
         dev.configure(RangeArg::Fixed(range));
         Ok(())
@@ -882,12 +909,7 @@ impl Command<Meter> for RangeCmd {
         mut params: Parameters,
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
-        let value = match query_keyword(&mut params)? {
-            Some(Keyword::Min) => MIN_RANGE,
-            Some(Keyword::Max) => MAX_RANGE,
-            Some(_) => DEFAULT_RANGE,
-            None => dev.range,
-        };
+        let value = query_setting(&mut params, RANGE_LIMITS, dev.range)?;
         no_more(&mut params)?;
         respond_reading(&mut resp, value)
     }

@@ -436,13 +436,14 @@ impl Store {
         identity: &Identity,
         at: Timestamp,
     ) -> Result<u64, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO instruments
+        // The no-op update makes RETURNING give the id of an identity already recorded too.
+        let id: i64 = self.conn.query_row(
+            "INSERT INTO instruments
                (name, resource, manufacturer, model, serial, firmware, first_seen_utc_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name, resource, manufacturer, model, serial, firmware)
+             DO UPDATE SET name = excluded.name
+             RETURNING id",
             params![
                 name,
                 resource,
@@ -452,21 +453,8 @@ impl Store {
                 identity.firmware,
                 at.utc_us
             ],
-        )?;
-        let id: i64 = tx.query_row(
-            "SELECT id FROM instruments WHERE name = ?1 AND resource = ?2 AND manufacturer = ?3
-               AND model = ?4 AND serial = ?5 AND firmware = ?6",
-            params![
-                name,
-                resource,
-                identity.manufacturer,
-                identity.model,
-                identity.serial,
-                identity.firmware
-            ],
             |r| r.get(0),
         )?;
-        tx.commit()?;
         Ok(to_u64(id))
     }
 

@@ -366,3 +366,20 @@ fn sealing_refuses_a_broken_chain() {
         Err(StoreError::ChainBroken { seq: 2 })
     ));
 }
+
+#[test]
+fn an_identity_is_recorded_once_and_a_new_one_gets_a_new_row() {
+    let mut f = fixture(0);
+    let again = f
+        .store
+        .record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &identity(), at(9))
+        .unwrap();
+    assert_eq!(again, f.inst);
+    let mut upgraded = identity();
+    upgraded.firmware = "1.1".into();
+    let new = f
+        .store
+        .record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &upgraded, at(9))
+        .unwrap();
+    assert_ne!(new, f.inst);
+}
