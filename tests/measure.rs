@@ -330,3 +330,25 @@ fn progress_on_a_terminal_shows_done_total_and_the_last_value() {
         "{text:?}"
     );
 }
+
+#[test]
+fn exchange_logging_follows_the_config() {
+    let count = |setting: Option<&str>| {
+        let lab = Lab::simulated();
+        let mut text = std::fs::read_to_string(lab.config()).unwrap();
+        if let Some(s) = setting {
+            text = text.replace("bundles = \"bundles\"", &format!("bundles = \"bundles\"\nlog_exchanges = \"{s}\""));
+        }
+        std::fs::write(lab.path().join("lab.toml"), text).unwrap();
+        measure(&lab.path().join("lab.toml")).success();
+        let events = lab.store().run_events(1).unwrap();
+        let reads = events.iter().filter(|e| e.kind == "exchange" && e.detail["command"] == "READ?").count();
+        let others = events.iter().filter(|e| e.kind == "exchange" && e.detail["command"] != "READ?").count();
+        (reads, others)
+    };
+    // *IDN?, *RST, CONF:VOLT:DC 10, SYST:ERR? are the other exchanges of sequence `s`.
+    assert_eq!(count(None), (0, 4), "default: each reading row records its own exchange");
+    assert_eq!(count(Some("except_readings")), (0, 4));
+    assert_eq!(count(Some("all")), (10, 4));
+    assert_eq!(count(Some("none")), (0, 0));
+}

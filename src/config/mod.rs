@@ -14,6 +14,7 @@ use crate::sim::{SimIdentity, SimParams};
 use crate::transport::{
     DataBits, FlowControl, LinkSettings, Parity, Resource, SerialSettings, StopBits,
 };
+pub use raw::ExchangeLog;
 use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawStep};
 
 /// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.
@@ -92,8 +93,8 @@ pub struct Storage {
     pub db: PathBuf,
     /// Where sealed bundles are written.
     pub bundles: PathBuf,
-    /// Store every exchange as an event.
-    pub log_exchanges: bool,
+    /// Which exchanges become events.
+    pub log_exchanges: ExchangeLog,
 }
 
 /// `[signing]`, with the path resolved.
@@ -316,7 +317,10 @@ impl Validator<'_> {
         let storage = Storage {
             db: base.join(raw.storage.db.as_deref().unwrap_or("tsagent.db")),
             bundles: base.join(raw.storage.bundles.as_deref().unwrap_or("bundles")),
-            log_exchanges: raw.storage.log_exchanges.unwrap_or(true),
+            log_exchanges: raw
+                .storage
+                .log_exchanges
+                .unwrap_or(ExchangeLog::ExceptReadings),
         };
         let signing = Signing {
             key: base.join(raw.signing.key.as_deref().unwrap_or("keys/lab_ed25519")),

@@ -64,8 +64,8 @@ pub struct RawStorage {
     pub db: Option<String>,
     /// Folder for sealed bundles.
     pub bundles: Option<String>,
-    /// Store every command/reply exchange as an event (default true).
-    pub log_exchanges: Option<bool>,
+    /// Which command/reply exchanges become events (default `except_readings`).
+    pub log_exchanges: Option<ExchangeLog>,
 }
 
 /// `[signing]`.
@@ -136,6 +136,19 @@ pub struct RawInstrument {
     pub timeout: Option<Spanned<String>>,
     /// Longest reply accepted, bytes (default 1 MiB).
     pub max_reply: Option<Spanned<u64>>,
+}
+
+/// Which instrument exchanges are stored as events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeLog {
+    /// Every exchange, including each reading's own query (one more row per reading).
+    All,
+    /// Every exchange except a reading's own successful query, which the reading row records
+    /// (query from the sequence, reply verbatim, time).
+    ExceptReadings,
+    /// None; failures are still recorded as run events.
+    None,
 }
 
 /// Serial parity as written in the file.

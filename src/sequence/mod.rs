@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::clock::{self, Clock};
-use crate::config::{Config, ReadStep, Sequence, Step};
+use crate::config::{Config, ExchangeLog, ReadStep, Sequence, Step};
 use crate::session::{Exchange, Identity, InstrumentError, Measurement, Session, SessionError};
 use crate::sim::SimError;
 use crate::store::{NewEvent, NewReading, RunStatus, Store, StoreError, Trigger};
@@ -317,7 +317,7 @@ impl Runner<'_> {
                     }
                 })?;
                 let mut session = self.connector.open(instrument).await?;
-                session.set_recording(self.config.storage.log_exchanges);
+                session.set_recording(self.config.storage.log_exchanges != ExchangeLog::None);
                 sessions.open.insert(name.to_owned(), session);
             }
             let stopped = match step {
@@ -473,15 +473,17 @@ impl Runner<'_> {
                 }
             })?;
             let at = self.clock.now();
-            // The reading row is the record of the exchange that produced it (query from the
-            // sequence, reply verbatim, time); only other exchanges become events. This keeps the
-            // per-reading transaction to the reading and the chain head (benchmark P1).
             let mut exchanges = session.take_exchanges();
-            exchanges.retain(|x| {
-                !(x.error.is_none()
-                    && x.command == read.query
-                    && x.reply.as_deref() == Some(raw.as_str()))
-            });
+            if self.config.storage.log_exchanges == ExchangeLog::ExceptReadings {
+                // The reading row records the exchange that produced it (query from the sequence,
+                // reply verbatim, time), which keeps the per-reading transaction to the reading and
+                // the chain head (benchmark P1).
+                exchanges.retain(|x| {
+                    !(x.error.is_none()
+                        && x.command == read.query
+                        && x.reply.as_deref() == Some(raw.as_str()))
+                });
+            }
             let exchanges = exchange_events(exchanges, at, progress.run_id, Some(instrument_id));
             // Committed before it is reported and before the next trigger.
             let committed = self.store.append_reading(
