@@ -63,23 +63,26 @@ pub fn utc_us(t: SystemTime) -> i64 {
     }
 }
 
-/// The [`SystemTime`] for microseconds since the Unix epoch.
-pub fn system_time(utc_us: i64) -> SystemTime {
-    let magnitude = std::time::Duration::from_micros(utc_us.unsigned_abs());
-    if utc_us >= 0 {
-        UNIX_EPOCH + magnitude
-    } else {
-        UNIX_EPOCH - magnitude
-    }
+/// RFC 3339 with microseconds for `utc_us`, or `None` outside the years 1970 to 9999 (what
+/// RFC 3339 and the bundle format can carry).
+pub fn format_utc_us(utc_us: i64) -> Option<String> {
+    use std::fmt::Write as _;
+    // humantime's Display fails (and `to_string` would panic) outside this range.
+    const YEAR_10000_US: u64 = 253_402_300_800_000_000;
+    let us = u64::try_from(utc_us)
+        .ok()
+        .filter(|&us| us < YEAR_10000_US)?;
+    let time = UNIX_EPOCH.checked_add(std::time::Duration::from_micros(us))?;
+    let mut out = String::new();
+    write!(out, "{}", humantime::format_rfc3339_micros(time)).ok()?;
+    Some(out)
 }
 
-/// RFC 3339 text with microseconds, e.g. `2026-11-26T15:54:36.123456Z`; times before 1970 (a clock
-/// that was never set) fall back to the raw microsecond count so nothing is hidden.
+/// RFC 3339 text with microseconds, e.g. `2026-11-26T15:54:36.123456Z`; a time outside 1970 to
+/// 9999 (a clock that was never set, a corrupt row) shows as the raw microsecond count, so nothing
+/// is hidden and nothing panics.
 pub fn rfc3339(utc_us: i64) -> String {
-    if utc_us < 0 {
-        return format!("{utc_us}us");
-    }
-    humantime::format_rfc3339_micros(system_time(utc_us)).to_string()
+    format_utc_us(utc_us).unwrap_or_else(|| format!("{utc_us}us"))
 }
 
 /// Parses RFC 3339 text (`2026-11-26T15:54:36Z`, with or without fractions) to microseconds.

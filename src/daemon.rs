@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::sequence::{Connector, Observer, Runner, SequenceError, error_chain};
+use crate::error::chain as error_chain;
+use crate::sequence::{Connector, Observer, Runner, SequenceError};
 use crate::store::{Store, StoreError, Trigger};
 
 /// Why the daemon could not run.

@@ -80,7 +80,26 @@ pub enum Error {
         /// How many problems.
         count: usize,
     },
-    /// A file operation.
+    /// An input file named on the command line could not be read.
+    #[error("cannot read `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bundle file is larger than any bundle may be; it is not even read.
+    #[error("bundle `{path}` is {size} bytes, more than the {max} a bundle may have")]
+    BundleTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// A file operation on the agent's own files.
     #[error("cannot {action} `{path}`")]
     Io {
         /// What was being done.
@@ -107,24 +126,46 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Runtime(_) => 1,
-            Error::Config(_) | Error::Usage(_) | Error::Signers { .. } => 2,
+            Error::Config(_) | Error::Usage(_) | Error::Signers { .. } | Error::Read { .. } => 2,
+            Error::Store(StoreError::Missing { .. }) => 2,
             Error::Sequence(e) => match e.cause() {
-                SequenceError::Store(_) => 5,
+                SequenceError::Store(s) => store_code(s),
                 SequenceError::UnknownSequence { .. } => 2,
                 _ => 3,
             },
             Error::Daemon(DaemonError::NothingScheduled { .. }) => 2,
-            Error::Daemon(DaemonError::Recover(_)) => 5,
+            Error::Daemon(DaemonError::Recover(s)) => store_code(s),
             Error::Sim(_) => 3,
-            Error::Verify { .. } | Error::CheckFailed { .. } => 4,
-            Error::Store(StoreError::ChainBroken { .. })
-            | Error::Seal(SealError::Store(StoreError::ChainBroken { .. })) => 4,
-            Error::Store(_)
-            | Error::Io { .. }
-            | Error::Seal(SealError::Store(_) | SealError::Write { .. }) => 5,
+            Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => 4,
+            Error::Store(s) | Error::Seal(SealError::Store(s)) => store_code(s),
+            // Readings the bundle format cannot carry, or a clash with an existing bundle file:
+            // the log and the bundles disagree, which is an integrity matter.
+            Error::Seal(SealError::Bundle(BundleError::Content(_)) | SealError::Exists { .. }) => 4,
+            Error::Io { .. } | Error::Seal(SealError::Write { .. }) => 5,
             Error::Key(_)
             | Error::Bundle(_)
             | Error::Seal(SealError::Key(_) | SealError::Bundle(_)) => 6,
         }
     }
+}
+
+/// Storage failures are 5, except those that mean the log was altered (4).
+fn store_code(e: &StoreError) -> u8 {
+    match e {
+        StoreError::ChainBroken { .. } | StoreError::Truncated { .. } => 4,
+        StoreError::Missing { .. } => 2,
+        _ => 5,
+    }
+}
+
+/// An error and its sources on one line, `a: b: c`, for logs and event records.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -23,6 +23,15 @@ pub enum SealError {
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A different file already has the bundle's name: the database was probably re-created, and
+    /// overwriting would destroy a bundle the pilot may already hold.
+    #[error(
+        "refusing to replace `{path}`: it holds a different bundle of the same name (was the database re-created?)"
+    )]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
     /// The bundle file could not be written.
     #[error("cannot write bundle `{path}`")]
     Write {
@@ -52,11 +61,12 @@ pub struct Sealed {
 pub struct SealReport {
     /// A sealed bundle whose file was missing (crash after commit) and was written again.
     pub restored: Option<PathBuf>,
-    /// The new bundle, or `None` when no reading was waiting.
-    pub sealed: Option<Sealed>,
+    /// The new bundles, in order; empty when no reading was waiting.
+    pub sealed: Vec<Sealed>,
 }
 
-/// Seals every reading not yet in a bundle into the next bundle under `out_dir`.
+/// Seals every reading not yet in a bundle into the next bundle(s) under `out_dir` (several when
+/// the backlog is longer than one bundle takes).
 pub fn seal_pending(
     config: &Config,
     store: &mut Store,
@@ -69,14 +79,30 @@ pub fn seal_pending(
 
     if let Some(latest) = store.latest_bundle()? {
         let file_name = format!("{}.tar", latest.name);
-        if !out_dir.join(&file_name).exists() {
-            report.restored = Some(write(out_dir, &file_name, &latest.tar)?);
+        let path = out_dir.join(&file_name);
+        match std::fs::read(&path) {
+            Ok(existing) if existing != latest.tar => return Err(SealError::Exists { path }),
+            Ok(_) => {}
+            Err(_) => report.restored = Some(write(out_dir, &file_name, &latest.tar)?),
         }
     }
 
-    let Some(material) = store.seal_material()? else {
-        return Ok(report);
-    };
+    while let Some(material) = store.seal_material()? {
+        report
+            .sealed
+            .push(seal_one(config, store, out_dir, clock, &key, material)?);
+    }
+    Ok(report)
+}
+
+fn seal_one(
+    config: &Config,
+    store: &mut Store,
+    out_dir: &Path,
+    clock: &dyn Clock,
+    key: &ssh_key::PrivateKey,
+    material: crate::store::SealMaterial,
+) -> Result<Sealed, SealError> {
     let first = material.readings.first().map_or(0, |r| r.record.seq);
     let last = material.readings.last().map_or(0, |r| r.record.seq);
     let chain_last = material
@@ -106,7 +132,12 @@ pub fn seal_pending(
         created_utc_us: clock.now().utc_us,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let sealed = bundle::seal(&input, &key)?;
+    let sealed = bundle::seal(&input, key)?;
+    // Refuse before committing: a clash means this database is not the one that sealed the file.
+    let path = out_dir.join(&sealed.file_name);
+    if std::fs::read(&path).is_ok_and(|existing| existing != sealed.tar) {
+        return Err(SealError::Exists { path });
+    }
     store.record_seal(&SealRecord {
         seq: input.bundle_seq,
         name: &sealed.name,
@@ -120,13 +151,12 @@ pub fn seal_pending(
         tar: &sealed.tar,
     })?;
     let path = write(out_dir, &sealed.file_name, &sealed.tar)?;
-    report.sealed = Some(Sealed {
+    Ok(Sealed {
         seq: input.bundle_seq,
         path,
         readings: (first, last),
         events,
-    });
-    Ok(report)
+    })
 }
 
 fn write(dir: &Path, file_name: &str, bytes: &[u8]) -> Result<PathBuf, SealError> {

@@ -172,7 +172,7 @@ fn unreachable_instrument_is_a_clear_error() {
     measure(&lab.config())
         .code(3)
         .stderr(predicate::str::contains(
-            "cannot connect to `dmm` at ASRL/dev/does-not-exist::INSTR",
+            "cannot connect to `dmm`: cannot open `ASRL/dev/does-not-exist::INSTR`",
         ));
     assert_eq!(
         lab.store().run(1).unwrap().unwrap().status,
@@ -337,17 +337,30 @@ fn exchange_logging_follows_the_config() {
         let lab = Lab::simulated();
         let mut text = std::fs::read_to_string(lab.config()).unwrap();
         if let Some(s) = setting {
-            text = text.replace("bundles = \"bundles\"", &format!("bundles = \"bundles\"\nlog_exchanges = \"{s}\""));
+            text = text.replace(
+                "bundles = \"bundles\"",
+                &format!("bundles = \"bundles\"\nlog_exchanges = \"{s}\""),
+            );
         }
         std::fs::write(lab.path().join("lab.toml"), text).unwrap();
         measure(&lab.path().join("lab.toml")).success();
         let events = lab.store().run_events(1).unwrap();
-        let reads = events.iter().filter(|e| e.kind == "exchange" && e.detail["command"] == "READ?").count();
-        let others = events.iter().filter(|e| e.kind == "exchange" && e.detail["command"] != "READ?").count();
+        let reads = events
+            .iter()
+            .filter(|e| e.kind == "exchange" && e.detail["command"] == "READ?")
+            .count();
+        let others = events
+            .iter()
+            .filter(|e| e.kind == "exchange" && e.detail["command"] != "READ?")
+            .count();
         (reads, others)
     };
     // *IDN?, *RST, CONF:VOLT:DC 10, SYST:ERR? are the other exchanges of sequence `s`.
-    assert_eq!(count(None), (0, 4), "default: each reading row records its own exchange");
+    assert_eq!(
+        count(None),
+        (0, 4),
+        "default: each reading row records its own exchange"
+    );
     assert_eq!(count(Some("except_readings")), (0, 4));
     assert_eq!(count(Some("all")), (10, 4));
     assert_eq!(count(Some("none")), (0, 0));

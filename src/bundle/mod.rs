@@ -46,7 +46,9 @@ pub const NAMESPACE: &str = "tsagent-bundle-v1";
 
 /// True for a lab or artefact id: 1 to 64 characters of `[A-Za-z0-9._-]`.
 pub fn is_valid_id(id: &str) -> bool {
+    // Not starting with `.` or `-`: ids become file names, and such names hide or read as options.
     (1..=64).contains(&id.len())
+        && !id.starts_with(['.', '-'])
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))

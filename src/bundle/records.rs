@@ -1,8 +1,5 @@
 //! `readings.csv` and `events.jsonl`: encoding from the store's exports and strict decoding.
 
-use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
-
 use thiserror::Error;
 
 use super::csv::{self, CsvError};
@@ -106,18 +103,7 @@ pub enum RecordsError {
     },
 }
 
-/// RFC 3339 with microseconds for `utc_us`, or `None` outside 1970 ..= 9999.
-pub fn format_utc_us(utc_us: i64) -> Option<String> {
-    // humantime's Display fails (and `to_string` would panic) outside this range.
-    const YEAR_10000_US: u64 = 253_402_300_800_000_000;
-    let us = u64::try_from(utc_us)
-        .ok()
-        .filter(|&us| us < YEAR_10000_US)?;
-    let time = SystemTime::UNIX_EPOCH.checked_add(Duration::from_micros(us))?;
-    let mut out = String::new();
-    write!(out, "{}", humantime::format_rfc3339_micros(time)).ok()?;
-    Some(out)
-}
+pub use crate::clock::format_utc_us;
 
 /// The `value` column for a record: Display of the f64 when valid, else empty.
 fn value_text(record: &ReadingRecord) -> String {

@@ -30,7 +30,7 @@ pub struct EventExport {
     pub detail: serde_json::Value,
 }
 
-/// Everything a bundle is made of; the store assembles it inside the sealing transaction.
+/// Everything a bundle is made of; the store reads it as one consistent snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SealInput {
     /// The lab's id, `[A-Za-z0-9._-]{1,64}`; also the signing principal.

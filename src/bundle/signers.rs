@@ -13,7 +13,7 @@ use thiserror::Error;
 
 /// A line of `allowed_signers` that could not be parsed; `line` counts from 1.
 #[derive(Debug, Error)]
-#[error("allowed_signers line {line} is invalid")]
+#[error("line {line} is invalid")]
 pub struct AllowedSignersError {
     /// The offending line.
     pub line: usize,

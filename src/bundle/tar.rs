@@ -101,7 +101,12 @@ pub enum TarError {
         /// The cap.
         cap: u64,
     },
-    /// The input ends inside a header, inside data or before the end-of-archive blocks.
+    /// The headers are not byte for byte what [`write_tar`] makes for the same files.
+    #[error(
+        "archive headers differ from the canonical form tsagent writes (modes, owners, times or order changed)"
+    )]
+    NotCanonical,
+    /// The archive ends early.
     #[error("archive truncated at offset {offset}")]
     Truncated {
         /// Where the missing part starts.
@@ -441,21 +446,25 @@ fn finish<'a>(
         return Err(TarError::MissingFolder);
     };
     let [manifest, readings, events, sums, sig] = files;
-    let need = |file: Option<&'a [u8]>, index: usize| {
-        file.ok_or(TarError::MissingFile {
-            name: FILE_NAMES[index % FILE_NAMES.len()],
-        })
+    let need =
+        |file: Option<&'a [u8]>, name: &'static str| file.ok_or(TarError::MissingFile { name });
+    let files = BundleFiles {
+        manifest: need(manifest, FILE_NAMES[0])?,
+        readings: need(readings, FILE_NAMES[1])?,
+        events: need(events, FILE_NAMES[2])?,
+        sums: need(sums, FILE_NAMES[3])?,
+        sig: need(sig, FILE_NAMES[4])?,
     };
-    Ok(TarBundle {
-        folder,
-        files: BundleFiles {
-            manifest: need(manifest, 0)?,
-            readings: need(readings, 1)?,
-            events: need(events, 2)?,
-            sums: need(sums, 3)?,
-            sig: need(sig, 4)?,
-        },
-    })
+    // Headers are not covered by the signature, so accept only the exact bytes our writer makes
+    // for these files: any other mode, owner, time, order or spare field is a change we refuse.
+    let mtime = block_at(bytes, 0)
+        .and_then(|h| parse_octal(&h[136..148]))
+        .ok_or(TarError::NotCanonical)?;
+    let canonical = write_tar(&folder, &files, mtime).map_err(|_| TarError::NotCanonical)?;
+    if bytes.get(..canonical.len()) != Some(canonical.as_slice()) {
+        return Err(TarError::NotCanonical);
+    }
+    Ok(TarBundle { folder, files })
 }
 
 struct Entry {
@@ -608,6 +617,33 @@ mod tests {
             tar,
             write_tar("LAB-ART-000001", &SAMPLE, 1_700_000_000).unwrap()
         );
+    }
+
+    #[test]
+    fn header_changes_with_a_fixed_checksum_are_refused() {
+        // Headers are unsigned: a relay could make a file setuid, change owners or times and fix
+        // the checksum. Only the exact canonical headers pass.
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        let edits: [(&str, std::ops::Range<usize>, &[u8]); 4] = [
+            ("mode", 100..108, b"0004755\0"),
+            ("uid", 108..116, b"0001750\0"),
+            ("mtime", 136..148, b"00000000001\0"),
+            ("uname", 265..269, b"root"),
+        ];
+        for (field, range, value) in edits {
+            let mut bytes = good.clone();
+            // The second header: the first file.
+            let h = &mut bytes[BLOCK..2 * BLOCK];
+            h[range].copy_from_slice(value);
+            let header: &mut [u8; BLOCK] = h.try_into().unwrap();
+            let sum = checksum(header);
+            header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            assert!(
+                matches!(read(&bytes), Err(TarError::NotCanonical)),
+                "{field}: {:?}",
+                read(&bytes)
+            );
+        }
     }
 
     #[test]

@@ -306,7 +306,13 @@ fn check_manifest(manifest: &Manifest, principal: &str, folder: &str) -> Result<
             expected,
         });
     }
-    let created = format_utc_us(manifest.created_utc_us).unwrap_or_default();
+    let Some(created) = format_utc_us(manifest.created_utc_us) else {
+        return Err(VerifyError::ManifestField {
+            field: "created_utc_us",
+            found: manifest.created_utc_us.to_string(),
+            expected: "a time from 1970 to 9999".to_owned(),
+        });
+    };
     field("created_utc", &manifest.created_utc, &created)?;
     if manifest.bundle_seq == 0 {
         field("bundle_seq", "0", "at least 1")?;

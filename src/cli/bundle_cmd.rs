@@ -135,8 +135,8 @@ pub(super) fn print_seal(report: &SealReport) {
             path.display()
         );
     }
-    match &report.sealed {
-        Some(s) => say!(
+    for s in &report.sealed {
+        say!(
             "sealed bundle {}: readings {}–{} ({}), {} events → {}",
             s.seq,
             s.readings.0,
@@ -144,8 +144,10 @@ pub(super) fn print_seal(report: &SealReport) {
             s.readings.1 - s.readings.0 + 1,
             s.events,
             s.path.display()
-        ),
-        None => say!("nothing new to seal: every reading is already in a bundle"),
+        );
+    }
+    if report.sealed.is_empty() {
+        say!("nothing new to seal: every reading is already in a bundle");
     }
 }
 
@@ -155,26 +157,20 @@ pub(super) fn verify_file(
     signers: &Path,
     lab: Option<&str>,
 ) -> Result<VerifiedBundle, Error> {
-    let read_err = |action, path: &Path| {
+    let read_err = |path: &Path| {
         let path = path.to_owned();
-        move |source| Error::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| Error::Read { path, source }
     };
-    let size = std::fs::metadata(file)
-        .map_err(read_err("read", file))?
-        .len();
+    let size = std::fs::metadata(file).map_err(read_err(file))?.len();
     if size > bundle::MAX_BUNDLE_BYTES {
-        return Err(Error::Usage(format!(
-            "`{}` is {size} bytes, more than the {} a bundle may have",
-            file.display(),
-            bundle::MAX_BUNDLE_BYTES
-        )));
+        return Err(Error::BundleTooLarge {
+            path: file.to_owned(),
+            size,
+            max: bundle::MAX_BUNDLE_BYTES,
+        });
     }
-    let bytes = std::fs::read(file).map_err(read_err("read", file))?;
-    let text = std::fs::read_to_string(signers).map_err(read_err("read", signers))?;
+    let bytes = std::fs::read(file).map_err(read_err(file))?;
+    let text = std::fs::read_to_string(signers).map_err(read_err(signers))?;
     let signers = AllowedSigners::parse(&text).map_err(|source| Error::Signers {
         path: signers.to_owned(),
         source,

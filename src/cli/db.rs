@@ -1,4 +1,5 @@
-//! `db check` and `readings`: reading the log without changing it.
+//! `db check` and `readings`: reading the log. Nothing is written, except that opening brings an
+//! older schema up to date.
 
 use std::path::PathBuf;
 
@@ -112,7 +113,8 @@ fn list(
         .map_err(write_err)?;
         store.visit_readings(args.since, |row| {
             let r = &row.record;
-            let value = r.value.map_or_else(String::new, |v| format!("{v:.9}"));
+            // Shortest exact form: fixed decimals would show a 1 nA current as 0.
+            let value = r.value.map_or_else(String::new, |v| v.to_string());
             writeln!(
                 out,
                 "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} {}",

@@ -143,7 +143,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     super::bundle_cmd::print_seal(&report);
     let db = config.storage.db.display();
     say!("database: {db}   (check it: tsagent db check --db {db})");
-    if let Some(sealed) = &report.sealed {
+    if let Some(sealed) = report.sealed.last() {
         let verified = verify_file(&sealed.path, &signers, Some(&lab))?;
         print_verified(&sealed.path, &verified);
         say!("allowed_signers: {}", signers.display());

@@ -20,6 +20,9 @@ use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawS
 /// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 
+/// Longest duration any setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
 /// Resource string that stands for the built-in simulator, served on a pseudo-terminal in-process and
 /// reached through the real serial code path.
 pub const SIM_PTY_RESOURCE: &str = "SIM::PTY::INSTR";
@@ -325,23 +328,27 @@ impl Validator<'_> {
         let signing = Signing {
             key: base.join(raw.signing.key.as_deref().unwrap_or("keys/lab_ed25519")),
         };
-        let simulator = self.simulator(raw.simulator.unwrap_or_default(), nominal)?;
+        let simulator = match raw.simulator {
+            Some(table) => {
+                let span = table.span();
+                self.simulator(table.into_inner(), nominal, span)?
+            }
+            None => self.simulator(raw::RawSimulator::default(), nominal, 0..0)?,
+        };
 
         let mut instruments: Vec<Instrument> = Vec::with_capacity(raw.instruments.len());
         for ri in raw.instruments {
+            let name_span = ri.name.span();
             let inst = self.instrument(ri)?;
-            instruments.push(inst);
-        }
-        // Duplicate names would make steps ambiguous.
-        for (i, a) in instruments.iter().enumerate() {
-            if instruments[..i].iter().any(|b| b.name == a.name) {
-                return Err(ConfigError::Invalid {
-                    origin: self.origin.to_owned(),
-                    line: 0,
-                    key: "instrument.name".into(),
-                    reason: format!("`{}` is used by more than one instrument", a.name),
-                });
+            // Duplicate names would make steps ambiguous.
+            if instruments.iter().any(|b| b.name == inst.name) {
+                return self.invalid(
+                    name_span,
+                    "instrument.name",
+                    format!("`{}` is used by more than one instrument", inst.name),
+                );
             }
+            instruments.push(inst);
         }
 
         let mut sequences: Vec<Sequence> = Vec::with_capacity(raw.sequences.len());
@@ -372,13 +379,7 @@ impl Validator<'_> {
 
     fn id(&self, value: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
         let id = value.get_ref();
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && !id.starts_with(['.', '-'])
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if ok {
+        if crate::bundle::is_valid_id(id) {
             Ok(id.clone())
         } else {
             self.invalid(
@@ -390,7 +391,7 @@ impl Validator<'_> {
     }
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(value.get_ref().trim()).or_else(|e| {
+        let d = humantime::parse_duration(value.get_ref().trim()).or_else(|e| {
             self.invalid(
                 value.span(),
                 key,
@@ -399,10 +400,24 @@ impl Validator<'_> {
                     value.get_ref()
                 ),
             )
-        })
+        })?;
+        // Timers add durations to the monotonic clock; an absurd one would overflow it.
+        if d > MAX_DURATION {
+            return self.invalid(
+                value.span(),
+                key,
+                format!("`{}` is longer than a year", value.get_ref()),
+            );
+        }
+        Ok(d)
     }
 
-    fn simulator(&self, raw: raw::RawSimulator, nominal: f64) -> Result<SimParams, ConfigError> {
+    fn simulator(
+        &self,
+        raw: raw::RawSimulator,
+        nominal: f64,
+        table: std::ops::Range<usize>,
+    ) -> Result<SimParams, ConfigError> {
         let defaults = SimParams::default();
         let noise = match raw.noise {
             Some(n) if !(n.get_ref().is_finite() && *n.get_ref() >= 0.0) => {
@@ -412,11 +427,11 @@ impl Validator<'_> {
             None => defaults.noise,
         };
         let time_scale = match raw.time_scale {
-            Some(t) if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) => {
+            Some(t) if !(t.get_ref().is_finite() && *t.get_ref() >= 1.0) => {
                 return self.invalid(
                     t.span(),
                     "simulator.time_scale",
-                    "must be a positive number",
+                    "simulated seconds per wall-clock second: at least 1",
                 );
             }
             Some(t) => *t.get_ref(),
@@ -436,7 +451,7 @@ impl Validator<'_> {
             }
             None => defaults.lab_temp_period,
         };
-        Ok(SimParams {
+        let params = SimParams {
             nominal,
             offset: raw.offset.unwrap_or(defaults.offset),
             drift_per_day: raw.drift_per_day.unwrap_or(defaults.drift_per_day),
@@ -456,7 +471,13 @@ impl Validator<'_> {
                 firmware: raw.firmware.unwrap_or(defaults.identity.firmware),
             },
             realistic_timing: raw.realistic_timing.unwrap_or(defaults.realistic_timing),
-        })
+        };
+        // The simulator's own rules (e.g. time_scale ≥ 1, *IDN? fields without commas), checked
+        // here so `config check` catches what the simulator would refuse at start.
+        if let Err(crate::sim::SimError::InvalidParam { field, reason }) = params.validate() {
+            return self.invalid(table, &format!("simulator.{field}"), reason);
+        }
+        Ok(params)
     }
 
     fn instrument(&self, raw: RawInstrument) -> Result<Instrument, ConfigError> {

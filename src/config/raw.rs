@@ -21,7 +21,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub signing: RawSigning,
     /// `[simulator]`: the model behind `SIM::PTY::INSTR` instruments.
-    pub simulator: Option<RawSimulator>,
+    pub simulator: Option<Spanned<RawSimulator>>,
     /// `[[instrument]]`.
     #[serde(default, rename = "instrument")]
     pub instruments: Vec<RawInstrument>,

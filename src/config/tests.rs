@@ -159,3 +159,30 @@ mod props {
         }
     }
 }
+
+#[test]
+fn more_bad_values_name_their_line() {
+    let with_sim = format!("{MINIMAL}\n[simulator]\nmanufacturer = \"A,B\"\n");
+    let msg = error_text(&with_sim);
+    assert!(
+        msg.contains("invalid `simulator.identity.manufacturer`"),
+        "{msg}"
+    );
+    assert!(msg.starts_with("test.toml:23:"), "{msg}");
+    let msg = error_text(&format!("{MINIMAL}\n[simulator]\ntime_scale = 0.5\n"));
+    assert!(
+        msg.starts_with("test.toml:24: invalid `simulator.time_scale`"),
+        "{msg}"
+    );
+    let twice = MINIMAL.replace(
+        "[[sequence]]",
+        "[[instrument]]\nname = \"dmm\"\nresource = \"ASRL/dev/ttyS1::INSTR\"\n\n[[sequence]]",
+    );
+    let msg = error_text(&twice);
+    assert!(
+        msg.starts_with("test.toml:18: invalid `instrument.name`: `dmm` is used by more than one"),
+        "{msg}"
+    );
+    let msg = error_text(&MINIMAL.replace("count = 3", "count = 3, interval = \"300000000000y\""));
+    assert!(msg.contains("longer than a year"), "{msg}");
+}

@@ -48,7 +48,7 @@ pub enum SequenceError {
         source: SimError,
     },
     /// The instrument could not be reached.
-    #[error("cannot connect to `{instrument}` at {resource}")]
+    #[error("cannot connect to `{instrument}`")]
     Connect {
         /// Instrument.
         instrument: String,
@@ -59,7 +59,7 @@ pub enum SequenceError {
         source: TransportError,
     },
     /// A step's exchange with the instrument failed.
-    #[error("step {step} ({action}) on `{instrument}` failed")]
+    #[error("step {step} ({action}) failed")]
     Exchange {
         /// 1-based step number.
         step: usize,
@@ -82,7 +82,7 @@ pub enum SequenceError {
         errors: Vec<InstrumentError>,
     },
     /// Storage failed; nothing more can be measured safely.
-    #[error("storage failed")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The run failed part-way; the readings it took are stored.
     #[error("run {run_id} of `{sequence}` failed after {readings} readings")]
@@ -266,7 +266,7 @@ impl Runner<'_> {
                 })
             }
             Err(cause) => {
-                let message = error_chain(&cause);
+                let message = crate::error::chain(&cause);
                 let failure = NewEvent {
                     at: ended,
                     run_id: Some(run_id),
@@ -283,7 +283,7 @@ impl Runner<'_> {
                             .end_run(run_id, RunStatus::Failed, Some(&message), ended)
                     });
                 if let Err(store_error) = stored {
-                    tracing::error!(run_id, error = %error_chain(&store_error), "could not record the run's failure");
+                    tracing::error!(run_id, error = %crate::error::chain(&store_error), "could not record the run's failure");
                 }
                 Err(SequenceError::RunFailed {
                     run_id,
@@ -499,7 +499,17 @@ impl Runner<'_> {
                     boot_id: self.clock.boot_id(),
                 },
                 &exchanges,
-            )?;
+            );
+            let committed = committed.inspect_err(|e| {
+                // The database refused it; the journal is the last place this value can be kept.
+                tracing::error!(
+                    instrument = %read.instrument,
+                    raw = %raw,
+                    utc = %clock::rfc3339(at.utc_us),
+                    error = %crate::error::chain(e),
+                    "reading could not be stored"
+                );
+            })?;
             progress.done += 1;
             progress.first.get_or_insert(committed.seq);
             progress.last = Some(committed.seq);
@@ -609,16 +619,4 @@ fn exchange_events(
             }),
         })
         .collect()
-}
-
-/// An error and its sources on one line, `a: b: c`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -241,7 +241,7 @@ impl Session {
                 reply: result.as_ref().ok().cloned().flatten(),
                 started,
                 duration: clock.elapsed(),
-                error: result.as_ref().err().map(error_chain),
+                error: result.as_ref().err().map(|e| crate::error::chain(e)),
             });
         }
         result.map_err(|source| SessionError::Transport {
@@ -264,18 +264,6 @@ impl Session {
         }
         self.exchanges.push_back(exchange);
     }
-}
-
-/// An error and its causes on one line, as stored in the exchange log.
-fn error_chain(error: &TransportError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 use super::{StoreError, blob32, head, to_u64};
 use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
@@ -48,6 +49,11 @@ pub enum Problem {
         /// The reading at the head.
         seq: u64,
     },
+    /// A sealed bundle's stored archive no longer matches its seal.
+    ArchiveMismatch {
+        /// Bundle number.
+        bundle: u64,
+    },
     /// A sealed bundle's recorded chain value differs from the log's at its last reading.
     SealMismatch {
         /// Bundle number.
@@ -77,6 +83,12 @@ impl fmt::Display for Problem {
             ),
             Self::HeadMismatch { seq } => {
                 write!(f, "the chain head does not match reading {seq}")
+            }
+            Self::ArchiveMismatch { bundle } => {
+                write!(
+                    f,
+                    "the stored archive of bundle {bundle} does not match its seal"
+                )
             }
             Self::SealMismatch { bundle, seq } => write!(
                 f,
@@ -147,7 +159,9 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
     let mut rows = stmt.query([])?;
     let mut expected: u64 = 1;
     let mut prev = GENESIS;
-    let mut after_gap = false;
+    // Whether the previous chain value is unknown (after a hole or an unreadable hash), so this
+    // row's link cannot be judged.
+    let mut prev_unknown = false;
     while let Some(r) = rows.next()? {
         let seq = to_u64(r.get(0)?);
         report.readings += 1;
@@ -156,24 +170,30 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
                 from: expected,
                 to: seq.saturating_sub(1),
             });
-            after_gap = true;
+            prev_unknown = true;
         }
         let stored: Vec<u8> = r.get(11)?;
-        let record = read_record(r, seq);
-        match (record, blob32("readings", &stored)) {
+        let chain = blob32("readings", &stored);
+        match (read_record(r, seq), &chain) {
             (Ok(record), Ok(chain)) => {
-                if !after_gap && record.chain_after(&prev) != chain {
+                if !prev_unknown && record.chain_after(&prev) != *chain {
                     report.push(Problem::Edited { seq });
                 }
-                prev = chain;
             }
             (Err(reason), _) => report.push(Problem::Unreadable { seq, reason }),
-            (_, Err(e)) => report.push(Problem::Unreadable {
+            (Ok(_), Err(e)) => report.push(Problem::Unreadable {
                 seq,
                 reason: e.to_string(),
             }),
         }
-        after_gap = false;
+        // Go on from the stored value, so one bad row is reported once, not for every row after.
+        match chain {
+            Ok(chain) => {
+                prev = chain;
+                prev_unknown = false;
+            }
+            Err(_) => prev_unknown = true,
+        }
         expected = seq + 1;
     }
     let last = expected - 1;
@@ -189,7 +209,7 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
     }
 
     let mut stmt = conn.prepare(
-        "SELECT b.seq, b.last_reading, b.chain_last, r.chain
+        "SELECT b.seq, b.last_reading, b.chain_last, r.chain, b.name, b.sums_sha256, b.tar
          FROM bundles b LEFT JOIN readings r ON r.seq = b.last_reading ORDER BY b.seq",
     )?;
     let mut rows = stmt.query([])?;
@@ -201,6 +221,18 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
         let now: Option<Vec<u8>> = r.get(3)?;
         if now.as_deref() != Some(sealed.as_slice()) {
             report.push(Problem::SealMismatch { bundle, seq });
+        }
+        // The stored archive is what a lost bundle file is written again from: it must still be
+        // the bundle that was sealed.
+        let name: String = r.get(4)?;
+        let sums: Vec<u8> = r.get(5)?;
+        let tar: Vec<u8> = r.get(6)?;
+        let intact =
+            crate::bundle::read_tar(&tar, crate::bundle::TarLimits::DEFAULT).is_ok_and(|t| {
+                t.folder == name && Sha256::digest(t.files.sums).as_slice() == sums.as_slice()
+            });
+        if !intact {
+            report.push(Problem::ArchiveMismatch { bundle });
         }
     }
     Ok(report)

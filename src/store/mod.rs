@@ -26,6 +26,13 @@ pub type InstrumentRow = InstrumentInfo;
 
 pub use check::{CheckReport, Problem};
 
+/// Most readings one bundle takes (its `readings.csv` stays near 20 MB); a longer backlog is
+/// sealed into several bundles.
+pub const MAX_BUNDLE_READINGS: usize = 100_000;
+
+/// Most events one bundle takes; later events go into the next bundle.
+pub const MAX_BUNDLE_EVENTS: usize = 500_000;
+
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,6 +90,16 @@ pub enum StoreError {
     ChainBroken {
         /// First bad reading.
         seq: u64,
+    },
+    /// The newest readings are gone (the head records more): the log was truncated.
+    #[error(
+        "refusing to seal: the log ends at reading {last} but its chain head records reading {head} (run `tsagent db check`)"
+    )]
+    Truncated {
+        /// Last reading present.
+        last: u64,
+        /// Last reading the head records.
+        head: u64,
     },
     /// Another process sealed the same bundle number first.
     #[error("bundle {seq} was sealed by another process at the same time; run the command again")]
@@ -515,7 +532,10 @@ impl Store {
             run_id: reading.run_id,
             instrument_id: reading.instrument_id,
             quantity: reading.quantity.to_owned(),
-            value: reading.value,
+            // SQLite stores an integral REAL as an integer and gives -0.0 back as +0.0; hash what
+            // will be read back, or a meter's `-0.000000E+00` would look like tampering. The raw
+            // reply keeps the sign.
+            value: reading.value.map(|v| if v == 0.0 { 0.0 } else { v }),
             status: reading.status,
             unit: reading.unit.to_owned(),
             raw: reading.raw.to_owned(),
@@ -651,25 +671,7 @@ impl Store {
     }
 
     fn events_where(&self, condition: &str, arg: i64) -> Result<Vec<EventRow>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT e.id, e.utc_us, e.run_id, i.name, e.kind, e.detail
-             FROM events e LEFT JOIN instruments i ON i.id = e.instrument_id
-             WHERE {condition} ORDER BY e.id"
-        ))?;
-        let mut rows = stmt.query([arg])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let detail: String = r.get(5)?;
-            out.push(EventRow {
-                id: to_u64(r.get(0)?),
-                utc_us: r.get(1)?,
-                run_id: r.get::<_, Option<i64>>(2)?.map(to_u64),
-                instrument: r.get(3)?,
-                kind: r.get(4)?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-            });
-        }
-        Ok(out)
+        events_where(&self.conn, &format!("{condition} ORDER BY e.id"), arg)
     }
 
     /// Checks the whole log: SQLite's integrity check, the chain, the sequence, the head and the seals.
@@ -695,50 +697,53 @@ impl Store {
             .optional()?)
     }
 
-    /// What the next bundle would hold; `None` when no reading is waiting to be sealed.
+    /// What the next bundle would hold — at most [`MAX_BUNDLE_READINGS`] readings and
+    /// [`MAX_BUNDLE_EVENTS`] events, so a long backlog seals into several bundles rather than
+    /// one too large to make — or `None` when no reading is waiting to be sealed.
+    ///
+    /// Read in one transaction, so the readings, events and head are one consistent snapshot.
     pub fn seal_material(&self) -> Result<Option<SealMaterial>, StoreError> {
-        struct LastSeal {
-            seq: i64,
-            sums: Vec<u8>,
-            last_event: Option<i64>,
-            chain_last: Vec<u8>,
-            last_reading: i64,
-        }
-        let last = self
-            .conn
+        self.seal_material_within(MAX_BUNDLE_READINGS, MAX_BUNDLE_EVENTS)
+    }
+
+    /// [`Store::seal_material`] with other limits (tests use small ones).
+    pub fn seal_material_within(
+        &self,
+        max_readings: usize,
+        max_events: usize,
+    ) -> Result<Option<SealMaterial>, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let last = tx
             .query_row(
-                "SELECT seq, sums_sha256, last_event, chain_last, last_reading
-                 FROM bundles ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, sums_sha256, chain_last, last_reading FROM bundles ORDER BY seq DESC LIMIT 1",
                 [],
-                |r| {
-                    Ok(LastSeal {
-                        seq: r.get(0)?,
-                        sums: r.get(1)?,
-                        last_event: r.get(2)?,
-                        chain_last: r.get(3)?,
-                        last_reading: r.get(4)?,
-                    })
-                },
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?)),
             )
             .optional()?;
-        let (bundle_seq, prev_sums, after_event, chain_prev, after_reading) = match last {
-            None => (1, None, 0, GENESIS, 0),
-            Some(l) => (
-                to_u64(l.seq) + 1,
-                Some(blob32("bundles", &l.sums)?),
-                l.last_event.unwrap_or(0),
-                blob32("bundles", &l.chain_last)?,
-                l.last_reading,
+        let (bundle_seq, prev_sums_sha256, chain_prev, after_reading) = match last {
+            None => (1, None, GENESIS, 0),
+            Some((seq, sums, chain_last, last_reading)) => (
+                to_u64(seq) + 1,
+                Some(blob32("bundles", &sums)?),
+                blob32("bundles", &chain_last)?,
+                last_reading,
             ),
         };
+        // A bundle may hold no events, so the last sealed event is the highest any bundle took.
+        let after_event: i64 = tx.query_row(
+            "SELECT coalesce(max(last_event), 0) FROM bundles",
+            [],
+            |r| r.get(0),
+        )?;
+
         let mut readings = Vec::new();
+        let mut prev = chain_prev;
+        let mut expected = to_u64(after_reading) + 1;
         {
-            let mut stmt = self
-                .conn
-                .prepare(&format!("{READING_SELECT} WHERE r.seq > ?1 ORDER BY r.seq"))?;
+            let mut stmt = tx.prepare(&format!(
+                "{READING_SELECT} WHERE r.seq > ?1 ORDER BY r.seq LIMIT {max_readings}"
+            ))?;
             let mut rows = stmt.query([after_reading])?;
-            let mut prev = chain_prev;
-            let mut expected = to_u64(after_reading) + 1;
             while let Some(row) = rows.next()? {
                 let reading = reading_row(row)?;
                 // Never sign what the chain does not vouch for.
@@ -752,30 +757,50 @@ impl Store {
                 readings.push(reading);
             }
         }
-        if readings.is_empty() {
+        let Some(last_seq) = readings.last().map(|r| r.record.seq) else {
             return Ok(None);
+        };
+        if readings.len() < max_readings {
+            // The window reaches the end of the log: it must end where the head says it does,
+            // or the newest readings were deleted and the shortened chain must not be signed.
+            let (head_seq, head_chain) = head(&tx)?;
+            if head_seq != last_seq || head_chain != prev {
+                return Err(StoreError::Truncated {
+                    last: last_seq,
+                    head: head_seq,
+                });
+            }
         }
-        let events = self.events_where("e.id > ?1", after_event)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT id, name, resource, manufacturer, model, serial, firmware FROM instruments
-             WHERE id IN (SELECT DISTINCT instrument_id FROM readings WHERE seq > ?1) ORDER BY id",
+        let events = events_where(
+            &tx,
+            &format!("e.id > ?1 ORDER BY e.id LIMIT {max_events}"),
+            after_event,
         )?;
-        let instruments = stmt
-            .query_map([after_reading], |r| {
-                Ok(InstrumentRow {
-                    id: to_u64(r.get(0)?),
-                    name: r.get(1)?,
-                    resource: r.get(2)?,
-                    manufacturer: r.get(3)?,
-                    model: r.get(4)?,
-                    serial: r.get(5)?,
-                    firmware: r.get(6)?,
+        let mut ids: Vec<u64> = readings.iter().map(|r| r.record.instrument_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut stmt = tx.prepare(
+            "SELECT id, name, resource, manufacturer, model, serial, firmware FROM instruments WHERE id = ?1",
+        )?;
+        let instruments = ids
+            .into_iter()
+            .map(|id| {
+                stmt.query_row([to_i64(id)], |r| {
+                    Ok(InstrumentRow {
+                        id: to_u64(r.get(0)?),
+                        name: r.get(1)?,
+                        resource: r.get(2)?,
+                        manufacturer: r.get(3)?,
+                        model: r.get(4)?,
+                        serial: r.get(5)?,
+                        firmware: r.get(6)?,
+                    })
                 })
-            })?
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(SealMaterial {
             bundle_seq,
-            prev_sums_sha256: prev_sums,
+            prev_sums_sha256,
             chain_prev,
             readings,
             events,
@@ -846,6 +871,29 @@ fn reading_row(r: &rusqlite::Row<'_>) -> Result<ReadingRow, StoreError> {
         sequence: r.get(12)?,
         instrument: r.get(13)?,
     })
+}
+
+/// Events matching `condition` (which may end in ORDER BY / LIMIT), with instrument names.
+fn events_where(conn: &Connection, condition: &str, arg: i64) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT e.id, e.utc_us, e.run_id, i.name, e.kind, e.detail
+         FROM events e LEFT JOIN instruments i ON i.id = e.instrument_id
+         WHERE {condition}"
+    ))?;
+    let mut rows = stmt.query([arg])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let detail: String = r.get(5)?;
+        out.push(EventRow {
+            id: to_u64(r.get(0)?),
+            utc_us: r.get(1)?,
+            run_id: r.get::<_, Option<i64>>(2)?.map(to_u64),
+            instrument: r.get(3)?,
+            kind: r.get(4)?,
+            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        });
+    }
+    Ok(out)
 }
 
 fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {

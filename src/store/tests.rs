@@ -214,6 +214,7 @@ fn check_finds_deleted_newest_rows() {
 fn check_finds_a_seal_that_no_longer_matches() {
     let mut f = fixture(3);
     let m = f.store.seal_material().unwrap().unwrap();
+    let archive = archive("L-A-000001");
     f.store
         .record_seal(&SealRecord {
             seq: m.bundle_seq,
@@ -223,9 +224,9 @@ fn check_finds_a_seal_that_no_longer_matches() {
             chain_last: m.readings[2].chain,
             first_event: None,
             last_event: None,
-            sums_sha256: [1; 32],
+            sums_sha256: archive.1,
             created_utc_us: 0,
-            tar: b"x",
+            tar: &archive.0,
         })
         .unwrap();
     assert!(f.store.check().unwrap().is_sound());
@@ -382,4 +383,138 @@ fn an_identity_is_recorded_once_and_a_new_one_gets_a_new_row() {
         .record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &upgraded, at(9))
         .unwrap();
     assert_ne!(new, f.inst);
+}
+
+fn seal(f: &mut Fixture, m: &SealMaterial) {
+    let archive = archive(&format!("L-A-{:06}", m.bundle_seq));
+    f.store
+        .record_seal(&SealRecord {
+            seq: m.bundle_seq,
+            name: &format!("L-A-{:06}", m.bundle_seq),
+            first_reading: m.readings[0].record.seq,
+            last_reading: m.readings.last().unwrap().record.seq,
+            chain_last: m.readings.last().unwrap().chain,
+            first_event: m.events.first().map(|e| e.id),
+            last_event: m.events.last().map(|e| e.id),
+            sums_sha256: archive.1,
+            created_utc_us: 0,
+            tar: &archive.0,
+        })
+        .unwrap();
+}
+
+#[test]
+fn negative_zero_keeps_the_chain_sound() {
+    let mut f = fixture(1);
+    f.store
+        .append_reading(
+            &NewReading {
+                run_id: f.run,
+                instrument_id: f.inst,
+                quantity: "voltage",
+                value: Some(-0.0),
+                status: ReadingStatus::Valid,
+                unit: "V",
+                raw: "-0.00000000E+00",
+                at: at(7),
+                boot_id: "boot",
+            },
+            &[],
+        )
+        .unwrap();
+    assert!(f.store.check().unwrap().is_sound());
+    let m = f.store.seal_material().unwrap().unwrap();
+    assert_eq!(
+        m.readings[1].record.raw, "-0.00000000E+00",
+        "the reply keeps its sign"
+    );
+}
+
+#[test]
+fn events_are_sealed_once_even_after_a_bundle_without_events() {
+    let mut f = fixture(2);
+    let m1 = f.store.seal_material().unwrap().unwrap();
+    assert_eq!(m1.events.len(), 2);
+    seal(&mut f, &m1);
+    // A reading with no events of its own.
+    f.store
+        .append_reading(
+            &NewReading {
+                run_id: f.run,
+                instrument_id: f.inst,
+                quantity: "voltage",
+                value: Some(1.0),
+                status: ReadingStatus::Valid,
+                unit: "V",
+                raw: "1",
+                at: at(8),
+                boot_id: "boot",
+            },
+            &[],
+        )
+        .unwrap();
+    let m2 = f.store.seal_material().unwrap().unwrap();
+    assert!(m2.events.is_empty());
+    seal(&mut f, &m2);
+    append(&mut f, 9);
+    let m3 = f.store.seal_material().unwrap().unwrap();
+    assert_eq!(
+        m3.events.len(),
+        1,
+        "only the new reading's event, not bundle 1's again"
+    );
+    assert!(m3.events[0].id > m1.events[1].id);
+}
+
+#[test]
+fn a_long_backlog_seals_into_several_bundles() {
+    let mut f = fixture(7);
+    let mut sizes = Vec::new();
+    while let Some(m) = f.store.seal_material_within(3, 2).unwrap() {
+        sizes.push((m.readings.len(), m.events.len()));
+        seal(&mut f, &m);
+    }
+    assert_eq!(sizes, vec![(3, 2), (3, 2), (1, 2)]);
+}
+
+#[test]
+fn sealing_refuses_a_truncated_log() {
+    let f = fixture(4);
+    tamper(&f.path, "DELETE FROM readings WHERE seq = 4;");
+    assert!(matches!(
+        f.store.seal_material(),
+        Err(StoreError::Truncated { last: 3, head: 4 })
+    ));
+}
+
+/// A well-formed archive named `name` (content irrelevant to the store) and its SHA256SUMS hash.
+fn archive(name: &str) -> (Vec<u8>, [u8; 32]) {
+    use sha2::{Digest, Sha256};
+    let files = crate::bundle::tar::BundleFiles {
+        manifest: b"{}",
+        readings: b"r",
+        events: b"",
+        sums: b"sums",
+        sig: b"sig",
+    };
+    let tar = crate::bundle::tar::write_tar(name, &files, 0).unwrap();
+    (tar, Sha256::digest(b"sums").into())
+}
+
+#[test]
+fn check_finds_a_stored_archive_that_no_longer_matches_its_seal() {
+    let mut f = fixture(2);
+    let m = f.store.seal_material().unwrap().unwrap();
+    seal(&mut f, &m);
+    assert!(f.store.check().unwrap().is_sound());
+    let conn = Connection::open(&f.path).unwrap();
+    conn.execute_batch("DROP TRIGGER bundles_no_update;")
+        .unwrap();
+    let (other, _) = archive("L-A-000009");
+    conn.execute("UPDATE bundles SET tar = ?1 WHERE seq = 1", [&other])
+        .unwrap();
+    assert_eq!(
+        f.store.check().unwrap().problems,
+        vec![Problem::ArchiveMismatch { bundle: 1 }]
+    );
 }
