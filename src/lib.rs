@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod drivers;
 pub mod error;
 pub mod hex;
 pub mod outbox;

@@ -1,0 +1,3 @@
+//! Driver profiles: what each instrument model is asked and how its replies read.
+
+pub mod raw;
