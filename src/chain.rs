@@ -81,36 +81,89 @@ pub struct ReadingRecord {
 }
 
 impl ReadingRecord {
+    /// The same reading as borrowed fields.
+    pub fn as_ref(&self) -> ReadingRef<'_> {
+        ReadingRef {
+            seq: self.seq,
+            run_id: self.run_id,
+            instrument_id: self.instrument_id,
+            quantity: &self.quantity,
+            value: self.value,
+            status: self.status,
+            unit: &self.unit,
+            raw: &self.raw,
+            utc_us: self.utc_us,
+            mono_ns: self.mono_ns,
+            boot_id: &self.boot_id,
+        }
+    }
+
     /// The canonical byte encoding that the chain hashes.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            TAG.len()
-                + 64
-                + self.quantity.len()
-                + self.unit.len()
-                + self.raw.len()
-                + self.boot_id.len(),
-        );
-        out.extend_from_slice(TAG);
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.run_id.to_be_bytes());
-        out.extend_from_slice(&self.instrument_id.to_be_bytes());
-        put_text(&mut out, &self.quantity);
-        out.push(self.status.code());
-        out.extend_from_slice(&self.value.map_or(0, f64::to_bits).to_be_bytes());
-        put_text(&mut out, &self.unit);
-        put_text(&mut out, &self.raw);
-        out.extend_from_slice(&self.utc_us.to_be_bytes());
-        out.extend_from_slice(&self.mono_ns.to_be_bytes());
-        put_text(&mut out, &self.boot_id);
+        let mut out = Vec::new();
+        self.as_ref().canonical_into(&mut out);
         out
     }
 
     /// The chain value after this reading, given the chain value before it.
     pub fn chain_after(&self, previous: &[u8; 32]) -> [u8; 32] {
+        self.as_ref().chain_after(previous)
+    }
+}
+
+/// A reading's chained fields, borrowed: what the store hashes when it appends, without copying
+/// every text of a large block of readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadingRef<'a> {
+    /// See [`ReadingRecord::seq`].
+    pub seq: u64,
+    /// See [`ReadingRecord::run_id`].
+    pub run_id: u64,
+    /// See [`ReadingRecord::instrument_id`].
+    pub instrument_id: u64,
+    /// See [`ReadingRecord::quantity`].
+    pub quantity: &'a str,
+    /// See [`ReadingRecord::value`].
+    pub value: Option<f64>,
+    /// See [`ReadingRecord::status`].
+    pub status: ReadingStatus,
+    /// See [`ReadingRecord::unit`].
+    pub unit: &'a str,
+    /// See [`ReadingRecord::raw`].
+    pub raw: &'a str,
+    /// See [`ReadingRecord::utc_us`].
+    pub utc_us: i64,
+    /// See [`ReadingRecord::mono_ns`].
+    pub mono_ns: u64,
+    /// See [`ReadingRecord::boot_id`].
+    pub boot_id: &'a str,
+}
+
+impl ReadingRef<'_> {
+    /// Appends the canonical byte encoding to `out` (cleared first), reusing its allocation.
+    pub fn canonical_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(TAG);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.run_id.to_be_bytes());
+        out.extend_from_slice(&self.instrument_id.to_be_bytes());
+        put_text(out, self.quantity);
+        out.push(self.status.code());
+        out.extend_from_slice(&self.value.map_or(0, f64::to_bits).to_be_bytes());
+        put_text(out, self.unit);
+        put_text(out, self.raw);
+        out.extend_from_slice(&self.utc_us.to_be_bytes());
+        out.extend_from_slice(&self.mono_ns.to_be_bytes());
+        put_text(out, self.boot_id);
+    }
+
+    /// The chain value after this reading, given the chain value before it.
+    pub fn chain_after(&self, previous: &[u8; 32]) -> [u8; 32] {
+        let mut bytes = Vec::with_capacity(TAG.len() + 64 + self.raw.len() + 64);
+        self.canonical_into(&mut bytes);
         let mut hasher = Sha256::new();
         hasher.update(previous);
-        hasher.update(self.canonical_bytes());
+        hasher.update(&bytes);
         hasher.finalize().into()
     }
 }

@@ -1,6 +1,7 @@
 //! Runs a configured sequence: identify, configure, read, drain errors — every reading committed
 //! before it is reported and before the next one is triggered.
 
+pub mod backoff;
 mod connect;
 
 use std::collections::HashMap;

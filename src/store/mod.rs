@@ -13,7 +13,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::bundle::{EventExport, InstrumentInfo, ReadingExport};
-use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
+use crate::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
+use sha2::{Digest, Sha256};
 use crate::clock::Timestamp;
 use crate::session::Identity;
 
@@ -523,56 +524,74 @@ impl Store {
         reading: &NewReading<'_>,
         events: &[NewEvent],
     ) -> Result<Committed, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (head_seq, head_chain) = head(&tx)?;
-        let record = ReadingRecord {
-            seq: head_seq + 1,
-            run_id: reading.run_id,
-            instrument_id: reading.instrument_id,
-            quantity: reading.quantity.to_owned(),
-            // SQLite stores an integral REAL as an integer and gives -0.0 back as +0.0; hash what
-            // will be read back, or a meter's `-0.000000E+00` would look like tampering. The raw
-            // reply keeps the sign.
-            value: reading.value.map(|v| if v == 0.0 { 0.0 } else { v }),
-            status: reading.status,
-            unit: reading.unit.to_owned(),
-            raw: reading.raw.to_owned(),
-            utc_us: reading.at.utc_us,
-            mono_ns: reading.at.mono_ns,
-            boot_id: reading.boot_id.to_owned(),
-        };
-        let chain = record.chain_after(&head_chain);
-        tx.prepare_cached(
-            "INSERT INTO readings (seq, run_id, instrument_id, quantity, value, status, unit, raw,
-                                   utc_us, mono_ns, boot_id, chain)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?
-        .execute(params![
-            to_i64(record.seq),
-            to_i64(record.run_id),
-            to_i64(record.instrument_id),
-            record.quantity,
-            record.value,
-            record.status.as_str(),
-            record.unit,
-            record.raw,
-            record.utc_us,
-            to_i64(record.mono_ns),
-            record.boot_id,
-            &chain[..],
-        ])?;
+        let mut committed = self.append_readings(std::slice::from_ref(reading), events)?;
+        committed.pop().ok_or(StoreError::Corrupt { table: "readings", reason: "nothing appended".into() })
+    }
+
+    /// Appends several readings (one block from an instrument's buffer) and their events in one
+    /// durable transaction; all or none are stored.
+    pub fn append_readings(
+        &mut self,
+        readings: &[NewReading<'_>],
+        events: &[NewEvent],
+    ) -> Result<Vec<Committed>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (mut seq, mut chain) = head(&tx)?;
+        let mut committed = Vec::with_capacity(readings.len());
+        let mut canonical = Vec::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO readings (seq, run_id, instrument_id, quantity, value, status, unit, raw,
+                                       utc_us, mono_ns, boot_id, chain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for reading in readings {
+                seq += 1;
+                let record = ReadingRef {
+                    seq,
+                    run_id: reading.run_id,
+                    instrument_id: reading.instrument_id,
+                    quantity: reading.quantity,
+                    // SQLite stores an integral REAL as an integer and gives -0.0 back as +0.0;
+                    // hash what will be read back, or a meter's `-0.000000E+00` would look like
+                    // tampering. The raw reply keeps the sign.
+                    value: reading.value.map(|v| if v == 0.0 { 0.0 } else { v }),
+                    status: reading.status,
+                    unit: reading.unit,
+                    raw: reading.raw,
+                    utc_us: reading.at.utc_us,
+                    mono_ns: reading.at.mono_ns,
+                    boot_id: reading.boot_id,
+                };
+                record.canonical_into(&mut canonical);
+                let mut hasher = Sha256::new();
+                hasher.update(chain);
+                hasher.update(&canonical);
+                chain = hasher.finalize().into();
+                insert.execute(params![
+                    to_i64(record.seq),
+                    to_i64(record.run_id),
+                    to_i64(record.instrument_id),
+                    record.quantity,
+                    record.value,
+                    record.status.as_str(),
+                    record.unit,
+                    record.raw,
+                    record.utc_us,
+                    to_i64(record.mono_ns),
+                    record.boot_id,
+                    &chain[..],
+                ])?;
+                committed.push(Committed { seq, chain });
+            }
+        }
         tx.prepare_cached("UPDATE chain_head SET seq = ?1, chain = ?2 WHERE id = 1")?
-            .execute(params![to_i64(record.seq), &chain[..]])?;
+            .execute(params![to_i64(seq), &chain[..]])?;
         for e in events {
             insert_event(&tx, e)?;
         }
         tx.commit()?;
-        Ok(Committed {
-            seq: record.seq,
-            chain,
-        })
+        Ok(committed)
     }
 
     /// Appends events in one transaction.

@@ -518,3 +518,29 @@ fn check_finds_a_stored_archive_that_no_longer_matches_its_seal() {
         vec![Problem::ArchiveMismatch { bundle: 1 }]
     );
 }
+
+#[test]
+fn a_block_is_stored_whole_or_not_at_all() {
+    let mut f = fixture(1);
+    let reading = |instrument_id: u64, raw: &'static str| NewReading {
+        run_id: f.run,
+        instrument_id,
+        quantity: "voltage",
+        value: Some(1.0),
+        status: ReadingStatus::Valid,
+        unit: "V",
+        raw,
+        at: at(3),
+        boot_id: "boot",
+    };
+    let block = [reading(f.inst, "a"), reading(f.inst, "b"), reading(f.inst, "c")];
+    let committed = f.store.append_readings(&block, &[]).unwrap();
+    assert_eq!(committed.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+    // The third reading names an instrument that does not exist: the whole block is refused.
+    let bad = [reading(f.inst, "d"), reading(f.inst, "e"), reading(999, "f")];
+    assert!(f.store.append_readings(&bad, &[]).is_err());
+    let report = f.store.check().unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.readings, 4);
+    assert_eq!(append(&mut f, 5).seq, 5, "the chain goes on after the refused block");
+}
