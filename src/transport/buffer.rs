@@ -310,6 +310,52 @@ mod tests {
     }
 
     #[test]
+    fn binary_helpers() {
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b" \r\n#216abc", b"\n", 100);
+        buffer.skip_whitespace();
+        assert_eq!(buffer.bytes(), b"#216abc");
+        buffer.consume(4);
+        let mut out = Vec::new();
+        assert_eq!(buffer.take_into(&mut out, 2), 2);
+        assert_eq!(out, b"ab");
+        assert_eq!(buffer.take_into(&mut out, 10), 1);
+        assert_eq!(out, b"abc");
+        buffer.consume(5);
+        assert_eq!(buffer.len(), 0);
+    }
+
+    #[test]
+    fn abandoning_skips_through_the_next_terminator() {
+        // Terminator already buffered: done at once, the next reply stays.
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b"junk\r\nok\r\n", b"\r\n", 100);
+        buffer.abandon(b"\r\n");
+        assert!(!buffer.is_resyncing());
+        assert_eq!(buffer.next_frame(b"\r\n", 100), Some(reply("ok")));
+
+        // Terminator still to come, possibly split across reads.
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b"junk\r", b"\r\n", 100);
+        buffer.abandon(b"\r\n");
+        assert!(buffer.is_resyncing());
+        assert_eq!(buffer.bytes(), b"\r");
+        buffer.push(b"\nnext", b"\r\n", 100);
+        assert!(buffer.settle(b"\r\n"));
+        assert_eq!(buffer.bytes(), b"next");
+
+        // A reset forgets a resynchronisation in progress.
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b"junk", b"\n", 100);
+        buffer.abandon(b"\n");
+        assert_eq!(buffer.reset(), b"");
+        assert!(!buffer.is_resyncing());
+        assert!(buffer.settle(b"\n"));
+        buffer.push(b"ok\n", b"\n", 100);
+        assert_eq!(buffer.next_frame(b"\n", 100), Some(reply("ok")));
+    }
+
+    #[test]
     fn preview_escapes_and_truncates() {
         assert_eq!(preview(b"\xff\xfeA\n"), "\\xff\\xfeA\\n");
         let long = preview(&[b'x'; 100]);

@@ -169,8 +169,10 @@ impl AdapterState {
         }
     }
 
-    /// Gets the adapter ready for `user`: ends a message left unfinished, and drops what
-    /// `core` buffered in an exchange another link has since superseded.
+    /// Gets the adapter ready for `user`: ends a message left unfinished, and, if another link
+    /// has used the adapter since, forgets what `core` buffered and any resynchronisation it
+    /// was in: the adapter's read for this link is over, so neither the rest of that reply nor
+    /// its terminator can still come.
     async fn begin(
         &mut self,
         user: u64,
