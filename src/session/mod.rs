@@ -23,12 +23,50 @@ const MAX_EXCHANGES: usize = 10_000;
 /// Query that reads one entry of the SCPI error queue.
 const SYSTEM_ERROR_QUERY: &str = "SYST:ERR?";
 
+/// What the exchange log records as the command of [`Session::clear`].
+const DEVICE_CLEAR: &str = "<device clear>";
+
+/// What an exchange reads after its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Nothing: a plain write.
+    Nothing,
+    /// A text reply.
+    Text,
+    /// An IEEE 488.2 block of at most `cap` bytes.
+    Block { cap: usize },
+    /// `n` raw bytes, then the terminator if `terminated`.
+    Exact { n: usize, terminated: bool },
+    /// No command at all: a device clear.
+    Clear,
+}
+
+/// What an exchange read.
+enum Reply {
+    None,
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Reply {
+    /// The reply as the exchange log keeps it: binary data by its size only, since the log is
+    /// text and the data is stored (decoded) elsewhere.
+    fn logged(&self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Text(text) => Some(text.clone()),
+            Self::Binary(bytes) => Some(format!("<{}-byte block>", bytes.len())),
+        }
+    }
+}
+
 /// One command sent to an instrument and what came back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchange {
     /// The command as sent, without the write terminator.
     pub command: String,
     /// The reply without its terminator; `None` for a plain write or when no reply arrived.
+    /// A binary reply is recorded as `<N-byte block>`, not its bytes.
     pub reply: Option<String>,
     /// Wall-clock time the command was about to be sent.
     pub started: SystemTime,
@@ -134,13 +172,44 @@ impl Session {
 
     /// Sends a command that has no reply.
     pub async fn write(&mut self, cmd: &str) -> Result<(), SessionError> {
-        self.exchange(cmd, false).await.map(|_| ())
+        self.exchange(cmd, Expect::Nothing).await.map(|_| ())
     }
 
     /// Sends a command and returns its reply (without the terminator).
     pub async fn query(&mut self, cmd: &str) -> Result<String, SessionError> {
-        let reply = self.exchange(cmd, true).await?;
-        Ok(reply.unwrap_or_default())
+        match self.exchange(cmd, Expect::Text).await? {
+            Reply::Text(reply) => Ok(reply),
+            Reply::None | Reply::Binary(_) => Ok(String::new()),
+        }
+    }
+
+    /// Sends a command whose reply is an IEEE 488.2 block and returns the payload, at most
+    /// `cap` bytes (see [`Link::read_block`]).
+    pub async fn query_block(&mut self, cmd: &str, cap: usize) -> Result<Vec<u8>, SessionError> {
+        match self.exchange(cmd, Expect::Block { cap }).await? {
+            Reply::Binary(payload) => Ok(payload),
+            Reply::None | Reply::Text(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Sends a command whose reply is exactly `n` raw bytes, followed by the read terminator
+    /// if `terminated` (see [`Link::read_exact`]).
+    pub async fn query_exact(
+        &mut self,
+        cmd: &str,
+        n: usize,
+        terminated: bool,
+    ) -> Result<Vec<u8>, SessionError> {
+        match self.exchange(cmd, Expect::Exact { n, terminated }).await? {
+            Reply::Binary(payload) => Ok(payload),
+            Reply::None | Reply::Text(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Clears the device (see [`Link::clear`]), e.g. when recovering from a confused exchange.
+    /// Recorded in the exchange log with the command `<device clear>`.
+    pub async fn clear(&mut self) -> Result<(), SessionError> {
+        self.exchange(DEVICE_CLEAR, Expect::Clear).await.map(|_| ())
     }
 
     /// Like [`Session::query`] with a different deadline for this one reply, e.g. for a slow
@@ -222,23 +291,29 @@ impl Session {
         self.dropped
     }
 
-    async fn exchange(&mut self, cmd: &str, query: bool) -> Result<Option<String>, SessionError> {
+    async fn exchange(&mut self, cmd: &str, expect: Expect) -> Result<Reply, SessionError> {
         let started = SystemTime::now();
         let clock = std::time::Instant::now();
         let link = &mut self.link;
         let result = async {
+            if expect == Expect::Clear {
+                return link.clear().await.map(|()| Reply::None);
+            }
             link.write(cmd.as_bytes()).await?;
-            if query {
-                link.read_reply().await.map(Some)
-            } else {
-                Ok(None)
+            match expect {
+                Expect::Nothing | Expect::Clear => Ok(Reply::None),
+                Expect::Text => link.read_reply().await.map(Reply::Text),
+                Expect::Block { cap } => link.read_block(cap).await.map(Reply::Binary),
+                Expect::Exact { n, terminated } => {
+                    link.read_exact(n, terminated).await.map(Reply::Binary)
+                }
             }
         }
         .await;
         if self.recording {
             self.record(Exchange {
                 command: cmd.to_owned(),
-                reply: result.as_ref().ok().cloned().flatten(),
+                reply: result.as_ref().ok().and_then(Reply::logged),
                 started,
                 duration: clock.elapsed(),
                 error: result.as_ref().err().map(|e| crate::error::chain(e)),

@@ -332,3 +332,77 @@ fn session_error_messages() {
     assert!(errors[3].is_connection_lost());
     assert!(!errors[0].is_connection_lost());
 }
+
+#[tokio::test]
+async fn binary_queries_are_logged_by_size() {
+    for kind in KINDS {
+        let (mut device, mut session) = session(kind, 5000).await;
+        let device_task = tokio::spawn(async move {
+            assert_eq!(device.read_line().await.as_deref(), Some("FETC?"));
+            device.send(b"#18\n\r\n\r\n\r\n\r\n").await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("RMEM 1,2"));
+            let mut raw = 1.0f64.to_be_bytes().to_vec();
+            raw.extend_from_slice(&2.0f64.to_be_bytes());
+            device.send(&raw).await.unwrap();
+            assert_eq!(device.read_line().await.as_deref(), Some("BIG?"));
+            device.send(b"#41000").await.unwrap();
+            device
+        });
+        assert_eq!(
+            session.query_block("FETC?", 100).await.unwrap(),
+            b"\n\r\n\r\n\r\n\r"
+        );
+        let raw = session.query_exact("RMEM 1,2", 16, false).await.unwrap();
+        assert_eq!(raw.len(), 16);
+        let error = session.query_block("BIG?", 999).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                SessionError::Transport {
+                    source: TransportError::BlockTooLong {
+                        claimed: 1000,
+                        cap: 999
+                    },
+                    ..
+                }
+            ),
+            "{kind:?}: {error:?}"
+        );
+        device_task.await.unwrap();
+        let exchanges = session.take_exchanges();
+        let logged: Vec<(&str, Option<&str>)> = exchanges
+            .iter()
+            .map(|e| (e.command.as_str(), e.reply.as_deref()))
+            .collect();
+        assert_eq!(
+            logged,
+            [
+                ("FETC?", Some("<8-byte block>")),
+                ("RMEM 1,2", Some("<16-byte block>")),
+                ("BIG?", None),
+            ],
+            "{kind:?}"
+        );
+        assert_eq!(
+            exchanges[2].error.as_deref(),
+            Some("block of 1000 bytes exceeds the cap of 999")
+        );
+    }
+}
+
+#[tokio::test]
+async fn clear_is_recorded() {
+    let (mut device, mut session) = session(Kind::Pty, 5000).await;
+    session.write("MEAS?").await.unwrap();
+    assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
+    device.send(b"stale\n").await.unwrap();
+    device.wait_link_readable().await;
+    session.clear().await.unwrap();
+    let (_, respond) = instrument(&[]);
+    let _served = device.serve(respond);
+    assert_eq!(session.query("MEAS?").await.unwrap(), "+1.00000023E+01");
+    let exchanges = session.take_exchanges();
+    assert_eq!(exchanges[1].command, "<device clear>");
+    assert_eq!(exchanges[1].reply, None);
+    assert_eq!(exchanges[1].error, None);
+}

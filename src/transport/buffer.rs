@@ -8,7 +8,8 @@ pub(super) const CHUNK: usize = 4096;
 ///
 /// Invariant: `bytes.len()` and `bytes.capacity()` never exceed `max_reply + terminator length`,
 /// because [`ReplyBuffer::room`] limits every read and [`ReplyBuffer::push`] grows the vector
-/// only up to that bound.
+/// only up to that bound. Binary reads parse a few header or terminator bytes here and move
+/// payload out as it arrives, so they add at most one [`CHUNK`] to that bound.
 #[derive(Debug, Default)]
 pub(super) struct ReplyBuffer {
     bytes: Vec<u8>,
@@ -45,6 +46,77 @@ impl ReplyBuffer {
     pub(super) fn take_all(&mut self) -> Vec<u8> {
         self.scanned = 0;
         std::mem::take(&mut self.bytes)
+    }
+
+    /// Forgets everything, including a resynchronisation in progress, and returns what was held.
+    pub(super) fn reset(&mut self) -> Vec<u8> {
+        self.resync = false;
+        self.take_all()
+    }
+
+    /// Whether the tail of an abandoned reply is still to be skipped.
+    pub(super) fn is_resyncing(&self) -> bool {
+        self.resync
+    }
+
+    /// The bytes held, for parsing a header in place.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Drops the first `n` bytes (all of them if fewer are held).
+    pub(super) fn consume(&mut self, n: usize) {
+        let n = n.min(self.bytes.len());
+        self.bytes.drain(..n);
+        self.scanned = 0;
+    }
+
+    /// Drops leading ASCII whitespace, which may precede a block header.
+    pub(super) fn skip_whitespace(&mut self) {
+        let blanks = self
+            .bytes
+            .iter()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        self.consume(blanks);
+    }
+
+    /// Moves up to `n` bytes from the front into `out`; returns how many moved.
+    pub(super) fn take_into(&mut self, out: &mut Vec<u8>, n: usize) -> usize {
+        let n = n.min(self.bytes.len());
+        out.extend_from_slice(self.bytes.get(..n).unwrap_or_default());
+        self.consume(n);
+        n
+    }
+
+    /// Gives up on the reply being read: drops it through the next terminator, now if one is
+    /// buffered, otherwise as it arrives (like the tail of an overlong reply).
+    pub(super) fn abandon(&mut self, terminator: &[u8]) {
+        self.resync = true;
+        self.settle(terminator);
+    }
+
+    /// Skips what is buffered of an abandoned reply's tail; returns whether the buffer is back
+    /// in step, i.e. the next byte starts a new reply.
+    pub(super) fn settle(&mut self, terminator: &[u8]) -> bool {
+        if !self.resync {
+            return true;
+        }
+        if let Some(at) = find(&self.bytes, terminator) {
+            self.consume(at.saturating_add(terminator.len()));
+            self.resync = false;
+            return true;
+        }
+        self.keep_split_terminator(terminator);
+        false
+    }
+
+    /// Drops everything but what could be the start of a terminator split across reads.
+    fn keep_split_terminator(&mut self, terminator: &[u8]) {
+        let keep = terminator.len().saturating_sub(1).min(self.bytes.len());
+        let tail = self.bytes.len() - keep;
+        self.bytes.drain(..tail);
+        self.scanned = 0;
     }
 
     /// Records input discarded outside the buffer: once the terminator has gone past, the tail
@@ -109,11 +181,7 @@ impl ReplyBuffer {
 
     fn no_terminator(&mut self, terminator: &[u8], max_reply: usize) -> Option<Frame> {
         if self.resync {
-            // Keep only what could be the start of a split terminator.
-            let keep = terminator.len().saturating_sub(1).min(self.bytes.len());
-            let tail = self.bytes.len() - keep;
-            self.bytes.drain(..tail);
-            self.scanned = 0;
+            self.keep_split_terminator(terminator);
             return None;
         }
         // Once this full, any terminator still to come would end a reply longer than
@@ -239,6 +307,52 @@ mod tests {
         buffer.discarded(b"tail\n", b"\n");
         buffer.push(b"ok\n", b"\n", 4);
         assert_eq!(buffer.next_frame(b"\n", 4), Some(reply("ok")));
+    }
+
+    #[test]
+    fn binary_helpers() {
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b" \r\n#216abc", b"\n", 100);
+        buffer.skip_whitespace();
+        assert_eq!(buffer.bytes(), b"#216abc");
+        buffer.consume(4);
+        let mut out = Vec::new();
+        assert_eq!(buffer.take_into(&mut out, 2), 2);
+        assert_eq!(out, b"ab");
+        assert_eq!(buffer.take_into(&mut out, 10), 1);
+        assert_eq!(out, b"abc");
+        buffer.consume(5);
+        assert_eq!(buffer.len(), 0);
+    }
+
+    #[test]
+    fn abandoning_skips_through_the_next_terminator() {
+        // Terminator already buffered: done at once, the next reply stays.
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b"junk\r\nok\r\n", b"\r\n", 100);
+        buffer.abandon(b"\r\n");
+        assert!(!buffer.is_resyncing());
+        assert_eq!(buffer.next_frame(b"\r\n", 100), Some(reply("ok")));
+
+        // Terminator still to come, possibly split across reads.
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b"junk\r", b"\r\n", 100);
+        buffer.abandon(b"\r\n");
+        assert!(buffer.is_resyncing());
+        assert_eq!(buffer.bytes(), b"\r");
+        buffer.push(b"\nnext", b"\r\n", 100);
+        assert!(buffer.settle(b"\r\n"));
+        assert_eq!(buffer.bytes(), b"next");
+
+        // A reset forgets a resynchronisation in progress.
+        let mut buffer = ReplyBuffer::default();
+        buffer.push(b"junk", b"\n", 100);
+        buffer.abandon(b"\n");
+        assert_eq!(buffer.reset(), b"");
+        assert!(!buffer.is_resyncing());
+        assert!(buffer.settle(b"\n"));
+        buffer.push(b"ok\n", b"\n", 100);
+        assert_eq!(buffer.next_frame(b"\n", 100), Some(reply("ok")));
     }
 
     #[test]

@@ -1,22 +1,19 @@
 //! One open connection to an instrument: framing, deadlines and disconnect detection.
 
 use std::fmt;
-use std::future::poll_fn;
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use super::buffer::{CHUNK, Frame, ReplyBuffer, preview};
+use super::buffer::preview;
+use super::prologix::Port;
+use super::read::{Core, ReadKind};
 use super::{LinkSettings, Resource, SerialSettings};
-
-/// Most stale input discarded before one write; a device that streams faster than this is
-/// drained is not waited for (the next reply is still framed correctly, just possibly late).
-const MAX_STALE: usize = 64 * 1024;
 
 /// What a link reads from and writes to: a serial port or a TCP socket.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -43,7 +40,8 @@ pub enum TransportError {
     Timeout {
         /// The deadline that passed.
         timeout: Duration,
-        /// Bytes received so far; they stay buffered and are discarded by the next write.
+        /// Bytes received so far. Those of a text reply stay buffered and are discarded by the
+        /// next write; those of a binary reply are dropped.
         received: usize,
     },
     /// The instrument did not accept the message before the deadline (e.g. held off by flow
@@ -56,10 +54,27 @@ pub enum TransportError {
     /// More than `cap` bytes arrived without the read terminator; they were dropped.
     #[error("reply longer than {cap} bytes without a terminator")]
     ReplyTooLong {
-        /// The configured `max_reply`.
+        /// The configured `max_reply` (or the cap of an indefinite-length block).
         cap: usize,
     },
-    /// The port vanished or the peer closed the connection.
+    /// A binary reply is malformed: not an IEEE 488.2 block header, or data not followed by
+    /// the read terminator (a wrong length). The rest of that reply is discarded.
+    #[error("malformed binary reply: {reason}")]
+    BadBlock {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A block header claims more bytes than the caller accepts; nothing was allocated for
+    /// them and the rest of that reply is discarded.
+    #[error("block of {claimed} bytes exceeds the cap of {cap}")]
+    BlockTooLong {
+        /// The length in the header.
+        claimed: usize,
+        /// The caller's cap.
+        cap: usize,
+    },
+    /// The port vanished or the peer closed the connection (for an instrument behind a GPIB
+    /// adapter: the adapter's connection).
     #[error("connection lost")]
     Disconnected,
     /// The reply is not UTF-8 text.
@@ -81,7 +96,7 @@ impl TransportError {
 }
 
 /// Maps an I/O error, recognising the ways a vanished port or a closed peer show up.
-fn classify(error: io::Error) -> TransportError {
+pub(super) fn classify(error: io::Error) -> TransportError {
     use io::ErrorKind::{
         BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected, UnexpectedEof,
     };
@@ -138,26 +153,65 @@ impl AsyncWrite for SerialPort {
     }
 }
 
+/// Opens a serial port (or pseudo-terminal) with the given line settings.
+pub(super) fn open_serial(path: &Path, serial: &SerialSettings) -> io::Result<Box<dyn Stream>> {
+    let path = path
+        .to_str()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "device path is not UTF-8"))?;
+    let builder = tokio_serial::new(path, serial.baud)
+        .data_bits(serial.data_bits.into())
+        .parity(serial.parity.into())
+        .stop_bits(serial.stop_bits.into())
+        .flow_control(serial.flow_control.into());
+    let port = tokio_serial::SerialStream::open(&builder).map_err(io::Error::from)?;
+    Ok(Box::new(SerialPort(port)))
+}
+
+/// Connects to a TCP port within `timeout`, with `TCP_NODELAY` so short commands leave at once.
+pub(super) async fn open_tcp(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> io::Result<Box<dyn Stream>> {
+    let connect = TcpStream::connect((host, port));
+    let stream = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(Box::new(stream))
+}
+
+/// How a link reaches its instrument.
+enum Io {
+    /// The link owns the serial port or socket.
+    Direct(Box<dyn Stream>),
+    /// The instrument sits on a GPIB bus behind a Prologix adapter shared with other links.
+    Prologix(Port),
+}
+
 /// One open connection to an instrument.
 ///
 /// A link is used by one task at a time (`&mut self`); it frames replies by the read
 /// terminator, enforces one deadline per reply and turns every way a connection can vanish into
-/// [`TransportError::Disconnected`].
+/// [`TransportError::Disconnected`]. Links to instruments behind one
+/// [`PrologixAdapter`](super::PrologixAdapter) may be used from different tasks at once.
 pub struct Link {
     resource: Resource,
-    stream: Box<dyn Stream>,
-    settings: LinkSettings,
-    buffer: ReplyBuffer,
-    /// Read space, on the heap so that the futures of `write` and `read_reply` stay small.
-    scratch: Box<[u8]>,
+    io: Io,
+    core: Core,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let via = match &self.io {
+            Io::Direct(_) => None,
+            Io::Prologix(port) => Some(port.adapter_resource()),
+        };
         f.debug_struct("Link")
             .field("resource", &self.resource)
-            .field("settings", &self.settings)
-            .field("buffered", &self.buffer.len())
+            .field("via", &via)
+            .field("settings", &self.core.settings)
+            .field("buffered", &self.core.buffer.len())
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +219,10 @@ impl fmt::Debug for Link {
 impl Link {
     /// Opens the resource: a serial port with `serial`, or a TCP connection (with `TCP_NODELAY`)
     /// that must be established within `settings.timeout`.
+    ///
+    /// GPIB instruments are reached through [`PrologixAdapter::link`](super::PrologixAdapter::link)
+    /// instead, since one adapter serves several links; a GPIB or adapter resource is refused
+    /// here.
     pub async fn open(
         resource: &Resource,
         serial: &SerialSettings,
@@ -175,33 +233,18 @@ impl Link {
             source,
         };
         check_settings(&settings).map_err(open_error)?;
-        let stream: Box<dyn Stream> = match resource {
-            Resource::Serial { path } => {
-                let path = path.to_str().ok_or_else(|| {
-                    open_error(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "device path is not UTF-8",
-                    ))
-                })?;
-                let builder = tokio_serial::new(path, serial.baud)
-                    .data_bits(serial.data_bits.into())
-                    .parity(serial.parity.into())
-                    .stop_bits(serial.stop_bits.into())
-                    .flow_control(serial.flow_control.into());
-                let port = tokio_serial::SerialStream::open(&builder)
-                    .map_err(|e| open_error(io::Error::from(e)))?;
-                Box::new(SerialPort(port))
-            }
-            Resource::Tcp { host, port } => {
-                let connect = TcpStream::connect((host.as_str(), *port));
-                let stream = tokio::time::timeout(settings.timeout, connect)
-                    .await
-                    .map_err(|_| {
-                        open_error(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-                    })?
-                    .map_err(open_error)?;
-                stream.set_nodelay(true).map_err(open_error)?;
-                Box::new(stream)
+        let stream = match resource {
+            Resource::Serial { path } => open_serial(path, serial).map_err(open_error)?,
+            Resource::Tcp { host, port } => open_tcp(host, *port, settings.timeout)
+                .await
+                .map_err(open_error)?,
+            Resource::Gpib { .. }
+            | Resource::PrologixTcp { .. }
+            | Resource::PrologixSerial { .. } => {
+                return Err(open_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "GPIB instruments are opened through their Prologix adapter",
+                )));
             }
         };
         Ok(Self::from_parts(resource.clone(), stream, settings))
@@ -215,11 +258,24 @@ impl Link {
     ) -> Self {
         Self {
             resource,
-            stream,
-            settings,
-            buffer: ReplyBuffer::default(),
-            scratch: vec![0; CHUNK].into_boxed_slice(),
+            io: Io::Direct(stream),
+            core: Core::new(settings),
         }
+    }
+
+    /// A link through a GPIB adapter; the settings must have passed [`check_settings`].
+    pub(super) fn through_adapter(resource: Resource, port: Port, settings: LinkSettings) -> Self {
+        Self {
+            resource,
+            io: Io::Prologix(port),
+            core: Core::new(settings),
+        }
+    }
+
+    /// Bytes received and held for the next read.
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.core.buffer.len()
     }
 
     /// The resource this link was opened on.
@@ -229,34 +285,34 @@ impl Link {
 
     /// The framing and limits in force.
     pub fn settings(&self) -> &LinkSettings {
-        &self.settings
+        &self.core.settings
     }
 
     /// Changes the reply deadline, e.g. around a slow measurement or a self-calibration.
     pub fn set_timeout(&mut self, timeout: Duration) {
-        self.settings.timeout = timeout;
+        self.core.settings.timeout = timeout;
     }
 
     /// Sends `message` followed by the write terminator.
     ///
     /// Input that is already buffered or readable right now is discarded first (and logged), so
     /// a late reply to a timed-out query is never taken as the answer to this one.
+    ///
+    /// Through a Prologix adapter the instrument is addressed first if another one was, the
+    /// message and write terminator are escaped, and the adapter ends the message with EOI.
     pub async fn write(&mut self, message: &[u8]) -> Result<(), TransportError> {
-        self.discard_stale().await?;
-        let mut frame = Vec::with_capacity(message.len() + self.settings.write_termination.len());
-        frame.extend_from_slice(message);
-        frame.extend_from_slice(&self.settings.write_termination);
-        let stream = &mut self.stream;
-        let send = async {
-            stream.write_all(&frame).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(self.settings.timeout, send).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(classify(error)),
-            Err(_) => Err(TransportError::WriteTimeout {
-                timeout: self.settings.timeout,
-            }),
+        match &mut self.io {
+            Io::Direct(stream) => {
+                self.core
+                    .discard_stale(stream.as_mut(), &self.resource)
+                    .await?;
+                let terminator = &self.core.settings.write_termination;
+                let mut frame = Vec::with_capacity(message.len() + terminator.len());
+                frame.extend_from_slice(message);
+                frame.extend_from_slice(terminator);
+                self.core.send(stream.as_mut(), &frame).await
+            }
+            Io::Prologix(port) => port.write(&mut self.core, message).await,
         }
     }
 
@@ -266,97 +322,78 @@ impl Link {
     /// The whole reply must arrive within one deadline of `timeout` from now, however it is
     /// split, so a device that dribbles bytes cannot hold the link forever.
     pub async fn read_reply(&mut self) -> Result<String, TransportError> {
-        let timeout = self.settings.timeout;
-        // A timeout too large to add means "no deadline" rather than a panic.
-        let deadline = Instant::now().checked_add(timeout);
-        let terminator = self.settings.read_termination.as_slice();
-        let max_reply = self.settings.max_reply;
-        loop {
-            match self.buffer.next_frame(terminator, max_reply) {
-                Some(Frame::Reply(reply)) => {
-                    return String::from_utf8(reply).map_err(|e| TransportError::NotText {
-                        preview: preview(e.as_bytes()),
-                    });
-                }
-                Some(Frame::TooLong) => {
-                    return Err(TransportError::ReplyTooLong { cap: max_reply });
-                }
-                None => {}
+        let reply = self.read(ReadKind::Reply).await?;
+        String::from_utf8(reply).map_err(|e| TransportError::NotText {
+            preview: preview(e.as_bytes()),
+        })
+    }
+
+    /// Reads one IEEE 488.2 block reply and returns its payload, within one deadline.
+    ///
+    /// Leading whitespace is skipped. A definite block (`#<n><len>`) yields exactly `len` bytes
+    /// — terminator bytes inside are data — and `len` is checked against `cap` before anything
+    /// is allocated ([`TransportError::BlockTooLong`]). The read terminator that must follow is
+    /// consumed; if anything else follows, the length was wrong
+    /// ([`TransportError::BadBlock`]). If the deadline passes with the payload complete but the
+    /// terminator missing, the payload is returned and a warning logged: the length already
+    /// proves the data complete, and some instruments end a block with EOI alone.
+    ///
+    /// An indefinite block (`#0`) runs to the read terminator, at most `cap` bytes
+    /// ([`TransportError::ReplyTooLong`] beyond). The host never sees GPIB's EOI (neither on
+    /// serial or TCP nor through a Prologix adapter, which is told not to mark it), so an
+    /// indefinite payload that contains the terminator is cut short: use definite blocks for
+    /// binary data.
+    ///
+    /// After a bad header or a wrong length the rest of that reply is discarded, like after
+    /// [`TransportError::ReplyTooLong`], so the next query works.
+    pub async fn read_block(&mut self, cap: usize) -> Result<Vec<u8>, TransportError> {
+        self.read(ReadKind::Block { cap }).await
+    }
+
+    /// Reads exactly `n` raw bytes (e.g. an HP 3458A's `OFORMAT DREAL` readings, 8 bytes each,
+    /// big-endian), then, if `then_terminator`, the read terminator, all within one deadline.
+    ///
+    /// The terminator is handled as after a definite block: something else there is
+    /// [`TransportError::BadBlock`], a terminator still missing at the deadline is tolerated.
+    /// Through a Prologix adapter the `n` bytes must come as one message (one EOI); on a 3458A
+    /// that means `END ON` rather than `END ALWAYS` for multi-reading binary transfers.
+    pub async fn read_exact(
+        &mut self,
+        n: usize,
+        then_terminator: bool,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.read(ReadKind::Exact {
+            len: n,
+            terminated: then_terminator,
+        })
+        .await
+    }
+
+    /// Clears the device, for recovery after a confused exchange.
+    ///
+    /// Through a Prologix adapter this sends Selected Device Clear (`++clr`) to this instrument,
+    /// which empties its input and output queues, and forgets everything buffered for it.
+    /// A direct serial or TCP link has no device clear: it drops buffered input and whatever
+    /// the device has already sent, like the start of a write.
+    pub async fn clear(&mut self) -> Result<(), TransportError> {
+        match &mut self.io {
+            Io::Direct(stream) => {
+                self.core
+                    .discard_stale(stream.as_mut(), &self.resource)
+                    .await
             }
-            // Reading no more than the room left keeps memory within `max_reply` + terminator;
-            // the room is never 0 here because a full buffer always yields a frame above.
-            let room = self
-                .buffer
-                .room(terminator, max_reply)
-                .min(self.scratch.len());
-            let (into, _) = self.scratch.split_at_mut(room);
-            let read = self.stream.read(into);
-            let result = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, read).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        return Err(TransportError::Timeout {
-                            timeout,
-                            received: self.buffer.len(),
-                        });
-                    }
-                },
-                None => read.await,
-            };
-            match result {
-                Ok(0) => {
-                    self.buffer.take_all();
-                    return Err(TransportError::Disconnected);
-                }
-                Ok(n) => {
-                    let received = self.scratch.get(..n).unwrap_or_default();
-                    self.buffer.push(received, terminator, max_reply);
-                }
-                Err(error) => return Err(classify(error)),
-            }
+            Io::Prologix(port) => port.clear(&mut self.core).await,
         }
     }
 
-    /// Drops buffered input and whatever the stream can deliver without waiting.
-    async fn discard_stale(&mut self) -> Result<(), TransportError> {
-        let terminator = self.settings.read_termination.as_slice();
-        let mut stale = self.buffer.take_all();
-        // Let the runtime poll its I/O driver once, so readiness reflects what the kernel holds
-        // now rather than what it held when the driver last ran.
-        tokio::task::yield_now().await;
-        let mut outcome = Ok(());
-        while stale.len() < MAX_STALE {
-            let polled = poll_fn(|cx| {
-                let mut buf = ReadBuf::new(&mut self.scratch);
-                match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
-                    Poll::Pending => Poll::Ready(None),
-                    Poll::Ready(result) => Poll::Ready(Some(result.map(|()| buf.filled().len()))),
-                }
-            })
-            .await;
-            match polled {
-                None => break,
-                Some(Ok(0)) => {
-                    outcome = Err(TransportError::Disconnected);
-                    break;
-                }
-                Some(Ok(n)) => stale.extend_from_slice(self.scratch.get(..n).unwrap_or_default()),
-                Some(Err(error)) => {
-                    outcome = Err(classify(error));
-                    break;
-                }
+    async fn read(&mut self, kind: ReadKind) -> Result<Vec<u8>, TransportError> {
+        match &mut self.io {
+            Io::Direct(stream) => {
+                let deadline = self.core.deadline();
+                self.core.read(stream.as_mut(), kind, deadline).await
             }
+            Io::Prologix(port) => port.read(&mut self.core, kind).await,
         }
-        if !stale.is_empty() {
-            tracing::warn!(
-                resource = %self.resource,
-                bytes = stale.len(),
-                preview = %preview(&stale),
-                "discarding stale input before write"
-            );
-            self.buffer.discarded(&stale, terminator);
-        }
-        outcome
     }
 }
 
@@ -537,7 +574,7 @@ mod tests {
                 "{kind:?}: {error:?}"
             );
             assert!(!flood.is_finished(), "{kind:?}");
-            assert_eq!(link.buffer.len(), 0, "{kind:?}");
+            assert_eq!(link.buffered(), 0, "{kind:?}");
             flood.abort();
         }
     }

@@ -1,18 +1,23 @@
-//! The transport layer: opening a serial port or TCP socket named by a VISA-style resource
-//! string, and exchanging terminated text messages over it.
+//! The transport layer: opening a serial port, a TCP socket or a GPIB instrument behind a
+//! Prologix adapter, named by a VISA-style resource string, and exchanging terminated text
+//! messages, IEEE 488.2 blocks and raw binary over it.
 //!
 //! **Architecture Invariant:** the transport knows bytes, terminators and deadlines, never
 //! commands; it never retries or reconnects by itself — it reports
 //! [`TransportError::Disconnected`] and the caller decides.
 
+pub mod block;
 mod buffer;
 mod link;
+pub mod prologix;
+mod read;
 mod resource;
 mod settings;
 #[cfg(test)]
 pub(crate) mod testdev;
 
 pub use link::{Link, TransportError};
+pub use prologix::PrologixAdapter;
 pub use resource::{Resource, ResourceError};
 pub use settings::{DataBits, FlowControl, LinkSettings, Parity, SerialSettings, StopBits};
 

@@ -143,6 +143,17 @@ pub(crate) async fn tcp_pair_with_probe(settings: LinkSettings) -> (Device, Link
 }
 
 impl Device {
+    /// The far end of a TCP connection accepted by the test.
+    pub(crate) fn from_tcp(stream: TcpStream) -> Self {
+        Self {
+            io: Io::Tcp {
+                stream,
+                probe: None,
+            },
+            pending: Vec::new(),
+        }
+    }
+
     async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.io {
             Io::Pty { master, .. } => loop {
@@ -168,6 +179,18 @@ impl Device {
                 Ok(())
             }
             Io::Tcp { stream, .. } => stream.write_all(bytes).await,
+        }
+    }
+
+    /// Whatever the link wrote next (at least one byte); `None` once the link has closed.
+    pub(crate) async fn read_chunk(&mut self) -> Option<Vec<u8>> {
+        if !self.pending.is_empty() {
+            return Some(std::mem::take(&mut self.pending));
+        }
+        let mut chunk = [0u8; 4096];
+        match self.read_some(&mut chunk).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(chunk[..n].to_vec()),
         }
     }
 

@@ -1,0 +1,509 @@
+//! Instruments on a GPIB bus behind a Prologix GPIB-USB or GPIB-ETHERNET adapter.
+//!
+//! The adapter is a line-oriented bridge: a host line starting with `++` is a command to the
+//! adapter, any other line is data for the currently addressed instrument. Data bytes that the
+//! adapter would otherwise interpret (LF, CR, ESC, `+`) are escaped with ESC, and an unescaped
+//! LF ends each message. The adapter is initialised as a controller that never reads on its own
+//! (`++auto 0`), adds nothing to what it sends the instrument (`++eos 3`) except EOI on the last
+//! byte (`++eoi 1`), and passes replies back unchanged (`++eot_enable 0`); each read is asked for
+//! with `++read eoi`. The commands and their order follow PyVISA-py's and MSL's drivers.
+//!
+//! One adapter is shared by the [`Link`]s of every instrument on its bus; each link operation
+//! holds the adapter for its whole duration (see [`PrologixAdapter`]).
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::link::{Link, Stream, TransportError, check_settings, classify, open_serial, open_tcp};
+use super::read::{Core, ReadKind};
+use super::resource::{MAX_PAD, SADS};
+use super::{LinkSettings, Resource, SerialSettings};
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod tests;
+
+/// The escape byte.
+const ESC: u8 = 0x1b;
+
+/// Prologix's inter-character read timeout used by PyVISA-py, in milliseconds.
+pub const DEFAULT_READ_TMO_MS: u16 = 50;
+
+/// The range the adapter accepts for `++read_tmo_ms`.
+const READ_TMO_MS: std::ops::RangeInclusive<u16> = 1..=3000;
+
+/// Deadline for connecting to the adapter and sending its initialisation.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Escapes data for the adapter so it reaches the instrument unchanged: ESC, LF, CR and `+`
+/// are each preceded by ESC.
+pub fn escape(data: &[u8]) -> Vec<u8> {
+    let special = data
+        .iter()
+        .filter(|&&b| matches!(b, ESC | b'\n' | b'\r' | b'+'))
+        .count();
+    let mut escaped = Vec::with_capacity(data.len().saturating_add(special));
+    for &byte in data {
+        if matches!(byte, ESC | b'\n' | b'\r' | b'+') {
+            escaped.push(ESC);
+        }
+        escaped.push(byte);
+    }
+    escaped
+}
+
+/// What the adapter makes of one message body (without its ending LF): an ESC makes the next
+/// byte data whatever it is; unescaped CR, LF, `+` and a trailing lone ESC are dropped, as the
+/// adapter does. The inverse of [`escape`].
+pub fn unescape(data: &[u8]) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(data.len());
+    let mut escaped = false;
+    for &byte in data {
+        if escaped {
+            plain.push(byte);
+            escaped = false;
+        } else if byte == ESC {
+            escaped = true;
+        } else if !matches!(byte, b'\n' | b'\r' | b'+') {
+            plain.push(byte);
+        }
+    }
+    plain
+}
+
+/// A GPIB instrument address as `++addr` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Address {
+    pad: u8,
+    sad: Option<u8>,
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.sad {
+            Some(sad) => write!(f, "{} {sad}", self.pad),
+            None => write!(f, "{}", self.pad),
+        }
+    }
+}
+
+/// Where the adapter's input parser stands, tracked byte by byte as the host writes, so a
+/// message cut short (a write that timed out, an operation cancelled mid-write) can be ended
+/// before the next one instead of running into it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Wire {
+    /// Bytes of a message have been sent but not its ending LF.
+    in_message: bool,
+    /// The last byte sent was an escaping ESC, so the next byte is data.
+    escaped: bool,
+}
+
+impl Wire {
+    fn advance(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.escaped {
+                self.escaped = false;
+                self.in_message = true;
+            } else if byte == ESC {
+                self.escaped = true;
+                self.in_message = true;
+            } else {
+                self.in_message = byte != b'\n';
+            }
+        }
+    }
+}
+
+/// The adapter's connection and what the host knows of the adapter's state.
+struct AdapterState {
+    /// `None` once the connection is lost: every link on the adapter then fails at once.
+    stream: Option<Box<dyn Stream>>,
+    /// The instrument the adapter is addressed to, if known.
+    address: Option<Address>,
+    /// The link that used the adapter last. Input and partial replies buffered for any other
+    /// link belong to a finished exchange.
+    last_user: Option<u64>,
+    wire: Wire,
+}
+
+impl AdapterState {
+    fn stream(&mut self) -> Result<&mut dyn Stream, TransportError> {
+        match self.stream.as_mut() {
+            Some(stream) => Ok(stream.as_mut()),
+            None => Err(TransportError::Disconnected),
+        }
+    }
+
+    /// Sends bytes to the adapter within `timeout` from now, tracking the adapter's parser
+    /// after every partial write.
+    async fn send(&mut self, frame: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        let Self { stream, wire, .. } = self;
+        let Some(stream) = stream.as_mut() else {
+            return Err(TransportError::Disconnected);
+        };
+        let send = async {
+            let mut rest = frame;
+            while !rest.is_empty() {
+                let n = stream.write(rest).await?;
+                if n == 0 {
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
+                let (sent, unsent) = rest.split_at(n.min(rest.len()));
+                wire.advance(sent);
+                rest = unsent;
+            }
+            stream.flush().await
+        };
+        match tokio::time::timeout(timeout, send).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(classify(error)),
+            Err(_) => Err(TransportError::WriteTimeout { timeout }),
+        }
+    }
+
+    /// Gets the adapter ready for `user`: ends a message left unfinished, and, if another link
+    /// has used the adapter since, forgets what `core` buffered and any resynchronisation it
+    /// was in: the adapter's read for this link is over, so neither the rest of that reply nor
+    /// its terminator can still come.
+    async fn begin(
+        &mut self,
+        user: u64,
+        core: &mut Core,
+        resource: &Resource,
+    ) -> Result<(), TransportError> {
+        self.stream()?;
+        if self.wire.in_message {
+            tracing::warn!(%resource, "ending a message to the GPIB adapter that was cut short");
+            // The instrument receives the cut message; which instrument it was is now unknown.
+            self.address = None;
+            let end: &[u8] = if self.wire.escaped { b"\n\n" } else { b"\n" };
+            self.send(end, core.settings.timeout).await?;
+        }
+        if self.last_user != Some(user) {
+            let dropped = core.buffer.reset();
+            if !dropped.is_empty() {
+                tracing::warn!(
+                    %resource,
+                    bytes = dropped.len(),
+                    "dropping input left from an earlier exchange"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `++addr` for `address` unless the adapter is already addressed to it.
+    fn addressing(&self, address: Address) -> Vec<u8> {
+        if self.address == Some(address) {
+            Vec::new()
+        } else {
+            format!("++addr {address}\n").into_bytes()
+        }
+    }
+
+    /// Sends `frame` after addressing `address` if needed, as one write.
+    async fn send_to(
+        &mut self,
+        address: Address,
+        frame: &[u8],
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        let mut bytes = self.addressing(address);
+        bytes.extend_from_slice(frame);
+        let sent = self.send(&bytes, timeout).await;
+        self.address = match sent {
+            Ok(()) => Some(address),
+            Err(_) => None,
+        };
+        sent
+    }
+
+    /// Passes a result through, closing the adapter for every link when the connection is
+    /// lost.
+    fn check<T>(
+        &mut self,
+        result: Result<T, TransportError>,
+        adapter: &Resource,
+    ) -> Result<T, TransportError> {
+        if let Err(TransportError::Disconnected) = &result
+            && self.stream.take().is_some()
+        {
+            tracing::warn!(%adapter, "GPIB adapter connection lost");
+        }
+        result
+    }
+}
+
+/// What the adapter's links share.
+struct Shared {
+    resource: Resource,
+    state: Mutex<AdapterState>,
+    next_link: AtomicU64,
+}
+
+/// A Prologix GPIB-USB or GPIB-ETHERNET adapter, shared by the links to the instruments on its
+/// bus. Cheap to clone; clones are the same adapter.
+///
+/// Each link operation (a write, a read, a clear) holds the adapter from start to end, so
+/// operations on different instruments interleave whole and may come from different tasks.
+/// Per-operation locking is correct because GPIB keeps each talker's reply in that instrument's
+/// output queue until the instrument is addressed to talk (`++read`), so a query to one
+/// instrument may wait for its reply while another is written to or read. An operation's
+/// deadline starts once it holds the adapter; time spent waiting for another link's operation
+/// is bounded by that operation's own deadline.
+///
+/// The adapter reads from an instrument until EOI or until no byte has come for `read_tmo_ms`,
+/// including the first byte: an instrument slower than that to start its reply returns nothing
+/// for that read. Choose `read_tmo_ms` (up to 3000) for the slowest reply, or read again after
+/// a [`TransportError::Timeout`] without writing: that sends a new `++read eoi`.
+///
+/// When the adapter's connection is lost, every link on it returns
+/// [`TransportError::Disconnected`] from then on; open the adapter again and make new links.
+/// The connection closes when the adapter and all its links are dropped.
+#[derive(Clone)]
+pub struct PrologixAdapter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for PrologixAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrologixAdapter")
+            .field("resource", &self.shared.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrologixAdapter {
+    /// Connects to the adapter named by a `PRLGX-TCPIP…::INTFC` or `PRLGX-ASRL…::INTFC`
+    /// resource (a serial adapter with `serial`) and initialises it: `++savecfg 0`, `++mode 1`,
+    /// `++auto 0`, `++read_tmo_ms <read_tmo_ms>`, `++eos 3`, `++eoi 1`, `++eot_enable 0`.
+    ///
+    /// `++savecfg 0` comes first so that the frequent `++addr` changes of a shared bus are not
+    /// each written to the adapter's EEPROM. `read_tmo_ms` must be 1 to 3000
+    /// ([`DEFAULT_READ_TMO_MS`] is PyVISA-py's choice).
+    pub async fn open(
+        resource: &Resource,
+        serial: &SerialSettings,
+        read_tmo_ms: u16,
+    ) -> Result<Self, TransportError> {
+        let open_error = |source| TransportError::Open {
+            resource: resource.clone(),
+            source,
+        };
+        if !READ_TMO_MS.contains(&read_tmo_ms) {
+            return Err(open_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("read_tmo_ms {read_tmo_ms} is not 1 to 3000"),
+            )));
+        }
+        let stream = match resource {
+            Resource::PrologixTcp { host, port, .. } => open_tcp(host, *port, OPEN_TIMEOUT)
+                .await
+                .map_err(open_error)?,
+            Resource::PrologixSerial { path, .. } => {
+                open_serial(path, serial).map_err(open_error)?
+            }
+            Resource::Serial { .. } | Resource::Tcp { .. } | Resource::Gpib { .. } => {
+                return Err(open_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a Prologix adapter resource (`PRLGX-TCPIP…::INTFC` or `PRLGX-ASRL…::INTFC`)",
+                )));
+            }
+        };
+        let mut state = AdapterState {
+            stream: Some(stream),
+            address: None,
+            last_user: None,
+            wire: Wire::default(),
+        };
+        let init = format!(
+            "++savecfg 0\n++mode 1\n++auto 0\n++read_tmo_ms {read_tmo_ms}\n++eos 3\n++eoi 1\n++eot_enable 0\n"
+        );
+        state
+            .send(init.as_bytes(), OPEN_TIMEOUT)
+            .await
+            .map_err(|e| open_error(io::Error::other(e)))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                resource: resource.clone(),
+                state: Mutex::new(state),
+                next_link: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The adapter's resource.
+    pub fn resource(&self) -> &Resource {
+        &self.shared.resource
+    }
+
+    /// The board number its instruments name (`GPIB<board>::…`).
+    pub fn board(&self) -> u8 {
+        match &self.shared.resource {
+            Resource::PrologixTcp { board, .. } | Resource::PrologixSerial { board, .. } => *board,
+            Resource::Serial { .. } | Resource::Tcp { .. } | Resource::Gpib { .. } => 0,
+        }
+    }
+
+    /// A link to the instrument at primary address `pad` (0 to 30) and optional secondary
+    /// address `sad` (96 to 126) on this adapter's bus. No I/O happens until the link is used.
+    ///
+    /// `settings` are the instrument's: its write terminator is sent to it (escaped, before
+    /// EOI; empty for EOI alone) and its read terminator frames its replies.
+    pub fn link(
+        &self,
+        pad: u8,
+        sad: Option<u8>,
+        settings: LinkSettings,
+    ) -> Result<Link, TransportError> {
+        let resource = Resource::Gpib {
+            board: self.board(),
+            pad,
+            sad,
+        };
+        let invalid = |message: String| TransportError::Open {
+            resource: resource.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, message),
+        };
+        if pad > MAX_PAD {
+            return Err(invalid(format!("primary address {pad} is not 0 to 30")));
+        }
+        if let Some(sad) = sad
+            && !SADS.contains(&sad)
+        {
+            return Err(invalid(format!("secondary address {sad} is not 96 to 126")));
+        }
+        check_settings(&settings).map_err(|source| TransportError::Open {
+            resource: resource.clone(),
+            source,
+        })?;
+        let port = Port {
+            shared: Arc::clone(&self.shared),
+            id: self.shared.next_link.fetch_add(1, Ordering::Relaxed),
+            address: Address { pad, sad },
+            resource: resource.clone(),
+        };
+        Ok(Link::through_adapter(resource, port, settings))
+    }
+
+    /// Like [`PrologixAdapter::link`] for a `GPIB<board>::…::INSTR` resource, which must name
+    /// this adapter's board.
+    pub fn link_to(
+        &self,
+        resource: &Resource,
+        settings: LinkSettings,
+    ) -> Result<Link, TransportError> {
+        match resource {
+            Resource::Gpib { board, pad, sad } if *board == self.board() => {
+                self.link(*pad, *sad, settings)
+            }
+            _ => Err(TransportError::Open {
+                resource: resource.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("not an instrument on GPIB board {}", self.board()),
+                ),
+            }),
+        }
+    }
+}
+
+/// One link's handle on its adapter.
+pub(super) struct Port {
+    shared: Arc<Shared>,
+    /// Tells this link's exchanges apart from other links', even to the same address.
+    id: u64,
+    address: Address,
+    /// The instrument's resource, for logs.
+    resource: Resource,
+}
+
+impl Port {
+    /// The adapter's resource.
+    pub(super) fn adapter_resource(&self) -> &Resource {
+        &self.shared.resource
+    }
+
+    /// Sends `message` and the write terminator to the instrument.
+    pub(super) async fn write(
+        &self,
+        core: &mut Core,
+        message: &[u8],
+    ) -> Result<(), TransportError> {
+        let mut state = self.shared.state.lock().await;
+        let result = async {
+            state.begin(self.id, core, &self.resource).await?;
+            core.discard_stale(state.stream()?, &self.resource).await?;
+            let terminator = &core.settings.write_termination;
+            let mut plain = Vec::with_capacity(message.len() + terminator.len());
+            plain.extend_from_slice(message);
+            plain.extend_from_slice(terminator);
+            let mut frame = escape(&plain);
+            frame.push(b'\n');
+            state.last_user = Some(self.id);
+            state
+                .send_to(self.address, &frame, core.settings.timeout)
+                .await
+        }
+        .await;
+        state.check(result, &self.shared.resource)
+    }
+
+    /// Reads what `kind` expects from the instrument.
+    ///
+    /// Asks the adapter to read (`++read eoi`) unless this link still holds input from its own
+    /// previous read: the rest of a reply that came in one piece, or the tail of one being
+    /// skipped.
+    pub(super) async fn read(
+        &self,
+        core: &mut Core,
+        kind: ReadKind,
+    ) -> Result<Vec<u8>, TransportError> {
+        let mut state = self.shared.state.lock().await;
+        let deadline = core.deadline();
+        let result = async {
+            let fresh = state.last_user != Some(self.id);
+            state.begin(self.id, core, &self.resource).await?;
+            if fresh {
+                core.discard_stale(state.stream()?, &self.resource).await?;
+            }
+            state.last_user = Some(self.id);
+            if core.buffer.len() == 0 && !core.buffer.is_resyncing() {
+                let remaining = deadline.map_or(core.settings.timeout, |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                state
+                    .send_to(self.address, b"++read eoi\n", remaining)
+                    .await?;
+            }
+            core.read(state.stream()?, kind, deadline).await
+        }
+        .await;
+        state.check(result, &self.shared.resource)
+    }
+
+    /// Selected Device Clear to the instrument; forgets its buffered input.
+    pub(super) async fn clear(&self, core: &mut Core) -> Result<(), TransportError> {
+        let mut state = self.shared.state.lock().await;
+        let result = async {
+            state.begin(self.id, core, &self.resource).await?;
+            core.discard_stale(state.stream()?, &self.resource).await?;
+            state.last_user = Some(self.id);
+            state
+                .send_to(self.address, b"++clr\n", core.settings.timeout)
+                .await?;
+            core.buffer.reset();
+            Ok(())
+        }
+        .await;
+        state.check(result, &self.shared.resource)
+    }
+}
