@@ -18,7 +18,11 @@ impl Backoff {
     /// Waits `first`, then twice that, … never more than `cap`.
     pub fn new(first: Duration, cap: Duration) -> Self {
         let first = first.min(cap);
-        Self { first, cap, next: first }
+        Self {
+            first,
+            cap,
+            next: first,
+        }
     }
 
     /// The agent's default: 250 ms doubling to at most 2 s between attempts.

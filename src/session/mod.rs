@@ -212,6 +212,19 @@ impl Session {
         self.exchange(DEVICE_CLEAR, Expect::Clear).await.map(|_| ())
     }
 
+    /// Whether the instrument is still connected, without bus traffic (see
+    /// [`Link::probe`](crate::transport::Link::probe)); not logged as an exchange.
+    pub async fn probe(&mut self) -> Result<(), SessionError> {
+        self.link
+            .probe()
+            .await
+            .map_err(|source| SessionError::Transport {
+                instrument: self.name.clone(),
+                command: "<probe>".to_owned(),
+                source,
+            })
+    }
+
     /// Like [`Session::query`] with a different deadline for this one reply, e.g. for a slow
     /// integration or a self-calibration.
     pub async fn query_with_timeout(

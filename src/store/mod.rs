@@ -14,9 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::bundle::{EventExport, InstrumentInfo, ReadingExport};
 use crate::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
-use sha2::{Digest, Sha256};
 use crate::clock::Timestamp;
 use crate::session::Identity;
+use sha2::{Digest, Sha256};
 
 /// A stored reading, in the bundle's export shape (chained fields, chain, sequence and instrument names).
 pub type ReadingRow = ReadingExport;
@@ -525,7 +525,10 @@ impl Store {
         events: &[NewEvent],
     ) -> Result<Committed, StoreError> {
         let mut committed = self.append_readings(std::slice::from_ref(reading), events)?;
-        committed.pop().ok_or(StoreError::Corrupt { table: "readings", reason: "nothing appended".into() })
+        committed.pop().ok_or(StoreError::Corrupt {
+            table: "readings",
+            reason: "nothing appended".into(),
+        })
     }
 
     /// Appends several readings (one block from an instrument's buffer) and their events in one
@@ -535,7 +538,9 @@ impl Store {
         readings: &[NewReading<'_>],
         events: &[NewEvent],
     ) -> Result<Vec<Committed>, StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut seq, mut chain) = head(&tx)?;
         let mut committed = Vec::with_capacity(readings.len());
         let mut canonical = Vec::new();

@@ -533,14 +533,29 @@ fn a_block_is_stored_whole_or_not_at_all() {
         at: at(3),
         boot_id: "boot",
     };
-    let block = [reading(f.inst, "a"), reading(f.inst, "b"), reading(f.inst, "c")];
+    let block = [
+        reading(f.inst, "a"),
+        reading(f.inst, "b"),
+        reading(f.inst, "c"),
+    ];
     let committed = f.store.append_readings(&block, &[]).unwrap();
-    assert_eq!(committed.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert_eq!(
+        committed.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
     // The third reading names an instrument that does not exist: the whole block is refused.
-    let bad = [reading(f.inst, "d"), reading(f.inst, "e"), reading(999, "f")];
+    let bad = [
+        reading(f.inst, "d"),
+        reading(f.inst, "e"),
+        reading(999, "f"),
+    ];
     assert!(f.store.append_readings(&bad, &[]).is_err());
     let report = f.store.check().unwrap();
     assert!(report.is_sound(), "{report:?}");
     assert_eq!(report.readings, 4);
-    assert_eq!(append(&mut f, 5).seq, 5, "the chain goes on after the refused block");
+    assert_eq!(
+        append(&mut f, 5).seq,
+        5,
+        "the chain goes on after the refused block"
+    );
 }

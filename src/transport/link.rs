@@ -386,6 +386,23 @@ impl Link {
         }
     }
 
+    /// Checks, without sending anything, whether the connection is still there: an idle link
+    /// whose device vanished (unplugged USB adapter, closed pty, peer closed TCP) reports
+    /// [`TransportError::Disconnected`]. Unsolicited input is discarded as before a write.
+    ///
+    /// Through a Prologix adapter nothing can be learned without bus traffic, so this only
+    /// reports what the last operation found.
+    pub async fn probe(&mut self) -> Result<(), TransportError> {
+        match &mut self.io {
+            Io::Direct(stream) => {
+                self.core
+                    .discard_stale(stream.as_mut(), &self.resource)
+                    .await
+            }
+            Io::Prologix(_) => Ok(()),
+        }
+    }
+
     async fn read(&mut self, kind: ReadKind) -> Result<Vec<u8>, TransportError> {
         match &mut self.io {
             Io::Direct(stream) => {
@@ -614,6 +631,21 @@ mod tests {
                 exchange(&mut device, &mut link, b"1\n").await.unwrap(),
                 "1",
                 "{kind:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn probe_finds_a_vanished_device_without_traffic() {
+        for kind in KINDS {
+            let (device, mut link) = pair(kind, settings(10_000)).await;
+            link.probe().await.unwrap();
+            drop(device);
+            // The hang-up is already in the kernel; the probe must see it without writing.
+            let error = link.probe().await.unwrap_err();
+            assert!(
+                matches!(error, TransportError::Disconnected),
+                "{kind:?}: {error:?}"
             );
         }
     }
