@@ -168,11 +168,7 @@ fn write_operation(out: &mut String, name: &str, op: &Operation, io: &IoSpec) ->
         writeln!(out, "    params: {}", params.join(", "))?;
     }
     for (i, cmd) in op.send.iter().enumerate() {
-        writeln!(
-            out,
-            "    {} {cmd}",
-            if i == 0 { "send: " } else { "       " }
-        )?;
+        writeln!(out, "    {}{cmd}", if i == 0 { "send: " } else { "      " })?;
     }
     if op.opc {
         writeln!(out, "    then *OPC? until 1")?;

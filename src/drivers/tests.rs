@@ -1205,15 +1205,15 @@ fn describe_lists_everything_and_flags_unconfirmed() {
     for needle in [
         "keysight-3458a: Keysight/HP 3458A (dmm)",
         "source: drivers/keysight-3458a.toml (built in)",
-        "[UNCONFIRMED] not confirmed by the reference, check on the unit: operation configure, operation read_buffer",
+        "[UNCONFIRMED] not confirmed by the reference, check on the unit: operation read_buffer",
         "identity: ID? → must match ^(?P<manufacturer>HP)(?P<model>3458A)$",
         "io: write \"\\n\", read \"\\n\", timeout 10s",
         "  END ALWAYS",
         "errors: ERRSTR? until the reply matches ^\\+?0, (code_message, at most 32 queries)",
         "  read_buffer [UNCONFIRMED]",
         "    params: count = \"10\"",
-        "    send:  OFORMAT DREAL",
-        "           NRDGS {count},AUTO",
+        "    send: OFORMAT DREAL",
+        "          NRDGS {count},AUTO",
         "    query: TARM SGL,1",
         "{count} big-endian dreal values",
         "    check errors: no; timeout 10m",
@@ -1484,4 +1484,43 @@ proptest! {
             }
         }
     }
+}
+
+/// The annotated example in drivers/README.md is a valid profile, and its regex example reads
+/// the reply it shows.
+#[test]
+fn readme_examples_validate() {
+    let readme = include_str!("../../drivers/README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "README has the profile example and the regex example"
+    );
+    let p = parse_profile(blocks[0], Source::File("fluke-5720a.toml".into())).unwrap();
+    assert_eq!(
+        p.operations.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["source_set", "source_settled", "source_value"]
+    );
+    assert!(p.operation("source_set").unwrap().check_errors);
+    let with_regex = format!("{}\n{}", blocks[0], blocks[1]);
+    let p = parse_profile(&with_regex, Source::File("fluke-5720a.toml".into())).unwrap();
+    let env = p.operation("env_read").unwrap();
+    let values = parse_reply(
+        env.reply.as_ref().unwrap(),
+        "P= 1033.7 hPa T= 22.2 'C RH= 38.3 %RH",
+    )
+    .unwrap();
+    assert_eq!(values.len(), 3);
+    let shown = parse(&BASE.replace("reply = { kind = \"number\" }\n", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        readme.contains(&shown.replace("profiles/test-dmm.toml:23", "drivers/my-dmm.toml:23")),
+        "the README's error example is what the checker prints: {shown}"
+    );
 }
