@@ -220,11 +220,10 @@ fn find_path(table: &DeTable<'_>, offset: usize) -> Option<String> {
 
 /// The span of the value at a dotted key (`operations.read.send[1]`), or of the deepest part of
 /// it that exists.
-fn span_of(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
+pub(super) fn span_of(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
     let mut found = None;
     let mut current = Some(table);
     for segment in key.split('.') {
-        let table = current.take()?;
         let (name, index) = match segment.split_once('[') {
             Some((name, rest)) => (
                 name,
@@ -232,10 +231,15 @@ fn span_of(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
             ),
             None => (segment, None),
         };
-        let mut value = table.get(name)?;
+        let Some(mut value) = current.take().and_then(|t| t.get(name)) else {
+            break;
+        };
         found = Some(value.span());
         if let Some(i) = index {
-            value = value.get_ref().as_array()?.get(i)?;
+            let Some(item) = value.get_ref().as_array().and_then(|a| a.get(i)) else {
+                break;
+            };
+            value = item;
             found = Some(value.span());
         }
         current = value.get_ref().as_table();

@@ -1524,3 +1524,21 @@ fn readme_examples_validate() {
         "the README's error example is what the checker prints: {shown}"
     );
 }
+
+#[test]
+fn keys_are_located_down_to_the_deepest_part_that_exists() {
+    let tree = toml::de::DeTable::parse(BASE).unwrap();
+    let line = |key: &str| {
+        super::load::span_of(tree.get_ref(), key).map(|s| BASE[..s.start].matches('\n').count() + 1)
+    };
+    assert_eq!(line("operations.configure.send[1]"), Some(20));
+    assert_eq!(line("operations.read.reply.kind"), Some(24));
+    assert_eq!(
+        line("operations.read.wait.mask"),
+        Some(22),
+        "the operation, as deep as exists"
+    );
+    assert_eq!(line("io.baud"), Some(11));
+    assert_eq!(line("init[5]"), Some(5));
+    assert_eq!(line("nothing.here"), None);
+}
