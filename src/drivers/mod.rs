@@ -27,7 +27,7 @@ use crate::session::{Identity, InstrumentError, SessionError, parse_idn};
 use crate::transport::{DataBits, Parity, StopBits, preview};
 
 pub use describe::describe;
-pub use load::{check_file, parse_profile, with_overrides};
+pub use load::{check_file, is_profile_id, parse_profile, with_overrides};
 pub use registry::{BUILTIN, Registry, builtin_text};
 pub use reply::{
     BlockFormat, ByteOrder, MAX_RAW_COUNT, RawFormat, ReplyError, ReplySpec, Value, block_values,
