@@ -4,6 +4,9 @@
 //! the parent module. Every table denies unknown keys. Strings in `send`, `query` and `poll.query`
 //! are templates: `{name}` is replaced by the operation's parameter `name` (defaults in `params`,
 //! overridden by the sequence step or the lab's config); `{{` and `}}` are literal braces.
+//! Parameter names are ASCII letters, digits and `_`, not starting with a digit; a template may
+//! only use parameters its operation's `params` defines. Commands are trimmed and must be one
+//! line: the transport adds the termination.
 //!
 //! A lab's config can override any part of a profile for one instrument (`[instrument.profile]`,
 //! merged over the file key by key), which is how commands the reference could not confirm are
@@ -38,7 +41,8 @@ pub struct RawProfile {
     /// The error queue (absent: the instrument has none the agent can read).
     pub errors: Option<RawErrors>,
     /// Operations by name: `configure`, `read`, `read_buffer`, `source_set`, `source_operate`,
-    /// `source_standby`, `source_settled`, `env_read`, or any other name a sequence may use.
+    /// `source_standby`, `source_settled`, `env_read`, or any other name a sequence may use
+    /// (`a-z 0-9 _`, starting with a letter).
     #[serde(default)]
     pub operations: BTreeMap<String, Spanned<RawOperation>>,
 }
@@ -53,7 +57,9 @@ pub struct RawIdentity {
     /// `manufacturer`, `model`, `serial`, `firmware` fill the identity where the reply is not an
     /// IEEE 488.2 `*IDN?` reply (with `format = "idn"` the four comma-separated fields are used).
     pub pattern: Spanned<String>,
-    /// `idn` (four comma-separated fields) or `pattern` (named captures only).
+    /// `idn` (four comma-separated fields, the default) or `pattern` (named captures only; the
+    /// pattern must then have a `model` capture). Capture names other than the four above are
+    /// an error.
     #[serde(default)]
     pub format: Option<Spanned<String>>,
 }
@@ -62,9 +68,9 @@ pub struct RawIdentity {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIo {
-    /// Appended to every command (default `"\n"`).
+    /// Appended to every command (default `"\n"`; at most 4 bytes).
     pub write_termination: Option<Spanned<String>>,
-    /// Ends every text reply (default `"\n"`).
+    /// Ends every text reply (default `"\n"`; 1 to 4 bytes).
     pub read_termination: Option<Spanned<String>>,
     /// Default deadline for one reply (default `"5s"`).
     pub timeout: Option<Spanned<String>>,
@@ -90,9 +96,10 @@ pub struct RawErrors {
     /// number, with `explain` to get the text).
     #[serde(default)]
     pub format: Option<Spanned<String>>,
-    /// Query template that turns a code into text, e.g. `EXPLAIN? {code}` (5720A).
+    /// Query template that turns a code into text, e.g. `EXPLAIN? {code}` (5720A). Only with
+    /// `format = "code"`; `{code}` is its only parameter.
     pub explain: Option<Spanned<String>>,
-    /// Most queries in one drain before the queue counts as stuck (default 32).
+    /// Most queries in one drain before the queue counts as stuck (default 32, at most 1000).
     pub limit: Option<u32>,
     /// True where the reference could not confirm the command; `drivers show` flags it.
     #[serde(default)]
@@ -112,14 +119,16 @@ pub struct RawOperation {
     /// Wait for a status condition before the query: the stale-reading guard (1594A new-reading
     /// flag) or a calibrator's settle bit.
     pub wait: Option<RawPoll>,
-    /// The query whose reply is the operation's result (template).
+    /// The query whose reply is the operation's result (template). `query` and `reply` come
+    /// together. An operation needs at least one of `send`, `wait` and `query`.
     pub query: Option<Spanned<String>>,
     /// How to read that reply.
     pub reply: Option<RawReply>,
     /// Drain the error queue after the operation, and fail it with the instrument's own text if
-    /// anything was queued. Default: true when the operation sends commands and has no query.
+    /// anything was queued. Default: true when the operation sends commands, has no query and
+    /// the profile has `[errors]`; `true` without `[errors]` is an error.
     pub check_errors: Option<bool>,
-    /// Ask `*OPC?` after `send` and wait for `1` (instruments that support it).
+    /// Ask `*OPC?` after `send` and wait for `1` (instruments that support it). Needs `send`.
     #[serde(default)]
     pub opc: bool,
     /// Deadline for this operation's reply (default `[io] timeout`).
@@ -135,15 +144,17 @@ pub struct RawOperation {
 pub struct RawPoll {
     /// The status query, e.g. `ISR?` or `STAT:OPER?` (template).
     pub query: Spanned<String>,
-    /// Done when `reply & mask != 0` (the reply read as an integer).
+    /// Done when `reply & mask != 0` (the reply read as an integer). Must not be 0.
     pub mask: u64,
     /// Time between polls (default `"100ms"`).
     pub interval: Option<Spanned<String>>,
-    /// Give up after this long (default `"30s"`); the operation fails with a timeout.
+    /// Give up after this long (default `"30s"`, not shorter than `interval`); the operation
+    /// fails with a timeout.
     pub timeout: Option<Spanned<String>>,
 }
 
-/// `reply = { kind = …, … }`: how a reply becomes values.
+/// `reply = { kind = …, … }`: how a reply becomes values. A key the kind does not use (a `field`
+/// on a `number` reply, say) is an error.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReply {
@@ -151,17 +162,20 @@ pub struct RawReply {
     pub kind: Spanned<String>,
     /// `csv`: 0-based field to take; absent: every field is a value.
     pub field: Option<usize>,
-    /// `regex`: pattern with named captures; each capture is one value named after it.
+    /// `regex`: pattern with named captures; each capture is one value named after it, and
+    /// every capture must take part in the match.
     pub pattern: Option<Spanned<String>>,
     /// `regex`: unit per capture name, e.g. `{ temperature = "°C", humidity = "%RH" }`.
     #[serde(default)]
     pub units: BTreeMap<String, String>,
-    /// `block`: `real32` or `real64`; `raw`: `sreal` (4 bytes) or `dreal` (8 bytes).
+    /// `block`: `real32` or `real64`; `raw`: `sreal` (4 bytes) or `dreal` (8 bytes). Required
+    /// for both.
     pub format: Option<Spanned<String>>,
     /// `block`: `big` (Keysight `FORM:BORD NORM`, the default) or `little` (`SWAP`). Raw SREAL/DREAL
     /// is always big-endian.
     pub byte_order: Option<Spanned<String>>,
-    /// `raw`: how many values (template, e.g. `"{count}"`; default 1).
+    /// `raw`: how many values (template, e.g. `"{count}"`; default 1; a fixed number must be 1
+    /// to 2^24).
     pub count: Option<Spanned<String>>,
     /// `raw`: whether the instrument sends the read termination after the binary data.
     #[serde(default)]
