@@ -117,7 +117,7 @@ fn main() {
 
     let config = config(dir.path(), port, chunk);
     let mut store = Store::open(&config.storage.db).unwrap();
-    let mut connector = Connector::new(config.simulator.clone());
+    let mut connector = Connector::new(&config);
     let mut bare = Bare::open(dir.path());
     let (_tx, stop) = tokio::sync::watch::channel(false);
 

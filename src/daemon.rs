@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::chain as error_chain;
-use crate::sequence::{Connector, Observer, Runner, SequenceError};
+use crate::sequence::{Connector, Observer, Runner, SequenceError, TICK};
 use crate::store::{Store, StoreError, Trigger};
 
 /// Why the daemon could not run.
@@ -74,7 +74,9 @@ pub async fn run(
         tracing::info!(sequence = %s.name, every = %humantime::format_duration(slot.every), "scheduled");
     }
 
-    let mut connector = Connector::new(config.simulator.clone());
+    let mut connector = Connector::new(config);
+    connector.connect_all(&config.instruments, &*clock).await;
+    store_events(store, &mut connector);
     let mut stop_wait = stop.clone();
     loop {
         if *stop.borrow() {
@@ -85,14 +87,22 @@ pub async fn run(
             break;
         };
         let due = next.due;
+        // Between runs, supervise the instruments every tick: a vanished port is noticed within
+        // a tick, a returned one reconnected within a tick of its backoff.
+        let wake = due.min(Instant::now() + TICK);
         tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
+            _ = tokio::time::sleep_until(wake) => {}
             changed = stop_wait.changed() => {
                 if changed.is_err() || *stop_wait.borrow() {
                     break;
                 }
                 continue;
             }
+        }
+        if Instant::now() < due {
+            connector.tick(&config.instruments, &*clock).await;
+            store_events(store, &mut connector);
+            continue;
         }
         let sequence = &config.sequences[next.sequence];
         // Missed slots (a run longer than its period) are skipped, not run back to back.
@@ -125,6 +135,16 @@ pub async fn run(
             }
         }
     }
+    store_events(store, &mut connector);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Stores the supervisor's state changes; a storage failure is logged (the next run will meet it
+/// too and fail visibly).
+fn store_events(store: &mut Store, connector: &mut Connector) {
+    let events = connector.take_events();
+    if let Err(e) = store.append_events(&events) {
+        tracing::error!(error = %error_chain(&e), lost = events.len(), "could not store instrument events");
+    }
 }

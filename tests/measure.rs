@@ -98,13 +98,11 @@ fn measures_over_tcp_and_lists_readings() {
 #[test]
 fn instrument_errors_fail_the_run_with_the_instruments_text() {
     let (_sim, addr) = sim_tcp(&[]);
-    let lab = Lab::tcp(&addr);
-    let config = std::fs::read_to_string(lab.config()).unwrap().replace(
-        "\"CONF:VOLT:DC 10\"",
-        "\"CONF:VOLT:DC 10\", \"BOGUS:CMD 1\"",
-    );
-    std::fs::write(lab.path().join("lab.toml"), config).unwrap();
-    measure(&lab.path().join("lab.toml"))
+    let mut lab = Lab::tcp(&addr);
+    // A command the meter does not know, put into the profile's configure for this instrument:
+    // the lab's config overrides a shipped profile key by key.
+    lab.extra_instrument = "[instrument.profile.operations.configure]\nsend = [\"CONF:VOLT:DC {range}\", \"BOGUS:CMD 1\"]".into();
+    measure(&lab.config())
         .code(3)
         .stderr(predicate::str::contains("-113,\"Undefined header\""));
     let store = lab.store();
@@ -355,13 +353,15 @@ fn exchange_logging_follows_the_config() {
             .count();
         (reads, others)
     };
-    // *IDN?, *RST, CONF:VOLT:DC 10, SYST:ERR? are the other exchanges of sequence `s`.
+    // The other exchanges of sequence `s`: SYST:ERR? and *IDN? on connecting, *IDN? of the
+    // identify step, CONF:VOLT:DC and VOLT:DC:NPLC of configure and its SYST:ERR?, the final
+    // drain's SYST:ERR?.
     assert_eq!(
         count(None),
-        (0, 4),
+        (0, 7),
         "default: each reading row records its own exchange"
     );
-    assert_eq!(count(Some("except_readings")), (0, 4));
-    assert_eq!(count(Some("all")), (10, 4));
+    assert_eq!(count(Some("except_readings")), (0, 7));
+    assert_eq!(count(Some("all")), (10, 7));
     assert_eq!(count(Some("none")), (0, 0));
 }

@@ -70,7 +70,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     );
     let (outcome, rows, sims) = runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        let mut connector = Connector::new(config.simulator.clone());
+        let mut connector = Connector::new(&config);
         let mut runner = Runner {
             config: &config,
             store: &mut store,

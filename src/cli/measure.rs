@@ -72,7 +72,7 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         for run_id in crate::sequence::recover_interrupted(&mut store, &*clock)? {
             eprintln!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
         }
-        let mut connector = Connector::new(config.simulator.clone());
+        let mut connector = Connector::new(&config);
         let mut runner = Runner {
             config: &config,
             store: &mut store,

@@ -6,10 +6,14 @@ pub mod raw;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::drivers::{Profile, Registry};
 use crate::sim::{SimIdentity, SimParams};
 use crate::transport::{
     DataBits, FlowControl, LinkSettings, Parity, Resource, SerialSettings, StopBits,
@@ -19,6 +23,9 @@ use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawS
 
 /// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
+
+/// The profile of an instrument that names none.
+pub const DEFAULT_DRIVER: &str = "generic-scpi-dmm";
 
 /// Longest duration any setting accepts.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
@@ -51,6 +58,9 @@ pub enum ConfigError {
         /// The parser's message, which names the key.
         message: String,
     },
+    /// A driver profile (built in, in `[drivers] dir`, or as overridden) is invalid.
+    #[error(transparent)]
+    Driver(crate::drivers::ProfileError),
     /// A value is well-formed TOML but not acceptable.
     #[error("{origin}:{line}: invalid `{key}`: {reason}")]
     Invalid {
@@ -123,10 +133,16 @@ pub struct Instrument {
     pub name: String,
     /// Where it is.
     pub endpoint: Endpoint,
-    /// Serial line settings (ignored for TCP).
+    /// Serial line settings (ignored for TCP and GPIB).
     pub serial: SerialSettings,
     /// Terminations, deadline and reply cap.
     pub link: LinkSettings,
+    /// Its driver profile, with the lab's overrides applied.
+    pub profile: Arc<Profile>,
+    /// Parameter values for its operations, under what a step gives.
+    pub params: BTreeMap<String, String>,
+    /// USB serial number to find its serial port again after a reconnect.
+    pub usb_serial: Option<String>,
 }
 
 impl Instrument {
@@ -137,6 +153,19 @@ impl Instrument {
             Endpoint::SimulatorPty => SIM_PTY_RESOURCE.to_owned(),
         }
     }
+}
+
+/// `[[adapter]]`: a Prologix GPIB adapter serving the instruments on its board.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    /// `PRLGX-ASRL…::INTFC` or `PRLGX-TCPIP…::INTFC`.
+    pub resource: Resource,
+    /// The board number `GPIB<n>::…` instruments name.
+    pub board: u8,
+    /// Serial settings of a GPIB-USB adapter.
+    pub serial: SerialSettings,
+    /// `++read_tmo_ms`.
+    pub read_tmo_ms: u16,
 }
 
 /// `[[sequence]]`.
@@ -151,7 +180,8 @@ pub struct Sequence {
     pub steps: Vec<Step>,
 }
 
-/// One step of a sequence. Instruments are referred to by name; the name is known to exist.
+/// One step of a sequence. Instruments are referred to by name; the name is known to exist, and
+/// so do the operation and its parameters in that instrument's profile.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
@@ -160,12 +190,21 @@ pub enum Step {
         /// Instrument name.
         instrument: String,
     },
-    /// Send set-up commands.
+    /// Run the profile's `configure` operation.
     Configure {
         /// Instrument name.
         instrument: String,
-        /// Commands in order.
-        commands: Vec<String>,
+        /// Parameter values.
+        params: BTreeMap<String, String>,
+    },
+    /// Run an operation whose result is not stored as readings.
+    Operate {
+        /// Instrument name.
+        instrument: String,
+        /// Operation name.
+        op: String,
+        /// Parameter values.
+        params: BTreeMap<String, String>,
     },
     /// Take readings.
     Read(ReadStep),
@@ -182,6 +221,7 @@ impl Step {
         match self {
             Step::Identify { instrument }
             | Step::Configure { instrument, .. }
+            | Step::Operate { instrument, .. }
             | Step::DrainErrors { instrument } => instrument,
             Step::Read(r) => &r.instrument,
         }
@@ -193,17 +233,19 @@ impl Step {
 pub struct ReadStep {
     /// Instrument name.
     pub instrument: String,
-    /// Query that triggers and returns one reading.
-    pub query: String,
-    /// Number of readings.
+    /// The operation that yields readings.
+    pub op: String,
+    /// Parameter values.
+    pub params: BTreeMap<String, String>,
+    /// How many times the operation runs.
     pub count: u32,
-    /// Start-to-start spacing of readings.
+    /// Start-to-start spacing of the runs.
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
-    /// Quantity name.
-    pub quantity: String,
-    /// Unit.
-    pub unit: String,
+    /// Quantity name for values the reply does not name.
+    pub quantity: Option<String>,
+    /// Unit for values the reply gives none for.
+    pub unit: Option<String>,
 }
 
 /// A validated configuration.
@@ -221,6 +263,10 @@ pub struct Config {
     pub signing: Signing,
     /// The model behind simulated instruments.
     pub simulator: SimParams,
+    /// Driver profiles: the built-in ones and the lab's.
+    pub drivers: Arc<Registry>,
+    /// Prologix adapters.
+    pub adapters: Vec<Adapter>,
     /// Instruments.
     pub instruments: Vec<Instrument>,
     /// Sequences.
@@ -336,10 +382,30 @@ impl Validator<'_> {
             None => self.simulator(raw::RawSimulator::default(), nominal, 0..0)?,
         };
 
+        let mut drivers = Registry::builtin().map_err(ConfigError::Driver)?;
+        if let Some(dir) = &raw.drivers.dir {
+            drivers
+                .add_dir(&base.join(dir))
+                .map_err(ConfigError::Driver)?;
+        }
+        let mut adapters: Vec<Adapter> = Vec::with_capacity(raw.adapters.len());
+        for ra in raw.adapters {
+            let span = ra.resource.span();
+            let adapter = self.adapter(ra)?;
+            if adapters.iter().any(|a| a.board == adapter.board) {
+                return self.invalid(
+                    span,
+                    "adapter.resource",
+                    format!("board {} has two adapters", adapter.board),
+                );
+            }
+            adapters.push(adapter);
+        }
+
         let mut instruments: Vec<Instrument> = Vec::with_capacity(raw.instruments.len());
         for ri in raw.instruments {
             let name_span = ri.name.span();
-            let inst = self.instrument(ri)?;
+            let inst = self.instrument(ri, &drivers, &adapters)?;
             // Duplicate names would make steps ambiguous.
             if instruments.iter().any(|b| b.name == inst.name) {
                 return self.invalid(
@@ -372,6 +438,8 @@ impl Validator<'_> {
             storage,
             signing,
             simulator,
+            drivers: Arc::new(drivers),
+            adapters,
             instruments,
             sequences,
         })
@@ -480,7 +548,51 @@ impl Validator<'_> {
         Ok(params)
     }
 
-    fn instrument(&self, raw: RawInstrument) -> Result<Instrument, ConfigError> {
+    fn adapter(&self, raw: raw::RawAdapter) -> Result<Adapter, ConfigError> {
+        let (resource, board) = match raw.resource.get_ref().trim().parse::<Resource>() {
+            Ok(
+                r @ (Resource::PrologixTcp { board, .. } | Resource::PrologixSerial { board, .. }),
+            ) => (r, board),
+            Ok(_) => {
+                return self.invalid(
+                    raw.resource.span(),
+                    "adapter.resource",
+                    "not a Prologix adapter: use PRLGX-ASRL0::/dev/ttyUSB0::INTFC or PRLGX-TCPIP0::<host>::1234::INTFC",
+                );
+            }
+            Err(e) => return self.invalid(raw.resource.span(), "adapter.resource", e.to_string()),
+        };
+        let mut serial = SerialSettings {
+            baud: 115_200,
+            ..SerialSettings::default()
+        };
+        if let Some(b) = &raw.baud {
+            if *b.get_ref() == 0 {
+                return self.invalid(b.span(), "adapter.baud", "must be positive");
+            }
+            serial.baud = *b.get_ref();
+        }
+        let read_tmo_ms = match &raw.read_tmo_ms {
+            Some(t) if !(1..=3000).contains(t.get_ref()) => {
+                return self.invalid(t.span(), "adapter.read_tmo_ms", "1 to 3000 (milliseconds)");
+            }
+            Some(t) => *t.get_ref(),
+            None => crate::transport::prologix::DEFAULT_READ_TMO_MS,
+        };
+        Ok(Adapter {
+            resource,
+            board,
+            serial,
+            read_tmo_ms,
+        })
+    }
+
+    fn instrument(
+        &self,
+        raw: RawInstrument,
+        drivers: &Registry,
+        adapters: &[Adapter],
+    ) -> Result<Instrument, ConfigError> {
         let name = raw.name.get_ref().trim().to_owned();
         if name.is_empty() {
             return self.invalid(raw.name.span(), "instrument.name", "must not be empty");
@@ -490,6 +602,20 @@ impl Validator<'_> {
             Endpoint::SimulatorPty
         } else {
             match text.parse::<Resource>() {
+                Ok(Resource::PrologixTcp { .. } | Resource::PrologixSerial { .. }) => {
+                    return self.invalid(
+                        raw.resource.span(),
+                        "instrument.resource",
+                        "that is an adapter: declare it in [[adapter]] and name the instrument GPIB<board>::<address>::INSTR",
+                    );
+                }
+                Ok(Resource::Gpib { board, .. }) if !adapters.iter().any(|a| a.board == board) => {
+                    return self.invalid(
+                        raw.resource.span(),
+                        "instrument.resource",
+                        format!("no [[adapter]] for GPIB board {board}"),
+                    );
+                }
                 Ok(r) => Endpoint::Resource(r),
                 Err(e) => {
                     return self.invalid(
@@ -501,7 +627,42 @@ impl Validator<'_> {
             }
         };
 
+        let id_value = raw
+            .driver
+            .as_ref()
+            .map_or(DEFAULT_DRIVER, |d| d.get_ref().as_str());
+        let profile = match (&raw.profile, drivers.get(id_value)) {
+            (_, None) => {
+                let span = raw.driver.as_ref().map_or(raw.name.span(), Spanned::span);
+                let known: Vec<&str> = drivers.ids().collect();
+                return self.invalid(
+                    span,
+                    "instrument.driver",
+                    format!(
+                        "no driver profile `{id_value}` (known: {})",
+                        known.join(", ")
+                    ),
+                );
+            }
+            (Some(overrides), Some(_)) => {
+                let origin = format!(
+                    "{}:{} [instrument.profile] of `{name}`",
+                    self.origin,
+                    line_col(self.text, overrides.span().start).0
+                );
+                drivers
+                    .with_overrides(id_value, overrides.get_ref(), &origin)
+                    .map_err(ConfigError::Driver)?
+            }
+            (None, Some(p)) => p.clone(),
+        };
+
+        // The model's own serial settings and terminations, unless the lab says otherwise.
         let mut serial = SerialSettings::default();
+        serial.baud = profile.io.baud.unwrap_or(serial.baud);
+        serial.data_bits = profile.io.data_bits.unwrap_or(serial.data_bits);
+        serial.parity = profile.io.parity.unwrap_or(serial.parity);
+        serial.stop_bits = profile.io.stop_bits.unwrap_or(serial.stop_bits);
         if let Some(b) = &raw.baud {
             if *b.get_ref() == 0 {
                 return self.invalid(b.span(), "instrument.baud", "must be positive, e.g. 9600");
@@ -549,7 +710,12 @@ impl Validator<'_> {
             };
         }
 
-        let mut link = LinkSettings::default();
+        let mut link = LinkSettings {
+            write_termination: profile.io.write_termination.clone(),
+            read_termination: profile.io.read_termination.clone(),
+            timeout: profile.io.timeout,
+            ..LinkSettings::default()
+        };
         if let Some(w) = &raw.write_termination {
             if w.get_ref().len() > 4 {
                 return self.invalid(
@@ -588,11 +754,33 @@ impl Validator<'_> {
             }
             link.max_reply = usize::try_from(v).unwrap_or(usize::MAX);
         }
+        let mut params = BTreeMap::new();
+        for (key, value) in &raw.params {
+            // A value no operation can use is a typo, not a setting to ignore.
+            if !profile
+                .operations
+                .values()
+                .any(|op| op.params.contains_key(key))
+            {
+                return self.invalid(
+                    value.span(),
+                    &format!("instrument.params.{key}"),
+                    format!(
+                        "no operation of driver `{}` has a parameter `{key}`",
+                        profile.id
+                    ),
+                );
+            }
+            params.insert(key.clone(), value.get_ref().to_text());
+        }
         Ok(Instrument {
             name,
             endpoint,
             serial,
             link,
+            profile: Arc::new(profile),
+            params,
+            usb_serial: raw.usb_serial,
         })
     }
 
@@ -618,12 +806,52 @@ impl Validator<'_> {
         }
     }
 
-    fn command(&self, cmd: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
-        let c = cmd.get_ref().trim();
-        if c.is_empty() || c.contains(['\r', '\n']) {
-            return self.invalid(cmd.span(), key, "commands must be non-empty and on one line; the termination is added by the transport");
+    /// A step's parameters, checked against its operation in the instrument's profile.
+    fn op_params(
+        &self,
+        instruments: &[Instrument],
+        instrument: &str,
+        op: &str,
+        op_span: std::ops::Range<usize>,
+        raw: &raw::RawParams,
+        key: &str,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let Some(profile) = instruments
+            .iter()
+            .find(|i| i.name == instrument)
+            .map(|i| &i.profile)
+        else {
+            return self.invalid(op_span, key, format!("no instrument named `{instrument}`"));
+        };
+        let Some(operation) = profile.operation(op) else {
+            let known: Vec<&str> = profile.operations.keys().map(String::as_str).collect();
+            return self.invalid(
+                op_span,
+                &format!("{key}.op"),
+                format!(
+                    "driver `{}` has no operation `{op}` (it has: {})",
+                    profile.id,
+                    known.join(", ")
+                ),
+            );
+        };
+        let mut params = BTreeMap::new();
+        for (name, value) in raw {
+            if !operation.params.contains_key(name) {
+                let known: Vec<&str> = operation.params.keys().map(String::as_str).collect();
+                return self.invalid(
+                    value.span(),
+                    &format!("{key}.params.{name}"),
+                    format!(
+                        "operation `{op}` of `{}` has no parameter `{name}` (it has: {})",
+                        profile.id,
+                        known.join(", ")
+                    ),
+                );
+            }
+            params.insert(name.clone(), value.get_ref().to_text());
         }
-        Ok(c.to_owned())
+        Ok(params)
     }
 
     fn sequence(
@@ -669,36 +897,74 @@ impl Validator<'_> {
                         "sequence.step.drain_errors.instrument",
                     )?,
                 },
-                RawStep::Configure(c) => Step::Configure {
-                    instrument: self.instrument_ref(
-                        &c.instrument,
+                RawStep::Configure(c) => {
+                    let instrument =
+                        self.instrument_ref(&c.instrument, instruments, "sequence.step.configure.instrument")?;
+                    let params = self.op_params(
                         instruments,
-                        "sequence.step.configure.instrument",
-                    )?,
-                    commands: c
-                        .commands
-                        .iter()
-                        .map(|cmd| self.command(cmd, "sequence.step.configure.commands"))
-                        .collect::<Result<_, _>>()?,
-                },
+                        &instrument,
+                        "configure",
+                        c.instrument.span(),
+                        &c.params,
+                        "sequence.step.configure",
+                    )?;
+                    Step::Configure { instrument, params }
+                }
+                RawStep::Operate(o) => {
+                    let instrument =
+                        self.instrument_ref(&o.instrument, instruments, "sequence.step.operate.instrument")?;
+                    let op = o.op.get_ref().clone();
+                    let params = self.op_params(
+                        instruments,
+                        &instrument,
+                        &op,
+                        o.op.span(),
+                        &o.params,
+                        "sequence.step.operate",
+                    )?;
+                    Step::Operate { instrument, op, params }
+                }
                 RawStep::Read(r) => {
                     if *r.count.get_ref() == 0 {
-                        return self.invalid(
-                            r.count.span(),
-                            "sequence.step.read.count",
-                            "at least 1",
-                        );
+                        return self.invalid(r.count.span(), "sequence.step.read.count", "at least 1");
+                    }
+                    let instrument =
+                        self.instrument_ref(&r.instrument, instruments, "sequence.step.read.instrument")?;
+                    let (op, op_span) = match &r.op {
+                        Some(op) => (op.get_ref().clone(), op.span()),
+                        None => ("read".to_owned(), r.instrument.span()),
+                    };
+                    let params =
+                        self.op_params(instruments, &instrument, &op, op_span.clone(), &r.params, "sequence.step.read")?;
+                    let reply = instruments
+                        .iter()
+                        .find(|i| i.name == instrument)
+                        .and_then(|i| i.profile.operation(&op))
+                        .and_then(|o| o.reply.as_ref());
+                    match reply {
+                        None => {
+                            return self.invalid(
+                                op_span,
+                                "sequence.step.read.op",
+                                format!("operation `{op}` returns no values; use `operate` for it"),
+                            );
+                        }
+                        // A reply that names its values (a regex with captures) supplies quantity
+                        // and unit; anything else needs them from the step.
+                        Some(crate::drivers::ReplySpec::Regex { .. }) => {}
+                        Some(_) if r.quantity.is_none() || r.unit.is_none() => {
+                            return self.invalid(
+                                r.instrument.span(),
+                                "sequence.step.read",
+                                format!("operation `{op}` does not name its values: give `quantity` and `unit`"),
+                            );
+                        }
+                        Some(_) => {}
                     }
                     Step::Read(ReadStep {
-                        instrument: self.instrument_ref(
-                            &r.instrument,
-                            instruments,
-                            "sequence.step.read.instrument",
-                        )?,
-                        query: match &r.query {
-                            Some(q) => self.command(q, "sequence.step.read.query")?,
-                            None => "READ?".to_owned(),
-                        },
+                        instrument,
+                        op,
+                        params,
                         count: *r.count.get_ref(),
                         interval: match &r.interval {
                             Some(i) => self.duration(i, "sequence.step.read.interval")?,

@@ -22,6 +22,12 @@ pub struct RawConfig {
     pub signing: RawSigning,
     /// `[simulator]`: the model behind `SIM::PTY::INSTR` instruments.
     pub simulator: Option<Spanned<RawSimulator>>,
+    /// `[drivers]`: where the lab's own driver profiles are.
+    #[serde(default)]
+    pub drivers: RawDrivers,
+    /// `[[adapter]]`: Prologix GPIB adapters, one per bus.
+    #[serde(default, rename = "adapter")]
+    pub adapters: Vec<RawAdapter>,
     /// `[[instrument]]`.
     #[serde(default, rename = "instrument")]
     pub instruments: Vec<RawInstrument>,
@@ -29,6 +35,56 @@ pub struct RawConfig {
     #[serde(default, rename = "sequence")]
     pub sequences: Vec<RawSequence>,
 }
+
+/// `[drivers]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrivers {
+    /// A folder of extra profiles (`<id>.toml`), added to and replacing the built-in ones.
+    pub dir: Option<String>,
+}
+
+/// `[[adapter]]`: a Prologix GPIB-USB or GPIB-ETHERNET adapter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdapter {
+    /// `PRLGX-ASRL0::/dev/ttyUSB0::INTFC` or `PRLGX-TCPIP0::192.168.1.50::1234::INTFC`; the board
+    /// number links `GPIB0::22::INSTR` instruments to it.
+    pub resource: Spanned<String>,
+    /// Serial baud rate of a GPIB-USB adapter (it ignores it; 115200 is customary).
+    pub baud: Option<Spanned<u32>>,
+    /// `++read_tmo_ms`: the adapter's inter-character timeout, 1 to 3000 (default 50).
+    pub read_tmo_ms: Option<Spanned<u16>>,
+}
+
+/// A parameter value in a step or instrument: written as a string or a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawParam {
+    /// `"10"`, `"VOLT:DC"`.
+    Text(String),
+    /// `10`.
+    Integer(i64),
+    /// `0.1`.
+    Float(f64),
+    /// `true`.
+    Bool(bool),
+}
+
+impl RawParam {
+    /// The text a command template receives.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Integer(i) => i.to_string(),
+            Self::Float(f) => f.to_string(),
+            Self::Bool(b) => if *b { "ON" } else { "OFF" }.to_owned(),
+        }
+    }
+}
+
+/// Operation parameters by name.
+pub type RawParams = std::collections::BTreeMap<String, Spanned<RawParam>>;
 
 /// `[lab]`.
 #[derive(Debug, Deserialize)]
@@ -136,6 +192,18 @@ pub struct RawInstrument {
     pub timeout: Option<Spanned<String>>,
     /// Longest reply accepted, bytes (default 1 MiB).
     pub max_reply: Option<Spanned<u64>>,
+    /// Driver profile id (default `generic-scpi-dmm`); `tsagent drivers list` shows them.
+    pub driver: Option<Spanned<String>>,
+    /// Parameter values for this instrument's operations (e.g. `nplc = 100`), applied to every
+    /// operation that has the parameter, under what a step gives.
+    #[serde(default)]
+    pub params: RawParams,
+    /// Changes to the driver profile for this instrument, merged over it key by key (e.g. a
+    /// command the reference could not confirm).
+    pub profile: Option<Spanned<toml::Table>>,
+    /// USB serial number of the instrument's USB-serial adapter: after a reconnect the port is
+    /// found again by it, whatever device name it came back under.
+    pub usb_serial: Option<String>,
 }
 
 /// Which instrument exchanges are stored as events.
@@ -194,11 +262,13 @@ pub struct RawSequence {
 pub enum RawStep {
     /// Ask the instrument who it is and record it.
     Identify(RawInstrumentRef),
-    /// Send commands that set the instrument up.
+    /// Run the profile's `configure` operation.
     Configure(RawConfigure),
-    /// Take readings.
+    /// Run any operation whose result is not stored as readings (`source_set`, `source_operate`…).
+    Operate(RawOperate),
+    /// Take readings with a `read`-like operation.
     Read(RawRead),
-    /// Empty the instrument's error queue into the event log.
+    /// Empty the instrument's error queue into the event log (fails the run on any error).
     DrainErrors(RawInstrumentRef),
 }
 
@@ -210,14 +280,28 @@ pub struct RawInstrumentRef {
     pub instrument: Spanned<String>,
 }
 
-/// `configure = { instrument, commands }`.
+/// `configure = { instrument, params }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfigure {
     /// Instrument name.
     pub instrument: Spanned<String>,
-    /// Commands sent in order.
-    pub commands: Vec<Spanned<String>>,
+    /// Values for the operation's parameters.
+    #[serde(default)]
+    pub params: RawParams,
+}
+
+/// `operate = { instrument, op, params }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperate {
+    /// Instrument name.
+    pub instrument: Spanned<String>,
+    /// Operation name from the instrument's profile.
+    pub op: Spanned<String>,
+    /// Values for the operation's parameters.
+    #[serde(default)]
+    pub params: RawParams,
 }
 
 /// `read = { instrument, count, … }`.
@@ -226,14 +310,17 @@ pub struct RawConfigure {
 pub struct RawRead {
     /// Instrument name.
     pub instrument: Spanned<String>,
-    /// The query that triggers and returns one reading (default `READ?`).
-    pub query: Option<Spanned<String>>,
-    /// How many readings.
+    /// The operation that yields readings (default `read`; `read_buffer`, `env_read`, …).
+    pub op: Option<Spanned<String>>,
+    /// Values for the operation's parameters (e.g. `count` for `read_buffer`).
+    #[serde(default)]
+    pub params: RawParams,
+    /// How many times to run the operation.
     pub count: Spanned<u32>,
-    /// Time from one reading's start to the next (default `"0s"`: back to back).
+    /// Time from one run's start to the next (default `"0s"`: back to back).
     pub interval: Option<Spanned<String>>,
-    /// What is measured, e.g. `voltage`.
-    pub quantity: String,
-    /// Unit of the readings.
-    pub unit: String,
+    /// What is measured, e.g. `voltage` (required unless the reply names its values).
+    pub quantity: Option<String>,
+    /// Unit of the readings (required unless the reply gives units).
+    pub unit: Option<String>,
 }

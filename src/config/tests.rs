@@ -36,7 +36,8 @@ fn minimal_config_gets_defaults() {
     let Step::Read(r) = &c.sequences[0].steps[0] else {
         panic!("not a read step")
     };
-    assert_eq!(r.query, "READ?");
+    assert_eq!(r.op, "read");
+    assert_eq!(c.instruments[0].profile.id, DEFAULT_DRIVER);
     assert_eq!(r.interval, Duration::ZERO);
     assert_eq!(c.instruments[0].link, LinkSettings::default());
 }

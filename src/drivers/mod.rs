@@ -6,10 +6,12 @@
 //! optional status poll, a query and how its reply reads. [`Profile`] is the validated form;
 //! [`Registry`] holds the built-in profiles and a lab's own.
 //!
-//! **Architecture Invariant:** this module does no I/O except reading profile files. It turns
-//! text into a validated model and replies into values; sending commands is the caller's job.
+//! **Architecture Invariant:** apart from [`exec`], which carries operations out on a live
+//! session, this module does no I/O except reading profile files: it turns text into a validated
+//! model and replies into values. Nothing here touches the store.
 
 mod describe;
+pub mod exec;
 mod load;
 pub mod raw;
 mod registry;

@@ -1,27 +1,66 @@
-//! Opening sessions to configured instruments, including simulators the agent hosts itself.
+//! The connection supervisor: opens sessions to configured instruments, keeps them between runs,
+//! and takes an instrument offline when it vanishes and back online when it returns — with its
+//! identity checked, so a different unit on the same port is refused rather than measured.
+//!
+//! Every state change becomes an event (`instrument_offline`, `instrument_online`,
+//! `instrument_refused`) that the caller stores; the supervisor itself never touches the store.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::config::{Endpoint, Instrument};
-use crate::session::Session;
-use crate::sim::{PtyServer, SimParams};
-use crate::transport::{Link, Resource};
+use tokio::time::Instant;
 
 use super::SequenceError;
+use super::backoff::Backoff;
+use crate::clock::{Clock, Timestamp};
+use crate::config::{Adapter, Config, Endpoint, ExchangeLog, Instrument};
+use crate::drivers::exec;
+use crate::session::{Identity, Session};
+use crate::sim::{PtyServer, SimParams};
+use crate::store::NewEvent;
+use crate::transport::{Link, PrologixAdapter, Resource, TransportError};
 
-/// Opens sessions. Keeps in-process simulators alive between runs, so a simulated standard keeps
-/// drifting across the daemon's scheduled runs as a real one would.
+/// Why an instrument is offline.
+#[derive(Debug, Clone)]
+struct Outage {
+    since: Timestamp,
+    reason: String,
+    backoff: Backoff,
+    next_try: Instant,
+}
+
+#[derive(Default)]
+struct Conn {
+    session: Option<Session>,
+    /// The identity first seen in this process: a reconnect must find the same unit.
+    identity: Option<Identity>,
+    outage: Option<Outage>,
+}
+
+/// Opens and supervises instrument sessions. Keeps in-process simulators alive between runs, so a
+/// simulated standard keeps drifting across the daemon's scheduled runs as a real one would.
 pub struct Connector {
     simulator: SimParams,
+    adapters_config: Vec<Adapter>,
+    record_exchanges: bool,
     sims: HashMap<String, PtyServer>,
+    adapters: HashMap<u8, PrologixAdapter>,
+    conns: HashMap<String, Conn>,
+    events: Vec<NewEvent>,
 }
 
 impl Connector {
-    /// A connector whose simulated instruments follow `simulator`.
-    pub fn new(simulator: SimParams) -> Self {
+    /// A connector for the instruments of `config`.
+    pub fn new(config: &Config) -> Self {
         Self {
-            simulator,
+            simulator: config.simulator.clone(),
+            adapters_config: config.adapters.clone(),
+            record_exchanges: config.storage.log_exchanges != ExchangeLog::None,
             sims: HashMap::new(),
+            adapters: HashMap::new(),
+            conns: HashMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -32,10 +71,209 @@ impl Connector {
             .map(|(name, server)| (name.as_str(), server.path()))
     }
 
-    /// Opens a session to `instrument`.
-    pub async fn open(&mut self, instrument: &Instrument) -> Result<Session, SequenceError> {
+    /// Whether the instrument is connected right now.
+    pub fn is_online(&self, name: &str) -> bool {
+        self.conns.get(name).is_some_and(|c| c.session.is_some())
+    }
+
+    /// The identity the instrument gave when first connected in this process.
+    pub fn identity(&self, name: &str) -> Option<&Identity> {
+        self.conns.get(name).and_then(|c| c.identity.as_ref())
+    }
+
+    /// The session to `name` if it is connected now (no attempt to connect).
+    pub fn session_if_online(&mut self, name: &str) -> Option<&mut Session> {
+        self.conns.get_mut(name).and_then(|c| c.session.as_mut())
+    }
+
+    /// State changes not yet stored, oldest first.
+    pub fn take_events(&mut self) -> Vec<NewEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The session to `instrument`, connecting now if it is not connected (a run asks for it, so
+    /// an offline instrument gets an attempt whatever its backoff says).
+    pub async fn session(
+        &mut self,
+        instrument: &Instrument,
+        clock: &dyn Clock,
+    ) -> Result<&mut Session, SequenceError> {
+        let connected = self
+            .conns
+            .get(&instrument.name)
+            .is_some_and(|c| c.session.is_some());
+        if !connected {
+            self.try_connect(instrument, clock).await?;
+        }
+        self.conns
+            .get_mut(&instrument.name)
+            .and_then(|c| c.session.as_mut())
+            .ok_or_else(|| SequenceError::UnknownInstrument {
+                name: instrument.name.clone(),
+            })
+    }
+
+    /// Records that `name` was lost during an exchange: it goes offline and is retried later.
+    pub fn lost(&mut self, name: &str, reason: &str, clock: &dyn Clock) {
+        let conn = self.conns.entry(name.to_owned()).or_default();
+        conn.session = None;
+        if conn.outage.is_none() {
+            let at = clock.now();
+            let mut backoff = Backoff::reconnect();
+            let next_try = Instant::now() + backoff.next_delay();
+            conn.outage = Some(Outage {
+                since: at,
+                reason: reason.to_owned(),
+                backoff,
+                next_try,
+            });
+            tracing::warn!(instrument = name, reason, "instrument offline");
+            self.events.push(event(
+                at,
+                "instrument_offline",
+                serde_json::json!({ "instrument": name, "reason": reason }),
+            ));
+        }
+        // A lost GPIB instrument may mean a lost adapter; it is reopened on the next attempt.
+    }
+
+    /// Supervision between runs: probes connected instruments for a hang-up (no bus traffic) and
+    /// retries offline ones whose wait is over. Cheap enough to call every second.
+    pub async fn tick(&mut self, instruments: &[Instrument], clock: &dyn Clock) {
+        for instrument in instruments {
+            let Some(conn) = self.conns.get_mut(&instrument.name) else {
+                continue;
+            };
+            if let Some(session) = conn.session.as_mut() {
+                if let Err(e) = session.probe().await
+                    && e.is_connection_lost()
+                {
+                    let reason = crate::error::chain(&e);
+                    self.lost(&instrument.name, &reason, clock);
+                }
+                continue;
+            }
+            let due = conn
+                .outage
+                .as_ref()
+                .is_none_or(|o| o.next_try <= Instant::now());
+            if due {
+                // Failure is recorded in the outage; the next attempt comes after its backoff.
+                let _ = self.try_connect(instrument, clock).await;
+            }
+        }
+    }
+
+    /// Connects every instrument now (the daemon at start), leaving those that fail offline.
+    pub async fn connect_all(&mut self, instruments: &[Instrument], clock: &dyn Clock) {
+        for instrument in instruments {
+            if !self.is_online(&instrument.name) {
+                let _ = self.try_connect(instrument, clock).await;
+            }
+        }
+    }
+
+    async fn try_connect(
+        &mut self,
+        instrument: &Instrument,
+        clock: &dyn Clock,
+    ) -> Result<(), SequenceError> {
+        let name = instrument.name.clone();
+        match self.open(instrument).await {
+            Ok((session, identity)) => {
+                let conn = self.conns.entry(name.clone()).or_default();
+                if let Some(recorded) = &conn.identity {
+                    if !same_unit(recorded, &identity) {
+                        let reason = format!(
+                            "identity changed: expected {}, found {}",
+                            describe(recorded),
+                            describe(&identity)
+                        );
+                        let at = clock.now();
+                        tracing::error!(instrument = %name, %reason, "instrument refused");
+                        self.events.push(event(
+                            at,
+                            "instrument_refused",
+                            serde_json::json!({ "instrument": name, "expected": describe(recorded), "found": describe(&identity) }),
+                        ));
+                        self.set_offline(&name, &reason, clock);
+                        return Err(SequenceError::IdentityChanged {
+                            instrument: name,
+                            reason,
+                        });
+                    }
+                    if recorded.firmware != identity.firmware {
+                        tracing::warn!(instrument = %name, before = %recorded.firmware, after = %identity.firmware, "firmware changed");
+                    }
+                } else {
+                    conn.identity = Some(identity.clone());
+                }
+                conn.session = Some(session);
+                if let Some(outage) = conn.outage.take() {
+                    let at = clock.now();
+                    let offline_s = (at.utc_us - outage.since.utc_us) as f64 / 1e6;
+                    tracing::info!(instrument = %name, offline_s, "instrument online again");
+                    self.events.push(event(
+                        at,
+                        "instrument_online",
+                        serde_json::json!({
+                            "instrument": name,
+                            "offline_since_utc": crate::clock::rfc3339(outage.since.utc_us),
+                            "offline_s": offline_s,
+                            "reason": outage.reason,
+                        }),
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let reason = crate::error::chain(&e);
+                self.set_offline(&name, &reason, clock);
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks `name` offline (announcing it once) and schedules the next attempt.
+    fn set_offline(&mut self, name: &str, reason: &str, clock: &dyn Clock) {
+        let announced = self.conns.get(name).is_some_and(|c| c.outage.is_some());
+        if !announced {
+            self.lost(name, reason, clock);
+            return;
+        }
+        if let Some(outage) = self.conns.get_mut(name).and_then(|c| c.outage.as_mut()) {
+            outage.next_try = Instant::now() + outage.backoff.next_delay();
+        }
+    }
+
+    /// Opens a session, sends the profile's set-up and asks who is there.
+    async fn open(
+        &mut self,
+        instrument: &Instrument,
+    ) -> Result<(Session, Identity), SequenceError> {
+        let link = self.link(instrument).await?;
+        let mut session = Session::new(instrument.name.clone(), link);
+        session.set_recording(self.record_exchanges);
+        let setup = async {
+            exec::init(&instrument.profile, &mut session).await?;
+            exec::identify(&instrument.profile, &mut session).await
+        };
+        match setup.await {
+            Ok(identity) => Ok((session, identity)),
+            Err(source) => Err(SequenceError::Setup {
+                instrument: instrument.name.clone(),
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    async fn link(&mut self, instrument: &Instrument) -> Result<Link, SequenceError> {
+        let connect_error = |resource: String, source: TransportError| SequenceError::Connect {
+            instrument: instrument.name.clone(),
+            resource,
+            source,
+        };
         let resource = match &instrument.endpoint {
-            Endpoint::Resource(r) => r.clone(),
             Endpoint::SimulatorPty => {
                 let server = match self.sims.entry(instrument.name.clone()) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -54,14 +292,80 @@ impl Connector {
                     path: server.path().to_owned(),
                 }
             }
+            Endpoint::Resource(Resource::Serial { path }) => match &instrument.usb_serial {
+                Some(serial) => Resource::Serial {
+                    path: find_usb_port(serial).unwrap_or_else(|| path.clone()),
+                },
+                None => Resource::Serial { path: path.clone() },
+            },
+            Endpoint::Resource(gpib @ Resource::Gpib { board, .. }) => {
+                let adapter = self
+                    .adapter(*board)
+                    .await
+                    .map_err(|e| connect_error(gpib.to_string(), e))?;
+                return adapter
+                    .link_to(gpib, instrument.link.clone())
+                    .map_err(|e| connect_error(gpib.to_string(), e));
+            }
+            Endpoint::Resource(other) => other.clone(),
         };
-        let link = Link::open(&resource, &instrument.serial, instrument.link.clone())
+        Link::open(&resource, &instrument.serial, instrument.link.clone())
             .await
-            .map_err(|source| SequenceError::Connect {
-                instrument: instrument.name.clone(),
-                resource: resource.to_string(),
-                source,
-            })?;
-        Ok(Session::new(instrument.name.clone(), link))
+            .map_err(|e| connect_error(resource.to_string(), e))
+    }
+
+    /// The open adapter for a GPIB board, opening it if needed.
+    async fn adapter(&mut self, board: u8) -> Result<PrologixAdapter, TransportError> {
+        if let Some(adapter) = self.adapters.get(&board) {
+            return Ok(adapter.clone());
+        }
+        let Some(config) = self.adapters_config.iter().find(|a| a.board == board) else {
+            // The config validator makes every GPIB board name an adapter.
+            return Err(TransportError::Disconnected);
+        };
+        let adapter =
+            PrologixAdapter::open(&config.resource, &config.serial, config.read_tmo_ms).await?;
+        self.adapters.insert(board, adapter.clone());
+        Ok(adapter)
+    }
+
+    /// Forgets an adapter that failed, so the next attempt opens it again.
+    pub fn drop_adapter(&mut self, board: u8) {
+        self.adapters.remove(&board);
     }
 }
+
+fn event(at: Timestamp, kind: &'static str, detail: serde_json::Value) -> NewEvent {
+    NewEvent {
+        at,
+        run_id: None,
+        instrument_id: None,
+        kind,
+        detail,
+    }
+}
+
+/// Same manufacturer, model and serial number: the same unit (firmware may be updated).
+fn same_unit(a: &Identity, b: &Identity) -> bool {
+    a.manufacturer == b.manufacturer && a.model == b.model && a.serial == b.serial
+}
+
+fn describe(id: &Identity) -> String {
+    format!("{} {} serial {}", id.manufacturer, id.model, id.serial)
+}
+
+/// The serial port whose USB adapter has this serial number, wherever it was enumerated.
+pub fn find_usb_port(serial: &str) -> Option<PathBuf> {
+    let ports = serialport::available_ports().ok()?;
+    ports.into_iter().find_map(|p| match p.port_type {
+        serialport::SerialPortType::UsbPort(usb)
+            if usb.serial_number.as_deref() == Some(serial) =>
+        {
+            Some(PathBuf::from(p.port_name))
+        }
+        _ => None,
+    })
+}
+
+/// How long the daemon waits between supervision ticks.
+pub const TICK: Duration = Duration::from_secs(1);

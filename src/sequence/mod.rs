@@ -11,16 +11,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::clock::{self, Clock};
-use crate::config::{Config, ExchangeLog, ReadStep, Sequence, Step};
-use crate::session::{Exchange, Identity, InstrumentError, Measurement, Session, SessionError};
+use crate::config::{Config, ExchangeLog, Instrument, ReadStep, Sequence, Step};
+use crate::drivers::exec::{self, DriverError};
+use crate::session::{Exchange, Identity, Measurement};
 use crate::sim::SimError;
 use crate::store::{NewEvent, NewReading, RunStatus, Store, StoreError, Trigger};
 use crate::transport::TransportError;
 
-pub use connect::Connector;
-
-/// How many `SYST:ERR?` queries a drain may take before the queue is declared stuck.
-const ERROR_DRAIN_LIMIT: usize = 64;
+pub use connect::{Connector, TICK, find_usb_port};
 
 /// Why a run could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -59,28 +57,47 @@ pub enum SequenceError {
         #[source]
         source: TransportError,
     },
-    /// A step's exchange with the instrument failed.
-    #[error("step {step} ({action}) failed")]
-    Exchange {
-        /// 1-based step number.
-        step: usize,
-        /// Step kind.
-        action: &'static str,
+    /// Connected, but the set-up commands or the identity query failed, or another model answered.
+    #[error("cannot set up `{instrument}`")]
+    Setup {
         /// Instrument.
         instrument: String,
-        /// Why (boxed: session errors are large and this one travels up several calls).
+        /// Why (boxed: driver errors are large and travel up several calls).
         #[source]
-        source: Box<SessionError>,
+        source: Box<DriverError>,
     },
-    /// The instrument's error queue held errors: a command was not accepted as sent.
-    #[error("step {step} (drain_errors): `{instrument}` reported {}", join_errors(.errors))]
-    InstrumentReported {
-        /// 1-based step number.
-        step: usize,
+    /// A different unit answered after a reconnect; it is not measured.
+    #[error("`{instrument}` refused: {reason}")]
+    IdentityChanged {
         /// Instrument.
         instrument: String,
-        /// The errors, in queue order.
-        errors: Vec<InstrumentError>,
+        /// What was expected and what answered.
+        reason: String,
+    },
+    /// A step failed on its instrument.
+    #[error("step {step} ({action}) on `{instrument}` failed")]
+    Step {
+        /// 1-based step number.
+        step: usize,
+        /// Step kind or operation name.
+        action: String,
+        /// Instrument.
+        instrument: String,
+        /// Why.
+        #[source]
+        source: Box<DriverError>,
+    },
+    /// An operation in a read step gave a value that cannot be a reading (text, not a number).
+    #[error("step {step} ({op}) on `{instrument}`: the reply `{raw}` is not a value")]
+    NotAValue {
+        /// 1-based step number.
+        step: usize,
+        /// Operation.
+        op: String,
+        /// Instrument.
+        instrument: String,
+        /// What came back.
+        raw: String,
     },
     /// Storage failed; nothing more can be measured safely.
     #[error(transparent)]
@@ -108,14 +125,6 @@ impl SequenceError {
             other => other,
         }
     }
-}
-
-fn join_errors(errors: &[InstrumentError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("{},\"{}\"", e.code, e.message))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// One committed reading, as reported to an [`Observer`].
@@ -229,10 +238,7 @@ impl Runner<'_> {
         let total = sequence
             .steps
             .iter()
-            .map(|s| match s {
-                Step::Read(r) => u64::from(r.count),
-                _ => 0,
-            })
+            .map(|s| self.expected_readings(s))
             .sum();
         observer.started(run_id, &sequence.name, total);
         let mut progress = Progress {
@@ -242,12 +248,26 @@ impl Runner<'_> {
             first: None,
             last: None,
         };
-        let mut sessions = Sessions::default();
+        let mut ids = HashMap::new();
         let result = self
-            .steps(sequence, &mut sessions, &mut progress, observer, stop)
+            .steps(sequence, &mut ids, &mut progress, observer, stop)
             .await;
-        // Exchanges of a failed step are evidence too.
-        let leftover = sessions.drain_exchanges(&*self.clock, run_id);
+        // Exchanges and supervision events of a failed step are evidence too.
+        let mut leftover = self.connector.take_events();
+        for step in &sequence.steps {
+            let name = step.instrument();
+            if let Some(session) = self.connector.session_if_online(name) {
+                leftover.extend(exchange_events(
+                    session.take_exchanges(),
+                    self.clock.now(),
+                    run_id,
+                    ids.get(name).copied(),
+                ));
+            }
+        }
+        for e in &mut leftover {
+            e.run_id.get_or_insert(run_id);
+        }
         let ended = self.clock.now();
         match result {
             Ok(stopped) => {
@@ -296,11 +316,36 @@ impl Runner<'_> {
         }
     }
 
+    /// How many readings a step will give, for progress: the runs times the values per run (a
+    /// buffer read gives its `count`).
+    fn expected_readings(&self, step: &Step) -> u64 {
+        let Step::Read(read) = step else { return 0 };
+        let per_run = self
+            .config
+            .instrument(&read.instrument)
+            .and_then(|i| i.profile.operation(&read.op).map(|op| (i, op)))
+            .and_then(|(i, op)| {
+                let reply = op.reply.as_ref()?;
+                if !(reply.is_binary()
+                    || matches!(reply, crate::drivers::ReplySpec::Csv { field: None }))
+                {
+                    return Some(1);
+                }
+                read.params
+                    .get("count")
+                    .or_else(|| i.params.get("count"))
+                    .or_else(|| op.params.get("count"))
+                    .and_then(|c| c.parse::<u64>().ok())
+            })
+            .unwrap_or(1);
+        u64::from(read.count) * per_run
+    }
+
     /// Returns whether the run was stopped on request.
     async fn steps(
         &mut self,
         sequence: &Sequence,
-        sessions: &mut Sessions,
+        ids: &mut HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
         stop: &watch::Receiver<bool>,
@@ -311,124 +356,214 @@ impl Runner<'_> {
                 return Ok(true);
             }
             let name = step.instrument();
-            if !sessions.open.contains_key(name) {
-                let instrument = self.config.instrument(name).ok_or_else(|| {
-                    SequenceError::UnknownInstrument {
+            let instrument =
+                self.config
+                    .instrument(name)
+                    .ok_or_else(|| SequenceError::UnknownInstrument {
                         name: name.to_owned(),
-                    }
-                })?;
-                let mut session = self.connector.open(instrument).await?;
-                session.set_recording(self.config.storage.log_exchanges != ExchangeLog::None);
-                sessions.open.insert(name.to_owned(), session);
+                    })?;
+            let result = self
+                .step(step, number, instrument, ids, progress, observer, stop)
+                .await;
+            // Exchanges and supervision events of this step are evidence, whatever its outcome.
+            let mut events = self.connector.take_events();
+            if let Some(session) = self.connector.session_if_online(name) {
+                events.extend(exchange_events(
+                    session.take_exchanges(),
+                    self.clock.now(),
+                    progress.run_id,
+                    ids.get(name).copied(),
+                ));
             }
-            let stopped = match step {
-                Step::Identify { instrument } => {
-                    self.identify(sessions, instrument, number, progress.run_id, observer)
-                        .await?;
-                    false
-                }
-                Step::Configure {
-                    instrument,
-                    commands,
-                } => {
-                    let session = sessions.get(instrument)?;
-                    for command in commands {
-                        session
-                            .write(command)
-                            .await
-                            .map_err(|source| SequenceError::Exchange {
-                                step: number,
-                                action: "configure",
-                                instrument: instrument.clone(),
-                                source: Box::new(source),
-                            })?;
-                    }
-                    false
-                }
-                Step::DrainErrors { instrument } => {
-                    let errors = sessions
-                        .get(instrument)?
-                        .drain_errors(ERROR_DRAIN_LIMIT)
-                        .await
-                        .map_err(|source| SequenceError::Exchange {
-                            step: number,
-                            action: "drain_errors",
-                            instrument: instrument.clone(),
-                            source: Box::new(source),
-                        })?;
-                    if !errors.is_empty() {
-                        let at = self.clock.now();
-                        let instrument_id = sessions.ids.get(instrument).copied();
-                        let events: Vec<NewEvent> = errors
-                            .iter()
-                            .map(|e| NewEvent {
-                                at,
-                                run_id: Some(progress.run_id),
-                                instrument_id,
-                                kind: "instrument_error",
-                                detail: serde_json::json!({ "code": e.code, "message": e.message }),
-                            })
-                            .collect();
-                        self.store.append_events(&events)?;
-                        return Err(SequenceError::InstrumentReported {
-                            step: number,
-                            instrument: instrument.clone(),
-                            errors,
-                        });
-                    }
-                    false
-                }
-                Step::Read(read) => {
-                    if !sessions.ids.contains_key(&read.instrument) {
-                        self.identify(
-                            sessions,
-                            &read.instrument,
-                            number,
-                            progress.run_id,
-                            observer,
-                        )
-                        .await?;
-                    }
-                    self.read(sessions, read, number, progress, observer, stop)
-                        .await?
-                }
-            };
-            let events = sessions.drain_exchanges(&*self.clock, progress.run_id);
+            for e in &mut events {
+                e.run_id.get_or_insert(progress.run_id);
+            }
             self.store.append_events(&events)?;
-            if stopped {
+            if result? {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
+    /// One step; returns whether a stop was requested during it.
+    #[allow(clippy::too_many_arguments)]
+    async fn step(
+        &mut self,
+        step: &Step,
+        number: usize,
+        instrument: &Instrument,
+        ids: &mut HashMap<String, u64>,
+        progress: &mut Progress,
+        observer: &mut dyn Observer,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool, SequenceError> {
+        let clock = self.clock.clone();
+        let failed = |action: &str, source: DriverError| SequenceError::Step {
+            step: number,
+            action: action.to_owned(),
+            instrument: instrument.name.clone(),
+            source: Box::new(source),
+        };
+        match step {
+            Step::Identify { .. } => {
+                self.identify(instrument, number, progress.run_id, ids, observer)
+                    .await?;
+                Ok(false)
+            }
+            Step::Configure { params, .. } => {
+                match self.operate(instrument, "configure", params).await {
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(self.step_failure(e, progress.run_id, ids, instrument, |e| {
+                        failed("configure", e)
+                    })),
+                }
+            }
+            Step::Operate { op, params, .. } => {
+                let outcome = match self.operate(instrument, op, params).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        return Err(self
+                            .step_failure(e, progress.run_id, ids, instrument, |e| failed(op, e)));
+                    }
+                };
+                if !outcome.values.is_empty() {
+                    let values: Vec<serde_json::Value> = outcome
+                        .values
+                        .iter()
+                        .map(
+                            |v| serde_json::json!({ "name": v.name, "unit": v.unit, "raw": v.raw }),
+                        )
+                        .collect();
+                    self.store.append_events(&[NewEvent {
+                        at: clock.now(),
+                        run_id: Some(progress.run_id),
+                        instrument_id: ids.get(&instrument.name).copied(),
+                        kind: "operation_result",
+                        detail: serde_json::json!({ "op": op, "values": values }),
+                    }])?;
+                }
+                Ok(false)
+            }
+            Step::DrainErrors { .. } => {
+                let session = self.connector.session(instrument, &*clock).await?;
+                let drained = exec::drain_errors(&instrument.profile, session).await;
+                let errors = match drained {
+                    Ok(errors) => errors,
+                    Err(e) => {
+                        self.note_loss(instrument, &e);
+                        return Err(failed("drain_errors", e));
+                    }
+                };
+                if errors.is_empty() {
+                    return Ok(false);
+                }
+                let error = DriverError::InstrumentReported { errors };
+                Err(
+                    self.step_failure(error, progress.run_id, ids, instrument, |e| {
+                        failed("drain_errors", e)
+                    }),
+                )
+            }
+            Step::Read(read) => {
+                if !ids.contains_key(&instrument.name) {
+                    self.identify(instrument, number, progress.run_id, ids, observer)
+                        .await?;
+                }
+                self.read(instrument, read, number, ids, progress, observer, stop)
+                    .await
+            }
+        }
+    }
+
+    /// Runs an operation, taking the instrument offline if the connection was lost.
+    async fn operate(
+        &mut self,
+        instrument: &Instrument,
+        op: &str,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<exec::OpOutcome, DriverError> {
+        let clock = self.clock.clone();
+        let session = match self.connector.session(instrument, &*clock).await {
+            Ok(session) => session,
+            Err(e) => {
+                return Err(DriverError::Unavailable {
+                    reason: crate::error::chain(&e),
+                });
+            }
+        };
+        let result = exec::run(&instrument.profile, session, op, &instrument.params, params).await;
+        if let Err(e) = &result {
+            self.note_loss(instrument, e);
+        }
+        result
+    }
+
+    /// Turns a failed operation into the step's error; errors the instrument itself reported
+    /// are stored as events first, in its own words.
+    fn step_failure(
+        &mut self,
+        error: DriverError,
+        run_id: u64,
+        ids: &HashMap<String, u64>,
+        instrument: &Instrument,
+        wrap: impl FnOnce(DriverError) -> SequenceError,
+    ) -> SequenceError {
+        if let DriverError::InstrumentReported { errors } = &error {
+            let at = self.clock.now();
+            let events: Vec<NewEvent> = errors
+                .iter()
+                .map(|e| NewEvent {
+                    at,
+                    run_id: Some(run_id),
+                    instrument_id: ids.get(&instrument.name).copied(),
+                    kind: "instrument_error",
+                    detail: serde_json::json!({ "code": e.code, "message": e.message }),
+                })
+                .collect();
+            if let Err(store_error) = self.store.append_events(&events) {
+                return SequenceError::Store(store_error);
+            }
+        }
+        wrap(error)
+    }
+
+    fn note_loss(&mut self, instrument: &Instrument, error: &DriverError) {
+        if error.is_connection_lost() {
+            self.connector
+                .lost(&instrument.name, &crate::error::chain(error), &*self.clock);
+        }
+    }
+
     async fn identify(
         &mut self,
-        sessions: &mut Sessions,
-        instrument: &str,
+        instrument: &Instrument,
         step: usize,
         run_id: u64,
+        ids: &mut HashMap<String, u64>,
         observer: &mut dyn Observer,
     ) -> Result<(), SequenceError> {
-        let identity = sessions
-            .get(instrument)?
-            .identify()
-            .await
-            .map_err(|source| SequenceError::Exchange {
-                step,
-                action: "identify",
-                instrument: instrument.to_owned(),
-                source: Box::new(source),
-            })?;
-        let resource = self
-            .config
-            .instrument(instrument)
-            .map(|i| i.resource_text())
-            .unwrap_or_default();
-        let at = self.clock.now();
-        let id = self
-            .store
-            .record_instrument(instrument, &resource, &identity, at)?;
+        let clock = self.clock.clone();
+        let session = self.connector.session(instrument, &*clock).await?;
+        let identity = match exec::identify(&instrument.profile, session).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                self.note_loss(instrument, &e);
+                return Err(SequenceError::Step {
+                    step,
+                    action: "identify".to_owned(),
+                    instrument: instrument.name.clone(),
+                    source: Box::new(e),
+                });
+            }
+        };
+        let at = clock.now();
+        let id = self.store.record_instrument(
+            &instrument.name,
+            &instrument.resource_text(),
+            &identity,
+            at,
+        )?;
         self.store.append_events(&[NewEvent {
             at,
             run_id: Some(run_id),
@@ -437,24 +572,27 @@ impl Runner<'_> {
             detail: serde_json::json!({
                 "manufacturer": identity.manufacturer, "model": identity.model,
                 "serial": identity.serial, "firmware": identity.firmware,
+                "driver": instrument.profile.id,
             }),
         }])?;
-        sessions.ids.insert(instrument.to_owned(), id);
-        observer.identified(instrument, &identity);
+        ids.insert(instrument.name.clone(), id);
+        observer.identified(&instrument.name, &identity);
         Ok(())
     }
 
     /// Returns whether a stop was requested.
+    #[allow(clippy::too_many_arguments)]
     async fn read(
         &mut self,
-        sessions: &mut Sessions,
+        instrument: &Instrument,
         read: &ReadStep,
         step: usize,
+        ids: &HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
         stop: &watch::Receiver<bool>,
     ) -> Result<bool, SequenceError> {
-        let instrument_id = sessions.ids.get(&read.instrument).copied().unwrap_or(0);
+        let instrument_id = ids.get(&instrument.name).copied().unwrap_or(0);
         let mut next = Instant::now();
         for i in 0..read.count {
             if *stop.borrow() {
@@ -464,65 +602,93 @@ impl Runner<'_> {
                 return Ok(true);
             }
             next += read.interval;
-            let session = sessions.get(&read.instrument)?;
-            let (raw, measurement) = session.read_number(&read.query).await.map_err(|source| {
-                SequenceError::Exchange {
-                    step,
-                    action: "read",
-                    instrument: read.instrument.clone(),
-                    source: Box::new(source),
+            let outcome = match self.operate(instrument, &read.op, &read.params).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    return Err(
+                        self.step_failure(e, progress.run_id, ids, instrument, |source| {
+                            SequenceError::Step {
+                                step,
+                                action: read.op.clone(),
+                                instrument: instrument.name.clone(),
+                                source: Box::new(source),
+                            }
+                        }),
+                    );
                 }
-            })?;
+            };
             let at = self.clock.now();
+            let clock = self.clock.clone();
+            let session = self.connector.session(instrument, &*clock).await?;
             let mut exchanges = session.take_exchanges();
             if self.config.storage.log_exchanges == ExchangeLog::ExceptReadings {
-                // The reading row records the exchange that produced it (query from the sequence,
-                // reply verbatim, time), which keeps the per-reading transaction to the reading and
-                // the chain head (benchmark P1).
-                exchanges.retain(|x| {
-                    !(x.error.is_none()
-                        && x.command == read.query
-                        && x.reply.as_deref() == Some(raw.as_str()))
-                });
+                // The reading rows record the exchange that produced them (query from the
+                // profile, reply verbatim, time), which keeps the per-reading transaction to the
+                // readings and the chain head (benchmark P1).
+                exchanges
+                    .retain(|x| !(x.error.is_none() && Some(&x.command) == outcome.query.as_ref()));
             }
             let exchanges = exchange_events(exchanges, at, progress.run_id, Some(instrument_id));
-            // Committed before it is reported and before the next trigger.
-            let committed = self.store.append_reading(
-                &NewReading {
+            let mut readings = Vec::with_capacity(outcome.values.len());
+            let mut measurements = Vec::with_capacity(outcome.values.len());
+            for value in &outcome.values {
+                let Some(measurement) = value.measurement else {
+                    return Err(SequenceError::NotAValue {
+                        step,
+                        op: read.op.clone(),
+                        instrument: instrument.name.clone(),
+                        raw: value.raw.clone(),
+                    });
+                };
+                measurements.push(measurement);
+                readings.push(NewReading {
                     run_id: progress.run_id,
                     instrument_id,
-                    quantity: &read.quantity,
+                    quantity: value
+                        .name
+                        .as_deref()
+                        .or(read.quantity.as_deref())
+                        .unwrap_or("value"),
                     value: measurement.value(),
                     status: measurement.status(),
-                    unit: &read.unit,
-                    raw: &raw,
+                    unit: value.unit.as_deref().or(read.unit.as_deref()).unwrap_or(""),
+                    raw: &value.raw,
                     at,
                     boot_id: self.clock.boot_id(),
-                },
-                &exchanges,
-            );
-            let committed = committed.inspect_err(|e| {
-                // The database refused it; the journal is the last place this value can be kept.
-                tracing::error!(
-                    instrument = %read.instrument,
-                    raw = %raw,
-                    utc = %clock::rfc3339(at.utc_us),
-                    error = %crate::error::chain(e),
-                    "reading could not be stored"
-                );
-            })?;
-            progress.done += 1;
-            progress.first.get_or_insert(committed.seq);
-            progress.last = Some(committed.seq);
-            observer.reading(&ReadingReport {
-                instrument: &read.instrument,
-                done: progress.done,
-                total: progress.total,
-                seq: committed.seq,
-                raw: &raw,
-                measurement,
-                unit: &read.unit,
-            });
+                });
+            }
+            // Committed before it is reported and before the next trigger: one transaction per
+            // operation, so a block of buffered readings is stored whole or not at all.
+            let committed = self
+                .store
+                .append_readings(&readings, &exchanges)
+                .inspect_err(|e| {
+                    // The database refused them; the journal is the last place these values are kept.
+                    for r in &readings {
+                        tracing::error!(
+                            instrument = %instrument.name,
+                            raw = %r.raw,
+                            utc = %clock::rfc3339(at.utc_us),
+                            error = %crate::error::chain(e),
+                            "reading could not be stored"
+                        );
+                    }
+                })?;
+            for ((reading, done), measurement) in readings.iter().zip(&committed).zip(measurements)
+            {
+                progress.done += 1;
+                progress.first.get_or_insert(done.seq);
+                progress.last = Some(done.seq);
+                observer.reading(&ReadingReport {
+                    instrument: &instrument.name,
+                    done: progress.done,
+                    total: progress.total.max(progress.done),
+                    seq: done.seq,
+                    raw: reading.raw,
+                    measurement,
+                    unit: reading.unit,
+                });
+            }
         }
         Ok(false)
     }
@@ -568,33 +734,6 @@ async fn wait_or_stop(deadline: Instant, stop: &watch::Receiver<bool>) -> bool {
                 false
             }
         },
-    }
-}
-
-#[derive(Default)]
-struct Sessions {
-    open: HashMap<String, Session>,
-    ids: HashMap<String, u64>,
-}
-
-impl Sessions {
-    fn get(&mut self, name: &str) -> Result<&mut Session, SequenceError> {
-        // Steps only name instruments whose session the loop opened first.
-        self.open
-            .get_mut(name)
-            .ok_or_else(|| SequenceError::UnknownInstrument {
-                name: name.to_owned(),
-            })
-    }
-
-    fn drain_exchanges(&mut self, clock: &dyn Clock, run_id: u64) -> Vec<NewEvent> {
-        let at = clock.now();
-        let mut events = Vec::new();
-        for (name, session) in &mut self.open {
-            let id = self.ids.get(name).copied();
-            events.extend(exchange_events(session.take_exchanges(), at, run_id, id));
-        }
-        events
     }
 }
 

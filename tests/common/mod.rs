@@ -251,7 +251,7 @@ name = "s"
 identify = {{ instrument = "dmm" }}
 
 [[sequence.step]]
-configure = {{ instrument = "dmm", commands = ["*RST", "CONF:VOLT:DC 10"] }}
+configure = {{ instrument = "dmm", params = {{ range = "10" }} }}
 
 [[sequence.step]]
 drain_errors = {{ instrument = "dmm" }}
