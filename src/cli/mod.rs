@@ -13,6 +13,7 @@ macro_rules! say {
 mod bundle_cmd;
 mod db;
 mod demo;
+mod drivers_cmd;
 mod measure;
 mod ports;
 pub mod progress;
@@ -68,6 +69,9 @@ pub enum Command {
     Db(db::DbCommand),
     /// List readings.
     Readings(db::ReadingsArgs),
+    /// Instrument driver profiles.
+    #[command(subcommand)]
+    Drivers(drivers_cmd::DriversCommand),
     /// Make the lab's Ed25519 signing key.
     Keygen(bundle_cmd::KeygenArgs),
     /// Seal and verify signed bundles.
@@ -116,6 +120,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Db(cmd) => db::run(cmd),
         Command::Readings(args) => db::readings(args),
+        Command::Drivers(cmd) => drivers_cmd::run(cmd),
         Command::Keygen(args) => bundle_cmd::keygen(args),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
     }
