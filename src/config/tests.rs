@@ -187,3 +187,110 @@ fn more_bad_values_name_their_line() {
     let msg = error_text(&MINIMAL.replace("count = 3", "count = 3, interval = \"300000000000y\""));
     assert!(msg.contains("longer than a year"), "{msg}");
 }
+
+#[test]
+fn drivers_operations_and_parameters_are_checked_with_their_line() {
+    let cases: [(&str, &str, usize, &str); 6] = [
+        (
+            "resource = \"ASRL",
+            "driver = \"hp-9999\"\nresource = \"ASRL",
+            15,
+            "instrument.driver",
+        ),
+        (
+            "resource = \"ASRL",
+            "params = { nplcc = 10 }\nresource = \"ASRL",
+            15,
+            "instrument.params.nplcc",
+        ),
+        (
+            "read = { instrument = \"dmm\", count = 3, quantity = \"voltage\", unit = \"V\" }",
+            "configure = { instrument = \"dmm\", params = { rnage = \"10\" } }",
+            21,
+            "sequence.step.configure.params.rnage",
+        ),
+        (
+            "read = { instrument = \"dmm\", count = 3, quantity = \"voltage\", unit = \"V\" }",
+            "operate = { instrument = \"dmm\", op = \"source_set\" }",
+            21,
+            "sequence.step.operate.op",
+        ),
+        (
+            "read = { instrument = \"dmm\", count = 3, quantity = \"voltage\", unit = \"V\" }",
+            "read = { instrument = \"dmm\", count = 3 }",
+            21,
+            "sequence.step.read",
+        ),
+        (
+            "read = { instrument = \"dmm\", count = 3, quantity = \"voltage\", unit = \"V\" }",
+            "read = { instrument = \"dmm\", op = \"configure\", count = 3, quantity = \"voltage\", unit = \"V\" }",
+            21,
+            "sequence.step.read.op",
+        ),
+    ];
+    for (from, to, line, key) in cases {
+        let msg = error_text(&MINIMAL.replace(from, to));
+        assert!(
+            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
+            "{to}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn gpib_instruments_need_their_adapter() {
+    let gpib = MINIMAL.replace("ASRL/dev/ttyUSB0::INSTR", "GPIB0::22::INSTR");
+    let msg = error_text(&gpib);
+    assert!(msg.contains("no [[adapter]] for GPIB board 0"), "{msg}");
+    let with_adapter = format!(
+        "[[adapter]]\nresource = \"PRLGX-TCPIP0::10.0.0.9::1234::INTFC\"\nread_tmo_ms = 200\n{gpib}"
+    );
+    let c = parse(&with_adapter).unwrap();
+    assert_eq!(c.adapters[0].board, 0);
+    assert_eq!(c.adapters[0].read_tmo_ms, 200);
+    let not_adapter = format!("[[adapter]]\nresource = \"TCPIP::10.0.0.9::1234::SOCKET\"\n{gpib}");
+    assert!(error_text(&not_adapter).contains("not a Prologix adapter"));
+}
+
+#[test]
+fn a_profile_brings_its_serial_settings_and_the_lab_can_override_them() {
+    let ptu = MINIMAL
+        .replace(
+            "resource = \"ASRL",
+            "driver = \"vaisala-ptu300\"\nresource = \"ASRL",
+        )
+        .replace(
+            "count = 3, quantity = \"voltage\", unit = \"V\"",
+            "op = \"env_read\", count = 3",
+        );
+    let c = parse(&ptu).unwrap();
+    let i = &c.instruments[0];
+    assert_eq!(
+        (i.serial.baud, i.serial.data_bits, i.serial.parity),
+        (4800, DataBits::Seven, Parity::Even)
+    );
+    assert_eq!(i.link.read_termination, b"\r\n");
+    let faster = ptu.replace(
+        "driver = \"vaisala-ptu300\"",
+        "driver = \"vaisala-ptu300\"\nbaud = 19200",
+    );
+    assert_eq!(parse(&faster).unwrap().instruments[0].serial.baud, 19200);
+}
+
+#[test]
+fn profile_overrides_apply_and_their_errors_say_where() {
+    let overridden = MINIMAL.replace(
+        "[[sequence]]",
+        "[instrument.profile.operations.read]\nquery = \"MEAS:VOLT:DC?\"\n\n[[sequence]]",
+    );
+    let c = parse(&overridden).unwrap();
+    let read = c.instruments[0].profile.operation("read").unwrap();
+    assert_eq!(read.query.as_ref().unwrap().as_str(), "MEAS:VOLT:DC?");
+    let broken = MINIMAL.replace(
+        "[[sequence]]",
+        "[instrument.profile.operations.read]\ntimeout = \"soon\"\n\n[[sequence]]",
+    );
+    let msg = error_text(&broken);
+    assert!(msg.contains("test.toml:17 [instrument.profile]"), "{msg}");
+    assert!(msg.contains("operations.read.timeout"), "{msg}");
+}
