@@ -17,17 +17,27 @@
 
 mod clock;
 mod dmm;
+mod fault;
 mod format;
+mod personality;
 mod pty;
 mod rng;
 mod serve;
+mod spec;
 mod tcp;
+mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use dmm::Dmm;
+pub use clock::{Clock, ManualClock, MonotonicClock, SharedClock};
+pub use dmm::{Dmm, MEMORY_CAP};
+pub use fault::{BadBlock, Fault, FaultHandle, FaultKind, MAX_FLOOD, Trigger};
+pub use personality::{
+    Personality, PersonalityId, Reply, Setup, Transfer, VaisalaFormat, VaisalaFormatError,
+};
+pub use spec::{BusSpec, MAX_GPIB_ADDRESS, SimSpec, SimTarget, SpecError};
+pub use wire::{Frame, Parity, wire_time};
 pub use format::{NOT_A_NUMBER, OVERLOAD, format_reading};
 pub use pty::PtyServer;
 pub use serve::{MAX_LINE, serve_connection};
