@@ -212,11 +212,6 @@ impl Dmm {
         self.meter.sent.load(Ordering::Relaxed)
     }
 
-    /// The counter behind [`readings_sent`](Dmm::readings_sent), for a server handle.
-    pub(crate) fn sent_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.meter.sent)
-    }
-
     /// Wall time the last message's measurements take with realistic timing; resets it.
     pub(crate) fn take_busy(&mut self) -> Duration {
         std::mem::take(&mut self.meter.busy)

@@ -20,10 +20,12 @@ mod dmm;
 mod fault;
 mod format;
 mod personality;
+mod prologix;
 mod pty;
 mod rng;
 mod serve;
 mod spec;
+mod station;
 mod tcp;
 mod wire;
 
@@ -39,6 +41,7 @@ pub use personality::{
 pub use spec::{BusSpec, MAX_GPIB_ADDRESS, SimSpec, SimTarget, SpecError};
 pub use wire::{Frame, Parity, wire_time};
 pub use format::{NOT_A_NUMBER, OVERLOAD, format_reading};
+pub use prologix::{PROLOGIX_VERSION, prologix_escape};
 pub use pty::PtyServer;
 pub use serve::{MAX_LINE, serve_connection};
 pub use tcp::TcpServer;

@@ -5,8 +5,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -16,20 +16,30 @@ use nix::pty::{OpenptyResult, openpty};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Dmm, SimError, SimParams, serve_connection};
+use super::fault::FaultHandle;
+use super::spec::SimSpec;
+use super::station::{ServeEnd, Station};
+use super::wire::Pacer;
+use super::{MonotonicClock, SimError, SimParams};
 
 /// How often the server lifts a client's exclusive-use lock on the terminal (see
 /// [`release_exclusive`]).
 const EXCLUSIVE_RELEASE_PERIOD: Duration = Duration::from_millis(100);
 
-/// A simulated meter behind a pseudo-terminal.
+/// A simulated instrument (or a Prologix bus) behind a pseudo-terminal.
 ///
 /// Clients open [`path`](PtyServer::path) (e.g. `/dev/pts/7`) as a serial port. The terminal is
 /// raw (no echo, no line editing, no CR/LF translation). The server holds a slave descriptor of
 /// its own, so a client closing does not hang up the terminal: clients are served one after
-/// another by the same meter, with its state, as a real instrument on a serial line would.
+/// another by the same instrument, with its state, as a real instrument on a serial line would.
+///
+/// A disconnect fault closes the terminal (clients see a hang-up), removes the link, waits, and
+/// opens a new terminal (at a new path when asked, and usually anyway while the old one is still
+/// held open by a client), pointing the link at it: [`current_path`](PtyServer::current_path)
+/// follows, [`path`](PtyServer::path) stays the first one.
 ///
 /// Dropping the server stops it, closes the terminal (open clients see a hang-up) and removes
 /// the link. Must be created inside a tokio runtime with I/O and timers enabled.
@@ -38,53 +48,140 @@ pub struct PtyServer {
     link: Option<PathBuf>,
     task: JoinHandle<()>,
     sent: Arc<AtomicU64>,
+    faults: FaultHandle,
+    line: Arc<LineState>,
+}
+
+/// Where the terminal is now and how often it came back.
+#[derive(Debug)]
+struct LineState {
+    path: Mutex<PathBuf>,
+    returns: watch::Sender<u64>,
+}
+
+impl LineState {
+    fn path(&self) -> PathBuf {
+        self.path
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_path(&self, path: PathBuf) {
+        *self
+            .path
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = path;
+    }
+}
+
+/// An open pseudo-terminal: the master the server talks through, a slave it holds open, and
+/// the slave's path.
+struct Pty {
+    master: PtyMaster,
+    slave: OwnedFd,
+    path: PathBuf,
+}
+
+fn open_pty() -> Result<Pty, SimError> {
+    let OpenptyResult { master, slave } = openpty(None, None).map_err(SimError::OpenPty)?;
+
+    let mut termios = tcgetattr(&slave).map_err(SimError::ConfigurePty)?;
+    cfmakeraw(&mut termios);
+    tcsetattr(&slave, SetArg::TCSANOW, &termios).map_err(SimError::ConfigurePty)?;
+
+    let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(SimError::ConfigurePty)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(&master, FcntlArg::F_SETFL(flags)).map_err(SimError::ConfigurePty)?;
+
+    let path = nix::unistd::ttyname(&slave).map_err(SimError::ConfigurePty)?;
+    // SAFETY: `master` is an open descriptor that the AsyncFd owns for its whole life; it is
+    // never swapped (no `get_mut`), so it stays the same file description until dropped.
+    let master = unsafe { AsyncFd::register(master) }
+        .map_err(|e| SimError::RegisterPty(io::Error::from(e)))?;
+    Ok(Pty {
+        master: PtyMaster { fd: master },
+        slave,
+        path,
+    })
+}
+
+/// Opens a terminal at a path other than `old` when `new_path` asks for it. The kernel reuses a
+/// freed number at once, so terminals at the old path are kept open until another one comes.
+fn reopen_pty(old: &Path, new_path: bool) -> Result<Pty, SimError> {
+    let mut held = Vec::new();
+    loop {
+        let pty = open_pty()?;
+        if !new_path || pty.path != old || held.len() >= 8 {
+            return Ok(pty);
+        }
+        held.push(pty);
+    }
 }
 
 impl PtyServer {
-    /// Opens a pseudo-terminal and starts serving a [`Dmm`] built from `params` on it.
+    /// Opens a pseudo-terminal and starts serving a [`Dmm`](super::Dmm) built from `params`
+    /// on it (the `generic-scpi-dmm` personality).
     ///
     /// With `link`, a symlink to the device is created there (atomically replacing an existing
     /// symlink; anything else at that path is refused with [`SimError::LinkOccupied`]) and
     /// removed again when the server is dropped, so scripts can use a stable name.
     pub fn start(params: SimParams, link: Option<PathBuf>) -> Result<Self, SimError> {
-        params.validate()?;
+        Self::start_spec(SimSpec::generic(params), link)
+    }
+
+    /// Like [`start`](PtyServer::start), serving whatever `spec` describes: a personality or a
+    /// Prologix bus, with `--baud` pacing and faults.
+    pub fn start_spec(spec: SimSpec, link: Option<PathBuf>) -> Result<Self, SimError> {
+        spec.validate()?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(SimError::NoRuntime);
         }
-        let OpenptyResult { master, slave } = openpty(None, None).map_err(SimError::OpenPty)?;
-
-        let mut termios = tcgetattr(&slave).map_err(SimError::ConfigurePty)?;
-        cfmakeraw(&mut termios);
-        tcsetattr(&slave, SetArg::TCSANOW, &termios).map_err(SimError::ConfigurePty)?;
-
-        let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(SimError::ConfigurePty)?;
-        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
-        fcntl(&master, FcntlArg::F_SETFL(flags)).map_err(SimError::ConfigurePty)?;
-
-        let path = nix::unistd::ttyname(&slave).map_err(SimError::ConfigurePty)?;
-        // SAFETY: `master` is an open descriptor that the AsyncFd owns for its whole life; it is
-        // never swapped (no `get_mut`), so it stays the same file description until dropped.
-        let master = unsafe { AsyncFd::register(master) }
-            .map_err(|e| SimError::RegisterPty(io::Error::from(e)))?;
+        let pty = open_pty()?;
         if let Some(link) = &link {
-            make_link(link, &path)?;
+            make_link(link, &pty.path)?;
         }
-
-        let dmm = Dmm::new(params);
-        let sent = dmm.sent_counter();
-        let task = tokio::spawn(run(dmm, PtyMaster { fd: master }, slave));
-        tracing::info!(path = %path.display(), "simulated DMM listening on a pseudo-terminal");
+        let path = pty.path.clone();
+        let sent = Arc::new(AtomicU64::new(0));
+        let station = Station::build(&spec, Arc::new(MonotonicClock::new()), Arc::clone(&sent));
+        let pacer = spec
+            .baud
+            .map(|baud| Pacer::new(baud, spec.frame.unwrap_or_else(|| station.frame())));
+        let faults = FaultHandle::new();
+        for f in spec.faults {
+            faults.arm(f);
+        }
+        let line = Arc::new(LineState {
+            path: Mutex::new(path.clone()),
+            returns: watch::channel(0).0,
+        });
+        let task = tokio::spawn(run(
+            station,
+            pty,
+            pacer,
+            faults.clone(),
+            Arc::clone(&line),
+            link.clone(),
+        ));
+        tracing::info!(path = %path.display(), "simulator listening on a pseudo-terminal");
         Ok(Self {
             path,
             link,
             task,
             sent,
+            faults,
+            line,
         })
     }
 
-    /// The terminal device clients open, e.g. `/dev/pts/7`.
+    /// The terminal device clients opened first, e.g. `/dev/pts/7`.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The terminal device now (it changes when a disconnect fault reopens the terminal).
+    pub fn current_path(&self) -> PathBuf {
+        self.line.path()
     }
 
     /// The symlink created at start, if any.
@@ -92,9 +189,26 @@ impl PtyServer {
         self.link.as_deref()
     }
 
-    /// Readings the meter has sent so far (see [`Dmm::readings_sent`]).
+    /// Readings the instruments have sent so far.
     pub fn readings_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Arms and observes faults.
+    pub fn faults(&self) -> FaultHandle {
+        self.faults.clone()
+    }
+
+    /// How many times the terminal has come back after a disconnect fault.
+    pub fn returns(&self) -> u64 {
+        *self.line.returns.borrow()
+    }
+
+    /// Waits until the terminal has come back `n` times in total.
+    pub async fn wait_returns(&self, n: u64) {
+        let mut rx = self.line.returns.subscribe();
+        // The sender lives in `self.line`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|r| *r >= n).await;
     }
 
     /// Stops the server and waits until the terminal is closed; dropping does the same without
@@ -119,27 +233,83 @@ impl Drop for PtyServer {
     fn drop(&mut self) {
         self.task.abort();
         if let Some(link) = &self.link {
-            remove_link(link, &self.path);
+            remove_link(link, &self.line.path());
         }
     }
 }
 
-/// The server task: serve the master until it fails, and keep the terminal usable.
-async fn run(mut dmm: Dmm, mut master: PtyMaster, slave: OwnedFd) {
-    let keep_shareable = async {
-        let mut tick = tokio::time::interval(EXCLUSIVE_RELEASE_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            release_exclusive(&slave);
+/// Pause before retrying to open a terminal that could not be opened.
+const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The server task: serve the master, keep the terminal usable, go away and come back when a
+/// fault says so.
+async fn run(
+    mut station: Station,
+    mut pty: Pty,
+    mut pacer: Option<Pacer>,
+    faults: FaultHandle,
+    line: Arc<LineState>,
+    link: Option<PathBuf>,
+) {
+    loop {
+        let end = {
+            let slave = &pty.slave;
+            let keep_shareable = async {
+                let mut tick = tokio::time::interval(EXCLUSIVE_RELEASE_PERIOD);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    release_exclusive(slave);
+                }
+            };
+            tokio::select! {
+                end = station.serve(&mut pty.master, &faults, &mut pacer) => end,
+                _ = keep_shareable => return,
+            }
+        };
+        match end {
+            Ok(ServeEnd::Closed) => {
+                tracing::info!("simulator pseudo-terminal closed");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "simulator pseudo-terminal failed");
+                return;
+            }
+            Ok(ServeEnd::Disconnect {
+                down,
+                new_path,
+                serial,
+            }) => {
+                let old = pty.path.clone();
+                drop(pty);
+                if let Some(link) = &link {
+                    remove_link(link, &old);
+                }
+                tracing::info!(path = %old.display(), ?down, "simulated disconnect");
+                tokio::time::sleep(down).await;
+                pty = loop {
+                    match reopen_pty(&old, new_path) {
+                        Ok(p) => break p,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "simulator could not reopen its terminal");
+                            tokio::time::sleep(REOPEN_BACKOFF).await;
+                        }
+                    }
+                };
+                if let Some(link) = &link
+                    && let Err(e) = make_link(link, &pty.path)
+                {
+                    tracing::warn!(error = %e, "simulator could not renew its link");
+                }
+                if let Some(serial) = serial {
+                    station.set_serial(&serial);
+                }
+                line.set_path(pty.path.clone());
+                line.returns.send_modify(|r| *r += 1);
+                tracing::info!(path = %pty.path.display(), "simulated reconnect");
+            }
         }
-    };
-    tokio::select! {
-        result = serve_connection(&mut dmm, &mut master) => match result {
-            Ok(()) => tracing::info!("simulator pseudo-terminal closed"),
-            Err(e) => tracing::warn!(error = %e, "simulator pseudo-terminal failed"),
-        },
-        _ = keep_shareable => {}
     }
 }
 

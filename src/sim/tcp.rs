@@ -1,4 +1,5 @@
-//! The simulated meter on a TCP port, like a LAN instrument's raw SCPI socket (5025).
+//! A simulated instrument (or a Prologix GPIB-ETHERNET bus) on a TCP port, like a LAN
+//! instrument's raw SCPI socket (5025) or the adapter's port 1234.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,45 +8,80 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Dmm, SimError, SimParams, serve_connection};
+use super::fault::FaultHandle;
+use super::spec::SimSpec;
+use super::station::{ServeEnd, Station};
+use super::wire::Pacer;
+use super::{MonotonicClock, SimError, SimParams};
 
 /// Pause after a failed `accept` (e.g. out of descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A simulated meter on a TCP socket.
+/// A simulated instrument on a TCP socket.
 ///
-/// Clients are served one after another by the same meter, whose state persists between them;
-/// a client that connects while another is served waits in the listen backlog. Dropping the
-/// server stops it and closes the listener and any open connection.
+/// Clients are served one after another by the same instrument, whose state persists between
+/// them; a client that connects while another is served waits in the listen backlog. A
+/// disconnect fault closes the connection and the listener (new connections are refused) and
+/// listens again on the same address when it is over. Dropping the server stops it and closes
+/// the listener and any open connection.
 pub struct TcpServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
     sent: Arc<AtomicU64>,
+    faults: FaultHandle,
+    returns: watch::Sender<u64>,
 }
 
 impl TcpServer {
-    /// Binds `addr` (port 0 picks a free port) and starts serving a [`Dmm`] built from `params`.
+    /// Binds `addr` (port 0 picks a free port) and starts serving a [`Dmm`](super::Dmm) built
+    /// from `params` (the `generic-scpi-dmm` personality).
     pub async fn start<A>(params: SimParams, addr: A) -> Result<Self, SimError>
     where
         A: ToSocketAddrs + fmt::Display,
     {
-        params.validate()?;
+        Self::start_spec(SimSpec::generic(params), addr).await
+    }
+
+    /// Like [`start`](TcpServer::start), serving whatever `spec` describes.
+    pub async fn start_spec<A>(spec: SimSpec, addr: A) -> Result<Self, SimError>
+    where
+        A: ToSocketAddrs + fmt::Display,
+    {
+        spec.validate()?;
         let bind_error = |source| SimError::Bind {
             addr: addr.to_string(),
             source,
         };
         let listener = TcpListener::bind(&addr).await.map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
-        let dmm = Dmm::new(params);
-        let sent = dmm.sent_counter();
-        let task = tokio::spawn(run(listener, dmm));
-        tracing::info!(addr = %local, "simulated DMM listening on TCP");
+        let sent = Arc::new(AtomicU64::new(0));
+        let station = Station::build(&spec, Arc::new(MonotonicClock::new()), Arc::clone(&sent));
+        let pacer = spec
+            .baud
+            .map(|baud| Pacer::new(baud, spec.frame.unwrap_or_else(|| station.frame())));
+        let faults = FaultHandle::new();
+        for f in spec.faults {
+            faults.arm(f);
+        }
+        let returns = watch::channel(0).0;
+        let task = tokio::spawn(run(
+            listener,
+            local,
+            station,
+            pacer,
+            faults.clone(),
+            returns.clone(),
+        ));
+        tracing::info!(addr = %local, "simulator listening on TCP");
         Ok(Self {
             addr: local,
             task,
             sent,
+            faults,
+            returns,
         })
     }
 
@@ -54,9 +90,26 @@ impl TcpServer {
         self.addr
     }
 
-    /// Readings the meter has sent so far (see [`Dmm::readings_sent`]).
+    /// Readings the instruments have sent so far.
     pub fn readings_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Arms and observes faults.
+    pub fn faults(&self) -> FaultHandle {
+        self.faults.clone()
+    }
+
+    /// How many times the listener has come back after a disconnect fault.
+    pub fn returns(&self) -> u64 {
+        *self.returns.borrow()
+    }
+
+    /// Waits until the listener has come back `n` times in total.
+    pub async fn wait_returns(&self, n: u64) {
+        let mut rx = self.returns.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|r| *r >= n).await;
     }
 
     /// Stops the server and waits until its sockets are closed; dropping does the same without
@@ -82,17 +135,54 @@ impl Drop for TcpServer {
     }
 }
 
-async fn run(listener: TcpListener, mut dmm: Dmm) {
+async fn run(
+    listener: TcpListener,
+    addr: SocketAddr,
+    mut station: Station,
+    mut pacer: Option<Pacer>,
+    faults: FaultHandle,
+    returns: watch::Sender<u64>,
+) {
+    let mut listener = Some(listener);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
+        let Some(l) = &listener else {
+            // Rebinding failed after a disconnect; try again shortly.
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            listener = TcpListener::bind(addr).await.ok();
+            continue;
+        };
+        let accepted = tokio::select! {
+            biased;
+            // A disconnect armed while nobody is connected still takes the port away.
+            _ = faults.armed_signal() => {
+                for e in faults.due_events() {
+                    if let super::fault::Event::Disconnect { down, serial, .. } = e {
+                        drop(listener.take());
+                        go_away(down, serial, &mut station).await;
+                        listener = rebind(addr).await;
+                        returns.send_modify(|r| *r += 1);
+                    }
+                }
+                continue;
+            }
+            a = l.accept() => a,
+        };
+        match accepted {
+            Ok((mut stream, peer)) => {
                 // Replies are single small writes; do not let Nagle hold them back.
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(error = %e, "could not set TCP_NODELAY");
                 }
                 tracing::info!(%peer, "simulator client connected");
-                match serve_connection(&mut dmm, stream).await {
-                    Ok(()) => tracing::info!(%peer, "simulator client disconnected"),
+                match station.serve(&mut stream, &faults, &mut pacer).await {
+                    Ok(ServeEnd::Closed) => tracing::info!(%peer, "simulator client disconnected"),
+                    Ok(ServeEnd::Disconnect { down, serial, .. }) => {
+                        drop(stream);
+                        drop(listener.take());
+                        go_away(down, serial, &mut station).await;
+                        listener = rebind(addr).await;
+                        returns.send_modify(|r| *r += 1);
+                    }
                     Err(e) => tracing::info!(%peer, error = %e, "simulator client dropped"),
                 }
             }
@@ -102,6 +192,30 @@ async fn run(listener: TcpListener, mut dmm: Dmm) {
             }
         }
     }
+}
+
+async fn go_away(down: Duration, serial: Option<String>, station: &mut Station) {
+    tracing::info!(?down, "simulated disconnect");
+    tokio::time::sleep(down).await;
+    if let Some(serial) = serial {
+        station.set_serial(&serial);
+    }
+}
+
+async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
+    for _ in 0..50 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "simulated reconnect");
+                return Some(l);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "simulator could not listen again yet");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -477,7 +477,7 @@ mod tests {
         ask(&mut c, "OUT 10000 OHM");
         assert_eq!(
             ask(&mut c, "OUT?"),
-            "+1.0000310E+04,OHM,+0.0000000E+00,0,+0.00E+00\n"
+            "+1.0000031E+04,OHM,+0.0000000E+00,0,+0.00E+00\n"
         );
         ask(&mut c, "OUT 1.9 KOHM");
         assert!(ask(&mut c, "OUT?").starts_with("+1.9000059E+03,OHM"));

@@ -50,11 +50,6 @@ impl Standard {
         self.rng.normal()
     }
 
-    /// Uniform random bits.
-    pub(crate) fn bits(&mut self) -> u64 {
-        self.rng.next_u64()
-    }
-
     /// One reading of the standard, V: the model plus white noise. The deviate is always drawn
     /// so that a seed names one sequence whatever the noise amplitude.
     pub(crate) fn volts(&mut self) -> f64 {
@@ -141,10 +136,6 @@ impl ErrorQueue {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(i32, String)> {
-        self.entries.iter()
     }
 }
 

@@ -165,21 +165,6 @@ pub(crate) fn respond_text(resp: &mut ResponseUnit<'_>, text: &str) -> ScpiResul
     resp.data(Character(text.as_bytes())).finish()
 }
 
-/// Writes `bytes` as an IEEE 488.2 definite-length block and remembers it (see
-/// [`Status::last_block`]).
-pub(crate) fn respond_block<D: ScpiDevice>(
-    dev: &mut D,
-    resp: &mut ResponseUnit<'_>,
-    bytes: Vec<u8>,
-) -> ScpiResult<()> {
-    resp.data(Arbitrary(&bytes)).finish()?;
-    let digits = bytes.len().to_string();
-    let mut block = format!("#{}{}", digits.len(), digits).into_bytes();
-    block.extend_from_slice(&bytes);
-    dev.status().last_block = Some(block);
-    Ok(())
-}
-
 /// Character data matching one of `choices` (`(mnemonic, value)`, long form with the short form
 /// in capitals, as `mnemonic_compare` expects).
 pub(crate) fn choice<T: Copy>(token: Token<'_>, choices: &[(&[u8], T)]) -> ScpiResult<T> {
@@ -408,7 +393,11 @@ mod tests {
     fn block_q(d: &mut Dev, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
         no_more(p)?;
         let b = d.block.clone();
-        respond_block(d, r, b)
+        r.data(Arbitrary(&b)).finish()?;
+        let mut block = format!("#1{}", b.len()).into_bytes();
+        block.extend_from_slice(&b);
+        d.status.last_block = Some(block);
+        Ok(())
     }
 
     const TREE: Node<'static, Dev> = Root![
@@ -444,7 +433,7 @@ mod tests {
         assert_eq!(run(&TREE, &mut d, b"BLOC?"), b"#12a\n\n");
         assert_eq!(
             run(&TREE, &mut d, b"SYST:ERR?"),
-            b"-108,\"Parameter not allowed\"\n"
+            b"-113,\"Undefined header\"\n"
         );
     }
 }

@@ -12,7 +12,8 @@
 //! The default output is exactly the cheat-sheet's `P= 1033.7 hPa T= 22.2 'C RH= 38.3 %RH`:
 //! format `6.1 "P=" P " " U6 3.1 "T=" T " " U3 3.1 "RH=" RH " " U4 \r \n`. In the simulator a
 //! length modifier `x.y` prints y decimals after one space, padded with further spaces up to x
-//! digits, and `Un` prints the unit unpadded, which reproduces the manual's examples as printed.
+//! digits, and `Un` prints the unit and one space when more printable output follows (the
+//! manual pads it to n characters), which reproduces the manual's examples as printed.
 //! `FORM` understands quantities `P`, `P1`, `P2`, `T`, `RH`, `TD`/`TDF`, modifiers `x.y`, `"…"`,
 //! `#t #r #n #rn #xxx` (and `\` forms), `U`/`Un`, `ADDR`, `ERR`, `STAT`, `SN`, `TIME`, `DATE`, `OK`,
 //! `CS2`, `CS4`, `CSX`; it refuses anything else with `Invalid format: <token>`.
@@ -380,7 +381,8 @@ impl Ptu300 {
         }
         let mut length: Option<(u8, u8)> = None;
         let mut last_unit = "";
-        for item in self.format.items.clone() {
+        let items = self.format.items.clone();
+        for (i, item) in items.iter().cloned().enumerate() {
             match item {
                 Item::Length(x, y) => length = Some((x, y)),
                 Item::Quantity(q) => {
@@ -401,7 +403,15 @@ impl Ptu300 {
                     last_unit = unit;
                 }
                 Item::Text(s) => out.extend_from_slice(s.as_bytes()),
-                Item::Unit(_) => out.extend_from_slice(last_unit.as_bytes()),
+                Item::Unit(width) => {
+                    out.extend_from_slice(last_unit.as_bytes());
+                    // The manual pads the unit to `width`; its printed examples show one space
+                    // before whatever printable output follows, and so does the simulator.
+                    let printable_follows = !matches!(items.get(i + 1), None | Some(Item::Byte(_)));
+                    if width.is_some() && printable_follows {
+                        out.push(b' ');
+                    }
+                }
                 Item::Byte(b) => out.push(b),
                 Item::Addr => out.extend_from_slice(self.address.to_string().as_bytes()),
                 Item::Err => {
