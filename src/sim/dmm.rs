@@ -1189,8 +1189,8 @@ fn form_data_ev(dev: &mut Meter, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
         }
         (_, None) => DataFormat::Real64,
         (_, Some(t)) => match number_arg(t, 0.0, 64.0)? {
-            w if w == 32.0 => DataFormat::Real32,
-            w if w == 64.0 => DataFormat::Real64,
+            32.0 => DataFormat::Real32,
+            64.0 => DataFormat::Real64,
             _ => return Err(ErrorCode::IllegalParameterValue.into()),
         },
     };
@@ -1971,6 +1971,122 @@ mod tests {
         let (mut d, _) = meter(ideal());
         q(&mut d, "READ?");
         assert_eq!(d.take_busy(), Duration::ZERO);
+    }
+
+    // --- Truevolt reading memory and binary formats (keysight-34470a/34465a) ------------------
+
+    /// A Truevolt meter reading an exact 10 V.
+    fn truevolt(id: PersonalityId) -> Dmm {
+        let identity = SimIdentity {
+            manufacturer: "Keysight Technologies".into(),
+            model: "34470A".into(),
+            serial: "SIMTEST01".into(),
+            firmware: "fw".into(),
+        };
+        Dmm::personality(
+            crate::sim::personality::tests::setup(false).0,
+            id,
+            Some(identity),
+        )
+    }
+
+    #[test]
+    fn truevolt_identities_come_from_the_personality_table() {
+        use crate::sim::personality::tests::{ask, setup};
+        for (id, model) in [
+            (PersonalityId::Keysight34470a, "34470A"),
+            (PersonalityId::Keysight34465a, "34465A"),
+        ] {
+            let mut p = id.build(setup(false).0);
+            assert_eq!(
+                ask(p.as_mut(), "*IDN?"),
+                format!(
+                    "Keysight Technologies,{model},SIMTEST01,tsagent-sim-{}\n",
+                    env!("CARGO_PKG_VERSION")
+                )
+            );
+            p.set_serial("SIM2");
+            assert!(ask(p.as_mut(), "*IDN?").contains(",SIM2,"));
+        }
+        let mut g = PersonalityId::GenericScpiDmm.build(setup(false).0);
+        assert!(ask(g.as_mut(), "*IDN?").starts_with("TSAGENT,SIM-DMM,SIM0000001,"));
+    }
+
+    #[test]
+    fn sample_and_trigger_counts_fill_memory() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        q(&mut d, "CONF:VOLT:DC 10;:SAMP:COUN 3;:TRIG:COUN 2");
+        assert_eq!(q(&mut d, "SAMP:COUN?;:TRIG:COUN?"), "+3;+2\n");
+        assert_eq!(q(&mut d, "TRIG:SOUR BUS;SOUR?"), "BUS\n");
+        q(&mut d, "INIT");
+        assert_eq!(q(&mut d, "DATA:POIN?"), "+6\n");
+        assert_eq!(
+            q(&mut d, "FETC?"),
+            format!("{}\n", ["+1.00000000E+01"; 6].join(","))
+        );
+        assert_eq!(q(&mut d, "DATA:LAST?"), "+1.00000000E+01 VDC\n");
+        // R? sends and erases; in ASCII format it is still a block.
+        assert_eq!(q(&mut d, "R? 2"), "#231+1.00000000E+01,+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "DATA:POIN?"), "+4\n");
+        q(&mut d, "R?");
+        assert_eq!(q(&mut d, "R?"), "#10\n");
+        // CONFigure resets the counts.
+        q(&mut d, "CONF:VOLT:DC");
+        assert_eq!(q(&mut d, "SAMP:COUN?"), "+1\n");
+        q(&mut d, "SAMP:COUN 1000;:TRIG:COUN 1000;:INIT");
+        assert_eq!(q(&mut d, "DATA:POIN?"), format!("+{MEMORY_CAP}\n"));
+        assert_eq!(errors(&mut d), ["531,\"Insufficient memory\""]);
+    }
+
+    #[test]
+    fn real_formats_send_definite_length_blocks() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        q(&mut d, "FORM:DATA REAL,64;:SAMP:COUN 2");
+        assert_eq!(q(&mut d, "FORM:DATA?"), "REAL,64\n");
+        let reply = d.handle_line(b"READ?\n");
+        let mut expected = b"#216".to_vec();
+        expected.extend(10.0f64.to_be_bytes());
+        expected.extend(10.0f64.to_be_bytes());
+        expected.push(b'\n');
+        assert_eq!(reply, expected);
+        q(&mut d, "FORM:BORD SWAP;:FORM:DATA REAL,32");
+        assert_eq!(q(&mut d, "FORM:BORD?"), "SWAP\n");
+        let reply = d.handle_line(b"FETC?\n");
+        let mut expected = b"#18".to_vec();
+        expected.extend(10.0f32.to_le_bytes());
+        expected.extend(10.0f32.to_le_bytes());
+        expected.push(b'\n');
+        assert_eq!(reply, expected);
+        q(&mut d, "FORM ASC");
+        assert_eq!(q(&mut d, "FORM?"), "ASC,9\n");
+        q(&mut d, "FORM:DATA REAL,16");
+        q(&mut d, "FORM:BORD BIG");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-224,\"Illegal parameter value\""
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_ending_in_lf_or_semicolon_is_still_terminated_once() {
+        // Find readings whose big-endian f32 ends in LF (0x0A) and in `;` (0x3B).
+        for last in [b'\n', b';'] {
+            let value = f32::from_be_bytes([0x41, 0x20, 0x00, last]);
+            let mut d = truevolt(PersonalityId::Keysight34470a);
+            d.meter.params.nominal = f64::from(value);
+            q(&mut d, "FORM:DATA REAL,32;:VOLT:RANG:AUTO ON");
+            let mut block = b"#14".to_vec();
+            block.extend(value.to_be_bytes());
+            let mut expected = block.clone();
+            expected.push(b'\n');
+            assert_eq!(d.handle_line(b"READ?"), expected);
+            assert_eq!(d.handle_line(b"FETC?;"), expected);
+            assert_eq!(d.handle_line(b"FETC?;BOGUS"), expected);
+            assert_eq!(d.handle_line(b"FETC?;VOLT:NPLC? 7"), expected);
+        }
     }
 
     // --- Robustness -------------------------------------------------------------------------

@@ -222,9 +222,7 @@ fn parse_duration(text: &str, value: &str) -> Result<Duration, SpecError> {
 
 fn parse_size(text: &str, value: &str) -> Result<u64, SpecError> {
     let v = value.trim();
-    let split = v
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(v.len());
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (digits, unit) = v.split_at(split);
     let n: u64 = digits
         .parse()
@@ -336,12 +334,7 @@ impl FromStr for Fault {
             "" => return Err(fault_error(text, "no fault kind")),
             other => return Err(fault_error(text, format!("unknown fault kind `{other}`"))),
         };
-        if value.is_some()
-            && matches!(
-                kind,
-                FaultKind::Unterminated | FaultKind::Silent
-            )
-        {
+        if value.is_some() && matches!(kind, FaultKind::Unterminated | FaultKind::Silent) {
             return Err(fault_error(text, format!("`{name}` takes no value")));
         }
         let mut fault = Fault::now(kind.clone());
@@ -705,8 +698,9 @@ pub(crate) fn apply(reply: Reply, kinds: &[FaultKind], terminator: &[u8], seed: 
                 emission.chunks = vec![Chunk::Bytes { data, end }];
             }
             FaultKind::Silent => emission.chunks.clear(),
-            FaultKind::Disconnect { .. } | FaultKind::Identity { .. } | FaultKind::Errors { .. } => {
-            }
+            FaultKind::Disconnect { .. }
+            | FaultKind::Identity { .. }
+            | FaultKind::Errors { .. } => {}
         }
     }
     emission
@@ -743,8 +737,14 @@ mod tests {
                 delay: Duration::from_millis(1500)
             }
         );
-        assert_eq!(parse("flood=10").kind, FaultKind::Flood { bytes: 10_000_000 });
-        assert_eq!(parse("flood=2MiB").kind, FaultKind::Flood { bytes: 2 << 20 });
+        assert_eq!(
+            parse("flood=10").kind,
+            FaultKind::Flood { bytes: 10_000_000 }
+        );
+        assert_eq!(
+            parse("flood=2MiB").kind,
+            FaultKind::Flood { bytes: 2 << 20 }
+        );
         assert_eq!(parse("flood=7B").kind, FaultKind::Flood { bytes: 7 });
         assert_eq!(parse("block=short").kind, FaultKind::Block(BadBlock::Short));
         assert_eq!(parse("block=huge").kind, FaultKind::Block(BadBlock::Huge));
@@ -854,10 +854,7 @@ mod tests {
     fn after_k_hits_reply_k_plus_one_and_events_fire_after_reply_k() {
         let h = FaultHandle::new();
         h.arm(Fault::after(2, FaultKind::Silent));
-        h.arm(Fault::after(
-            2,
-            FaultKind::Errors { count: 1 },
-        ));
+        h.arm(Fault::after(2, FaultKind::Errors { count: 1 }));
         assert!(h.due_events().is_empty());
         assert_eq!(h.on_reply(None), (vec![], vec![]));
         let (kinds, events) = h.on_reply(None);
@@ -877,9 +874,7 @@ mod tests {
     #[test]
     fn immediate_events_and_message_triggers() {
         let h = FaultHandle::new();
-        h.inject(FaultKind::Identity {
-            serial: "X".into(),
-        });
+        h.inject(FaultKind::Identity { serial: "X".into() });
         assert_eq!(h.due_events().len(), 1);
         assert!(h.due_events().is_empty());
         h.arm(Fault::on("read?", FaultKind::Garbage { len: 1 }).at(22));
@@ -913,13 +908,16 @@ mod tests {
 
     fn any_kind() -> impl Strategy<Value = FaultKind> {
         prop_oneof![
-            (0u64..100_000, any::<bool>(), proptest::option::of("[A-Z0-9]{1,8}")).prop_map(
-                |(ms, new_path, serial)| FaultKind::Disconnect {
+            (
+                0u64..100_000,
+                any::<bool>(),
+                proptest::option::of("[A-Z0-9]{1,8}")
+            )
+                .prop_map(|(ms, new_path, serial)| FaultKind::Disconnect {
                     down: Duration::from_millis(ms),
                     new_path,
                     serial
-                }
-            ),
+                }),
             (0usize..1000).prop_map(|len| FaultKind::Garbage { len }),
             Just(FaultKind::Unterminated),
             (0u64..100_000).prop_map(|ms| FaultKind::Slow {

@@ -35,16 +35,16 @@ use std::time::Duration;
 pub use clock::{Clock, ManualClock, MonotonicClock, SharedClock};
 pub use dmm::{Dmm, MEMORY_CAP};
 pub use fault::{BadBlock, Fault, FaultHandle, FaultKind, MAX_FLOOD, Trigger};
+pub use format::{NOT_A_NUMBER, OVERLOAD, format_reading};
 pub use personality::{
     Personality, PersonalityId, Reply, Setup, Transfer, VaisalaFormat, VaisalaFormatError,
 };
-pub use spec::{BusSpec, MAX_GPIB_ADDRESS, SimSpec, SimTarget, SpecError};
-pub use wire::{Frame, Parity, wire_time};
-pub use format::{NOT_A_NUMBER, OVERLOAD, format_reading};
 pub use prologix::{PROLOGIX_VERSION, prologix_escape};
-pub use pty::PtyServer;
+pub use pty::{LineStatus, PtyServer};
 pub use serve::{MAX_LINE, serve_connection};
+pub use spec::{BusSpec, MAX_GPIB_ADDRESS, SimSpec, SimTarget, SpecError};
 pub use tcp::TcpServer;
+pub use wire::{Frame, Parity, wire_time};
 
 /// Seconds in a day, the unit of [`SimParams::drift_per_day`].
 const SECONDS_PER_DAY: f64 = 86_400.0;

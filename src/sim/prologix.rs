@@ -85,7 +85,9 @@ impl HostLines {
                         continue;
                     }
                     if plus >= 2 {
-                        out.push(HostLine::Command(line.get(2..).unwrap_or_default().to_vec()));
+                        out.push(HostLine::Command(
+                            line.get(2..).unwrap_or_default().to_vec(),
+                        ));
                     } else {
                         out.push(HostLine::Data(line));
                     }
@@ -257,7 +259,10 @@ impl Adapter {
                         serial,
                     });
                 }
-                Event::Identity { address: None, ref serial } => self.set_serial(serial),
+                Event::Identity {
+                    address: None,
+                    ref serial,
+                } => self.set_serial(serial),
                 other => self.apply_elsewhere(vec![other]),
             }
         }
@@ -385,14 +390,27 @@ impl Adapter {
         // Output a streaming instrument produced meanwhile, then what talking makes it do.
         let streamed = dev.personality.unsolicited();
         if !streamed.is_empty() {
-            let mut out = spontaneous(dev.personality.as_mut(), Some(addr), streamed, faults, &mut self.seed);
+            let mut out = spontaneous(
+                dev.personality.as_mut(),
+                Some(addr),
+                streamed,
+                faults,
+                &mut self.seed,
+            );
             dev.queue(&mut out);
             elsewhere.append(&mut out.elsewhere);
             end = end.or(out.disconnect);
         }
+        dev.output.retain(|p| !p.chunk.is_exhausted());
         if dev.output.is_empty() {
             let talked = dev.personality.talk();
-            let mut out = spontaneous(dev.personality.as_mut(), Some(addr), talked, faults, &mut self.seed);
+            let mut out = spontaneous(
+                dev.personality.as_mut(),
+                Some(addr),
+                talked,
+                faults,
+                &mut self.seed,
+            );
             dev.queue(&mut out);
             elsewhere.append(&mut out.elsewhere);
             end = end.or(out.disconnect);
@@ -553,6 +571,7 @@ impl Adapter {
                     None => self.addr,
                 };
                 if let Some(d) = self.devices.get_mut(&addr) {
+                    d.output.retain(|p| !p.chunk.is_exhausted());
                     let mav = if d.output.is_empty() { 0 } else { 0x10 };
                     let stb = d.personality.status_byte() | mav;
                     Self::reply(stream, &stb.to_string(), pacer).await?;
@@ -599,7 +618,10 @@ mod tests {
 
     #[test]
     fn host_lines_split_commands_from_escaped_data() {
-        let got = lines(&[b"++addr 22\r\n*IDN?\n", b"\x1b++not a command\n\x1b\n\x1b\x1b\x1b+x\r"]);
+        let got = lines(&[
+            b"++addr 22\r\n*IDN?\n",
+            b"\x1b++not a command\n\x1b\n\x1b\x1b\x1b+x\r",
+        ]);
         assert_eq!(
             got,
             [
@@ -609,13 +631,228 @@ mod tests {
                 HostLine::Data(b"\n\x1b+x".to_vec()),
             ]
         );
-        assert_eq!(lines(&[b"+", b"+ver\n"]), [HostLine::Command(b"ver".to_vec())]);
+        assert_eq!(
+            lines(&[b"+", b"+ver\n"]),
+            [HostLine::Command(b"ver".to_vec())]
+        );
         assert_eq!(lines(&[b"+1.5\n"]), [HostLine::Data(b"+1.5".to_vec())]);
     }
 
     #[test]
     fn escape_examples() {
-        assert_eq!(prologix_escape(b"a+b\r\n\x1b"), b"a\x1b+b\x1b\r\x1b\n\x1b\x1b");
+        assert_eq!(
+            prologix_escape(b"a+b\r\n\x1b"),
+            b"a\x1b+b\x1b\r\x1b\n\x1b\x1b"
+        );
+    }
+
+    mod over_tcp {
+        use std::time::Duration;
+
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        use tokio::net::TcpStream;
+
+        use super::super::{PROLOGIX_VERSION, prologix_escape};
+        use crate::sim::{BusSpec, Fault, FaultKind, SimParams, SimSpec, TcpServer};
+
+        fn quiet() -> SimParams {
+            SimParams {
+                offset: 0.0,
+                noise: 0.0,
+                drift_per_day: 0.0,
+                tempco: 0.0,
+                ..SimParams::default()
+            }
+        }
+
+        async fn bus(devices: &str) -> (TcpServer, BufReader<TcpStream>) {
+            let bus: BusSpec = devices.parse().unwrap();
+            let server = TcpServer::start_spec(SimSpec::prologix(bus, quiet()), "127.0.0.1:0")
+                .await
+                .unwrap();
+            let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut c = BufReader::new(stream);
+            // Short inter-character timeouts keep empty reads quick.
+            send(&mut c, b"++read_tmo_ms 20\n").await;
+            (server, c)
+        }
+
+        async fn send(c: &mut BufReader<TcpStream>, bytes: &[u8]) {
+            c.get_mut().write_all(bytes).await.unwrap();
+        }
+
+        async fn line(c: &mut BufReader<TcpStream>) -> String {
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), c.read_until(b'\n', &mut out))
+                .await
+                .expect("no reply")
+                .unwrap();
+            String::from_utf8_lossy(&out).into_owned()
+        }
+
+        async fn exact(c: &mut BufReader<TcpStream>, n: usize) -> Vec<u8> {
+            let mut out = vec![0; n];
+            tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut out))
+                .await
+                .expect("no reply")
+                .unwrap();
+            out
+        }
+
+        #[tokio::test]
+        async fn adapter_commands_and_queries() {
+            let (_server, mut c) = bus("22=keysight-3458a").await;
+            send(
+                &mut c,
+                b"++ver\n++addr 22\n++addr\n++auto\n++eos\n++read_tmo_ms\n",
+            )
+            .await;
+            assert_eq!(line(&mut c).await, format!("{PROLOGIX_VERSION}\r\n"));
+            assert_eq!(line(&mut c).await, "22\r\n");
+            assert_eq!(line(&mut c).await, "0\r\n");
+            assert_eq!(line(&mut c).await, "0\r\n");
+            assert_eq!(line(&mut c).await, "20\r\n");
+            send(
+                &mut c,
+                b"++addr 5 96\n++addr\n++addr 31\n++addr\n++frob\n++mode\n",
+            )
+            .await;
+            assert_eq!(line(&mut c).await, "5 96\r\n");
+            assert_eq!(line(&mut c).await, "5 96\r\n");
+            assert_eq!(line(&mut c).await, "Unrecognized command\r\n");
+            assert_eq!(line(&mut c).await, "1\r\n");
+        }
+
+        #[tokio::test]
+        async fn output_waits_until_its_instrument_is_addressed_and_read() {
+            let (_server, mut c) = bus("22=keysight-3458a,5=fluke-5720a").await;
+            // Both instruments are given work before either is read.
+            send(&mut c, b"++addr 5\nOUT 10 V, 0 Hz\nOUT?\n").await;
+            send(&mut c, b"++addr 22\nEND ALWAYS\nID?\n").await;
+            send(&mut c, b"++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "HP3458A\r\n");
+            send(&mut c, b"++addr 5\n++spoll\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "16\r\n");
+            assert_eq!(
+                line(&mut c).await,
+                "+1.0000000E+01,V,+0.0000000E+00,0,+0.00E+00\n"
+            );
+            // An empty read returns nothing: the next bytes are the version line.
+            send(&mut c, b"++read eoi\n++ver\n").await;
+            assert_eq!(line(&mut c).await, format!("{PROLOGIX_VERSION}\r\n"));
+            // The 5720A logged the talk-without-output as a query error.
+            send(&mut c, b"*ESR?\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "132\n");
+        }
+
+        #[tokio::test]
+        async fn eoi_framing_of_3458a_readings_and_binary() {
+            let (_server, mut c) = bus("22=keysight-3458a").await;
+            send(
+                &mut c,
+                b"++addr 22\n++eos 3\nTARM HOLD;TRIG AUTO;NDIG 8;END ALWAYS\n",
+            )
+            .await;
+            send(&mut c, b"TARM SGL,2\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "+1.00000000E+01\r\n");
+            // The second reading waits for the next read.
+            send(&mut c, b"++eot_enable 1\n++eot_char 42\n++read eoi\n").await;
+            assert_eq!(exact(&mut c, 18).await, b"+1.00000000E+01\r\n*");
+            send(
+                &mut c,
+                b"++eot_enable 0\nOFORMAT DREAL\nTARM SGL,2\n++read eoi\n++read eoi\n",
+            )
+            .await;
+            assert_eq!(exact(&mut c, 16).await, [10.0f64.to_be_bytes(); 2].concat());
+            // END OFF (power-on): no EOI, the read ends at the timeout with all the data.
+            send(&mut c, b"RESET\nID?\nID?\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "HP3458A\r\n");
+            assert_eq!(line(&mut c).await, "HP3458A\r\n");
+            // Talk-addressed with TARM AUTO, TRIG AUTO: a reading on demand.
+            send(&mut c, b"++read\n").await;
+            assert_eq!(line(&mut c).await, "+1.0000000E+01\r\n");
+        }
+
+        #[tokio::test]
+        async fn escaping_eos_auto_and_read_until_byte() {
+            let (_server, mut c) = bus("5=fluke-5720a,9=keysight-34470a").await;
+            // An escaped `+` reaches the instrument; `++` inside data is not a command.
+            let mut line_bytes = b"OUT ".to_vec();
+            line_bytes.extend(prologix_escape(b"+10 V"));
+            line_bytes.push(b'\n');
+            send(&mut c, b"++addr 5\n").await;
+            send(&mut c, &line_bytes).await;
+            send(&mut c, b"OUT?\n++read 10\n").await;
+            assert!(line(&mut c).await.starts_with("+1.0000000E+01,V"));
+            // Two program messages in one host line through an escaped LF, no eos.
+            send(&mut c, b"++addr 9\n++eos 3\n").await;
+            let mut two = prologix_escape(b"*OPC?\n*IDN?");
+            two.push(b'\n');
+            send(&mut c, &two).await;
+            send(&mut c, b"++read\n").await;
+            assert_eq!(line(&mut c).await, "1\n");
+            assert!(
+                line(&mut c)
+                    .await
+                    .starts_with("Keysight Technologies,34470A,SIM34470A09,")
+            );
+            // ++read 44 stops after the first comma; the rest stays queued.
+            send(&mut c, b"++auto 0\nSAMP:COUN 2;:READ?\n++read 44\n").await;
+            assert_eq!(exact(&mut c, 16).await, b"+1.00000000E+01,");
+            send(&mut c, b"++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "+1.00000000E+01\n");
+            // ++auto 1 reads after every data line; a command without reply costs -420.
+            send(
+                &mut c,
+                b"++auto 1\n*OPC?\n*CLS\n++auto 0\nSYST:ERR?\n++read eoi\n",
+            )
+            .await;
+            assert_eq!(line(&mut c).await, "1\n");
+            assert_eq!(line(&mut c).await, "-420,\"Query UNTERMINATED\"\n");
+            // ++clr drops pending output.
+            send(&mut c, b"*IDN?\n++clr\n++read eoi\n++ver\n").await;
+            assert_eq!(line(&mut c).await, format!("{PROLOGIX_VERSION}\r\n"));
+        }
+
+        #[tokio::test]
+        async fn faults_target_one_address() {
+            let (server, mut c) = bus("5=fluke-5720a,9=keysight-34470a").await;
+            let faults = server.faults();
+            faults.arm(Fault::on("IDN", FaultKind::Block(crate::sim::BadBlock::Short)).at(9));
+            faults.arm(Fault::on("FAULT?", FaultKind::Errors { count: 1 }).at(5));
+            send(&mut c, b"++addr 5\n*IDN?\n++read eoi\n").await;
+            assert!(line(&mut c).await.starts_with("FLUKE,5720A,SIM5720A05,"));
+            send(&mut c, b"++addr 9\n*IDN?\n++read eoi\n").await;
+            let block = exact(&mut c, 55).await;
+            assert!(block.starts_with(b"#3100"));
+            send(&mut c, b"++addr 5\nFAULT?\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "1306\n");
+            assert_eq!(faults.fired(), 2);
+        }
+
+        #[tokio::test]
+        async fn realistic_timing_keeps_slow_output_queued_past_the_timeout() {
+            let params = SimParams {
+                realistic_timing: true,
+                ..quiet()
+            };
+            let bus: BusSpec = "22=keysight-3458a".parse().unwrap();
+            let server = TcpServer::start_spec(SimSpec::prologix(bus, params), "127.0.0.1:0")
+                .await
+                .unwrap();
+            let mut c = BufReader::new(TcpStream::connect(server.local_addr()).await.unwrap());
+            // NPLC 10 with AZERO ON: 0.4 s per reading, beyond a 100 ms read timeout.
+            send(
+                &mut c,
+                b"++addr 22\n++read_tmo_ms 100\nTARM HOLD;TRIG AUTO;NPLC 10;END ALWAYS\n",
+            )
+            .await;
+            send(&mut c, b"TARM SGL\n++read eoi\n++ver\n").await;
+            assert_eq!(line(&mut c).await, format!("{PROLOGIX_VERSION}\r\n"));
+            send(&mut c, b"++read_tmo_ms 3000\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "+1.0000000E+01\r\n");
+        }
     }
 
     proptest! {

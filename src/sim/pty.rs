@@ -52,11 +52,11 @@ pub struct PtyServer {
     line: Arc<LineState>,
 }
 
-/// Where the terminal is now and how often it came back.
+/// Where the terminal is now and how often it went away and came back.
 #[derive(Debug)]
 struct LineState {
     path: Mutex<PathBuf>,
-    returns: watch::Sender<u64>,
+    status: watch::Sender<LineStatus>,
 }
 
 impl LineState {
@@ -73,6 +73,15 @@ impl LineState {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = path;
     }
+}
+
+/// How often a simulated line has gone away and come back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineStatus {
+    /// Disconnects so far (the line was closed this many times).
+    pub downs: u64,
+    /// Returns so far (the line was reopened this many times).
+    pub returns: u64,
 }
 
 /// An open pseudo-terminal: the master the server talks through, a slave it holds open, and
@@ -153,7 +162,7 @@ impl PtyServer {
         }
         let line = Arc::new(LineState {
             path: Mutex::new(path.clone()),
-            returns: watch::channel(0).0,
+            status: watch::channel(LineStatus::default()).0,
         });
         let task = tokio::spawn(run(
             station,
@@ -199,16 +208,22 @@ impl PtyServer {
         self.faults.clone()
     }
 
-    /// How many times the terminal has come back after a disconnect fault.
-    pub fn returns(&self) -> u64 {
-        *self.line.returns.borrow()
+    /// How often the terminal has gone away and come back (disconnect faults).
+    pub fn line_status(&self) -> LineStatus {
+        *self.line.status.borrow()
+    }
+
+    /// Waits until the terminal has gone away (been closed) `n` times in total.
+    pub async fn wait_down(&self, n: u64) {
+        let mut rx = self.line.status.subscribe();
+        // The sender lives in `self.line`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| s.downs >= n).await;
     }
 
     /// Waits until the terminal has come back `n` times in total.
     pub async fn wait_returns(&self, n: u64) {
-        let mut rx = self.line.returns.subscribe();
-        // The sender lives in `self.line`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|r| *r >= n).await;
+        let mut rx = self.line.status.subscribe();
+        let _ = rx.wait_for(|s| s.returns >= n).await;
     }
 
     /// Stops the server and waits until the terminal is closed; dropping does the same without
@@ -286,6 +301,7 @@ async fn run(
                 if let Some(link) = &link {
                     remove_link(link, &old);
                 }
+                line.status.send_modify(|s| s.downs += 1);
                 tracing::info!(path = %old.display(), ?down, "simulated disconnect");
                 tokio::time::sleep(down).await;
                 pty = loop {
@@ -306,7 +322,7 @@ async fn run(
                     station.set_serial(&serial);
                 }
                 line.set_path(pty.path.clone());
-                line.returns.send_modify(|r| *r += 1);
+                line.status.send_modify(|s| s.returns += 1);
                 tracing::info!(path = %pty.path.display(), "simulated reconnect");
             }
         }
@@ -689,4 +705,117 @@ mod tests {
             })
         ));
     }
+
+    // --- Personalities, the Prologix bus, pacing and faults on a real terminal -------------
+
+    fn spec(id: crate::sim::PersonalityId) -> SimSpec {
+        SimSpec::instrument(
+            id,
+            SimParams {
+                offset: 0.0,
+                noise: 0.0,
+                ..SimParams::default()
+            },
+        )
+    }
+
+    pty_test!(a_personality_with_cr_terminated_commands {
+        let server = PtyServer::start_spec(spec(crate::sim::PersonalityId::VaisalaPtu300), None)
+            .unwrap();
+        let mut c = Client::open(server.path());
+        c.send("SEND\r");
+        let line = c.reply();
+        assert!(line.starts_with("P= ") && line.ends_with(" %RH\r\n"), "{line:?}");
+        assert_eq!(c.query("?\r").trim_end(), "PTU300 / tsagent-sim-".to_owned() + env!("CARGO_PKG_VERSION"));
+        server.shutdown().await;
+    });
+
+    pty_test!(prologix_bus_on_a_terminal_with_two_instruments_interleaved {
+        let bus: crate::sim::BusSpec = "22=keysight-3458a,5=fluke-5720a".parse().unwrap();
+        let server = PtyServer::start_spec(SimSpec::prologix(bus, SimParams::default()), None)
+            .unwrap();
+        let mut c = Client::open(server.path());
+        c.send("++read_tmo_ms 20\n++addr 22\nEND ALWAYS\nID?\n++addr 5\n*IDN?\n");
+        c.send("++read eoi\n");
+        assert!(c.reply().starts_with("FLUKE,5720A,SIM5720A05,"));
+        c.send("++addr 22\n++read eoi\n");
+        assert_eq!(c.reply(), "HP3458A\r\n");
+        c.send("++addr\n");
+        assert_eq!(c.reply(), "22\r\n");
+        server.shutdown().await;
+    });
+
+    pty_test!(baud_pacing_holds_output_to_the_line_rate {
+        // 1200 baud 8N1: 120 characters per second. Only the lower bound is checked.
+        let mut s = spec(crate::sim::PersonalityId::Keysight34470a);
+        s.baud = Some(1200);
+        let server = PtyServer::start_spec(s, None).unwrap();
+        let mut c = Client::open(server.path());
+        c.send("*IDN?\n");
+        let started = Instant::now();
+        let reply = c.reply();
+        let elapsed = started.elapsed();
+        let minimum = crate::sim::wire_time(reply.len() as u64, 1200, crate::sim::Frame::EIGHT_N_ONE);
+        // The first piece leaves after its own wire time, so allow for one piece of slack.
+        assert!(elapsed + Duration::from_millis(20) >= minimum, "{elapsed:?} < {minimum:?}");
+        server.shutdown().await;
+    });
+
+    pty_test!(disconnect_hangs_up_and_returns_at_a_new_path_behind_the_link {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("dmm");
+        let server = PtyServer::start_spec(
+            spec(crate::sim::PersonalityId::Keysight34470a),
+            Some(link.clone()),
+        )
+        .unwrap();
+        let first = server.current_path();
+        let mut c = Client::open(&link);
+        assert!(c.query("*IDN?\n").contains(",SIM34470A01,"));
+        server.faults().arm(crate::sim::Fault::on(
+            "READ?",
+            crate::sim::FaultKind::Disconnect {
+                down: Duration::from_millis(200),
+                new_path: true,
+                serial: Some("SIMSWAPPED".into()),
+            },
+        ));
+        c.send("READ?\n");
+        server.wait_down(1).await;
+        // The client sees a hang-up: reads end at once, writes fail.
+        let mut buf = [0u8; 16];
+        assert!(!matches!(c.file.read(&mut buf), Ok(n) if n > 0));
+        assert!(c.file.write_all(b"*IDN?\n").is_err());
+        tokio::time::timeout(Duration::from_secs(10), server.wait_returns(1))
+            .await
+            .unwrap();
+        let second = server.current_path();
+        assert_ne!(second, first);
+        assert_eq!(server.path(), first.as_path());
+        assert_eq!(fs::read_link(&link).unwrap(), second);
+        let mut c2 = Client::open(&link);
+        assert!(c2.query("*IDN?\n").contains(",SIMSWAPPED,"));
+        // The swallowed READ? was never answered, so nothing was counted.
+        assert_eq!(server.readings_sent(), 0);
+        assert_eq!(server.line_status(), LineStatus { downs: 1, returns: 1 });
+        drop(c);
+        drop(server);
+        assert!(fs::symlink_metadata(&link).is_err(), "link left behind");
+    });
+
+    pty_test!(reply_faults_on_a_terminal {
+        let server = PtyServer::start_spec(spec(crate::sim::PersonalityId::Keithley2002), None)
+            .unwrap();
+        let faults = server.faults();
+        faults.arm(crate::sim::Fault::after(1, crate::sim::FaultKind::Flood { bytes: 3000 }));
+        let mut c = Client::open(server.path());
+        c.send(":FORM:ELEM READ\n:READ?\n:READ?\n");
+        assert_eq!(c.reply(), "+10.0000000E+00\n");
+        // 3000 bytes of flood, then the next reply runs on into the same "line".
+        c.send("*OPC?\n");
+        let flooded = c.reply();
+        assert_eq!(flooded.len(), 3002);
+        assert!(flooded.ends_with("1\n"));
+        server.shutdown().await;
+    });
 }

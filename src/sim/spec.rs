@@ -77,9 +77,7 @@ pub const MAX_GPIB_ADDRESS: u8 = 30;
 
 impl BusSpec {
     /// A bus of `devices`; refuses an empty bus and addresses above 30.
-    pub fn new(
-        devices: impl IntoIterator<Item = (u8, PersonalityId)>,
-    ) -> Result<Self, SpecError> {
+    pub fn new(devices: impl IntoIterator<Item = (u8, PersonalityId)>) -> Result<Self, SpecError> {
         let mut map = BTreeMap::new();
         for (address, id) in devices {
             if address > MAX_GPIB_ADDRESS {
@@ -228,22 +226,9 @@ mod tests {
     fn bus_spec_errors_name_the_problem() {
         let cases: [(&str, SpecError); 6] = [
             ("", SpecError::EmptyBus),
-            (
-                "22",
-                SpecError::BusEntry {
-                    entry: "22".into(),
-                },
-            ),
-            (
-                "31=fluke-5720a",
-                SpecError::Address {
-                    text: "31".into(),
-                },
-            ),
-            (
-                "x=fluke-5720a",
-                SpecError::Address { text: "x".into() },
-            ),
+            ("22", SpecError::BusEntry { entry: "22".into() }),
+            ("31=fluke-5720a", SpecError::Address { text: "31".into() }),
+            ("x=fluke-5720a", SpecError::Address { text: "x".into() }),
             (
                 "1=fluke-5720a,1=fluke-8508a",
                 SpecError::DuplicateAddress { address: 1 },

@@ -183,9 +183,7 @@ impl Station {
             serial: id.default_serial(slot),
         };
         match &spec.target {
-            SimTarget::Instrument(id) => {
-                Station::Single(Instrument::new(id.build(setup(*id, 1))))
-            }
+            SimTarget::Instrument(id) => Station::Single(Instrument::new(id.build(setup(*id, 1)))),
             SimTarget::Prologix(bus) => Station::Bus(Adapter::new(
                 bus.devices()
                     .map(|(addr, id)| (addr, id.build(setup(id, addr)))),
@@ -353,7 +351,10 @@ mod tests {
     #[tokio::test]
     async fn serves_a_personality_and_ends_when_the_client_closes() {
         let (mut c, _, task) = start(PersonalityId::Keysight3458a);
-        c.get_mut().write_all(b"ID?\r\nEND ALWAYS;TARM HOLD\nTARM SGL\n").await.unwrap();
+        c.get_mut()
+            .write_all(b"ID?\r\nEND ALWAYS;TARM HOLD\nTARM SGL\n")
+            .await
+            .unwrap();
         assert_eq!(line(&mut c).await, "HP3458A\r\n");
         assert_eq!(line(&mut c).await, "+1.0000000E+01\r\n");
         drop(c);
@@ -373,10 +374,7 @@ mod tests {
         // Reply 3: unterminated; the next reply follows it on the same line.
         c.get_mut().write_all(b"*OPC?\n*OPC?\n").await.unwrap();
         assert_eq!(line(&mut c).await, "11\n");
-        faults.arm(Fault::on(
-            "SYST:ERR?",
-            FaultKind::Errors { count: 2 },
-        ));
+        faults.arm(Fault::on("SYST:ERR?", FaultKind::Errors { count: 2 }));
         c.get_mut().write_all(b"SYST:ERR?\n").await.unwrap();
         assert_eq!(line(&mut c).await, "-300,\"Device-specific error\"\n");
         faults.inject(FaultKind::Disconnect {

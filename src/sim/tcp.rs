@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::fault::FaultHandle;
+use super::pty::LineStatus;
 use super::spec::SimSpec;
 use super::station::{ServeEnd, Station};
 use super::wire::Pacer;
@@ -32,7 +33,7 @@ pub struct TcpServer {
     task: JoinHandle<()>,
     sent: Arc<AtomicU64>,
     faults: FaultHandle,
-    returns: watch::Sender<u64>,
+    status: watch::Sender<LineStatus>,
 }
 
 impl TcpServer {
@@ -66,14 +67,14 @@ impl TcpServer {
         for f in spec.faults {
             faults.arm(f);
         }
-        let returns = watch::channel(0).0;
+        let status = watch::channel(LineStatus::default()).0;
         let task = tokio::spawn(run(
             listener,
             local,
             station,
             pacer,
             faults.clone(),
-            returns.clone(),
+            status.clone(),
         ));
         tracing::info!(addr = %local, "simulator listening on TCP");
         Ok(Self {
@@ -81,7 +82,7 @@ impl TcpServer {
             task,
             sent,
             faults,
-            returns,
+            status,
         })
     }
 
@@ -100,16 +101,22 @@ impl TcpServer {
         self.faults.clone()
     }
 
-    /// How many times the listener has come back after a disconnect fault.
-    pub fn returns(&self) -> u64 {
-        *self.returns.borrow()
+    /// How often the listener has gone away and come back (disconnect faults).
+    pub fn line_status(&self) -> LineStatus {
+        *self.status.borrow()
+    }
+
+    /// Waits until the connection and listener have gone away `n` times in total.
+    pub async fn wait_down(&self, n: u64) {
+        let mut rx = self.status.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| s.downs >= n).await;
     }
 
     /// Waits until the listener has come back `n` times in total.
     pub async fn wait_returns(&self, n: u64) {
-        let mut rx = self.returns.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|r| *r >= n).await;
+        let mut rx = self.status.subscribe();
+        let _ = rx.wait_for(|s| s.returns >= n).await;
     }
 
     /// Stops the server and waits until its sockets are closed; dropping does the same without
@@ -141,7 +148,7 @@ async fn run(
     mut station: Station,
     mut pacer: Option<Pacer>,
     faults: FaultHandle,
-    returns: watch::Sender<u64>,
+    status: watch::Sender<LineStatus>,
 ) {
     let mut listener = Some(listener);
     loop {
@@ -158,9 +165,10 @@ async fn run(
                 for e in faults.due_events() {
                     if let super::fault::Event::Disconnect { down, serial, .. } = e {
                         drop(listener.take());
+                        status.send_modify(|s| s.downs += 1);
                         go_away(down, serial, &mut station).await;
                         listener = rebind(addr).await;
-                        returns.send_modify(|r| *r += 1);
+                        status.send_modify(|s| s.returns += 1);
                     }
                 }
                 continue;
@@ -179,9 +187,10 @@ async fn run(
                     Ok(ServeEnd::Disconnect { down, serial, .. }) => {
                         drop(stream);
                         drop(listener.take());
+                        status.send_modify(|s| s.downs += 1);
                         go_away(down, serial, &mut station).await;
                         listener = rebind(addr).await;
-                        returns.send_modify(|r| *r += 1);
+                        status.send_modify(|s| s.returns += 1);
                     }
                     Err(e) => tracing::info!(%peer, error = %e, "simulator client dropped"),
                 }
@@ -363,5 +372,101 @@ mod tests {
             TcpServer::start(bad, "127.0.0.1:0").await,
             Err(SimError::InvalidParam { field: "noise", .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn disconnect_closes_and_refuses_then_listens_again_with_state_kept() {
+        let spec = SimSpec::instrument(
+            crate::sim::PersonalityId::Keysight34465a,
+            SimParams::default(),
+        );
+        let server = TcpServer::start_spec(spec, "127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr();
+        let mut c = connect(&server).await;
+        assert_eq!(
+            query(&mut c, "VOLT:NPLC 1;NPLC?\n").await,
+            "+1.00000000E+00\n"
+        );
+        server.faults().arm(crate::sim::Fault::after(
+            1,
+            crate::sim::FaultKind::Disconnect {
+                down: Duration::from_millis(300),
+                new_path: false,
+                serial: Some("SIMOTHER".into()),
+            },
+        ));
+        // The next reply is sent, then the line goes.
+        assert_eq!(query(&mut c, "*OPC?\n").await, "1\n");
+        server.wait_down(1).await;
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("connection not closed");
+        assert!(!matches!(n, Ok(n) if n > 0), "{n:?}");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still listening while down"
+        );
+        tokio::time::timeout(Duration::from_secs(10), server.wait_returns(1))
+            .await
+            .unwrap();
+        let mut c = connect(&server).await;
+        assert_eq!(query(&mut c, "VOLT:NPLC?\n").await, "+1.00000000E+00\n");
+        assert!(query(&mut c, "*IDN?\n").await.contains(",34465A,SIMOTHER,"));
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_while_nobody_is_connected_takes_the_port_away() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        server.faults().inject(crate::sim::FaultKind::Disconnect {
+            down: Duration::from_millis(200),
+            new_path: false,
+            serial: None,
+        });
+        server.wait_down(1).await;
+        assert!(TcpStream::connect(server.local_addr()).await.is_err());
+        tokio::time::timeout(Duration::from_secs(10), server.wait_returns(1))
+            .await
+            .unwrap();
+        let mut c = connect(&server).await;
+        assert_eq!(query(&mut c, "*OPC?\n").await, "1\n");
+    }
+
+    #[tokio::test]
+    async fn flood_of_ten_megabytes_without_terminator() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        server.faults().arm("flood=10MB,on=READ?".parse().unwrap());
+        let mut c = connect(&server).await;
+        c.get_mut().write_all(b"READ?\n*OPC?\n").await.unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut tail = Vec::new();
+        while total < 10_000_000 {
+            let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf))
+                .await
+                .expect("flood stalled")
+                .unwrap();
+            assert!(n > 0);
+            assert!(!buf[..n].contains(&b'\n') || total + n > 10_000_000);
+            total += n;
+            if total > 10_000_000 {
+                tail.extend_from_slice(&buf[n - (total - 10_000_000)..n]);
+            }
+        }
+        if !tail.ends_with(b"\n") {
+            let mut rest = Vec::new();
+            tokio::time::timeout(Duration::from_secs(30), c.read_until(b'\n', &mut rest))
+                .await
+                .expect("no reply after the flood")
+                .unwrap();
+            tail.extend_from_slice(&rest);
+        }
+        assert_eq!(tail, b"1\n");
+        assert_eq!(server.faults().fired(), 1);
     }
 }

@@ -79,9 +79,7 @@ impl FromStr for Frame {
 
     /// `8N1`, `7E1`, `8o2` (case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || SpecError::Frame {
-            text: s.to_owned(),
-        };
+        let bad = || SpecError::Frame { text: s.to_owned() };
         let b = s.as_bytes();
         let [data, parity, stop] = b else {
             return Err(bad());
@@ -163,6 +161,14 @@ pub(crate) enum Chunk {
 }
 
 impl Chunk {
+    /// True when [`take_piece`](Chunk::take_piece) has nothing more to give.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        match self {
+            Chunk::Bytes { data, end } => data.is_empty() && !*end,
+            Chunk::Fill { len } => *len == 0,
+        }
+    }
+
     /// Takes up to one piece of bytes off the front: the bytes and whether EOI follows them.
     /// Returns `None` when the chunk is used up.
     pub(crate) fn take_piece(&mut self) -> Option<(Vec<u8>, bool)> {
@@ -334,8 +340,14 @@ mod tests {
         let mut pacer = Some(Pacer::new(96_000, Frame::EIGHT_N_ONE));
         let mut out = Vec::new();
         let started = std::time::Instant::now();
-        write_paced(&mut out, &[b'x'; 960], &mut pacer).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(100), "{:?}", started.elapsed());
+        write_paced(&mut out, &[b'x'; 960], &mut pacer)
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(out.len(), 960);
     }
 

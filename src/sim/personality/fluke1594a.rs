@@ -300,8 +300,14 @@ mod tests {
         assert_eq!(ask(&mut f, "*CLS;STAT:OPER?"), "0\n");
         ask(&mut f, "CALC:TYPE RES");
         assert_eq!(ask(&mut f, "CALC1:TYPE?"), "RES\n");
-        assert_eq!(ask(&mut f, "FETC?"), format!("{:.6}\n", R0 * (1.0 + ALPHA * 0.0123)));
+        assert_eq!(
+            ask(&mut f, "FETC?"),
+            format!("{:.6}\n", R0 * (1.0 + ALPHA * 0.0123))
+        );
         assert_eq!(ask(&mut f, "FETC? 7"), "");
-        assert_eq!(ask(&mut f, "SYST:ERR?"), "-114,\"Header suffix out of range\"\n");
+        assert_eq!(
+            ask(&mut f, "SYST:ERR?"),
+            "-114,\"Header suffix out of range\"\n"
+        );
     }
 }

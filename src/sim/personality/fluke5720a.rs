@@ -504,6 +504,9 @@ mod tests {
         assert_eq!(ask(&mut c, "EXPLAIN? 42"), "Unknown fault code\n");
         ask(&mut c, "EXTSENSE ON;RCOMP ON;BOOST ON;OUT 5 A, 0 Hz");
         assert_eq!(ask(&mut c, "FAULT?"), "0\n");
-        assert_eq!(ask(&mut c, "ISR?"), (0x0800 | 0x4 | 0x8 | 0x10).to_string() + "\n");
+        assert_eq!(
+            ask(&mut c, "ISR?"),
+            (0x0800 | 0x4 | 0x8 | 0x10).to_string() + "\n"
+        );
     }
 }

@@ -528,7 +528,9 @@ impl Hp3458a {
                         return;
                     }
                 };
-                reply.delay = reply.delay.saturating_add(self.standard.busy(minutes * 60.0));
+                reply.delay = reply
+                    .delay
+                    .saturating_add(self.standard.busy(minutes * 60.0));
             }
             "DISP" | "LFREQ" | "MATH" | "DELAY" | "TIMER" | "APER" | "SCRATCH" | "EXTOUT"
             | "MMATH" | "TERM" | "RES" | "SETACV" | "ACBAND" => {}
@@ -612,7 +614,11 @@ mod tests {
         assert_eq!(ask(&mut m, "TARM SGL,1"), "+1.00000000E+01\r\n");
         let r = m.handle(b"TARM SGL,3");
         assert_eq!(r.transfers.len(), 3);
-        assert!(r.transfers.iter().all(|t| t.end && t.bytes == b"+1.00000000E+01\r\n"));
+        assert!(
+            r.transfers
+                .iter()
+                .all(|t| t.end && t.bytes == b"+1.00000000E+01\r\n")
+        );
         ask(&mut m, "NDIG 5; END ON");
         let r = m.handle(b"TARM SGL,2");
         assert_eq!(r.bytes(), b"+1.00000E+01\r\n+1.00000E+01\r\n");
@@ -631,7 +637,10 @@ mod tests {
         assert_eq!(m.handle(b"TARM SGL").bytes(), 10.0f64.to_be_bytes());
         ask(&mut m, "OFORMAT SREAL");
         assert_eq!(ask(&mut m, "OFORMAT?"), "4\r\n");
-        assert_eq!(m.handle(b"TARM SGL,2").bytes(), [10.0f32.to_be_bytes(); 2].concat());
+        assert_eq!(
+            m.handle(b"TARM SGL,2").bytes(),
+            [10.0f32.to_be_bytes(); 2].concat()
+        );
         ask(&mut m, "OFORMAT DINT");
         assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
     }
@@ -640,7 +649,10 @@ mod tests {
     fn triggering_arming_and_talk() {
         let mut m = meter(false);
         // Power-on: TARM AUTO, TRIG AUTO: a reading whenever addressed to talk.
-        assert_eq!(String::from_utf8(m.talk().bytes()).unwrap(), "+1.0000000E+01\r\n");
+        assert_eq!(
+            String::from_utf8(m.talk().bytes()).unwrap(),
+            "+1.0000000E+01\r\n"
+        );
         ask(&mut m, "TARM HOLD");
         assert!(m.talk().is_empty());
         ask(&mut m, "TRIG HOLD");
@@ -673,7 +685,10 @@ mod tests {
         ask(&mut m, "X$Y");
         m.inject_error();
         assert_eq!(ask(&mut m, "ERRSTR?"), "104,\"UNKNOWN COMMAND\"\r\n");
-        assert_eq!(ask(&mut m, "ERRSTR?"), "107,\"REQUIRED PARAMETER MISSING\"\r\n");
+        assert_eq!(
+            ask(&mut m, "ERRSTR?"),
+            "107,\"REQUIRED PARAMETER MISSING\"\r\n"
+        );
         assert_eq!(ask(&mut m, "ERR?"), (64 | 32 | 8 | 4).to_string() + "\r\n");
         assert_eq!(ask(&mut m, "ERRSTR?"), "0,\"NO ERROR\"\r\n");
         m.inject_error();

@@ -197,7 +197,12 @@ impl Keithley2002 {
         };
         if self.elements & EL_TST != 0 {
             let cs = s.at.as_millis() / 10;
-            let (h, m, sec, c) = ((cs / 360_000) % 24, (cs / 6000) % 60, (cs / 100) % 60, cs % 100);
+            let (h, m, sec, c) = (
+                (cs / 360_000) % 24,
+                (cs / 6000) % 60,
+                (cs / 100) % 60,
+                cs % 100,
+            );
             field(format!("{h:02}:{m:02}:{sec:02}.{c:02}"));
             let day = s.at.as_secs() / 86_400;
             field(date_2002(day));
@@ -341,7 +346,11 @@ fn form_elem_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) 
 fn form_data_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let d = choice(
         p.next_token()?,
-        &[(b"ASCii", Data::Ascii), (b"SREal", Data::Sreal), (b"DREal", Data::Dreal)],
+        &[
+            (b"ASCii", Data::Ascii),
+            (b"SREal", Data::Sreal),
+            (b"DREal", Data::Dreal),
+        ],
     )?;
     no_more(p)?;
     k.data = d;
@@ -782,7 +791,10 @@ mod tests {
         let (mut k, clock) = meter(false);
         assert_eq!(
             ask(&mut k, "*IDN?"),
-            format!("KEITHLEY INSTRUMENTS INC.,MODEL 2002,SIMTEST01,{}\n", sim_firmware())
+            format!(
+                "KEITHLEY INSTRUMENTS INC.,MODEL 2002,SIMTEST01,{}\n",
+                sim_firmware()
+            )
         );
         clock.advance(Duration::from_millis(3_723_450));
         assert_eq!(
@@ -801,8 +813,14 @@ mod tests {
     #[test]
     fn trace_buffer_fills_on_init() {
         let (mut k, _) = meter(true);
-        ask(&mut k, ":FORM:ELEM READ;:SENS:FUNC 'VOLT:DC';:SENS:VOLT:DC:NPLC 10");
-        ask(&mut k, ":INIT:CONT OFF;:TRAC:CLE;:TRAC:POIN 3;:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT");
+        ask(
+            &mut k,
+            ":FORM:ELEM READ;:SENS:FUNC 'VOLT:DC';:SENS:VOLT:DC:NPLC 10",
+        );
+        ask(
+            &mut k,
+            ":INIT:CONT OFF;:TRAC:CLE;:TRAC:POIN 3;:TRAC:FEED SENS;:TRAC:FEED:CONT NEXT",
+        );
         let r = k.handle(b":INIT");
         assert!(r.is_empty());
         assert_eq!(r.delay, Duration::from_millis(600));
@@ -813,22 +831,37 @@ mod tests {
         );
         ask(&mut k, ":TRAC:CLE");
         assert_eq!(ask(&mut k, ":TRAC:DATA?"), "");
-        assert_eq!(ask(&mut k, ":SYST:ERR?"), "-230,\"Data corrupt or stale\"\n");
+        assert_eq!(
+            ask(&mut k, ":SYST:ERR?"),
+            "-230,\"Data corrupt or stale\"\n"
+        );
     }
 
     #[test]
     fn binary_and_errors() {
         let (mut k, _) = meter(false);
         ask(&mut k, ":FORM:DATA DRE");
-        assert_eq!(k.handle(b":READ?").bytes(), [b"#0".as_slice(), &10.0f64.to_be_bytes(), b"\n"].concat());
+        assert_eq!(
+            k.handle(b":READ?").bytes(),
+            [b"#0".as_slice(), &10.0f64.to_be_bytes(), b"\n"].concat()
+        );
         ask(&mut k, ":FORM SRE;:FORM:BORD SWAP");
-        assert_eq!(k.handle(b":FETC?").bytes(), [b"#0".as_slice(), &10.0f32.to_le_bytes(), b"\n"].concat());
+        assert_eq!(
+            k.handle(b":FETC?").bytes(),
+            [b"#0".as_slice(), &10.0f32.to_le_bytes(), b"\n"].concat()
+        );
         ask(&mut k, ":SENS:FUNC 'CURR:AC'");
         ask(&mut k, ":TRAC:POIN 0");
         k.inject_error();
-        assert_eq!(ask(&mut k, ":SYST:ERR?"), "-224,\"Illegal parameter value\"\n");
+        assert_eq!(
+            ask(&mut k, ":SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
         assert_eq!(ask(&mut k, ":SYST:ERR?"), "-222,\"Data out of range\"\n");
-        assert_eq!(ask(&mut k, ":SYST:ERR?"), "-300,\"Device-specific error\"\n");
+        assert_eq!(
+            ask(&mut k, ":SYST:ERR?"),
+            "-300,\"Device-specific error\"\n"
+        );
         k.talk();
         assert_eq!(ask(&mut k, ":SYST:ERR?"), "-420,\"Query UNTERMINATED\"\n");
     }

@@ -337,7 +337,15 @@ fn trac_make_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let name = D::buffer_name(p)?.ok_or(Error::new(ErrorCode::MissingParameter))?;
     let cap = number_in(p.next_token()?, 1.0, MAX_BUFFER_CAP as f64)? as usize;
     if let Some(t) = p.next_optional_token()? {
-        choice(t, &[(b"STANdard", ()), (b"FULL", ()), (b"COMPact", ()), (b"WRITable", ())])?;
+        choice(
+            t,
+            &[
+                (b"STANdard", ()),
+                (b"FULL", ()),
+                (b"COMPact", ()),
+                (b"WRITable", ()),
+            ],
+        )?;
     }
     no_more(p)?;
     let valid = !name.is_empty()
@@ -521,9 +529,15 @@ mod tests {
         let mut d = D::new(s);
         assert_eq!(
             ask(&mut d, "*IDN?"),
-            format!("KEITHLEY INSTRUMENTS,MODEL DMM6500,SIMTEST01,{}\n", sim_firmware())
+            format!(
+                "KEITHLEY INSTRUMENTS,MODEL DMM6500,SIMTEST01,{}\n",
+                sim_firmware()
+            )
         );
-        ask(&mut d, "SENS:FUNC \"VOLT:DC\";:SENS:VOLT:DC:NPLC 10;AZER OFF");
+        ask(
+            &mut d,
+            "SENS:FUNC \"VOLT:DC\";:SENS:VOLT:DC:NPLC 10;AZER OFF",
+        );
         let r = d.handle(b"READ? \"defbuffer1\"");
         assert_eq!(r.bytes(), b"1.000000000E+01\n");
         assert_eq!(r.delay, Duration::from_millis(200));
@@ -557,8 +571,14 @@ mod tests {
         assert_eq!(ask(&mut d, "TRAC:ACT? \"mybuf\""), "0\n");
         assert_eq!(ask(&mut d, "READ? \"nobuf\""), "");
         ask(&mut d, "SENS:FUNC \"TEMP\"");
-        assert_eq!(ask(&mut d, "SYST:ERR?"), "-224,\"Illegal parameter value\"\n");
-        assert_eq!(ask(&mut d, "SYST:ERR?"), "-224,\"Illegal parameter value\"\n");
+        assert_eq!(
+            ask(&mut d, "SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
+        assert_eq!(
+            ask(&mut d, "SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
         assert_eq!(ask(&mut d, "ROUT:TERM?"), "FRON\n");
     }
 }

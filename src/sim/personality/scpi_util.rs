@@ -390,7 +390,11 @@ mod tests {
         fn reset(&mut self) {}
     }
 
-    fn block_q(d: &mut Dev, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    fn block_q(
+        d: &mut Dev,
+        p: &mut Parameters<'_, '_>,
+        r: &mut ResponseUnit<'_>,
+    ) -> ScpiResult<()> {
         no_more(p)?;
         let b = d.block.clone();
         r.data(Arbitrary(&b)).finish()?;

@@ -38,7 +38,10 @@ fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
 /// Empty units (`;;`, a trailing `;`) are dropped.
 pub(crate) fn units(message: &[u8]) -> Option<Vec<Unit<'_>>> {
     let text = std::str::from_utf8(message).ok()?;
-    if text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')) {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+    {
         return None;
     }
     Some(
@@ -76,7 +79,10 @@ fn parse_unit(unit: &str) -> Option<Unit<'_>> {
 pub(crate) fn number(s: &str) -> Option<f64> {
     let s = s.trim();
     // Rust also parses "inf" and "nan"; instruments do not.
-    if !s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
         return None;
     }
     s.parse::<f64>().ok().filter(|v| v.is_finite())
@@ -113,8 +119,7 @@ mod tests {
     #[test]
     fn splits_units_headers_and_params() {
         let u = units(b"PRESET NORM; OFORMAT ASCII;FUNC DCV, 10 ;;TARM SGL,1;ID?").unwrap();
-        let got: Vec<(String, Vec<&str>)> =
-            u.into_iter().map(|u| (u.header, u.params)).collect();
+        let got: Vec<(String, Vec<&str>)> = u.into_iter().map(|u| (u.header, u.params)).collect();
         assert_eq!(
             got,
             [
@@ -140,7 +145,10 @@ mod tests {
         assert_eq!(number("1e999"), None);
         assert_eq!(number_with_unit("10 V"), Some((10.0, "V".to_owned())));
         assert_eq!(number_with_unit("10V"), Some((10.0, "V".to_owned())));
-        assert_eq!(number_with_unit("1.5E-3 mv"), Some((1.5e-3, "MV".to_owned())));
+        assert_eq!(
+            number_with_unit("1.5E-3 mv"),
+            Some((1.5e-3, "MV".to_owned()))
+        );
         assert_eq!(number_with_unit("1E+3Hz"), Some((1e3, "HZ".to_owned())));
         assert_eq!(number_with_unit("0"), Some((0.0, String::new())));
         assert_eq!(number_with_unit("V"), None);

@@ -139,7 +139,11 @@ impl VaisalaFormat {
             }
             if c == '#' || c == '\\' {
                 let rest: String = chars.get(i + 1..).unwrap_or_default().iter().collect();
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).take(3).collect();
+                let digits: String = rest
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .take(3)
+                    .collect();
                 if !digits.is_empty() {
                     match digits.parse::<u8>() {
                         Ok(b) if b > 0 => items.push(Item::Byte(b)),
@@ -291,7 +295,7 @@ impl PressureUnit {
         }
     }
 
-    fn from_hpa(self, hpa: f64) -> f64 {
+    fn convert_hpa(self, hpa: f64) -> f64 {
         match self {
             PressureUnit::Hpa | PressureUnit::Mbar => hpa,
             PressureUnit::Kpa => hpa / 10.0,
@@ -388,15 +392,17 @@ impl Ptu300 {
                 Item::Quantity(q) => {
                     let (value, default, unit) = match q {
                         Quantity::P | Quantity::P1 | Quantity::P2 => (
-                            self.pressure_unit.from_hpa(v.p_hpa),
+                            self.pressure_unit.convert_hpa(v.p_hpa),
                             (6, 1),
                             self.pressure_unit.symbol(),
                         ),
                         Quantity::T => (self.temperature(v.t_c), (3, 1), self.t_unit()),
                         Quantity::Rh => (v.rh, (3, 1), "%RH"),
-                        Quantity::Td | Quantity::Tdf => {
-                            (self.temperature(dew_point(v.t_c, v.rh)), (3, 1), self.t_unit())
-                        }
+                        Quantity::Td | Quantity::Tdf => (
+                            self.temperature(dew_point(v.t_c, v.rh)),
+                            (3, 1),
+                            self.t_unit(),
+                        ),
                     };
                     let (x, y) = length.unwrap_or(default);
                     out.extend_from_slice(number_field(value, x, y).as_bytes());
@@ -718,7 +724,10 @@ mod tests {
     #[test]
     fn send_default_format_is_the_cheat_sheet_line() {
         let (mut p, _) = ptu();
-        assert_eq!(ask(&mut p, "SEND"), "P= 1013.2 hPa T= 22.2 'C RH= 40.0 %RH\r\n");
+        assert_eq!(
+            ask(&mut p, "SEND"),
+            "P= 1013.2 hPa T= 22.2 'C RH= 40.0 %RH\r\n"
+        );
         assert_eq!(
             ask(&mut p, "FORM"),
             "6.1 \"P=\" P \" \" U6 3.1 \"T=\" T \" \" U3 3.1 \"RH=\" RH \" \" U4 \\r \\n\r\n"
@@ -729,7 +738,10 @@ mod tests {
     fn machine_format_with_checksum() {
         let (mut p, _) = ptu();
         assert_eq!(
-            ask(&mut p, r#"FORM 4.2 P " " 3.3 T " " 3.2 RH " " ERR " " CS4 #r #n"#),
+            ask(
+                &mut p,
+                r#"FORM 4.2 P " " 3.3 T " " 3.2 RH " " ERR " " CS4 #r #n"#
+            ),
             "OK\r\n"
         );
         let line = ask(&mut p, "send");
@@ -755,7 +767,11 @@ mod tests {
         assert!(p.unsolicited().is_empty());
         clock.advance(Duration::from_secs(2));
         assert_eq!(p.unsolicited_in(), Some(Duration::ZERO));
-        assert!(String::from_utf8(p.unsolicited().bytes()).unwrap().starts_with("P="));
+        assert!(
+            String::from_utf8(p.unsolicited().bytes())
+                .unwrap()
+                .starts_with("P=")
+        );
         clock.advance(Duration::from_secs(7));
         assert!(!p.unsolicited().is_empty());
         assert_eq!(p.unsolicited_in(), Some(Duration::from_secs(1)));
