@@ -2151,6 +2151,32 @@ mod tests {
 
     proptest! {
         #[test]
+        fn real64_blocks_decode_to_the_readings(
+            nominal in -1.1e3f64..1.1e3,
+            count in 1u32..20,
+            swapped in any::<bool>(),
+        ) {
+            let mut d = truevolt(PersonalityId::Keysight34470a);
+            d.meter.params.nominal = nominal;
+            let order = if swapped { "SWAP" } else { "NORM" };
+            q(&mut d, &format!("FORM:DATA REAL,64;:FORM:BORD {order};:SAMP:COUN {count}"));
+            let reply = d.handle_line(b"READ?");
+            // Parse the block as a client would: header digits, then exactly that many bytes.
+            prop_assert_eq!(reply[0], b'#');
+            let n = usize::from(reply[1] - b'0');
+            let len: usize = std::str::from_utf8(&reply[2..2 + n]).unwrap().parse().unwrap();
+            prop_assert_eq!(len, 8 * count as usize);
+            let body = &reply[2 + n..2 + n + len];
+            prop_assert_eq!(&reply[2 + n + len..], b"\n");
+            let shown = d.meter.apply_range(nominal);
+            for chunk in body.chunks(8) {
+                let bytes: [u8; 8] = chunk.try_into().unwrap();
+                let v = if swapped { f64::from_le_bytes(bytes) } else { f64::from_be_bytes(bytes) };
+                prop_assert_eq!(v, shown);
+            }
+        }
+
+        #[test]
         fn handle_line_never_panics_on_arbitrary_bytes(
             lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8)
         ) {

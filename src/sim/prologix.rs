@@ -222,6 +222,18 @@ impl Adapter {
         }
     }
 
+    /// Applies an error or identity event: to its address, else errors to the addressed
+    /// instrument and identities to all.
+    pub(crate) fn apply_event(&mut self, event: Event) {
+        match event {
+            Event::Identity {
+                address: None,
+                ref serial,
+            } => self.set_serial(serial),
+            other => self.apply_elsewhere(vec![other]),
+        }
+    }
+
     fn apply_elsewhere(&mut self, events: Vec<Event>) {
         for e in events {
             let target = match &e {
@@ -259,11 +271,7 @@ impl Adapter {
                         serial,
                     });
                 }
-                Event::Identity {
-                    address: None,
-                    ref serial,
-                } => self.set_serial(serial),
-                other => self.apply_elsewhere(vec![other]),
+                other => self.apply_event(other),
             }
         }
         end

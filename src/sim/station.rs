@@ -207,6 +207,14 @@ impl Station {
         }
     }
 
+    /// Applies an error or identity event that fired while no client was connected.
+    pub(crate) fn apply(&mut self, event: Event) {
+        match self {
+            Station::Single(i) => apply_event(i.personality.as_mut(), &event),
+            Station::Bus(b) => b.apply_event(event),
+        }
+    }
+
     /// Serves one connection until it closes or a fault hangs it up.
     pub(crate) async fn serve<S>(
         &mut self,

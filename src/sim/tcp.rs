@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::fault::FaultHandle;
+use super::fault::{Event, FaultHandle};
 use super::pty::LineStatus;
 use super::spec::SimSpec;
 use super::station::{ServeEnd, Station};
@@ -163,12 +163,15 @@ async fn run(
             // A disconnect armed while nobody is connected still takes the port away.
             _ = faults.armed_signal() => {
                 for e in faults.due_events() {
-                    if let super::fault::Event::Disconnect { down, serial, .. } = e {
-                        drop(listener.take());
-                        status.send_modify(|s| s.downs += 1);
-                        go_away(down, serial, &mut station).await;
-                        listener = rebind(addr).await;
-                        status.send_modify(|s| s.returns += 1);
+                    match e {
+                        Event::Disconnect { down, serial, .. } => {
+                            drop(listener.take());
+                            status.send_modify(|s| s.downs += 1);
+                            go_away(down, serial, &mut station).await;
+                            listener = rebind(addr).await;
+                            status.send_modify(|s| s.returns += 1);
+                        }
+                        other => station.apply(other),
                     }
                 }
                 continue;
@@ -433,6 +436,17 @@ mod tests {
             .unwrap();
         let mut c = connect(&server).await;
         assert_eq!(query(&mut c, "*OPC?\n").await, "1\n");
+        drop(c);
+        // An identity change armed while nobody is connected is applied all the same.
+        let faults = server.faults();
+        faults.inject(crate::sim::FaultKind::Identity {
+            serial: "SIMIDLE".into(),
+        });
+        tokio::time::timeout(Duration::from_secs(10), faults.wait_fired(2))
+            .await
+            .unwrap();
+        let mut c = connect(&server).await;
+        assert!(query(&mut c, "*IDN?\n").await.contains(",SIMIDLE,"));
     }
 
     #[tokio::test]
