@@ -72,6 +72,15 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock several simulated instruments share (one bus, one time base).
+pub type SharedClock = Arc<dyn Clock + Sync>;
+
+impl<C: Clock + Sync + ?Sized> Clock for Arc<C> {
+    fn elapsed(&self) -> Duration {
+        (**self).elapsed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

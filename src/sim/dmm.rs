@@ -5,6 +5,12 @@
 //! executed unit by unit and abandoned at the first error, and replies already produced are still
 //! sent; `*RST` does not touch the error queue or the status registers; `*ESR?` reports
 //! power-on (bit 7) until first read or cleared.
+//!
+//! Reading memory holds the readings of the last `INIT`/`READ?` (`SAMPle:COUNt` ×
+//! `TRIGger:COUNt` of them, up to [`MEMORY_CAP`]); `FETCh?` sends them again, `R?` sends and
+//! erases them. `FORMat:DATA REAL,64|REAL,32` makes `FETCh?`/`READ?` send an IEEE 488.2
+//! definite-length block (big-endian, or little-endian after `FORMat:BORDer SWAP`) followed by
+//! LF; `R?` always sends a block, holding ASCII text in ASCII format, as the Truevolt meters do.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,8 +25,13 @@ use scpi::{Branch, Leaf, Root, cmd_both, cmd_nquery, cmd_qonly};
 
 use super::clock::{Clock, MonotonicClock};
 use super::format::{NOT_A_NUMBER, OVERLOAD, format_reading};
+use super::personality::scpi_util::Cmd;
+use super::personality::{Personality, PersonalityId, Reply, Setup};
 use super::rng::Xoshiro256;
-use super::{SECONDS_PER_DAY, SimParams, is_idn_byte};
+use super::{SECONDS_PER_DAY, SimIdentity, SimParams, is_idn_byte};
+
+/// Readings the reading memory holds (the Truevolt standard memory).
+pub const MEMORY_CAP: usize = 50_000;
 
 /// Error queue length of a 34470A.
 const ERROR_QUEUE_CAP: usize = 20;
@@ -83,8 +94,22 @@ struct Meter {
     nplc: f64,
     auto_zero: bool,
     impedance_auto: bool,
-    /// Reading memory: the last reading taken, as it is sent (overload and NaN as markers).
-    last: Option<f64>,
+    /// Reading memory, as the readings are sent (overload and NaN as markers).
+    memory: Vec<f64>,
+    /// `SAMPle:COUNt`.
+    samples: u32,
+    /// `TRIGger:COUNt`.
+    triggers: u32,
+    /// `TRIGger:SOURce`, kept for the query; every source triggers at once.
+    trigger_source: &'static str,
+    /// `FORMat:DATA`.
+    data_format: DataFormat,
+    /// `FORMat:BORDer SWAPped`: little-endian blocks.
+    swapped: bool,
+    /// The last definite-length block of the current message (see `handle_line`).
+    last_block: Option<Vec<u8>>,
+    /// Which model the meter plays.
+    model: PersonalityId,
     /// Wall time the readings of the current message would take; the server waits it out.
     busy: Duration,
     /// Readings put into replies; shared with the servers so an oracle can count them.
@@ -117,7 +142,14 @@ impl Dmm {
             nplc: DEFAULT_NPLC,
             auto_zero: true,
             impedance_auto: false,
-            last: None,
+            memory: Vec::new(),
+            samples: 1,
+            triggers: 1,
+            trigger_source: "IMM",
+            data_format: DataFormat::Ascii,
+            swapped: false,
+            last_block: None,
+            model: PersonalityId::GenericScpiDmm,
             busy: Duration::ZERO,
             sent: Arc::new(AtomicU64::new(0)),
         };
@@ -143,15 +175,23 @@ impl Dmm {
 
         let mut reply = Vec::new();
         let mut context = Context::new();
+        self.meter.last_block = None;
         // An error has been queued through `Device::handle_error` by the time `run` returns it.
-        let _ = TREE.run(line, &mut self.meter, &mut context, &mut reply);
+        let result = TREE.run(line, &mut self.meter, &mut context, &mut reply);
         // Replies to the queries before an error stand, but the crate leaves them unterminated,
         // possibly with the separator it wrote before the failing query. It also skips the
-        // terminator when a message ends in `;` (`*ESR?;`).
-        if reply.last() == Some(&b';') {
+        // terminator when a message ends in `;` (`*ESR?;`). A binary block may itself end in
+        // `;` or LF, so those bytes only count as separator or terminator after something else.
+        let ends_with_block = self
+            .meter
+            .last_block
+            .as_ref()
+            .is_some_and(|b| reply.ends_with(b));
+        if reply.last() == Some(&b';') && !ends_with_block {
             reply.pop();
         }
-        if !reply.is_empty() && reply.last() != Some(&b'\n') {
+        let terminated = result.is_ok() && reply.last() == Some(&b'\n') && !ends_with_block;
+        if !reply.is_empty() && !terminated {
             reply.push(b'\n');
         }
         reply
@@ -170,11 +210,6 @@ impl Dmm {
     /// How many readings the meter has put into replies so far (`READ?`, `MEAS?`, `FETC?`).
     pub fn readings_sent(&self) -> u64 {
         self.meter.sent.load(Ordering::Relaxed)
-    }
-
-    /// The counter behind [`readings_sent`](Dmm::readings_sent), for a server handle.
-    pub(crate) fn sent_counter(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.meter.sent)
     }
 
     /// Wall time the last message's measurements take with realistic timing; resets it.
@@ -197,7 +232,7 @@ impl fmt::Debug for Dmm {
             .field("auto_range", &m.auto_range)
             .field("range", &m.range)
             .field("nplc", &m.nplc)
-            .field("last", &m.last)
+            .field("memory", &m.memory.len())
             .finish_non_exhaustive()
     }
 }
@@ -216,7 +251,12 @@ impl Meter {
         self.nplc = DEFAULT_NPLC;
         self.auto_zero = true;
         self.impedance_auto = false;
-        self.last = None;
+        self.memory.clear();
+        self.samples = 1;
+        self.triggers = 1;
+        self.trigger_source = "IMM";
+        self.data_format = DataFormat::Ascii;
+        self.swapped = false;
     }
 
     /// Queues `err`; a full queue keeps its oldest entries and its newest becomes -350.
@@ -249,7 +289,8 @@ impl Meter {
         self.clock.elapsed().as_secs_f64() * self.params.time_scale / SECONDS_PER_DAY
     }
 
-    /// Applies a `CONFigure`/`MEASure` range; like the real meter this clears reading memory.
+    /// Applies a `CONFigure`/`MEASure` range; like the real meter this clears reading memory
+    /// and sets one sample per trigger, one trigger.
     fn configure(&mut self, range: RangeArg) {
         match range {
             RangeArg::Auto => self.auto_range = true,
@@ -258,10 +299,27 @@ impl Meter {
                 self.range = r;
             }
         }
-        self.last = None;
+        self.memory.clear();
+        self.samples = 1;
+        self.triggers = 1;
     }
 
-    /// Takes one reading into reading memory and returns it as it will be sent.
+    /// `INITiate`: fills reading memory with `samples × triggers` new readings (up to the
+    /// memory's size; more queue error 531).
+    fn acquire(&mut self) {
+        let wanted = u64::from(self.samples) * u64::from(self.triggers);
+        let n = usize::try_from(wanted).unwrap_or(usize::MAX);
+        if n > MEMORY_CAP {
+            self.push_error(Error::new(ErrorCode::Custom(531, b"Insufficient memory")));
+        }
+        self.memory.clear();
+        for _ in 0..n.min(MEMORY_CAP) {
+            let r = self.measure();
+            self.memory.push(r);
+        }
+    }
+
+    /// Takes one reading and returns it as it will be sent.
     fn measure(&mut self) -> f64 {
         let days = self.simulated_days();
         // Always drawn, even with zero noise, so a seed gives the same sequence whatever the
@@ -272,9 +330,7 @@ impl Meter {
             let integration = Duration::try_from_secs_f64(self.nplc / MAINS_HZ).unwrap_or_default();
             self.busy = self.busy.saturating_add(integration);
         }
-        let shown = self.apply_range(value);
-        self.last = Some(shown);
-        shown
+        self.apply_range(value)
     }
 
     fn apply_range(&mut self, value: f64) -> f64 {
@@ -291,8 +347,45 @@ impl Meter {
         }
     }
 
-    fn count_sent(&self) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
+    fn count_sent(&self, n: usize) {
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Reading memory as a reply: ASCII, comma-separated, or a definite-length block.
+    fn readings_reply(&mut self, readings: &[f64], resp: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+        match self.data_format {
+            DataFormat::Ascii => {
+                let text: Vec<String> = readings.iter().map(|r| format_reading(*r)).collect();
+                respond_text(resp, &text.join(","))
+            }
+            DataFormat::Real32 | DataFormat::Real64 => {
+                let bytes = self.binary(readings);
+                self.block_reply(resp, bytes)
+            }
+        }
+    }
+
+    /// Readings as IEEE-754 in the configured width and byte order.
+    fn binary(&self, readings: &[f64]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(readings.len() * 8);
+        for r in readings {
+            match (self.data_format, self.swapped) {
+                (DataFormat::Real32, false) => out.extend_from_slice(&(*r as f32).to_be_bytes()),
+                (DataFormat::Real32, true) => out.extend_from_slice(&(*r as f32).to_le_bytes()),
+                (_, false) => out.extend_from_slice(&r.to_be_bytes()),
+                (_, true) => out.extend_from_slice(&r.to_le_bytes()),
+            }
+        }
+        out
+    }
+
+    fn block_reply(&mut self, resp: &mut ResponseUnit<'_>, bytes: Vec<u8>) -> ScpiResult<()> {
+        resp.data(Arbitrary(&bytes)).finish()?;
+        let digits = bytes.len().to_string();
+        let mut block = format!("#{}{}", digits.len(), digits).into_bytes();
+        block.extend_from_slice(&bytes);
+        self.last_block = Some(block);
+        Ok(())
     }
 
     fn idn(&self) -> String {
@@ -561,8 +654,24 @@ const TREE: Node<'static, Meter> = Root![
     ],
     Leaf!(b"READ" => &ReadCmd),
     Leaf!(b"FETCh" => &FetchCmd),
+    Leaf!(b"R" => &Cmd::q(r_q)),
+    Branch![b"DATA";
+        Leaf!(b"POINts" => &Cmd::q(data_points_q)),
+        Leaf!(b"LAST" => &Cmd::q(data_last_q))
+    ],
     Branch![b"INITiate";
         Leaf!(default b"IMMediate" => &InitCmd)
+    ],
+    Branch![b"FORMat";
+        Leaf!(default b"DATA" => &Cmd::both(form_data_ev, form_data_q)),
+        Leaf!(b"BORDer" => &Cmd::both(form_bord_ev, form_bord_q))
+    ],
+    Branch![b"SAMPle";
+        Leaf!(b"COUNt" => &Cmd::both(samp_count_ev, samp_count_q))
+    ],
+    Branch![b"TRIGger";
+        Leaf!(b"COUNt" => &Cmd::both(trig_count_ev, trig_count_q)),
+        Leaf!(b"SOURce" => &Cmd::both(trig_source_ev, trig_source_q))
     ],
     Branch![default b"SENSe";
         Branch![b"VOLTage";
@@ -810,14 +919,15 @@ impl Command<Meter> for MeasVoltDcCmd {
         resolution_arg(params.next_optional_token()?)?;
         no_more(&mut params)?;
         dev.configure(range);
-        let reading = dev.measure();
-        respond_reading(&mut resp, reading)?;
-        dev.count_sent();
+        dev.acquire();
+        let readings = dev.memory.clone();
+        dev.readings_reply(&readings, &mut resp)?;
+        dev.count_sent(readings.len());
         Ok(())
     }
 }
 
-/// `READ?`: take a reading and send it.
+/// `READ?`: fill reading memory and send it.
 struct ReadCmd;
 impl Command<Meter> for ReadCmd {
     cmd_qonly!();
@@ -829,14 +939,15 @@ impl Command<Meter> for ReadCmd {
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
         no_more(&mut params)?;
-        let reading = dev.measure();
-        respond_reading(&mut resp, reading)?;
-        dev.count_sent();
+        dev.acquire();
+        let readings = dev.memory.clone();
+        dev.readings_reply(&readings, &mut resp)?;
+        dev.count_sent(readings.len());
         Ok(())
     }
 }
 
-/// `FETCh?`: send the reading in memory again; `-230` when there is none.
+/// `FETCh?`: send reading memory again; `-230` when it is empty.
 struct FetchCmd;
 impl Command<Meter> for FetchCmd {
     cmd_qonly!();
@@ -848,20 +959,23 @@ impl Command<Meter> for FetchCmd {
         mut resp: ResponseUnit,
     ) -> ScpiResult<()> {
         no_more(&mut params)?;
-        let reading = dev.last.ok_or(Error::new(ErrorCode::DataCorruptOrStale))?;
-        respond_reading(&mut resp, reading)?;
-        dev.count_sent();
+        if dev.memory.is_empty() {
+            return Err(ErrorCode::DataCorruptOrStale.into());
+        }
+        let readings = dev.memory.clone();
+        dev.readings_reply(&readings, &mut resp)?;
+        dev.count_sent(readings.len());
         Ok(())
     }
 }
 
-/// `INITiate[:IMMediate]`: take a reading into memory (the trigger is always immediate).
+/// `INITiate[:IMMediate]`: fill reading memory (the trigger is always immediate).
 struct InitCmd;
 impl Command<Meter> for InitCmd {
     cmd_nquery!();
     fn event(&self, dev: &mut Meter, _: &mut Context, mut params: Parameters) -> ScpiResult<()> {
         no_more(&mut params)?;
-        dev.measure();
+        dev.acquire();
         Ok(())
     }
 }
@@ -988,6 +1102,282 @@ impl Command<Meter> for ImpedanceAutoCmd {
     ) -> ScpiResult<()> {
         no_more(&mut params)?;
         respond_bool(&mut resp, dev.impedance_auto)
+    }
+}
+
+/// `FORMat:DATA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataFormat {
+    Ascii,
+    Real32,
+    Real64,
+}
+
+/// `R? [max]`: sends up to `max` readings from memory as a block and erases them.
+fn r_q(dev: &mut Meter, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    let max = match p.next_optional_token()? {
+        None => usize::MAX,
+        Some(t) => {
+            let v = f64::try_from(t)?;
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(ErrorCode::DataOutOfRange.into());
+            }
+            // Truncation is the meter's behaviour for a fractional count.
+            v.min(MEMORY_CAP as f64) as usize
+        }
+    };
+    no_more(p)?;
+    let n = max.min(dev.memory.len());
+    let taken: Vec<f64> = dev.memory.drain(..n).collect();
+    let bytes = match dev.data_format {
+        DataFormat::Ascii => taken
+            .iter()
+            .map(|v| format_reading(*v))
+            .collect::<Vec<_>>()
+            .join(",")
+            .into_bytes(),
+        _ => dev.binary(&taken),
+    };
+    dev.block_reply(r, bytes)?;
+    dev.count_sent(taken.len());
+    Ok(())
+}
+
+/// `DATA:POINts?`: readings in memory.
+fn data_points_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(r, &format!("+{}", dev.memory.len()))
+}
+
+/// `DATA:LAST?`: the newest reading with its unit, `9.91000000E+37` when memory is empty.
+fn data_last_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    no_more(p)?;
+    match dev.memory.last() {
+        Some(v) => {
+            let text = format!("{} VDC", format_reading(*v));
+            dev.count_sent(1);
+            respond_text(r, &text)
+        }
+        None => respond_text(r, &format_reading(NOT_A_NUMBER)),
+    }
+}
+
+/// `FORMat[:DATA] ASCii[,n]|REAL[,32|64]`.
+fn form_data_ev(dev: &mut Meter, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let kind = match p.next_token()? {
+        Token::CharacterProgramData(s) if mnemonic_compare(b"ASCii", s) => DataFormat::Ascii,
+        Token::CharacterProgramData(s) if mnemonic_compare(b"REAL", s) => DataFormat::Real64,
+        Token::CharacterProgramData(_) => return Err(ErrorCode::IllegalParameterValue.into()),
+        _ => return Err(ErrorCode::DataTypeError.into()),
+    };
+    let width = p.next_optional_token()?;
+    no_more(p)?;
+    dev.data_format = match (kind, width) {
+        (DataFormat::Ascii, None) => DataFormat::Ascii,
+        (DataFormat::Ascii, Some(t)) => {
+            // The digit count of ASCII format is accepted and ignored (always 9 digits).
+            number_arg(t, 0.0, 15.0)?;
+            DataFormat::Ascii
+        }
+        (_, None) => DataFormat::Real64,
+        (_, Some(t)) => match number_arg(t, 0.0, 64.0)? {
+            32.0 => DataFormat::Real32,
+            64.0 => DataFormat::Real64,
+            _ => return Err(ErrorCode::IllegalParameterValue.into()),
+        },
+    };
+    Ok(())
+}
+
+fn form_data_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(
+        r,
+        match dev.data_format {
+            DataFormat::Ascii => "ASC,9",
+            DataFormat::Real32 => "REAL,32",
+            DataFormat::Real64 => "REAL,64",
+        },
+    )
+}
+
+/// `FORMat:BORDer NORMal|SWAPped`.
+fn form_bord_ev(dev: &mut Meter, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let swapped = match p.next_token()? {
+        Token::CharacterProgramData(s) if mnemonic_compare(b"NORMal", s) => false,
+        Token::CharacterProgramData(s) if mnemonic_compare(b"SWAPped", s) => true,
+        Token::CharacterProgramData(_) => return Err(ErrorCode::IllegalParameterValue.into()),
+        _ => return Err(ErrorCode::DataTypeError.into()),
+    };
+    no_more(p)?;
+    dev.swapped = swapped;
+    Ok(())
+}
+
+fn form_bord_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(r, if dev.swapped { "SWAP" } else { "NORM" })
+}
+
+/// Most samples per trigger and most triggers the meter accepts.
+const MAX_COUNT: f64 = 1_000_000.0;
+
+const COUNT_LIMITS: Limits = Limits {
+    min: 1.0,
+    max: MAX_COUNT,
+    def: 1.0,
+};
+
+/// A number parameter within `min..=max`.
+fn number_arg(token: Token<'_>, min: f64, max: f64) -> ScpiResult<f64> {
+    let v = f64::try_from(token)?;
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ErrorCode::DataOutOfRange.into())
+    }
+}
+
+/// A count setting: `MIN|MAX|DEF` or a number from 1 to 1 000 000, rounded.
+fn count_setting(p: &mut Parameters<'_, '_>) -> ScpiResult<u32> {
+    let v = numeric_setting(p.next_token()?, COUNT_LIMITS, |t| {
+        number_arg(t, COUNT_LIMITS.min, COUNT_LIMITS.max)
+    })?;
+    no_more(p)?;
+    // In range by construction, so the conversion is exact after rounding.
+    Ok(v.round() as u32)
+}
+
+fn samp_count_ev(dev: &mut Meter, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    dev.samples = count_setting(p)?;
+    Ok(())
+}
+
+fn samp_count_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    let v = query_setting(p, COUNT_LIMITS, f64::from(dev.samples))?;
+    no_more(p)?;
+    respond_text(r, &format!("+{v}"))
+}
+
+fn trig_count_ev(dev: &mut Meter, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    dev.triggers = count_setting(p)?;
+    Ok(())
+}
+
+fn trig_count_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    let v = query_setting(p, COUNT_LIMITS, f64::from(dev.triggers))?;
+    no_more(p)?;
+    respond_text(r, &format!("+{v}"))
+}
+
+/// `TRIGger:SOURce IMMediate|BUS|EXTernal|INTernal`: kept for the query; the simulator triggers
+/// every source at once.
+fn trig_source_ev(dev: &mut Meter, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let source = match p.next_token()? {
+        Token::CharacterProgramData(s) => [
+            (b"IMMediate".as_slice(), "IMM"),
+            (b"BUS", "BUS"),
+            (b"EXTernal", "EXT"),
+            (b"INTernal", "INT"),
+        ]
+        .into_iter()
+        .find(|(m, _)| mnemonic_compare(m, s))
+        .map(|(_, v)| v)
+        .ok_or(Error::new(ErrorCode::IllegalParameterValue))?,
+        _ => return Err(ErrorCode::DataTypeError.into()),
+    };
+    no_more(p)?;
+    dev.trigger_source = source;
+    Ok(())
+}
+
+fn trig_source_q(
+    dev: &mut Meter,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(r, dev.trigger_source)
+}
+
+impl Dmm {
+    /// The meter as a personality: `identity` replaces the one in `setup.params` (the Keysight
+    /// models); `None` keeps it (the generic DMM).
+    pub(crate) fn personality(
+        setup: Setup,
+        model: PersonalityId,
+        identity: Option<SimIdentity>,
+    ) -> Self {
+        let mut params = setup.params;
+        if let Some(identity) = identity {
+            params.identity = identity;
+        }
+        let mut dmm = Self::with_clock(params, setup.clock);
+        dmm.meter.sent = setup.sent;
+        dmm.meter.model = model;
+        dmm
+    }
+}
+
+impl Personality for Dmm {
+    fn id(&self) -> PersonalityId {
+        self.meter.model
+    }
+
+    fn handle(&mut self, message: &[u8]) -> Reply {
+        let bytes = self.handle_line(message);
+        let delay = self.take_busy();
+        let reply = if bytes.is_empty() {
+            Reply::none()
+        } else {
+            Reply::text(bytes)
+        };
+        reply.delayed(delay)
+    }
+
+    fn talk(&mut self) -> Reply {
+        self.meter.push_error(ErrorCode::QueryUnterminated.into());
+        Reply::none()
+    }
+
+    fn status_byte(&mut self) -> u8 {
+        self.meter.status_byte()
+    }
+
+    fn input_overflow(&mut self) {
+        self.queue_too_much_data();
+    }
+
+    fn inject_error(&mut self) {
+        self.meter.push_error(ErrorCode::DeviceSpecificError.into());
+    }
+
+    fn set_serial(&mut self, serial: &str) {
+        self.meter.params.identity.serial = serial.to_owned();
     }
 }
 
@@ -1583,6 +1973,122 @@ mod tests {
         assert_eq!(d.take_busy(), Duration::ZERO);
     }
 
+    // --- Truevolt reading memory and binary formats (keysight-34470a/34465a) ------------------
+
+    /// A Truevolt meter reading an exact 10 V.
+    fn truevolt(id: PersonalityId) -> Dmm {
+        let identity = SimIdentity {
+            manufacturer: "Keysight Technologies".into(),
+            model: "34470A".into(),
+            serial: "SIMTEST01".into(),
+            firmware: "fw".into(),
+        };
+        Dmm::personality(
+            crate::sim::personality::tests::setup(false).0,
+            id,
+            Some(identity),
+        )
+    }
+
+    #[test]
+    fn truevolt_identities_come_from_the_personality_table() {
+        use crate::sim::personality::tests::{ask, setup};
+        for (id, model) in [
+            (PersonalityId::Keysight34470a, "34470A"),
+            (PersonalityId::Keysight34465a, "34465A"),
+        ] {
+            let mut p = id.build(setup(false).0);
+            assert_eq!(
+                ask(p.as_mut(), "*IDN?"),
+                format!(
+                    "Keysight Technologies,{model},SIMTEST01,tsagent-sim-{}\n",
+                    env!("CARGO_PKG_VERSION")
+                )
+            );
+            p.set_serial("SIM2");
+            assert!(ask(p.as_mut(), "*IDN?").contains(",SIM2,"));
+        }
+        let mut g = PersonalityId::GenericScpiDmm.build(setup(false).0);
+        assert!(ask(g.as_mut(), "*IDN?").starts_with("TSAGENT,SIM-DMM,SIM0000001,"));
+    }
+
+    #[test]
+    fn sample_and_trigger_counts_fill_memory() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        q(&mut d, "CONF:VOLT:DC 10;:SAMP:COUN 3;:TRIG:COUN 2");
+        assert_eq!(q(&mut d, "SAMP:COUN?;:TRIG:COUN?"), "+3;+2\n");
+        assert_eq!(q(&mut d, "TRIG:SOUR BUS;SOUR?"), "BUS\n");
+        q(&mut d, "INIT");
+        assert_eq!(q(&mut d, "DATA:POIN?"), "+6\n");
+        assert_eq!(
+            q(&mut d, "FETC?"),
+            format!("{}\n", ["+1.00000000E+01"; 6].join(","))
+        );
+        assert_eq!(q(&mut d, "DATA:LAST?"), "+1.00000000E+01 VDC\n");
+        // R? sends and erases; in ASCII format it is still a block.
+        assert_eq!(q(&mut d, "R? 2"), "#231+1.00000000E+01,+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "DATA:POIN?"), "+4\n");
+        q(&mut d, "R?");
+        assert_eq!(q(&mut d, "R?"), "#10\n");
+        // CONFigure resets the counts.
+        q(&mut d, "CONF:VOLT:DC");
+        assert_eq!(q(&mut d, "SAMP:COUN?"), "+1\n");
+        q(&mut d, "SAMP:COUN 1000;:TRIG:COUN 1000;:INIT");
+        assert_eq!(q(&mut d, "DATA:POIN?"), format!("+{MEMORY_CAP}\n"));
+        assert_eq!(errors(&mut d), ["531,\"Insufficient memory\""]);
+    }
+
+    #[test]
+    fn real_formats_send_definite_length_blocks() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        q(&mut d, "FORM:DATA REAL,64;:SAMP:COUN 2");
+        assert_eq!(q(&mut d, "FORM:DATA?"), "REAL,64\n");
+        let reply = d.handle_line(b"READ?\n");
+        let mut expected = b"#216".to_vec();
+        expected.extend(10.0f64.to_be_bytes());
+        expected.extend(10.0f64.to_be_bytes());
+        expected.push(b'\n');
+        assert_eq!(reply, expected);
+        q(&mut d, "FORM:BORD SWAP;:FORM:DATA REAL,32");
+        assert_eq!(q(&mut d, "FORM:BORD?"), "SWAP\n");
+        let reply = d.handle_line(b"FETC?\n");
+        let mut expected = b"#18".to_vec();
+        expected.extend(10.0f32.to_le_bytes());
+        expected.extend(10.0f32.to_le_bytes());
+        expected.push(b'\n');
+        assert_eq!(reply, expected);
+        q(&mut d, "FORM ASC");
+        assert_eq!(q(&mut d, "FORM?"), "ASC,9\n");
+        q(&mut d, "FORM:DATA REAL,16");
+        q(&mut d, "FORM:BORD BIG");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-224,\"Illegal parameter value\""
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_ending_in_lf_or_semicolon_is_still_terminated_once() {
+        // Find readings whose big-endian f32 ends in LF (0x0A) and in `;` (0x3B).
+        for last in [b'\n', b';'] {
+            let value = f32::from_be_bytes([0x41, 0x20, 0x00, last]);
+            let mut d = truevolt(PersonalityId::Keysight34470a);
+            d.meter.params.nominal = f64::from(value);
+            q(&mut d, "FORM:DATA REAL,32;:VOLT:RANG:AUTO ON");
+            let mut block = b"#14".to_vec();
+            block.extend(value.to_be_bytes());
+            let mut expected = block.clone();
+            expected.push(b'\n');
+            assert_eq!(d.handle_line(b"READ?"), expected);
+            assert_eq!(d.handle_line(b"FETC?;"), expected);
+            assert_eq!(d.handle_line(b"FETC?;BOGUS"), expected);
+            assert_eq!(d.handle_line(b"FETC?;VOLT:NPLC? 7"), expected);
+        }
+    }
+
     // --- Robustness -------------------------------------------------------------------------
 
     /// Fragments that reach deep into the parser and the handlers.
@@ -1644,6 +2150,32 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn real64_blocks_decode_to_the_readings(
+            nominal in -1.1e3f64..1.1e3,
+            count in 1u32..20,
+            swapped in any::<bool>(),
+        ) {
+            let mut d = truevolt(PersonalityId::Keysight34470a);
+            d.meter.params.nominal = nominal;
+            let order = if swapped { "SWAP" } else { "NORM" };
+            q(&mut d, &format!("FORM:DATA REAL,64;:FORM:BORD {order};:SAMP:COUN {count}"));
+            let reply = d.handle_line(b"READ?");
+            // Parse the block as a client would: header digits, then exactly that many bytes.
+            prop_assert_eq!(reply[0], b'#');
+            let n = usize::from(reply[1] - b'0');
+            let len: usize = std::str::from_utf8(&reply[2..2 + n]).unwrap().parse().unwrap();
+            prop_assert_eq!(len, 8 * count as usize);
+            let body = &reply[2 + n..2 + n + len];
+            prop_assert_eq!(&reply[2 + n + len..], b"\n");
+            let shown = d.meter.apply_range(nominal);
+            for chunk in body.chunks(8) {
+                let bytes: [u8; 8] = chunk.try_into().unwrap();
+                let v = if swapped { f64::from_le_bytes(bytes) } else { f64::from_be_bytes(bytes) };
+                prop_assert_eq!(v, shown);
+            }
+        }
+
         #[test]
         fn handle_line_never_panics_on_arbitrary_bytes(
             lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8)

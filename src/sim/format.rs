@@ -12,6 +12,13 @@ pub const NOT_A_NUMBER: f64 = 9.91e37;
 /// A non-finite value is sent as the SCPI markers: NaN as `+9.91000000E+37`, ±∞ as
 /// `±9.90000000E+37`.
 pub fn format_reading(value: f64) -> String {
+    format_sci(value, 8, true)
+}
+
+/// `value` in scientific notation with `decimals` mantissa decimals and a two-digit (or longer)
+/// signed exponent: `+1.00000023E+01` for 8 decimals. `plus` chooses whether positive values get
+/// a `+` (Keysight) or nothing (Keithley DMM6500). Non-finite values become the SCPI markers.
+pub(crate) fn format_sci(value: f64, decimals: usize, plus: bool) -> String {
     let value = if value.is_nan() {
         NOT_A_NUMBER
     } else if value.is_infinite() {
@@ -19,13 +26,16 @@ pub fn format_reading(value: f64) -> String {
     } else {
         value
     };
-    // Rust's `{:e}` rounds correctly and carries into the exponent (9.999999999 → 1.00000000e1);
-    // only the exponent needs re-dressing, from `e1` to `E+01`.
-    let scientific = format!("{:.8e}", value.abs());
+    let scientific = format!("{:.*e}", decimals, value.abs());
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    // Zero has no sign on a meter's display, and -0.0 must not print as "-0.00000000E+00".
-    let sign = if value < 0.0 { '-' } else { '+' };
+    let sign = if value < 0.0 {
+        "-"
+    } else if plus {
+        "+"
+    } else {
+        ""
+    };
     let exponent_sign = if exponent < 0 { '-' } else { '+' };
     format!(
         "{sign}{mantissa}E{exponent_sign}{:02}",

@@ -1,37 +1,57 @@
-//! The simulated instrument: a SCPI DMM (modelled on a Keysight 34470A) measuring a simulated
-//! travelling standard, a 10 V Zener reference.
+//! Simulated instruments: the models a lab uses in a comparison, each speaking its own dialect,
+//! all measuring one simulated travelling standard, a 10 V Zener reference.
 //!
-//! Tests and the demo drive tsagent's real serial and TCP code against it, so it speaks the real
-//! wire protocol: SCPI parsed by the `scpi` crate, LF-terminated replies, readings formatted as a
-//! real meter formats them, a capped SCPI error queue, IEEE 488.2 status registers.
+//! Tests and the demo drive tsagent's real serial and TCP code against them, so they speak the
+//! real wire protocols.
 //!
 //! * [`SimParams`] describes the standard (nominal, offset, drift, noise, temperature coefficient
-//!   in a lab whose temperature cycles) and the meter (identity, timing).
-//! * [`Dmm`] is the instrument: one line of SCPI in, the reply bytes out. Time comes from an
-//!   injectable [`Clock`], noise from a seeded generator, so a test can predict every reading.
-//! * [`serve_connection`], [`PtyServer`] and [`TcpServer`] put a `Dmm` on a byte stream, a
-//!   pseudo-terminal or a TCP port.
+//!   in a lab whose temperature cycles) and timing.
+//! * [`PersonalityId`] names a model (`keysight-3458a`, `fluke-5720a`, … as the driver profiles
+//!   do); [`Personality`] is one built: a program message in, a [`Reply`] (bytes, GPIB EOI
+//!   marks, delay) out. [`Dmm`] is the SCPI DMM behind `generic-scpi-dmm` and the Truevolt
+//!   models. Resistance, temperature and environment models are the standard scaled ppm for ppm.
+//! * [`SimSpec`] is what a server runs: one personality or a Prologix bus ([`BusSpec`],
+//!   `22=keysight-3458a,5=fluke-5720a`), `--baud` pacing ([`wire_time`], [`Frame`]) and
+//!   [`Fault`]s; [`PtyServer::start_spec`] and [`TcpServer::start_spec`] serve it, and their
+//!   [`FaultHandle`] arms more faults at a chosen moment. Every part parses from command-line
+//!   text (`FromStr`).
+//! * [`serve_connection`], [`PtyServer::start`] and [`TcpServer::start`] keep serving the
+//!   generic DMM as before.
 //!
 //! Simulated time is wall time since the simulator started × [`SimParams::time_scale`], so a demo
-//! can show days of drift in seconds.
+//! can show days of drift in seconds; instrument timing (integration, settling, streaming
+//! intervals) runs on unscaled time from an injectable [`Clock`].
 
 mod clock;
 mod dmm;
+mod fault;
 mod format;
+mod personality;
+mod prologix;
 mod pty;
 mod rng;
 mod serve;
+mod spec;
+mod station;
 mod tcp;
+mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use dmm::Dmm;
+pub use clock::{Clock, ManualClock, MonotonicClock, SharedClock};
+pub use dmm::{Dmm, MEMORY_CAP};
+pub use fault::{BadBlock, Fault, FaultHandle, FaultKind, MAX_FLOOD, Trigger};
 pub use format::{NOT_A_NUMBER, OVERLOAD, format_reading};
-pub use pty::PtyServer;
+pub use personality::{
+    Personality, PersonalityId, Reply, Setup, Transfer, VaisalaFormat, VaisalaFormatError,
+};
+pub use prologix::{PROLOGIX_VERSION, prologix_escape};
+pub use pty::{LineStatus, PtyServer};
 pub use serve::{MAX_LINE, serve_connection};
+pub use spec::{BusSpec, MAX_GPIB_ADDRESS, SimSpec, SimTarget, SpecError};
 pub use tcp::TcpServer;
+pub use wire::{Frame, Parity, wire_time};
 
 /// Seconds in a day, the unit of [`SimParams::drift_per_day`].
 const SECONDS_PER_DAY: f64 = 86_400.0;

@@ -5,8 +5,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -16,20 +16,30 @@ use nix::pty::{OpenptyResult, openpty};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Dmm, SimError, SimParams, serve_connection};
+use super::fault::FaultHandle;
+use super::spec::SimSpec;
+use super::station::{ServeEnd, Station};
+use super::wire::Pacer;
+use super::{MonotonicClock, SimError, SimParams};
 
 /// How often the server lifts a client's exclusive-use lock on the terminal (see
 /// [`release_exclusive`]).
 const EXCLUSIVE_RELEASE_PERIOD: Duration = Duration::from_millis(100);
 
-/// A simulated meter behind a pseudo-terminal.
+/// A simulated instrument (or a Prologix bus) behind a pseudo-terminal.
 ///
 /// Clients open [`path`](PtyServer::path) (e.g. `/dev/pts/7`) as a serial port. The terminal is
 /// raw (no echo, no line editing, no CR/LF translation). The server holds a slave descriptor of
 /// its own, so a client closing does not hang up the terminal: clients are served one after
-/// another by the same meter, with its state, as a real instrument on a serial line would.
+/// another by the same instrument, with its state, as a real instrument on a serial line would.
+///
+/// A disconnect fault closes the terminal (clients see a hang-up), removes the link, waits, and
+/// opens a new terminal (at a new path when asked, and usually anyway while the old one is still
+/// held open by a client), pointing the link at it: [`current_path`](PtyServer::current_path)
+/// follows, [`path`](PtyServer::path) stays the first one.
 ///
 /// Dropping the server stops it, closes the terminal (open clients see a hang-up) and removes
 /// the link. Must be created inside a tokio runtime with I/O and timers enabled.
@@ -38,53 +48,149 @@ pub struct PtyServer {
     link: Option<PathBuf>,
     task: JoinHandle<()>,
     sent: Arc<AtomicU64>,
+    faults: FaultHandle,
+    line: Arc<LineState>,
+}
+
+/// Where the terminal is now and how often it went away and came back.
+#[derive(Debug)]
+struct LineState {
+    path: Mutex<PathBuf>,
+    status: watch::Sender<LineStatus>,
+}
+
+impl LineState {
+    fn path(&self) -> PathBuf {
+        self.path
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_path(&self, path: PathBuf) {
+        *self
+            .path
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = path;
+    }
+}
+
+/// How often a simulated line has gone away and come back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineStatus {
+    /// Disconnects so far (the line was closed this many times).
+    pub downs: u64,
+    /// Returns so far (the line was reopened this many times).
+    pub returns: u64,
+}
+
+/// An open pseudo-terminal: the master the server talks through, a slave it holds open, and
+/// the slave's path.
+struct Pty {
+    master: PtyMaster,
+    slave: OwnedFd,
+    path: PathBuf,
+}
+
+fn open_pty() -> Result<Pty, SimError> {
+    let OpenptyResult { master, slave } = openpty(None, None).map_err(SimError::OpenPty)?;
+
+    let mut termios = tcgetattr(&slave).map_err(SimError::ConfigurePty)?;
+    cfmakeraw(&mut termios);
+    tcsetattr(&slave, SetArg::TCSANOW, &termios).map_err(SimError::ConfigurePty)?;
+
+    let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(SimError::ConfigurePty)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(&master, FcntlArg::F_SETFL(flags)).map_err(SimError::ConfigurePty)?;
+
+    let path = nix::unistd::ttyname(&slave).map_err(SimError::ConfigurePty)?;
+    // SAFETY: `master` is an open descriptor that the AsyncFd owns for its whole life; it is
+    // never swapped (no `get_mut`), so it stays the same file description until dropped.
+    let master = unsafe { AsyncFd::register(master) }
+        .map_err(|e| SimError::RegisterPty(io::Error::from(e)))?;
+    Ok(Pty {
+        master: PtyMaster { fd: master },
+        slave,
+        path,
+    })
+}
+
+/// Opens a terminal at a path other than `old` when `new_path` asks for it. The kernel reuses a
+/// freed number at once, so terminals at the old path are kept open until another one comes.
+fn reopen_pty(old: &Path, new_path: bool) -> Result<Pty, SimError> {
+    let mut held = Vec::new();
+    loop {
+        let pty = open_pty()?;
+        if !new_path || pty.path != old || held.len() >= 8 {
+            return Ok(pty);
+        }
+        held.push(pty);
+    }
 }
 
 impl PtyServer {
-    /// Opens a pseudo-terminal and starts serving a [`Dmm`] built from `params` on it.
+    /// Opens a pseudo-terminal and starts serving a [`Dmm`](super::Dmm) built from `params`
+    /// on it (the `generic-scpi-dmm` personality).
     ///
     /// With `link`, a symlink to the device is created there (atomically replacing an existing
     /// symlink; anything else at that path is refused with [`SimError::LinkOccupied`]) and
     /// removed again when the server is dropped, so scripts can use a stable name.
     pub fn start(params: SimParams, link: Option<PathBuf>) -> Result<Self, SimError> {
-        params.validate()?;
+        Self::start_spec(SimSpec::generic(params), link)
+    }
+
+    /// Like [`start`](PtyServer::start), serving whatever `spec` describes: a personality or a
+    /// Prologix bus, with `--baud` pacing and faults.
+    pub fn start_spec(spec: SimSpec, link: Option<PathBuf>) -> Result<Self, SimError> {
+        spec.validate()?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(SimError::NoRuntime);
         }
-        let OpenptyResult { master, slave } = openpty(None, None).map_err(SimError::OpenPty)?;
-
-        let mut termios = tcgetattr(&slave).map_err(SimError::ConfigurePty)?;
-        cfmakeraw(&mut termios);
-        tcsetattr(&slave, SetArg::TCSANOW, &termios).map_err(SimError::ConfigurePty)?;
-
-        let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(SimError::ConfigurePty)?;
-        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
-        fcntl(&master, FcntlArg::F_SETFL(flags)).map_err(SimError::ConfigurePty)?;
-
-        let path = nix::unistd::ttyname(&slave).map_err(SimError::ConfigurePty)?;
-        // SAFETY: `master` is an open descriptor that the AsyncFd owns for its whole life; it is
-        // never swapped (no `get_mut`), so it stays the same file description until dropped.
-        let master = unsafe { AsyncFd::register(master) }
-            .map_err(|e| SimError::RegisterPty(io::Error::from(e)))?;
+        let pty = open_pty()?;
         if let Some(link) = &link {
-            make_link(link, &path)?;
+            make_link(link, &pty.path)?;
         }
-
-        let dmm = Dmm::new(params);
-        let sent = dmm.sent_counter();
-        let task = tokio::spawn(run(dmm, PtyMaster { fd: master }, slave));
-        tracing::info!(path = %path.display(), "simulated DMM listening on a pseudo-terminal");
+        let path = pty.path.clone();
+        let sent = Arc::new(AtomicU64::new(0));
+        let station = Station::build(&spec, Arc::new(MonotonicClock::new()), Arc::clone(&sent));
+        let pacer = spec
+            .baud
+            .map(|baud| Pacer::new(baud, spec.frame.unwrap_or_else(|| station.frame())));
+        let faults = FaultHandle::new();
+        for f in spec.faults {
+            faults.arm(f);
+        }
+        let line = Arc::new(LineState {
+            path: Mutex::new(path.clone()),
+            status: watch::channel(LineStatus::default()).0,
+        });
+        let task = tokio::spawn(run(
+            station,
+            pty,
+            pacer,
+            faults.clone(),
+            Arc::clone(&line),
+            link.clone(),
+        ));
+        tracing::info!(path = %path.display(), "simulator listening on a pseudo-terminal");
         Ok(Self {
             path,
             link,
             task,
             sent,
+            faults,
+            line,
         })
     }
 
-    /// The terminal device clients open, e.g. `/dev/pts/7`.
+    /// The terminal device clients opened first, e.g. `/dev/pts/7`.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The terminal device now (it changes when a disconnect fault reopens the terminal).
+    pub fn current_path(&self) -> PathBuf {
+        self.line.path()
     }
 
     /// The symlink created at start, if any.
@@ -92,9 +198,32 @@ impl PtyServer {
         self.link.as_deref()
     }
 
-    /// Readings the meter has sent so far (see [`Dmm::readings_sent`]).
+    /// Readings the instruments have sent so far.
     pub fn readings_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Arms and observes faults.
+    pub fn faults(&self) -> FaultHandle {
+        self.faults.clone()
+    }
+
+    /// How often the terminal has gone away and come back (disconnect faults).
+    pub fn line_status(&self) -> LineStatus {
+        *self.line.status.borrow()
+    }
+
+    /// Waits until the terminal has gone away (been closed) `n` times in total.
+    pub async fn wait_down(&self, n: u64) {
+        let mut rx = self.line.status.subscribe();
+        // The sender lives in `self.line`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| s.downs >= n).await;
+    }
+
+    /// Waits until the terminal has come back `n` times in total.
+    pub async fn wait_returns(&self, n: u64) {
+        let mut rx = self.line.status.subscribe();
+        let _ = rx.wait_for(|s| s.returns >= n).await;
     }
 
     /// Stops the server and waits until the terminal is closed; dropping does the same without
@@ -119,27 +248,84 @@ impl Drop for PtyServer {
     fn drop(&mut self) {
         self.task.abort();
         if let Some(link) = &self.link {
-            remove_link(link, &self.path);
+            remove_link(link, &self.line.path());
         }
     }
 }
 
-/// The server task: serve the master until it fails, and keep the terminal usable.
-async fn run(mut dmm: Dmm, mut master: PtyMaster, slave: OwnedFd) {
-    let keep_shareable = async {
-        let mut tick = tokio::time::interval(EXCLUSIVE_RELEASE_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            release_exclusive(&slave);
+/// Pause before retrying to open a terminal that could not be opened.
+const REOPEN_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The server task: serve the master, keep the terminal usable, go away and come back when a
+/// fault says so.
+async fn run(
+    mut station: Station,
+    mut pty: Pty,
+    mut pacer: Option<Pacer>,
+    faults: FaultHandle,
+    line: Arc<LineState>,
+    link: Option<PathBuf>,
+) {
+    loop {
+        let end = {
+            let slave = &pty.slave;
+            let keep_shareable = async {
+                let mut tick = tokio::time::interval(EXCLUSIVE_RELEASE_PERIOD);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    release_exclusive(slave);
+                }
+            };
+            tokio::select! {
+                end = station.serve(&mut pty.master, &faults, &mut pacer) => end,
+                _ = keep_shareable => return,
+            }
+        };
+        match end {
+            Ok(ServeEnd::Closed) => {
+                tracing::info!("simulator pseudo-terminal closed");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "simulator pseudo-terminal failed");
+                return;
+            }
+            Ok(ServeEnd::Disconnect {
+                down,
+                new_path,
+                serial,
+            }) => {
+                let old = pty.path.clone();
+                drop(pty);
+                if let Some(link) = &link {
+                    remove_link(link, &old);
+                }
+                line.status.send_modify(|s| s.downs += 1);
+                tracing::info!(path = %old.display(), ?down, "simulated disconnect");
+                tokio::time::sleep(down).await;
+                pty = loop {
+                    match reopen_pty(&old, new_path) {
+                        Ok(p) => break p,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "simulator could not reopen its terminal");
+                            tokio::time::sleep(REOPEN_BACKOFF).await;
+                        }
+                    }
+                };
+                if let Some(link) = &link
+                    && let Err(e) = make_link(link, &pty.path)
+                {
+                    tracing::warn!(error = %e, "simulator could not renew its link");
+                }
+                if let Some(serial) = serial {
+                    station.set_serial(&serial);
+                }
+                line.set_path(pty.path.clone());
+                line.status.send_modify(|s| s.returns += 1);
+                tracing::info!(path = %pty.path.display(), "simulated reconnect");
+            }
         }
-    };
-    tokio::select! {
-        result = serve_connection(&mut dmm, &mut master) => match result {
-            Ok(()) => tracing::info!("simulator pseudo-terminal closed"),
-            Err(e) => tracing::warn!(error = %e, "simulator pseudo-terminal failed"),
-        },
-        _ = keep_shareable => {}
     }
 }
 
@@ -519,4 +705,117 @@ mod tests {
             })
         ));
     }
+
+    // --- Personalities, the Prologix bus, pacing and faults on a real terminal -------------
+
+    fn spec(id: crate::sim::PersonalityId) -> SimSpec {
+        SimSpec::instrument(
+            id,
+            SimParams {
+                offset: 0.0,
+                noise: 0.0,
+                ..SimParams::default()
+            },
+        )
+    }
+
+    pty_test!(a_personality_with_cr_terminated_commands {
+        let server = PtyServer::start_spec(spec(crate::sim::PersonalityId::VaisalaPtu300), None)
+            .unwrap();
+        let mut c = Client::open(server.path());
+        c.send("SEND\r");
+        let line = c.reply();
+        assert!(line.starts_with("P= ") && line.ends_with(" %RH\r\n"), "{line:?}");
+        assert_eq!(c.query("?\r").trim_end(), "PTU300 / tsagent-sim-".to_owned() + env!("CARGO_PKG_VERSION"));
+        server.shutdown().await;
+    });
+
+    pty_test!(prologix_bus_on_a_terminal_with_two_instruments_interleaved {
+        let bus: crate::sim::BusSpec = "22=keysight-3458a,5=fluke-5720a".parse().unwrap();
+        let server = PtyServer::start_spec(SimSpec::prologix(bus, SimParams::default()), None)
+            .unwrap();
+        let mut c = Client::open(server.path());
+        c.send("++read_tmo_ms 20\n++addr 22\nEND ALWAYS\nID?\n++addr 5\n*IDN?\n");
+        c.send("++read eoi\n");
+        assert!(c.reply().starts_with("FLUKE,5720A,SIM5720A05,"));
+        c.send("++addr 22\n++read eoi\n");
+        assert_eq!(c.reply(), "HP3458A\r\n");
+        c.send("++addr\n");
+        assert_eq!(c.reply(), "22\r\n");
+        server.shutdown().await;
+    });
+
+    pty_test!(baud_pacing_holds_output_to_the_line_rate {
+        // 1200 baud 8N1: 120 characters per second. Only the lower bound is checked.
+        let mut s = spec(crate::sim::PersonalityId::Keysight34470a);
+        s.baud = Some(1200);
+        let server = PtyServer::start_spec(s, None).unwrap();
+        let mut c = Client::open(server.path());
+        c.send("*IDN?\n");
+        let started = Instant::now();
+        let reply = c.reply();
+        let elapsed = started.elapsed();
+        let minimum = crate::sim::wire_time(reply.len() as u64, 1200, crate::sim::Frame::EIGHT_N_ONE);
+        // The first piece leaves after its own wire time, so allow for one piece of slack.
+        assert!(elapsed + Duration::from_millis(20) >= minimum, "{elapsed:?} < {minimum:?}");
+        server.shutdown().await;
+    });
+
+    pty_test!(disconnect_hangs_up_and_returns_at_a_new_path_behind_the_link {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("dmm");
+        let server = PtyServer::start_spec(
+            spec(crate::sim::PersonalityId::Keysight34470a),
+            Some(link.clone()),
+        )
+        .unwrap();
+        let first = server.current_path();
+        let mut c = Client::open(&link);
+        assert!(c.query("*IDN?\n").contains(",SIM34470A01,"));
+        server.faults().arm(crate::sim::Fault::on(
+            "READ?",
+            crate::sim::FaultKind::Disconnect {
+                down: Duration::from_millis(200),
+                new_path: true,
+                serial: Some("SIMSWAPPED".into()),
+            },
+        ));
+        c.send("READ?\n");
+        server.wait_down(1).await;
+        // The client sees a hang-up: reads end at once, writes fail.
+        let mut buf = [0u8; 16];
+        assert!(!matches!(c.file.read(&mut buf), Ok(n) if n > 0));
+        assert!(c.file.write_all(b"*IDN?\n").is_err());
+        tokio::time::timeout(Duration::from_secs(10), server.wait_returns(1))
+            .await
+            .unwrap();
+        let second = server.current_path();
+        assert_ne!(second, first);
+        assert_eq!(server.path(), first.as_path());
+        assert_eq!(fs::read_link(&link).unwrap(), second);
+        let mut c2 = Client::open(&link);
+        assert!(c2.query("*IDN?\n").contains(",SIMSWAPPED,"));
+        // The swallowed READ? was never answered, so nothing was counted.
+        assert_eq!(server.readings_sent(), 0);
+        assert_eq!(server.line_status(), LineStatus { downs: 1, returns: 1 });
+        drop(c);
+        drop(server);
+        assert!(fs::symlink_metadata(&link).is_err(), "link left behind");
+    });
+
+    pty_test!(reply_faults_on_a_terminal {
+        let server = PtyServer::start_spec(spec(crate::sim::PersonalityId::Keithley2002), None)
+            .unwrap();
+        let faults = server.faults();
+        faults.arm(crate::sim::Fault::after(1, crate::sim::FaultKind::Flood { bytes: 3000 }));
+        let mut c = Client::open(server.path());
+        c.send(":FORM:ELEM READ\n:READ?\n:READ?\n");
+        assert_eq!(c.reply(), "+10.0000000E+00\n");
+        // 3000 bytes of flood, then the next reply runs on into the same "line".
+        c.send("*OPC?\n");
+        let flooded = c.reply();
+        assert_eq!(flooded.len(), 3002);
+        assert!(flooded.ends_with("1\n"));
+        server.shutdown().await;
+    });
 }

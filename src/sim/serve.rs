@@ -51,34 +51,58 @@ where
 
 /// What the framer found in the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum LineEvent {
+pub(crate) enum LineEvent {
     /// A complete line, without its LF.
     Line(Vec<u8>),
     /// A line longer than the cap began; it is discarded through its LF.
     TooLong,
 }
 
-/// Splits a byte stream into LF-terminated lines, holding at most `cap` bytes.
+/// Splits a byte stream into lines ended by any of its terminator bytes (LF by default),
+/// holding at most `cap` bytes.
 #[derive(Debug)]
-struct LineAssembler {
+pub(crate) struct LineAssembler {
     cap: usize,
+    terminators: &'static [u8],
     buf: Vec<u8>,
-    /// Inside an over-long line: drop everything up to and including the next LF.
+    /// Inside an over-long line: drop everything up to and including the next terminator.
     discarding: bool,
 }
 
 impl LineAssembler {
-    fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self::with_terminators(cap, b"\n")
+    }
+
+    /// A framer ending lines at any byte of `terminators` (e.g. CR or LF for instruments that
+    /// accept either; CR LF then also yields an empty line, which callers skip).
+    pub(crate) fn with_terminators(cap: usize, terminators: &'static [u8]) -> Self {
         Self {
             cap,
+            terminators,
             buf: Vec::new(),
             discarding: false,
         }
     }
 
-    fn push(&mut self, mut data: &[u8], out: &mut Vec<LineEvent>) {
+    /// Ends the current line without a terminator (GPIB EOI): returns it unless it is empty or
+    /// being discarded.
+    pub(crate) fn flush(&mut self) -> Option<Vec<u8>> {
+        let discarding = std::mem::take(&mut self.discarding);
+        let line = std::mem::take(&mut self.buf);
+        (!discarding && !line.is_empty()).then_some(line)
+    }
+
+    /// Forgets a partial line (a new client, a device clear).
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.discarding = false;
+    }
+
+    pub(crate) fn push(&mut self, mut data: &[u8], out: &mut Vec<LineEvent>) {
         while !data.is_empty() {
-            let (piece, complete) = match data.iter().position(|&b| b == b'\n') {
+            let terminators = self.terminators;
+            let (piece, complete) = match data.iter().position(|b| terminators.contains(b)) {
                 Some(i) => {
                     let piece = data.get(..i).unwrap_or_default();
                     data = data.get(i + 1..).unwrap_or_default();

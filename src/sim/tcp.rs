@@ -1,4 +1,5 @@
-//! The simulated meter on a TCP port, like a LAN instrument's raw SCPI socket (5025).
+//! A simulated instrument (or a Prologix GPIB-ETHERNET bus) on a TCP port, like a LAN
+//! instrument's raw SCPI socket (5025) or the adapter's port 1234.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,45 +8,81 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Dmm, SimError, SimParams, serve_connection};
+use super::fault::{Event, FaultHandle};
+use super::pty::LineStatus;
+use super::spec::SimSpec;
+use super::station::{ServeEnd, Station};
+use super::wire::Pacer;
+use super::{MonotonicClock, SimError, SimParams};
 
 /// Pause after a failed `accept` (e.g. out of descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A simulated meter on a TCP socket.
+/// A simulated instrument on a TCP socket.
 ///
-/// Clients are served one after another by the same meter, whose state persists between them;
-/// a client that connects while another is served waits in the listen backlog. Dropping the
-/// server stops it and closes the listener and any open connection.
+/// Clients are served one after another by the same instrument, whose state persists between
+/// them; a client that connects while another is served waits in the listen backlog. A
+/// disconnect fault closes the connection and the listener (new connections are refused) and
+/// listens again on the same address when it is over. Dropping the server stops it and closes
+/// the listener and any open connection.
 pub struct TcpServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
     sent: Arc<AtomicU64>,
+    faults: FaultHandle,
+    status: watch::Sender<LineStatus>,
 }
 
 impl TcpServer {
-    /// Binds `addr` (port 0 picks a free port) and starts serving a [`Dmm`] built from `params`.
+    /// Binds `addr` (port 0 picks a free port) and starts serving a [`Dmm`](super::Dmm) built
+    /// from `params` (the `generic-scpi-dmm` personality).
     pub async fn start<A>(params: SimParams, addr: A) -> Result<Self, SimError>
     where
         A: ToSocketAddrs + fmt::Display,
     {
-        params.validate()?;
+        Self::start_spec(SimSpec::generic(params), addr).await
+    }
+
+    /// Like [`start`](TcpServer::start), serving whatever `spec` describes.
+    pub async fn start_spec<A>(spec: SimSpec, addr: A) -> Result<Self, SimError>
+    where
+        A: ToSocketAddrs + fmt::Display,
+    {
+        spec.validate()?;
         let bind_error = |source| SimError::Bind {
             addr: addr.to_string(),
             source,
         };
         let listener = TcpListener::bind(&addr).await.map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
-        let dmm = Dmm::new(params);
-        let sent = dmm.sent_counter();
-        let task = tokio::spawn(run(listener, dmm));
-        tracing::info!(addr = %local, "simulated DMM listening on TCP");
+        let sent = Arc::new(AtomicU64::new(0));
+        let station = Station::build(&spec, Arc::new(MonotonicClock::new()), Arc::clone(&sent));
+        let pacer = spec
+            .baud
+            .map(|baud| Pacer::new(baud, spec.frame.unwrap_or_else(|| station.frame())));
+        let faults = FaultHandle::new();
+        for f in spec.faults {
+            faults.arm(f);
+        }
+        let status = watch::channel(LineStatus::default()).0;
+        let task = tokio::spawn(run(
+            listener,
+            local,
+            station,
+            pacer,
+            faults.clone(),
+            status.clone(),
+        ));
+        tracing::info!(addr = %local, "simulator listening on TCP");
         Ok(Self {
             addr: local,
             task,
             sent,
+            faults,
+            status,
         })
     }
 
@@ -54,9 +91,32 @@ impl TcpServer {
         self.addr
     }
 
-    /// Readings the meter has sent so far (see [`Dmm::readings_sent`]).
+    /// Readings the instruments have sent so far.
     pub fn readings_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Arms and observes faults.
+    pub fn faults(&self) -> FaultHandle {
+        self.faults.clone()
+    }
+
+    /// How often the listener has gone away and come back (disconnect faults).
+    pub fn line_status(&self) -> LineStatus {
+        *self.status.borrow()
+    }
+
+    /// Waits until the connection and listener have gone away `n` times in total.
+    pub async fn wait_down(&self, n: u64) {
+        let mut rx = self.status.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| s.downs >= n).await;
+    }
+
+    /// Waits until the listener has come back `n` times in total.
+    pub async fn wait_returns(&self, n: u64) {
+        let mut rx = self.status.subscribe();
+        let _ = rx.wait_for(|s| s.returns >= n).await;
     }
 
     /// Stops the server and waits until its sockets are closed; dropping does the same without
@@ -82,17 +142,59 @@ impl Drop for TcpServer {
     }
 }
 
-async fn run(listener: TcpListener, mut dmm: Dmm) {
+async fn run(
+    listener: TcpListener,
+    addr: SocketAddr,
+    mut station: Station,
+    mut pacer: Option<Pacer>,
+    faults: FaultHandle,
+    status: watch::Sender<LineStatus>,
+) {
+    let mut listener = Some(listener);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
+        let Some(l) = &listener else {
+            // Rebinding failed after a disconnect; try again shortly.
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+            listener = TcpListener::bind(addr).await.ok();
+            continue;
+        };
+        let accepted = tokio::select! {
+            biased;
+            // A disconnect armed while nobody is connected still takes the port away.
+            _ = faults.armed_signal() => {
+                for e in faults.due_events() {
+                    match e {
+                        Event::Disconnect { down, serial, .. } => {
+                            drop(listener.take());
+                            status.send_modify(|s| s.downs += 1);
+                            go_away(down, serial, &mut station).await;
+                            listener = rebind(addr).await;
+                            status.send_modify(|s| s.returns += 1);
+                        }
+                        other => station.apply(other),
+                    }
+                }
+                continue;
+            }
+            a = l.accept() => a,
+        };
+        match accepted {
+            Ok((mut stream, peer)) => {
                 // Replies are single small writes; do not let Nagle hold them back.
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(error = %e, "could not set TCP_NODELAY");
                 }
                 tracing::info!(%peer, "simulator client connected");
-                match serve_connection(&mut dmm, stream).await {
-                    Ok(()) => tracing::info!(%peer, "simulator client disconnected"),
+                match station.serve(&mut stream, &faults, &mut pacer).await {
+                    Ok(ServeEnd::Closed) => tracing::info!(%peer, "simulator client disconnected"),
+                    Ok(ServeEnd::Disconnect { down, serial, .. }) => {
+                        drop(stream);
+                        drop(listener.take());
+                        status.send_modify(|s| s.downs += 1);
+                        go_away(down, serial, &mut station).await;
+                        listener = rebind(addr).await;
+                        status.send_modify(|s| s.returns += 1);
+                    }
                     Err(e) => tracing::info!(%peer, error = %e, "simulator client dropped"),
                 }
             }
@@ -102,6 +204,30 @@ async fn run(listener: TcpListener, mut dmm: Dmm) {
             }
         }
     }
+}
+
+async fn go_away(down: Duration, serial: Option<String>, station: &mut Station) {
+    tracing::info!(?down, "simulated disconnect");
+    tokio::time::sleep(down).await;
+    if let Some(serial) = serial {
+        station.set_serial(&serial);
+    }
+}
+
+async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
+    for _ in 0..50 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "simulated reconnect");
+                return Some(l);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "simulator could not listen again yet");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -249,5 +375,112 @@ mod tests {
             TcpServer::start(bad, "127.0.0.1:0").await,
             Err(SimError::InvalidParam { field: "noise", .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn disconnect_closes_and_refuses_then_listens_again_with_state_kept() {
+        let spec = SimSpec::instrument(
+            crate::sim::PersonalityId::Keysight34465a,
+            SimParams::default(),
+        );
+        let server = TcpServer::start_spec(spec, "127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr();
+        let mut c = connect(&server).await;
+        assert_eq!(
+            query(&mut c, "VOLT:NPLC 1;NPLC?\n").await,
+            "+1.00000000E+00\n"
+        );
+        server.faults().arm(crate::sim::Fault::after(
+            1,
+            crate::sim::FaultKind::Disconnect {
+                down: Duration::from_millis(300),
+                new_path: false,
+                serial: Some("SIMOTHER".into()),
+            },
+        ));
+        // The next reply is sent, then the line goes.
+        assert_eq!(query(&mut c, "*OPC?\n").await, "1\n");
+        server.wait_down(1).await;
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("connection not closed");
+        assert!(!matches!(n, Ok(n) if n > 0), "{n:?}");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still listening while down"
+        );
+        tokio::time::timeout(Duration::from_secs(10), server.wait_returns(1))
+            .await
+            .unwrap();
+        let mut c = connect(&server).await;
+        assert_eq!(query(&mut c, "VOLT:NPLC?\n").await, "+1.00000000E+00\n");
+        assert!(query(&mut c, "*IDN?\n").await.contains(",34465A,SIMOTHER,"));
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_while_nobody_is_connected_takes_the_port_away() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        server.faults().inject(crate::sim::FaultKind::Disconnect {
+            down: Duration::from_millis(200),
+            new_path: false,
+            serial: None,
+        });
+        server.wait_down(1).await;
+        assert!(TcpStream::connect(server.local_addr()).await.is_err());
+        tokio::time::timeout(Duration::from_secs(10), server.wait_returns(1))
+            .await
+            .unwrap();
+        let mut c = connect(&server).await;
+        assert_eq!(query(&mut c, "*OPC?\n").await, "1\n");
+        drop(c);
+        // An identity change armed while nobody is connected is applied all the same.
+        let faults = server.faults();
+        faults.inject(crate::sim::FaultKind::Identity {
+            serial: "SIMIDLE".into(),
+        });
+        tokio::time::timeout(Duration::from_secs(10), faults.wait_fired(2))
+            .await
+            .unwrap();
+        let mut c = connect(&server).await;
+        assert!(query(&mut c, "*IDN?\n").await.contains(",SIMIDLE,"));
+    }
+
+    #[tokio::test]
+    async fn flood_of_ten_megabytes_without_terminator() {
+        let server = TcpServer::start(SimParams::default(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        server.faults().arm("flood=10MB,on=READ?".parse().unwrap());
+        let mut c = connect(&server).await;
+        c.get_mut().write_all(b"READ?\n*OPC?\n").await.unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut tail = Vec::new();
+        while total < 10_000_000 {
+            let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf))
+                .await
+                .expect("flood stalled")
+                .unwrap();
+            assert!(n > 0);
+            assert!(!buf[..n].contains(&b'\n') || total + n > 10_000_000);
+            total += n;
+            if total > 10_000_000 {
+                tail.extend_from_slice(&buf[n - (total - 10_000_000)..n]);
+            }
+        }
+        if !tail.ends_with(b"\n") {
+            let mut rest = Vec::new();
+            tokio::time::timeout(Duration::from_secs(30), c.read_until(b'\n', &mut rest))
+                .await
+                .expect("no reply after the flood")
+                .unwrap();
+            tail.extend_from_slice(&rest);
+        }
+        assert_eq!(tail, b"1\n");
+        assert_eq!(server.faults().fired(), 1);
     }
 }
