@@ -98,6 +98,18 @@ pub enum DriverError {
         /// Queries made.
         limit: u32,
     },
+    /// Recovery found no reply that reads as the instrument's identity.
+    #[error(
+        "no identity reply to `{query}` among the next {replies} replies ({timeouts} timeouts)"
+    )]
+    OutOfStep {
+        /// The identity query sent.
+        query: String,
+        /// Replies read past.
+        replies: usize,
+        /// Reads that timed out.
+        timeouts: u32,
+    },
 }
 
 impl DriverError {
@@ -106,6 +118,68 @@ impl DriverError {
         matches!(self, Self::Session(e) if e.is_connection_lost())
             || matches!(self, Self::Unavailable { .. })
     }
+}
+
+impl DriverError {
+    /// Whether the conversation may be out of step with the instrument — a reply missed, cut
+    /// short, late or misframed — so that the next exchange could read an old answer; the
+    /// supervisor then [resynchronises](resync) before anything else is sent.
+    pub fn needs_resync(&self) -> bool {
+        match self {
+            Self::Session(e) => !e.is_connection_lost(),
+            Self::Reply { .. } | Self::Opc { .. } | Self::Identity { .. } => true,
+            Self::NoSuchOperation { .. }
+            | Self::Params { .. }
+            | Self::Template { .. }
+            | Self::WaitTimeout { .. }
+            | Self::InstrumentReported { .. }
+            | Self::Unavailable { .. }
+            | Self::ErrorQueueStuck { .. }
+            | Self::OutOfStep { .. } => false,
+        }
+    }
+}
+
+/// Replies read past while resynchronising: late answers, flood chunks, garbage.
+const RESYNC_REPLIES: usize = 32;
+
+/// Read timeouts tolerated while resynchronising: a late reply may still be on its way (an
+/// integration that outlasted the deadline), so silence is given a few deadlines.
+const RESYNC_TIMEOUTS: u32 = 3;
+
+/// Brings the conversation back in step after a missed or misframed reply: clears the device
+/// (GPIB) or drops stale input, asks for the identity, and reads past anything else — late
+/// replies to earlier queries, the rest of a flood — until a reply reads as this profile's
+/// identity. Instruments answer in order, so once the identity arrives nothing older is left.
+pub async fn resync(profile: &Profile, session: &mut Session) -> Result<Identity, DriverError> {
+    session.clear().await?;
+    let query = &profile.identity.query;
+    session.write(query).await?;
+    let mut timeouts = 0;
+    let mut replies = 0;
+    while replies < RESYNC_REPLIES {
+        replies += 1;
+        match session.read_more().await {
+            Ok(reply) => {
+                if let Ok(identity) = profile.identity.parse(&reply) {
+                    return Ok(identity);
+                }
+            }
+            Err(e) if e.is_connection_lost() => return Err(e.into()),
+            Err(e) if e.is_timeout() => {
+                timeouts += 1;
+                if timeouts >= RESYNC_TIMEOUTS {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    Err(DriverError::OutOfStep {
+        query: query.clone(),
+        replies,
+        timeouts,
+    })
 }
 
 fn join(errors: &[InstrumentError]) -> String {

@@ -17,7 +17,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::{Adapter, Config, Endpoint, ExchangeLog, Instrument};
 use crate::drivers::exec;
 use crate::session::{Identity, Session};
-use crate::sim::{PtyServer, SimParams};
+use crate::sim::{PersonalityId, PtyServer, SimParams, SimSpec};
 use crate::store::NewEvent;
 use crate::transport::{Link, PrologixAdapter, Resource, TransportError};
 
@@ -26,6 +26,8 @@ use crate::transport::{Link, PrologixAdapter, Resource, TransportError};
 struct Outage {
     since: Timestamp,
     reason: String,
+    /// Why the latest attempt to reconnect failed.
+    last: String,
     backoff: Backoff,
     next_try: Instant,
 }
@@ -36,6 +38,9 @@ struct Conn {
     /// The identity first seen in this process: a reconnect must find the same unit.
     identity: Option<Identity>,
     outage: Option<Outage>,
+    /// The last exchange went wrong in a way that may leave a late reply on the line; the
+    /// session is resynchronised before it is used again.
+    out_of_step: bool,
 }
 
 /// Opens and supervises instrument sessions. Keeps in-process simulators alive between runs, so a
@@ -105,6 +110,7 @@ impl Connector {
         if !connected {
             self.try_connect(instrument, clock).await?;
         }
+        self.resync_if_needed(instrument, clock).await?;
         self.conns
             .get_mut(&instrument.name)
             .and_then(|c| c.session.as_mut())
@@ -117,6 +123,7 @@ impl Connector {
     pub fn lost(&mut self, name: &str, reason: &str, clock: &dyn Clock) {
         let conn = self.conns.entry(name.to_owned()).or_default();
         conn.session = None;
+        conn.out_of_step = false;
         if conn.outage.is_none() {
             let at = clock.now();
             let mut backoff = Backoff::reconnect();
@@ -124,6 +131,7 @@ impl Connector {
             conn.outage = Some(Outage {
                 since: at,
                 reason: reason.to_owned(),
+                last: reason.to_owned(),
                 backoff,
                 next_try,
             });
@@ -135,6 +143,45 @@ impl Connector {
             ));
         }
         // A lost GPIB instrument may mean a lost adapter; it is reopened on the next attempt.
+    }
+
+    /// Records that an exchange with `name` failed short of a lost connection (timeout,
+    /// garbage, a misframed reply): the session is resynchronised before its next use.
+    pub fn out_of_step(&mut self, name: &str) {
+        if let Some(conn) = self.conns.get_mut(name) {
+            conn.out_of_step = true;
+        }
+    }
+
+    /// Resynchronises `instrument`'s session if an exchange left it out of step. If that
+    /// fails too — repeated timeouts, an instrument that keeps talking — the instrument goes
+    /// offline and is reopened by the supervisor, as after a disconnect.
+    async fn resync_if_needed(
+        &mut self,
+        instrument: &Instrument,
+        clock: &dyn Clock,
+    ) -> Result<(), SequenceError> {
+        let Some(conn) = self.conns.get_mut(&instrument.name) else {
+            return Ok(());
+        };
+        let Some(session) = conn.session.as_mut().filter(|_| conn.out_of_step) else {
+            return Ok(());
+        };
+        match exec::resync(&instrument.profile, session).await {
+            Ok(_) => {
+                tracing::info!(instrument = %instrument.name, "back in step with the instrument");
+                conn.out_of_step = false;
+                Ok(())
+            }
+            Err(source) => {
+                let reason = crate::error::chain(&source);
+                self.lost(&instrument.name, &reason, clock);
+                Err(SequenceError::Setup {
+                    instrument: instrument.name.clone(),
+                    source: Box::new(source),
+                })
+            }
+        }
     }
 
     /// Supervision between runs: probes connected instruments for a hang-up (no bus traffic) and
@@ -189,13 +236,16 @@ impl Connector {
                             describe(recorded),
                             describe(&identity)
                         );
-                        let at = clock.now();
-                        tracing::error!(instrument = %name, %reason, "instrument refused");
-                        self.events.push(event(
-                            at,
-                            "instrument_refused",
-                            serde_json::json!({ "instrument": name, "expected": describe(recorded), "found": describe(&identity) }),
-                        ));
+                        // Recorded once per stranger, not at every retry.
+                        let known = conn.outage.as_ref().is_some_and(|o| o.last == reason);
+                        if !known {
+                            tracing::error!(instrument = %name, %reason, "instrument refused");
+                            self.events.push(event(
+                                clock.now(),
+                                "instrument_refused",
+                                serde_json::json!({ "instrument": name, "expected": describe(recorded), "found": describe(&identity) }),
+                            ));
+                        }
                         self.set_offline(&name, &reason, clock);
                         return Err(SequenceError::IdentityChanged {
                             instrument: name,
@@ -243,6 +293,7 @@ impl Connector {
         }
         if let Some(outage) = self.conns.get_mut(name).and_then(|c| c.outage.as_mut()) {
             outage.next_try = Instant::now() + outage.backoff.next_delay();
+            reason.clone_into(&mut outage.last);
         }
     }
 
@@ -254,9 +305,24 @@ impl Connector {
         let link = self.link(instrument).await?;
         let mut session = Session::new(instrument.name.clone(), link);
         session.set_recording(self.record_exchanges);
+        let profile = &instrument.profile;
         let setup = async {
-            exec::init(&instrument.profile, &mut session).await?;
-            exec::identify(&instrument.profile, &mut session).await
+            let first = async {
+                exec::init(profile, &mut session).await?;
+                exec::identify(profile, &mut session).await
+            }
+            .await;
+            match first {
+                // Whatever the last user of the line left on it (a late reply, the rest of a
+                // flood) is read past once, then set-up is tried again.
+                Err(e) if e.needs_resync() => {
+                    tracing::warn!(instrument = %instrument.name, error = %crate::error::chain(&e), "set-up out of step; resynchronising");
+                    exec::resync(profile, &mut session).await?;
+                    exec::init(profile, &mut session).await?;
+                    exec::identify(profile, &mut session).await
+                }
+                other => other,
+            }
         };
         match setup.await {
             Ok(identity) => Ok((session, identity)),
@@ -278,13 +344,20 @@ impl Connector {
                 let server = match self.sims.entry(instrument.name.clone()) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
-                        let server =
-                            PtyServer::start(self.simulator.clone(), None).map_err(|source| {
-                                SequenceError::Simulator {
-                                    instrument: instrument.name.clone(),
-                                    source,
-                                }
-                            })?;
+                        // The simulator speaks the instrument's own dialect when there is a
+                        // personality for its profile; a lab's own profile gets the generic one.
+                        let personality = instrument
+                            .profile
+                            .id
+                            .parse()
+                            .unwrap_or(PersonalityId::GenericScpiDmm);
+                        let spec = SimSpec::instrument(personality, self.simulator.clone());
+                        let server = PtyServer::start_spec(spec, None).map_err(|source| {
+                            SequenceError::Simulator {
+                                instrument: instrument.name.clone(),
+                                source,
+                            }
+                        })?;
                         v.insert(server)
                     }
                 };

@@ -532,6 +532,8 @@ impl Runner<'_> {
         if error.is_connection_lost() {
             self.connector
                 .lost(&instrument.name, &crate::error::chain(error), &*self.clock);
+        } else if error.needs_resync() {
+            self.connector.out_of_step(&instrument.name);
         }
     }
 

@@ -26,6 +26,9 @@ const SYSTEM_ERROR_QUERY: &str = "SYST:ERR?";
 /// What the exchange log records as the command of [`Session::clear`].
 const DEVICE_CLEAR: &str = "<device clear>";
 
+/// How the exchange log names a read without a command (see [`Session::read_more`]).
+const READ_MORE: &str = "<read>";
+
 /// What an exchange reads after its command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -39,6 +42,8 @@ enum Expect {
     Exact { n: usize, terminated: bool },
     /// No command at all: a device clear.
     Clear,
+    /// No command: one more text reply to what was sent before.
+    More,
 }
 
 /// What an exchange read.
@@ -132,6 +137,19 @@ impl SessionError {
     }
 }
 
+impl SessionError {
+    /// Whether no (complete) reply came within the deadline.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::Transport {
+                source: TransportError::Timeout { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// A conversation with one named instrument.
 #[derive(Debug)]
 pub struct Session {
@@ -203,6 +221,15 @@ impl Session {
         match self.exchange(cmd, Expect::Exact { n, terminated }).await? {
             Reply::Binary(payload) => Ok(payload),
             Reply::None | Reply::Text(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Reads one more text reply without sending anything: a late reply to an earlier query,
+    /// when recovering. Recorded with the command `<read>`.
+    pub async fn read_more(&mut self) -> Result<String, SessionError> {
+        match self.exchange(READ_MORE, Expect::More).await? {
+            Reply::Text(reply) => Ok(reply),
+            Reply::None | Reply::Binary(_) => Ok(String::new()),
         }
     }
 
@@ -309,12 +336,14 @@ impl Session {
         let clock = std::time::Instant::now();
         let link = &mut self.link;
         let result = async {
-            if expect == Expect::Clear {
-                return link.clear().await.map(|()| Reply::None);
+            match expect {
+                Expect::Clear => return link.clear().await.map(|()| Reply::None),
+                Expect::More => return link.read_reply().await.map(Reply::Text),
+                _ => {}
             }
             link.write(cmd.as_bytes()).await?;
             match expect {
-                Expect::Nothing | Expect::Clear => Ok(Reply::None),
+                Expect::Nothing | Expect::Clear | Expect::More => Ok(Reply::None),
                 Expect::Text => link.read_reply().await.map(Reply::Text),
                 Expect::Block { cap } => link.read_block(cap).await.map(Reply::Binary),
                 Expect::Exact { n, terminated } => {

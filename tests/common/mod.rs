@@ -43,6 +43,18 @@ fn forward(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String
     rx
 }
 
+fn wait_in(lines: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no matching {what} line from the child ({e})"),
+        }
+    }
+}
+
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
         let mut child = cmd
@@ -67,25 +79,15 @@ impl Proc {
         }
     }
 
-    /// Reads stderr lines until one satisfies `pred`; returns it.
+    /// Reads stderr lines until one satisfies `pred`; returns it. Panics after [`PATIENCE`] in
+    /// all, however chatty the child.
     pub fn wait_for_err(&self, pred: impl Fn(&str) -> bool) -> String {
-        loop {
-            match self.err_lines.recv_timeout(PATIENCE) {
-                Ok(line) if pred(&line) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no matching stderr line from the child ({e})"),
-            }
-        }
+        wait_in(&self.err_lines, "stderr", pred)
     }
 
-    /// Reads lines until one satisfies `pred`; returns it.
+    /// Reads lines until one satisfies `pred`; returns it. Panics after [`PATIENCE`] in all.
     pub fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
-        loop {
-            let line = self.line();
-            if pred(&line) {
-                return line;
-            }
-        }
+        wait_in(&self.lines, "stdout", pred)
     }
 
     /// Every remaining stdout line (after the child exits).
@@ -159,6 +161,10 @@ pub struct Lab {
     pub every: Option<String>,
     pub timeout: String,
     pub extra_instrument: String,
+    /// The instrument's driver profile; `None` leaves the default (generic-scpi-dmm).
+    pub driver: Option<String>,
+    /// Extra keys of the read step's table, e.g. `op = "read_buffer", params = { count = "5" }`.
+    pub read_extra: String,
 }
 
 impl Lab {
@@ -171,6 +177,8 @@ impl Lab {
             every: None,
             timeout: "2s".into(),
             extra_instrument: String::new(),
+            driver: None,
+            read_extra: String::new(),
         }
     }
 
@@ -241,6 +249,7 @@ seed = 7
 name = "dmm"
 resource = "{resource}"
 timeout = "{timeout}"
+{driver}
 {extra}
 
 [[sequence]]
@@ -257,11 +266,21 @@ configure = {{ instrument = "dmm", params = {{ range = "10" }} }}
 drain_errors = {{ instrument = "dmm" }}
 
 [[sequence.step]]
-read = {{ instrument = "dmm", count = {count}, interval = "{interval}", quantity = "voltage", unit = "V" }}
+read = {{ instrument = "dmm", count = {count}, interval = "{interval}", quantity = "voltage", unit = "V"{read_extra} }}
 "#,
             resource = self.resource,
             timeout = self.timeout,
             extra = self.extra_instrument,
+            driver = self
+                .driver
+                .as_ref()
+                .map(|d| format!("driver = \"{d}\""))
+                .unwrap_or_default(),
+            read_extra = if self.read_extra.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", self.read_extra)
+            },
             count = self.count,
             interval = self.interval,
         );
