@@ -279,3 +279,52 @@ async fn resync_reads_past_a_late_reply_in_the_same_session() {
         .unwrap();
     assert!((value - 10.0).abs() < 1e-3, "{value}");
 }
+
+/// The same faults from an HP 3458A behind a simulated Prologix GPIB-ETHERNET adapter, shared
+/// with a calibrator: the agent's `++read` times out or reads garbage, and recovery (`++clr`
+/// and resynchronisation) brings the next run back.
+fn prologix_case(fault: &str, expected: &str) {
+    let (_sim, addr) = sim_tcp(&[
+        "--prologix",
+        "22=keysight-3458a,5=fluke-5720a",
+        "--fault",
+        fault,
+    ]);
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let mut lab = Lab::new("GPIB0::22::INSTR");
+    lab.driver = Some("keysight-3458a".into());
+    lab.timeout = "500ms".into();
+    lab.extra_instrument = format!(
+        "[instrument.profile.operations.read]\ntimeout = \"500ms\"\n\n\
+         [[adapter]]\nresource = \"PRLGX-TCPIP0::{host}::{port}::INTFC\"\nread_tmo_ms = 400"
+    );
+    let config = lab.config();
+    let failed = measure(&config).code(3);
+    let out = failed.get_output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(expected),
+        "{fault}: expected {expected:?} in\n{stderr}"
+    );
+    let reported = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("reading "))
+        .count();
+    assert_eq!(lab.readings().len(), reported);
+    measure(&config).success();
+    assert_eq!(lab.readings().len(), reported + 10);
+    lab.assert_sound();
+}
+
+#[test]
+fn prologix_garbage_from_one_address() {
+    prologix_case("garbage,addr=22,on=TARM SGL", "reply is not text");
+}
+
+#[test]
+fn prologix_slow_reply_times_out_and_recovers() {
+    prologix_case(
+        "slow=2s,addr=22,on=TARM SGL",
+        "no complete reply within 500ms",
+    );
+}

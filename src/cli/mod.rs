@@ -57,7 +57,8 @@ pub enum Command {
     Measure(measure::MeasureArgs),
     /// Run scheduled sequences until SIGTERM or SIGINT (the systemd service).
     Run(measure::RunArgs),
-    /// Serve the simulated DMM on a pseudo-terminal or TCP until killed.
+    /// Serve a simulated instrument, or a Prologix adapter with several, on a pseudo-terminal or
+    /// TCP until killed.
     Sim(measure::SimArgs),
     /// List this machine's serial ports with their stable resource names.
     Ports,
