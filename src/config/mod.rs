@@ -155,11 +155,39 @@ impl Instrument {
     }
 }
 
+/// How to reach a Prologix adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdapterEndpoint {
+    /// `PRLGX-ASRL…::INTFC` or `PRLGX-TCPIP…::INTFC`.
+    Resource(Resource),
+    /// `SIM::GPIB<n>::INTFC`: the built-in simulated adapter on a pseudo-terminal, with a
+    /// simulated instrument of each GPIB instrument's driver at its address.
+    Simulator,
+}
+
+/// The adapter resource of the built-in simulated Prologix adapter for board `n`.
+pub fn sim_adapter_resource(board: u8) -> String {
+    format!("SIM::GPIB{board}::INTFC")
+}
+
+/// Reads `SIM::GPIB<n>::INTFC` (any case) as board `n`.
+fn parse_sim_adapter(text: &str) -> Option<u8> {
+    let upper = text.to_ascii_uppercase();
+    let board = upper.strip_prefix("SIM::GPIB")?.strip_suffix("::INTFC")?;
+    if board.is_empty() {
+        return Some(0);
+    }
+    if !board.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    board.parse().ok()
+}
+
 /// `[[adapter]]`: a Prologix GPIB adapter serving the instruments on its board.
 #[derive(Debug, Clone)]
 pub struct Adapter {
-    /// `PRLGX-ASRL…::INTFC` or `PRLGX-TCPIP…::INTFC`.
-    pub resource: Resource,
+    /// Where the adapter is.
+    pub endpoint: AdapterEndpoint,
     /// The board number `GPIB<n>::…` instruments name.
     pub board: u8,
     /// Serial settings of a GPIB-USB adapter.
@@ -405,7 +433,20 @@ impl Validator<'_> {
         let mut instruments: Vec<Instrument> = Vec::with_capacity(raw.instruments.len());
         for ri in raw.instruments {
             let name_span = ri.name.span();
+            let resource_span = ri.resource.span();
             let inst = self.instrument(ri, &drivers, &adapters)?;
+            // Two instruments at one GPIB address would both answer every read.
+            if let Endpoint::Resource(gpib @ Resource::Gpib { .. }) = &inst.endpoint
+                && let Some(other) = instruments
+                    .iter()
+                    .find(|b| b.endpoint == Endpoint::Resource(gpib.clone()))
+            {
+                return self.invalid(
+                    resource_span,
+                    "instrument.resource",
+                    format!("{gpib} is also `{}`", other.name),
+                );
+            }
             // Duplicate names would make steps ambiguous.
             if instruments.iter().any(|b| b.name == inst.name) {
                 return self.invalid(
@@ -549,18 +590,26 @@ impl Validator<'_> {
     }
 
     fn adapter(&self, raw: raw::RawAdapter) -> Result<Adapter, ConfigError> {
-        let (resource, board) = match raw.resource.get_ref().trim().parse::<Resource>() {
-            Ok(
-                r @ (Resource::PrologixTcp { board, .. } | Resource::PrologixSerial { board, .. }),
-            ) => (r, board),
-            Ok(_) => {
+        let text = raw.resource.get_ref().trim();
+        let (endpoint, board) = match (parse_sim_adapter(text), text.parse::<Resource>()) {
+            (Some(board), _) => (AdapterEndpoint::Simulator, board),
+            (
+                None,
+                Ok(
+                    r @ (Resource::PrologixTcp { board, .. }
+                    | Resource::PrologixSerial { board, .. }),
+                ),
+            ) => (AdapterEndpoint::Resource(r), board),
+            (None, Ok(_)) => {
                 return self.invalid(
                     raw.resource.span(),
                     "adapter.resource",
-                    "not a Prologix adapter: use PRLGX-ASRL0::/dev/ttyUSB0::INTFC or PRLGX-TCPIP0::<host>::1234::INTFC",
+                    "not a Prologix adapter: use PRLGX-ASRL0::/dev/ttyUSB0::INTFC, PRLGX-TCPIP0::<host>::1234::INTFC or SIM::GPIB0::INTFC",
                 );
             }
-            Err(e) => return self.invalid(raw.resource.span(), "adapter.resource", e.to_string()),
+            (None, Err(e)) => {
+                return self.invalid(raw.resource.span(), "adapter.resource", e.to_string());
+            }
         };
         let mut serial = SerialSettings {
             baud: 115_200,
@@ -580,7 +629,7 @@ impl Validator<'_> {
             None => crate::transport::prologix::DEFAULT_READ_TMO_MS,
         };
         Ok(Adapter {
-            resource,
+            endpoint,
             board,
             serial,
             read_tmo_ms,

@@ -253,6 +253,39 @@ fn gpib_instruments_need_their_adapter() {
 }
 
 #[test]
+fn a_simulated_adapter_serves_its_board() {
+    let gpib = MINIMAL.replace("ASRL/dev/ttyUSB0::INSTR", "GPIB2::22::INSTR");
+    for (resource, board) in [("SIM::GPIB2::INTFC", 2), ("sim::gpib2::intfc", 2)] {
+        let c = parse(&format!("[[adapter]]\nresource = \"{resource}\"\n{gpib}")).unwrap();
+        assert_eq!(c.adapters[0].endpoint, AdapterEndpoint::Simulator);
+        assert_eq!(c.adapters[0].board, board);
+    }
+    let wrong_board = format!("[[adapter]]\nresource = \"SIM::GPIB1::INTFC\"\n{gpib}");
+    assert!(error_text(&wrong_board).contains("no [[adapter]] for GPIB board 2"));
+    for bad in ["SIM::GPIBX::INTFC", "SIM::GPIB999::INTFC"] {
+        let msg = error_text(&format!("[[adapter]]\nresource = \"{bad}\"\n{gpib}"));
+        assert!(msg.contains("invalid `adapter.resource`"), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn two_instruments_at_one_gpib_address_are_refused() {
+    let text = MINIMAL
+        .replace("ASRL/dev/ttyUSB0::INSTR", "GPIB0::22::INSTR")
+        .replace(
+            "[[sequence]]",
+            "[[instrument]]\nname = \"dvm2\"\nresource = \"GPIB0::22::INSTR\"\n\n[[sequence]]",
+        );
+    let msg = error_text(&format!(
+        "[[adapter]]\nresource = \"SIM::GPIB0::INTFC\"\n{text}"
+    ));
+    assert!(
+        msg.contains("invalid `instrument.resource`: GPIB0::22::INSTR is also `dmm`"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_profile_brings_its_serial_settings_and_the_lab_can_override_them() {
     let ptu = MINIMAL
         .replace(

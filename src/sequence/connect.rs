@@ -14,10 +14,10 @@ use tokio::time::Instant;
 use super::SequenceError;
 use super::backoff::Backoff;
 use crate::clock::{Clock, Timestamp};
-use crate::config::{Adapter, Config, Endpoint, ExchangeLog, Instrument};
+use crate::config::{Adapter, AdapterEndpoint, Config, Endpoint, ExchangeLog, Instrument};
 use crate::drivers::exec;
 use crate::session::{Identity, Session};
-use crate::sim::{PersonalityId, PtyServer, SimParams, SimSpec};
+use crate::sim::{BusSpec, PersonalityId, PtyServer, SimError, SimParams, SimSpec};
 use crate::store::NewEvent;
 use crate::transport::{Link, PrologixAdapter, Resource, TransportError};
 
@@ -50,6 +50,9 @@ pub struct Connector {
     adapters_config: Vec<Adapter>,
     record_exchanges: bool,
     sims: HashMap<String, PtyServer>,
+    /// What each simulated adapter hosts: the GPIB instruments of its board, by driver.
+    sim_buses: HashMap<u8, Vec<(u8, PersonalityId)>>,
+    sim_adapters: HashMap<u8, PtyServer>,
     adapters: HashMap<u8, PrologixAdapter>,
     conns: HashMap<String, Conn>,
     events: Vec<NewEvent>,
@@ -63,6 +66,8 @@ impl Connector {
             adapters_config: config.adapters.clone(),
             record_exchanges: config.storage.log_exchanges != ExchangeLog::None,
             sims: HashMap::new(),
+            sim_buses: sim_buses(config),
+            sim_adapters: HashMap::new(),
             adapters: HashMap::new(),
             conns: HashMap::new(),
             events: Vec::new(),
@@ -346,12 +351,8 @@ impl Connector {
                     std::collections::hash_map::Entry::Vacant(v) => {
                         // The simulator speaks the instrument's own dialect when there is a
                         // personality for its profile; a lab's own profile gets the generic one.
-                        let personality = instrument
-                            .profile
-                            .id
-                            .parse()
-                            .unwrap_or(PersonalityId::GenericScpiDmm);
-                        let spec = SimSpec::instrument(personality, self.simulator.clone());
+                        let spec =
+                            SimSpec::instrument(personality(instrument), self.simulator.clone());
                         let server = PtyServer::start_spec(spec, None).map_err(|source| {
                             SequenceError::Simulator {
                                 instrument: instrument.name.clone(),
@@ -372,10 +373,7 @@ impl Connector {
                 None => Resource::Serial { path: path.clone() },
             },
             Endpoint::Resource(gpib @ Resource::Gpib { board, .. }) => {
-                let adapter = self
-                    .adapter(*board)
-                    .await
-                    .map_err(|e| connect_error(gpib.to_string(), e))?;
+                let adapter = self.adapter(*board).await?;
                 return adapter
                     .link_to(gpib, instrument.link.clone())
                     .map_err(|e| connect_error(gpib.to_string(), e));
@@ -388,16 +386,41 @@ impl Connector {
     }
 
     /// The open adapter for a GPIB board, opening it if needed.
-    async fn adapter(&mut self, board: u8) -> Result<PrologixAdapter, TransportError> {
+    async fn adapter(&mut self, board: u8) -> Result<PrologixAdapter, SequenceError> {
         if let Some(adapter) = self.adapters.get(&board) {
             return Ok(adapter.clone());
         }
         let Some(config) = self.adapters_config.iter().find(|a| a.board == board) else {
             // The config validator makes every GPIB board name an adapter.
-            return Err(TransportError::Disconnected);
+            return Err(SequenceError::Connect {
+                instrument: format!("GPIB{board}"),
+                resource: format!("GPIB{board}"),
+                source: TransportError::Disconnected,
+            });
         };
-        let adapter =
-            PrologixAdapter::open(&config.resource, &config.serial, config.read_tmo_ms).await?;
+        let resource = match &config.endpoint {
+            AdapterEndpoint::Resource(resource) => resource.clone(),
+            AdapterEndpoint::Simulator => {
+                let server = match self.sim_adapters.entry(board) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let server = start_sim_bus(board, &self.sim_buses, &self.simulator)?;
+                        v.insert(server)
+                    }
+                };
+                Resource::PrologixSerial {
+                    board,
+                    path: server.path().to_owned(),
+                }
+            }
+        };
+        let adapter = PrologixAdapter::open(&resource, &config.serial, config.read_tmo_ms)
+            .await
+            .map_err(|source| SequenceError::Connect {
+                instrument: format!("GPIB{board}"),
+                resource: resource.to_string(),
+                source,
+            })?;
         self.adapters.insert(board, adapter.clone());
         Ok(adapter)
     }
@@ -406,6 +429,54 @@ impl Connector {
     pub fn drop_adapter(&mut self, board: u8) {
         self.adapters.remove(&board);
     }
+}
+
+/// The personality a simulator of `instrument` speaks: its driver's, or the generic DMM for a
+/// lab's own profile.
+fn personality(instrument: &Instrument) -> PersonalityId {
+    instrument
+        .profile
+        .id
+        .parse()
+        .unwrap_or(PersonalityId::GenericScpiDmm)
+}
+
+/// For each simulated adapter, the GPIB instruments configured on its board.
+fn sim_buses(config: &Config) -> HashMap<u8, Vec<(u8, PersonalityId)>> {
+    let mut buses: HashMap<u8, Vec<(u8, PersonalityId)>> = config
+        .adapters
+        .iter()
+        .filter(|a| a.endpoint == AdapterEndpoint::Simulator)
+        .map(|a| (a.board, Vec::new()))
+        .collect();
+    for instrument in &config.instruments {
+        if let Endpoint::Resource(Resource::Gpib { board, pad, .. }) = &instrument.endpoint
+            && let Some(bus) = buses.get_mut(board)
+        {
+            bus.push((*pad, personality(instrument)));
+        }
+    }
+    buses
+}
+
+/// Starts the simulated Prologix adapter of `board` on a pseudo-terminal.
+fn start_sim_bus(
+    board: u8,
+    buses: &HashMap<u8, Vec<(u8, PersonalityId)>>,
+    params: &SimParams,
+) -> Result<PtyServer, SequenceError> {
+    let simulator_error = |source| SequenceError::Simulator {
+        instrument: format!("GPIB{board}"),
+        source,
+    };
+    let devices = buses.get(&board).cloned().unwrap_or_default();
+    let bus = BusSpec::new(devices).map_err(|_| {
+        simulator_error(SimError::InvalidParam {
+            field: "bus",
+            reason: "two instruments at one GPIB address",
+        })
+    })?;
+    PtyServer::start_spec(SimSpec::prologix(bus, params.clone()), None).map_err(simulator_error)
 }
 
 fn event(at: Timestamp, kind: &'static str, detail: serde_json::Value) -> NewEvent {
