@@ -21,11 +21,13 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         .success();
     let text = String::from_utf8_lossy(&first.get_output().stdout).into_owned();
     for expected in [
-        "run 1 completed: 40 readings, seq 1–40",
+        "run 1 completed: 43 readings, seq 1–43",
         "mean                      10.0000",
         "experimental std. dev. s",
         "drift (least squares)",
-        "sealed bundle 1: readings 1–40 (40)",
+        "environment               pressure ",
+        "GPIB0 adapter on /dev/pts/",
+        "sealed bundle 1: readings 1–43 (43)",
         "DEMO-LAB-ZENER-10V-000001.tar: ok",
         "tsagent db check --db",
     ] {
@@ -42,11 +44,11 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         .success();
     let text = String::from_utf8_lossy(&second.get_output().stdout).into_owned();
     assert!(
-        text.contains("run 2 completed: 40 readings, seq 41–80"),
+        text.contains("run 2 completed: 43 readings, seq 44–86"),
         "{text}"
     );
     assert!(
-        text.contains("sealed bundle 2: readings 41–80 (40)"),
+        text.contains("sealed bundle 2: readings 44–86 (43)"),
         "{text}"
     );
 

@@ -36,9 +36,13 @@ pub struct DemoArgs {
 pub fn run(args: DemoArgs) -> Result<(), Error> {
     let dir = &args.dir;
     let mut config = Config::demo(dir)?;
+    // `--readings` is how many readings of the standard; the environment is read once.
+    let unit = config.artefact.unit.clone();
     for sequence in &mut config.sequences {
         for step in &mut sequence.steps {
-            if let Step::Read(read) = step {
+            if let Step::Read(read) = step
+                && read.unit.as_deref() == Some(unit.as_str())
+            {
                 read.count = args.readings;
             }
         }
@@ -93,17 +97,21 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         };
         let sims: Vec<String> = connector
             .simulators()
+            .into_iter()
             .map(|(name, path)| format!("{name} on {}", path.display()))
             .collect();
         Ok::<_, Error>((outcome, rows, sims))
     })?;
     say!(
-        "  simulator: {} (the real serial code path, over a pseudo-terminal)",
+        "  simulators: {} (the real serial and GPIB code paths, over pseudo-terminals)",
         sims.join(", ")
     );
     say!("{}", describe(&outcome));
 
     let unit = config.artefact.unit.as_str();
+    // Statistics of the standard only; the environment readings are reported beside them.
+    let (rows, environment): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|r| r.record.unit == unit);
     let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
     if let Ok(s) = stats::summary(&values) {
         say!("  mean                      {:.9} {unit}", s.mean);
@@ -137,6 +145,14 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
             si(fit.u_slope, unit),
             t.last().copied().unwrap_or(0.0)
         );
+    }
+
+    if !environment.is_empty() {
+        let parts: Vec<String> = environment
+            .iter()
+            .map(|r| format!("{} {} {}", r.record.quantity, r.record.raw, r.record.unit))
+            .collect();
+        say!("  environment               {}", parts.join(", "));
     }
 
     let report = outbox::seal_pending(&config, &mut store, &config.storage.bundles, &*clock)?;

@@ -74,11 +74,19 @@ impl Connector {
         }
     }
 
-    /// Device paths of the simulators started so far, by instrument name.
-    pub fn simulators(&self) -> impl Iterator<Item = (&str, &std::path::Path)> {
-        self.sims
+    /// What the simulators started so far serve (an instrument's name, or `GPIB<n> adapter`)
+    /// and their device paths, sorted.
+    pub fn simulators(&self) -> Vec<(String, PathBuf)> {
+        let mut sims: Vec<(String, PathBuf)> = self
+            .sims
             .iter()
-            .map(|(name, server)| (name.as_str(), server.path()))
+            .map(|(name, server)| (name.clone(), server.path().to_owned()))
+            .chain(self.sim_adapters.iter().map(|(board, server)| {
+                (format!("GPIB{board} adapter"), server.path().to_owned())
+            }))
+            .collect();
+        sims.sort();
+        sims
     }
 
     /// Whether the instrument is connected right now.
