@@ -29,7 +29,7 @@ use super::fault::{Event, FaultHandle};
 use super::personality::Personality;
 use super::serve::{LineAssembler, LineEvent, MAX_LINE};
 use super::station::{Outcome, ServeEnd, apply_event, exchange, spontaneous};
-use super::wire::{Chunk, Pacer, write_paced};
+use super::wire::{Chunk, Pacer, pace_input, write_paced};
 
 const ESC: u8 = 0x1B;
 
@@ -298,6 +298,7 @@ impl Adapter {
                 _ = faults.armed_signal() => continue,
                 n = stream.read(&mut chunk) => n?,
             };
+            pace_input(n, pacer).await;
             if n == 0 {
                 return Ok(ServeEnd::Closed);
             }

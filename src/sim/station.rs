@@ -15,7 +15,7 @@ use super::personality::{Personality, PersonalityId, Reply, Setup};
 use super::prologix::Adapter;
 use super::serve::{LineAssembler, LineEvent, MAX_LINE};
 use super::spec::{SimSpec, SimTarget};
-use super::wire::{Emission, Frame, Pacer, write_emission};
+use super::wire::{Emission, Frame, Pacer, pace_input, write_emission};
 
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +271,7 @@ where
                 if n == 0 {
                     return Ok(ServeEnd::Closed);
                 }
+                pace_input(n, pacer).await;
                 inst.input.push(chunk.get(..n).unwrap_or_default(), &mut events);
                 for event in std::mem::take(&mut events) {
                     match event {

@@ -248,6 +248,10 @@ where
 }
 
 /// Writes `data`, holding each piece back until its wire time has passed.
+///
+/// Due times accumulate from one start, so lateness of the timer (which wakes on whole
+/// milliseconds) does not add up piece by piece; the last piece is released by
+/// [`until`] at its due time, so the reply ends when the line would have delivered it.
 pub(crate) async fn write_paced<S>(
     stream: &mut S,
     data: &[u8],
@@ -259,15 +263,47 @@ where
     let Some(p) = pacer else {
         return stream.write_all(data).await;
     };
-    for piece in data.chunks(p.chunk_len()) {
-        let now = Instant::now();
-        let start = p.free_at.filter(|t| *t > now).unwrap_or(now);
-        let done = start + wire_time(piece.len() as u64, p.baud, p.frame);
-        p.free_at = Some(done);
-        tokio::time::sleep_until(done).await;
+    let now = Instant::now();
+    let mut due = p.free_at.filter(|t| *t > now).unwrap_or(now);
+    let pieces = data.chunks(p.chunk_len());
+    let last = pieces.len().saturating_sub(1);
+    for (i, piece) in pieces.enumerate() {
+        due += wire_time(piece.len() as u64, p.baud, p.frame);
+        p.free_at = Some(due);
+        if i == last {
+            until(due).await;
+        } else {
+            tokio::time::sleep_until(due).await;
+        }
         stream.write_all(piece).await?;
     }
     Ok(())
+}
+
+/// Holds a received message back by its own wire time: the host's bytes reach the simulator at
+/// once, but on a real line the last of them arrives only after every character has been sent.
+pub(crate) async fn pace_input(received: usize, pacer: &Option<Pacer>) {
+    if let Some(p) = pacer {
+        until(Instant::now() + wire_time(received as u64, p.baud, p.frame)).await;
+    }
+}
+
+/// Margin before a due time at which the timer hands over to yielding: tokio's timer has
+/// millisecond resolution and may wake up to a millisecond or so late.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// Waits until `due`: on the timer for most of the wait, then by yielding to the runtime for
+/// the last couple of milliseconds, so the wait ends close to `due` rather than up to a timer
+/// tick after it (at 9600 baud a character takes about 1 ms).
+async fn until(due: Instant) {
+    if let Some(early) = due.checked_sub(TIMER_SLACK)
+        && early > Instant::now()
+    {
+        tokio::time::sleep_until(early).await;
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
 }
 
 #[cfg(test)]

@@ -542,53 +542,68 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut seq, mut chain) = head(&tx)?;
+        // Chain first, then insert many rows per statement: a block of thousands of readings
+        // then costs a few hundred statement runs instead of one each (BENCHMARKS.md, P2).
+        let mut records = Vec::with_capacity(readings.len());
         let mut committed = Vec::with_capacity(readings.len());
         let mut canonical = Vec::new();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO readings (seq, run_id, instrument_id, quantity, value, status, unit, raw,
-                                       utc_us, mono_ns, boot_id, chain)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for reading in readings {
-                seq += 1;
-                let record = ReadingRef {
-                    seq,
-                    run_id: reading.run_id,
-                    instrument_id: reading.instrument_id,
-                    quantity: reading.quantity,
-                    // SQLite stores an integral REAL as an integer and gives -0.0 back as +0.0;
-                    // hash what will be read back, or a meter's `-0.000000E+00` would look like
-                    // tampering. The raw reply keeps the sign.
-                    value: reading.value.map(|v| if v == 0.0 { 0.0 } else { v }),
-                    status: reading.status,
-                    unit: reading.unit,
-                    raw: reading.raw,
-                    utc_us: reading.at.utc_us,
-                    mono_ns: reading.at.mono_ns,
-                    boot_id: reading.boot_id,
-                };
-                record.canonical_into(&mut canonical);
-                let mut hasher = Sha256::new();
-                hasher.update(chain);
-                hasher.update(&canonical);
-                chain = hasher.finalize().into();
-                insert.execute(params![
-                    to_i64(record.seq),
-                    to_i64(record.run_id),
-                    to_i64(record.instrument_id),
-                    record.quantity,
-                    record.value,
-                    record.status.as_str(),
-                    record.unit,
-                    record.raw,
-                    record.utc_us,
-                    to_i64(record.mono_ns),
-                    record.boot_id,
-                    &chain[..],
-                ])?;
-                committed.push(Committed { seq, chain });
+        for reading in readings {
+            seq += 1;
+            let record = ReadingRef {
+                seq,
+                run_id: reading.run_id,
+                instrument_id: reading.instrument_id,
+                quantity: reading.quantity,
+                // SQLite stores an integral REAL as an integer and gives -0.0 back as +0.0;
+                // hash what will be read back, or a meter's `-0.000000E+00` would look like
+                // tampering. The raw reply keeps the sign.
+                value: reading.value.map(|v| if v == 0.0 { 0.0 } else { v }),
+                status: reading.status,
+                unit: reading.unit,
+                raw: reading.raw,
+                utc_us: reading.at.utc_us,
+                mono_ns: reading.at.mono_ns,
+                boot_id: reading.boot_id,
+            };
+            record.canonical_into(&mut canonical);
+            let mut hasher = Sha256::new();
+            hasher.update(chain);
+            hasher.update(&canonical);
+            chain = hasher.finalize().into();
+            records.push(record);
+            committed.push(Committed { seq, chain });
+        }
+        // Readings of one block share their run, instrument, quantity, unit and time: those are
+        // bound once per statement, five values per row.
+        let mut start = 0;
+        while start < records.len() {
+            let first = &records[start];
+            let len = records[start..]
+                .iter()
+                .take(ROWS_PER_INSERT)
+                .take_while(|r| same_block(first, r))
+                .count();
+            let rows = &records[start..start + len];
+            let chains = &committed[start..start + len];
+            let mut insert = tx.prepare_cached(&insert_readings_sql(len))?;
+            insert.raw_bind_parameter(1, to_i64(first.run_id))?;
+            insert.raw_bind_parameter(2, to_i64(first.instrument_id))?;
+            insert.raw_bind_parameter(3, first.quantity)?;
+            insert.raw_bind_parameter(4, first.unit)?;
+            insert.raw_bind_parameter(5, first.utc_us)?;
+            insert.raw_bind_parameter(6, to_i64(first.mono_ns))?;
+            insert.raw_bind_parameter(7, first.boot_id)?;
+            let mut column = SHARED_COLUMNS;
+            for (record, c) in rows.iter().zip(chains) {
+                insert.raw_bind_parameter(column + 1, to_i64(record.seq))?;
+                insert.raw_bind_parameter(column + 2, record.value)?;
+                insert.raw_bind_parameter(column + 3, record.status.as_str())?;
+                insert.raw_bind_parameter(column + 4, record.raw)?;
+                insert.raw_bind_parameter(column + 5, &c.chain[..])?;
+                column += ROW_COLUMNS;
             }
+            insert.raw_execute()?;
+            start += len;
         }
         tx.prepare_cached("UPDATE chain_head SET seq = ?1, chain = ?2 WHERE id = 1")?
             .execute(params![to_i64(seq), &chain[..]])?;
@@ -925,6 +940,52 @@ fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
         .prepare_cached("SELECT seq, chain FROM chain_head WHERE id = 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok((to_u64(seq), blob32("chain_head", &chain)?))
+}
+
+/// Rows per `INSERT` when a block of readings is stored.
+const ROWS_PER_INSERT: usize = 128;
+
+/// Parameters bound once per `INSERT` of a block: run, instrument, quantity, unit, UTC,
+/// monotonic time, boot id.
+const SHARED_COLUMNS: usize = 7;
+
+/// Parameters per row: seq, value, status, raw, chain.
+const ROW_COLUMNS: usize = 5;
+
+/// Whether `b` can share `a`'s once-bound columns.
+fn same_block(a: &ReadingRef<'_>, b: &ReadingRef<'_>) -> bool {
+    a.run_id == b.run_id
+        && a.instrument_id == b.instrument_id
+        && a.quantity == b.quantity
+        && a.unit == b.unit
+        && a.utc_us == b.utc_us
+        && a.mono_ns == b.mono_ns
+        && a.boot_id == b.boot_id
+}
+
+/// `INSERT INTO readings … VALUES (…), (…), …` for `rows` rows of one block: `?1`–`?7` are the
+/// shared columns, then five per row.
+fn insert_readings_sql(rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from(
+        "INSERT INTO readings (seq, run_id, instrument_id, quantity, value, status, unit, raw, \
+         utc_us, mono_ns, boot_id, chain) VALUES ",
+    );
+    for i in 0..rows {
+        let p = SHARED_COLUMNS + i * ROW_COLUMNS;
+        let sep = if i > 0 { ", " } else { "" };
+        // Writing to a String cannot fail.
+        let _ = write!(
+            sql,
+            "{sep}(?{}, ?1, ?2, ?3, ?{}, ?{}, ?4, ?{}, ?5, ?6, ?7, ?{})",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5
+        );
+    }
+    sql
 }
 
 fn insert_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
