@@ -914,7 +914,10 @@ fn keysight_3458a() {
     let buffer = p.operation("read_buffer").unwrap();
     assert!(buffer.unconfirmed);
     let sent: Vec<String> = buffer.send.iter().map(|t| render(buffer, t)).collect();
-    assert_eq!(sent, ["OFORMAT DREAL", "NRDGS 10,AUTO"]);
+    // END ON: the n readings are one GPIB message, so a read until EOI gets them all.
+    assert_eq!(sent, ["OFORMAT DREAL", "END ON", "NRDGS 10,AUTO"]);
+    let sent: Vec<String> = read.send.iter().map(|t| render(read, t)).collect();
+    assert_eq!(sent, ["OFORMAT ASCII", "END ALWAYS", "NRDGS 1,AUTO"]);
     let Some(ReplySpec::Raw {
         format,
         count,
@@ -1213,6 +1216,7 @@ fn describe_lists_everything_and_flags_unconfirmed() {
         "  read_buffer [UNCONFIRMED]",
         "    params: count = \"10\"",
         "    send: OFORMAT DREAL",
+        "          END ON",
         "          NRDGS {count},AUTO",
         "    query: TARM SGL,1",
         "{count} big-endian dreal values",

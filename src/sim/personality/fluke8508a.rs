@@ -11,7 +11,9 @@
 //! Readings are `+1.00000023E+01` with RESLn → n decimals, LF-terminated. Resistance functions
 //! read a 10 kΩ resistor that follows the standard ppm for ppm. Errors only set `*ESR?` bits:
 //! 5 (32) command error for an unknown header or keyword, 4 (16) execution error for a value out
-//! of range, 2 (4) query error for `RDG?` with no reading, 3 (8) device error (the injected one).
+//! of range (a range above the function's largest: 1 kV, 2 GΩ, 20 kΩ for `TRUE_OHMS`, 20 GΩ for
+//! `HI_OHMS`), 2 (4) query error for `RDG?` with no reading, 3 (8) device error (the injected
+//! one).
 //!
 //! With realistic timing a reading takes 0.02/0.1/0.4/1.6 s at RESL5/6/7/8, halved with
 //! `FAST_ON`, plus 1 s with `FILT_ON`, times the `AVG` count, plus `DELAY` for `X?`.
@@ -113,9 +115,9 @@ impl Fluke8508a {
         format_sci(value, usize::from(self.resolution), true)
     }
 
-    /// Applies a function's keyword list; a bad keyword is a command error, a bad range an
-    /// execution error.
-    fn function(&mut self, f: Function, params: &[&str]) {
+    /// Applies a function's keyword list; a bad keyword is a command error, a range above
+    /// `max_range` (the function's largest) an execution error.
+    fn function(&mut self, f: Function, max_range: f64, params: &[&str]) {
         self.function = f;
         for p in params.iter().map(|p| p.to_ascii_uppercase()) {
             match p.as_str() {
@@ -130,7 +132,7 @@ impl Fluke8508a {
                     _ => self.esr |= ESR_EXECUTION,
                 },
                 other => match number(other) {
-                    Some(v) if v > 0.0 && v <= 1e9 => {}
+                    Some(v) if v > 0.0 && v <= max_range => {}
                     Some(_) => self.esr |= ESR_EXECUTION,
                     None => self.esr |= ESR_COMMAND,
                 },
@@ -184,8 +186,10 @@ impl Fluke8508a {
                 Self::text(reply, &stb.to_string());
             }
             "*TST?" => Self::text(reply, "0"),
-            "DCV" => self.function(Function::Dcv, &u.params),
-            "OHMS" | "TRUE_OHMS" | "HI_OHMS" => self.function(Function::Ohms, &u.params),
+            "DCV" => self.function(Function::Dcv, 1000.0, &u.params),
+            "OHMS" => self.function(Function::Ohms, 2e9, &u.params),
+            "TRUE_OHMS" => self.function(Function::Ohms, 2e4, &u.params),
+            "HI_OHMS" => self.function(Function::Ohms, 2e10, &u.params),
             "INPUT" | "GUARD" => {
                 let ok = matches!(
                     u.param(0).map(str::to_ascii_uppercase).as_deref(),
@@ -329,6 +333,13 @@ mod tests {
         assert_eq!(ask(&mut m, "*ESR?"), "32\n");
         ask(&mut m, "DCV RESL9");
         assert_eq!(ask(&mut m, "*ESR?"), "16\n");
+        // Each function's largest range: 1 kV, 2 GΩ, 20 kΩ with current reversal, 20 GΩ.
+        ask(&mut m, "DCV 1000;OHMS 2E9;TRUE_OHMS 20E3;HI_OHMS 20E9");
+        assert_eq!(ask(&mut m, "*ESR?"), "0\n");
+        for over in ["DCV 5000", "OHMS 3E9", "TRUE_OHMS 100E3", "HI_OHMS 1E11"] {
+            ask(&mut m, over);
+            assert_eq!(ask(&mut m, "*ESR?"), "16\n", "{over}");
+        }
         ask(&mut m, "TRG_SRCE EXT");
         assert_eq!(ask(&mut m, "RDG?"), "");
         assert_eq!(ask(&mut m, "*ESR?"), "4\n");

@@ -15,8 +15,9 @@
 //! They go to the output (`MEM OFF`) or to reading memory. ASCII readings are `+1.00000023E+01`
 //! with NDIG decimals and end in CR LF; SREAL/DREAL are 4/8-byte big-endian IEEE-754 without a
 //! header or terminator; SINT/DINT are refused (error 106). Every reading is one GPIB transfer:
-//! with `END ALWAYS` each ends with EOI, with `END ON` only the last of a burst, with `END OFF`
-//! (power-on) none, and other replies end with EOI unless `END OFF`.
+//! with `END ALWAYS` (also plain `END`) each ends with EOI, with `END ON` only the last of the
+//! NRDGS readings of one trigger or of an `RMEM` recall, with `END OFF` (power-on) none, and
+//! other replies end with EOI unless `END OFF` (3458A manual, `END`).
 //!
 //! Errors (`ERRSTR?` → `0,"NO ERROR"`): 102 TRIGGER TOO FAST (the injected one), 103 SYNTAX
 //! ERROR, 104 UNKNOWN COMMAND, 105 UNKNOWN PARAMETER, 106 PARAMETER OUT OF RANGE, 107 REQUIRED
@@ -239,7 +240,11 @@ impl Hp3458a {
             values.push(v);
         }
         if self.memory_mode == Memory::Off {
-            self.send_readings(reply, &values);
+            // Each trigger's NRDGS readings are one transfer as far as `END ON` goes.
+            let per_trigger = usize::try_from(self.nrdgs).unwrap_or(usize::MAX).max(1);
+            for group in values.chunks(per_trigger) {
+                self.send_readings(reply, group);
+            }
         } else {
             for v in values {
                 if self.memory.len() >= MEMORY_CAP {
@@ -352,9 +357,9 @@ impl Hp3458a {
                 Some(_) => self.error(ERR_UNKNOWN_PARAM),
             },
             "END" => match p0.map(str::to_ascii_uppercase).as_deref() {
-                None | Some("ON" | "1") => self.end = End::On,
+                Some("ON" | "1") => self.end = End::On,
                 Some("OFF" | "0") => self.end = End::Off,
-                Some("ALWAYS" | "2") => self.end = End::Always,
+                None | Some("ALWAYS" | "2") => self.end = End::Always,
                 Some(_) => self.error(ERR_UNKNOWN_PARAM),
             },
             "OFORMAT" => {
@@ -619,13 +624,19 @@ mod tests {
                 .iter()
                 .all(|t| t.end && t.bytes == b"+1.00000000E+01\r\n")
         );
-        ask(&mut m, "NDIG 5; END ON");
+        // END ON: EOI after the last of each trigger's NRDGS readings.
+        ask(&mut m, "NDIG 5; END ON; NRDGS 2,AUTO");
         let r = m.handle(b"TARM SGL,2");
-        assert_eq!(r.bytes(), b"+1.00000E+01\r\n+1.00000E+01\r\n");
+        assert_eq!(r.bytes(), b"+1.00000E+01\r\n".repeat(4));
         assert_eq!(
             r.transfers.iter().map(|t| t.end).collect::<Vec<_>>(),
-            [false, true]
+            [false, true, false, true]
         );
+        ask(&mut m, "NRDGS 1,AUTO");
+        let r = m.handle(b"TARM SGL,2");
+        assert!(r.transfers.iter().all(|t| t.end), "{r:?}");
+        ask(&mut m, "END");
+        assert!(m.handle(b"TARM SGL,2").transfers.iter().all(|t| t.end));
         ask(&mut m, "END OFF");
         assert!(m.handle(b"ID?").transfers.iter().all(|t| !t.end));
     }

@@ -15,7 +15,8 @@
 //! engineering exponent. The timestamp is time since the simulator started, from 2026-01-01.
 //! `:INIT` with `:TRAC:FEED SENS` and `:TRAC:FEED:CONT NEXT` fills the buffer to `:TRAC:POIN`
 //! and sets the feed control back to `NEV`; otherwise it takes `:TRIG:COUN` readings. `:FETC?`
-//! sends the latest reading (possibly stale); `:TRAC:DATA?` the buffer, comma-separated.
+//! sends the latest reading (possibly stale); `:READ?` takes `:TRIG:COUN` readings and sends the
+//! latest (it is `:INIT` then `:FETC?`); `:TRAC:DATA?` the buffer, comma-separated.
 
 use std::time::Duration;
 
@@ -425,7 +426,8 @@ fn nplc_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> Sc
     respond_text(r, &crate::sim::format::format_sci(k.nplc, 6, true))
 }
 
-fn range_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+/// Sets a fixed range up to `max`, the function's largest (±1100 V, 1.05 GΩ on a 2002).
+fn range(k: &mut K, p: &mut Parameters<'_, '_>, max: f64) -> ScpiResult<()> {
     match p.next_token()? {
         Token::CharacterProgramData(s) => {
             choice(
@@ -434,12 +436,20 @@ fn range_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
             )?;
         }
         t => {
-            number_in(t, 0.0, 1.1e9)?;
+            number_in(t, -max, max)?;
         }
     }
     no_more(p)?;
     k.auto_range = false;
     Ok(())
+}
+
+fn volt_range_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    range(k, p, 1100.0)
+}
+
+fn res_range_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    range(k, p, 1.05e9)
 }
 
 fn range_auto_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
@@ -610,8 +620,13 @@ fn fetch_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> S
 
 fn read_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
     no_more(p)?;
+    // `:READ?` is `:INIT` then `:FETC?`: the trigger count of readings, then the latest one.
     let samples = k.take(u64::from(k.trigger_count));
-    k.respond_samples(r, &samples)
+    let last = samples
+        .last()
+        .copied()
+        .ok_or(Error::new(ErrorCode::DataCorruptOrStale))?;
+    k.respond_samples(r, &[last])
 }
 
 fn meas_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
@@ -634,11 +649,11 @@ fn trg_ev(k: &mut K, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
 
 /// The settings branch, shared by `VOLT[:DC]`, `RES` and `FRES`.
 macro_rules! settings {
-    () => {
+    ($range:expr) => {
         [
             Leaf!(b"NPLCycles" => &Cmd::both(nplc_ev, nplc_q)),
             Branch![b"RANGe";
-                Leaf!(default b"UPPer" => &Cmd::ev(range_ev)),
+                Leaf!(default b"UPPer" => &Cmd::ev($range)),
                 Leaf!(b"AUTO" => &Cmd::both(range_auto_ev, range_auto_q))
             ],
             Leaf!(b"DIGits" => &Cmd::ev(digits_ev)),
@@ -651,7 +666,8 @@ macro_rules! settings {
     };
 }
 
-const VOLT_SETTINGS: [Node<'static, K>; 4] = settings!();
+const VOLT_SETTINGS: [Node<'static, K>; 4] = settings!(volt_range_ev);
+const RES_SETTINGS: [Node<'static, K>; 4] = settings!(res_range_ev);
 
 const TREE: Node<'static, K> = Root![
     Leaf!(b"*IDN" => &Cmd::q(idn_q::<K>)),
@@ -689,12 +705,12 @@ const TREE: Node<'static, K> = Root![
         Node::Branch {
             name: b"RESistance",
             default: false,
-            sub: &VOLT_SETTINGS,
+            sub: &RES_SETTINGS,
         },
         Node::Branch {
             name: b"FRESistance",
             default: false,
-            sub: &VOLT_SETTINGS,
+            sub: &RES_SETTINGS,
         }
     ],
     Branch![b"TRACe";
@@ -864,5 +880,28 @@ mod tests {
         );
         k.talk();
         assert_eq!(ask(&mut k, ":SYST:ERR?"), "-420,\"Query UNTERMINATED\"\n");
+    }
+
+    #[test]
+    fn read_sends_the_latest_of_the_trigger_count() {
+        let (mut k, _) = meter(true);
+        ask(
+            &mut k,
+            ":FORM:ELEM READ,RNUM;:TRIG:COUN 3;:SENS:VOLT:DC:NPLC 10",
+        );
+        let r = k.handle(b":READ?");
+        assert_eq!(r.bytes(), b"+10.0000000E+00,+00003RDNG#\n");
+        assert_eq!(r.delay, Duration::from_millis(600));
+    }
+
+    #[test]
+    fn ranges_are_limited_per_function() {
+        let (mut k, _) = meter(false);
+        ask(&mut k, ":SENS:VOLT:DC:RANG 1000;:SENS:RES:RANG 1E9");
+        assert_eq!(ask(&mut k, ":SYST:ERR?"), "0,\"No error\"\n");
+        ask(&mut k, ":SENS:VOLT:DC:RANG 5000");
+        assert_eq!(ask(&mut k, ":SYST:ERR?"), "-222,\"Data out of range\"\n");
+        ask(&mut k, ":SENS:FRES:RANG 2E9");
+        assert_eq!(ask(&mut k, ":SYST:ERR?"), "-222,\"Data out of range\"\n");
     }
 }

@@ -3,14 +3,17 @@
 //! Commands: IEEE 488.2 commons (`*IDN?` → `KEITHLEY INSTRUMENTS,MODEL DMM6500,<serial>,
 //! <firmware>`), `SYST:ERR?`, `SYST:ERR:COUN?`, `[SENS:]FUNC "VOLT:DC"|"RES"|"FRES"` (and `?`),
 //! `[SENS:]VOLT[:DC]:NPLC` (0.0005–15, and `?`), `…:AZER ON|OFF`, `…:RANG`, `…:RANG:AUTO`,
-//! `ROUT:TERM?` (`FRON`), `READ? ["buffer"[,elements]]`, `MEAS? […]`, `TRAC:MAKE "name",n`,
-//! `TRAC:CLE ["buffer"]`, `TRAC:ACT? ["buffer"]`, `TRAC:DATA? start,end[,"buffer"[,elements]]`
-//! with elements `READ`, `REL`, `SEC`, `FRAC`, `TST`, `DATE`, `TIME`, `STAT`, `UNIT`.
+//! `[SENS:]COUN n` (1–1 000 000, and `?`), `ROUT:TERM?` (`FRON`), `READ? ["buffer"[,elements]]`,
+//! `MEAS? […]`, `TRAC:MAKE "name",n`, `TRAC:CLE ["buffer"]`, `TRAC:ACT? ["buffer"]`,
+//! `TRAC:TRIG ["buffer"]`, `TRAC:DATA? start,end[,"buffer"[,elements]]` with elements `READ`,
+//! `REL`, `SEC`, `FRAC`, `TST`, `DATE`, `TIME`, `STAT`, `UNIT`.
 //!
-//! Readings are `9.999999870E+00` (10 significant digits, no `+`). `READ?` appends to the named
-//! buffer (`defbuffer1` by default; `defbuffer2` and buffers made with `TRAC:MAKE` exist too),
-//! a ring of its capacity (100 000 for the default buffers). `TRAC:DATA?` indexes are 1-based
-//! and must lie within the buffer's readings (-222 otherwise).
+//! Readings are `9.999999870E+00` (10 significant digits, no `+`). `READ?` makes the measure
+//! count (`SENS:COUN`) of readings, appends them to the named buffer (`defbuffer1` by default;
+//! `defbuffer2` and buffers made with `TRAC:MAKE` exist too) and sends the last; `TRAC:TRIG`
+//! makes them into the buffer without sending anything. A buffer is a ring of its capacity
+//! (100 000 for the default buffers). `TRAC:DATA?` indexes are 1-based and must lie within the
+//! buffer's readings (-222 otherwise). A dc voltage range above 1000 V is refused (-222).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,7 +22,7 @@ use scpi::error::{ErrorCode, Result as ScpiResult};
 use scpi::tree::prelude::*;
 use scpi::{Branch, Leaf, Root};
 
-use super::model::{MAINS_HZ, Standard, clean_field};
+use super::model::{MAINS_HZ, MAX_READINGS_PER_MESSAGE, Standard, clean_field};
 use super::scpi_util::*;
 use super::{Personality, PersonalityId, Reply, Setup, sim_firmware};
 use crate::sim::format::format_sci;
@@ -73,6 +76,8 @@ pub(crate) struct Dmm6500 {
     nplc: f64,
     azero: bool,
     auto_range: bool,
+    /// Readings per measurement request (`SENS:COUN`).
+    count: u32,
     buffers: BTreeMap<String, Buffer>,
     busy: Duration,
 }
@@ -101,6 +106,7 @@ impl ScpiDevice for Dmm6500 {
         self.nplc = 1.0;
         self.azero = true;
         self.auto_range = true;
+        self.count = 1;
         self.buffers.clear();
         for name in ["defbuffer1", "defbuffer2"] {
             self.buffers
@@ -119,6 +125,7 @@ impl Dmm6500 {
             nplc: 1.0,
             azero: true,
             auto_range: true,
+            count: 1,
             buffers: BTreeMap::new(),
             busy: Duration::ZERO,
         };
@@ -281,18 +288,45 @@ fn azer_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> Sc
     respond_text(r, if d.azero { "1" } else { "0" })
 }
 
-fn rang_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+/// Sets a fixed range up to `max` (the function's largest range).
+fn rang(d: &mut D, p: &mut Parameters<'_, '_>, max: f64) -> ScpiResult<()> {
     match p.next_token()? {
         t @ Token::CharacterProgramData(_) => {
             choice(t, &[(b"MINimum", ()), (b"MAXimum", ()), (b"DEFault", ())])?;
         }
         t => {
-            number_in(t, 0.0, 1e9)?;
+            number_in(t, 0.0, max)?;
         }
     }
     no_more(p)?;
     d.auto_range = false;
     Ok(())
+}
+
+fn volt_rang_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    rang(d, p, 1000.0)
+}
+
+fn res_rang_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    rang(d, p, 1e9)
+}
+
+fn coun_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let n = match p.next_token()? {
+        t @ Token::CharacterProgramData(_) => choice(
+            t,
+            &[(b"MINimum", 1.0), (b"MAXimum", 1e6), (b"DEFault", 1.0)],
+        )?,
+        t => number_in(t, 1.0, 1e6)?,
+    };
+    no_more(p)?;
+    d.count = n as u32;
+    Ok(())
+}
+
+fn coun_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(r, &d.count.to_string())
 }
 
 fn rang_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
@@ -312,20 +346,36 @@ fn term_q(_: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> Sc
     respond_text(r, "FRON")
 }
 
+/// Makes the measure count of readings into buffer `name`; returns the last.
+fn measure_into(d: &mut D, name: &str) -> ScpiResult<Sample> {
+    if !d.buffers.contains_key(name) {
+        return Err(ErrorCode::IllegalParameterValue.into());
+    }
+    let mut last = None;
+    for _ in 0..u64::from(d.count).min(MAX_READINGS_PER_MESSAGE) {
+        let s = d.sample();
+        if let Some(b) = d.buffers.get_mut(name) {
+            b.push(s);
+        }
+        last = Some(s);
+    }
+    last.ok_or_else(|| ErrorCode::DataCorruptOrStale.into())
+}
+
 fn read_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
     let name = D::buffer_name(p)?.unwrap_or_else(|| "defbuffer1".to_owned());
     let elements = elements(p)?;
-    if !d.buffers.contains_key(&name) {
-        return Err(ErrorCode::IllegalParameterValue.into());
-    }
-    let s = d.sample();
-    if let Some(b) = d.buffers.get_mut(&name) {
-        b.push(s);
-    }
+    let s = measure_into(d, &name)?;
     let text = d.fields(&s, &elements).join(",");
     respond_text(r, &text)?;
     d.standard.counted(1);
     Ok(())
+}
+
+fn trac_trig_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let name = D::buffer_name(p)?.unwrap_or_else(|| "defbuffer1".to_owned());
+    no_more(p)?;
+    measure_into(d, &name).map(|_| ())
 }
 
 fn meas_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
@@ -410,19 +460,20 @@ fn trac_data_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) 
 }
 
 macro_rules! settings {
-    () => {
+    ($range:expr) => {
         [
             Leaf!(b"NPLCycles" => &Cmd::both(nplc_ev, nplc_q)),
             Leaf!(b"AZERo" => &Cmd::both(azer_ev, azer_q)),
             Branch![b"RANGe";
-                Leaf!(default b"UPPer" => &Cmd::ev(rang_ev)),
+                Leaf!(default b"UPPer" => &Cmd::ev($range)),
                 Leaf!(b"AUTO" => &Cmd::both(rang_auto_ev, rang_auto_q))
             ]
         ]
     };
 }
 
-const SETTINGS: [Node<'static, D>; 3] = settings!();
+const VOLT_SETTINGS: [Node<'static, D>; 3] = settings!(volt_rang_ev);
+const RES_SETTINGS: [Node<'static, D>; 3] = settings!(res_rang_ev);
 
 const TREE: Node<'static, D> = Root![
     Leaf!(b"*IDN" => &Cmd::q(idn_q::<D>)),
@@ -443,24 +494,25 @@ const TREE: Node<'static, D> = Root![
     ],
     Branch![default b"SENSe";
         Leaf!(b"FUNCtion" => &Cmd::both(func_ev, func_q)),
+        Leaf!(b"COUNt" => &Cmd::both(coun_ev, coun_q)),
         Node::Branch {
             name: b"VOLTage",
             default: false,
             sub: &[Node::Branch {
                 name: b"DC",
                 default: true,
-                sub: &SETTINGS,
+                sub: &VOLT_SETTINGS,
             }],
         },
         Node::Branch {
             name: b"RESistance",
             default: false,
-            sub: &SETTINGS,
+            sub: &RES_SETTINGS,
         },
         Node::Branch {
             name: b"FRESistance",
             default: false,
-            sub: &SETTINGS,
+            sub: &RES_SETTINGS,
         }
     ],
     Branch![b"ROUTe";
@@ -476,6 +528,7 @@ const TREE: Node<'static, D> = Root![
         Leaf!(b"MAKE" => &Cmd::ev(trac_make_ev)),
         Leaf!(b"CLEar" => &Cmd::ev(trac_cle_ev)),
         Leaf!(b"ACTual" => &Cmd::q(trac_act_q)),
+        Leaf!(b"TRIGger" => &Cmd::ev(trac_trig_ev)),
         Leaf!(b"DATA" => &Cmd::q(trac_data_q))
     ]
 ];
@@ -580,5 +633,35 @@ mod tests {
             "-224,\"Illegal parameter value\"\n"
         );
         assert_eq!(ask(&mut d, "ROUT:TERM?"), "FRON\n");
+    }
+
+    #[test]
+    fn measure_count_fills_the_buffer() {
+        let (s, _) = setup(false);
+        let mut d = D::new(s);
+        ask(
+            &mut d,
+            "TRAC:CLE \"defbuffer1\";:SENS:COUN 4;:TRAC:TRIG \"defbuffer1\"",
+        );
+        assert_eq!(ask(&mut d, "COUN?"), "4\n");
+        assert_eq!(ask(&mut d, "*OPC?"), "1\n");
+        assert_eq!(ask(&mut d, "TRAC:ACT? \"defbuffer1\""), "4\n");
+        assert_eq!(
+            ask(&mut d, "TRAC:DATA? 1,4,\"defbuffer1\",READ"),
+            ["1.000000000E+01"; 4].join(",") + "\n"
+        );
+        // READ? makes the count of readings too and sends the last.
+        assert_eq!(ask(&mut d, "READ?"), "1.000000000E+01\n");
+        assert_eq!(ask(&mut d, "TRAC:ACT?"), "8\n");
+        ask(
+            &mut d,
+            "SENS:COUN 0;:SENS:VOLT:DC:RANG 5000;:SENS:RES:RANG 1E6",
+        );
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
+        ask(&mut d, "SENS:VOLT:DC:RANG 5000");
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
+        ask(&mut d, "SENS:RES:RANG 1E6");
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
     }
 }
