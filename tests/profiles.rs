@@ -350,7 +350,8 @@ const CASES: &[Case] = &[
         personality: PersonalityId::VaisalaPtu300,
         manufacturer: "",
         model: "PTU300",
-        reports_serial: false,
+        // From the `Serial number` line of the several-line `?` reply.
+        reports_serial: true,
         reports_firmware: true,
         plan: &[step("env_read", Check::Environment)],
         injected: None,
@@ -1002,7 +1003,7 @@ async fn truevolt_buffer_reads_either_byte_order() {
     let swapped: toml::Table = toml::from_str(
         r#"
         [operations.read_buffer]
-        send = ["FORM:DATA REAL,64", "FORM:BORD SWAP", "TRIG:SOUR IMM", "TRIG:COUN 1", "SAMP:COUN {count}", "INIT"]
+        setup = ["FORM:DATA REAL,64", "FORM:BORD SWAP", "TRIG:SOUR IMM", "TRIG:COUN 1", "SAMP:COUN {count}"]
         reply = { kind = "block", format = "real64", byte_order = "little" }
         "#,
     )
@@ -1025,7 +1026,7 @@ async fn truevolt_buffer_reads_either_byte_order() {
     let swap_only: toml::Table = toml::from_str(
         r#"
         [operations.read_buffer]
-        send = ["FORM:DATA REAL,64", "FORM:BORD SWAP", "TRIG:SOUR IMM", "TRIG:COUN 1", "SAMP:COUN {count}", "INIT"]
+        setup = ["FORM:DATA REAL,64", "FORM:BORD SWAP", "TRIG:SOUR IMM", "TRIG:COUN 1", "SAMP:COUN {count}"]
         "#,
     )
     .unwrap();
@@ -1043,4 +1044,75 @@ async fn truevolt_buffer_reads_either_byte_order() {
             .is_none_or(|x| (x - standard_volts()).abs() > 1.0)),
         "{values:?}"
     );
+}
+
+/// A read step's repetitions send the operation's mode-setting `setup` once, then only the
+/// trigger: on a GPIB bus every command costs an exchange and a logged event.
+#[tokio::test]
+async fn setup_is_sent_once_a_series_send_every_time() {
+    let spec = SimSpec::instrument(PersonalityId::Keysight34470a, SimParams::default());
+    let server = TcpServer::start_spec(spec, "127.0.0.1:0").await.unwrap();
+    let registry = Registry::builtin().unwrap();
+    let profile = registry.get("keysight-34470a").unwrap();
+    let resource: Resource = format!("TCPIP::127.0.0.1::{}::SOCKET", server.local_addr().port())
+        .parse()
+        .unwrap();
+    let link = Link::open(
+        &resource,
+        &SerialSettings::default(),
+        LinkSettings::default(),
+    )
+    .await
+    .unwrap();
+    let mut session = Session::new("dmm", link);
+    let none = BTreeMap::new();
+    let sent = |session: &mut Session| -> Vec<String> {
+        session
+            .take_exchanges()
+            .into_iter()
+            .map(|x| x.command)
+            .collect()
+    };
+    exec::run(profile, &mut session, "read", &none, &none)
+        .await
+        .unwrap();
+    assert_eq!(
+        sent(&mut session),
+        ["FORM:DATA ASC", "SAMP:COUN 1", "READ?"]
+    );
+    let again = exec::run_again(profile, &mut session, "read", &none, &none)
+        .await
+        .unwrap();
+    assert_eq!(sent(&mut session), ["READ?"]);
+    assert_eq!(again.values.len(), 1);
+}
+
+/// The PTU300's identity answer runs over several lines; at the sensor's real 4800 baud they
+/// are still arriving after the first, and must not be taken for the answer to `SEND`.
+#[tokio::test]
+async fn vaisala_identity_lines_at_wire_speed_are_not_taken_for_a_reading() {
+    let case = case("vaisala-ptu300");
+    let profile = builtin(case.profile);
+    let mut spec = SimSpec::instrument(case.personality, params());
+    spec.baud = Some(4800);
+    let server = PtyServer::start_spec(spec, None).unwrap();
+    let resource = Resource::Serial {
+        path: server.path().to_owned(),
+    };
+    let link = Link::open(
+        &resource,
+        &serial_settings(&profile),
+        link_settings(&profile),
+    )
+    .await
+    .unwrap();
+    let mut session = Session::new(case.profile, link);
+    let identity = exec::identify(&profile, &mut session).await.unwrap();
+    assert_eq!(identity.model, "PTU300");
+    assert!(!identity.serial.is_empty(), "{identity:?}");
+    let none = BTreeMap::new();
+    let outcome = exec::run(&profile, &mut session, "env_read", &none, &none)
+        .await
+        .unwrap();
+    check_environment(&outcome.values, "env_read at 4800 baud");
 }

@@ -45,7 +45,8 @@ fn minimal_config_gets_defaults() {
 #[test]
 fn shipped_configs_are_valid() {
     let demo = Config::demo(Path::new("/tmp/demo")).unwrap();
-    assert_eq!(demo.instruments[0].endpoint, Endpoint::SimulatorPty);
+    assert_eq!(demo.adapters[0].endpoint, AdapterEndpoint::Simulator);
+    assert_eq!(demo.instruments[1].endpoint, Endpoint::SimulatorPty);
     assert!(demo.sequence("zener-10v").is_some());
     let example = include_str!("../../config/example-zener-10v.toml");
     let c = parse(example).unwrap();

@@ -49,6 +49,13 @@ fn write_profile(out: &mut String, p: &Profile) -> std::fmt::Result {
             IdentityFormat::Pattern => " (fields from the pattern's named captures)",
         }
     )?;
+    if let Some(quiet) = id.continues {
+        writeln!(
+            out,
+            "  the reply goes on over several lines, read until {} of quiet",
+            duration(quiet)
+        )?;
+    }
     writeln!(out, "io: {}", io_line(&p.io))?;
     if p.init.is_empty() {
         writeln!(out, "init: none")?;
@@ -166,6 +173,17 @@ fn write_operation(out: &mut String, name: &str, op: &Operation, io: &IoSpec) ->
             .map(|(k, v)| format!("{k} = \"{v}\""))
             .collect();
         writeln!(out, "    params: {}", params.join(", "))?;
+    }
+    for (i, cmd) in op.setup.iter().enumerate() {
+        writeln!(
+            out,
+            "    {}{cmd}",
+            if i == 0 {
+                "setup (once a series): "
+            } else {
+                "                       "
+            }
+        )?;
     }
     for (i, cmd) in op.send.iter().enumerate() {
         writeln!(out, "    {}{cmd}", if i == 0 { "send: " } else { "      " })?;

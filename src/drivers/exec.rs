@@ -160,9 +160,15 @@ pub async fn resync(profile: &Profile, session: &mut Session) -> Result<Identity
     while replies < RESYNC_REPLIES {
         replies += 1;
         match session.read_more().await {
-            Ok(reply) => {
-                if let Ok(identity) = profile.identity.parse(&reply) {
-                    return Ok(identity);
+            Ok(mut reply) => {
+                if profile.identity.parse(&reply).is_ok() {
+                    read_continuation(profile, session, &mut reply).await?;
+                    return profile.identity.parse(&reply).map_err(|source| {
+                        DriverError::Identity {
+                            profile: profile.id.clone(),
+                            source,
+                        }
+                    });
                 }
             }
             Err(e) if e.is_connection_lost() => return Err(e.into()),
@@ -221,7 +227,8 @@ pub async fn init(profile: &Profile, session: &mut Session) -> Result<(), Driver
 
 /// Asks who the instrument is and checks that it is the profile's model.
 pub async fn identify(profile: &Profile, session: &mut Session) -> Result<Identity, DriverError> {
-    let reply = session.query(&profile.identity.query).await?;
+    let mut reply = session.query(&profile.identity.query).await?;
+    read_continuation(profile, session, &mut reply).await?;
     profile
         .identity
         .parse(&reply)
@@ -229,6 +236,33 @@ pub async fn identify(profile: &Profile, session: &mut Session) -> Result<Identi
             profile: profile.id.clone(),
             source,
         })
+}
+
+/// Most lines read as the rest of one identity reply.
+const MAX_IDENTITY_LINES: usize = 64;
+
+/// Appends the further lines of an identity reply that goes on over several (the profile's
+/// `identity.continues`), until the line stays quiet that long, so nothing of it is left to be
+/// taken for the answer to the next command.
+async fn read_continuation(
+    profile: &Profile,
+    session: &mut Session,
+    reply: &mut String,
+) -> Result<(), DriverError> {
+    let Some(quiet) = profile.identity.continues else {
+        return Ok(());
+    };
+    for _ in 0..MAX_IDENTITY_LINES {
+        match session.read_more_within(quiet).await {
+            Ok(line) => {
+                reply.push('\n');
+                reply.push_str(&line);
+            }
+            Err(e) if e.is_timeout() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Empties the error queue as the profile reads it; an instrument without one has none to report.
@@ -271,6 +305,36 @@ pub async fn run(
     defaults: &BTreeMap<String, String>,
     params: &BTreeMap<String, String>,
 ) -> Result<OpOutcome, DriverError> {
+    run_with(profile, session, name, defaults, params, Series::First).await
+}
+
+/// Like [`run`] for the second and later repetitions of a series (a read step's readings): the
+/// operation's `setup` commands, which only set the mode, are not sent again.
+pub async fn run_again(
+    profile: &Profile,
+    session: &mut Session,
+    name: &str,
+    defaults: &BTreeMap<String, String>,
+    params: &BTreeMap<String, String>,
+) -> Result<OpOutcome, DriverError> {
+    run_with(profile, session, name, defaults, params, Series::Again).await
+}
+
+/// Whether an operation starts a series (its `setup` is sent) or repeats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Series {
+    First,
+    Again,
+}
+
+async fn run_with(
+    profile: &Profile,
+    session: &mut Session,
+    name: &str,
+    defaults: &BTreeMap<String, String>,
+    params: &BTreeMap<String, String>,
+    series: Series,
+) -> Result<OpOutcome, DriverError> {
     let op = profile
         .operation(name)
         .ok_or_else(|| DriverError::NoSuchOperation {
@@ -291,7 +355,7 @@ pub async fn run(
     // the lab's setting or the profile's default.
     let previous = session.link().settings().timeout;
     session.set_timeout(op.timeout.unwrap_or(previous));
-    let result = run_op(profile, op, session, name, &params).await;
+    let result = run_op(profile, op, session, name, &params, series).await;
     session.set_timeout(previous);
     result
 }
@@ -302,6 +366,7 @@ async fn run_op(
     session: &mut Session,
     name: &str,
     params: &BTreeMap<String, String>,
+    series: Series,
 ) -> Result<OpOutcome, DriverError> {
     let render = |t: &super::Template| {
         t.render(params).map_err(|source| DriverError::Template {
@@ -309,7 +374,11 @@ async fn run_op(
             source,
         })
     };
-    for template in &op.send {
+    let setup = match series {
+        Series::First => op.setup.as_slice(),
+        Series::Again => &[],
+    };
+    for template in setup.iter().chain(&op.send) {
         session.write(&render(template)?).await?;
     }
     if op.opc {

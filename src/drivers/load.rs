@@ -544,10 +544,16 @@ impl Validator<'_> {
                 "with format = \"pattern\" the pattern needs a `(?P<model>…)` capture",
             );
         }
+        let continues = raw
+            .continues
+            .as_ref()
+            .map(|d| self.duration(d, "identity.continues"))
+            .transpose()?;
         Ok(IdentitySpec {
             query,
             pattern,
             format,
+            continues,
         })
     }
 
@@ -692,6 +698,12 @@ impl Validator<'_> {
             }
             params.insert(param.clone(), value.get_ref().clone());
         }
+        let setup: Vec<Template> = raw
+            .setup
+            .iter()
+            .enumerate()
+            .map(|(i, cmd)| self.template(cmd, &format!("{key}.setup[{i}]"), Some(&params)))
+            .collect::<Result<_, _>>()?;
         let send: Vec<Template> = raw
             .send
             .iter()
@@ -729,11 +741,11 @@ impl Validator<'_> {
             }
             _ => {}
         }
-        if send.is_empty() && wait.is_none() && query.is_none() {
+        if setup.is_empty() && send.is_empty() && wait.is_none() && query.is_none() {
             return self.invalid(
                 spanned.span(),
                 &key,
-                "does nothing: give it `send`, `wait` or `query`",
+                "does nothing: give it `setup`, `send`, `wait` or `query`",
             );
         }
         let check_errors = match raw.check_errors {
@@ -744,9 +756,9 @@ impl Validator<'_> {
                 );
             }
             Some(explicit) => explicit,
-            None => has_errors && !send.is_empty() && query.is_none(),
+            None => has_errors && !(send.is_empty() && setup.is_empty()) && query.is_none(),
         };
-        if raw.opc && send.is_empty() {
+        if raw.opc && send.is_empty() && setup.is_empty() {
             return self.invalid_key(
                 &format!("{key}.opc"),
                 "`*OPC?` waits for the commands in `send`, and this operation sends none",
@@ -759,6 +771,7 @@ impl Validator<'_> {
             .transpose()?;
         Ok(Operation {
             params,
+            setup,
             send,
             wait,
             query,

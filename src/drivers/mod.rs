@@ -166,6 +166,8 @@ pub struct IdentitySpec {
     pub pattern: Regex,
     /// How the reply becomes an [`Identity`].
     pub format: IdentityFormat,
+    /// For a reply of several lines: how long the line must stay quiet to mark its end.
+    pub continues: Option<Duration>,
 }
 
 /// How an identity reply is read.
@@ -340,7 +342,9 @@ impl ErrorSpec {
 pub struct Operation {
     /// Parameter defaults.
     pub params: BTreeMap<String, String>,
-    /// Commands written in order.
+    /// Commands that set the mode, written once before a series of the operation.
+    pub setup: Vec<Template>,
+    /// Commands written in order, every time.
     pub send: Vec<Template>,
     /// Status poll before the query.
     pub wait: Option<Poll>,

@@ -62,6 +62,10 @@ pub struct RawIdentity {
     /// an error.
     #[serde(default)]
     pub format: Option<Spanned<String>>,
+    /// The reply goes on over more lines (the Vaisala `?`): they are read until none arrives for
+    /// this long, e.g. `"300ms"`, and the pattern is matched against all of them joined by `\n`.
+    #[serde(default)]
+    pub continues: Option<Spanned<String>>,
 }
 
 /// `[io]`.
@@ -113,7 +117,11 @@ pub struct RawOperation {
     /// Parameter defaults; a step or the lab's config may override them.
     #[serde(default)]
     pub params: BTreeMap<String, Spanned<String>>,
-    /// Commands written in order (templates).
+    /// Commands that put the instrument in the mode the operation needs (templates), written once
+    /// before a series of it — a read step's repetitions — rather than before every one.
+    #[serde(default)]
+    pub setup: Vec<Spanned<String>>,
+    /// Commands written in order (templates), every time.
     #[serde(default)]
     pub send: Vec<Spanned<String>>,
     /// Wait for a status condition before the query: the stale-reading guard (1594A new-reading

@@ -721,6 +721,7 @@ fn identity_parsing() {
         query: "ID?".into(),
         pattern: regex_lite::Regex::new(r"^(?P<manufacturer>HP)?(?P<model>\w*)$").unwrap(),
         format: IdentityFormat::Pattern,
+        continues: None,
     };
     assert!(matches!(
         spec.parse("HP"),
@@ -913,10 +914,10 @@ fn keysight_3458a() {
     assert_eq!(render(read, read.query.as_ref().unwrap()), "TARM SGL,1");
     let buffer = p.operation("read_buffer").unwrap();
     assert!(buffer.unconfirmed);
-    let sent: Vec<String> = buffer.send.iter().map(|t| render(buffer, t)).collect();
+    let sent: Vec<String> = buffer.setup.iter().map(|t| render(buffer, t)).collect();
     // END ON: the n readings are one GPIB message, so a read until EOI gets them all.
     assert_eq!(sent, ["OFORMAT DREAL", "END ON", "NRDGS 10,AUTO"]);
-    let sent: Vec<String> = read.send.iter().map(|t| render(read, t)).collect();
+    let sent: Vec<String> = read.setup.iter().map(|t| render(read, t)).collect();
     assert_eq!(sent, ["OFORMAT ASCII", "END ALWAYS", "NRDGS 1,AUTO"]);
     let Some(ReplySpec::Raw {
         format,
@@ -1025,7 +1026,12 @@ fn keysight_truevolt_blocks() {
         )));
         assert!(!p.identity.matches("Keysight Technologies,34461A,MY1,A.01"));
         let buffer = p.operation("read_buffer").unwrap();
-        let sent: Vec<String> = buffer.send.iter().map(|t| render(buffer, t)).collect();
+        let sent: Vec<String> = buffer
+            .setup
+            .iter()
+            .chain(&buffer.send)
+            .map(|t| render(buffer, t))
+            .collect();
         assert!(sent.contains(&"FORM:DATA REAL,64".to_owned()), "{id}");
         assert!(sent.contains(&"FORM:BORD NORM".to_owned()), "{id}");
         assert!(sent.contains(&"SAMP:COUN 10".to_owned()), "{id}");
@@ -1035,7 +1041,7 @@ fn keysight_truevolt_blocks() {
         assert_eq!((format, order), (BlockFormat::Real64, ByteOrder::Big));
         let read = p.operation("read").unwrap();
         assert!(
-            read.send.iter().any(|t| t.as_str() == "FORM:DATA ASC"),
+            read.setup.iter().any(|t| t.as_str() == "FORM:DATA ASC"),
             "{id}"
         );
     }
@@ -1215,9 +1221,9 @@ fn describe_lists_everything_and_flags_unconfirmed() {
         "errors: ERRSTR? until the reply matches ^\\+?0, (code_message, at most 32 queries)",
         "  read_buffer [UNCONFIRMED]",
         "    params: count = \"10\"",
-        "    send: OFORMAT DREAL",
-        "          END ON",
-        "          NRDGS {count},AUTO",
+        "    setup (once a series): OFORMAT DREAL",
+        "                           END ON",
+        "                           NRDGS {count},AUTO",
         "    query: TARM SGL,1",
         "{count} big-endian dreal values",
         "    check errors: no; timeout 10m",

@@ -77,14 +77,14 @@ impl Connector {
     /// What the simulators started so far serve (an instrument's name, or `GPIB<n> adapter`)
     /// and their device paths, sorted.
     pub fn simulators(&self) -> Vec<(String, PathBuf)> {
-        let mut sims: Vec<(String, PathBuf)> = self
-            .sims
-            .iter()
-            .map(|(name, server)| (name.clone(), server.path().to_owned()))
-            .chain(self.sim_adapters.iter().map(|(board, server)| {
-                (format!("GPIB{board} adapter"), server.path().to_owned())
-            }))
-            .collect();
+        let mut sims: Vec<(String, PathBuf)> =
+            self.sims
+                .iter()
+                .map(|(name, server)| (name.clone(), server.path().to_owned()))
+                .chain(self.sim_adapters.iter().map(|(board, server)| {
+                    (format!("GPIB{board} adapter"), server.path().to_owned())
+                }))
+                .collect();
         sims.sort();
         sims
     }

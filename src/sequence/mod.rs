@@ -412,7 +412,7 @@ impl Runner<'_> {
                 Ok(false)
             }
             Step::Configure { params, .. } => {
-                match self.operate(instrument, "configure", params).await {
+                match self.operate(instrument, "configure", params, false).await {
                     Ok(_) => Ok(false),
                     Err(e) => Err(self.step_failure(e, progress.run_id, ids, instrument, |e| {
                         failed("configure", e)
@@ -420,7 +420,7 @@ impl Runner<'_> {
                 }
             }
             Step::Operate { op, params, .. } => {
-                let outcome = match self.operate(instrument, op, params).await {
+                let outcome = match self.operate(instrument, op, params, false).await {
                     Ok(outcome) => outcome,
                     Err(e) => {
                         return Err(self
@@ -482,6 +482,7 @@ impl Runner<'_> {
         instrument: &Instrument,
         op: &str,
         params: &std::collections::BTreeMap<String, String>,
+        again: bool,
     ) -> Result<exec::OpOutcome, DriverError> {
         let clock = self.clock.clone();
         let session = match self.connector.session(instrument, &*clock).await {
@@ -492,7 +493,12 @@ impl Runner<'_> {
                 });
             }
         };
-        let result = exec::run(&instrument.profile, session, op, &instrument.params, params).await;
+        let (profile, defaults) = (&instrument.profile, &instrument.params);
+        let result = if again {
+            exec::run_again(profile, session, op, defaults, params).await
+        } else {
+            exec::run(profile, session, op, defaults, params).await
+        };
         if let Err(e) = &result {
             self.note_loss(instrument, e);
         }
@@ -604,7 +610,10 @@ impl Runner<'_> {
                 return Ok(true);
             }
             next += read.interval;
-            let outcome = match self.operate(instrument, &read.op, &read.params).await {
+            let outcome = match self
+                .operate(instrument, &read.op, &read.params, i > 0)
+                .await
+            {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     return Err(

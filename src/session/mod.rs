@@ -233,6 +233,16 @@ impl Session {
         }
     }
 
+    /// Like [`Session::read_more`] with a different deadline for this one reply, e.g. to tell
+    /// the end of a reply of several lines by the line going quiet.
+    pub async fn read_more_within(&mut self, timeout: Duration) -> Result<String, SessionError> {
+        let previous = self.link.settings().timeout;
+        self.link.set_timeout(timeout);
+        let result = self.read_more().await;
+        self.link.set_timeout(previous);
+        result
+    }
+
     /// Clears the device (see [`Link::clear`]), e.g. when recovering from a confused exchange.
     /// Recorded in the exchange log with the command `<device clear>`.
     pub async fn clear(&mut self) -> Result<(), SessionError> {
