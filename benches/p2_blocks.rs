@@ -301,7 +301,12 @@ fn diagnostic(
         panic!("read_buffer is not a block reply");
     };
     let params: BTreeMap<String, String> = [("count".to_owned(), block.to_string())].into();
-    let commands: Vec<String> = op.send.iter().map(|t| t.render(&params).unwrap()).collect();
+    let commands: Vec<String> = op
+        .setup
+        .iter()
+        .chain(&op.send)
+        .map(|t| t.render(&params).unwrap())
+        .collect();
     let query = op.query.as_ref().unwrap().render(&params).unwrap();
 
     let clock = SystemClock::new();

@@ -585,7 +585,13 @@ impl Store {
                 .count();
             let rows = &records[start..start + len];
             let chains = &committed[start..start + len];
-            let mut insert = tx.prepare_cached(&insert_readings_sql(len))?;
+            let mut insert = if len == ROWS_PER_INSERT {
+                // Built once: the full-size statement serves every block but its tail.
+                static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                tx.prepare_cached(FULL.get_or_init(|| insert_readings_sql(ROWS_PER_INSERT)))?
+            } else {
+                tx.prepare_cached(&insert_readings_sql(len))?
+            };
             insert.raw_bind_parameter(1, to_i64(first.run_id))?;
             insert.raw_bind_parameter(2, to_i64(first.instrument_id))?;
             insert.raw_bind_parameter(3, first.quantity)?;
@@ -943,7 +949,7 @@ fn head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
 }
 
 /// Rows per `INSERT` when a block of readings is stored.
-const ROWS_PER_INSERT: usize = 128;
+const ROWS_PER_INSERT: usize = 64;
 
 /// Parameters bound once per `INSERT` of a block: run, instrument, quantity, unit, UTC,
 /// monotonic time, boot id.
