@@ -1351,12 +1351,7 @@ impl Personality for Dmm {
     fn handle(&mut self, message: &[u8]) -> Reply {
         let bytes = self.handle_line(message);
         let delay = self.take_busy();
-        let reply = if bytes.is_empty() {
-            Reply::none()
-        } else {
-            Reply::text(bytes)
-        };
-        reply.delayed(delay)
+        Reply::from_scpi(bytes, delay)
     }
 
     fn talk(&mut self) -> Reply {

@@ -233,12 +233,7 @@ impl Personality for Fluke1594a {
     }
 
     fn handle(&mut self, message: &[u8]) -> Reply {
-        let bytes = run(&TREE, self, message);
-        if bytes.is_empty() {
-            Reply::none()
-        } else {
-            Reply::text(bytes)
-        }
+        Reply::from_scpi(run(&TREE, self, message), Duration::ZERO)
     }
 
     fn input_terminators(&self) -> &'static [u8] {

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use super::model::{ErrorQueue, Standard, clean_field};
+use super::status::{Common, ESR_COMMAND, ESR_DEVICE, ESR_EXECUTION, ESR_QUERY, Status};
 use super::text::{Unit, number, number_with_unit, units};
 use super::{Personality, PersonalityId, Reply, Setup, sim_firmware};
 use crate::sim::format::format_sci;
@@ -51,13 +52,6 @@ const ISR_RCOMP: u32 = 0x0010;
 const ISR_REMOTE: u32 = 0x0800;
 const ISR_SETTLED: u32 = 0x1000;
 
-const ESR_OPC: u8 = 0x01;
-const ESR_QUERY: u8 = 0x04;
-const ESR_DEVICE: u8 = 0x08;
-const ESR_EXECUTION: u8 = 0x10;
-const ESR_COMMAND: u8 = 0x20;
-const ESR_PON: u8 = 0x80;
-
 /// Relative deviation of the artefact resistors from nominal.
 const OHMS_CALIBRATED: f64 = 3.1e-6;
 
@@ -83,9 +77,7 @@ pub(crate) struct Fluke5720a {
     standard: Standard,
     serial: String,
     faults: ErrorQueue,
-    esr: u8,
-    ese: u8,
-    sre: u8,
+    status: Status,
     quantity: Quantity,
     value: f64,
     frequency: f64,
@@ -105,9 +97,7 @@ impl Fluke5720a {
             standard,
             serial: clean_field(&setup.serial),
             faults: ErrorQueue::new(16, FAULT_OVERFLOW),
-            esr: ESR_PON,
-            ese: 0,
-            sre: 0,
+            status: Status::power_on(),
             quantity: Quantity::Volts,
             value: 0.0,
             frequency: 0.0,
@@ -140,7 +130,7 @@ impl Fluke5720a {
 
     fn fault(&mut self, f: (i32, &str), esr: u8) {
         self.faults.push(f.0, f.1);
-        self.esr |= esr;
+        self.status.esr |= esr;
     }
 
     fn isr(&self) -> u32 {
@@ -257,17 +247,17 @@ impl Fluke5720a {
         }
     }
 
-    fn register(&mut self, p: Option<&str>) -> Option<u8> {
-        match p.and_then(number) {
-            Some(v) if (0.0..=255.0).contains(&v) => Some(v as u8),
-            _ => {
-                self.fault(FAULT_BAD_PARAMETER, ESR_EXECUTION);
-                None
-            }
-        }
-    }
-
     fn unit(&mut self, u: &Unit<'_>, reply: &mut Reply) {
+        let extra = if self.faults.is_empty() { 0 } else { 0x08 };
+        match self.status.common(&u.header, u.param(0), extra) {
+            Common::Done(Some(text)) => return Self::text(reply, &text),
+            Common::Done(None) => return,
+            Common::BadValue { .. } => {
+                self.fault(FAULT_BAD_PARAMETER, ESR_EXECUTION);
+                return;
+            }
+            Common::Other => {}
+        }
         match u.header.as_str() {
             "*IDN?" => {
                 let idn = format!("FLUKE,5720A,{},{}", self.serial, sim_firmware());
@@ -276,32 +266,8 @@ impl Fluke5720a {
             "*RST" => self.reset(),
             "*CLS" => {
                 self.faults.clear();
-                self.esr = 0;
+                self.status.esr = 0;
             }
-            "*OPC" => self.esr |= ESR_OPC,
-            "*OPC?" => Self::text(reply, "1"),
-            "*WAI" => {}
-            "*ESR?" => {
-                let v = std::mem::take(&mut self.esr);
-                Self::text(reply, &v.to_string());
-            }
-            "*ESE" => {
-                if let Some(v) = self.register(u.param(0)) {
-                    self.ese = v;
-                }
-            }
-            "*ESE?" => Self::text(reply, &self.ese.to_string()),
-            "*SRE" => {
-                if let Some(v) = self.register(u.param(0)) {
-                    self.sre = v & !0x40;
-                }
-            }
-            "*SRE?" => Self::text(reply, &self.sre.to_string()),
-            "*STB?" => {
-                let v = self.status_byte();
-                Self::text(reply, &v.to_string());
-            }
-            "*TST?" => Self::text(reply, "0"),
             "OUT" => self.out(&u.params),
             "OUT?" => {
                 let t = self.out_query();
@@ -400,22 +366,8 @@ impl Personality for Fluke5720a {
     }
 
     fn talk(&mut self) -> Reply {
-        self.esr |= ESR_QUERY;
+        self.status.esr |= ESR_QUERY;
         Reply::none()
-    }
-
-    fn status_byte(&mut self) -> u8 {
-        let mut stb = 0;
-        if !self.faults.is_empty() {
-            stb |= 0x08;
-        }
-        if self.esr & self.ese != 0 {
-            stb |= 0x20;
-        }
-        if stb & self.sre != 0 {
-            stb |= 0x40;
-        }
-        stb
     }
 
     fn input_overflow(&mut self) {

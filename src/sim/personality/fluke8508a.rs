@@ -21,16 +21,10 @@
 use std::time::Duration;
 
 use super::model::{Standard, clean_field};
+use super::status::{Common, ESR_COMMAND, ESR_DEVICE, ESR_EXECUTION, ESR_QUERY, Status};
 use super::text::{Unit, number, units};
 use super::{Personality, PersonalityId, Reply, Setup, sim_firmware};
 use crate::sim::format::format_sci;
-
-const ESR_OPC: u8 = 0x01;
-const ESR_QUERY: u8 = 0x04;
-const ESR_DEVICE: u8 = 0x08;
-const ESR_EXECUTION: u8 = 0x10;
-const ESR_COMMAND: u8 = 0x20;
-const ESR_PON: u8 = 0x80;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Function {
@@ -42,9 +36,7 @@ enum Function {
 pub(crate) struct Fluke8508a {
     standard: Standard,
     serial: String,
-    esr: u8,
-    ese: u8,
-    sre: u8,
+    status: Status,
     function: Function,
     resolution: u8,
     filter: bool,
@@ -60,9 +52,7 @@ impl Fluke8508a {
         let mut m = Self {
             standard: Standard::new(&setup),
             serial: clean_field(&setup.serial),
-            esr: ESR_PON,
-            ese: 0,
-            sre: 0,
+            status: Status::power_on(),
             function: Function::Dcv,
             resolution: 7,
             filter: false,
@@ -129,63 +119,39 @@ impl Fluke8508a {
                 "TWO_WR" | "FOUR_WR" | "LOI_ON" | "LOI_OFF" | "AUTO" => {}
                 r if r.starts_with("RESL") => match r.get(4..).and_then(|d| d.parse::<u8>().ok()) {
                     Some(n @ 5..=8) => self.resolution = n,
-                    _ => self.esr |= ESR_EXECUTION,
+                    _ => self.status.esr |= ESR_EXECUTION,
                 },
                 other => match number(other) {
                     Some(v) if v > 0.0 && v <= max_range => {}
-                    Some(_) => self.esr |= ESR_EXECUTION,
-                    None => self.esr |= ESR_COMMAND,
+                    Some(_) => self.status.esr |= ESR_EXECUTION,
+                    None => self.status.esr |= ESR_COMMAND,
                 },
-            }
-        }
-    }
-
-    fn register(&mut self, p: Option<&str>) -> Option<u8> {
-        match p.and_then(number) {
-            Some(v) if (0.0..=255.0).contains(&v) => Some(v as u8),
-            Some(_) => {
-                self.esr |= ESR_EXECUTION;
-                None
-            }
-            None => {
-                self.esr |= ESR_COMMAND;
-                None
             }
         }
     }
 
     fn unit(&mut self, u: &Unit<'_>, reply: &mut Reply) {
+        let extra = 0;
+        match self.status.common(&u.header, u.param(0), extra) {
+            Common::Done(Some(text)) => return Self::text(reply, &text),
+            Common::Done(None) => return,
+            Common::BadValue { out_of_range } => {
+                self.status.esr |= if out_of_range {
+                    ESR_EXECUTION
+                } else {
+                    ESR_COMMAND
+                };
+                return;
+            }
+            Common::Other => {}
+        }
         match u.header.as_str() {
             "*IDN?" => {
                 let idn = format!("FLUKE,8508A,{},{}", self.serial, sim_firmware());
                 Self::text(reply, &idn);
             }
             "*RST" => self.reset(),
-            "*CLS" => self.esr = 0,
-            "*OPC" => self.esr |= ESR_OPC,
-            "*OPC?" => Self::text(reply, "1"),
-            "*WAI" => {}
-            "*ESR?" => {
-                let v = std::mem::take(&mut self.esr);
-                Self::text(reply, &v.to_string());
-            }
-            "*ESE" => {
-                if let Some(v) = self.register(u.param(0)) {
-                    self.ese = v;
-                }
-            }
-            "*ESE?" => Self::text(reply, &self.ese.to_string()),
-            "*SRE" => {
-                if let Some(v) = self.register(u.param(0)) {
-                    self.sre = v & !0x40;
-                }
-            }
-            "*SRE?" => Self::text(reply, &self.sre.to_string()),
-            "*STB?" => {
-                let stb = self.status_byte();
-                Self::text(reply, &stb.to_string());
-            }
-            "*TST?" => Self::text(reply, "0"),
+            "*CLS" => self.status.esr = 0,
             "DCV" => self.function(Function::Dcv, 1000.0, &u.params),
             "OHMS" => self.function(Function::Ohms, 2e9, &u.params),
             "TRUE_OHMS" => self.function(Function::Ohms, 2e4, &u.params),
@@ -196,26 +162,26 @@ impl Fluke8508a {
                     Some("FRONT" | "REAR" | "SUB_REAR" | "INT" | "EXT")
                 );
                 if !ok {
-                    self.esr |= ESR_COMMAND;
+                    self.status.esr |= ESR_COMMAND;
                 }
             }
             "AVG" => match u.param(0).map(str::to_ascii_uppercase).as_deref() {
                 Some("OFF") => self.average = 1,
                 Some(a) => match a.strip_prefix("AV").and_then(|n| n.parse::<u32>().ok()) {
                     Some(n) if n.is_power_of_two() && (2..=256).contains(&n) => self.average = n,
-                    _ => self.esr |= ESR_COMMAND,
+                    _ => self.status.esr |= ESR_COMMAND,
                 },
-                None => self.esr |= ESR_COMMAND,
+                None => self.status.esr |= ESR_COMMAND,
             },
             "DELAY" => match u.param(0).and_then(number) {
                 Some(v) if (0.0..=3600.0).contains(&v) => self.delay = v,
-                Some(_) => self.esr |= ESR_EXECUTION,
-                None => self.esr |= ESR_COMMAND,
+                Some(_) => self.status.esr |= ESR_EXECUTION,
+                None => self.status.esr |= ESR_COMMAND,
             },
             "TRG_SRCE" => match u.param(0).map(str::to_ascii_uppercase).as_deref() {
                 Some("INT") => self.external_trigger = false,
                 Some("EXT") => self.external_trigger = true,
-                _ => self.esr |= ESR_COMMAND,
+                _ => self.status.esr |= ESR_COMMAND,
             },
             "X?" => {
                 let (v, busy) = self.measure();
@@ -241,11 +207,11 @@ impl Fluke8508a {
                         Self::text(reply, &t);
                         self.standard.counted(1);
                     }
-                    None => self.esr |= ESR_QUERY,
+                    None => self.status.esr |= ESR_QUERY,
                 }
             }
             "MZERO?" => Self::text(reply, &format_sci(0.0, 8, true)),
-            _ => self.esr |= ESR_COMMAND,
+            _ => self.status.esr |= ESR_COMMAND,
         }
     }
 }
@@ -263,33 +229,22 @@ impl Personality for Fluke8508a {
                     self.unit(u, &mut reply);
                 }
             }
-            None => self.esr |= ESR_COMMAND,
+            None => self.status.esr |= ESR_COMMAND,
         }
         reply
     }
 
     fn talk(&mut self) -> Reply {
-        self.esr |= ESR_QUERY;
+        self.status.esr |= ESR_QUERY;
         Reply::none()
     }
 
-    fn status_byte(&mut self) -> u8 {
-        let mut stb = 0;
-        if self.esr & self.ese != 0 {
-            stb |= 0x20;
-        }
-        if stb & self.sre != 0 {
-            stb |= 0x40;
-        }
-        stb
-    }
-
     fn input_overflow(&mut self) {
-        self.esr |= ESR_COMMAND;
+        self.status.esr |= ESR_COMMAND;
     }
 
     fn inject_error(&mut self) {
-        self.esr |= ESR_DEVICE;
+        self.status.esr |= ESR_DEVICE;
     }
 
     fn set_serial(&mut self, serial: &str) {

@@ -748,12 +748,7 @@ impl Personality for Keithley2002 {
     fn handle(&mut self, message: &[u8]) -> Reply {
         let bytes = run(&TREE, self, message);
         let delay = std::mem::take(&mut self.busy);
-        let reply = if bytes.is_empty() {
-            Reply::none()
-        } else {
-            Reply::text(bytes)
-        };
-        reply.delayed(delay)
+        Reply::from_scpi(bytes, delay)
     }
 
     fn talk(&mut self) -> Reply {

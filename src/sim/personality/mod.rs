@@ -21,6 +21,7 @@ mod keithley2002;
 mod keithley6500;
 pub(crate) mod model;
 pub(crate) mod scpi_util;
+mod status;
 mod text;
 mod vaisala;
 
@@ -68,6 +69,17 @@ impl Reply {
         let mut r = Self::none();
         r.push(bytes, true);
         r
+    }
+
+    /// What a SCPI command tree produced for one message: nothing, or one transfer ending
+    /// with EOI, available after `delay` (the message's integration or settling time).
+    pub fn from_scpi(bytes: Vec<u8>, delay: Duration) -> Self {
+        let reply = if bytes.is_empty() {
+            Self::none()
+        } else {
+            Self::text(bytes)
+        };
+        reply.delayed(delay)
     }
 
     /// Appends a transfer; empty transfers without EOI are skipped.
