@@ -5,15 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::chain::ReadingStatus;
-use crate::transport::testdev::{self, Device, KINDS, Kind};
-use crate::transport::{LinkSettings, SerialSettings};
-
-fn settings(timeout_ms: u64) -> LinkSettings {
-    LinkSettings {
-        timeout: Duration::from_millis(timeout_ms),
-        ..LinkSettings::default()
-    }
-}
+use crate::transport::SerialSettings;
+use crate::transport::testdev::{self, Device, KINDS, Kind, settings};
 
 async fn session(kind: Kind, timeout_ms: u64) -> (Device, Session) {
     let (device, link) =

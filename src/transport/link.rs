@@ -428,20 +428,9 @@ pub(crate) fn check_settings(settings: &LinkSettings) -> Result<(), io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::testdev::{self, Device, KINDS, Kind};
+    use crate::transport::testdev::{self, Device, KINDS, Kind, default_pair, settings};
     use crate::transport::{DataBits, FlowControl, Parity, StopBits};
     use std::time::Duration;
-
-    fn settings(timeout_ms: u64) -> LinkSettings {
-        LinkSettings {
-            timeout: Duration::from_millis(timeout_ms),
-            ..LinkSettings::default()
-        }
-    }
-
-    async fn pair(kind: Kind, settings: LinkSettings) -> (Device, Link) {
-        testdev::pair(kind, &SerialSettings::default(), settings).await
-    }
 
     /// One query answered by `reply`; returns what the link made of it.
     async fn exchange(
@@ -458,7 +447,7 @@ mod tests {
     #[tokio::test]
     async fn normal_reply() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             link.write(b"*IDN?").await.unwrap();
             assert_eq!(
                 device.read_raw_line().await.unwrap(),
@@ -477,7 +466,7 @@ mod tests {
     #[tokio::test]
     async fn reply_split_over_several_writes() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             link.write(b"MEAS?").await.unwrap();
             assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
             let sender = tokio::spawn(async move {
@@ -506,7 +495,7 @@ mod tests {
             ..settings(5000)
         };
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, crlf.clone()).await;
+            let (mut device, mut link) = default_pair(kind, crlf.clone()).await;
             link.write(b"READ?").await.unwrap();
             assert_eq!(
                 device.read_raw_line().await.unwrap(),
@@ -523,7 +512,7 @@ mod tests {
     #[tokio::test]
     async fn reply_without_terminator_times_out_at_the_deadline() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(200)).await;
+            let (mut device, mut link) = default_pair(kind, settings(200)).await;
             let started = std::time::Instant::now();
             let error = exchange(&mut device, &mut link, b"PARTIAL")
                 .await
@@ -545,7 +534,7 @@ mod tests {
     #[tokio::test]
     async fn dribbling_device_hits_the_overall_deadline() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(300)).await;
+            let (mut device, mut link) = default_pair(kind, settings(300)).await;
             link.write(b"MEAS?").await.unwrap();
             assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
             let dribbler = tokio::spawn(async move {
@@ -577,7 +566,7 @@ mod tests {
                 max_reply: 1000,
                 ..settings(5000)
             };
-            let (mut device, mut link) = pair(kind, capped).await;
+            let (mut device, mut link) = default_pair(kind, capped).await;
             link.write(b"DATA?").await.unwrap();
             assert_eq!(device.read_line().await.as_deref(), Some("DATA?"));
             let flood = tokio::spawn(async move {
@@ -603,7 +592,7 @@ mod tests {
                 max_reply: 1000,
                 ..settings(5000)
             };
-            let (mut device, mut link) = pair(kind, capped).await;
+            let (mut device, mut link) = default_pair(kind, capped).await;
             let mut burst = vec![b'x'; 3000];
             burst.extend_from_slice(b"\nok\n");
             let error = exchange(&mut device, &mut link, &burst).await.unwrap_err();
@@ -618,7 +607,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_is_not_text() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             let error = exchange(&mut device, &mut link, b"\xff\xfe\x00abc\n")
                 .await
                 .unwrap_err();
@@ -638,7 +627,7 @@ mod tests {
     #[tokio::test]
     async fn probe_finds_a_vanished_device_without_traffic() {
         for kind in KINDS {
-            let (device, mut link) = pair(kind, settings(10_000)).await;
+            let (device, mut link) = default_pair(kind, settings(10_000)).await;
             link.probe().await.unwrap();
             drop(device);
             // The hang-up is already in the kernel; the probe must see it without writing.
@@ -653,7 +642,7 @@ mod tests {
     #[tokio::test]
     async fn device_closing_is_a_prompt_disconnect() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(10_000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(10_000)).await;
             link.write(b"MEAS?").await.unwrap();
             assert_eq!(device.read_line().await.as_deref(), Some("MEAS?"));
             drop(device);
@@ -723,7 +712,7 @@ mod tests {
     #[tokio::test]
     async fn buffered_leftovers_are_discarded_before_the_next_query() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(150)).await;
+            let (mut device, mut link) = default_pair(kind, settings(150)).await;
             // Two lines for one query: the second must not answer the next query.
             assert_eq!(
                 exchange(&mut device, &mut link, b"A\nB\n").await.unwrap(),
@@ -780,7 +769,7 @@ mod tests {
     #[tokio::test]
     async fn write_held_off_times_out() {
         // Nobody reads the pty master, so its queue fills and the write cannot complete.
-        let (_device, mut link) = pair(Kind::Pty, settings(200)).await;
+        let (_device, mut link) = default_pair(Kind::Pty, settings(200)).await;
         let started = std::time::Instant::now();
         let error = link.write(&vec![b'x'; 1 << 20]).await.unwrap_err();
         assert!(
@@ -796,7 +785,7 @@ mod tests {
 
     #[tokio::test]
     async fn set_timeout_applies_to_the_next_reply() {
-        let (mut device, mut link) = pair(Kind::Tcp, settings(10_000)).await;
+        let (mut device, mut link) = default_pair(Kind::Tcp, settings(10_000)).await;
         link.set_timeout(Duration::from_millis(100));
         assert_eq!(link.settings().timeout, Duration::from_millis(100));
         let error = exchange(&mut device, &mut link, b"").await.unwrap_err();

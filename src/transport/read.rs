@@ -409,28 +409,17 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::TransportError;
     use crate::transport::block::encode_definite;
     use crate::transport::link::Link;
-    use crate::transport::testdev::{self, Device, KINDS, Kind};
-    use crate::transport::{SerialSettings, TransportError};
+    use crate::transport::testdev::{self, Device, KINDS, Kind, default_pair, settings};
     use proptest::prelude::*;
     use std::time::Duration;
-
-    fn settings(timeout_ms: u64) -> LinkSettings {
-        LinkSettings {
-            timeout: Duration::from_millis(timeout_ms),
-            ..LinkSettings::default()
-        }
-    }
-
-    async fn pair(kind: Kind, settings: LinkSettings) -> (Device, Link) {
-        testdev::pair(kind, &SerialSettings::default(), settings).await
-    }
 
     /// Like [`pair`], with [`Device::wait_link_readable`] available on both kinds.
     async fn probed_pair(kind: Kind, settings: LinkSettings) -> (Device, Link) {
         match kind {
-            Kind::Pty => pair(kind, settings).await,
+            Kind::Pty => default_pair(kind, settings).await,
             Kind::Tcp => testdev::tcp_pair_with_probe(settings).await,
         }
     }
@@ -463,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn definite_block_with_terminators_inside() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             let payload = awkward(3000);
             let mut reply = b" \r\n".to_vec();
             reply.extend(terminated(encode_definite(&payload).unwrap()));
@@ -481,7 +470,7 @@ mod tests {
             max_reply: 10,
             ..settings(5000)
         };
-        let (mut device, mut link) = pair(Kind::Tcp, small).await;
+        let (mut device, mut link) = default_pair(Kind::Tcp, small).await;
         let payload = awkward(100_000);
         let reply = terminated(encode_definite(&payload).unwrap());
         let got = block_exchange(&mut device, &mut link, &reply, 100_000).await;
@@ -491,7 +480,7 @@ mod tests {
     #[tokio::test]
     async fn block_dribbled_in_pieces() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             link.write(b"DATA?").await.unwrap();
             assert_eq!(device.read_line().await.as_deref(), Some("DATA?"));
             let payload = awkward(40);
@@ -512,7 +501,7 @@ mod tests {
     #[tokio::test]
     async fn indefinite_block_ends_at_the_terminator() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             let got = block_exchange(&mut device, &mut link, b"#0\x01\x02\r\x03\n", 10).await;
             assert_eq!(got.unwrap(), b"\x01\x02\r\x03", "{kind:?}");
             let error = block_exchange(&mut device, &mut link, b"#0abcdefghijkl\nok\n", 10)
@@ -529,7 +518,7 @@ mod tests {
     #[tokio::test]
     async fn claimed_length_over_the_cap_then_resync() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             let error = block_exchange(&mut device, &mut link, b"#9999999999abc\n", 1 << 20)
                 .await
                 .unwrap_err();
@@ -562,7 +551,7 @@ mod tests {
             (b"#21x\n", "block length digit `x` is not a decimal digit"),
         ];
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             for (reply, reason) in cases {
                 let error = block_exchange(&mut device, &mut link, reply, 100)
                     .await
@@ -583,7 +572,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_length_is_a_bad_block_then_resync() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             // Claims 4 bytes, sends 8: what follows the 4 is not the terminator.
             let error = block_exchange(&mut device, &mut link, b"#14abcdefgh\nnext\n", 100)
                 .await
@@ -616,7 +605,7 @@ mod tests {
     #[tokio::test]
     async fn block_timeouts_and_disconnects() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(200)).await;
+            let (mut device, mut link) = default_pair(kind, settings(200)).await;
             let error = block_exchange(&mut device, &mut link, b"  #15ab", 100)
                 .await
                 .unwrap_err();
@@ -643,7 +632,7 @@ mod tests {
     #[tokio::test]
     async fn raw_binary_readings() {
         for kind in KINDS {
-            let (mut device, mut link) = pair(kind, settings(5000)).await;
+            let (mut device, mut link) = default_pair(kind, settings(5000)).await;
             // Values whose big-endian bytes include LF and CR.
             let values = [f64::from_bits(0x0a0d_0a0d_0a0d_0a0d), 10.000_002_3, -0.0];
             let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
@@ -689,7 +678,7 @@ mod tests {
             max_reply: 8,
             ..settings(5000)
         };
-        let (mut device, mut link) = pair(Kind::Tcp, capped).await;
+        let (mut device, mut link) = default_pair(Kind::Tcp, capped).await;
         link.write(b"Q").await.unwrap();
         assert_eq!(device.read_line().await.as_deref(), Some("Q"));
         device.send(b"0123456789ABCDEF").await.unwrap();

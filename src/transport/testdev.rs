@@ -83,6 +83,19 @@ pub(crate) fn pty() -> (Device, Resource) {
     (device, Resource::Serial { path })
 }
 
+/// Default link settings with a reply deadline of `timeout_ms`.
+pub(crate) fn settings(timeout_ms: u64) -> LinkSettings {
+    LinkSettings {
+        timeout: std::time::Duration::from_millis(timeout_ms),
+        ..LinkSettings::default()
+    }
+}
+
+/// Like [`pair`] with default serial settings.
+pub(crate) async fn default_pair(kind: Kind, settings: LinkSettings) -> (Device, Link) {
+    pair(kind, &SerialSettings::default(), settings).await
+}
+
 /// A device and a link to it opened through [`Link::open`].
 pub(crate) async fn pair(
     kind: Kind,

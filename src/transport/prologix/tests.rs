@@ -7,17 +7,10 @@ use proptest::prelude::*;
 use super::fake::{Addr, FakeAdapter, Heard, Instrument, adapter_pair};
 use super::*;
 use crate::transport::block::encode_definite;
-use crate::transport::testdev::{KINDS, Kind};
+use crate::transport::testdev::{KINDS, Kind, settings};
 
 const DMM: Addr = (22, None);
 const CAL: Addr = (5, Some(96));
-
-fn settings(timeout_ms: u64) -> LinkSettings {
-    LinkSettings {
-        timeout: Duration::from_millis(timeout_ms),
-        ..LinkSettings::default()
-    }
-}
 
 /// An instrument that answers each query `Q…?` with `<name>:Q…` and ignores other commands.
 fn echo(name: &'static str) -> Instrument {
