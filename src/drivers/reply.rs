@@ -158,7 +158,7 @@ pub struct Value {
     pub measurement: Option<Measurement>,
     /// The text the value was read from (the field or capture, trimmed; the whole reply for
     /// `text`). For binary replies: the shortest decimal that reads back to the same float of the
-    /// format's width, e.g. `1.5e0`.
+    /// format's width, e.g. `10.000023` or `1e-7`.
     pub raw: String,
 }
 
@@ -417,8 +417,10 @@ pub fn classify(value: f64) -> Measurement {
     }
 }
 
-/// Each value with its shortest round-tripping decimal in the source width.
+/// Each value with its shortest round-tripping decimal in the source width (`10.000023`,
+/// `1e-7`, `NaN`, `inf`).
 fn decode(bytes: &[u8], size: usize, order: ByteOrder) -> Result<Vec<(f64, String)>, ReplyError> {
+    let mut text = ryu::Buffer::new();
     let bad = || ReplyError::BadLength {
         len: bytes.len(),
         size,
@@ -435,7 +437,7 @@ fn decode(bytes: &[u8], size: usize, order: ByteOrder) -> Result<Vec<(f64, Strin
                     ByteOrder::Big => f32::from_be_bytes(*c),
                     ByteOrder::Little => f32::from_le_bytes(*c),
                 };
-                (f64::from(v), format!("{v:e}"))
+                (f64::from(v), text.format(v).to_owned())
             })
             .collect())
     } else {
@@ -450,7 +452,7 @@ fn decode(bytes: &[u8], size: usize, order: ByteOrder) -> Result<Vec<(f64, Strin
                     ByteOrder::Big => f64::from_be_bytes(*c),
                     ByteOrder::Little => f64::from_le_bytes(*c),
                 };
-                (v, format!("{v:e}"))
+                (v, text.format(v).to_owned())
             })
             .collect())
     }
@@ -772,7 +774,7 @@ mod tests {
         assert_eq!(v[0].measurement, Some(Measurement::NotANumber));
         assert!(decode_raw(&f64::NAN.to_be_bytes(), RawFormat::DReal).unwrap()[0].is_nan());
         let v = raw_values(&1.1f32.to_be_bytes(), RawFormat::SReal).unwrap();
-        assert_eq!(v[0].raw, "1.1e0");
+        assert_eq!(v[0].raw, "1.1");
         assert_eq!(
             v[0].measurement,
             Some(Measurement::Value(f64::from(1.1f32)))
