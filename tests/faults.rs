@@ -256,7 +256,7 @@ async fn resync_reads_past_a_late_reply_in_the_same_session() {
         .await
         .unwrap_err();
     assert!(err.needs_resync(), "{err}");
-    let identity = exec::resync(&profile, &mut session).await.unwrap();
+    let identity = exec::resync(&profile, &mut session, None).await.unwrap();
     assert_eq!(identity.model, "34470A");
     // The late answer to READ? was read past by the resync, so it cannot answer a later query.
     let past: Vec<_> = session
@@ -327,4 +327,62 @@ fn prologix_slow_reply_times_out_and_recovers() {
         "slow=2s,addr=22,on=TARM SGL",
         "no complete reply within 500ms",
     );
+}
+
+/// A late reply that merely looks like an identity — four comma-separated readings read as
+/// `*IDN?` fields — does not end the resynchronisation when the unit is known: it goes on to the
+/// real identity, so the next query is not answered by the old one.
+#[tokio::test]
+async fn resync_is_not_fooled_by_a_reply_shaped_like_an_identity() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use tsagent::drivers::{Registry, exec};
+    use tsagent::session::Session;
+    use tsagent::sim::{Fault, FaultKind, SimParams, SimSpec, TcpServer};
+    use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
+
+    let server = TcpServer::start_spec(SimSpec::generic(SimParams::default()), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let registry = Registry::builtin().unwrap();
+    // The generic profile takes any four-field reply as an identity.
+    let profile = registry.get("generic-scpi-dmm").unwrap();
+    let resource: Resource = format!("TCPIP::127.0.0.1::{}::SOCKET", server.local_addr().port())
+        .parse()
+        .unwrap();
+    let settings = LinkSettings {
+        timeout: Duration::from_millis(300),
+        ..LinkSettings::default()
+    };
+    let link = Link::open(&resource, &SerialSettings::default(), settings)
+        .await
+        .unwrap();
+    let mut session = Session::new("dmm", link);
+    let unit = exec::identify(profile, &mut session).await.unwrap();
+    session.write("SAMP:COUN 4").await.unwrap();
+    server.faults().arm(Fault::on(
+        "READ?",
+        FaultKind::Slow {
+            delay: Duration::from_millis(700),
+        },
+    ));
+    assert!(session.query("READ?").await.unwrap_err().is_timeout());
+    let identity = exec::resync(profile, &mut session, Some(&unit))
+        .await
+        .unwrap();
+    assert!(identity.same_unit(&unit));
+    let past: Vec<String> = session
+        .take_exchanges()
+        .into_iter()
+        .filter(|x| x.command == "<read>")
+        .filter_map(|x| x.reply)
+        .collect();
+    assert_eq!(past.len(), 2, "{past:?}");
+    assert_eq!(past[0].split(',').count(), 4, "{past:?}");
+    session.write("SAMP:COUN 1").await.unwrap();
+    let none = BTreeMap::new();
+    let outcome = exec::run(profile, &mut session, "read", &none, &none)
+        .await
+        .unwrap();
+    assert_eq!(outcome.values.len(), 1);
 }

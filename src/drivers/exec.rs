@@ -150,8 +150,14 @@ const RESYNC_TIMEOUTS: u32 = 3;
 /// Brings the conversation back in step after a missed or misframed reply: clears the device
 /// (GPIB) or drops stale input, asks for the identity, and reads past anything else — late
 /// replies to earlier queries, the rest of a flood — until a reply reads as this profile's
-/// identity. Instruments answer in order, so once the identity arrives nothing older is left.
-pub async fn resync(profile: &Profile, session: &mut Session) -> Result<Identity, DriverError> {
+/// identity, and as the `expected` unit when one is known (a late reply that merely looks like an
+/// identity, such as four comma-separated readings, does not end it). Instruments answer in
+/// order, so once the identity arrives nothing older is left.
+pub async fn resync(
+    profile: &Profile,
+    session: &mut Session,
+    expected: Option<&Identity>,
+) -> Result<Identity, DriverError> {
     session.clear().await?;
     let query = &profile.identity.query;
     session.write(query).await?;
@@ -161,7 +167,11 @@ pub async fn resync(profile: &Profile, session: &mut Session) -> Result<Identity
         replies += 1;
         match session.read_more().await {
             Ok(mut reply) => {
-                if profile.identity.parse(&reply).is_ok() {
+                let ours = profile
+                    .identity
+                    .parse(&reply)
+                    .is_ok_and(|id| expected.is_none_or(|e| e.same_unit(&id)));
+                if ours {
                     read_continuation(profile, session, &mut reply).await?;
                     return profile.identity.parse(&reply).map_err(|source| {
                         DriverError::Identity {

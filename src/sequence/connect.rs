@@ -180,7 +180,7 @@ impl Connector {
         let Some(session) = conn.session.as_mut().filter(|_| conn.out_of_step) else {
             return Ok(());
         };
-        match exec::resync(&instrument.profile, session).await {
+        match exec::resync(&instrument.profile, session, conn.identity.as_ref()).await {
             Ok(_) => {
                 tracing::info!(instrument = %instrument.name, "back in step with the instrument");
                 conn.out_of_step = false;
@@ -243,7 +243,7 @@ impl Connector {
             Ok((session, identity)) => {
                 let conn = self.conns.entry(name.clone()).or_default();
                 if let Some(recorded) = &conn.identity {
-                    if !same_unit(recorded, &identity) {
+                    if !recorded.same_unit(&identity) {
                         let reason = format!(
                             "identity changed: expected {}, found {}",
                             describe(recorded),
@@ -330,7 +330,7 @@ impl Connector {
                 // flood) is read past once, then set-up is tried again.
                 Err(e) if e.needs_resync() => {
                     tracing::warn!(instrument = %instrument.name, error = %crate::error::chain(&e), "set-up out of step; resynchronising");
-                    exec::resync(profile, &mut session).await?;
+                    exec::resync(profile, &mut session, None).await?;
                     exec::init(profile, &mut session).await?;
                     exec::identify(profile, &mut session).await
                 }
@@ -498,10 +498,6 @@ fn event(at: Timestamp, kind: &'static str, detail: serde_json::Value) -> NewEve
 }
 
 /// Same manufacturer, model and serial number: the same unit (firmware may be updated).
-fn same_unit(a: &Identity, b: &Identity) -> bool {
-    a.manufacturer == b.manufacturer && a.model == b.model && a.serial == b.serial
-}
-
 fn describe(id: &Identity) -> String {
     format!("{} {} serial {}", id.manufacturer, id.model, id.serial)
 }

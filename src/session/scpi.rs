@@ -24,6 +24,16 @@ pub struct Identity {
     pub firmware: String,
 }
 
+impl Identity {
+    /// Whether `other` is the same unit: manufacturer, model and serial number agree (firmware
+    /// may change with an update).
+    pub fn same_unit(&self, other: &Identity) -> bool {
+        self.manufacturer == other.manufacturer
+            && self.model == other.model
+            && self.serial == other.serial
+    }
+}
+
 /// Parses an IEEE 488.2 `*IDN?` reply: four comma-separated fields, each trimmed; the last
 /// keeps any further commas. Manufacturer and model must not be empty.
 pub fn parse_idn(reply: &str) -> Result<Identity, SessionError> {
