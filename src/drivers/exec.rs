@@ -263,13 +263,12 @@ async fn read_continuation(
         return Ok(());
     };
     for _ in 0..MAX_IDENTITY_LINES {
-        match session.read_more_within(quiet).await {
-            Ok(line) => {
+        match session.read_more_within(quiet).await? {
+            Some(line) => {
                 reply.push('\n');
                 reply.push_str(&line);
             }
-            Err(e) if e.is_timeout() => return Ok(()),
-            Err(e) => return Err(e.into()),
+            None => return Ok(()),
         }
     }
     Ok(())

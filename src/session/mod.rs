@@ -233,14 +233,33 @@ impl Session {
         }
     }
 
-    /// Like [`Session::read_more`] with a different deadline for this one reply, e.g. to tell
-    /// the end of a reply of several lines by the line going quiet.
-    pub async fn read_more_within(&mut self, timeout: Duration) -> Result<String, SessionError> {
+    /// Like [`Session::read_more`] with a different deadline for this one reply, to tell the end
+    /// of a reply of several lines by the line going quiet: `Ok(None)` when nothing at all came
+    /// within `timeout`, which the exchange log records as a read that found nothing, not as a
+    /// failure.
+    pub async fn read_more_within(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<String>, SessionError> {
         let previous = self.link.settings().timeout;
         self.link.set_timeout(timeout);
         let result = self.read_more().await;
         self.link.set_timeout(previous);
-        result
+        match result {
+            Ok(reply) => Ok(Some(reply)),
+            Err(SessionError::Transport {
+                source: TransportError::Timeout { received: 0, .. },
+                ..
+            }) => {
+                if self.recording
+                    && let Some(quiet) = self.exchanges.back_mut()
+                {
+                    quiet.error = None;
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Clears the device (see [`Link::clear`]), e.g. when recovering from a confused exchange.
