@@ -249,7 +249,7 @@ async fn resync_reads_past_a_late_reply_in_the_same_session() {
     server.faults().arm(Fault::on(
         "READ?",
         FaultKind::Slow {
-            delay: Duration::from_millis(900),
+            delay: Duration::from_millis(600),
         },
     ));
     let err = exec::run(&profile, &mut session, "read", &none, &none)
@@ -363,7 +363,7 @@ async fn resync_is_not_fooled_by_a_reply_shaped_like_an_identity() {
     server.faults().arm(Fault::on(
         "READ?",
         FaultKind::Slow {
-            delay: Duration::from_millis(700),
+            delay: Duration::from_millis(500),
         },
     ));
     assert!(session.query("READ?").await.unwrap_err().is_timeout());
