@@ -196,3 +196,27 @@ fn another_unit_on_the_same_port_is_refused() {
     );
     lab.assert_sound();
 }
+
+#[test]
+fn a_unit_other_than_the_configured_serial_number_is_refused_from_the_start() {
+    let mut lab = Lab::simulated();
+    lab.extra_instrument = "serial_number = \"MY54000001\"".into();
+    measure(&lab.config())
+        .code(3)
+        .stderr(predicates::str::contains(
+            "not the unit named in the config: expected serial MY54000001, found TSAGENT SIM-DMM serial SIM0000001",
+        ));
+    assert!(lab.readings().is_empty());
+    let events = events(&lab);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.0 == "instrument_refused" && e.2["expected"] == "serial MY54000001"),
+        "{events:?}"
+    );
+
+    lab.extra_instrument = "serial_number = \"SIM0000001\"".into();
+    measure(&lab.config()).success();
+    assert_eq!(lab.readings().len(), 10);
+    lab.assert_sound();
+}

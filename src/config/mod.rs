@@ -143,6 +143,8 @@ pub struct Instrument {
     pub params: BTreeMap<String, String>,
     /// USB serial number to find its serial port again after a reconnect.
     pub usb_serial: Option<String>,
+    /// The unit's own serial number, when the lab names it: another unit is refused.
+    pub serial_number: Option<String>,
 }
 
 impl Instrument {
@@ -822,6 +824,23 @@ impl Validator<'_> {
             }
             params.insert(key.clone(), value.get_ref().to_text());
         }
+        let serial_number = match &raw.serial_number {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                return self.invalid(s.span(), "instrument.serial_number", "must not be empty");
+            }
+            Some(s) if !profile.identity.reports_serial() => {
+                return self.invalid(
+                    s.span(),
+                    "instrument.serial_number",
+                    format!(
+                        "driver `{}` does not read a serial number from the instrument's identity, so it cannot be checked",
+                        profile.id
+                    ),
+                );
+            }
+            Some(s) => Some(s.get_ref().trim().to_owned()),
+            None => None,
+        };
         Ok(Instrument {
             name,
             endpoint,
@@ -830,6 +849,7 @@ impl Validator<'_> {
             profile: Arc::new(profile),
             params,
             usb_serial: raw.usb_serial,
+            serial_number,
         })
     }
 

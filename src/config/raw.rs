@@ -204,6 +204,9 @@ pub struct RawInstrument {
     /// USB serial number of the instrument's USB-serial adapter: after a reconnect the port is
     /// found again by it, whatever device name it came back under.
     pub usb_serial: Option<String>,
+    /// The unit's serial number as it reports it in its identity: any other unit on this
+    /// resource is refused, from the first connection on.
+    pub serial_number: Option<Spanned<String>>,
 }
 
 /// Which instrument exchanges are stored as events.

@@ -328,3 +328,28 @@ fn profile_overrides_apply_and_their_errors_say_where() {
     assert!(msg.contains("test.toml:17 [instrument.profile]"), "{msg}");
     assert!(msg.contains("operations.read.timeout"), "{msg}");
 }
+
+#[test]
+fn a_serial_number_is_checked_only_where_the_driver_reads_one() {
+    let named = MINIMAL.replace(
+        "resource = \"ASRL/dev/ttyUSB0::INSTR\"",
+        "resource = \"ASRL/dev/ttyUSB0::INSTR\"\nserial_number = \" MY54000001 \"",
+    );
+    let c = parse(&named).unwrap();
+    assert_eq!(
+        c.instruments[0].serial_number.as_deref(),
+        Some("MY54000001")
+    );
+    let empty = named.replace("\" MY54000001 \"", "\"  \"");
+    assert!(error_text(&empty).contains("invalid `instrument.serial_number`: must not be empty"));
+    // The 3458A's `ID?` names no serial number.
+    let hp = named.replace(
+        "serial_number",
+        "driver = \"keysight-3458a\"\nserial_number",
+    );
+    let msg = error_text(&hp);
+    assert!(
+        msg.contains("invalid `instrument.serial_number`: driver `keysight-3458a` does not read a serial number"),
+        "{msg}"
+    );
+}

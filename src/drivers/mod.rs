@@ -218,6 +218,19 @@ pub enum ProfileMatchError {
 }
 
 impl IdentitySpec {
+    /// Whether the identity carries a serial number: `*IDN?` has a field for it; a pattern must
+    /// capture `serial`.
+    pub fn reports_serial(&self) -> bool {
+        match self.format {
+            IdentityFormat::Idn => true,
+            IdentityFormat::Pattern => self
+                .pattern
+                .capture_names()
+                .flatten()
+                .any(|n| n == "serial"),
+        }
+    }
+
     /// Checks a reply against the pattern and reads the identity from it. Surrounding
     /// whitespace (a CR before the LF terminator, say) is ignored.
     pub fn parse(&self, reply: &str) -> Result<Identity, ProfileMatchError> {

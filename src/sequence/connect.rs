@@ -241,35 +241,27 @@ impl Connector {
         let name = instrument.name.clone();
         match self.open(instrument).await {
             Ok((session, identity)) => {
-                let conn = self.conns.entry(name.clone()).or_default();
-                if let Some(recorded) = &conn.identity {
-                    if !recorded.same_unit(&identity) {
-                        let reason = format!(
-                            "identity changed: expected {}, found {}",
-                            describe(recorded),
-                            describe(&identity)
-                        );
-                        // Recorded once per stranger, not at every retry.
-                        let known = conn.outage.as_ref().is_some_and(|o| o.last == reason);
-                        if !known {
-                            tracing::error!(instrument = %name, %reason, "instrument refused");
-                            self.events.push(event(
-                                clock.now(),
-                                "instrument_refused",
-                                serde_json::json!({ "instrument": name, "expected": describe(recorded), "found": describe(&identity) }),
-                            ));
-                        }
-                        self.set_offline(&name, &reason, clock);
-                        return Err(SequenceError::IdentityChanged {
-                            instrument: name,
-                            reason,
-                        });
+                // The unit the lab named, else the one first seen in this process.
+                let stranger = match (&instrument.serial_number, self.identity(&name)) {
+                    (Some(serial), _) if *serial != identity.serial => Some((
+                        format!("serial {serial}"),
+                        "not the unit named in the config",
+                    )),
+                    (_, Some(recorded)) if !recorded.same_unit(&identity) => {
+                        Some((describe(recorded), "identity changed"))
                     }
-                    if recorded.firmware != identity.firmware {
+                    _ => None,
+                };
+                if let Some((expected, why)) = stranger {
+                    return Err(self.refuse(&name, &expected, &identity, why, clock));
+                }
+                let conn = self.conns.entry(name.clone()).or_default();
+                match &conn.identity {
+                    Some(recorded) if recorded.firmware != identity.firmware => {
                         tracing::warn!(instrument = %name, before = %recorded.firmware, after = %identity.firmware, "firmware changed");
                     }
-                } else {
-                    conn.identity = Some(identity.clone());
+                    Some(_) => {}
+                    None => conn.identity = Some(identity.clone()),
                 }
                 conn.session = Some(session);
                 if let Some(outage) = conn.outage.take() {
@@ -294,6 +286,38 @@ impl Connector {
                 self.set_offline(&name, &reason, clock);
                 Err(e)
             }
+        }
+    }
+
+    /// Refuses the unit that answered as `name` (`found`, not `expected`): it stays offline and
+    /// is retried; the refusal is recorded once per stranger, not at every retry.
+    fn refuse(
+        &mut self,
+        name: &str,
+        expected: &str,
+        found: &Identity,
+        why: &str,
+        clock: &dyn Clock,
+    ) -> SequenceError {
+        let found = describe(found);
+        let reason = format!("{why}: expected {expected}, found {found}");
+        let known = self
+            .conns
+            .get(name)
+            .and_then(|c| c.outage.as_ref())
+            .is_some_and(|o| o.last == reason);
+        if !known {
+            tracing::error!(instrument = %name, %reason, "instrument refused");
+            self.events.push(event(
+                clock.now(),
+                "instrument_refused",
+                serde_json::json!({ "instrument": name, "expected": expected, "found": found }),
+            ));
+        }
+        self.set_offline(name, &reason, clock);
+        SequenceError::IdentityChanged {
+            instrument: name.to_owned(),
+            reason,
         }
     }
 
