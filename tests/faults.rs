@@ -218,25 +218,12 @@ async fn resync_reads_past_a_late_reply_in_the_same_session() {
     use std::collections::BTreeMap;
     use std::time::Duration;
     use tsagent::drivers::{Registry, exec};
-    use tsagent::session::Session;
-    use tsagent::sim::{Fault, FaultKind, PersonalityId, SimParams, SimSpec, TcpServer};
-    use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
+    use tsagent::sim::{Fault, FaultKind, PersonalityId, SimParams, SimSpec};
 
     let spec = SimSpec::instrument(PersonalityId::Keysight34470a, SimParams::default());
-    let server = TcpServer::start_spec(spec, "127.0.0.1:0").await.unwrap();
+    let (server, mut session) = sim_session(spec, Duration::from_millis(300)).await;
     let registry = Registry::builtin().unwrap();
     let profile = registry.get("keysight-34470a").unwrap();
-    let resource: Resource = format!("TCPIP::127.0.0.1::{}::SOCKET", server.local_addr().port())
-        .parse()
-        .unwrap();
-    let settings = LinkSettings {
-        timeout: Duration::from_millis(300),
-        ..LinkSettings::default()
-    };
-    let link = Link::open(&resource, &SerialSettings::default(), settings)
-        .await
-        .unwrap();
-    let mut session = Session::new("dmm", link);
     // The read operation's own 30 s deadline would outwait the fault; here the link's 300 ms
     // applies.
     let mut profile = profile.clone();
@@ -337,27 +324,13 @@ async fn resync_is_not_fooled_by_a_reply_shaped_like_an_identity() {
     use std::collections::BTreeMap;
     use std::time::Duration;
     use tsagent::drivers::{Registry, exec};
-    use tsagent::session::Session;
-    use tsagent::sim::{Fault, FaultKind, SimParams, SimSpec, TcpServer};
-    use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
+    use tsagent::sim::{Fault, FaultKind, SimParams, SimSpec};
 
-    let server = TcpServer::start_spec(SimSpec::generic(SimParams::default()), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let spec = SimSpec::generic(SimParams::default());
+    let (server, mut session) = sim_session(spec, Duration::from_millis(300)).await;
     let registry = Registry::builtin().unwrap();
     // The generic profile takes any four-field reply as an identity.
     let profile = registry.get("generic-scpi-dmm").unwrap();
-    let resource: Resource = format!("TCPIP::127.0.0.1::{}::SOCKET", server.local_addr().port())
-        .parse()
-        .unwrap();
-    let settings = LinkSettings {
-        timeout: Duration::from_millis(300),
-        ..LinkSettings::default()
-    };
-    let link = Link::open(&resource, &SerialSettings::default(), settings)
-        .await
-        .unwrap();
-    let mut session = Session::new("dmm", link);
     let unit = exec::identify(profile, &mut session).await.unwrap();
     session.write("SAMP:COUN 4").await.unwrap();
     server.faults().arm(Fault::on(

@@ -1050,21 +1050,9 @@ async fn truevolt_buffer_reads_either_byte_order() {
 /// trigger: on a GPIB bus every command costs an exchange and a logged event.
 #[tokio::test]
 async fn setup_is_sent_once_a_series_send_every_time() {
-    let spec = SimSpec::instrument(PersonalityId::Keysight34470a, SimParams::default());
-    let server = TcpServer::start_spec(spec, "127.0.0.1:0").await.unwrap();
-    let registry = Registry::builtin().unwrap();
-    let profile = registry.get("keysight-34470a").unwrap();
-    let resource: Resource = format!("TCPIP::127.0.0.1::{}::SOCKET", server.local_addr().port())
-        .parse()
-        .unwrap();
-    let link = Link::open(
-        &resource,
-        &SerialSettings::default(),
-        LinkSettings::default(),
-    )
-    .await
-    .unwrap();
-    let mut session = Session::new("dmm", link);
+    let case = case("keysight-34470a");
+    let profile = &builtin(case.profile);
+    let (_server, mut session) = over_tcp(case, profile).await;
     let none = BTreeMap::new();
     let sent = |session: &mut Session| -> Vec<String> {
         session

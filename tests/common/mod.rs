@@ -330,3 +330,27 @@ pub fn measure(config: &Path) -> assert_cmd::assert::Assert {
         .timeout(PATIENCE)
         .assert()
 }
+
+/// A session named `dmm` over TCP to a simulator serving `spec` on this machine, with `timeout`
+/// for each reply; the server lives as long as it is kept.
+pub async fn sim_session(
+    spec: tsagent::sim::SimSpec,
+    timeout: Duration,
+) -> (tsagent::sim::TcpServer, tsagent::session::Session) {
+    use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
+    let server = tsagent::sim::TcpServer::start_spec(spec, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let resource = Resource::Tcp {
+        host: "127.0.0.1".into(),
+        port: server.local_addr().port(),
+    };
+    let settings = LinkSettings {
+        timeout,
+        ..LinkSettings::default()
+    };
+    let link = Link::open(&resource, &SerialSettings::default(), settings)
+        .await
+        .unwrap();
+    (server, tsagent::session::Session::new("dmm", link))
+}
