@@ -420,42 +420,52 @@ pub fn classify(value: f64) -> Measurement {
 /// Each value with its shortest round-tripping decimal in the source width (`10.000023`,
 /// `1e-7`, `NaN`, `inf`).
 fn decode(bytes: &[u8], size: usize, order: ByteOrder) -> Result<Vec<(f64, String)>, ReplyError> {
-    let mut text = ryu::Buffer::new();
-    let bad = || ReplyError::BadLength {
+    let big = order == ByteOrder::Big;
+    let decoded = if size == 4 {
+        decode_width(
+            bytes,
+            if big {
+                f32::from_be_bytes
+            } else {
+                f32::from_le_bytes
+            },
+        )
+    } else {
+        decode_width(
+            bytes,
+            if big {
+                f64::from_be_bytes
+            } else {
+                f64::from_le_bytes
+            },
+        )
+    };
+    decoded.ok_or(ReplyError::BadLength {
         len: bytes.len(),
         size,
-    };
-    if size == 4 {
-        let (chunks, rest) = bytes.as_chunks::<4>();
-        if !rest.is_empty() {
-            return Err(bad());
-        }
-        Ok(chunks
-            .iter()
-            .map(|c| {
-                let v = match order {
-                    ByteOrder::Big => f32::from_be_bytes(*c),
-                    ByteOrder::Little => f32::from_le_bytes(*c),
-                };
-                (f64::from(v), text.format(v).to_owned())
-            })
-            .collect())
-    } else {
-        let (chunks, rest) = bytes.as_chunks::<8>();
-        if !rest.is_empty() {
-            return Err(bad());
-        }
-        Ok(chunks
-            .iter()
-            .map(|c| {
-                let v = match order {
-                    ByteOrder::Big => f64::from_be_bytes(*c),
-                    ByteOrder::Little => f64::from_le_bytes(*c),
-                };
-                (v, text.format(v).to_owned())
-            })
-            .collect())
+    })
+}
+
+/// [`decode`] for floats of `N` bytes read by `from`; `None` when the bytes are not a whole
+/// number of them.
+fn decode_width<const N: usize, F: ryu::Float + Into<f64>>(
+    bytes: &[u8],
+    from: fn([u8; N]) -> F,
+) -> Option<Vec<(f64, String)>> {
+    let (chunks, rest) = bytes.as_chunks::<N>();
+    if !rest.is_empty() {
+        return None;
     }
+    let mut text = ryu::Buffer::new();
+    Some(
+        chunks
+            .iter()
+            .map(|c| {
+                let v = from(*c);
+                (v.into(), text.format(v).to_owned())
+            })
+            .collect(),
+    )
 }
 
 fn to_values(decoded: Vec<(f64, String)>) -> Vec<Value> {
