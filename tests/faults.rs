@@ -359,3 +359,27 @@ async fn resync_is_not_fooled_by_a_reply_shaped_like_an_identity() {
         .unwrap();
     assert_eq!(outcome.values.len(), 1);
 }
+
+/// Faults can come from the config too: every simulator the agent starts (here the in-process
+/// `SIM::PTY::INSTR`) injects them, so a lab can rehearse failures with its own sequences.
+#[test]
+fn faults_from_the_config_reach_the_agents_own_simulator() {
+    let lab = Lab::simulated();
+    let config = lab.config();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("seed = 7", "seed = 7\nfaults = [\"garbage,on=READ?\"]");
+    std::fs::write(&config, text).unwrap();
+    measure(&config)
+        .code(3)
+        .stderr(predicate::str::contains("reply is not text"));
+    lab.assert_sound();
+
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("garbage,on=READ?", "trip=2s");
+    std::fs::write(&config, text).unwrap();
+    measure(&config)
+        .code(2)
+        .stderr(predicate::str::contains("invalid `simulator.faults`"));
+}

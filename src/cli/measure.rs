@@ -54,7 +54,8 @@ pub struct SimArgs {
     /// first.
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<SocketAddr>,
-    /// Take the simulated standard from this config's [simulator] section [default: the demo's].
+    /// Take the simulated standard (and any faults) from this config's [simulator] section
+    /// [default: the demo's].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Override the noise seed.
@@ -216,10 +217,11 @@ pub fn sim(args: SimArgs) -> Result<(), Error> {
         print!("{FAULT_HELP}");
         return Ok(());
     }
-    let mut params: SimParams = match &args.config {
-        Some(path) => Config::load(path)?.simulator,
-        None => Config::demo(std::path::Path::new("."))?.simulator,
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::demo(std::path::Path::new("."))?,
     };
+    let mut params: SimParams = config.simulator;
     if let Some(seed) = args.seed {
         params.seed = seed;
     }
@@ -230,7 +232,8 @@ pub fn sim(args: SimArgs) -> Result<(), Error> {
     };
     spec.baud = args.baud;
     spec.frame = args.frame;
-    spec.faults = args.fault;
+    spec.faults = config.simulator_faults;
+    spec.faults.extend(args.fault);
     runtime()?.block_on(async {
         let mut stop = stop_on_signals()?;
         // Announce each hang-up and return of the line, so a script (or a test) can follow a

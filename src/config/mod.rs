@@ -293,6 +293,8 @@ pub struct Config {
     pub signing: Signing,
     /// The model behind simulated instruments.
     pub simulator: SimParams,
+    /// Faults the simulators started from this config inject (`[simulator] faults`).
+    pub simulator_faults: Vec<crate::sim::Fault>,
     /// Driver profiles: the built-in ones and the lab's.
     pub drivers: Arc<Registry>,
     /// Prologix adapters.
@@ -404,12 +406,24 @@ impl Validator<'_> {
         let signing = Signing {
             key: base.join(raw.signing.key.as_deref().unwrap_or("keys/lab_ed25519")),
         };
-        let simulator = match raw.simulator {
+        let (simulator, simulator_faults) = match raw.simulator {
             Some(table) => {
                 let span = table.span();
-                self.simulator(table.into_inner(), nominal, span)?
+                let mut table = table.into_inner();
+                let faults = std::mem::take(&mut table.faults)
+                    .iter()
+                    .map(|f| {
+                        f.get_ref().parse().or_else(|e: crate::sim::SpecError| {
+                            self.invalid(f.span(), "simulator.faults", e.to_string())
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (self.simulator(table, nominal, span)?, faults)
             }
-            None => self.simulator(raw::RawSimulator::default(), nominal, 0..0)?,
+            None => (
+                self.simulator(raw::RawSimulator::default(), nominal, 0..0)?,
+                Vec::new(),
+            ),
         };
 
         let mut drivers = Registry::builtin().map_err(ConfigError::Driver)?;
@@ -481,6 +495,7 @@ impl Validator<'_> {
             storage,
             signing,
             simulator,
+            simulator_faults,
             drivers: Arc::new(drivers),
             adapters,
             instruments,

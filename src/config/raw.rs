@@ -164,6 +164,10 @@ pub struct RawSimulator {
     pub serial: Option<String>,
     /// `*IDN?` firmware.
     pub firmware: Option<String>,
+    /// Faults every simulator started from this config injects, in `tsagent sim --fault`'s
+    /// syntax, e.g. `"disconnect=30s,new-path,every=500"`.
+    #[serde(default)]
+    pub faults: Vec<Spanned<String>>,
 }
 
 /// `[[instrument]]`.

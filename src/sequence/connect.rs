@@ -17,7 +17,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::{Adapter, AdapterEndpoint, Config, Endpoint, ExchangeLog, Instrument};
 use crate::drivers::exec;
 use crate::session::{Identity, Session};
-use crate::sim::{BusSpec, PersonalityId, PtyServer, SimError, SimParams, SimSpec};
+use crate::sim::{BusSpec, Fault, PersonalityId, PtyServer, SimError, SimParams, SimSpec};
 use crate::store::NewEvent;
 use crate::transport::{Link, PrologixAdapter, Resource, TransportError};
 
@@ -47,6 +47,7 @@ struct Conn {
 /// simulated standard keeps drifting across the daemon's scheduled runs as a real one would.
 pub struct Connector {
     simulator: SimParams,
+    simulator_faults: Vec<Fault>,
     adapters_config: Vec<Adapter>,
     record_exchanges: bool,
     sims: HashMap<String, PtyServer>,
@@ -63,6 +64,7 @@ impl Connector {
     pub fn new(config: &Config) -> Self {
         Self {
             simulator: config.simulator.clone(),
+            simulator_faults: config.simulator_faults.clone(),
             adapters_config: config.adapters.clone(),
             record_exchanges: config.storage.log_exchanges != ExchangeLog::None,
             sims: HashMap::new(),
@@ -383,8 +385,9 @@ impl Connector {
                     std::collections::hash_map::Entry::Vacant(v) => {
                         // The simulator speaks the instrument's own dialect when there is a
                         // personality for its profile; a lab's own profile gets the generic one.
-                        let spec =
+                        let mut spec =
                             SimSpec::instrument(personality(instrument), self.simulator.clone());
+                        spec.faults = self.simulator_faults.clone();
                         let server = PtyServer::start_spec(spec, None).map_err(|source| {
                             SequenceError::Simulator {
                                 instrument: instrument.name.clone(),
@@ -436,7 +439,12 @@ impl Connector {
                 let server = match self.sim_adapters.entry(board) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
-                        let server = start_sim_bus(board, &self.sim_buses, &self.simulator)?;
+                        let server = start_sim_bus(
+                            board,
+                            &self.sim_buses,
+                            &self.simulator,
+                            &self.simulator_faults,
+                        )?;
                         v.insert(server)
                     }
                 };
@@ -496,6 +504,7 @@ fn start_sim_bus(
     board: u8,
     buses: &HashMap<u8, Vec<(u8, PersonalityId)>>,
     params: &SimParams,
+    faults: &[Fault],
 ) -> Result<PtyServer, SequenceError> {
     let simulator_error = |source| SequenceError::Simulator {
         instrument: format!("GPIB{board}"),
@@ -508,7 +517,9 @@ fn start_sim_bus(
             reason: "two instruments at one GPIB address",
         })
     })?;
-    PtyServer::start_spec(SimSpec::prologix(bus, params.clone()), None).map_err(simulator_error)
+    let mut spec = SimSpec::prologix(bus, params.clone());
+    spec.faults = faults.to_vec();
+    PtyServer::start_spec(spec, None).map_err(simulator_error)
 }
 
 fn event(at: Timestamp, kind: &'static str, detail: serde_json::Value) -> NewEvent {
