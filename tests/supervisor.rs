@@ -297,3 +297,59 @@ async fn a_thousand_unplug_cycles_leak_neither_descriptors_nor_memory() {
         "VmRSS {rss} → {rss_after} kB"
     );
 }
+
+/// Repeated timeouts take an instrument offline: a session left out of step by a timeout is
+/// resynchronised before its next use; when that also meets silence, the instrument goes offline
+/// (an outage event naming why) and the next use reopens it once it answers again.
+#[tokio::test(flavor = "current_thread")]
+async fn an_instrument_that_stops_answering_goes_offline_and_comes_back() {
+    use std::collections::BTreeMap;
+    use tsagent::clock::SystemClock;
+    use tsagent::config::Config;
+    use tsagent::drivers::exec;
+    use tsagent::sequence::Connector;
+    use tsagent::sim::{Fault, FaultKind, PtyServer, SimParams, SimSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("dmm");
+    let sim =
+        PtyServer::start_spec(SimSpec::generic(SimParams::default()), Some(link.clone())).unwrap();
+    let mut lab = Lab::serial(link.to_str().unwrap());
+    lab.timeout = "200ms".into();
+    let config = Config::load(&lab.config()).unwrap();
+    let instrument = &config.instruments[0];
+    let clock = SystemClock::new();
+    let mut connector = Connector::new(&config);
+    let none = BTreeMap::new();
+
+    let session = connector.session(instrument, &clock).await.unwrap();
+    sim.faults().arm(Fault::now(FaultKind::Silent).repeating());
+    let err = exec::run(&instrument.profile, session, "read", &none, &none)
+        .await
+        .unwrap_err();
+    assert!(err.needs_resync(), "{err}");
+    connector.out_of_step("dmm");
+    // The resync meets silence too: offline, not a fabricated answer.
+    let err = connector.session(instrument, &clock).await.err().unwrap();
+    assert!(
+        tsagent::error::chain(&err).contains("no identity reply"),
+        "{}",
+        tsagent::error::chain(&err)
+    );
+    assert!(!connector.is_online("dmm"));
+    let events = connector.take_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, "instrument_offline");
+
+    sim.faults().clear();
+    let session = connector.session(instrument, &clock).await.unwrap();
+    let outcome = exec::run(&instrument.profile, session, "read", &none, &none)
+        .await
+        .unwrap();
+    assert_eq!(outcome.values.len(), 1);
+    let events = connector.take_events();
+    assert!(
+        events.iter().any(|e| e.kind == "instrument_online"),
+        "{events:?}"
+    );
+}
