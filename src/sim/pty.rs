@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::pty::{OpenptyResult, openpty};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
@@ -94,6 +94,11 @@ struct Pty {
 
 fn open_pty() -> Result<Pty, SimError> {
     let OpenptyResult { master, slave } = openpty(None, None).map_err(SimError::OpenPty)?;
+    // openpty(3) leaves both ends inheritable: a process started meanwhile by another thread
+    // would keep the master open, and a simulated hang-up would then never reach the client.
+    for fd in [&master, &slave] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(SimError::ConfigurePty)?;
+    }
 
     let mut termios = tcgetattr(&slave).map_err(SimError::ConfigurePty)?;
     cfmakeraw(&mut termios);
@@ -537,6 +542,23 @@ mod tests {
             async fn $name() $body
         };
     }
+
+    pty_test!(child_processes_do_not_inherit_the_terminal {
+        // A child started while the simulator runs must not hold its terminal open, or a
+        // simulated hang-up would never reach the client.
+        let server = PtyServer::start(SimParams::default(), None).unwrap();
+        let out = std::process::Command::new("ls")
+            .args(["-l", "/proc/self/fd/"])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let path = server.path().display().to_string();
+        assert!(
+            !listing.lines().any(|l| l.ends_with(&format!("-> {path}"))),
+            "{path} inherited:\n{listing}"
+        );
+        server.shutdown().await;
+    });
 
     pty_test!(serves_queries_on_a_raw_pty {
         let server = PtyServer::start(SimParams::default(), None).unwrap();
