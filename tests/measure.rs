@@ -299,6 +299,15 @@ fn progress_on_a_terminal_shows_done_total_and_the_last_value() {
     let config = lab.config();
     // stderr on a real pseudo-terminal, as a technician's shell has it.
     let pty = nix::pty::openpty(None, None).unwrap();
+    // Only this child gets the terminal (as its stderr); others started meanwhile by parallel
+    // tests must not hold it open past this child's exit.
+    for fd in [&pty.master, &pty.slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .unwrap();
+    }
     let mut child = std::process::Command::new(bin())
         .args(["measure", "--sequence", "s", "--config"])
         .arg(&config)

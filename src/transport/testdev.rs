@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::pty::openpty;
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
@@ -65,6 +65,11 @@ fn register(file: File, interest: Interest) -> AsyncFd<File> {
 /// naming the slave end.
 pub(crate) fn pty() -> (Device, Resource) {
     let pair = openpty(None, None).unwrap();
+    // Not inherited by processes other tests start meanwhile, which would keep the master open
+    // past the test's hang-up.
+    for fd in [&pair.master, &pair.slave] {
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
+    }
     make_raw(&pair.master);
     make_raw(&pair.slave);
     let path = nix::unistd::ttyname(&pair.slave).unwrap();
