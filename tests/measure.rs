@@ -374,3 +374,49 @@ fn exchange_logging_follows_the_config() {
     assert_eq!(count(Some("all")), (10, 7));
     assert_eq!(count(Some("none")), (0, 0));
 }
+
+/// An environment sensor gives several readings per query (one per named capture of its
+/// reply): progress counts them all, so the total announced is the total taken.
+#[test]
+fn progress_counts_every_value_of_an_environment_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lab.toml");
+    std::fs::write(
+        &config,
+        r#"[lab]
+id = "TEST-LAB"
+name = "Test lab"
+
+[artefact]
+id = "Z1"
+kind = "zener"
+serial = "S1"
+nominal = 10.0
+unit = "V"
+
+[[instrument]]
+name = "env"
+resource = "SIM::PTY::INSTR"
+driver = "vaisala-ptu300"
+
+[[sequence]]
+name = "s"
+
+[[sequence.step]]
+read = { instrument = "env", op = "env_read", count = 2 }
+"#,
+    )
+    .unwrap();
+    let out = measure(&config).success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("reading "))
+        .collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert!(lines[5].starts_with("reading 6/6 "), "{stdout}");
+    assert!(
+        stdout.contains("temperature") || stdout.contains("°C"),
+        "{stdout}"
+    );
+}

@@ -317,7 +317,7 @@ impl Runner<'_> {
     }
 
     /// How many readings a step will give, for progress: the runs times the values per run (a
-    /// buffer read gives its `count`).
+    /// buffer read gives its `count`, a regex reply one per named capture).
     fn expected_readings(&self, step: &Step) -> u64 {
         let Step::Read(read) = step else { return 0 };
         let per_run = self
@@ -326,6 +326,9 @@ impl Runner<'_> {
             .and_then(|i| i.profile.operation(&read.op).map(|op| (i, op)))
             .and_then(|(i, op)| {
                 let reply = op.reply.as_ref()?;
+                if let crate::drivers::ReplySpec::Regex { pattern, .. } = reply {
+                    return Some(pattern.capture_names().flatten().count() as u64);
+                }
                 if !(reply.is_binary()
                     || matches!(reply, crate::drivers::ReplySpec::Csv { field: None }))
                 {
