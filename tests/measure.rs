@@ -414,7 +414,7 @@ read = { instrument = "env", op = "env_read", count = 2 }
         .filter(|l| l.starts_with("reading "))
         .collect();
     assert_eq!(lines.len(), 6, "{stdout}");
-    assert!(lines[5].starts_with("reading 6/6 "), "{stdout}");
+    assert!(lines[0].starts_with("reading 1/6 "), "{stdout}");
     assert!(
         stdout.contains("temperature") || stdout.contains("°C"),
         "{stdout}"
