@@ -160,10 +160,16 @@ impl ReadingRef<'_> {
     /// The chain value after this reading, given the chain value before it.
     pub fn chain_after(&self, previous: &[u8; 32]) -> [u8; 32] {
         let mut bytes = Vec::with_capacity(TAG.len() + 64 + self.raw.len() + 64);
-        self.canonical_into(&mut bytes);
+        self.chain_after_in(previous, &mut bytes)
+    }
+
+    /// [`chain_after`](Self::chain_after) with a caller's buffer for the canonical bytes, so a
+    /// block of thousands of readings is chained without an allocation each.
+    pub fn chain_after_in(&self, previous: &[u8; 32], buffer: &mut Vec<u8>) -> [u8; 32] {
+        self.canonical_into(buffer);
         let mut hasher = Sha256::new();
         hasher.update(previous);
-        hasher.update(&bytes);
+        hasher.update(&*buffer);
         hasher.finalize().into()
     }
 }

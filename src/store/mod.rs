@@ -16,7 +16,6 @@ use crate::bundle::{EventExport, InstrumentInfo, ReadingExport};
 use crate::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
 use crate::clock::Timestamp;
 use crate::session::Identity;
-use sha2::{Digest, Sha256};
 
 /// A stored reading, in the bundle's export shape (chained fields, chain, sequence and instrument names).
 pub type ReadingRow = ReadingExport;
@@ -565,11 +564,7 @@ impl Store {
                 mono_ns: reading.at.mono_ns,
                 boot_id: reading.boot_id,
             };
-            record.canonical_into(&mut canonical);
-            let mut hasher = Sha256::new();
-            hasher.update(chain);
-            hasher.update(&canonical);
-            chain = hasher.finalize().into();
+            chain = record.chain_after_in(&chain, &mut canonical);
             records.push(record);
             committed.push(Committed { seq, chain });
         }
