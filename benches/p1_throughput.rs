@@ -8,6 +8,9 @@
 //! the machine's changing load hits all three alike; figures are medians over rounds.
 //! Target: agent ≥ 0.9 × limit.
 
+// A panic in a test or benchmark is its failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,11 +18,12 @@ use std::time::Instant;
 use rusqlite::{Connection, params};
 use tsagent::clock::SystemClock;
 use tsagent::config::Config;
-use tsagent::sequence::{Connector, Quiet, Runner};
+use tsagent::sequence::{Quiet, Runner};
 use tsagent::session::Session;
-use tsagent::sim::{SimParams, TcpServer};
 use tsagent::store::{Store, Trigger};
+use tsagent::supervisor::Supervisor;
 use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
+use tsagent_sim::{SimParams, TcpServer};
 
 fn env(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -117,7 +121,7 @@ fn main() {
 
     let config = config(dir.path(), port, chunk);
     let mut store = Store::open(&config.storage.db).unwrap();
-    let mut connector = Connector::new(&config);
+    let mut supervisor = Supervisor::new(&config);
     let mut bare = Bare::open(dir.path());
     let (_tx, stop) = tokio::sync::watch::channel(false);
 
@@ -152,7 +156,7 @@ fn main() {
                 config: &config,
                 store: &mut store,
                 clock: Arc::new(SystemClock::new()),
-                connector: &mut connector,
+                supervisor: &mut supervisor,
             };
             let start = Instant::now();
             let outcome = runner

@@ -27,6 +27,9 @@
 //!
 //! Targets: agent ≥ 1 M readings/s, agent ≥ 0.7 × bare insert, peak RSS ≤ 64 MB.
 
+// A panic in a test or benchmark is its failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,15 +37,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use tsagent::chain::{ReadingRef, ReadingStatus};
 use tsagent::clock::{Clock, SystemClock, Timestamp};
 use tsagent::config::Config;
 use tsagent::drivers::{self, Registry, ReplySpec, exec};
-use tsagent::sequence::{Connector, Quiet, Runner};
+use tsagent::sequence::{Quiet, Runner};
 use tsagent::session::Session;
-use tsagent::sim::{PersonalityId, SimParams, SimSpec, TcpServer};
 use tsagent::store::{NewReading, Store, Trigger};
+use tsagent::supervisor::Supervisor;
 use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
+use tsagent_bundle::chain::{ReadingRef, ReadingStatus};
+use tsagent_sim::{PersonalityId, SimParams, SimSpec, TcpServer};
 
 const PROFILE: &str = "keysight-34470a";
 const BOOT_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -120,7 +124,7 @@ read = {{ instrument = "dmm", op = "read_buffer", params = {{ count = "{block}" 
 fn agent_pass(
     rt: &tokio::runtime::Runtime,
     config: &Config,
-    connector: &mut Connector,
+    supervisor: &mut Supervisor,
     db: &Path,
     total: u32,
     check: bool,
@@ -132,7 +136,7 @@ fn agent_pass(
             config,
             store: &mut store,
             clock: Arc::new(SystemClock::new()),
-            connector,
+            supervisor,
         };
         let start = Instant::now();
         let outcome = runner
@@ -257,12 +261,12 @@ fn child() {
         .build()
         .unwrap();
     let config = config(&dir, port, block, total / block);
-    let mut connector = Connector::new(&config);
+    let mut supervisor = Supervisor::new(&config);
     let before = proc_status_kb("VmHWM");
     let rate = agent_pass(
         &rt,
         &config,
-        &mut connector,
+        &mut supervisor,
         &dir.join("child.db"),
         total,
         false,
@@ -486,7 +490,7 @@ fn main() {
         .build()
         .unwrap();
     let config = config(dir.path(), sim_agent.local_addr().port(), block, blocks);
-    let mut connector = Connector::new(&config);
+    let mut supervisor = Supervisor::new(&config);
     let at = SystemClock::new().now();
 
     let (mut limit, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -498,10 +502,10 @@ fn main() {
             let b = bare_pass(&bare_db, total, block, at);
             (
                 b,
-                agent_pass(&rt, &config, &mut connector, &agent_db, total, check),
+                agent_pass(&rt, &config, &mut supervisor, &agent_db, total, check),
             )
         } else {
-            let a = agent_pass(&rt, &config, &mut connector, &agent_db, total, check);
+            let a = agent_pass(&rt, &config, &mut supervisor, &agent_db, total, check);
             (bare_pass(&bare_db, total, block, at), a)
         };
         println!(

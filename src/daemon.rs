@@ -9,9 +9,10 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::chain as error_chain;
-use crate::sequence::{Connector, Observer, Runner, SequenceError, TICK};
+use crate::error::report;
+use crate::sequence::{Observer, Runner, SequenceError};
 use crate::store::{Store, StoreError, Trigger};
+use crate::supervisor::{Supervisor, TICK};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +75,9 @@ pub async fn run(
         tracing::info!(sequence = %s.name, every = %humantime::format_duration(slot.every), "scheduled");
     }
 
-    let mut connector = Connector::new(config);
-    connector.connect_all(&config.instruments, &*clock).await;
-    store_events(store, &mut connector);
+    let mut supervisor = Supervisor::new(config);
+    supervisor.connect_all(&config.instruments, &*clock).await;
+    store_events(store, &mut supervisor);
     let mut stop_wait = stop.clone();
     loop {
         if *stop.borrow() {
@@ -100,8 +101,8 @@ pub async fn run(
             }
         }
         if Instant::now() < due {
-            connector.tick(&config.instruments, &*clock).await;
-            store_events(store, &mut connector);
+            supervisor.tick(&config.instruments, &*clock).await;
+            store_events(store, &mut supervisor);
             continue;
         }
         let sequence = &config.sequences[next.sequence];
@@ -114,7 +115,7 @@ pub async fn run(
             config,
             store: &mut *store,
             clock: clock.clone(),
-            connector: &mut connector,
+            supervisor: &mut supervisor,
         };
         match runner
             .run(sequence, Trigger::Schedule, None, observer, &stop)
@@ -128,23 +129,23 @@ pub async fn run(
                 "run ended"
             ),
             Err(e @ SequenceError::RunFailed { .. }) => {
-                tracing::error!(sequence = %sequence.name, error = %error_chain(&e), "run failed; next attempt at the next slot");
+                tracing::error!(sequence = %sequence.name, error = %report(&e), "run failed; next attempt at the next slot");
             }
             Err(e) => {
-                tracing::error!(sequence = %sequence.name, error = %error_chain(&e), "run could not start; next attempt at the next slot");
+                tracing::error!(sequence = %sequence.name, error = %report(&e), "run could not start; next attempt at the next slot");
             }
         }
     }
-    store_events(store, &mut connector);
+    store_events(store, &mut supervisor);
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Stores the supervisor's state changes; a storage failure is logged (the next run will meet it
 /// too and fail visibly).
-fn store_events(store: &mut Store, connector: &mut Connector) {
-    let events = connector.take_events();
+fn store_events(store: &mut Store, supervisor: &mut Supervisor) {
+    let events = supervisor.take_events();
     if let Err(e) = store.append_events(&events) {
-        tracing::error!(error = %error_chain(&e), lost = events.len(), "could not store instrument events");
+        tracing::error!(error = %report(&e), lost = events.len(), "could not store instrument events");
     }
 }

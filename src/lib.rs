@@ -6,19 +6,16 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod bundle;
-pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod drivers;
 pub mod error;
-pub mod hex;
-pub mod outbox;
+pub mod sealing;
 pub mod sequence;
 pub mod session;
-pub mod sim;
 pub mod stats;
 pub mod store;
+pub mod supervisor;
 pub mod transport;

@@ -7,7 +7,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = tsagent::cli::Cli::parse();
     match tsagent::cli::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(tsagent::cli::exit::SUCCESS),
         Err(error) => {
             let code = error.exit_code();
             // anyhow's alternate form prints the whole source chain on one line: "a: b: c".

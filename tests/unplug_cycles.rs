@@ -2,6 +2,9 @@
 //! process while they are counted: a thousand unplug/replug cycles through the connection
 //! supervisor leave descriptors and memory as they were.
 
+// A panic in a test or benchmark is its failure, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -26,8 +29,8 @@ async fn a_thousand_unplug_cycles_leak_neither_descriptors_nor_memory() {
     use std::time::Duration;
     use tsagent::clock::SystemClock;
     use tsagent::config::Config;
-    use tsagent::sequence::Connector;
-    use tsagent::sim::{FaultKind, PtyServer, SimParams, SimSpec};
+    use tsagent::supervisor::Supervisor;
+    use tsagent_sim::{FaultKind, PtyServer, SimParams, SimSpec};
 
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("dmm");
@@ -38,9 +41,9 @@ async fn a_thousand_unplug_cycles_leak_neither_descriptors_nor_memory() {
     let config = Config::load(&lab.config()).unwrap();
     let instrument = &config.instruments[0];
     let clock = SystemClock::new();
-    let mut connector = Connector::new(&config);
+    let mut supervisor = Supervisor::new(&config);
 
-    connector.session(instrument, &clock).await.unwrap();
+    supervisor.session(instrument, &clock).await.unwrap();
     let mut cycle = async |n: u64| {
         sim.faults().inject(FaultKind::Disconnect {
             down: Duration::ZERO,
@@ -52,7 +55,7 @@ async fn a_thousand_unplug_cycles_leak_neither_descriptors_nor_memory() {
         // the kernel's hang-up can reach the runtime a moment after the simulator is back, so
         // the probe is repeated (the daemon repeats it every second) until it sees it.
         let mut probes = 0;
-        while connector.is_online("dmm") {
+        while supervisor.is_online("dmm") {
             probes += 1;
             assert!(
                 probes < 10_000,
@@ -61,15 +64,15 @@ async fn a_thousand_unplug_cycles_leak_neither_descriptors_nor_memory() {
                 sim.current_path().display(),
                 sim.faults().fired()
             );
-            connector.tick(&config.instruments, &clock).await;
+            supervisor.tick(&config.instruments, &clock).await;
             tokio::task::yield_now().await;
         }
-        let session = connector.session(instrument, &clock).await.unwrap();
+        let session = supervisor.session(instrument, &clock).await.unwrap();
         let reply = session.query("*IDN?").await.unwrap();
         assert!(reply.contains("SIM-DMM"), "{reply}");
         session.take_exchanges();
         // The daemon stores these; here they are only counted.
-        let events = connector.take_events();
+        let events = supervisor.take_events();
         assert_eq!(events.len(), 2, "cycle {n}: {events:?}");
     };
 

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::bundle::{self, AllowedSigners, NAMESPACE, VerifiedBundle};
+use super::Error;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::error::Error;
-use crate::outbox::{self, SealReport};
+use crate::sealing::{self, SealReport};
 use crate::store::Store;
+use tsagent_bundle::{self as bundle, AllowedSigners, NAMESPACE, VerifiedBundle};
 
 /// `tsagent keygen`.
 #[derive(Debug, Args)]
@@ -112,7 +112,7 @@ pub fn run(cmd: BundleCommand) -> Result<(), Error> {
             let config = Config::load(&config)?;
             let out = out.unwrap_or_else(|| config.storage.bundles.clone());
             let mut store = Store::open_existing(&config.storage.db)?;
-            let report = outbox::seal_pending(&config, &mut store, &out, &SystemClock::new())?;
+            let report = sealing::seal_pending(&config, &mut store, &out, &SystemClock::new())?;
             print_seal(&report);
             Ok(())
         }

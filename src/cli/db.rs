@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::Error;
 use crate::clock;
-use crate::error::Error;
 use crate::store::Store;
 
 /// `tsagent db …`.
@@ -97,11 +97,11 @@ fn list(
 ) -> Result<(), Error> {
     if args.csv {
         let mut line = String::new();
-        crate::bundle::csv::write_record(&mut line, &crate::bundle::records::READINGS_HEADER);
+        tsagent_bundle::csv::write_record(&mut line, &tsagent_bundle::records::READINGS_HEADER);
         out.write_all(line.as_bytes()).map_err(write_err)?;
         store.visit_readings(args.since, |row| {
             line.clear();
-            crate::bundle::records::write_reading(&mut line, &row);
+            tsagent_bundle::records::write_reading(&mut line, &row);
             out.write_all(line.as_bytes()).map_err(write_err)
         })?;
     } else {

@@ -6,16 +6,18 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::Error;
 use super::bundle_cmd::{make_key, print_verified, signers_line, verify_file};
-use super::measure::{describe, si};
+use super::display::{describe, si};
 use super::{progress, runtime, stop_on_signals};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Step};
-use crate::error::Error;
-use crate::sequence::{Connector, Observer, Quiet, Runner};
+use crate::sealing;
+use crate::sequence::{Observer, Quiet, Runner};
 use crate::stats;
 use crate::store::{Store, Trigger};
-use crate::{bundle, outbox};
+use crate::supervisor::Supervisor;
+use tsagent_bundle as bundle;
 
 /// The demo's sequence in `config/demo.toml`.
 const DEMO_SEQUENCE: &str = "zener-10v";
@@ -74,12 +76,12 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     );
     let (outcome, rows, sims) = runtime()?.block_on(async {
         let stop = stop_on_signals()?;
-        let mut connector = Connector::new(&config);
+        let mut supervisor = Supervisor::new(&config);
         let mut runner = Runner {
             config: &config,
             store: &mut store,
             clock: clock.clone(),
-            connector: &mut connector,
+            supervisor: &mut supervisor,
         };
         let mut observer: Box<dyn Observer> = if std::io::stderr().is_terminal() {
             Box::new(progress::Live::default())
@@ -95,7 +97,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
             Some(range) => store.run_readings(outcome.run_id, range)?,
             None => Vec::new(),
         };
-        let sims: Vec<String> = connector
+        let sims: Vec<String> = supervisor
             .simulators()
             .into_iter()
             .map(|(name, path)| format!("{name} on {}", path.display()))
@@ -155,7 +157,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         say!("  environment               {}", parts.join(", "));
     }
 
-    let report = outbox::seal_pending(&config, &mut store, &config.storage.bundles, &*clock)?;
+    let report = sealing::seal_pending(&config, &mut store, &config.storage.bundles, &*clock)?;
     super::bundle_cmd::print_seal(&report);
     let db = config.storage.db.display();
     say!("database: {db}   (check it: tsagent db check --db {db})");

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use super::Error;
 use crate::config::Config;
 use crate::drivers::{self, Registry};
-use crate::error::Error;
 
 /// `tsagent drivers …`.
 #[derive(Debug, Subcommand)]

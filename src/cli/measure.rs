@@ -1,20 +1,17 @@
-//! `measure`, `run` and `sim`: the commands that talk to instruments.
+//! `tsagent measure`: one sequence now, with live progress, then the run's statistics.
 
-use std::io::Write;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 
-use super::{progress, runtime, stop_on_signals};
+use super::display::{describe, run_statistics};
+use super::{Error, progress, runtime, stop_on_signals};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::Error;
-use crate::sequence::{Connector, RunOutcome, Runner};
-use crate::sim::{BusSpec, Fault, Frame, PersonalityId, PtyServer, SimParams, SimSpec, TcpServer};
-use crate::stats;
+use crate::sequence::Runner;
 use crate::store::{Store, Trigger};
+use crate::supervisor::Supervisor;
 
 /// `tsagent measure`.
 #[derive(Debug, Args)]
@@ -31,67 +28,6 @@ pub struct MeasureArgs {
     pub operator: Option<String>,
 }
 
-/// `tsagent run`.
-#[derive(Debug, Args)]
-#[deny(missing_docs)]
-pub struct RunArgs {
-    /// The lab's config file.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-}
-
-/// `tsagent sim`.
-#[derive(Debug, Args)]
-#[deny(missing_docs)]
-pub struct SimArgs {
-    /// Serve on a new pseudo-terminal; its device path is printed first.
-    #[arg(long, required_unless_present_any = ["tcp", "help_faults"], conflicts_with = "tcp")]
-    pub pty: bool,
-    /// With --pty: also make a symlink to the device at PATH.
-    #[arg(long, value_name = "PATH", requires = "pty")]
-    pub link: Option<PathBuf>,
-    /// Serve on TCP at ADDR, e.g. 127.0.0.1:5025 (port 0 picks a free port); the address is printed
-    /// first.
-    #[arg(long, value_name = "ADDR")]
-    pub tcp: Option<SocketAddr>,
-    /// Take the simulated standard (and any faults) from this config's [simulator] section
-    /// [default: the demo's].
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Override the noise seed.
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// Simulate this instrument model (a driver profile id, e.g. keysight-3458a); see
-    /// `tsagent drivers list`.
-    #[arg(
-        long,
-        value_name = "ID",
-        default_value = "generic-scpi-dmm",
-        conflicts_with = "prologix"
-    )]
-    pub personality: PersonalityId,
-    /// Simulate a Prologix GPIB adapter with these instruments behind it, as ADDR=ID pairs,
-    /// e.g. `22=keysight-3458a,5=fluke-5720a`.
-    #[arg(long, value_name = "BUS")]
-    pub prologix: Option<BusSpec>,
-    /// Pace replies to the wire time of this serial baud rate.
-    #[arg(long, value_name = "N")]
-    pub baud: Option<u32>,
-    /// The serial frame for --baud pacing, e.g. 8N1 or 7E1 [default: the instrument's].
-    #[arg(long, value_name = "FRAME", requires = "baud")]
-    pub frame: Option<Frame>,
-    /// Take NPLC-dependent integration and settling time, as the real instrument would.
-    #[arg(long)]
-    pub realistic_timing: bool,
-    /// Inject a fault, e.g. `disconnect=30s,new-path,after=5`, `garbage,on=READ?`, `errors=2`
-    /// (repeatable; the syntax is in `tsagent sim --help-faults`).
-    #[arg(long, value_name = "FAULT")]
-    pub fault: Vec<Fault>,
-    /// Print the fault syntax and exit.
-    #[arg(long, exclusive = true)]
-    pub help_faults: bool,
-}
-
 /// Runs one sequence now.
 pub fn measure(args: MeasureArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
@@ -102,12 +38,12 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         for run_id in crate::sequence::recover_interrupted(&mut store, &*clock)? {
             eprintln!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
         }
-        let mut connector = Connector::new(&config);
+        let mut supervisor = Supervisor::new(&config);
         let mut runner = Runner {
             config: &config,
             store: &mut store,
             clock,
-            connector: &mut connector,
+            supervisor: &mut supervisor,
         };
         let mut observer = progress::for_terminal();
         let outcome = runner
@@ -129,179 +65,4 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         say!("database: {}", config.storage.db.display());
         Ok(())
     })
-}
-
-/// One line about how a run ended.
-pub fn describe(outcome: &RunOutcome) -> String {
-    let range = outcome
-        .seq_range
-        .map(|(a, b)| format!(", seq {a}–{b}"))
-        .unwrap_or_default();
-    format!(
-        "run {} {}: {} readings{range}",
-        outcome.run_id,
-        outcome.status.as_str(),
-        outcome.readings
-    )
-}
-
-/// Statistics of a run's valid readings, as one line; `None` with fewer than two.
-pub fn run_statistics(store: &Store, outcome: &RunOutcome) -> Result<Option<String>, Error> {
-    let Some(range) = outcome.seq_range else {
-        return Ok(None);
-    };
-    let rows = store.run_readings(outcome.run_id, range)?;
-    let unit = rows
-        .first()
-        .map(|r| r.record.unit.clone())
-        .unwrap_or_default();
-    let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
-    Ok(stats::summary(&values).ok().map(|s| {
-        format!(
-            "n = {}, mean = {:.9} {unit}, s = {}, s/√n = {}",
-            s.n,
-            s.mean,
-            si(s.std_dev, &unit),
-            si(s.std_dev_of_mean, &unit)
-        )
-    }))
-}
-
-/// `value unit` with an SI prefix and four significant digits, e.g. `125.5 nV`.
-pub fn si(value: f64, unit: &str) -> String {
-    const PREFIXES: [(f64, &str); 7] = [
-        (1e-15, "f"),
-        (1e-12, "p"),
-        (1e-9, "n"),
-        (1e-6, "µ"),
-        (1e-3, "m"),
-        (1.0, ""),
-        (1e3, "k"),
-    ];
-    let magnitude = value.abs();
-    if magnitude == 0.0 || !magnitude.is_finite() {
-        return format!("{value} {unit}");
-    }
-    let (scale, prefix) = PREFIXES
-        .iter()
-        .rev()
-        .find(|(scale, _)| magnitude >= *scale)
-        .copied()
-        .unwrap_or(PREFIXES[0]);
-    let scaled = value / scale;
-    let decimals = match scaled.abs() {
-        m if m >= 100.0 => 1,
-        m if m >= 10.0 => 2,
-        _ => 3,
-    };
-    format!("{scaled:.decimals$} {prefix}{unit}")
-}
-
-/// The daemon.
-pub fn daemon(args: RunArgs) -> Result<(), Error> {
-    let config = Config::load(&args.config)?;
-    let mut store = Store::open(&config.storage.db)?;
-    tracing::info!(config = %args.config.display(), db = %config.storage.db.display(), lab = %config.lab.id, "tsagent run starting");
-    runtime()?.block_on(async {
-        let stop = stop_on_signals()?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        let mut observer = progress::Log;
-        crate::daemon::run(&config, &mut store, clock, &mut observer, stop).await?;
-        Ok(())
-    })
-}
-
-/// Serves the simulator until a signal.
-pub fn sim(args: SimArgs) -> Result<(), Error> {
-    if args.help_faults {
-        print!("{FAULT_HELP}");
-        return Ok(());
-    }
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::demo(std::path::Path::new("."))?,
-    };
-    let mut params: SimParams = config.simulator;
-    if let Some(seed) = args.seed {
-        params.seed = seed;
-    }
-    params.realistic_timing |= args.realistic_timing;
-    let mut spec = match args.prologix {
-        Some(bus) => SimSpec::prologix(bus, params),
-        None => SimSpec::instrument(args.personality, params),
-    };
-    spec.baud = args.baud;
-    spec.frame = args.frame;
-    spec.faults = config.simulator_faults;
-    spec.faults.extend(args.fault);
-    runtime()?.block_on(async {
-        let mut stop = stop_on_signals()?;
-        // Announce each hang-up and return of the line, so a script (or a test) can follow a
-        // disconnect fault without polling; the server lives until the signal.
-        let watch = async {
-            if let Some(addr) = args.tcp {
-                let server = TcpServer::start_spec(spec, addr).await?;
-                announce(&format!("tcp {}", server.local_addr()));
-                for n in 1.. {
-                    server.wait_down(n).await;
-                    announce("down");
-                    server.wait_returns(n).await;
-                    announce(&format!("tcp {}", server.local_addr()));
-                }
-            } else {
-                let server = PtyServer::start_spec(spec, args.link.clone())?;
-                announce(&format!("pty {}", server.path().display()));
-                for n in 1.. {
-                    server.wait_down(n).await;
-                    announce("down");
-                    server.wait_returns(n).await;
-                    announce(&format!("pty {}", server.current_path().display()));
-                }
-            }
-            Ok::<(), Error>(())
-        };
-        tokio::select! {
-            result = watch => result?,
-            () = async {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            } => {}
-        }
-        Ok(())
-    })
-}
-
-/// `tsagent sim --help-faults`: the fault syntax, kept beside the flag that takes it.
-const FAULT_HELP: &str = "\
---fault KIND[=VALUE][,OPTION]...
-
-kinds:
-  disconnect=30s[,new-path][,serial=S]  hang up for 30 s (pty: close and reopen, new-path forces
-                                        another device name; TCP: close connection and listener),
-                                        come back as serial S
-  garbage[=N]                           N random bytes (default 32) and the terminator instead of
-                                        the reply
-  unterminated                          the reply without its terminator (and without EOI)
-  slow=2s                               the reply 2 s late
-  flood=10MB                            10 MB without a terminator instead of the reply
-  block=short|huge|indefinite           a block whose header lies about its length
-  silent                                no reply at all
-  identity=S                            report serial S from now on
-  errors=N                              N errors queued the way the model reports them
-
-options:
-  after=K    fire once K replies have been sent (default 0)
-  every=K    like after, re-armed after firing
-  addr=N     on a Prologix bus: only instrument N
-  on=TEXT    fire on the next message containing TEXT (must come last)
-";
-
-fn announce(line: &str) {
-    let mut out = std::io::stdout().lock();
-    // Scripts wait for this line; a closed stdout only means nobody is waiting.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
 }

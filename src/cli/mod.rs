@@ -13,17 +13,21 @@ macro_rules! say {
 mod bundle_cmd;
 mod db;
 mod demo;
+mod display;
 mod drivers_cmd;
+mod error;
 mod measure;
 mod ports;
 pub mod progress;
+mod run;
+mod sim;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tracing::level_filters::LevelFilter;
 
-use crate::error::Error;
+pub use error::{Error, exit};
 
 /// tsagent: measurement agent for travelling-standard comparisons.
 ///
@@ -56,10 +60,10 @@ pub enum Command {
     /// Run one sequence now and exit.
     Measure(measure::MeasureArgs),
     /// Run scheduled sequences until SIGTERM or SIGINT (the systemd service).
-    Run(measure::RunArgs),
+    Run(run::RunArgs),
     /// Serve a simulated instrument, or a Prologix adapter with several, on a pseudo-terminal or
     /// TCP until killed.
-    Sim(measure::SimArgs),
+    Sim(sim::SimArgs),
     /// List this machine's serial ports with their stable resource names.
     Ports,
     /// Configuration files.
@@ -101,8 +105,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Measure(args) => measure::measure(args),
-        Command::Run(args) => measure::daemon(args),
-        Command::Sim(args) => measure::sim(args),
+        Command::Run(args) => run::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Ports => {
             ports::run();
             Ok(())

@@ -14,21 +14,18 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::drivers::{Profile, Registry};
-use crate::sim::{SimIdentity, SimParams};
 use crate::transport::{
     DataBits, FlowControl, LinkSettings, Parity, Resource, SerialSettings, StopBits,
 };
 pub use raw::ExchangeLog;
 use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawStep};
+use tsagent_sim::{SimIdentity, SimParams};
 
 /// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.
 pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 
 /// The profile of an instrument that names none.
 pub const DEFAULT_DRIVER: &str = "generic-scpi-dmm";
-
-/// Longest duration any setting accepts.
-const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 /// Resource string that stands for the built-in simulator, served on a pseudo-terminal in-process and
 /// reached through the real serial code path.
@@ -294,7 +291,7 @@ pub struct Config {
     /// The model behind simulated instruments.
     pub simulator: SimParams,
     /// Faults the simulators started from this config inject (`[simulator] faults`).
-    pub simulator_faults: Vec<crate::sim::Fault>,
+    pub simulator_faults: Vec<tsagent_sim::Fault>,
     /// Driver profiles: the built-in ones and the lab's.
     pub drivers: Arc<Registry>,
     /// Prologix adapters.
@@ -413,7 +410,7 @@ impl Validator<'_> {
                 let faults = std::mem::take(&mut table.faults)
                     .iter()
                     .map(|f| {
-                        f.get_ref().parse().or_else(|e: crate::sim::SpecError| {
+                        f.get_ref().parse().or_else(|e: tsagent_sim::SpecError| {
                             self.invalid(f.span(), "simulator.faults", e.to_string())
                         })
                     })
@@ -505,7 +502,7 @@ impl Validator<'_> {
 
     fn id(&self, value: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
         let id = value.get_ref();
-        if crate::bundle::is_valid_id(id) {
+        if tsagent_bundle::is_valid_id(id) {
             Ok(id.clone())
         } else {
             self.invalid(
@@ -517,25 +514,8 @@ impl Validator<'_> {
     }
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        let d = humantime::parse_duration(value.get_ref().trim()).or_else(|e| {
-            self.invalid(
-                value.span(),
-                key,
-                format!(
-                    "`{}` is not a duration ({e}); examples: \"500ms\", \"5s\", \"30m\", \"1d\"",
-                    value.get_ref()
-                ),
-            )
-        })?;
-        // Timers add durations to the monotonic clock; an absurd one would overflow it.
-        if d > MAX_DURATION {
-            return self.invalid(
-                value.span(),
-                key,
-                format!("`{}` is longer than a year", value.get_ref()),
-            );
-        }
-        Ok(d)
+        crate::drivers::parse_duration(value.get_ref(), r#""500ms", "5s", "30m", "1d""#)
+            .or_else(|reason| self.invalid(value.span(), key, reason))
     }
 
     fn simulator(
@@ -600,7 +580,7 @@ impl Validator<'_> {
         };
         // The simulator's own rules (e.g. time_scale ≥ 1, *IDN? fields without commas), checked
         // here so `config check` catches what the simulator would refuse at start.
-        if let Err(crate::sim::SimError::InvalidParam { field, reason }) = params.validate() {
+        if let Err(tsagent_sim::SimError::InvalidParam { field, reason }) = params.validate() {
             return self.invalid(table, &format!("simulator.{field}"), reason);
         }
         Ok(params)

@@ -57,6 +57,17 @@ fn error_text(text: &str) -> String {
     parse(text).unwrap_err().to_string()
 }
 
+/// Each case edits MINIMAL (`from` → `to`) and must be refused at `line`, naming `key`.
+fn assert_invalid(cases: &[(&str, &str, usize, &str)]) {
+    for (from, to, line, key) in cases {
+        let msg = error_text(&MINIMAL.replace(from, to));
+        assert!(
+            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
+            "{to}: {msg}"
+        );
+    }
+}
+
 #[test]
 fn unknown_key_names_line_and_key() {
     let text = MINIMAL.replace("resource = \"ASRL", "baudrate = 9600\nresource = \"ASRL");
@@ -97,13 +108,7 @@ fn bad_values_name_line_and_key() {
         ),
         ("id = \"LAB-A\"", "id = \"../etc\"", 3, "lab.id"),
     ];
-    for (from, to, line, key) in cases {
-        let msg = error_text(&MINIMAL.replace(from, to));
-        assert!(
-            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
-            "{to}: {msg}"
-        );
-    }
+    assert_invalid(&cases);
 }
 
 #[test]
@@ -229,13 +234,7 @@ fn drivers_operations_and_parameters_are_checked_with_their_line() {
             "sequence.step.read.op",
         ),
     ];
-    for (from, to, line, key) in cases {
-        let msg = error_text(&MINIMAL.replace(from, to));
-        assert!(
-            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
-            "{to}: {msg}"
-        );
-    }
+    assert_invalid(&cases);
 }
 
 #[test]

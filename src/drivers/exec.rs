@@ -123,7 +123,7 @@ impl DriverError {
 impl DriverError {
     /// Whether the conversation may be out of step with the instrument — a reply missed, cut
     /// short, late or misframed — so that the next exchange could read an old answer; the
-    /// supervisor then [resynchronises](resync) before anything else is sent.
+    /// supervisor then resynchronises before anything else is sent.
     pub fn needs_resync(&self) -> bool {
         match self {
             Self::Session(e) => !e.is_connection_lost(),
@@ -138,64 +138,6 @@ impl DriverError {
             | Self::OutOfStep { .. } => false,
         }
     }
-}
-
-/// Replies read past while resynchronising: late answers, flood chunks, garbage.
-const RESYNC_REPLIES: usize = 32;
-
-/// Read timeouts tolerated while resynchronising: a late reply may still be on its way (an
-/// integration that outlasted the deadline), so silence is given a few deadlines.
-const RESYNC_TIMEOUTS: u32 = 3;
-
-/// Brings the conversation back in step after a missed or misframed reply: clears the device
-/// (GPIB) or drops stale input, asks for the identity, and reads past anything else — late
-/// replies to earlier queries, the rest of a flood — until a reply reads as this profile's
-/// identity, and as the `expected` unit when one is known (a late reply that merely looks like an
-/// identity, such as four comma-separated readings, does not end it). Instruments answer in
-/// order, so once the identity arrives nothing older is left.
-pub async fn resync(
-    profile: &Profile,
-    session: &mut Session,
-    expected: Option<&Identity>,
-) -> Result<Identity, DriverError> {
-    session.clear().await?;
-    let query = &profile.identity.query;
-    session.write(query).await?;
-    let mut timeouts = 0;
-    let mut replies = 0;
-    while replies < RESYNC_REPLIES {
-        replies += 1;
-        match session.read_more().await {
-            Ok(mut reply) => {
-                let ours = profile
-                    .identity
-                    .parse(&reply)
-                    .is_ok_and(|id| expected.is_none_or(|e| e.same_unit(&id)));
-                if ours {
-                    read_continuation(profile, session, &mut reply).await?;
-                    return profile.identity.parse(&reply).map_err(|source| {
-                        DriverError::Identity {
-                            profile: profile.id.clone(),
-                            source,
-                        }
-                    });
-                }
-            }
-            Err(e) if e.is_connection_lost() => return Err(e.into()),
-            Err(e) if e.is_timeout() => {
-                timeouts += 1;
-                if timeouts >= RESYNC_TIMEOUTS {
-                    break;
-                }
-            }
-            Err(_) => {}
-        }
-    }
-    Err(DriverError::OutOfStep {
-        query: query.clone(),
-        replies,
-        timeouts,
-    })
 }
 
 fn join(errors: &[InstrumentError]) -> String {
@@ -238,7 +180,7 @@ pub async fn init(profile: &Profile, session: &mut Session) -> Result<(), Driver
 /// Asks who the instrument is and checks that it is the profile's model.
 pub async fn identify(profile: &Profile, session: &mut Session) -> Result<Identity, DriverError> {
     let mut reply = session.query(&profile.identity.query).await?;
-    read_continuation(profile, session, &mut reply).await?;
+    read_identity_rest(profile, session, &mut reply).await?;
     profile
         .identity
         .parse(&reply)
@@ -254,7 +196,7 @@ const MAX_IDENTITY_LINES: usize = 64;
 /// Appends the further lines of an identity reply that goes on over several (the profile's
 /// `identity.continues`), until the line stays quiet that long, so nothing of it is left to be
 /// taken for the answer to the next command.
-async fn read_continuation(
+pub async fn read_identity_rest(
     profile: &Profile,
     session: &mut Session,
     reply: &mut String,

@@ -25,6 +25,18 @@ use crate::transport::{DataBits, Parity, StopBits};
 
 /// Longest duration any setting accepts (as in the lab config).
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
+/// A duration as profiles and configs write it (`"500ms"`, `"30m"`), at most a year: timers add
+/// durations to the monotonic clock, and an absurd one would overflow it. The error is the reason,
+/// naming the text and giving `examples`.
+pub(crate) fn parse_duration(text: &str, examples: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); examples: {examples}"))?;
+    if d > MAX_DURATION {
+        return Err(format!("`{text}` is longer than a year"));
+    }
+    Ok(d)
+}
 /// `[io] timeout` when absent.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `wait.interval` when absent.
@@ -482,26 +494,10 @@ impl Validator<'_> {
     }
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ProfileError> {
-        let d = humantime::parse_duration(value.get_ref().trim()).or_else(|e| {
-            self.invalid(
-                value.span(),
-                key,
-                format!(
-                    "`{}` is not a duration ({e}); examples: \"500ms\", \"5s\", \"30m\"",
-                    value.get_ref()
-                ),
-            )
-        })?;
+        let d = parse_duration(value.get_ref(), r#""500ms", "5s", "30m""#)
+            .or_else(|reason| self.invalid(value.span(), key, reason))?;
         if d.is_zero() {
             return self.invalid(value.span(), key, "must be longer than zero");
-        }
-        // Timers add durations to the monotonic clock; an absurd one would overflow it.
-        if d > MAX_DURATION {
-            return self.invalid(
-                value.span(),
-                key,
-                format!("`{}` is longer than a year", value.get_ref()),
-            );
         }
         Ok(d)
     }

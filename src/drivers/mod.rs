@@ -29,6 +29,7 @@ use crate::session::{Identity, InstrumentError, SessionError, parse_idn};
 use crate::transport::{DataBits, Parity, StopBits, preview};
 
 pub use describe::describe;
+pub(crate) use load::parse_duration;
 pub use load::{check_file, is_profile_id, parse_profile, with_overrides};
 pub use registry::{BUILTIN, Registry, builtin_text};
 pub use reply::{

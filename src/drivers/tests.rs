@@ -797,6 +797,8 @@ fn builtin_list_matches_the_drivers_folder() {
 #[test]
 fn builtin_operations() {
     let registry = Registry::builtin().unwrap();
+    // The operations of every meter that can also fill and fetch its reading memory.
+    const BUFFERED: &[&str] = &["configure", "read", "read_buffer"];
     let expected: &[(&str, Kind, &[&str])] = &[
         ("fluke-1594a", Kind::Thermometer, &["configure", "read"]),
         (
@@ -823,31 +825,11 @@ fn builtin_operations() {
             ],
         ),
         ("generic-scpi-dmm", Kind::Dmm, &["configure", "read"]),
-        (
-            "keithley-2002",
-            Kind::Dmm,
-            &["configure", "read", "read_buffer"],
-        ),
-        (
-            "keithley-dmm6500",
-            Kind::Dmm,
-            &["configure", "read", "read_buffer"],
-        ),
-        (
-            "keysight-34465a",
-            Kind::Dmm,
-            &["configure", "read", "read_buffer"],
-        ),
-        (
-            "keysight-34470a",
-            Kind::Dmm,
-            &["configure", "read", "read_buffer"],
-        ),
-        (
-            "keysight-3458a",
-            Kind::Dmm,
-            &["configure", "read", "read_buffer"],
-        ),
+        ("keithley-2002", Kind::Dmm, BUFFERED),
+        ("keithley-dmm6500", Kind::Dmm, BUFFERED),
+        ("keysight-34465a", Kind::Dmm, BUFFERED),
+        ("keysight-34470a", Kind::Dmm, BUFFERED),
+        ("keysight-3458a", Kind::Dmm, BUFFERED),
         ("vaisala-ptu300", Kind::Environment, &["env_read"]),
     ];
     assert_eq!(expected.len(), BUILTIN.len());
@@ -1167,14 +1149,12 @@ fn vaisala_ptu300() {
 fn generic_profile_drives_the_simulator() {
     let registry = Registry::builtin().unwrap();
     let p = registry.get("generic-scpi-dmm").unwrap();
-    let mut dmm = crate::sim::Dmm::with_clock(
-        crate::sim::SimParams::default(),
-        crate::sim::ManualClock::new(),
-    );
+    let setup = tsagent_sim::Setup::new(tsagent_sim::SimParams::default(), "SIM0000001");
+    let mut dmm = tsagent_sim::PersonalityId::GenericScpiDmm.build(setup);
     let mut ask = |cmd: &str| {
         let mut line = cmd.as_bytes().to_vec();
         line.extend_from_slice(&p.io.write_termination);
-        let reply = dmm.handle_line(&line);
+        let reply = dmm.handle(&line).bytes();
         String::from_utf8(reply).unwrap()
     };
     let id = p.identity.parse(&ask(&p.identity.query)).unwrap();

@@ -1,24 +1,22 @@
 //! Runs a configured sequence: identify, configure, read, drain errors — every reading committed
 //! before it is reported and before the next one is triggered.
 
-pub mod backoff;
-mod connect;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use tsagent_bundle::event::{
+    self, Event, Identified, InstrumentError, OperationResult, OperationValue, RunFailed,
+};
+
 use crate::clock::{self, Clock};
 use crate::config::{Config, ExchangeLog, Instrument, ReadStep, Sequence, Step};
 use crate::drivers::exec::{self, DriverError};
 use crate::session::{Exchange, Identity, Measurement};
-use crate::sim::SimError;
 use crate::store::{NewEvent, NewReading, RunStatus, Store, StoreError, Trigger};
-use crate::transport::TransportError;
-
-pub use connect::{Connector, TICK, find_usb_port};
+use crate::supervisor::{Supervisor, SupervisorError};
 
 /// Why a run could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -37,43 +35,9 @@ pub enum SequenceError {
         /// The name.
         name: String,
     },
-    /// The built-in simulator could not start.
-    #[error("cannot start the simulator for `{instrument}`")]
-    Simulator {
-        /// Instrument.
-        instrument: String,
-        /// Why.
-        #[source]
-        source: SimError,
-    },
-    /// The instrument could not be reached.
-    #[error("cannot connect to `{instrument}`")]
-    Connect {
-        /// Instrument.
-        instrument: String,
-        /// Resource string.
-        resource: String,
-        /// Why.
-        #[source]
-        source: TransportError,
-    },
-    /// Connected, but the set-up commands or the identity query failed, or another model answered.
-    #[error("cannot set up `{instrument}`")]
-    Setup {
-        /// Instrument.
-        instrument: String,
-        /// Why (boxed: driver errors are large and travel up several calls).
-        #[source]
-        source: Box<DriverError>,
-    },
-    /// A different unit answered after a reconnect; it is not measured.
-    #[error("`{instrument}` refused: {reason}")]
-    IdentityChanged {
-        /// Instrument.
-        instrument: String,
-        /// What was expected and what answered.
-        reason: String,
-    },
+    /// The instrument could not be reached, set up or trusted.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
     /// A step failed on its instrument.
     #[error("step {step} ({action}) on `{instrument}` failed")]
     Step {
@@ -183,8 +147,8 @@ pub struct Runner<'a> {
     pub store: &'a mut Store,
     /// Time source for readings and events.
     pub clock: Arc<dyn Clock>,
-    /// Opens instrument sessions.
-    pub connector: &'a mut Connector,
+    /// Opens instrument sessions and keeps them.
+    pub supervisor: &'a mut Supervisor,
 }
 
 struct Progress {
@@ -253,10 +217,10 @@ impl Runner<'_> {
             .steps(sequence, &mut ids, &mut progress, observer, stop)
             .await;
         // Exchanges and supervision events of a failed step are evidence too.
-        let mut leftover = self.connector.take_events();
+        let mut leftover = self.supervisor.take_events();
         for step in &sequence.steps {
             let name = step.instrument();
-            if let Some(session) = self.connector.session_if_online(name) {
+            if let Some(session) = self.supervisor.session_if_online(name) {
                 leftover.extend(exchange_events(
                     session.take_exchanges(),
                     self.clock.now(),
@@ -287,13 +251,15 @@ impl Runner<'_> {
                 })
             }
             Err(cause) => {
-                let message = crate::error::chain(&cause);
+                let message = crate::error::report(&cause);
                 let failure = NewEvent {
-                    at: ended,
                     run_id: Some(run_id),
-                    instrument_id: None,
-                    kind: "run_failed",
-                    detail: serde_json::json!({ "error": message }),
+                    ..NewEvent::new(
+                        ended,
+                        Event::RunFailed(RunFailed {
+                            error: message.clone(),
+                        }),
+                    )
                 };
                 let stored = self
                     .store
@@ -304,7 +270,7 @@ impl Runner<'_> {
                             .end_run(run_id, RunStatus::Failed, Some(&message), ended)
                     });
                 if let Err(store_error) = stored {
-                    tracing::error!(run_id, error = %crate::error::chain(&store_error), "could not record the run's failure");
+                    tracing::error!(run_id, error = %crate::error::report(&store_error), "could not record the run's failure");
                 }
                 Err(SequenceError::RunFailed {
                     run_id,
@@ -369,8 +335,8 @@ impl Runner<'_> {
                 .step(step, number, instrument, ids, progress, observer, stop)
                 .await;
             // Exchanges and supervision events of this step are evidence, whatever its outcome.
-            let mut events = self.connector.take_events();
-            if let Some(session) = self.connector.session_if_online(name) {
+            let mut events = self.supervisor.take_events();
+            if let Some(session) = self.supervisor.session_if_online(name) {
                 events.extend(exchange_events(
                     session.take_exchanges(),
                     self.clock.now(),
@@ -431,25 +397,31 @@ impl Runner<'_> {
                     }
                 };
                 if !outcome.values.is_empty() {
-                    let values: Vec<serde_json::Value> = outcome
+                    let values = outcome
                         .values
                         .iter()
-                        .map(
-                            |v| serde_json::json!({ "name": v.name, "unit": v.unit, "raw": v.raw }),
-                        )
+                        .map(|v| OperationValue {
+                            name: v.name.clone(),
+                            unit: v.unit.clone(),
+                            raw: v.raw.clone(),
+                        })
                         .collect();
                     self.store.append_events(&[NewEvent {
-                        at: clock.now(),
                         run_id: Some(progress.run_id),
                         instrument_id: ids.get(&instrument.name).copied(),
-                        kind: "operation_result",
-                        detail: serde_json::json!({ "op": op, "values": values }),
+                        ..NewEvent::new(
+                            clock.now(),
+                            Event::OperationResult(OperationResult {
+                                op: op.clone(),
+                                values,
+                            }),
+                        )
                     }])?;
                 }
                 Ok(false)
             }
             Step::DrainErrors { .. } => {
-                let session = self.connector.session(instrument, &*clock).await?;
+                let session = self.supervisor.session(instrument, &*clock).await?;
                 let drained = exec::drain_errors(&instrument.profile, session).await;
                 let errors = match drained {
                     Ok(errors) => errors,
@@ -488,11 +460,11 @@ impl Runner<'_> {
         again: bool,
     ) -> Result<exec::OpOutcome, DriverError> {
         let clock = self.clock.clone();
-        let session = match self.connector.session(instrument, &*clock).await {
+        let session = match self.supervisor.session(instrument, &*clock).await {
             Ok(session) => session,
             Err(e) => {
                 return Err(DriverError::Unavailable {
-                    reason: crate::error::chain(&e),
+                    reason: crate::error::report(&e),
                 });
             }
         };
@@ -523,11 +495,15 @@ impl Runner<'_> {
             let events: Vec<NewEvent> = errors
                 .iter()
                 .map(|e| NewEvent {
-                    at,
                     run_id: Some(run_id),
                     instrument_id: ids.get(&instrument.name).copied(),
-                    kind: "instrument_error",
-                    detail: serde_json::json!({ "code": e.code, "message": e.message }),
+                    ..NewEvent::new(
+                        at,
+                        Event::InstrumentError(InstrumentError {
+                            code: i64::from(e.code),
+                            message: e.message.clone(),
+                        }),
+                    )
                 })
                 .collect();
             if let Err(store_error) = self.store.append_events(&events) {
@@ -538,12 +514,8 @@ impl Runner<'_> {
     }
 
     fn note_loss(&mut self, instrument: &Instrument, error: &DriverError) {
-        if error.is_connection_lost() {
-            self.connector
-                .lost(&instrument.name, &crate::error::chain(error), &*self.clock);
-        } else if error.needs_resync() {
-            self.connector.out_of_step(&instrument.name);
-        }
+        self.supervisor
+            .note_failure(&instrument.name, error, &*self.clock);
     }
 
     async fn identify(
@@ -555,7 +527,7 @@ impl Runner<'_> {
         observer: &mut dyn Observer,
     ) -> Result<(), SequenceError> {
         let clock = self.clock.clone();
-        let session = self.connector.session(instrument, &*clock).await?;
+        let session = self.supervisor.session(instrument, &*clock).await?;
         let identity = match exec::identify(&instrument.profile, session).await {
             Ok(identity) => identity,
             Err(e) => {
@@ -576,15 +548,18 @@ impl Runner<'_> {
             at,
         )?;
         self.store.append_events(&[NewEvent {
-            at,
             run_id: Some(run_id),
             instrument_id: Some(id),
-            kind: "identified",
-            detail: serde_json::json!({
-                "manufacturer": identity.manufacturer, "model": identity.model,
-                "serial": identity.serial, "firmware": identity.firmware,
-                "driver": instrument.profile.id,
-            }),
+            ..NewEvent::new(
+                at,
+                Event::Identified(Identified {
+                    manufacturer: identity.manufacturer.clone(),
+                    model: identity.model.clone(),
+                    serial: identity.serial.clone(),
+                    firmware: identity.firmware.clone(),
+                    driver: instrument.profile.id.clone(),
+                }),
+            )
         }])?;
         ids.insert(instrument.name.clone(), id);
         observer.identified(&instrument.name, &identity);
@@ -633,7 +608,7 @@ impl Runner<'_> {
             };
             let at = self.clock.now();
             let clock = self.clock.clone();
-            let session = self.connector.session(instrument, &*clock).await?;
+            let session = self.supervisor.session(instrument, &*clock).await?;
             let mut exchanges = session.take_exchanges();
             if self.config.storage.log_exchanges == ExchangeLog::ExceptReadings {
                 // The reading rows record the exchange that produced them (query from the
@@ -683,7 +658,7 @@ impl Runner<'_> {
                             instrument = %instrument.name,
                             raw = %r.raw,
                             utc = %clock::rfc3339(at.utc_us),
-                            error = %crate::error::chain(e),
+                            error = %crate::error::report(e),
                             "reading could not be stored"
                         );
                     }
@@ -760,17 +735,18 @@ fn exchange_events(
     exchanges
         .into_iter()
         .map(|x| NewEvent {
-            at,
             run_id: Some(run_id),
             instrument_id,
-            kind: "exchange",
-            detail: serde_json::json!({
-                "command": x.command,
-                "reply": x.reply,
-                "started_utc": clock::rfc3339(clock::utc_us(x.started)),
-                "duration_us": u64::try_from(x.duration.as_micros()).unwrap_or(u64::MAX),
-                "error": x.error,
-            }),
+            ..NewEvent::new(
+                at,
+                Event::Exchange(event::Exchange {
+                    started_utc: clock::rfc3339(clock::utc_us(x.started)),
+                    duration_us: u64::try_from(x.duration.as_micros()).unwrap_or(u64::MAX),
+                    command: x.command,
+                    reply: x.reply,
+                    error: x.error,
+                }),
+            )
         })
         .collect()
 }

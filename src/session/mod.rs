@@ -387,7 +387,7 @@ impl Session {
                 reply: result.as_ref().ok().and_then(Reply::logged),
                 started,
                 duration: clock.elapsed(),
-                error: result.as_ref().err().map(|e| crate::error::chain(e)),
+                error: result.as_ref().err().map(|e| crate::error::report(e)),
             });
         }
         result.map_err(|source| SessionError::Transport {

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::SessionError;
-use crate::chain::ReadingStatus;
+use tsagent_bundle::chain::ReadingStatus;
 
 /// SCPI's overload marker (`+9.9E37`, or negative for a negative overload).
 const OVERLOAD: f64 = 9.9e37;

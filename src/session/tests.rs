@@ -4,9 +4,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::chain::ReadingStatus;
 use crate::transport::SerialSettings;
 use crate::transport::testdev::{self, Device, KINDS, Kind, settings};
+use tsagent_bundle::chain::ReadingStatus;
 
 async fn session(kind: Kind, timeout_ms: u64) -> (Device, Session) {
     let (device, link) =

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, blob32, head, to_u64};
-use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
+use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingStatus};
 
 /// Problems past this many are counted but not listed; the first one is what matters.
 const MAX_LISTED: usize = 100;
@@ -228,7 +228,7 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
         let sums: Vec<u8> = r.get(5)?;
         let tar: Vec<u8> = r.get(6)?;
         let intact =
-            crate::bundle::read_tar(&tar, crate::bundle::TarLimits::DEFAULT).is_ok_and(|t| {
+            tsagent_bundle::read_tar(&tar, tsagent_bundle::TarLimits::DEFAULT).is_ok_and(|t| {
                 t.folder == name && Sha256::digest(t.files.sums).as_slice() == sums.as_slice()
             });
         if !intact {

@@ -2,7 +2,7 @@
 //!
 //! One SQLite file in WAL mode with `synchronous=FULL`: when [`Store::append_reading`] returns, the
 //! reading and the exchanges that produced it are on disk, chained to every reading before it (see
-//! [`crate::chain`]). Callers report a reading, and trigger the next one, only after that.
+//! [`tsagent_bundle::chain`]). Callers report a reading, and trigger the next one, only after that.
 
 mod check;
 mod schema;
@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::bundle::{EventExport, InstrumentInfo, ReadingExport};
-use crate::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
 use crate::clock::Timestamp;
 use crate::session::Identity;
+use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
+use tsagent_bundle::event::{Event, RunInterrupted};
+use tsagent_bundle::{EventExport, InstrumentInfo, ReadingExport};
 
 /// A stored reading, in the bundle's export shape (chained fields, chain, sequence and instrument names).
 pub type ReadingRow = ReadingExport;
@@ -214,10 +215,20 @@ pub struct NewEvent {
     pub run_id: Option<u64>,
     /// The instrument it concerns, if any.
     pub instrument_id: Option<u64>,
-    /// Short kind, e.g. `exchange`, `instrument_error`, `failure`.
-    pub kind: &'static str,
-    /// Kind-specific details.
-    pub detail: serde_json::Value,
+    /// What happened (the kind and details of the bundle format's `events.jsonl`).
+    pub event: Event,
+}
+
+impl NewEvent {
+    /// An event of no particular run or instrument (the caller may fill them in).
+    pub fn new(at: Timestamp, event: Event) -> Self {
+        Self {
+            at,
+            run_id: None,
+            instrument_id: None,
+            event,
+        }
+    }
 }
 
 /// A stored run.
@@ -433,11 +444,13 @@ impl Store {
             insert_event(
                 &tx,
                 &NewEvent {
-                    at,
                     run_id: Some(*id),
-                    instrument_id: None,
-                    kind: "run_interrupted",
-                    detail: serde_json::json!({ "reason": "found running at start-up" }),
+                    ..NewEvent::new(
+                        at,
+                        Event::RunInterrupted(RunInterrupted {
+                            reason: "found running at start-up".to_owned(),
+                        }),
+                    )
                 },
             )?;
         }
@@ -999,8 +1012,8 @@ fn insert_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
         to_i64(e.at.mono_ns),
         e.run_id.map(to_i64),
         e.instrument_id.map(to_i64),
-        e.kind,
-        e.detail.to_string(),
+        e.event.kind(),
+        e.event.detail().to_string(),
     ])?;
     Ok(())
 }

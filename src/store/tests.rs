@@ -51,11 +51,18 @@ fn append(f: &mut Fixture, i: usize) -> Committed {
     let raw = format!("+1.000000{i:02}E+01");
     let value: f64 = raw.parse().unwrap();
     let ev = NewEvent {
-        at: at(i as i64),
         run_id: Some(f.run),
         instrument_id: Some(f.inst),
-        kind: "exchange",
-        detail: serde_json::json!({ "command": "READ?", "reply": raw }),
+        ..NewEvent::new(
+            at(i as i64),
+            Event::Exchange(tsagent_bundle::event::Exchange {
+                command: "READ?".into(),
+                reply: Some(raw.clone()),
+                started_utc: "2026-12-02T10:00:00.000000Z".into(),
+                duration_us: 1,
+                error: None,
+            }),
+        )
     };
     f.store
         .append_reading(
@@ -88,28 +95,24 @@ fn tamper(path: &Path, sql: &str) {
 #[test]
 fn opens_in_wal_with_full_sync_and_foreign_keys() {
     let f = fixture(0);
-    let mode: String = f
-        .store
-        .conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    let sync: i64 = f
-        .store
-        .conn
-        .query_row("PRAGMA synchronous", [], |r| r.get(0))
-        .unwrap();
-    let fk: i64 = f
-        .store
-        .conn
-        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-        .unwrap();
-    let version: i64 = f
-        .store
-        .conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1));
-    assert_eq!(version, schema::MIGRATIONS.len() as i64);
+    let pragma = |name: &str| -> rusqlite::types::Value {
+        f.store
+            .conn
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    use rusqlite::types::Value::{Integer, Text};
+    let mode = pragma("journal_mode");
+    let (sync, fk, version) = (
+        pragma("synchronous"),
+        pragma("foreign_keys"),
+        pragma("user_version"),
+    );
+    assert_eq!(
+        (mode, sync, fk),
+        (Text("wal".into()), Integer(2), Integer(1))
+    );
+    assert_eq!(version, Integer(schema::MIGRATIONS.len() as i64));
 }
 
 #[test]
@@ -490,14 +493,14 @@ fn sealing_refuses_a_truncated_log() {
 /// A well-formed archive named `name` (content irrelevant to the store) and its SHA256SUMS hash.
 fn archive(name: &str) -> (Vec<u8>, [u8; 32]) {
     use sha2::{Digest, Sha256};
-    let files = crate::bundle::tar::BundleFiles {
+    let files = tsagent_bundle::tar::BundleFiles {
         manifest: b"{}",
         readings: b"r",
         events: b"",
         sums: b"sums",
         sig: b"sig",
     };
-    let tar = crate::bundle::tar::write_tar(name, &files, 0).unwrap();
+    let tar = tsagent_bundle::tar::write_tar(name, &files, 0).unwrap();
     (tar, Sha256::digest(b"sums").into())
 }
 

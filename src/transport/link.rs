@@ -2,184 +2,15 @@
 
 use std::fmt;
 use std::io;
-use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-
 use super::buffer::preview;
-use super::prologix::Port;
+use super::error::TransportError;
+use super::prologix::{Port, PrologixAdapter};
 use super::read::{Core, ReadKind};
+use super::resource::{MAX_PAD, SADS};
+use super::stream::{Stream, check_settings, open_serial, open_tcp};
 use super::{LinkSettings, Resource, SerialSettings};
-
-/// What a link reads from and writes to: a serial port or a TCP socket.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-/// Errors of the transport layer.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    /// The port or socket could not be opened (or the link settings are unusable).
-    #[error("cannot open `{resource}`")]
-    Open {
-        /// What was being opened.
-        resource: Resource,
-        /// Why it failed.
-        #[source]
-        source: io::Error,
-    },
-    /// No complete reply arrived before the deadline.
-    #[error(
-        "no complete reply within {} ({received} bytes received)",
-        humantime::format_duration(*timeout)
-    )]
-    Timeout {
-        /// The deadline that passed.
-        timeout: Duration,
-        /// Bytes received so far. Those of a text reply stay buffered and are discarded by the
-        /// next write; those of a binary reply are dropped.
-        received: usize,
-    },
-    /// The instrument did not accept the message before the deadline (e.g. held off by flow
-    /// control).
-    #[error("write not accepted within {}", humantime::format_duration(*timeout))]
-    WriteTimeout {
-        /// The deadline that passed.
-        timeout: Duration,
-    },
-    /// More than `cap` bytes arrived without the read terminator; they were dropped.
-    #[error("reply longer than {cap} bytes without a terminator")]
-    ReplyTooLong {
-        /// The configured `max_reply` (or the cap of an indefinite-length block).
-        cap: usize,
-    },
-    /// A binary reply is malformed: not an IEEE 488.2 block header, or data not followed by
-    /// the read terminator (a wrong length). The rest of that reply is discarded.
-    #[error("malformed binary reply: {reason}")]
-    BadBlock {
-        /// What was wrong.
-        reason: String,
-    },
-    /// A block header claims more bytes than the caller accepts; nothing was allocated for
-    /// them and the rest of that reply is discarded.
-    #[error("block of {claimed} bytes exceeds the cap of {cap}")]
-    BlockTooLong {
-        /// The length in the header.
-        claimed: usize,
-        /// The caller's cap.
-        cap: usize,
-    },
-    /// The port vanished or the peer closed the connection (for an instrument behind a GPIB
-    /// adapter: the adapter's connection).
-    #[error("connection lost")]
-    Disconnected,
-    /// The reply is not UTF-8 text.
-    #[error("reply is not text: `{preview}`")]
-    NotText {
-        /// The start of the reply with non-printable bytes escaped.
-        preview: String,
-    },
-    /// Any other I/O failure.
-    #[error("i/o error on the link")]
-    Io(#[source] io::Error),
-}
-
-impl TransportError {
-    /// Whether the link is gone and must be reopened (as opposed to one failed exchange).
-    pub fn is_connection_lost(&self) -> bool {
-        matches!(self, Self::Disconnected)
-    }
-}
-
-/// Maps an I/O error, recognising the ways a vanished port or a closed peer show up.
-pub(super) fn classify(error: io::Error) -> TransportError {
-    use io::ErrorKind::{
-        BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected, UnexpectedEof,
-    };
-    // EIO is what a pty (and a USB serial adapter) returns after hang-up; ENXIO and ENODEV what
-    // an unplugged USB serial adapter may return.
-    const EIO: i32 = 5;
-    const ENXIO: i32 = 6;
-    const ENODEV: i32 = 19;
-    let lost = matches!(
-        error.kind(),
-        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected | UnexpectedEof
-    ) || matches!(error.raw_os_error(), Some(EIO | ENXIO | ENODEV));
-    if lost {
-        tracing::debug!(%error, "link lost");
-        TransportError::Disconnected
-    } else {
-        TransportError::Io(error)
-    }
-}
-
-/// A serial port whose flush does not block.
-///
-/// `tokio_serial` flushes with `tcdrain`, a blocking call that would stall an executor thread
-/// until the UART has sent everything, and forever if flow control holds the line. The kernel
-/// sends queued bytes anyway, and the reply deadline covers transmission time, so flushing is
-/// not needed for correctness.
-struct SerialPort(tokio_serial::SerialStream);
-
-impl AsyncRead for SerialPort {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SerialPort {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Opens a serial port (or pseudo-terminal) with the given line settings.
-pub(super) fn open_serial(path: &Path, serial: &SerialSettings) -> io::Result<Box<dyn Stream>> {
-    let path = path
-        .to_str()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "device path is not UTF-8"))?;
-    let builder = tokio_serial::new(path, serial.baud)
-        .data_bits(serial.data_bits.into())
-        .parity(serial.parity.into())
-        .stop_bits(serial.stop_bits.into())
-        .flow_control(serial.flow_control.into());
-    let port = tokio_serial::SerialStream::open(&builder).map_err(io::Error::from)?;
-    Ok(Box::new(SerialPort(port)))
-}
-
-/// Connects to a TCP port within `timeout`, with `TCP_NODELAY` so short commands leave at once.
-pub(super) async fn open_tcp(
-    host: &str,
-    port: u16,
-    timeout: Duration,
-) -> io::Result<Box<dyn Stream>> {
-    let connect = TcpStream::connect((host, port));
-    let stream = tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(Box::new(stream))
-}
 
 /// How a link reaches its instrument.
 enum Io {
@@ -414,15 +245,65 @@ impl Link {
     }
 }
 
-/// Rejects settings under which no reply could ever be framed.
-pub(crate) fn check_settings(settings: &LinkSettings) -> Result<(), io::Error> {
-    if settings.read_termination.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "read termination is empty",
-        ));
+/// Links through an adapter are made here rather than in `prologix`, so that the arrow between the
+/// two goes one way: a link knows the adapter's port, the adapter knows nothing of links.
+impl PrologixAdapter {
+    /// A link to the instrument at primary address `pad` (0 to 30) and optional secondary
+    /// address `sad` (96 to 126) on this adapter's bus. No I/O happens until the link is used.
+    ///
+    /// `settings` are the instrument's: its write terminator is sent to it (escaped, before
+    /// EOI; empty for EOI alone) and its read terminator frames its replies.
+    pub fn link(
+        &self,
+        pad: u8,
+        sad: Option<u8>,
+        settings: LinkSettings,
+    ) -> Result<Link, TransportError> {
+        let resource = Resource::Gpib {
+            board: self.board(),
+            pad,
+            sad,
+        };
+        let invalid = |message: String| TransportError::Open {
+            resource: resource.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, message),
+        };
+        if pad > MAX_PAD {
+            return Err(invalid(format!("primary address {pad} is not 0 to 30")));
+        }
+        if let Some(sad) = sad
+            && !SADS.contains(&sad)
+        {
+            return Err(invalid(format!("secondary address {sad} is not 96 to 126")));
+        }
+        check_settings(&settings).map_err(|source| TransportError::Open {
+            resource: resource.clone(),
+            source,
+        })?;
+        let port = self.port(pad, sad, resource.clone());
+        Ok(Link::through_adapter(resource, port, settings))
     }
-    Ok(())
+
+    /// Like [`PrologixAdapter::link`] for a `GPIB<board>::…::INSTR` resource, which must name
+    /// this adapter's board.
+    pub fn link_to(
+        &self,
+        resource: &Resource,
+        settings: LinkSettings,
+    ) -> Result<Link, TransportError> {
+        match resource {
+            Resource::Gpib { board, pad, sad } if *board == self.board() => {
+                self.link(*pad, *sad, settings)
+            }
+            _ => Err(TransportError::Open {
+                resource: resource.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("not an instrument on GPIB board {}", self.board()),
+                ),
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -869,23 +750,5 @@ mod tests {
             errors[0].to_string(),
             "no complete reply within 300ms (5 bytes received)"
         );
-    }
-
-    #[test]
-    fn hang_up_errors_are_disconnects() {
-        for kind in [
-            io::ErrorKind::BrokenPipe,
-            io::ErrorKind::ConnectionReset,
-            io::ErrorKind::ConnectionAborted,
-            io::ErrorKind::UnexpectedEof,
-        ] {
-            assert!(
-                classify(io::Error::from(kind)).is_connection_lost(),
-                "{kind:?}"
-            );
-        }
-        assert!(classify(io::Error::from_raw_os_error(5)).is_connection_lost());
-        assert!(!classify(io::Error::from_raw_os_error(22)).is_connection_lost());
-        assert!(!classify(io::Error::other("x")).is_connection_lost());
     }
 }

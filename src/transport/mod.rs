@@ -8,15 +8,20 @@
 
 pub mod block;
 mod buffer;
+mod error;
 mod link;
 pub mod prologix;
 mod read;
 mod resource;
 mod settings;
+mod stream;
+// Test devices on pseudo-terminals: registering a pty with the reactor is the one `unsafe` call.
 #[cfg(test)]
+#[allow(unsafe_code)]
 pub(crate) mod testdev;
 
-pub use link::{Link, TransportError};
+pub use error::TransportError;
+pub use link::Link;
 pub use prologix::PrologixAdapter;
 pub use resource::{Resource, ResourceError};
 pub use settings::{DataBits, FlowControl, LinkSettings, Parity, SerialSettings, StopBits};

@@ -14,7 +14,8 @@ use super::LinkSettings;
 use super::Resource;
 use super::block::{self, BlockError, Header};
 use super::buffer::{CHUNK, Frame, ReplyBuffer, preview};
-use super::link::{Stream, TransportError, classify};
+use super::error::{TransportError, classify};
+use super::stream::Stream;
 
 /// Most stale input discarded before one write; a device that streams faster than this is
 /// drained is not waited for (the next reply is still framed correctly, just possibly late).

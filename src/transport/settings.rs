@@ -171,45 +171,41 @@ mod tests {
 
     #[test]
     fn maps_to_serialport_types() {
-        assert_eq!(
-            tokio_serial::DataBits::from(DataBits::Seven),
-            tokio_serial::DataBits::Seven
+        use tokio_serial as ts;
+        let data = [
+            (DataBits::Seven, ts::DataBits::Seven),
+            (DataBits::Eight, ts::DataBits::Eight),
+        ];
+        assert!(
+            data.iter()
+                .all(|(ours, theirs)| ts::DataBits::from(*ours) == *theirs)
         );
-        assert_eq!(
-            tokio_serial::DataBits::from(DataBits::Eight),
-            tokio_serial::DataBits::Eight
+        let parity = [
+            (Parity::None, ts::Parity::None),
+            (Parity::Even, ts::Parity::Even),
+            (Parity::Odd, ts::Parity::Odd),
+        ];
+        assert!(
+            parity
+                .iter()
+                .all(|(ours, theirs)| ts::Parity::from(*ours) == *theirs)
         );
-        assert_eq!(
-            tokio_serial::Parity::from(Parity::None),
-            tokio_serial::Parity::None
+        let stop = [
+            (StopBits::One, ts::StopBits::One),
+            (StopBits::Two, ts::StopBits::Two),
+        ];
+        assert!(
+            stop.iter()
+                .all(|(ours, theirs)| ts::StopBits::from(*ours) == *theirs)
         );
-        assert_eq!(
-            tokio_serial::Parity::from(Parity::Even),
-            tokio_serial::Parity::Even
-        );
-        assert_eq!(
-            tokio_serial::Parity::from(Parity::Odd),
-            tokio_serial::Parity::Odd
-        );
-        assert_eq!(
-            tokio_serial::StopBits::from(StopBits::One),
-            tokio_serial::StopBits::One
-        );
-        assert_eq!(
-            tokio_serial::StopBits::from(StopBits::Two),
-            tokio_serial::StopBits::Two
-        );
-        assert_eq!(
-            tokio_serial::FlowControl::from(FlowControl::None),
-            tokio_serial::FlowControl::None
-        );
-        assert_eq!(
-            tokio_serial::FlowControl::from(FlowControl::XonXoff),
-            tokio_serial::FlowControl::Software
-        );
-        assert_eq!(
-            tokio_serial::FlowControl::from(FlowControl::RtsCts),
-            tokio_serial::FlowControl::Hardware
+        let flow = [
+            (FlowControl::None, ts::FlowControl::None),
+            (FlowControl::XonXoff, ts::FlowControl::Software),
+            (FlowControl::RtsCts, ts::FlowControl::Hardware),
+        ];
+        assert!(
+            flow.iter()
+                .all(|(ours, theirs)| ts::FlowControl::from(*ours) == *theirs)
         );
     }
 }

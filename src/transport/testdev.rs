@@ -148,7 +148,7 @@ pub(crate) async fn tcp_pair_with_probe(settings: LinkSettings) -> (Device, Link
         host: address.ip().to_string(),
         port: address.port(),
     };
-    super::link::check_settings(&settings).unwrap();
+    super::stream::check_settings(&settings).unwrap();
     let link = Link::from_parts(resource, Box::new(client), settings);
     let device = Device {
         io: Io::Tcp {

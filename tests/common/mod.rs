@@ -334,11 +334,11 @@ pub fn measure(config: &Path) -> assert_cmd::assert::Assert {
 /// A session named `dmm` over TCP to a simulator serving `spec` on this machine, with `timeout`
 /// for each reply; the server lives as long as it is kept.
 pub async fn sim_session(
-    spec: tsagent::sim::SimSpec,
+    spec: tsagent_sim::SimSpec,
     timeout: Duration,
-) -> (tsagent::sim::TcpServer, tsagent::session::Session) {
+) -> (tsagent_sim::TcpServer, tsagent::session::Session) {
     use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
-    let server = tsagent::sim::TcpServer::start_spec(spec, "127.0.0.1:0")
+    let server = tsagent_sim::TcpServer::start_spec(spec, "127.0.0.1:0")
         .await
         .unwrap();
     let resource = Resource::Tcp {

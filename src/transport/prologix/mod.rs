@@ -21,10 +21,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::link::{Link, Stream, TransportError, check_settings, classify, open_serial, open_tcp};
+use super::error::{TransportError, classify};
 use super::read::{Core, ReadKind};
-use super::resource::{MAX_PAD, SADS};
-use super::{LinkSettings, Resource, SerialSettings};
+use super::stream::{Stream, open_serial, open_tcp};
+
+use super::{Resource, SerialSettings};
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -352,66 +353,17 @@ impl PrologixAdapter {
             Resource::Serial { .. } | Resource::Tcp { .. } | Resource::Gpib { .. } => 0,
         }
     }
+}
 
-    /// A link to the instrument at primary address `pad` (0 to 30) and optional secondary
-    /// address `sad` (96 to 126) on this adapter's bus. No I/O happens until the link is used.
-    ///
-    /// `settings` are the instrument's: its write terminator is sent to it (escaped, before
-    /// EOI; empty for EOI alone) and its read terminator frames its replies.
-    pub fn link(
-        &self,
-        pad: u8,
-        sad: Option<u8>,
-        settings: LinkSettings,
-    ) -> Result<Link, TransportError> {
-        let resource = Resource::Gpib {
-            board: self.board(),
-            pad,
-            sad,
-        };
-        let invalid = |message: String| TransportError::Open {
-            resource: resource.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, message),
-        };
-        if pad > MAX_PAD {
-            return Err(invalid(format!("primary address {pad} is not 0 to 30")));
-        }
-        if let Some(sad) = sad
-            && !SADS.contains(&sad)
-        {
-            return Err(invalid(format!("secondary address {sad} is not 96 to 126")));
-        }
-        check_settings(&settings).map_err(|source| TransportError::Open {
-            resource: resource.clone(),
-            source,
-        })?;
-        let port = Port {
+impl PrologixAdapter {
+    /// A new link's handle on this adapter, for the instrument at `pad`/`sad` (checked by the
+    /// caller).
+    pub(super) fn port(&self, pad: u8, sad: Option<u8>, resource: Resource) -> Port {
+        Port {
             shared: Arc::clone(&self.shared),
             id: self.shared.next_link.fetch_add(1, Ordering::Relaxed),
             address: Address { pad, sad },
-            resource: resource.clone(),
-        };
-        Ok(Link::through_adapter(resource, port, settings))
-    }
-
-    /// Like [`PrologixAdapter::link`] for a `GPIB<board>::…::INSTR` resource, which must name
-    /// this adapter's board.
-    pub fn link_to(
-        &self,
-        resource: &Resource,
-        settings: LinkSettings,
-    ) -> Result<Link, TransportError> {
-        match resource {
-            Resource::Gpib { board, pad, sad } if *board == self.board() => {
-                self.link(*pad, *sad, settings)
-            }
-            _ => Err(TransportError::Open {
-                resource: resource.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("not an instrument on GPIB board {}", self.board()),
-                ),
-            }),
+            resource,
         }
     }
 }

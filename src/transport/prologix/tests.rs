@@ -8,6 +8,7 @@ use super::fake::{Addr, FakeAdapter, Heard, Instrument, adapter_pair};
 use super::*;
 use crate::transport::block::encode_definite;
 use crate::transport::testdev::{KINDS, Kind, settings};
+use crate::transport::{Link, LinkSettings};
 
 const DMM: Addr = (22, None);
 const CAL: Addr = (5, Some(96));

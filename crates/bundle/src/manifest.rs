@@ -1,0 +1,216 @@
+//! The bundle's format types: what `manifest.json` and `events.jsonl` hold.
+//!
+//! These types are the contract with the coordinator, so they depend on nothing but serde: no store,
+//! no CLI, no I/O. Every type rejects unknown fields when read, so a verifier never silently ignores
+//! something a newer or tampered writer put there.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::hex;
+
+/// The value of the manifest's `format` field; changes whenever the layout does.
+pub const FORMAT: &str = "tsagent-bundle-v1";
+
+/// The value of the manifest's `agent.name` field.
+pub const AGENT_NAME: &str = "tsagent";
+
+/// A SHA-256 value (or chain value), written as 64 lower-case hex digits.
+///
+/// Reading accepts only the lower-case form the writer produces, so a hash has exactly one spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hash32(pub [u8; 32]);
+
+impl Hash32 {
+    /// Parses the lower-case hex form; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = hex::decode32(text)?;
+        // decode32 also takes upper case; one spelling per value keeps the format canonical.
+        (hex::encode(&bytes) == text).then_some(Self(bytes))
+    }
+}
+
+impl std::fmt::Display for Hash32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(&self.0))
+    }
+}
+
+impl Serialize for Hash32 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 lower-case hex digits"))
+    }
+}
+
+/// The travelling standard the readings were taken on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtefactInfo {
+    /// Short identifier, `[A-Za-z0-9._-]{1,64}`; part of the bundle name.
+    pub id: String,
+    /// What kind of standard it is, e.g. `zener`.
+    pub kind: String,
+    /// The manufacturer's serial number.
+    pub serial: String,
+    /// Nominal value in `unit`; must be finite.
+    pub nominal: f64,
+    /// Unit of `nominal`, e.g. `V`.
+    pub unit: String,
+}
+
+/// One instrument identity the readings refer to by `instrument_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentInfo {
+    /// The identity row's id, as in `readings.csv`'s `instrument_id`.
+    pub id: u64,
+    /// The configured instrument name.
+    pub name: String,
+    /// Where it was reached, e.g. `serial:///dev/ttyUSB0` or `tcp://10.0.0.5:5025`.
+    pub resource: String,
+    /// `*IDN?` manufacturer field.
+    pub manufacturer: String,
+    /// `*IDN?` model field.
+    pub model: String,
+    /// `*IDN?` serial field.
+    pub serial: String,
+    /// `*IDN?` firmware field.
+    pub firmware: String,
+}
+
+/// The lab that sealed the bundle; `id` is also the signing principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabInfo {
+    /// Short identifier, `[A-Za-z0-9._-]{1,64}`; the principal in `allowed_signers`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+}
+
+/// What range of the reading chain the bundle carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingsSummary {
+    /// Number of rows in `readings.csv`; at least 1.
+    pub count: u64,
+    /// `seq` of the first row.
+    pub first_seq: u64,
+    /// `seq` of the last row.
+    pub last_seq: u64,
+    /// Chain value before the first row (the previous bundle's `chain_last`).
+    pub chain_prev: Hash32,
+    /// Chain value after the last row.
+    pub chain_last: Hash32,
+}
+
+/// Which events the bundle carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSummary {
+    /// Number of lines in `events.jsonl`.
+    pub count: u64,
+    /// Id of the first event; `None` when there are none.
+    pub first_id: Option<u64>,
+    /// Id of the last event; `None` when there are none.
+    pub last_id: Option<u64>,
+}
+
+/// The program that sealed the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    /// Always [`AGENT_NAME`].
+    pub name: String,
+    /// The agent's version string.
+    pub version: String,
+}
+
+/// `manifest.json`: what the bundle is, whose it is and where it sits in the lab's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The sealing lab.
+    pub lab: LabInfo,
+    /// The travelling standard.
+    pub artefact: ArtefactInfo,
+    /// 1 for the lab's first bundle on this artefact, then +1 each time.
+    pub bundle_seq: u64,
+    /// SHA-256 of the previous bundle's `SHA256SUMS`; `None` exactly when `bundle_seq` is 1.
+    pub prev_sha256sums: Option<Hash32>,
+    /// The readings carried.
+    pub readings: ReadingsSummary,
+    /// The events carried.
+    pub events: EventsSummary,
+    /// Sealing time, RFC 3339 with microseconds; the same instant as `created_utc_us`.
+    pub created_utc: String,
+    /// Sealing time, microseconds since the Unix epoch.
+    pub created_utc_us: i64,
+    /// The sealing program.
+    pub agent: AgentInfo,
+    /// The instruments the readings refer to.
+    pub instruments: Vec<InstrumentInfo>,
+    /// SHA-256 of the sequence definitions in force.
+    pub sequences_sha256: Hash32,
+}
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLine {
+    /// The event's id; strictly increasing through the file.
+    pub id: u64,
+    /// RFC 3339 with microseconds; the same instant as `utc_us`.
+    pub utc: String,
+    /// Microseconds since the Unix epoch.
+    pub utc_us: i64,
+    /// The run it belongs to, if any.
+    pub run_id: Option<u64>,
+    /// The instrument name it concerns, if any.
+    pub instrument: Option<String>,
+    /// What happened, e.g. `clock_step`.
+    pub kind: String,
+    /// Kind-specific details.
+    pub detail: serde_json::Value,
+}
+
+impl EventLine {
+    /// The event typed, when its kind is one this version knows.
+    pub fn event(&self) -> Result<crate::event::Event, serde_json::Error> {
+        crate::event::Event::from_parts(&self.kind, &self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_has_one_spelling() {
+        let lower = "ab".repeat(32);
+        assert_eq!(Hash32::parse(&lower), Some(Hash32([0xab; 32])));
+        assert_eq!(Hash32::parse(&lower.to_uppercase()), None);
+        let json = serde_json::to_string(&Hash32([0xab; 32])).unwrap();
+        assert_eq!(json, format!("\"{lower}\""));
+        assert!(serde_json::from_str::<Hash32>(&json.to_uppercase()).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let ok = r#"{"id":"L","name":"Lab"}"#;
+        assert!(serde_json::from_str::<LabInfo>(ok).is_ok());
+        let extra = r#"{"id":"L","name":"Lab","x":1}"#;
+        assert!(serde_json::from_str::<LabInfo>(extra).is_err());
+        let dup = r#"{"id":"L","id":"M","name":"Lab"}"#;
+        assert!(serde_json::from_str::<LabInfo>(dup).is_err());
+    }
+}

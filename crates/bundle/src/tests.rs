@@ -1,0 +1,738 @@
+//! End-to-end tests of sealing and verifying, including the stock-tool path.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use ssh_key::{HashAlg, LineEnding, PrivateKey};
+
+use super::tar::{BundleFiles, TarError, TarLimits, raw_header, read_tar, write_tar};
+use super::*;
+use crate::chain::{GENESIS, ReadingRecord, ReadingStatus};
+
+const LAB: &str = "LAB1";
+
+fn key_in(dir: &Path, name: &str) -> PrivateKey {
+    let path = dir.join(name);
+    generate_key(&path, name).unwrap();
+    load_signing_key(&path).unwrap()
+}
+
+fn signers_for(entries: &[(&str, &PrivateKey)]) -> AllowedSigners {
+    let text: String = entries
+        .iter()
+        .map(|(principal, key)| allowed_signers_line(principal, key.public_key()).unwrap() + "\n")
+        .collect();
+    AllowedSigners::parse(&text).unwrap()
+}
+
+fn instrument() -> InstrumentInfo {
+    InstrumentInfo {
+        id: 1,
+        name: "dmm".into(),
+        resource: "tcp://10.0.0.5:5025".into(),
+        manufacturer: "KEYSIGHT".into(),
+        model: "3458A".into(),
+        serial: "MY123".into(),
+        firmware: "9.2".into(),
+    }
+}
+
+/// `n` chained readings starting at `first_seq`, from `chain_prev`.
+fn readings(first_seq: u64, n: u64, chain_prev: [u8; 32]) -> Vec<ReadingExport> {
+    let mut chain = chain_prev;
+    (first_seq..first_seq + n)
+        .map(|seq| {
+            let overload = seq % 3 == 0;
+            let record = ReadingRecord {
+                seq,
+                run_id: 7,
+                instrument_id: 1,
+                quantity: "voltage".into(),
+                value: (!overload).then_some(10.0 + seq as f64 * 1e-7),
+                status: if overload {
+                    ReadingStatus::Overload
+                } else {
+                    ReadingStatus::Valid
+                },
+                unit: "V".into(),
+                raw: if overload {
+                    "+9.9E37".into()
+                } else {
+                    format!("+1.000000{seq}E+01")
+                },
+                utc_us: 1_700_000_000_000_000 + seq as i64 * 100_000,
+                mono_ns: seq * 100_000_000,
+                boot_id: "4f1c, \"boot\"".into(),
+            };
+            chain = record.chain_after(&chain);
+            ReadingExport {
+                record,
+                chain,
+                sequence: "zener daily".into(),
+                instrument: "dmm".into(),
+            }
+        })
+        .collect()
+}
+
+fn input() -> SealInput {
+    SealInput {
+        lab_id: LAB.into(),
+        lab_name: "Lab One".into(),
+        artefact: ArtefactInfo {
+            id: "ZEN-7".into(),
+            kind: "zener".into(),
+            serial: "Z42".into(),
+            nominal: 10.0,
+            unit: "V".into(),
+        },
+        bundle_seq: 1,
+        prev_sums_sha256: None,
+        chain_prev: GENESIS,
+        readings: readings(1, 3, GENESIS),
+        events: vec![EventExport {
+            id: 11,
+            utc_us: 1_700_000_000_050_000,
+            run_id: Some(7),
+            instrument: Some("dmm".into()),
+            kind: "instrument_online".into(),
+            detail: serde_json::json!({"idn": "KEYSIGHT,3458A,MY123,9.2"}),
+        }],
+        instruments: vec![instrument()],
+        sequences_sha256: [0x5e; 32],
+        created_utc_us: 1_700_000_360_123_456,
+        agent_version: "0.1.0".into(),
+    }
+}
+
+fn files_of(tar: &[u8]) -> (String, [Vec<u8>; 5]) {
+    let b = read_tar(tar, TarLimits::DEFAULT).unwrap();
+    let f = b.files;
+    (
+        b.folder,
+        [f.manifest, f.readings, f.events, f.sums, f.sig].map(<[u8]>::to_vec),
+    )
+}
+
+fn pack(folder: &str, [manifest, readings, events, sums, sig]: &[Vec<u8>; 5]) -> Vec<u8> {
+    let files = BundleFiles {
+        manifest,
+        readings,
+        events,
+        sums,
+        sig,
+    };
+    write_tar(folder, &files, 0).unwrap()
+}
+
+/// Rebuilds a bundle from edited files with fresh sums and a valid signature by `key`, so the
+/// content checks behind the signature get exercised.
+fn resign(folder: &str, mut files: [Vec<u8>; 5], key: &PrivateKey, namespace: &str) -> Vec<u8> {
+    let hash = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+    let text = sums::render(&[hash(&files[2]), hash(&files[0]), hash(&files[1])]);
+    let sig = key
+        .sign(namespace, HashAlg::Sha512, text.as_bytes())
+        .unwrap();
+    files[3] = text.into_bytes();
+    files[4] = sig.to_pem(LineEnding::LF).unwrap().into_bytes();
+    pack(folder, &files)
+}
+
+#[test]
+fn seal_verify_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "lab_key");
+    let sealed = seal(&input(), &key).unwrap();
+    assert_eq!(sealed.name, "LAB1-ZEN-7-000001");
+    assert_eq!(sealed.file_name, "LAB1-ZEN-7-000001.tar");
+    assert_eq!(sealed.manifest.readings.count, 3);
+    assert_eq!(sealed.manifest.events.first_id, Some(11));
+    assert_eq!(
+        seal(&input(), &key).unwrap().tar,
+        sealed.tar,
+        "sealing is deterministic"
+    );
+
+    let signers = signers_for(&[(LAB, &key)]);
+    let verified = verify(&sealed.tar, &signers, Some(LAB)).unwrap();
+    assert_eq!(verified.principal, LAB);
+    assert_eq!(verified.readings, 3);
+    assert_eq!(verified.manifest, sealed.manifest);
+    assert_eq!(verified.sums_sha256, sealed.sums_sha256);
+    assert_eq!(verify(&sealed.tar, &signers, None).unwrap(), verified);
+
+    // The next bundle links to this one and continues the chain.
+    let mut next = input();
+    next.bundle_seq = 2;
+    next.prev_sums_sha256 = Some(sealed.sums_sha256);
+    next.chain_prev = sealed.manifest.readings.chain_last.0;
+    next.readings = readings(4, 2, next.chain_prev);
+    next.events.clear();
+    let sealed2 = seal(&next, &key).unwrap();
+    let verified2 = verify(&sealed2.tar, &signers, Some(LAB)).unwrap();
+    assert_eq!(
+        verified2.manifest.prev_sha256sums.map(|h| h.0),
+        Some(sealed.sums_sha256)
+    );
+    assert_eq!(
+        verified2.manifest.events,
+        manifest::EventsSummary {
+            count: 0,
+            first_id: None,
+            last_id: None
+        }
+    );
+}
+
+#[test]
+fn manifest_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let sealed = seal(&input(), &key).unwrap();
+    let (_, files) = files_of(&sealed.tar);
+    let text = String::from_utf8(files[0].clone()).unwrap();
+    assert!(
+        text.ends_with("}\n") && text.starts_with("{\n  \"format\": \"tsagent-bundle-v1\",\n"),
+        "{text}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["created_utc"], "2023-11-14T22:19:20.123456Z");
+    assert_eq!(value["prev_sha256sums"], serde_json::Value::Null);
+    assert_eq!(
+        value["agent"],
+        serde_json::json!({"name": "tsagent", "version": "0.1.0"})
+    );
+    assert_eq!(value["readings"]["chain_prev"], "0".repeat(64));
+    assert_eq!(value["sequences_sha256"], "5e".repeat(32));
+    let readings_csv = String::from_utf8(files[1].clone()).unwrap();
+    assert!(readings_csv.starts_with(
+        "seq,run_id,sequence,instrument_id,instrument,quantity,value,status,unit,raw,utc,utc_us,mono_ns,boot_id,chain\n\
+         1,7,zener daily,1,dmm,voltage,10.0000001,valid,V,+1.0000001E+01,2023-11-14T22:13:20.100000Z,1700000000100000,100000000,\"4f1c, \"\"boot\"\"\","
+    ), "{readings_csv}");
+    assert!(readings_csv.contains(",,overload,"));
+}
+
+#[test]
+fn stock_tools_verify_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "lab_key");
+    let sealed = seal(&input(), &key).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let path = write_file_atomically(out.path(), &sealed.file_name, &sealed.tar).unwrap();
+    let run = |cmd: &mut Command| cmd.current_dir(out.path()).status().unwrap().success();
+    assert!(run(Command::new("tar").arg("-xf").arg(&path)));
+    let folder = out.path().join(&sealed.name);
+    let line = allowed_signers_line(LAB, key.public_key()).unwrap();
+    std::fs::write(folder.join("allowed_signers"), format!("{line}\n")).unwrap();
+
+    let ssh_verify = |principal: &str, namespace: &str| {
+        let sums = std::fs::File::open(folder.join("SHA256SUMS")).unwrap();
+        Command::new("ssh-keygen")
+            .args([
+                "-Y",
+                "verify",
+                "-f",
+                "allowed_signers",
+                "-I",
+                principal,
+                "-n",
+                namespace,
+                "-s",
+                "SHA256SUMS.sig",
+            ])
+            .current_dir(&folder)
+            .stdin(sums)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ssh_verify(LAB, NAMESPACE));
+    // ssh-keygen signing the same SHA256SUMS with the same key writes the very same bytes (Ed25519
+    // is deterministic), so the verifier's canonical-armor rule accepts what OpenSSH produces.
+    let resign_dir = tempfile::tempdir().unwrap();
+    let copy = resign_dir.path().join("SHA256SUMS");
+    std::fs::copy(folder.join("SHA256SUMS"), &copy).unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+        .arg(dir.path().join("lab_key"))
+        .arg(&copy)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(signed.success());
+    assert_eq!(
+        std::fs::read(resign_dir.path().join("SHA256SUMS.sig")).unwrap(),
+        std::fs::read(folder.join("SHA256SUMS.sig")).unwrap()
+    );
+    assert!(!ssh_verify("LAB2", NAMESPACE), "wrong principal must fail");
+    assert!(!ssh_verify(LAB, "git"), "wrong namespace must fail");
+    let sums_ok = Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(&folder)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(sums_ok);
+    // And tampering is caught by the stock tools too.
+    std::fs::write(folder.join("readings.csv"), b"tampered\n").unwrap();
+    let tampered_ok = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(!tampered_ok);
+}
+
+#[test]
+fn every_byte_flip_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let mut small = input();
+    small.readings.truncate(1);
+    small.events.clear();
+    small.instruments = vec![InstrumentInfo {
+        id: 1,
+        name: "dmm".into(),
+        ..Default::default()
+    }];
+    let sealed = seal(&small, &key).unwrap();
+    let signers = signers_for(&[(LAB, &key)]);
+    assert!(verify(&sealed.tar, &signers, None).is_ok());
+    // Bytes inside the hashed files are covered by SHA-256 whatever the flip, so one flip each is
+    // enough there (and keeps the debug-build signature checks affordable); everything else (headers,
+    // padding, SHA256SUMS, the signature armor, the end blocks) gets several masks.
+    let hashed: Vec<std::ops::Range<usize>> = {
+        let b = read_tar(&sealed.tar, TarLimits::DEFAULT).unwrap();
+        let base = sealed.tar.as_ptr() as usize;
+        [b.files.manifest, b.files.readings, b.files.events]
+            .iter()
+            .map(|f| {
+                let start = f.as_ptr() as usize - base;
+                start..start + f.len()
+            })
+            .collect()
+    };
+    let mut tar = sealed.tar.clone();
+    for i in 0..tar.len() {
+        let masks: &[u8] = if hashed.iter().any(|r| r.contains(&i)) {
+            &[0x01]
+        } else {
+            &[0x01, 0x20, 0x80, 0xff]
+        };
+        for &mask in masks {
+            tar[i] ^= mask;
+            assert!(
+                verify(&tar, &signers, None).is_err(),
+                "flip {mask:#04x} at byte {i} accepted"
+            );
+            tar[i] ^= mask;
+        }
+    }
+}
+
+#[test]
+fn truncated_or_extended_bundles_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let sealed = seal(&input(), &key).unwrap();
+    let signers = signers_for(&[(LAB, &key)]);
+    let len = sealed.tar.len();
+    for cut in (0..len).step_by(len / 100).chain([len - 1]) {
+        let err = verify(&sealed.tar[..cut], &signers, Some(LAB)).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Tar(TarError::Truncated { .. })),
+            "{cut}: {err:?}"
+        );
+    }
+    let mut appended = sealed.tar.clone();
+    appended.extend_from_slice(b"more");
+    let err = verify(&appended, &signers, Some(LAB)).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Tar(TarError::TrailingData { offset }) if offset == len),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn hostile_archives_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let sealed = seal(&input(), &key).unwrap();
+    let signers = signers_for(&[(LAB, &key)]);
+    let insert = |header: [u8; 512]| [&sealed.tar[..512], &header[..], &sealed.tar[512..]].concat();
+    let cases = [
+        (raw_header(b"../x", b"", b'0', 0), "parent"),
+        (raw_header(b"/etc/passwd", b"", b'0', 0), "absolute"),
+        (
+            raw_header(b"LAB1-ZEN-7-000001/SHA256SUMS", b"", b'2', 0),
+            "symlink",
+        ),
+    ];
+    for (header, what) in cases {
+        let err = verify(&insert(header), &signers, Some(LAB)).unwrap_err();
+        let ok = match what {
+            "parent" => matches!(err, VerifyError::Tar(TarError::ParentComponent { .. })),
+            "absolute" => matches!(err, VerifyError::Tar(TarError::AbsolutePath { .. })),
+            _ => matches!(err, VerifyError::Tar(TarError::Link { .. })),
+        };
+        assert!(ok, "{what}: {err:?}");
+    }
+}
+
+#[test]
+fn signature_failures_are_specific() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "lab1");
+    let other = key_in(dir.path(), "lab2");
+    let sealed = seal(&input(), &key).unwrap();
+    let (folder, files) = files_of(&sealed.tar);
+    let signers = signers_for(&[(LAB, &key), ("LAB2", &other)]);
+
+    // Asking for another lab than the manifest names.
+    let err = verify(&sealed.tar, &signers, Some("LAB2")).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::LabMismatch { expected, found } if expected == "LAB2" && found == LAB),
+        "{err:?}"
+    );
+
+    // A signature made for another purpose.
+    let git = resign(&folder, files.clone(), &key, "git");
+    let err = verify(&git, &signers, Some(LAB)).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::WrongNamespace { found } if found == "git"),
+        "{err:?}"
+    );
+
+    // Lab 2's key signing lab 1's bundle.
+    let forged = resign(&folder, files.clone(), &other, NAMESPACE);
+    let err = verify(&forged, &signers, Some(LAB)).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::KeyNotAllowed { principal, .. } if principal == LAB),
+        "{err:?}"
+    );
+
+    // A principal without keys, and a key whose validity has ended.
+    let only_lab2 = signers_for(&[("LAB2", &other)]);
+    let err = verify(&sealed.tar, &only_lab2, None).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::UnknownPrincipal { principal } if principal == LAB),
+        "{err:?}"
+    );
+    let line = allowed_signers_line(LAB, key.public_key()).unwrap();
+    let expiring = line.replace("namespaces=", "valid-before=\"20300101Z\",namespaces=");
+    let expiring = AllowedSigners::parse(&expiring).unwrap();
+    let before = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let after = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+    assert!(verify_at(&sealed.tar, &expiring, Some(LAB), before).is_ok());
+    let err = verify_at(&sealed.tar, &expiring, Some(LAB), after).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::UnknownPrincipal { .. }),
+        "{err:?}"
+    );
+
+    // Sums changed after signing.
+    let mut edited = files.clone();
+    edited[3][0] ^= 1;
+    let err = verify(&pack(&folder, &edited), &signers, Some(LAB)).unwrap_err();
+    assert!(matches!(err, VerifyError::BadSignature { .. }), "{err:?}");
+
+    // Armor that parses but is not what the sealer writes.
+    let mut crlf = files.clone();
+    crlf[4] = String::from_utf8(crlf[4].clone())
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
+    let err = verify(&pack(&folder, &crlf), &signers, Some(LAB)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::SignatureNotCanonical | VerifyError::SignatureFormat(_)
+        ),
+        "{err:?}"
+    );
+    let mut garbage = files.clone();
+    garbage[4] = b"not a signature\n".to_vec();
+    let err = verify(&pack(&folder, &garbage), &signers, Some(LAB)).unwrap_err();
+    assert!(matches!(err, VerifyError::SignatureFormat(_)), "{err:?}");
+}
+
+#[test]
+fn content_failures_are_specific() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let signers = signers_for(&[(LAB, &key)]);
+    let sealed = seal(&input(), &key).unwrap();
+    let (folder, files) = files_of(&sealed.tar);
+    let check = |edited: &[Vec<u8>; 5], folder: &str| {
+        verify(
+            &resign(folder, edited.clone(), &key, NAMESPACE),
+            &signers,
+            Some(LAB),
+        )
+        .unwrap_err()
+    };
+    let text = |i: usize| String::from_utf8(files[i].clone()).unwrap();
+    let with = |i: usize, new: String| {
+        let mut f = files.clone();
+        f[i] = new.into_bytes();
+        f
+    };
+
+    // A file changed without re-signing.
+    let mut edited = files.clone();
+    edited[1].push(b'x');
+    let err = verify(&pack(&folder, &edited), &signers, Some(LAB)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::HashMismatch {
+                file: "readings.csv"
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Signed, but the content does not add up.
+    let err = check(
+        &with(1, text(1).replacen("10.0000002", "10.0000003", 1)),
+        &folder,
+    );
+    assert!(
+        matches!(
+            err,
+            VerifyError::Content(ContentError::ChainMismatch { seq: 2 })
+        ),
+        "{err:?}"
+    );
+    let csv_text = text(1);
+    let lines: Vec<&str> = csv_text.lines().collect();
+    let dropped = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[3]);
+    let err = check(&with(1, dropped), &folder);
+    assert!(
+        matches!(
+            err,
+            VerifyError::Content(ContentError::SeqGap {
+                previous: 1,
+                found: 3
+            })
+        ),
+        "{err:?}"
+    );
+    let two = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[2]);
+    let err = check(&with(1, two), &folder);
+    assert!(
+        matches!(
+            &err,
+            VerifyError::Summary {
+                field: "readings.count",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = check(&with(2, String::new()), &folder);
+    assert!(
+        matches!(
+            &err,
+            VerifyError::Summary {
+                field: "events.count",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = check(
+        &with(0, text(0).replace("\"bundle_seq\": 1", "\"bundle_seq\": 2")),
+        &folder,
+    );
+    assert!(
+        matches!(&err, VerifyError::FolderName { expected, .. } if expected == "LAB1-ZEN-7-000002"),
+        "{err:?}"
+    );
+    let err = check(
+        &with(
+            0,
+            text(0).replace(
+                "\"format\": \"tsagent-bundle-v1\",",
+                "\"format\": \"tsagent-bundle-v1\", \"extra\": 1,",
+            ),
+        ),
+        &folder,
+    );
+    assert!(matches!(err, VerifyError::Manifest(_)), "{err:?}");
+    let err = check(&files, "LAB1-ZEN-7-000009");
+    assert!(matches!(err, VerifyError::FolderName { .. }), "{err:?}");
+    let err = check(&with(1, text(1).replace(",7,zener", ",07,zener")), &folder);
+    assert!(matches!(err, VerifyError::Records(_)), "{err:?}");
+    let err = check(
+        &with(0, text(0).replace("\"name\": \"dmm\"", "\"name\": \"dvm\"")),
+        &folder,
+    );
+    assert!(
+        matches!(
+            err,
+            VerifyError::Content(ContentError::UnknownInstrument { seq: 1, .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn seal_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let err = |edit: &dyn Fn(&mut SealInput)| {
+        let mut i = input();
+        edit(&mut i);
+        seal(&i, &key).unwrap_err()
+    };
+    assert!(matches!(
+        err(&|i| i.lab_id = "LAB 1".into()),
+        SealError::InvalidId { what: "lab", .. }
+    ));
+    assert!(matches!(
+        err(&|i| i.artefact.id = String::new()),
+        SealError::InvalidId {
+            what: "artefact",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&|i| i.artefact.id = "a/b".into()),
+        SealError::InvalidId {
+            what: "artefact",
+            ..
+        }
+    ));
+    assert!(matches!(
+        err(&|i| {
+            i.lab_id = "L".repeat(64);
+            i.artefact.id = "A".repeat(64)
+        }),
+        SealError::NameTooLong(_)
+    ));
+    assert!(matches!(
+        err(&|i| i.bundle_seq = 0),
+        SealError::ZeroBundleSeq
+    ));
+    assert!(matches!(
+        err(&|i| i.bundle_seq = 2),
+        SealError::PrevMismatch { bundle_seq: 2 }
+    ));
+    assert!(matches!(
+        err(&|i| i.prev_sums_sha256 = Some([1; 32])),
+        SealError::PrevMismatch { bundle_seq: 1 }
+    ));
+    assert!(matches!(
+        err(&|i| i.artefact.nominal = f64::NAN),
+        SealError::NonFiniteNominal
+    ));
+    assert!(matches!(
+        err(&|i| i.created_utc_us = -1),
+        SealError::CreatedTime(-1)
+    ));
+    assert!(matches!(
+        err(&|i| i.readings.clear()),
+        SealError::Content(ContentError::NoReadings)
+    ));
+    assert!(matches!(
+        err(&|i| {
+            i.readings.remove(1);
+        }),
+        SealError::Content(ContentError::SeqGap {
+            previous: 1,
+            found: 3
+        })
+    ));
+    assert!(matches!(
+        err(&|i| i.readings[1].chain = [0; 32]),
+        SealError::Content(ContentError::ChainMismatch { seq: 2 })
+    ));
+    assert!(matches!(
+        err(&|i| i.chain_prev = [1; 32]),
+        SealError::Content(ContentError::ChainStart)
+    ));
+    assert!(matches!(
+        err(&|i| i.readings[0].record.value = None),
+        SealError::Content(ContentError::ValueStatus { seq: 1, .. })
+    ));
+    assert!(matches!(
+        err(&|i| i.readings[0].record.value = Some(f64::INFINITY)),
+        SealError::Content(ContentError::ValueStatus { seq: 1, .. })
+    ));
+    assert!(matches!(
+        err(&|i| i.readings[2].record.value = Some(1.0)),
+        SealError::Content(ContentError::ValueStatus { seq: 3, .. })
+    ));
+    assert!(matches!(
+        err(&|i| i.readings[0].record.utc_us = -5),
+        SealError::Content(ContentError::ReadingTime { seq: 1, .. })
+    ));
+    assert!(matches!(
+        err(&|i| i.instruments.clear()),
+        SealError::Content(ContentError::UnknownInstrument { seq: 1, id: 1, .. })
+    ));
+    assert!(matches!(
+        err(&|i| i.instruments.push(instrument())),
+        SealError::Content(ContentError::DuplicateInstrument { id: 1 })
+    ));
+    assert!(matches!(
+        err(&|i| i.events.push(i.events[0].clone())),
+        SealError::Content(ContentError::EventOrder {
+            previous: 11,
+            found: 11
+        })
+    ));
+    assert!(matches!(
+        err(&|i| i.events[0].utc_us = i64::MAX),
+        SealError::Content(ContentError::EventTime { id: 11, .. })
+    ));
+}
+
+#[test]
+fn atomic_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file_atomically(dir.path(), "b.tar", b"one").unwrap();
+    assert_eq!(path, dir.path().join("b.tar"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"one");
+    // A temp file left by a crash is replaced, and an existing file is replaced whole.
+    std::fs::write(dir.path().join(".b.tar.tmp"), b"stale").unwrap();
+    write_file_atomically(dir.path(), "b.tar", b"two").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"two");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("b.tar")]);
+    for bad in ["", ".", "..", "a/b"] {
+        let err = write_file_atomically(dir.path(), bad, b"x").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad}");
+    }
+    assert!(write_file_atomically(&dir.path().join("missing"), "b.tar", b"x").is_err());
+}
+
+#[test]
+fn verify_time_is_now_by_default() {
+    // `verify` uses the current time: a key valid only in the past is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let sealed = seal(&input(), &key).unwrap();
+    let line = allowed_signers_line(LAB, key.public_key()).unwrap();
+    let past = AllowedSigners::parse(
+        &line.replace("namespaces=", "valid-before=\"20000101Z\",namespaces="),
+    )
+    .unwrap();
+    assert!(matches!(
+        verify(&sealed.tar, &past, None),
+        Err(VerifyError::UnknownPrincipal { .. })
+    ));
+    assert!(SystemTime::now() > UNIX_EPOCH + Duration::from_secs(946_684_800));
+}

@@ -1,0 +1,1465 @@
+//! The SCPI DMM behind `generic-scpi-dmm` and the Keysight Truevolt models (34470A, 34465A): a
+//! command tree on the shared SCPI machinery over the simulated 10 V standard.
+//!
+//! Behaviour follows a Keysight 34470A where the brief does not say otherwise: the error queue
+//! holds 20 entries and replies the newest with `-350,"Queue overflow"` when full; a message is
+//! executed unit by unit and abandoned at the first error, and replies already produced are still
+//! sent; `*RST` does not touch the error queue or the status registers; `*ESR?` reports
+//! power-on (bit 7) until first read or cleared; register values are sent as `+N`.
+//!
+//! Reading memory holds the readings of the last `INIT`/`READ?` (`SAMPle:COUNt` ×
+//! `TRIGger:COUNt` of them, up to [`MEMORY_CAP`]); `FETCh?` sends them again, `R?` sends and
+//! erases them. `FORMat:DATA REAL,64|REAL,32` makes `FETCh?`/`READ?` send an IEEE 488.2
+//! definite-length block (big-endian, or little-endian after `FORMat:BORDer SWAP`) followed by
+//! LF; `R?` always sends a block, holding ASCII text in ASCII format, as the Truevolt meters do.
+
+use std::time::Duration;
+
+use scpi::error::{Error, ErrorCode, Result as ScpiResult};
+use scpi::tree::prelude::*;
+use scpi::{Branch, Leaf};
+
+use super::Setup;
+use super::model::{MAINS_HZ, Standard};
+use super::scpi_util::*;
+use crate::format::{NOT_A_NUMBER, OVERLOAD, format_reading};
+use crate::id::PersonalityId;
+
+/// Readings the reading memory holds (the Truevolt standard memory).
+const MEMORY_CAP: usize = 50_000;
+
+/// DC voltage ranges, V.
+const RANGES: [f64; 5] = [MIN_RANGE, 1.0, 10.0, 100.0, MAX_RANGE];
+const MIN_RANGE: f64 = 0.1;
+const MAX_RANGE: f64 = 1000.0;
+
+/// A range reads up to 120 % of its nominal value before it overloads.
+const OVERRANGE: f64 = 1.2;
+
+/// The range after `*RST` (autoranging starts here).
+const DEFAULT_RANGE: f64 = 10.0;
+
+/// Integration times the meter offers, in power-line cycles; others are rounded up to these.
+const NPLC_STEPS: [f64; 9] = [MIN_NPLC, 0.002, 0.006, 0.02, 0.06, 0.2, 1.0, 10.0, MAX_NPLC];
+const MIN_NPLC: f64 = 0.001;
+const MAX_NPLC: f64 = 100.0;
+
+/// NPLC after `*RST`.
+const DEFAULT_NPLC: f64 = 10.0;
+
+const NPLC_LIMITS: Limits = Limits {
+    min: MIN_NPLC,
+    max: MAX_NPLC,
+    def: DEFAULT_NPLC,
+};
+const RANGE_LIMITS: Limits = Limits {
+    min: MIN_RANGE,
+    max: MAX_RANGE,
+    def: DEFAULT_RANGE,
+};
+
+/// Most samples per trigger and most triggers the meter accepts.
+const COUNT_LIMITS: Limits = Limits {
+    min: 1.0,
+    max: 1_000_000.0,
+    def: 1.0,
+};
+
+/// `FORMat:DATA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataFormat {
+    Ascii,
+    Real32,
+    Real64,
+}
+
+impl DataFormat {
+    /// As `FORMat:DATA?` answers.
+    fn name(self) -> &'static str {
+        match self {
+            DataFormat::Ascii => "ASC,9",
+            DataFormat::Real32 => "REAL,32",
+            DataFormat::Real64 => "REAL,64",
+        }
+    }
+}
+
+type D = Scpi<ScpiDmm>;
+
+/// The meter's own state; its identity, status registers and error queue are the SCPI layer's.
+pub(crate) struct ScpiDmm {
+    standard: Standard,
+    auto_range: bool,
+    /// The range in use, V; follows the input when autoranging.
+    range: f64,
+    nplc: f64,
+    auto_zero: bool,
+    impedance_auto: bool,
+    /// Reading memory, as the readings are sent (overload and NaN as markers).
+    memory: Vec<f64>,
+    /// `SAMPle:COUNt`.
+    samples: u32,
+    /// `TRIGger:COUNt`.
+    triggers: u32,
+    /// `TRIGger:SOURce`, kept for the query; every source triggers at once.
+    trigger_source: &'static str,
+    data_format: DataFormat,
+    /// `FORMat:BORDer SWAPped`: little-endian blocks.
+    swapped: bool,
+    /// Wall time the readings of the current message would take; the server waits it out.
+    busy: Duration,
+}
+
+impl ScpiModel for ScpiDmm {
+    const TREE: Node<'static, D> = TREE;
+
+    /// Measurement settings to defaults, reading memory cleared; also the power-on state.
+    fn reset(&mut self) {
+        self.auto_range = true;
+        self.range = DEFAULT_RANGE;
+        self.nplc = DEFAULT_NPLC;
+        self.auto_zero = true;
+        self.impedance_auto = false;
+        self.memory.clear();
+        self.samples = 1;
+        self.triggers = 1;
+        self.trigger_source = "IMM";
+        self.data_format = DataFormat::Ascii;
+        self.swapped = false;
+    }
+
+    fn take_busy(&mut self) -> Duration {
+        std::mem::take(&mut self.busy)
+    }
+
+    /// `+N`, the NR1 form Keysight meters use for register values.
+    fn register(value: u8) -> String {
+        format!("+{value}")
+    }
+}
+
+impl ScpiDmm {
+    /// The meter as the personality `id`, as `*RST` leaves it: the generic DMM reports the
+    /// identity in `setup.params`; the Truevolt models report Keysight's, with `setup.serial`.
+    pub(crate) fn new(setup: Setup, id: PersonalityId) -> D {
+        let maker = "Keysight Technologies";
+        let identity = match id {
+            PersonalityId::Keysight34470a => identity(maker, "34470A", &setup.serial),
+            PersonalityId::Keysight34465a => identity(maker, "34465A", &setup.serial),
+            _ => setup.params.identity.clone(),
+        };
+        let mut meter = Self {
+            standard: Standard::new(&setup),
+            auto_range: true,
+            range: DEFAULT_RANGE,
+            nplc: DEFAULT_NPLC,
+            auto_zero: true,
+            impedance_auto: false,
+            memory: Vec::new(),
+            samples: 1,
+            triggers: 1,
+            trigger_source: "IMM",
+            data_format: DataFormat::Ascii,
+            swapped: false,
+            busy: Duration::ZERO,
+        };
+        meter.reset();
+        Scpi::new(id, identity, meter)
+    }
+
+    /// Applies a `CONFigure`/`MEASure` range; like the real meter this clears reading memory
+    /// and sets one sample per trigger, one trigger.
+    fn configure(&mut self, range: RangeArg) {
+        match range {
+            RangeArg::Auto => self.auto_range = true,
+            RangeArg::Fixed(r) => {
+                self.auto_range = false;
+                self.range = r;
+            }
+        }
+        self.memory.clear();
+        self.samples = 1;
+        self.triggers = 1;
+    }
+
+    /// Takes one reading and returns it as it will be sent.
+    fn measure(&mut self) -> f64 {
+        let value = self.standard.volts();
+        let integration = self.standard.busy(self.nplc / MAINS_HZ);
+        self.busy = self.busy.saturating_add(integration);
+        self.apply_range(value)
+    }
+
+    fn apply_range(&mut self, value: f64) -> f64 {
+        if !value.is_finite() {
+            return NOT_A_NUMBER;
+        }
+        if self.auto_range {
+            self.range = autorange(value);
+        }
+        if value.abs() > OVERRANGE * self.range {
+            OVERLOAD.copysign(value)
+        } else {
+            value
+        }
+    }
+
+    /// Readings as IEEE-754 in the configured width and byte order.
+    fn binary(&self, readings: &[f64]) -> Vec<u8> {
+        let single = self.data_format == DataFormat::Real32;
+        ieee754(readings.iter().copied(), single, self.swapped)
+    }
+}
+
+impl D {
+    /// `INITiate`: fills reading memory with `samples × triggers` new readings (up to the
+    /// memory's size; more queue error 531).
+    fn acquire(&mut self) {
+        let wanted = u64::from(self.samples) * u64::from(self.triggers);
+        let n = usize::try_from(wanted).unwrap_or(usize::MAX);
+        if n > MEMORY_CAP {
+            self.status
+                .push(Error::new(ErrorCode::Custom(531, b"Insufficient memory")));
+        }
+        self.memory.clear();
+        for _ in 0..n.min(MEMORY_CAP) {
+            let r = self.measure();
+            self.memory.push(r);
+        }
+    }
+
+    /// Sends `readings` from memory: ASCII, comma-separated, or a definite-length block; `block`
+    /// sends a block in ASCII format too (`R?`).
+    fn send(&mut self, r: &mut ResponseUnit<'_>, readings: &[f64], block: bool) -> ScpiResult<()> {
+        let ascii = || {
+            let text: Vec<String> = readings.iter().map(|v| format_reading(*v)).collect();
+            text.join(",")
+        };
+        match (self.data_format, block) {
+            (DataFormat::Ascii, false) => respond_text(r, &ascii())?,
+            (DataFormat::Ascii, true) => self.block(r, ascii().into_bytes())?,
+            _ => {
+                let bytes = self.binary(readings);
+                self.block(r, bytes)?;
+            }
+        }
+        self.standard.counted(readings.len() as u64);
+        Ok(())
+    }
+
+    /// `DATA:LAST?`: the newest reading with its unit, `9.91000000E+37` when memory is empty.
+    fn last_reading(&mut self) -> String {
+        match self.memory.last().copied() {
+            Some(v) => {
+                self.standard.counted(1);
+                format!("{} VDC", format_reading(v))
+            }
+            None => format_reading(NOT_A_NUMBER),
+        }
+    }
+
+    fn block(&mut self, resp: &mut ResponseUnit<'_>, bytes: Vec<u8>) -> ScpiResult<()> {
+        resp.data(Arbitrary(&bytes)).finish()?;
+        let digits = bytes.len().to_string();
+        let mut block = format!("#{}{}", digits.len(), digits).into_bytes();
+        block.extend_from_slice(&bytes);
+        self.status.last_block = Some(block);
+        Ok(())
+    }
+}
+
+/// The smallest range that holds `value` without overloading; the top range otherwise.
+fn autorange(value: f64) -> f64 {
+    RANGES
+        .iter()
+        .copied()
+        .find(|r| value.abs() <= OVERRANGE * r)
+        .unwrap_or(MAX_RANGE)
+}
+
+/// The smallest range whose nominal value covers `volts` (what `CONF:VOLT:DC 5` selects: 10 V).
+fn range_for(volts: f64) -> ScpiResult<f64> {
+    let v = volts.abs();
+    RANGES
+        .iter()
+        .copied()
+        .find(|r| v <= *r)
+        .ok_or_else(|| ErrorCode::DataOutOfRange.into())
+}
+
+/// The integration time the meter uses for a requested `nplc`: the next step up.
+fn nplc_step(nplc: f64) -> ScpiResult<f64> {
+    if !(nplc.is_finite() && nplc > 0.0) {
+        return Err(ErrorCode::DataOutOfRange.into());
+    }
+    // The tolerance keeps 0.2 at 0.2 although the decimal does not survive binary exactly.
+    NPLC_STEPS
+        .iter()
+        .copied()
+        .find(|step| nplc <= step * (1.0 + 1e-9))
+        .ok_or_else(|| ErrorCode::DataOutOfRange.into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameter parsing
+
+/// A number of volts: plain, or with a `V`, `MV`, `UV` or `KV` suffix.
+fn volts(token: Token<'_>) -> ScpiResult<f64> {
+    match token {
+        Token::DecimalNumericProgramData(_) => f64::try_from(token),
+        Token::DecimalNumericSuffixProgramData(number, suffix) => {
+            let scale = [
+                (b"V".as_slice(), 1.0),
+                (b"MV", 1e-3),
+                (b"UV", 1e-6),
+                (b"KV", 1e3),
+            ]
+            .into_iter()
+            .find(|(s, _)| s.eq_ignore_ascii_case(suffix))
+            .map(|(_, k)| k)
+            .ok_or(Error::new(ErrorCode::InvalidSuffix))?;
+            Ok(f64::try_from(Token::DecimalNumericProgramData(number))? * scale)
+        }
+        _ => Err(ErrorCode::DataTypeError.into()),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RangeArg {
+    Auto,
+    Fixed(f64),
+}
+
+/// The `range` parameter of `CONFigure`/`MEASure`: a voltage, `MIN`, `MAX`, `DEF` or `AUTO`.
+fn range_arg(token: Option<Token<'_>>) -> ScpiResult<RangeArg> {
+    match token {
+        None => Ok(RangeArg::Auto),
+        Some(t @ Token::CharacterProgramData(_)) => choice(
+            t,
+            &[
+                (b"AUTO", RangeArg::Auto),
+                (b"DEFault", RangeArg::Auto),
+                (b"MINimum", RangeArg::Fixed(MIN_RANGE)),
+                (b"MAXimum", RangeArg::Fixed(MAX_RANGE)),
+            ],
+        ),
+        Some(t) => Ok(RangeArg::Fixed(range_for(volts(t)?)?)),
+    }
+}
+
+/// The `resolution` parameter: validated, then ignored (the simulator always sends 9 digits).
+fn resolution_arg(token: Option<Token<'_>>) -> ScpiResult<()> {
+    match token {
+        None => Ok(()),
+        Some(t @ Token::CharacterProgramData(_)) => {
+            choice(t, &[(b"MINimum", ()), (b"MAXimum", ()), (b"DEFault", ())])
+        }
+        Some(t) => {
+            let r = volts(t)?;
+            if r.is_finite() && r > 0.0 {
+                Ok(())
+            } else {
+                Err(ErrorCode::DataOutOfRange.into())
+            }
+        }
+    }
+}
+
+/// `[range[,resolution]]` of `CONFigure`/`MEASure`, and nothing more.
+fn configure_args(p: &mut Parameters<'_, '_>) -> ScpiResult<RangeArg> {
+    let range = range_arg(p.next_optional_token()?)?;
+    resolution_arg(p.next_optional_token()?)?;
+    no_more(p)?;
+    Ok(range)
+}
+
+/// `ON|OFF|1|0` or `ONCE`; `Some(true/false)` or `None` for ONCE.
+fn on_off_once(p: &mut Parameters<'_, '_>) -> ScpiResult<Option<bool>> {
+    let setting = match p.next_token()? {
+        t @ Token::CharacterProgramData(_) if choice(t, &[(b"ONCE", ())]).is_ok() => None,
+        t => Some(bool::try_from(t)?),
+    };
+    no_more(p)?;
+    Ok(setting)
+}
+
+/// A count setting: `MIN|MAX|DEF` or a number from 1 to 1 000 000, rounded.
+fn count_setting(p: &mut Parameters<'_, '_>) -> ScpiResult<u32> {
+    let v = COUNT_LIMITS.setting(p)?;
+    // In range by construction, so the conversion is exact after rounding.
+    Ok(v.round() as u32)
+}
+
+/// A setting's query with its optional `MIN|MAX|DEF`, as a reading is sent.
+fn respond_setting(
+    r: &mut ResponseUnit<'_>,
+    p: &mut Parameters<'_, '_>,
+    limits: Limits,
+    current: f64,
+) -> ScpiResult<()> {
+    let value = limits.query(p, current)?;
+    no_more(p)?;
+    respond_text(r, &format_reading(value))
+}
+
+/// A count's query with its optional `MIN|MAX|DEF`, as `+N`.
+fn respond_count(
+    r: &mut ResponseUnit<'_>,
+    p: &mut Parameters<'_, '_>,
+    current: u32,
+) -> ScpiResult<()> {
+    let v = COUNT_LIMITS.query(p, f64::from(current))?;
+    no_more(p)?;
+    respond_text(r, &format!("+{v}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command tree
+
+const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
+    Branch![b"SYSTem";
+        Branch![b"ERRor";
+            Leaf!(default b"NEXT" => &Cmd::q(syst_err_q::<ScpiDmm>))
+        ],
+        Leaf!(b"VERSion" => &Cmd::text(|_| "1999.0".to_owned()))
+    ],
+    Branch![b"CONFigure";
+        Branch![b"VOLTage";
+            Leaf!(default b"DC" => &Cmd::ev(conf_volt_ev))
+        ]
+    ],
+    Branch![b"MEASure";
+        Branch![b"VOLTage";
+            Leaf!(default b"DC" => &Cmd::q(meas_volt_q))
+        ]
+    ],
+    Leaf!(b"READ" => &Cmd::q(read_q)),
+    Leaf!(b"FETCh" => &Cmd::q(fetch_q)),
+    Leaf!(b"R" => &Cmd::q(r_q)),
+    Branch![b"DATA";
+        Leaf!(b"POINts" => &Cmd::<D>::text(|d| format!("+{}", d.memory.len()))),
+        Leaf!(b"LAST" => &Cmd::text(D::last_reading))
+    ],
+    Branch![b"INITiate";
+        Leaf!(default b"IMMediate" => &Cmd::plain(D::acquire))
+    ],
+    Branch![b"FORMat";
+        Leaf!(default b"DATA" => &Cmd::ev_text(form_data_ev, |d| d.data_format.name().to_owned())),
+        Leaf!(b"BORDer" => keyword_setting!(D, BYTE_ORDERS, swapped))
+    ],
+    Branch![b"SAMPle";
+        Leaf!(b"COUNt" => &Cmd::both(samp_count_ev, samp_count_q))
+    ],
+    Branch![b"TRIGger";
+        Leaf!(b"COUNt" => &Cmd::both(trig_count_ev, trig_count_q)),
+        Leaf!(b"SOURce" => &Cmd::ev_text(trig_source_ev, |d| d.trigger_source.to_owned()))
+    ],
+    Branch![default b"SENSe";
+        Branch![b"VOLTage";
+            Branch![default b"DC";
+                Leaf!(b"NPLCycles" => &Cmd::both(nplc_ev, nplc_q)),
+                Branch![b"RANGe";
+                    Leaf!(default b"UPPer" => &Cmd::both(range_ev, range_q)),
+                    Leaf!(b"AUTO" => &Cmd::ev(range_auto_ev).and_flag(|d| d.auto_range))
+                ],
+                Branch![b"ZERO";
+                    Leaf!(b"AUTO" => &Cmd::ev(zero_auto_ev).and_flag(|d| d.auto_zero))
+                ],
+                Branch![b"IMPedance";
+                    Leaf!(b"AUTO" => &Cmd::<D>::flag(|d, on| d.impedance_auto = on, |d| d.impedance_auto))
+                ]
+            ]
+        ]
+    ]
+];
+
+/// `CONFigure:VOLTage[:DC] [range|MIN|MAX|DEF|AUTO[,resolution]]`.
+fn conf_volt_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let range = configure_args(p)?;
+    d.configure(range);
+    Ok(())
+}
+
+/// `MEASure:VOLTage[:DC]? [range|MIN|MAX|DEF|AUTO[,resolution]]`: configure, then read.
+fn meas_volt_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    let range = configure_args(p)?;
+    d.configure(range);
+    read_q(d, p, r)
+}
+
+/// `READ?`: fill reading memory and send it.
+fn read_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    d.acquire();
+    let readings = d.memory.clone();
+    d.send(r, &readings, false)
+}
+
+/// `FETCh?`: send reading memory again; `-230` when it is empty.
+fn fetch_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    if d.memory.is_empty() {
+        return Err(ErrorCode::DataCorruptOrStale.into());
+    }
+    let readings = d.memory.clone();
+    d.send(r, &readings, false)
+}
+
+/// `R? [max]`: sends up to `max` readings from memory as a block and erases them.
+fn r_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    let max = match p.next_optional_token()? {
+        None => usize::MAX,
+        Some(t) => {
+            let v = f64::try_from(t)?;
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(ErrorCode::DataOutOfRange.into());
+            }
+            // Truncation is the meter's behaviour for a fractional count.
+            v.min(MEMORY_CAP as f64) as usize
+        }
+    };
+    no_more(p)?;
+    let n = max.min(d.memory.len());
+    let taken: Vec<f64> = d.memory.drain(..n).collect();
+    d.send(r, &taken, true)
+}
+
+/// `FORMat[:DATA] ASCii[,n]|REAL[,32|64]`.
+fn form_data_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let kind = choice(
+        p.next_token()?,
+        &[(b"ASCii", DataFormat::Ascii), (b"REAL", DataFormat::Real64)],
+    )?;
+    let width = p.next_optional_token()?;
+    no_more(p)?;
+    d.data_format = match (kind, width) {
+        (DataFormat::Ascii, None) => DataFormat::Ascii,
+        (DataFormat::Ascii, Some(t)) => {
+            // The digit count of ASCII format is accepted and ignored (always 9 digits).
+            number_in(t, 0.0, 15.0)?;
+            DataFormat::Ascii
+        }
+        (_, None) => DataFormat::Real64,
+        (_, Some(t)) => match number_in(t, 0.0, 64.0)? {
+            32.0 => DataFormat::Real32,
+            64.0 => DataFormat::Real64,
+            _ => return Err(ErrorCode::IllegalParameterValue.into()),
+        },
+    };
+    Ok(())
+}
+
+fn samp_count_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    d.samples = count_setting(p)?;
+    Ok(())
+}
+
+fn samp_count_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    respond_count(r, p, d.samples)
+}
+
+fn trig_count_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    d.triggers = count_setting(p)?;
+    Ok(())
+}
+
+fn trig_count_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    respond_count(r, p, d.triggers)
+}
+
+/// `TRIGger:SOURce IMMediate|BUS|EXTernal|INTernal`: kept for the query; the simulator triggers
+/// every source at once.
+fn trig_source_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    d.trigger_source = one_of(
+        p,
+        &[
+            (b"IMMediate", "IMM"),
+            (b"BUS", "BUS"),
+            (b"EXTernal", "EXT"),
+            (b"INTernal", "INT"),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `[SENSe:]VOLTage[:DC]:NPLCycles <n>|MIN|MAX|DEF`.
+fn nplc_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let nplc = NPLC_LIMITS.parse(p.next_token()?, |t| nplc_step(f64::try_from(t)?))?;
+    no_more(p)?;
+    d.nplc = nplc;
+    Ok(())
+}
+
+fn nplc_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    respond_setting(r, p, NPLC_LIMITS, d.nplc)
+}
+
+/// `[SENSe:]VOLTage[:DC]:RANGe[:UPPer] <range>|MIN|MAX|DEF`: a fixed range, autoranging off.
+fn range_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let range = RANGE_LIMITS.parse(p.next_token()?, |t| range_for(volts(t)?))?;
+    no_more(p)?;
+    d.configure(RangeArg::Fixed(range));
+    Ok(())
+}
+
+fn range_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    respond_setting(r, p, RANGE_LIMITS, d.range)
+}
+
+/// `[SENSe:]VOLTage[:DC]:RANGe:AUTO ON|OFF|ONCE`. ONCE picks the range for the present input and
+/// then holds it.
+fn range_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    match on_off_once(p)? {
+        Some(on) => d.auto_range = on,
+        None => {
+            let value = d.standard.params.artefact_value(d.standard.days());
+            d.range = autorange(value);
+            d.auto_range = false;
+        }
+    }
+    Ok(())
+}
+
+/// `[SENSe:]VOLTage[:DC]:ZERO:AUTO ON|OFF|ONCE`; accepted and reported, with no effect on the
+/// simulated readings. ONCE zeroes once and leaves auto-zero off, as the meter does.
+fn zero_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    d.auto_zero = on_off_once(p)?.unwrap_or(false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::{ManualClock, SimIdentity, SimParams};
+    use proptest::prelude::*;
+
+    /// A standard that reads exactly 10 V: no offset, drift, temperature effect or noise.
+    fn ideal() -> SimParams {
+        SimParams {
+            nominal: 10.0,
+            offset: 0.0,
+            drift_per_day: 0.0,
+            noise: 0.0,
+            tempco: 0.0,
+            ..SimParams::default()
+        }
+    }
+
+    /// The generic DMM on a manual clock.
+    fn meter(params: SimParams) -> (D, ManualClock) {
+        let clock = ManualClock::new();
+        let setup = Setup {
+            params,
+            clock: Arc::new(clock.clone()),
+            sent: Arc::new(AtomicU64::new(0)),
+            serial: "SIMTEST01".to_owned(),
+        };
+        (ScpiDmm::new(setup, PersonalityId::GenericScpiDmm), clock)
+    }
+
+    /// Runs one program message and returns the reply, as the personality does but leaving the
+    /// busy time for the test to take.
+    fn exec(d: &mut D, message: &[u8]) -> Vec<u8> {
+        run(&TREE, d, message)
+    }
+
+    /// Sends `cmd` LF-terminated and returns the reply as text.
+    fn q(dmm: &mut D, cmd: &str) -> String {
+        let mut message = cmd.as_bytes().to_vec();
+        message.push(b'\n');
+        String::from_utf8(exec(dmm, &message)).unwrap()
+    }
+
+    /// Drains the error queue, oldest first, without the final `0,"No error"`.
+    fn errors(dmm: &mut D) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let reply = q(dmm, "SYST:ERR?");
+            if reply == "0,\"No error\"\n" {
+                return out;
+            }
+            out.push(reply.trim_end().to_owned());
+        }
+        panic!("error queue does not empty: {out:?}");
+    }
+
+    fn reading(reply: &str) -> f64 {
+        let text = reply.strip_suffix('\n').unwrap();
+        assert!(is_reading_format(text), "{reply:?}");
+        text.parse().unwrap()
+    }
+
+    /// `[+-]d.ddddddddE[+-]dd`, the shape of every number the meter sends.
+    fn is_reading_format(text: &str) -> bool {
+        let b = text.as_bytes();
+        let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+        b.len() == 15
+            && matches!(b[0], b'+' | b'-')
+            && b[1].is_ascii_digit()
+            && b[2] == b'.'
+            && digits(&b[3..11])
+            && b[11] == b'E'
+            && matches!(b[12], b'+' | b'-')
+            && digits(&b[13..])
+    }
+
+    // --- IEEE 488.2 common commands ---------------------------------------------------------
+
+    #[test]
+    fn idn_reports_the_configured_identity() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(
+            q(&mut d, "*IDN?"),
+            format!(
+                "TSAGENT,SIM-DMM,SIM0000001,tsagent-sim-{}\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        let params = SimParams {
+            identity: SimIdentity {
+                manufacturer: "ACME".into(),
+                model: "DVM-9".into(),
+                serial: "12,34".into(),
+                firmware: "1.0;\u{e9}".into(),
+            },
+            ..ideal()
+        };
+        let (mut d, _) = meter(params);
+        // Separators and non-ASCII in a field would break the reply's framing; they are masked.
+        assert_eq!(q(&mut d, "*IDN?"), "ACME,DVM-9,12_34,1.0__\n");
+    }
+
+    #[test]
+    fn common_command_forms_are_checked() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(q(&mut d, "*IDN"), "");
+        assert_eq!(q(&mut d, "*IDN? 1"), "");
+        assert_eq!(q(&mut d, "*RST?"), "");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-113,\"Undefined header\"",
+                "-108,\"Parameter not allowed\"",
+                "-113,\"Undefined header\""
+            ]
+        );
+    }
+
+    #[test]
+    fn opc_tst_wai_and_version() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(q(&mut d, "*OPC?"), "1\n");
+        assert_eq!(q(&mut d, "*TST?"), "+0\n");
+        assert_eq!(q(&mut d, "*WAI"), "");
+        assert_eq!(q(&mut d, "SYST:VERS?"), "1999.0\n");
+        assert_eq!(errors(&mut d), Vec::<String>::new());
+    }
+
+    #[test]
+    fn esr_reports_power_on_then_events_and_clears_on_read() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(q(&mut d, "*ESR?"), "+128\n");
+        assert_eq!(q(&mut d, "*ESR?"), "+0\n");
+        q(&mut d, "*OPC");
+        assert_eq!(q(&mut d, "*ESR?"), "+1\n");
+        q(&mut d, "FOO"); // command error, bit 5
+        q(&mut d, "CONF:VOLT:DC 5000"); // execution error, bit 4
+        assert_eq!(q(&mut d, "*ESR?"), "+48\n");
+        assert_eq!(q(&mut d, "*ESR?"), "+0\n");
+    }
+
+    #[test]
+    fn stb_summarises_error_queue_and_enabled_events() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "*CLS");
+        assert_eq!(q(&mut d, "*STB?"), "+0\n");
+        q(&mut d, "FOO");
+        assert_eq!(q(&mut d, "*STB?"), "+4\n");
+        q(&mut d, "*ESE 32");
+        assert_eq!(q(&mut d, "*ESE?"), "+32\n");
+        assert_eq!(q(&mut d, "*STB?"), "+36\n");
+        q(&mut d, "*SRE 36");
+        assert_eq!(q(&mut d, "*SRE?"), "+36\n");
+        assert_eq!(q(&mut d, "*STB?"), "+100\n");
+        // Reading the status byte does not clear it; *CLS does.
+        assert_eq!(q(&mut d, "*STB?"), "+100\n");
+        q(&mut d, "*CLS");
+        assert_eq!(q(&mut d, "*STB?"), "+0\n");
+        q(&mut d, "*ESE 256");
+        assert_eq!(errors(&mut d), ["-222,\"Data out of range\""]);
+    }
+
+    #[test]
+    fn cls_empties_error_queue_and_esr() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "FOO");
+        q(&mut d, "BAR");
+        q(&mut d, "*CLS");
+        assert_eq!(q(&mut d, "*ESR?"), "+0\n");
+        assert_eq!(q(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
+    }
+
+    #[test]
+    fn rst_restores_settings_but_keeps_errors() {
+        let (mut d, _) = meter(ideal());
+        q(
+            &mut d,
+            "VOLT:DC:NPLC 100;RANG 1;:VOLT:ZERO:AUTO OFF;:VOLT:IMP:AUTO ON",
+        );
+        q(&mut d, "READ?");
+        q(&mut d, "FOO");
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "VOLT:DC:NPLC?"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "VOLT:DC:RANG:AUTO?"), "1\n");
+        assert_eq!(q(&mut d, "VOLT:DC:RANG?"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "VOLT:ZERO:AUTO?"), "1\n");
+        assert_eq!(q(&mut d, "VOLT:IMP:AUTO?"), "0\n");
+        assert_eq!(q(&mut d, "FETC?"), "");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-113,\"Undefined header\"",
+                "-230,\"Data corrupt or stale\""
+            ]
+        );
+    }
+
+    // --- Error queue --------------------------------------------------------------------------
+
+    #[test]
+    fn unknown_headers_queue_113_like_a_real_meter() {
+        let (mut d, _) = meter(ideal());
+        for cmd in [
+            "FOO?",
+            "*XYZ",
+            "VOLT:DC:FOO 1",
+            "SYST:ERR:BOGUS?",
+            "MEAS?",
+            "CONF:CURR:DC",
+        ] {
+            assert_eq!(q(&mut d, cmd), "", "{cmd}");
+            assert_eq!(errors(&mut d), ["-113,\"Undefined header\""], "{cmd}");
+        }
+    }
+
+    #[test]
+    fn standard_codes_for_other_errors() {
+        let (mut d, _) = meter(ideal());
+        let cases = [
+            ("READ? ?", "-102,\"Syntax error\""),
+            ("CONF:VOLT:DC 10,,1", "-102,\"Syntax error\""),
+            ("\u{80}", "-101,\"Invalid character\""),
+            ("CONF:VOLT:DC 'ten'", "-104,\"Data type error\""),
+            ("CONF:VOLT:DC 10,1,2", "-108,\"Parameter not allowed\""),
+            ("VOLT:DC:NPLC", "-109,\"Missing parameter\""),
+            ("CONF:VOLT:DC 10 A", "-131,\"Invalid suffix\""),
+            ("CONF:VOLT:DC 2000", "-222,\"Data out of range\""),
+            ("VOLT:DC:NPLC 1000", "-222,\"Data out of range\""),
+            ("VOLT:DC:NPLC -1", "-222,\"Data out of range\""),
+            ("CONF:VOLT:DC FAST", "-224,\"Illegal parameter value\""),
+            ("FETC?", "-230,\"Data corrupt or stale\""),
+        ];
+        for (cmd, expected) in cases {
+            assert_eq!(q(&mut d, cmd), "", "{cmd}");
+            assert_eq!(errors(&mut d), [expected], "{cmd}");
+        }
+    }
+
+    #[test]
+    fn error_queue_is_first_in_first_out() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "FOO");
+        q(&mut d, "VOLT:DC:NPLC");
+        q(&mut d, "CONF:VOLT:DC 2000");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-113,\"Undefined header\"",
+                "-109,\"Missing parameter\"",
+                "-222,\"Data out of range\""
+            ]
+        );
+        assert_eq!(q(&mut d, "SYST:ERR:NEXT?"), "0,\"No error\"\n");
+    }
+
+    #[test]
+    fn full_error_queue_replaces_its_newest_entry_with_350() {
+        let (mut d, _) = meter(ideal());
+        // 19 distinguishable errors, then 6 more than fit.
+        for _ in 0..19 {
+            q(&mut d, "VOLT:DC:NPLC");
+        }
+        for _ in 0..6 {
+            q(&mut d, "FOO");
+        }
+        let errs = errors(&mut d);
+        assert_eq!(errs.len(), ERROR_QUEUE_CAP);
+        assert!(errs[..19].iter().all(|e| e == "-109,\"Missing parameter\""));
+        assert_eq!(errs[19], "-350,\"Queue overflow\"");
+        // Room again after draining.
+        q(&mut d, "FOO");
+        assert_eq!(errors(&mut d), ["-113,\"Undefined header\""]);
+    }
+
+    // --- Message structure ------------------------------------------------------------------
+
+    #[test]
+    fn several_units_and_queries_per_line() {
+        let (mut d, _) = meter(ideal());
+        let idn = q(&mut d, "*IDN?");
+        assert_eq!(q(&mut d, "*IDN?;*OPC?"), format!("{};1\n", idn.trim_end()));
+        // Headers after `;` continue from the last branch, as SCPI defines.
+        assert_eq!(q(&mut d, "VOLT:DC:NPLC 100;NPLC?"), "+1.00000000E+02\n");
+        assert_eq!(
+            q(&mut d, ":READ?;:FETC?"),
+            "+1.00000000E+01;+1.00000000E+01\n"
+        );
+        assert_eq!(errors(&mut d), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_error_abandons_the_rest_of_the_message_but_earlier_replies_are_sent() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(q(&mut d, "*OPC?;FOO;*IDN?"), "1\n");
+        assert_eq!(errors(&mut d), ["-113,\"Undefined header\""]);
+        assert_eq!(q(&mut d, "VOLT:NPLC 1;FETC?;NPLC 100"), "");
+        assert_eq!(q(&mut d, "VOLT:NPLC?"), "+1.00000000E+00\n");
+    }
+
+    #[test]
+    fn a_trailing_unit_separator_still_gets_a_terminated_reply() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(q(&mut d, "*OPC?;"), "1\n");
+        assert_eq!(q(&mut d, "*OPC?;*OPC?;"), "1;1\n");
+        assert_eq!(errors(&mut d), Vec::<String>::new());
+    }
+
+    #[test]
+    fn accepts_lf_crlf_no_terminator_and_leading_space() {
+        let (mut d, _) = meter(ideal());
+        assert_eq!(exec(&mut d, b"*OPC?\n"), b"1\n");
+        assert_eq!(exec(&mut d, b"*OPC?\r\n"), b"1\n");
+        assert_eq!(exec(&mut d, b"*OPC?"), b"1\n");
+        assert_eq!(exec(&mut d, b"  \t*OPC?\r\n"), b"1\n");
+        assert_eq!(exec(&mut d, b"\n"), b"");
+        assert_eq!(exec(&mut d, b"read?\n"), b"+1.00000000E+01\n");
+        assert_eq!(errors(&mut d), Vec::<String>::new());
+    }
+
+    // --- Measurement ------------------------------------------------------------------------
+
+    #[test]
+    fn readings_have_the_meter_format() {
+        let (mut d, _) = meter(SimParams::default());
+        for cmd in [
+            "READ?",
+            "MEAS:VOLT:DC?",
+            "FETC?",
+            "VOLT:NPLC?",
+            "VOLT:RANG?",
+        ] {
+            reading(&q(&mut d, cmd));
+        }
+        let (mut d, _) = meter(SimParams {
+            offset: 2.3e-6,
+            ..ideal()
+        });
+        assert_eq!(q(&mut d, "READ?"), "+1.00000023E+01\n");
+    }
+
+    #[test]
+    fn fetch_resends_reading_memory_and_init_fills_it() {
+        let (mut d, _) = meter(SimParams::default());
+        assert_eq!(q(&mut d, "FETC?"), "");
+        assert_eq!(q(&mut d, "INIT"), "");
+        let first = q(&mut d, "FETC?");
+        reading(&first);
+        assert_eq!(q(&mut d, "FETC?"), first);
+        let read = q(&mut d, "READ?");
+        assert_eq!(q(&mut d, "FETC?"), read);
+        q(&mut d, "INIT:IMM");
+        q(&mut d, "CONF:VOLT:DC");
+        assert_eq!(q(&mut d, "FETC?"), "");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-230,\"Data corrupt or stale\"",
+                "-230,\"Data corrupt or stale\""
+            ]
+        );
+    }
+
+    #[test]
+    fn configure_selects_the_range_that_covers_the_value() {
+        let (mut d, _) = meter(ideal());
+        let cases = [
+            ("CONF:VOLT:DC 5", "+1.00000000E+01"),
+            ("CONF:VOLT:DC 10", "+1.00000000E+01"),
+            ("CONF:VOLT:DC 10.5", "+1.00000000E+02"),
+            ("CONF:VOLT:DC -0.05", "+1.00000000E-01"),
+            ("CONF:VOLT:DC 100 mV", "+1.00000000E-01"),
+            ("CONF:VOLT:DC 1 kV", "+1.00000000E+03"),
+            ("CONF:VOLT:DC 1,1e-6", "+1.00000000E+00"),
+            ("CONF:VOLT:DC MIN", "+1.00000000E-01"),
+            ("CONF:VOLT:DC MAX,MAX", "+1.00000000E+03"),
+            ("CONF:VOLT 100", "+1.00000000E+02"),
+        ];
+        for (cmd, range) in cases {
+            q(&mut d, cmd);
+            assert_eq!(q(&mut d, "VOLT:RANG:AUTO?"), "0\n", "{cmd}");
+            assert_eq!(q(&mut d, "VOLT:RANG?"), format!("{range}\n"), "{cmd}");
+        }
+        for cmd in ["CONF:VOLT:DC", "CONF:VOLT:DC AUTO", "CONF:VOLT:DC DEF,DEF"] {
+            q(&mut d, "CONF:VOLT:DC 1");
+            q(&mut d, cmd);
+            assert_eq!(q(&mut d, "VOLT:RANG:AUTO?"), "1\n", "{cmd}");
+        }
+        q(&mut d, "CONF:VOLT:DC 10,0");
+        assert_eq!(errors(&mut d), ["-222,\"Data out of range\""]);
+    }
+
+    #[test]
+    fn over_120_percent_of_range_reads_as_overload() {
+        let read_at = |nominal: f64, setup: &str| {
+            let (mut d, _) = meter(SimParams { nominal, ..ideal() });
+            q(&mut d, setup);
+            q(&mut d, "READ?")
+        };
+        assert_eq!(read_at(10.0, "CONF:VOLT:DC 1"), "+9.90000000E+37\n");
+        assert_eq!(read_at(-10.0, "CONF:VOLT:DC 1"), "-9.90000000E+37\n");
+        assert_eq!(read_at(11.9, "CONF:VOLT:DC 10"), "+1.19000000E+01\n");
+        assert_eq!(read_at(12.1, "CONF:VOLT:DC 10"), "+9.90000000E+37\n");
+        // Autoranging follows the input up to the top range, then overloads too.
+        assert_eq!(read_at(150.0, "CONF:VOLT:DC AUTO"), "+1.50000000E+02\n");
+        assert_eq!(read_at(1300.0, "CONF:VOLT:DC AUTO"), "+9.90000000E+37\n");
+        let (mut d, _) = meter(SimParams {
+            nominal: 0.5,
+            ..ideal()
+        });
+        q(&mut d, "READ?");
+        assert_eq!(q(&mut d, "VOLT:RANG?"), "+1.00000000E+00\n");
+        // The overload marker is what FETC? resends, too.
+        let (mut d, _) = meter(ideal());
+        assert_eq!(q(&mut d, "MEAS:VOLT:DC? 0.1"), "+9.90000000E+37\n");
+        assert_eq!(q(&mut d, "FETC?"), "+9.90000000E+37\n");
+        assert_eq!(q(&mut d, "VOLT:RANG?"), "+1.00000000E-01\n");
+        assert_eq!(q(&mut d, "MEAS:VOLT:DC?"), "+1.00000000E+01\n");
+    }
+
+    #[test]
+    fn non_finite_model_values_read_as_not_a_number() {
+        let (mut d, _) = meter(SimParams {
+            nominal: f64::INFINITY,
+            ..ideal()
+        });
+        assert_eq!(q(&mut d, "READ?"), "+9.91000000E+37\n");
+    }
+
+    #[test]
+    fn nplc_rounds_up_to_the_next_step() {
+        let (mut d, _) = meter(ideal());
+        let cases = [
+            ("5", "+1.00000000E+01"),
+            ("0.2", "+2.00000000E-01"),
+            ("0.0001", "+1.00000000E-03"),
+            ("1.5", "+1.00000000E+01"),
+            ("100", "+1.00000000E+02"),
+            ("MIN", "+1.00000000E-03"),
+            ("MAX", "+1.00000000E+02"),
+            ("DEF", "+1.00000000E+01"),
+        ];
+        for (arg, expected) in cases {
+            q(&mut d, &format!("SENS:VOLT:DC:NPLC {arg}"));
+            assert_eq!(q(&mut d, "VOLT:NPLC?"), format!("{expected}\n"), "{arg}");
+        }
+        assert_eq!(q(&mut d, "VOLT:NPLC? MIN"), "+1.00000000E-03\n");
+        assert_eq!(q(&mut d, "VOLT:NPLC? MAX"), "+1.00000000E+02\n");
+        assert_eq!(q(&mut d, "VOLT:NPLC? DEF"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "VOLT:NPLC? FOO"), "");
+        assert_eq!(q(&mut d, "VOLT:NPLCYCLES 2 V"), "");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-138,\"Suffix not allowed\""
+            ]
+        );
+    }
+
+    #[test]
+    fn range_and_its_auto_switch() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "VOLT:RANG 1");
+        assert_eq!(q(&mut d, "VOLT:RANG:AUTO?"), "0\n");
+        assert_eq!(q(&mut d, "READ?"), "+9.90000000E+37\n");
+        q(&mut d, "VOLT:RANG:AUTO ON");
+        assert_eq!(q(&mut d, "READ?"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "VOLT:RANG?"), "+1.00000000E+01\n");
+        q(&mut d, "VOLT:RANG MAX;RANG:AUTO ONCE");
+        assert_eq!(
+            q(&mut d, "VOLT:RANG:AUTO?;:VOLT:RANG?"),
+            "0;+1.00000000E+01\n"
+        );
+        q(&mut d, "VOLT:RANG:AUTO 1");
+        assert_eq!(q(&mut d, "VOLT:RANG:AUTO?"), "1\n");
+        assert_eq!(
+            q(&mut d, "VOLT:RANG? MIN;RANG? MAX;RANG? DEF"),
+            "+1.00000000E-01;+1.00000000E+03;+1.00000000E+01\n"
+        );
+        q(&mut d, "VOLT:RANG:AUTO MAYBE");
+        q(&mut d, "VOLT:RANG 1001");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-222,\"Data out of range\""
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_and_impedance_settings_are_kept() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "VOLT:ZERO:AUTO OFF");
+        assert_eq!(q(&mut d, "VOLT:DC:ZERO:AUTO?"), "0\n");
+        q(&mut d, "VOLT:ZERO:AUTO ON");
+        assert_eq!(q(&mut d, "VOLT:ZERO:AUTO?"), "1\n");
+        q(&mut d, "VOLT:ZERO:AUTO ONCE");
+        assert_eq!(q(&mut d, "VOLT:ZERO:AUTO?"), "0\n");
+        q(&mut d, "SENS:VOLT:DC:IMP:AUTO ON");
+        assert_eq!(q(&mut d, "VOLT:IMP:AUTO?"), "1\n");
+        q(&mut d, "VOLT:IMP:AUTO ONCE");
+        assert_eq!(errors(&mut d), ["-224,\"Illegal parameter value\""]);
+    }
+
+    #[test]
+    fn readings_sent_counts_readings_in_replies() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "INIT");
+        assert_eq!(d.standard.sent(), 0);
+        q(&mut d, "FETC?;READ?;:MEAS:VOLT:DC?");
+        assert_eq!(d.standard.sent(), 3);
+        q(&mut d, "CONF:VOLT:DC;:FETC?");
+        assert_eq!(d.standard.sent(), 3);
+    }
+
+    // --- The model through the meter ---------------------------------------------------------
+
+    #[test]
+    fn same_seed_same_readings_other_seed_other_readings() {
+        let noisy = |seed| SimParams {
+            noise: 1e-6,
+            seed,
+            ..ideal()
+        };
+        let run = |seed| {
+            let (mut d, _) = meter(noisy(seed));
+            (0..20).map(|_| q(&mut d, "READ?")).collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        // Noise is there at all: not every reading alike.
+        assert!(a.iter().any(|r| r != &a[0]));
+    }
+
+    #[test]
+    fn noise_has_the_configured_standard_deviation() {
+        let (mut d, _) = meter(SimParams {
+            noise: 1e-6,
+            ..ideal()
+        });
+        let n = 2000;
+        let xs: Vec<f64> = (0..n)
+            .map(|_| reading(&q(&mut d, "READ?")) - 10.0)
+            .collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        // σ of the mean is 22 nV; of the standard deviation about 1.6 %.
+        assert!(mean.abs() < 1e-7, "mean {mean}");
+        assert!((sd / 1e-6 - 1.0).abs() < 0.08, "sd {sd}");
+    }
+
+    #[test]
+    fn drift_shows_with_simulated_time() {
+        let (mut d, clock) = meter(SimParams {
+            drift_per_day: 1e-6,
+            time_scale: 86_400.0,
+            ..ideal()
+        });
+        let start = reading(&q(&mut d, "READ?"));
+        // 10 wall seconds at 86 400× are 10 days.
+        clock.advance(Duration::from_secs(10));
+        assert!((d.standard.days() - 10.0).abs() < 1e-12);
+        let later = reading(&q(&mut d, "READ?"));
+        assert!((later - start - 10e-6).abs() < 1e-8, "{start} → {later}");
+    }
+
+    #[test]
+    fn temperature_cycle_shows_through_the_tempco() {
+        let (mut d, clock) = meter(SimParams {
+            tempco: 1e-6,
+            lab_temp_amplitude: 0.5,
+            lab_temp_period: Duration::from_secs(86_400),
+            time_scale: 86_400.0,
+            ..ideal()
+        });
+        // One wall second is one simulated day, one cycle: sample it at quarter periods.
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(reading(&q(&mut d, "READ?")) - 10.0);
+            clock.advance(Duration::from_millis(250));
+        }
+        let expected = [0.0, 0.5e-6, 0.0, -0.5e-6, 0.0];
+        for (got, want) in seen.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-8, "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn realistic_timing_charges_nplc_over_50_seconds_per_reading() {
+        let (mut d, _) = meter(SimParams {
+            realistic_timing: true,
+            ..ideal()
+        });
+        q(&mut d, "READ?");
+        assert_eq!(d.take_busy(), Duration::from_millis(200));
+        assert_eq!(d.take_busy(), Duration::ZERO);
+        q(&mut d, "VOLT:NPLC 100;:READ?;:MEAS:VOLT:DC?;:INIT;:FETC?");
+        assert_eq!(d.take_busy(), Duration::from_secs(6));
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "READ?");
+        assert_eq!(d.take_busy(), Duration::ZERO);
+    }
+
+    // --- Truevolt reading memory and binary formats (keysight-34470a/34465a) ------------------
+
+    /// A Truevolt meter reading an exact 10 V.
+    fn truevolt(id: PersonalityId) -> D {
+        ScpiDmm::new(crate::personality::tests::setup(false).0, id)
+    }
+
+    #[test]
+    fn truevolt_identities_come_from_the_personality_table() {
+        use crate::personality::tests::{ask, setup};
+        for (id, model) in [
+            (PersonalityId::Keysight34470a, "34470A"),
+            (PersonalityId::Keysight34465a, "34465A"),
+        ] {
+            let mut p = id.build(setup(false).0);
+            assert_eq!(
+                ask(p.as_mut(), "*IDN?"),
+                format!(
+                    "Keysight Technologies,{model},SIMTEST01,tsagent-sim-{}\n",
+                    env!("CARGO_PKG_VERSION")
+                )
+            );
+            p.set_serial("SIM2");
+            assert!(ask(p.as_mut(), "*IDN?").contains(",SIM2,"));
+        }
+        let mut g = PersonalityId::GenericScpiDmm.build(setup(false).0);
+        assert!(ask(g.as_mut(), "*IDN?").starts_with("TSAGENT,SIM-DMM,SIM0000001,"));
+    }
+
+    #[test]
+    fn sample_and_trigger_counts_fill_memory() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        q(&mut d, "CONF:VOLT:DC 10;:SAMP:COUN 3;:TRIG:COUN 2");
+        assert_eq!(q(&mut d, "SAMP:COUN?;:TRIG:COUN?"), "+3;+2\n");
+        assert_eq!(q(&mut d, "TRIG:SOUR BUS;SOUR?"), "BUS\n");
+        q(&mut d, "INIT");
+        assert_eq!(q(&mut d, "DATA:POIN?"), "+6\n");
+        assert_eq!(
+            q(&mut d, "FETC?"),
+            format!("{}\n", ["+1.00000000E+01"; 6].join(","))
+        );
+        assert_eq!(q(&mut d, "DATA:LAST?"), "+1.00000000E+01 VDC\n");
+        // R? sends and erases; in ASCII format it is still a block.
+        assert_eq!(q(&mut d, "R? 2"), "#231+1.00000000E+01,+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "DATA:POIN?"), "+4\n");
+        q(&mut d, "R?");
+        assert_eq!(q(&mut d, "R?"), "#10\n");
+        // CONFigure resets the counts.
+        q(&mut d, "CONF:VOLT:DC");
+        assert_eq!(q(&mut d, "SAMP:COUN?"), "+1\n");
+        q(&mut d, "SAMP:COUN 1000;:TRIG:COUN 1000;:INIT");
+        assert_eq!(q(&mut d, "DATA:POIN?"), format!("+{MEMORY_CAP}\n"));
+        assert_eq!(errors(&mut d), ["531,\"Insufficient memory\""]);
+    }
+
+    #[test]
+    fn real_formats_send_definite_length_blocks() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        q(&mut d, "FORM:DATA REAL,64;:SAMP:COUN 2");
+        assert_eq!(q(&mut d, "FORM:DATA?"), "REAL,64\n");
+        let reply = exec(&mut d, b"READ?\n");
+        let mut expected = b"#216".to_vec();
+        expected.extend(10.0f64.to_be_bytes());
+        expected.extend(10.0f64.to_be_bytes());
+        expected.push(b'\n');
+        assert_eq!(reply, expected);
+        q(&mut d, "FORM:BORD SWAP;:FORM:DATA REAL,32");
+        assert_eq!(q(&mut d, "FORM:BORD?"), "SWAP\n");
+        let reply = exec(&mut d, b"FETC?\n");
+        let mut expected = b"#18".to_vec();
+        expected.extend(10.0f32.to_le_bytes());
+        expected.extend(10.0f32.to_le_bytes());
+        expected.push(b'\n');
+        assert_eq!(reply, expected);
+        q(&mut d, "FORM ASC");
+        assert_eq!(q(&mut d, "FORM?"), "ASC,9\n");
+        q(&mut d, "FORM:DATA REAL,16");
+        q(&mut d, "FORM:BORD BIG");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-224,\"Illegal parameter value\""
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_ending_in_lf_or_semicolon_is_still_terminated_once() {
+        // Find readings whose big-endian f32 ends in LF (0x0A) and in `;` (0x3B).
+        for last in [b'\n', b';'] {
+            let value = f32::from_be_bytes([0x41, 0x20, 0x00, last]);
+            let mut d = truevolt(PersonalityId::Keysight34470a);
+            d.standard.params.nominal = f64::from(value);
+            q(&mut d, "FORM:DATA REAL,32;:VOLT:RANG:AUTO ON");
+            let mut block = b"#14".to_vec();
+            block.extend(value.to_be_bytes());
+            let mut expected = block.clone();
+            expected.push(b'\n');
+            assert_eq!(exec(&mut d, b"READ?"), expected);
+            assert_eq!(exec(&mut d, b"FETC?;"), expected);
+            assert_eq!(exec(&mut d, b"FETC?;BOGUS"), expected);
+            assert_eq!(exec(&mut d, b"FETC?;VOLT:NPLC? 7"), expected);
+        }
+    }
+
+    // --- Robustness -------------------------------------------------------------------------
+
+    /// Fragments that reach deep into the parser and the handlers.
+    fn scpi_soup() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just("*IDN?"),
+            Just("*RST"),
+            Just("*CLS"),
+            Just("*OPC"),
+            Just("*ESR?"),
+            Just("*STB?"),
+            Just("*ESE"),
+            Just("*SRE"),
+            Just("SYST:ERR?"),
+            Just("CONF:VOLT:DC"),
+            Just("MEAS:VOLT:DC?"),
+            Just("READ?"),
+            Just("FETC?"),
+            Just("INIT"),
+            Just("VOLT:DC:NPLC"),
+            Just("VOLT:RANG"),
+            Just(":AUTO"),
+            Just("SENS"),
+            Just(":"),
+            Just("?"),
+            Just(";"),
+            Just(","),
+            Just(" "),
+            Just("\r"),
+            Just("\n"),
+            Just("10"),
+            Just("-1e999"),
+            Just("0.2"),
+            Just("MIN"),
+            Just("MAX"),
+            Just("DEF"),
+            Just("ONCE"),
+            Just("ON"),
+            Just("mV"),
+            Just("#H1F"),
+            Just("#15abcde"),
+            Just("#0xyz\n"),
+            Just("#9"),
+            Just("'str'"),
+            Just("\"q\"\"q\""),
+            Just("(@1:3)"),
+            Just("("),
+            Just("\u{e9}"),
+            Just("\0"),
+            Just("ABCDEFGHIJKLMNOP"),
+            Just("1234567890123"),
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat().into_bytes())
+    }
+
+    /// A reply is empty or one LF-terminated line.
+    fn well_framed(reply: &[u8]) -> bool {
+        reply.is_empty() || (reply.ends_with(b"\n") && !reply[..reply.len() - 1].contains(&b'\n'))
+    }
+
+    proptest! {
+        #[test]
+        fn real64_blocks_decode_to_the_readings(
+            nominal in -1.1e3f64..1.1e3,
+            count in 1u32..20,
+            swapped in any::<bool>(),
+        ) {
+            let mut d = truevolt(PersonalityId::Keysight34470a);
+            d.standard.params.nominal = nominal;
+            let order = if swapped { "SWAP" } else { "NORM" };
+            q(&mut d, &format!("FORM:DATA REAL,64;:FORM:BORD {order};:SAMP:COUN {count}"));
+            let reply = exec(&mut d, b"READ?");
+            // Parse the block as a client would: header digits, then exactly that many bytes.
+            prop_assert_eq!(reply[0], b'#');
+            let n = usize::from(reply[1] - b'0');
+            let len: usize = std::str::from_utf8(&reply[2..2 + n]).unwrap().parse().unwrap();
+            prop_assert_eq!(len, 8 * count as usize);
+            let body = &reply[2 + n..2 + n + len];
+            prop_assert_eq!(&reply[2 + n + len..], b"\n");
+            let shown = d.apply_range(nominal);
+            for chunk in body.chunks(8) {
+                let bytes: [u8; 8] = chunk.try_into().unwrap();
+                let v = if swapped { f64::from_le_bytes(bytes) } else { f64::from_be_bytes(bytes) };
+                prop_assert_eq!(v, shown);
+            }
+        }
+
+        #[test]
+        fn handle_line_never_panics_on_arbitrary_bytes(
+            lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8)
+        ) {
+            let (mut d, _) = meter(SimParams::default());
+            for line in &lines {
+                let reply = exec(&mut d, line);
+                prop_assert!(well_framed(&reply), "{:?} → {:?}", line, reply);
+            }
+            // Still a working meter afterwards.
+            q(&mut d, "*CLS");
+            prop_assert_eq!(q(&mut d, "*OPC?"), "1\n");
+        }
+
+        #[test]
+        fn handle_line_never_panics_on_scpi_soup(
+            lines in proptest::collection::vec(scpi_soup(), 1..8)
+        ) {
+            let (mut d, _) = meter(SimParams::default());
+            for line in &lines {
+                let reply = exec(&mut d, line);
+                prop_assert!(
+                    well_framed(&reply),
+                    "{:?} → {:?}",
+                    String::from_utf8_lossy(line),
+                    String::from_utf8_lossy(&reply)
+                );
+            }
+            let errs = errors(&mut d);
+            prop_assert!(errs.len() <= ERROR_QUEUE_CAP);
+            q(&mut d, "*RST;*CLS");
+            prop_assert_eq!(q(&mut d, "*OPC?"), "1\n");
+        }
+    }
+}

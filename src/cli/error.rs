@@ -1,0 +1,186 @@
+//! What a command can fail with, and the one place that maps errors to exit codes.
+//!
+//! Exit codes (also in the README), each a constant in [`exit`]:
+//!
+//! | code | constant | meaning |
+//! |---|---|---|
+//! | 0 | `SUCCESS` | success (including "nothing new to seal") |
+//! | 1 | `INTERNAL` | internal error |
+//! | 2 | `USAGE` | usage or configuration error |
+//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept) |
+//! | 4 | `INTEGRITY` | integrity failure: `db check` found a problem, or a bundle failed verification |
+//! | 5 | `STORAGE` | storage error |
+//! | 6 | `KEY` | key or signing error |
+
+use std::path::PathBuf;
+
+use tsagent_bundle::{AllowedSignersError, KeyError, SealError, VerifyError};
+use tsagent_sim::SimError;
+
+use crate::config::ConfigError;
+use crate::daemon::DaemonError;
+use crate::sealing::SealingError;
+use crate::sequence::SequenceError;
+use crate::store::{Problem, StoreError};
+
+/// The process exit codes, documented in the README.
+pub mod exit {
+    /// Success, including "nothing new to seal".
+    pub const SUCCESS: u8 = 0;
+    /// An internal error.
+    pub const INTERNAL: u8 = 1;
+    /// Bad usage or configuration.
+    pub const USAGE: u8 = 2;
+    /// An instrument or run failed; readings taken before it are kept.
+    pub const RUN_FAILED: u8 = 3;
+    /// `db check` found a problem, or a bundle failed verification.
+    pub const INTEGRITY: u8 = 4;
+    /// Storage.
+    pub const STORAGE: u8 = 5;
+    /// The key or signing.
+    pub const KEY: u8 = 6;
+}
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Bad command-line usage that clap cannot express.
+    #[error("{0}")]
+    Usage(String),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A run or an instrument. Boxed: it is the largest error and errors travel by value.
+    #[error(transparent)]
+    Sequence(Box<SequenceError>),
+    /// The daemon.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// The simulator.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// Keys.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Making a bundle's bytes.
+    #[error(transparent)]
+    Bundle(#[from] SealError),
+    /// Sealing pending readings into bundle files.
+    #[error(transparent)]
+    Seal(#[from] SealingError),
+    /// An allowed_signers file is malformed.
+    #[error("bad allowed_signers file `{path}`")]
+    Signers {
+        /// The file.
+        path: PathBuf,
+        /// Where and why.
+        #[source]
+        source: AllowedSignersError,
+    },
+    /// A bundle failed verification.
+    #[error("bundle `{path}` failed verification")]
+    Verify {
+        /// The bundle file.
+        path: PathBuf,
+        /// The reason.
+        #[source]
+        source: VerifyError,
+    },
+    /// `db check` found problems.
+    #[error("database `{db}` is not sound: {first} ({count} problem(s) in all)")]
+    CheckFailed {
+        /// The database.
+        db: PathBuf,
+        /// The first problem, naming the first bad row.
+        first: Problem,
+        /// How many problems.
+        count: usize,
+    },
+    /// An input file named on the command line could not be read.
+    #[error("cannot read `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bundle file is larger than any bundle may be; it is not even read.
+    #[error("bundle `{path}` is {size} bytes, more than the {max} a bundle may have")]
+    BundleTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// A file operation on the agent's own files.
+    #[error("cannot {action} `{path}`")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl From<SequenceError> for Error {
+    fn from(e: SequenceError) -> Self {
+        Error::Sequence(Box::new(e))
+    }
+}
+
+impl Error {
+    /// The process exit code for this error (constants in [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use exit::*;
+        match self {
+            Error::Runtime(_) => INTERNAL,
+            Error::Config(_) | Error::Usage(_) | Error::Signers { .. } | Error::Read { .. } => {
+                USAGE
+            }
+            Error::Store(StoreError::Missing { .. }) => USAGE,
+            Error::Sequence(e) => match e.cause() {
+                SequenceError::Store(s) => store_code(s),
+                SequenceError::UnknownSequence { .. } => USAGE,
+                _ => RUN_FAILED,
+            },
+            Error::Daemon(DaemonError::NothingScheduled { .. }) => USAGE,
+            Error::Daemon(DaemonError::Recover(s)) => store_code(s),
+            Error::Sim(_) => RUN_FAILED,
+            Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
+                INTEGRITY
+            }
+            Error::Store(s) | Error::Seal(SealingError::Store(s)) => store_code(s),
+            // Readings the bundle format cannot carry, or a clash with an existing bundle file:
+            // the log and the bundles disagree, which is an integrity matter.
+            Error::Seal(
+                SealingError::Bundle(SealError::Content(_)) | SealingError::Exists { .. },
+            ) => INTEGRITY,
+            Error::Io { .. } | Error::Seal(SealingError::Write { .. }) => STORAGE,
+            Error::Key(_)
+            | Error::Bundle(_)
+            | Error::Seal(SealingError::Key(_) | SealingError::Bundle(_)) => KEY,
+        }
+    }
+}
+
+/// Storage failures are [`exit::STORAGE`], except those that mean the log was altered
+/// ([`exit::INTEGRITY`]) or that name a missing database ([`exit::USAGE`]).
+fn store_code(e: &StoreError) -> u8 {
+    match e {
+        StoreError::ChainBroken { .. } | StoreError::Truncated { .. } => exit::INTEGRITY,
+        StoreError::Missing { .. } => exit::USAGE,
+        _ => exit::STORAGE,
+    }
+}

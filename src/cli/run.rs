@@ -1,0 +1,34 @@
+//! `tsagent run`: the daemon, in the foreground, until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{Error, progress, runtime, stop_on_signals};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::store::Store;
+
+/// `tsagent run`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct RunArgs {
+    /// The lab's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// The daemon.
+pub fn run(args: RunArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let mut store = Store::open(&config.storage.db)?;
+    tracing::info!(config = %args.config.display(), db = %config.storage.db.display(), lab = %config.lab.id, "tsagent run starting");
+    runtime()?.block_on(async {
+        let stop = stop_on_signals()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let mut observer = progress::Log;
+        crate::daemon::run(&config, &mut store, clock, &mut observer, stop).await?;
+        Ok(())
+    })
+}

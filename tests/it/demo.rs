@@ -1,0 +1,82 @@
+//! `tsagent demo`: the whole path on the embedded simulated lab, twice, and the stock-tool command it
+//! prints actually verifies the bundle.
+
+use std::process::Command;
+
+use crate::common::*;
+
+#[test]
+fn demo_runs_the_whole_path_and_continues_the_same_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("lab");
+    let first = tsagent()
+        .arg("demo")
+        .arg("--dir")
+        .arg(&demo)
+        .args(["--readings", "40"])
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&first.get_output().stdout).into_owned();
+    for expected in [
+        "run 1 completed: 43 readings, seq 1–43",
+        "mean                      10.0000",
+        "experimental std. dev. s",
+        "drift (least squares)",
+        "environment               pressure ",
+        "GPIB0 adapter on /dev/pts/",
+        "sealed bundle 1: readings 1–43 (43)",
+        "DEMO-LAB-ZENER-10V-000001.tar: ok",
+        "tsagent db check --db",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    let second = tsagent()
+        .arg("demo")
+        .arg("--dir")
+        .arg(&demo)
+        .args(["--readings", "40"])
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&second.get_output().stdout).into_owned();
+    assert!(
+        text.contains("run 2 completed: 43 readings, seq 44–86"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sealed bundle 2: readings 44–86 (43)"),
+        "{text}"
+    );
+
+    // The printed stock-tool command, run as printed.
+    let command = text
+        .lines()
+        .skip_while(|l| !l.starts_with("verify it with stock tools"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        command.contains("ssh-keygen -Y verify") && command.contains("sha256sum -c"),
+        "{command}"
+    );
+    let out = Command::new("sh").arg("-c").arg(&command).output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{command}\n{said}");
+    assert!(
+        said.contains("Good \"tsagent-bundle-v1\" signature for DEMO-LAB"),
+        "{said}"
+    );
+
+    tsagent()
+        .args(["db", "check", "--db"])
+        .arg(demo.join("tsagent.db"))
+        .assert()
+        .success();
+}

@@ -1,0 +1,66 @@
+//! The README's configuration and profile examples are real: they parse and validate.
+
+use std::path::Path;
+
+fn toml_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```toml") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn readme_examples_validate() {
+    let readme = include_str!("../../README.md");
+    let blocks = toml_blocks(readme);
+    assert!(
+        blocks.len() >= 3,
+        "expected the adapter, profile and override examples"
+    );
+    let lab = "[lab]\nid = \"L\"\nname = \"l\"\n[artefact]\nid = \"A\"\nkind = \"zener\"\nserial = \"1\"\nnominal = 10.0\nunit = \"V\"\n";
+    // The adapters and instruments example.
+    let adapters = blocks.iter().find(|b| b.contains("[[adapter]]")).unwrap();
+    let config =
+        tsagent::config::Config::parse(&format!("{lab}{adapters}"), "README", Path::new("."))
+            .unwrap();
+    assert_eq!(config.adapters.len(), 2);
+    assert_eq!(config.instruments[0].profile.id, "keysight-3458a");
+    // The profile example.
+    let profile = blocks
+        .iter()
+        .find(|b| b.starts_with("id = \"my-dmm\""))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my-dmm.toml");
+    std::fs::write(&path, profile).unwrap();
+    tsagent::drivers::check_file(&path).unwrap();
+    // The override example, on an instrument.
+    let overrides = blocks
+        .iter()
+        .find(|b| b.starts_with("[instrument.profile.errors]"))
+        .unwrap();
+    let instrument = "[[instrument]]\nname = \"dmm\"\nresource = \"ASRL/dev/ttyUSB0::INSTR\"\n";
+    let config = tsagent::config::Config::parse(
+        &format!("{lab}{instrument}{overrides}"),
+        "README",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        config.instruments[0].profile.errors.as_ref().unwrap().query,
+        "ERR?"
+    );
+}
