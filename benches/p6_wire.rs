@@ -7,8 +7,8 @@
 //! samples (ASCII, comma-separated). Figures are medians over all exchanges of a kind.
 //!
 //! What the simulator delays, as a real line would: a command is taken only once its last
-//! character would have arrived (`sim::wire::pace_input`), and each piece of the reply is held back
-//! until its last character would have left a UART (`sim::wire::write_paced`). So the computed wire
+//! character would have arrived (`tsagent-sim`'s `wire::pace_input`), and each piece of the reply is held back
+//! until its last character would have left a UART (`wire::write_paced`). So the computed wire
 //! time the target is measured against is `wire_time(command + terminator + reply + terminator,
 //! 9600, 8N1)`.
 //!

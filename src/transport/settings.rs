@@ -169,43 +169,33 @@ mod tests {
         assert_eq!(link.max_reply, 1_048_576);
     }
 
+    /// Each of ours converts to the serialport value beside it.
+    fn maps<A: Copy + std::fmt::Debug, B: From<A> + PartialEq + std::fmt::Debug>(pairs: &[(A, B)]) {
+        for (ours, theirs) in pairs {
+            assert_eq!(B::from(*ours), *theirs, "{ours:?}");
+        }
+    }
+
     #[test]
     fn maps_to_serialport_types() {
         use tokio_serial as ts;
-        let data = [
+        maps(&[
             (DataBits::Seven, ts::DataBits::Seven),
             (DataBits::Eight, ts::DataBits::Eight),
-        ];
-        assert!(
-            data.iter()
-                .all(|(ours, theirs)| ts::DataBits::from(*ours) == *theirs)
-        );
-        let parity = [
+        ]);
+        maps(&[
             (Parity::None, ts::Parity::None),
             (Parity::Even, ts::Parity::Even),
             (Parity::Odd, ts::Parity::Odd),
-        ];
-        assert!(
-            parity
-                .iter()
-                .all(|(ours, theirs)| ts::Parity::from(*ours) == *theirs)
-        );
-        let stop = [
+        ]);
+        maps(&[
             (StopBits::One, ts::StopBits::One),
             (StopBits::Two, ts::StopBits::Two),
-        ];
-        assert!(
-            stop.iter()
-                .all(|(ours, theirs)| ts::StopBits::from(*ours) == *theirs)
-        );
-        let flow = [
+        ]);
+        maps(&[
             (FlowControl::None, ts::FlowControl::None),
             (FlowControl::XonXoff, ts::FlowControl::Software),
             (FlowControl::RtsCts, ts::FlowControl::Hardware),
-        ];
-        assert!(
-            flow.iter()
-                .all(|(ours, theirs)| ts::FlowControl::from(*ours) == *theirs)
-        );
+        ]);
     }
 }
