@@ -70,6 +70,17 @@ fn assert_invalid(result: Result<Profile, ProfileError>, key: &str, line: usize,
     }
 }
 
+/// The query of operation `op` of `profile`.
+fn query_of<'a>(profile: &'a Profile, op: &str) -> &'a str {
+    profile
+        .operation(op)
+        .unwrap()
+        .query
+        .as_ref()
+        .unwrap()
+        .as_str()
+}
+
 #[test]
 fn base_profile_reads() {
     let p = parse(BASE).unwrap();
@@ -610,16 +621,7 @@ fn overrides_merge_key_by_key() {
         "x",
     )
     .unwrap();
-    assert_eq!(
-        plain
-            .operation("read")
-            .unwrap()
-            .query
-            .as_ref()
-            .unwrap()
-            .as_str(),
-        "READ?"
-    );
+    assert_eq!(query_of(&plain, "read"), "READ?");
 }
 
 #[test]
@@ -1244,16 +1246,7 @@ fn lab_folder_adds_and_replaces() {
     assert_eq!(registry.len(), BUILTIN.len() + 1);
     assert!(registry.get("test-dmm").is_some());
     let generic = registry.get("generic-scpi-dmm").unwrap();
-    assert_eq!(
-        generic
-            .operation("read")
-            .unwrap()
-            .query
-            .as_ref()
-            .unwrap()
-            .as_str(),
-        "MEAS?"
-    );
+    assert_eq!(query_of(generic, "read"), "MEAS?");
     assert_eq!(
         generic.source,
         Source::File(dir.path().join("generic-scpi-dmm.toml"))

@@ -92,6 +92,11 @@ fn tamper(path: &Path, sql: &str) {
     .unwrap();
 }
 
+/// What `db check` finds in the fixture's database.
+fn problems(f: &Fixture) -> Vec<Problem> {
+    f.store.check().unwrap().problems
+}
+
 #[test]
 fn opens_in_wal_with_full_sync_and_foreign_keys() {
     let f = fixture(0);
@@ -190,48 +195,28 @@ fn triggers_refuse_edits_through_sql() {
 fn check_finds_an_edited_row() {
     let f = fixture(5);
     tamper(&f.path, "UPDATE readings SET value = 10.5 WHERE seq = 3;");
-    let report = f.store.check().unwrap();
-    assert_eq!(report.problems, vec![Problem::Edited { seq: 3 }]);
+    assert_eq!(problems(&f), vec![Problem::Edited { seq: 3 }]);
 }
 
 #[test]
 fn check_finds_a_deleted_row_in_the_middle() {
     let f = fixture(5);
     tamper(&f.path, "DELETE FROM readings WHERE seq = 2;");
-    let report = f.store.check().unwrap();
-    assert_eq!(report.problems, vec![Problem::Missing { from: 2, to: 2 }]);
+    assert_eq!(problems(&f), vec![Problem::Missing { from: 2, to: 2 }]);
 }
 
 #[test]
 fn check_finds_deleted_newest_rows() {
     let f = fixture(5);
     tamper(&f.path, "DELETE FROM readings WHERE seq >= 4;");
-    let report = f.store.check().unwrap();
-    assert_eq!(
-        report.problems,
-        vec![Problem::Truncated { last: 3, head: 5 }]
-    );
+    assert_eq!(problems(&f), vec![Problem::Truncated { last: 3, head: 5 }]);
 }
 
 #[test]
 fn check_finds_a_seal_that_no_longer_matches() {
     let mut f = fixture(3);
     let m = f.store.seal_material().unwrap().unwrap();
-    let archive = archive("L-A-000001");
-    f.store
-        .record_seal(&SealRecord {
-            seq: m.bundle_seq,
-            name: "L-A-000001",
-            first_reading: 1,
-            last_reading: 3,
-            chain_last: m.readings[2].chain,
-            first_event: None,
-            last_event: None,
-            sums_sha256: archive.1,
-            created_utc_us: 0,
-            tar: &archive.0,
-        })
-        .unwrap();
+    seal(&mut f, &m);
     assert!(f.store.check().unwrap().is_sound());
     // Rewrite the newest reading *and* its chain and head consistently: only the seal catches it.
     let mut rows = f.store.run_readings(f.run, (1, u64::MAX)).unwrap();
@@ -249,9 +234,8 @@ fn check_finds_a_seal_that_no_longer_matches() {
     .unwrap();
     conn.execute("UPDATE chain_head SET chain = ?1", [&chain[..]])
         .unwrap();
-    let report = f.store.check().unwrap();
     assert_eq!(
-        report.problems,
+        problems(&f),
         vec![Problem::SealMismatch { bundle: 1, seq: 3 }]
     );
 }
