@@ -42,7 +42,7 @@ use tsagent::config::Config;
 use tsagent::drivers::{self, Registry, ReplySpec, exec};
 use tsagent::sequence::{Quiet, Runner};
 use tsagent::session::Session;
-use tsagent::store::{NewReading, Store, Trigger};
+use tsagent::store::{NewReading, RunStart, Store, Trigger};
 use tsagent::supervisor::Supervisor;
 use tsagent::transport::{Link, LinkSettings, Resource, SerialSettings};
 use tsagent_bundle::chain::{ReadingRef, ReadingStatus};
@@ -317,7 +317,14 @@ fn diagnostic(
     let mut store = Store::open(&dir.join("split.db")).unwrap();
     let mut bare = Bare::open(&dir.join("split-bare.db"));
     let run_id = store
-        .begin_run("split", Trigger::Manual, None, clock.now(), (1, BOOT_ID))
+        .begin_run(&RunStart {
+            sequence: "split",
+            sequence_sha256: [0; 32],
+            trigger: Trigger::Manual,
+            operator: None,
+            at: clock.now(),
+            owner: (1, BOOT_ID),
+        })
         .unwrap();
     let mut split = Split::default();
     rt.block_on(async {
@@ -625,7 +632,14 @@ fn store_ddl(dir: &Path) -> String {
     {
         let mut store = Store::open(&path).unwrap();
         store
-            .begin_run("ddl", Trigger::Manual, None, at, (1, BOOT_ID))
+            .begin_run(&RunStart {
+                sequence: "ddl",
+                sequence_sha256: [0; 32],
+                trigger: Trigger::Manual,
+                operator: None,
+                at,
+                owner: (1, BOOT_ID),
+            })
             .unwrap();
     }
     let conn = Connection::open(&path).unwrap();

@@ -156,16 +156,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// A stop flag that SIGTERM and SIGINT raise.
+/// A stop flag that SIGTERM, SIGINT and SIGHUP raise.
+///
+/// SIGHUP (the terminal or SSH session closed) stops like SIGTERM: left to its default action it
+/// would kill the process mid-run and leave the run `running` until the next start.
 fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>, Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(Error::Runtime)?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping after the reading in progress"),
             _ = int.recv() => tracing::info!("SIGINT: stopping after the reading in progress"),
+            _ = hup.recv() => tracing::info!("SIGHUP: stopping after the reading in progress"),
         }
         let _ = tx.send(true);
         // Keep the sender alive so receivers do not see a closed channel as a second signal.

@@ -242,6 +242,18 @@ pub enum Step {
     },
 }
 
+impl Sequence {
+    /// SHA-256 of this sequence's definition in a canonical JSON form (name, schedule, steps with
+    /// their resolved parameters); each run's `run_started` event carries it, so the pilot can tell
+    /// which runs followed the same method.
+    pub fn sha256(&self) -> [u8; 32] {
+        // Serialising plain structs of strings and integers cannot fail; an empty hash input would
+        // still be a stable, if useless, value.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(json).into()
+    }
+}
+
 impl Step {
     /// The instrument the step talks to.
     pub fn instrument(&self) -> &str {

@@ -8,14 +8,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use tsagent_bundle::event::{
-    self, Event, Identified, InstrumentError, OperationResult, OperationValue, RunFailed,
+    self, Event, Identified, InstrumentError, OperationResult, OperationValue,
 };
 
 use crate::clock::{self, Clock};
 use crate::config::{Config, ExchangeLog, Instrument, ReadStep, Sequence, Step};
 use crate::drivers::exec::{self, DriverError};
 use crate::session::{Exchange, Identity, Measurement};
-use crate::store::{NewEvent, NewReading, RunStatus, Store, StoreError, Trigger};
+use crate::store::{NewEvent, NewReading, RunEnd, RunStart, RunStatus, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, SupervisorError};
 
 /// Why a run could not be done.
@@ -151,12 +151,53 @@ pub struct Runner<'a> {
     pub supervisor: &'a mut Supervisor,
 }
 
+/// What a run has done so far.
 struct Progress {
     run_id: u64,
     total: u64,
     done: u64,
     first: Option<u64>,
     last: Option<u64>,
+}
+
+/// A run whose end is not recorded yet. Dropped armed — the runner panicked, or its future was
+/// dropped part-way (a caller's `select!`, a runtime shut down) — it records the end through a
+/// connection of its own, since the runner's may be in any state: the run is `interrupted`, with
+/// the readings it had committed.
+struct Unended {
+    db: std::path::PathBuf,
+    clock: Arc<dyn Clock>,
+    progress: Progress,
+    armed: bool,
+}
+
+impl Drop for Unended {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let p = &self.progress;
+        let reason = if std::thread::panicking() {
+            "the agent failed during this run (internal error)"
+        } else {
+            "the run was abandoned part-way (its task was cancelled)"
+        };
+        let ended = Store::open_existing(&self.db).and_then(|mut store| {
+            store.end_run(
+                p.run_id,
+                &RunEnd {
+                    status: RunStatus::Interrupted,
+                    reason: Some(reason),
+                    readings: p.done,
+                    range: p.first.zip(p.last),
+                    at: self.clock.now(),
+                },
+            )
+        });
+        if let Err(e) = ended {
+            tracing::error!(run_id = p.run_id, error = %crate::error::report(&e), "could not record the end of the run; it will be marked interrupted at the next start");
+        }
+    }
 }
 
 impl Runner<'_> {
@@ -184,8 +225,12 @@ impl Runner<'_> {
         self.run(sequence, trigger, operator, observer, stop).await
     }
 
-    /// Runs `sequence` once. A failure is recorded as an event, the run is marked failed and the
-    /// error returned; readings already committed stay.
+    /// Runs `sequence` once. A failure is recorded in the run's `run_ended` event, the run is
+    /// marked failed and the error returned; readings already committed stay.
+    ///
+    /// Every way out of a run records its end: completion, a stop, a failure (even when the
+    /// failure's own events cannot be stored), and — through [`Unended`] — a panic or the future
+    /// being dropped.
     pub async fn run(
         &mut self,
         sequence: &Sequence,
@@ -194,27 +239,44 @@ impl Runner<'_> {
         observer: &mut dyn Observer,
         stop: &watch::Receiver<bool>,
     ) -> Result<RunOutcome, SequenceError> {
-        let started = self.clock.now();
-        let owner = (std::process::id(), self.clock.boot_id());
-        let run_id = self
-            .store
-            .begin_run(&sequence.name, trigger, operator, started, owner)?;
+        // Runs of processes that died (kill -9, power loss) end before a new one begins, whichever
+        // command starts it: none stays `running` because the next start was a demo.
+        for run_id in recover_interrupted(self.store, &*self.clock)? {
+            tracing::warn!(
+                run_id,
+                "run was left running by a process that is gone; marked interrupted"
+            );
+        }
+        let boot_id = self.clock.boot_id().to_owned();
+        let run_id = self.store.begin_run(&RunStart {
+            sequence: &sequence.name,
+            sequence_sha256: sequence.sha256(),
+            trigger,
+            operator,
+            at: self.clock.now(),
+            owner: (std::process::id(), &boot_id),
+        })?;
         let total = sequence
             .steps
             .iter()
             .map(|s| self.expected_readings(s))
             .sum();
-        observer.started(run_id, &sequence.name, total);
-        let mut progress = Progress {
-            run_id,
-            total,
-            done: 0,
-            first: None,
-            last: None,
+        let mut guard = Unended {
+            db: self.store.path().to_owned(),
+            clock: self.clock.clone(),
+            progress: Progress {
+                run_id,
+                total,
+                done: 0,
+                first: None,
+                last: None,
+            },
+            armed: true,
         };
+        observer.started(run_id, &sequence.name, total);
         let mut ids = HashMap::new();
         let result = self
-            .steps(sequence, &mut ids, &mut progress, observer, stop)
+            .steps(sequence, &mut ids, &mut guard.progress, observer, stop)
             .await;
         // Exchanges and supervision events of a failed step are evidence too.
         let mut leftover = self.supervisor.take_events();
@@ -232,50 +294,51 @@ impl Runner<'_> {
         for e in &mut leftover {
             e.run_id.get_or_insert(run_id);
         }
-        let ended = self.clock.now();
+        let (status, reason) = match &result {
+            Ok(false) => (RunStatus::Completed, None),
+            Ok(true) => (
+                RunStatus::Stopped,
+                Some("stopped on request after the reading in progress".to_owned()),
+            ),
+            Err(cause) => (RunStatus::Failed, Some(crate::error::report(cause))),
+        };
+        let progress = &guard.progress;
+        // Each is tried whatever became of the other: a run whose evidence could not be stored
+        // must still not be left `running`.
+        let events_stored = self.store.append_events(&leftover);
+        let end_stored = self.store.end_run(
+            run_id,
+            &RunEnd {
+                status,
+                reason: reason.as_deref(),
+                readings: progress.done,
+                range: progress.first.zip(progress.last),
+                at: self.clock.now(),
+            },
+        );
+        if end_stored.is_ok() {
+            guard.armed = false;
+        }
+        let stored = events_stored.and(end_stored.map(drop));
+        let outcome = RunOutcome {
+            run_id,
+            status,
+            readings: progress.done,
+            seq_range: progress.first.zip(progress.last),
+        };
         match result {
-            Ok(stopped) => {
-                let status = if stopped {
-                    RunStatus::Stopped
-                } else {
-                    RunStatus::Completed
-                };
-                let message = stopped.then_some("stopped on request after the reading in progress");
-                self.store.append_events(&leftover)?;
-                self.store.end_run(run_id, status, message, ended)?;
-                Ok(RunOutcome {
-                    run_id,
-                    status,
-                    readings: progress.done,
-                    seq_range: progress.first.zip(progress.last),
-                })
+            Ok(_) => {
+                stored?;
+                Ok(outcome)
             }
             Err(cause) => {
-                let message = crate::error::report(&cause);
-                let failure = NewEvent {
-                    run_id: Some(run_id),
-                    ..NewEvent::new(
-                        ended,
-                        Event::RunFailed(RunFailed {
-                            error: message.clone(),
-                        }),
-                    )
-                };
-                let stored = self
-                    .store
-                    .append_events(&leftover)
-                    .and_then(|()| self.store.append_events(&[failure]))
-                    .and_then(|()| {
-                        self.store
-                            .end_run(run_id, RunStatus::Failed, Some(&message), ended)
-                    });
                 if let Err(store_error) = stored {
                     tracing::error!(run_id, error = %crate::error::report(&store_error), "could not record the run's failure");
                 }
                 Err(SequenceError::RunFailed {
                     run_id,
                     sequence: sequence.name.clone(),
-                    readings: progress.done,
+                    readings: outcome.readings,
                     cause: Box::new(cause),
                 })
             }
@@ -749,4 +812,129 @@ fn exchange_events(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    const LAB: &str = r#"
+[lab]
+id = "L"
+name = "l"
+[artefact]
+id = "A"
+kind = "zener"
+serial = "1"
+nominal = 10.0
+unit = "V"
+[storage]
+db = "t.db"
+[[instrument]]
+name = "dmm"
+resource = "SIM::PTY::INSTR"
+[[sequence]]
+name = "s"
+[[sequence.step]]
+read = { instrument = "dmm", count = 1000000, quantity = "voltage", unit = "V" }
+"#;
+
+    /// Counts readings and drops the run's future after `after` of them.
+    struct CancelAfter {
+        after: u64,
+        cancel: Option<tokio::sync::oneshot::Sender<()>>,
+    }
+    impl Observer for CancelAfter {
+        fn reading(&mut self, r: &ReadingReport<'_>) {
+            if r.done >= self.after
+                && let Some(tx) = self.cancel.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    #[test]
+    fn a_run_whose_future_is_dropped_still_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(LAB, "t.toml", dir.path()).unwrap();
+        let mut store = Store::open(&config.storage.db).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_tx, stop) = watch::channel(false);
+            let (cancel, cancelled) = tokio::sync::oneshot::channel();
+            let mut observer = CancelAfter {
+                after: 3,
+                cancel: Some(cancel),
+            };
+            let mut supervisor = Supervisor::new(&config);
+            let mut runner = Runner {
+                config: &config,
+                store: &mut store,
+                clock: Arc::new(SystemClock::new()),
+                supervisor: &mut supervisor,
+            };
+            // A caller's `select!` that gives up on the run part-way.
+            tokio::select! {
+                _ = runner.run_named("s", Trigger::Manual, None, &mut observer, &stop) => {
+                    panic!("a million readings finished first")
+                }
+                _ = cancelled => {}
+            }
+        });
+        let row = store.run(1).unwrap().unwrap();
+        assert_eq!(row.status, RunStatus::Interrupted, "{row:?}");
+        let events = store.run_events(1).unwrap();
+        let ended = events.iter().find(|e| e.kind == "run_ended").unwrap();
+        assert_eq!(ended.detail["status"], "interrupted");
+        assert!(ended.detail["readings"].as_u64().unwrap() >= 3);
+        assert_eq!(ended.detail["readings"].as_u64(), Some(row.readings));
+    }
+
+    #[test]
+    fn a_run_abandoned_by_a_panic_still_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut store = Store::open(&path).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let run_id = store
+            .begin_run(&RunStart {
+                sequence: "s",
+                sequence_sha256: [0; 32],
+                trigger: Trigger::Manual,
+                operator: None,
+                at: clock.now(),
+                owner: (std::process::id(), clock.boot_id()),
+            })
+            .unwrap();
+        let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = Unended {
+                db: path.clone(),
+                clock: clock.clone(),
+                progress: Progress {
+                    run_id,
+                    total: 10,
+                    done: 2,
+                    first: Some(1),
+                    last: Some(2),
+                },
+                armed: true,
+            };
+            panic!("a bug mid-run");
+        }));
+        assert!(guarded.is_err());
+        let row = store.run(run_id).unwrap().unwrap();
+        assert_eq!(row.status, RunStatus::Interrupted);
+        assert!(
+            row.message.as_deref().unwrap().contains("internal error"),
+            "{row:?}"
+        );
+        let events = store.run_events(run_id).unwrap();
+        let ended = events.iter().find(|e| e.kind == "run_ended").unwrap();
+        assert_eq!(ended.detail["last_reading"], 2);
+    }
 }

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::clock::Timestamp;
 use crate::session::Identity;
 use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
-use tsagent_bundle::event::{Event, RunInterrupted};
+use tsagent_bundle::event::{Event, RunEnded, RunStarted};
 use tsagent_bundle::{EventExport, InstrumentInfo, ReadingExport};
 
 /// A stored reading, in the bundle's export shape (chained fields, chain, sequence and instrument names).
@@ -172,6 +172,38 @@ impl Trigger {
             Self::Demo => "demo",
         }
     }
+}
+
+/// A run to begin.
+#[derive(Debug, Clone)]
+pub struct RunStart<'a> {
+    /// The sequence's name.
+    pub sequence: &'a str,
+    /// SHA-256 of the sequence's definition ([`crate::config::Sequence::sha256`]).
+    pub sequence_sha256: [u8; 32],
+    /// What started it.
+    pub trigger: Trigger,
+    /// Who started it.
+    pub operator: Option<&'a str>,
+    /// When.
+    pub at: Timestamp,
+    /// The process running it and its boot id, so start-up recovery can tell a crashed run.
+    pub owner: (u32, &'a str),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunEnd<'a> {
+    /// Completed, failed, stopped or interrupted.
+    pub status: RunStatus,
+    /// Why, unless it completed.
+    pub reason: Option<&'a str>,
+    /// Readings it committed.
+    pub readings: u64,
+    /// Its first and last reading, if it took any.
+    pub range: Option<(u64, u64)>,
+    /// When it ended.
+    pub at: Timestamp,
 }
 
 /// A reading to append; the store assigns its sequence number and chain value.
@@ -436,21 +468,23 @@ impl Store {
             ids
         };
         for id in &ids {
-            tx.execute(
-                "UPDATE runs SET status = 'interrupted', ended_utc_us = ?1,
-                 message = 'the agent stopped during this run (crash or power loss)' WHERE id = ?2",
-                params![at.utc_us, to_i64(*id)],
+            // The run's own process never said how far it got: the readings table does.
+            let (readings, first, last): (i64, Option<i64>, Option<i64>) = tx.query_row(
+                "SELECT count(*), min(seq), max(seq) FROM readings WHERE run_id = ?1",
+                [to_i64(*id)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-            insert_event(
+            end_run_in(
                 &tx,
-                &NewEvent {
-                    run_id: Some(*id),
-                    ..NewEvent::new(
-                        at,
-                        Event::RunInterrupted(RunInterrupted {
-                            reason: "found running at start-up".to_owned(),
-                        }),
-                    )
+                *id,
+                &RunEnd {
+                    status: RunStatus::Interrupted,
+                    reason: Some(
+                        "found running at start-up: the agent stopped during this run (crash, kill or power loss)",
+                    ),
+                    readings: to_u64(readings),
+                    range: first.zip(last).map(|(a, b)| (to_u64(a), to_u64(b))),
+                    at,
                 },
             )?;
         }
@@ -488,43 +522,54 @@ impl Store {
         Ok(to_u64(id))
     }
 
-    /// Starts a run in state `running`, owned by process `pid` in boot `boot_id`.
-    pub fn begin_run(
-        &mut self,
-        sequence: &str,
-        trigger: Trigger,
-        operator: Option<&str>,
-        at: Timestamp,
-        owner: (u32, &str),
-    ) -> Result<u64, StoreError> {
-        self.conn.execute(
+    /// Starts a run in state `running`, owned by process `pid` in boot `boot_id`, and records its
+    /// `run_started` event in the same transaction: no run exists without its start in the log.
+    pub fn begin_run(&mut self, start: &RunStart<'_>) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status, pid, boot_id)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
             params![
-                sequence,
-                trigger.as_str(),
-                operator,
-                at.utc_us,
-                owner.0,
-                owner.1
+                start.sequence,
+                start.trigger.as_str(),
+                start.operator,
+                start.at.utc_us,
+                start.owner.0,
+                start.owner.1
             ],
         )?;
-        Ok(to_u64(self.conn.last_insert_rowid()))
+        let run_id = to_u64(tx.last_insert_rowid());
+        insert_event(
+            &tx,
+            &NewEvent {
+                run_id: Some(run_id),
+                ..NewEvent::new(
+                    start.at,
+                    Event::RunStarted(RunStarted {
+                        sequence: start.sequence.to_owned(),
+                        sequence_sha256: tsagent_bundle::hex::encode(&start.sequence_sha256),
+                        operator: start.operator.map(str::to_owned),
+                        trigger: start.trigger.as_str().to_owned(),
+                    }),
+                )
+            },
+        )?;
+        tx.commit()?;
+        Ok(run_id)
     }
 
-    /// Ends a run.
-    pub fn end_run(
-        &mut self,
-        run_id: u64,
-        status: RunStatus,
-        message: Option<&str>,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE runs SET status = ?1, message = ?2, ended_utc_us = ?3 WHERE id = ?4",
-            params![status.as_str(), message, at.utc_us, to_i64(run_id)],
-        )?;
-        Ok(())
+    /// Ends a run that is still `running` and records its `run_ended` event in the same
+    /// transaction. Returns `false`, writing nothing, if the run had already ended: each run ends
+    /// once, whoever notices first.
+    pub fn end_run(&mut self, run_id: u64, end: &RunEnd<'_>) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ended = end_run_in(&tx, run_id, end)?;
+        tx.commit()?;
+        Ok(ended)
     }
 
     /// Appends one reading, and the events that go with it, in one durable transaction.
@@ -1016,6 +1061,40 @@ fn insert_event(conn: &Connection, e: &NewEvent) -> Result<(), StoreError> {
         e.event.detail().to_string(),
     ])?;
     Ok(())
+}
+
+/// Ends `run_id` if it is still running, with its `run_ended` event; `false` if it had ended.
+fn end_run_in(conn: &Connection, run_id: u64, end: &RunEnd<'_>) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE runs SET status = ?1, message = ?2, ended_utc_us = ?3
+         WHERE id = ?4 AND status = 'running'",
+        params![
+            end.status.as_str(),
+            end.reason,
+            end.at.utc_us,
+            to_i64(run_id)
+        ],
+    )?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    insert_event(
+        conn,
+        &NewEvent {
+            run_id: Some(run_id),
+            ..NewEvent::new(
+                end.at,
+                Event::RunEnded(RunEnded {
+                    status: end.status.as_str().to_owned(),
+                    readings: end.readings,
+                    first_reading: end.range.map(|r| r.0),
+                    last_reading: end.range.map(|r| r.1),
+                    reason: end.reason.map(str::to_owned),
+                }),
+            )
+        },
+    )?;
+    Ok(true)
 }
 
 fn blob32(table: &'static str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {

@@ -24,6 +24,17 @@ struct Fixture {
     inst: u64,
 }
 
+fn start(trigger: Trigger, operator: Option<&str>, at: Timestamp, pid: u32) -> RunStart<'_> {
+    RunStart {
+        sequence: "s",
+        sequence_sha256: [7; 32],
+        trigger,
+        operator,
+        at,
+        owner: (pid, "boot"),
+    }
+}
+
 fn fixture(readings: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/t.db");
@@ -32,7 +43,7 @@ fn fixture(readings: usize) -> Fixture {
         .record_instrument("dmm", "ASRL/dev/pts/1::INSTR", &identity(), at(0))
         .unwrap();
     let run = store
-        .begin_run("s", Trigger::Manual, Some("op"), at(0), (1, "boot"))
+        .begin_run(&start(Trigger::Manual, Some("op"), at(0), 1))
         .unwrap();
     let mut f = Fixture {
         _dir: dir,
@@ -270,14 +281,23 @@ fn interrupted_runs_are_recovered() {
     let mut f = fixture(1);
     let done = f
         .store
-        .begin_run("s", Trigger::Schedule, None, at(1), (2, "boot"))
+        .begin_run(&start(Trigger::Schedule, None, at(1), 2))
         .unwrap();
     f.store
-        .end_run(done, RunStatus::Completed, None, at(2))
+        .end_run(
+            done,
+            &RunEnd {
+                status: RunStatus::Completed,
+                reason: None,
+                readings: 0,
+                range: None,
+                at: at(2),
+            },
+        )
         .unwrap();
     let live = f
         .store
-        .begin_run("s", Trigger::Schedule, None, at(1), (3, "boot"))
+        .begin_run(&start(Trigger::Schedule, None, at(1), 3))
         .unwrap();
     // Process 1 is gone, process 3 still runs.
     let alive = |pid: u32, boot: &str| pid == 3 && boot == "boot";
@@ -313,7 +333,8 @@ fn interrupted_runs_are_recovered() {
 fn seal_material_takes_what_is_not_yet_sealed() {
     let mut f = fixture(3);
     let m = f.store.seal_material().unwrap().unwrap();
-    assert_eq!((m.bundle_seq, m.readings.len(), m.events.len()), (1, 3, 3));
+    // The run's start and one event per reading.
+    assert_eq!((m.bundle_seq, m.readings.len(), m.events.len()), (1, 3, 4));
     assert_eq!(m.chain_prev, GENESIS);
     assert_eq!(m.instruments.len(), 1);
     let seal = SealRecord {
@@ -323,7 +344,7 @@ fn seal_material_takes_what_is_not_yet_sealed() {
         last_reading: 3,
         chain_last: m.readings[2].chain,
         first_event: Some(m.events[0].id),
-        last_event: Some(m.events[2].id),
+        last_event: Some(m.events[3].id),
         sums_sha256: [7; 32],
         created_utc_us: 5,
         tar: b"tar",
@@ -421,7 +442,11 @@ fn negative_zero_keeps_the_chain_sound() {
 fn events_are_sealed_once_even_after_a_bundle_without_events() {
     let mut f = fixture(2);
     let m1 = f.store.seal_material().unwrap().unwrap();
-    assert_eq!(m1.events.len(), 2);
+    assert_eq!(
+        m1.events.len(),
+        3,
+        "the run's start and the readings' events"
+    );
     seal(&mut f, &m1);
     // A reading with no events of its own.
     f.store
@@ -450,7 +475,7 @@ fn events_are_sealed_once_even_after_a_bundle_without_events() {
         1,
         "only the new reading's event, not bundle 1's again"
     );
-    assert!(m3.events[0].id > m1.events[1].id);
+    assert!(m3.events[0].id > m1.events[2].id);
 }
 
 #[test]
@@ -544,5 +569,85 @@ fn a_block_is_stored_whole_or_not_at_all() {
         append(&mut f, 5).seq,
         5,
         "the chain goes on after the refused block"
+    );
+}
+
+/// The run events of one run, as (kind, detail) pairs.
+fn run_events(f: &Fixture, run: u64) -> Vec<(String, serde_json::Value)> {
+    f.store
+        .run_events(run)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.starts_with("run_"))
+        .map(|e| (e.kind, e.detail))
+        .collect()
+}
+
+#[test]
+fn a_run_begins_and_ends_in_the_log_once() {
+    let mut f = fixture(2);
+    let started = &run_events(&f, f.run)[0];
+    assert_eq!(started.0, "run_started");
+    assert_eq!(
+        started.1,
+        serde_json::json!({
+            "sequence": "s",
+            "sequence_sha256": "07".repeat(32),
+            "operator": "op",
+            "trigger": "manual",
+        })
+    );
+    let end = RunEnd {
+        status: RunStatus::Failed,
+        reason: Some("step 2 failed"),
+        readings: 2,
+        range: Some((1, 2)),
+        at: at(9),
+    };
+    assert!(f.store.end_run(f.run, &end).unwrap());
+    // A second end (the guard after the runner, recovery after a live end) writes nothing.
+    let again = RunEnd {
+        status: RunStatus::Interrupted,
+        ..end
+    };
+    assert!(!f.store.end_run(f.run, &again).unwrap());
+    let events = run_events(&f, f.run);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        events[1],
+        (
+            "run_ended".to_owned(),
+            serde_json::json!({
+                "status": "failed",
+                "readings": 2,
+                "first_reading": 1,
+                "last_reading": 2,
+                "reason": "step 2 failed",
+            })
+        )
+    );
+    let row = f.store.run(f.run).unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Failed);
+    assert_eq!(row.message.as_deref(), Some("step 2 failed"));
+}
+
+#[test]
+fn a_recovered_run_ends_with_the_readings_it_took() {
+    let mut f = fixture(3);
+    let ids = f.store.recover_interrupted(at(5), |_, _| false).unwrap();
+    assert_eq!(ids, vec![f.run]);
+    let events = run_events(&f, f.run);
+    let (kind, detail) = events.last().unwrap();
+    assert_eq!(kind, "run_ended");
+    assert_eq!(detail["status"], "interrupted");
+    assert_eq!(detail["readings"], 3);
+    assert_eq!(detail["first_reading"], 1);
+    assert_eq!(detail["last_reading"], 3);
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("found running at start-up"),
+        "{detail}"
     );
 }

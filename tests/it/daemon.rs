@@ -85,7 +85,7 @@ fn start_up_marks_crashed_runs_interrupted() {
             .run_events(1)
             .unwrap()
             .iter()
-            .any(|e| e.kind == "run_interrupted")
+            .any(|e| e.kind == "run_ended" && e.detail["status"] == "interrupted")
     );
     assert_eq!(store.run(2).unwrap().unwrap().status, RunStatus::Completed);
     lab.assert_sound();

@@ -17,4 +17,5 @@ mod docs;
 mod faults;
 mod measure;
 mod profiles;
+mod runs;
 mod supervisor;

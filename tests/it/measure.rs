@@ -157,7 +157,7 @@ fn simulator_killed_mid_sequence_fails_the_run_and_keeps_readings() {
             .run_events(1)
             .unwrap()
             .iter()
-            .any(|e| e.kind == "run_failed")
+            .any(|e| e.kind == "run_ended" && e.detail["status"] == "failed")
     );
     lab.assert_sound();
 }

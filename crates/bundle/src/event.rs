@@ -26,10 +26,48 @@ pub enum Event {
     InstrumentRefused(InstrumentRefused),
     /// An operation's reply values, for operations whose values are not readings.
     OperationResult(OperationResult),
-    /// A run failed; its readings so far are kept.
+    /// A run began: which sequence (and its hash), who started it and how.
+    RunStarted(RunStarted),
+    /// A run ended, however it ended: completed, failed, stopped or interrupted, with the range
+    /// of readings it took and why it ended so. Every run has one, once it is over.
+    RunEnded(RunEnded),
+    /// A run failed; its readings so far are kept. Written by agents before `run_ended` existed
+    /// (which now carries the failure); still read, so their bundles keep verifying.
     RunFailed(RunFailed),
-    /// A run was found cut short by a crash or kill.
+    /// A run was found cut short by a crash or kill. Written by agents before `run_ended` existed
+    /// (which now carries `interrupted`); still read, so their bundles keep verifying.
     RunInterrupted(RunInterrupted),
+}
+
+/// A run's start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStarted {
+    /// The sequence's name in the config.
+    pub sequence: String,
+    /// SHA-256 (hex) of the sequence's definition, so the pilot sees when a lab's method changed.
+    pub sequence_sha256: String,
+    /// Who started it, when the technician said (`measure --operator`).
+    pub operator: Option<String>,
+    /// What started it: `manual`, `schedule` or `demo`.
+    pub trigger: String,
+}
+
+/// A run's end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunEnded {
+    /// `completed`, `failed`, `stopped` or `interrupted`.
+    pub status: String,
+    /// Readings the run committed.
+    pub readings: u64,
+    /// Sequence number of its first reading, if it took any.
+    pub first_reading: Option<u64>,
+    /// Sequence number of its last reading, if it took any.
+    pub last_reading: Option<u64>,
+    /// Why it ended so: the failure with its causes, the stop or the interruption; `None` for a
+    /// completed run.
+    pub reason: Option<String>,
 }
 
 /// An exchange with an instrument.
@@ -166,6 +204,8 @@ impl Event {
             Self::InstrumentOnline(_) => "instrument_online",
             Self::InstrumentRefused(_) => "instrument_refused",
             Self::OperationResult(_) => "operation_result",
+            Self::RunStarted(_) => "run_started",
+            Self::RunEnded(_) => "run_ended",
             Self::RunFailed(_) => "run_failed",
             Self::RunInterrupted(_) => "run_interrupted",
         }
@@ -181,6 +221,8 @@ impl Event {
             Self::InstrumentOnline(d) => to_value(d),
             Self::InstrumentRefused(d) => to_value(d),
             Self::OperationResult(d) => to_value(d),
+            Self::RunStarted(d) => to_value(d),
+            Self::RunEnded(d) => to_value(d),
             Self::RunFailed(d) => to_value(d),
             Self::RunInterrupted(d) => to_value(d),
         }
@@ -240,6 +282,19 @@ mod tests {
                     raw: "22.1".into(),
                 }],
             }),
+            Event::RunStarted(RunStarted {
+                sequence: "zener-10v".into(),
+                sequence_sha256: "ab".repeat(32),
+                operator: Some("jdoe".into()),
+                trigger: "manual".into(),
+            }),
+            Event::RunEnded(RunEnded {
+                status: "failed".into(),
+                readings: 3,
+                first_reading: Some(7),
+                last_reading: Some(9),
+                reason: Some("timeout".into()),
+            }),
             Event::RunFailed(RunFailed {
                 error: "timeout".into(),
             }),
@@ -268,6 +323,21 @@ mod tests {
             event.detail().to_string(),
             r#"{"instrument":"dvm","reason":"gone"}"#
         );
+    }
+
+    #[test]
+    fn run_events_of_older_agents_still_read() {
+        // Bundles sealed before `run_ended` carry these lines; they must keep reading typed.
+        let failed = serde_json::json!({ "error": "step 3 (read) on `dvm` failed" });
+        assert!(matches!(
+            Event::from_parts("run_failed", &failed),
+            Ok(Event::RunFailed(_))
+        ));
+        let interrupted = serde_json::json!({ "reason": "found running at start-up" });
+        assert!(matches!(
+            Event::from_parts("run_interrupted", &interrupted),
+            Ok(Event::RunInterrupted(_))
+        ));
     }
 
     #[test]
