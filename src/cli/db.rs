@@ -85,6 +85,16 @@ pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
     match result {
         // The reader went away (`| head`): stop quietly, as other Unix tools do.
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        // Any other output failure (`>/dev/full`) is said, but it is not the command's failure:
+        // the exit code reports the log, not the terminal.
+        Err(Error::Io {
+            action: "write to",
+            source,
+            ..
+        }) => {
+            tell!("readings: output stopped: cannot write to stdout: {source}");
+            Ok(())
+        }
         other => other,
     }
 }

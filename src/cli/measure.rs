@@ -36,7 +36,7 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         let stop = stop_on_signals()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         for run_id in crate::sequence::recover_interrupted(&mut store, &*clock)? {
-            eprintln!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
+            tell!("note: run {run_id} was cut short by a crash or kill; marked interrupted");
         }
         let mut supervisor = Supervisor::new(&config);
         let mut runner = Runner {

@@ -10,6 +10,15 @@ macro_rules! say {
     }};
 }
 
+/// `eprintln!` that survives an unwritable stderr (`2>/dev/full`, a terminal gone after a hang-up):
+/// a message nobody can read must not become a panic or change the exit code.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bundle_cmd;
 mod db;
 mod demo;
@@ -138,7 +147,10 @@ fn init_logging(level: LevelFilter) {
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+        .with_target(false)
+        // On a failed write the subscriber would report it with `eprintln!`, which panics when
+        // stderr is what failed (`2>/dev/full`): a lost log line must not end the process.
+        .log_internal_errors(false);
     // A second initialisation (tests calling `run` twice in one process) keeps the first.
     let _ = subscriber.try_init();
 }

@@ -33,13 +33,16 @@ pub struct Live {
 
 impl Observer for Live {
     fn started(&mut self, run_id: u64, sequence: &str, total: u64) {
-        eprintln!("run {run_id}: `{sequence}`, {total} readings");
+        tell!("run {run_id}: `{sequence}`, {total} readings");
     }
 
     fn identified(&mut self, instrument: &str, id: &Identity) {
-        eprintln!(
+        tell!(
             "  {instrument}: {} {} serial {} firmware {}",
-            id.manufacturer, id.model, id.serial, id.firmware
+            id.manufacturer,
+            id.model,
+            id.serial,
+            id.firmware
         );
     }
 
@@ -66,7 +69,7 @@ impl Observer for Live {
 impl Drop for Live {
     fn drop(&mut self) {
         if self.drawn {
-            eprintln!();
+            tell!();
         }
     }
 }

@@ -66,7 +66,9 @@ pub struct SimArgs {
 /// Serves the simulator until a signal.
 pub fn run(args: SimArgs) -> Result<(), Error> {
     if args.help_faults {
-        print!("{FAULT_HELP}");
+        // Help nobody can read (`>/dev/full`) is not a failure of the command.
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), "{FAULT_HELP}");
         return Ok(());
     }
     let config = match &args.config {

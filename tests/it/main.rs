@@ -16,6 +16,7 @@ mod demo;
 mod docs;
 mod faults;
 mod measure;
+mod output;
 mod profiles;
 mod runs;
 mod supervisor;
