@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::Error;
 use super::bundle_cmd::{make_key, print_verified, signers_line, verify_file};
-use super::display::{describe, si};
+use super::display::{self, describe, si};
 use super::{progress, runtime, stop_on_signals};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Step};
@@ -110,51 +110,63 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     );
     say!("{}", describe(&outcome));
 
-    let unit = config.artefact.unit.as_str();
-    // Statistics of the standard only; the environment readings are reported beside them.
-    let (rows, environment): (Vec<_>, Vec<_>) =
-        rows.into_iter().partition(|r| r.record.unit == unit);
-    let values: Vec<f64> = rows.iter().filter_map(|r| r.record.value).collect();
-    if let Ok(s) = stats::summary(&values) {
-        say!("  mean                      {:.9} {unit}", s.mean);
+    // Statistics per instrument and quantity, each in its own unit; series of one reading (the
+    // environment, read once) are listed by value.
+    // The simulator runs `time_scale` times faster than the wall clock, so the drift is stated per
+    // simulated day: that is the time axis the simulated standard drifts on.
+    let scale = config.simulator.time_scale;
+    let mut single: Vec<(String, String)> = Vec::new();
+    for series in display::series(&rows) {
+        let unit = series.unit.as_str();
+        let Ok(s) = stats::summary(&series.values) else {
+            if let Some(v) = series.values.first() {
+                single.push((
+                    series.instrument.clone(),
+                    format!("{} {v} {unit}", series.quantity),
+                ));
+            }
+            continue;
+        };
+        say!("  {} ({unit})", series.label());
+        say!("    mean                      {:.9} {unit}", s.mean);
         say!(
-            "  experimental std. dev. s  {}   (n = {}, ν = {})",
+            "    experimental std. dev. s  {}   (n = {}, ν = {})",
             si(s.std_dev, unit),
             s.n,
             s.dof
         );
         say!(
-            "  std. dev. of the mean     {}",
+            "    std. dev. of the mean     {}",
             si(s.std_dev_of_mean, unit)
         );
-    }
-    // The simulator runs `time_scale` times faster than the wall clock, so the drift is stated per
-    // simulated day: that is the time axis the simulated standard drifts on.
-    let scale = config.simulator.time_scale;
-    let t0 = rows.first().map_or(0, |r| r.record.utc_us);
-    let (t, y): (Vec<f64>, Vec<f64>) = rows
-        .iter()
-        .filter_map(|r| {
-            r.record
-                .value
-                .map(|v| ((r.record.utc_us - t0) as f64 / 86_400e6 * scale, v))
-        })
-        .unzip();
-    if let Ok(fit) = stats::ols(&t, &y) {
-        say!(
-            "  drift (least squares)     {}/day ± {}/day over {:.2} simulated days ({scale}× time scale)",
-            si(fit.slope, unit),
-            si(fit.u_slope, unit),
-            t.last().copied().unwrap_or(0.0)
-        );
-    }
-
-    if !environment.is_empty() {
-        let parts: Vec<String> = environment
+        let t0 = series.utc_us.first().copied().unwrap_or(0);
+        let t: Vec<f64> = series
+            .utc_us
             .iter()
-            .map(|r| format!("{} {} {}", r.record.quantity, r.record.raw, r.record.unit))
+            .map(|u| (u - t0) as f64 / 86_400e6 * scale)
             .collect();
-        say!("  environment               {}", parts.join(", "));
+        if let Ok(fit) = stats::ols(&t, &series.values) {
+            say!(
+                "    drift (least squares)     {}/day ± {}/day over {:.2} simulated days ({scale}× time scale)",
+                si(fit.slope, unit),
+                si(fit.u_slope, unit),
+                t.last().copied().unwrap_or(0.0)
+            );
+        }
+    }
+    let mut instruments: Vec<&str> = Vec::new();
+    for (instrument, _) in &single {
+        if !instruments.contains(&instrument.as_str()) {
+            instruments.push(instrument);
+        }
+    }
+    for instrument in instruments {
+        let parts: Vec<&str> = single
+            .iter()
+            .filter(|(i, _)| i == instrument)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        say!("  {instrument:<26}{}", parts.join(", "));
     }
 
     let report = sealing::seal_pending(&config, &mut store, &config.storage.bundles, &*clock)?;

@@ -58,9 +58,8 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         drop(observer);
         let outcome = outcome?;
         say!("{}", describe(&outcome));
-        let summary = run_statistics(&store, &outcome)?;
-        if let Some(s) = summary {
-            say!("{s}");
+        for line in run_statistics(&store, &outcome)? {
+            say!("{line}");
         }
         say!("database: {}", config.storage.db.display());
         Ok(())

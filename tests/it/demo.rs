@@ -20,10 +20,11 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
     let text = String::from_utf8_lossy(&first.get_output().stdout).into_owned();
     for expected in [
         "run 1 completed: 43 readings, seq 1–43",
-        "mean                      10.0000",
+        // Statistics per instrument and quantity, each in its own unit.
+        "\n  dvm voltage (V)\n    mean                      10.0000",
         "experimental std. dev. s",
         "drift (least squares)",
-        "environment               pressure ",
+        "\n  env                       pressure ",
         "GPIB0 adapter on /dev/pts/",
         "sealed bundle 1: readings 1–43 (43)",
         "DEMO-LAB-ZENER-10V-000001.tar: ok",

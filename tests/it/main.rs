@@ -19,4 +19,5 @@ mod measure;
 mod output;
 mod profiles;
 mod runs;
+mod statistics;
 mod supervisor;
