@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::Error;
 use crate::clock;
-use crate::store::Store;
+use crate::store::{ReadingFilter, Store};
 
 /// `tsagent db …`.
 #[derive(Debug, Subcommand)]
@@ -27,18 +27,44 @@ pub enum DbCommand {
 #[deny(missing_docs)]
 pub struct ReadingsArgs {
     /// The SQLite file.
-    #[arg(long, value_name = "PATH")]
-    pub db: PathBuf,
-    /// Only readings taken at or after this time (RFC 3339, e.g. 2026-11-26T08:00:00Z).
-    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
+    pub db: Option<PathBuf>,
+    /// The lab's config file: its `[storage] db`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only readings taken at or after this instant: RFC 3339 with any offset
+    /// (2026-12-02T20:40:00+08:00, 2026-12-02T12:40:00Z) or a plain date (2026-12-02 means
+    /// 2026-12-02T00:00:00Z, 00:00 UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub since: Option<i64>,
-    /// CSV with every column, as in a bundle's readings.csv.
+    /// Only readings taken at or before this instant, written as for --since.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only readings of this run.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<u64>,
+    /// Only readings from this instrument (its name in the config).
+    #[arg(long, value_name = "NAME")]
+    pub instrument: Option<String>,
+    /// Only readings of this quantity (e.g. voltage, pressure).
+    #[arg(long, value_name = "NAME")]
+    pub quantity: Option<String>,
+    /// CSV: every column of a bundle's readings.csv, in its order, then the run's `operator` and
+    /// `run_status`.
     #[arg(long)]
     pub csv: bool,
 }
 
+/// An instant for `--since`/`--until`, as UTC microseconds.
 fn parse_time(text: &str) -> Result<i64, String> {
-    clock::parse_rfc3339(text).map_err(|e| format!("{e} (expected e.g. 2026-11-26T08:00:00Z)"))
+    instant::parse(text).map_err(|e| {
+        format!("{e}; expected RFC 3339 such as 2026-12-02T20:40:00+08:00 or 2026-12-02T12:40:00Z, or a date such as 2026-12-02 (00:00 UTC)")
+    })
 }
 
 /// Runs a `db` subcommand.
@@ -73,7 +99,12 @@ pub fn run(cmd: DbCommand) -> Result<(), Error> {
 
 /// Lists readings.
 pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
-    let store = Store::open_existing(&args.db)?;
+    let db = match (&args.db, &args.config) {
+        (Some(db), _) => db.clone(),
+        (None, Some(config)) => crate::config::Config::load(config)?.storage.db,
+        (None, None) => return Err(Error::Usage("give --db or --config".into())),
+    };
+    let store = Store::open_existing(&db)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let write_err = |source| Error::Io {
@@ -99,45 +130,269 @@ pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
     }
 }
 
+/// Columns `--csv` adds after a bundle's readings.csv columns.
+const LISTING_EXTRA: [&str; 2] = ["operator", "run_status"];
+
 fn list(
     store: &Store,
     args: &ReadingsArgs,
     out: &mut impl std::io::Write,
     write_err: impl Fn(std::io::Error) -> Error + Copy,
 ) -> Result<(), Error> {
+    let filter = ReadingFilter {
+        since_utc_us: args.since,
+        until_utc_us: args.until,
+        run_id: args.run,
+        instrument: args.instrument.as_deref(),
+        quantity: args.quantity.as_deref(),
+    };
     if args.csv {
         let mut line = String::new();
-        tsagent_bundle::csv::write_record(&mut line, &tsagent_bundle::records::READINGS_HEADER);
+        let mut header: Vec<&str> = tsagent_bundle::records::READINGS_HEADER.to_vec();
+        header.extend(LISTING_EXTRA);
+        tsagent_bundle::csv::write_record(&mut line, &header);
         out.write_all(line.as_bytes()).map_err(write_err)?;
-        store.visit_readings(args.since, |row| {
+        store.visit_listing(&filter, |listed| {
             line.clear();
-            tsagent_bundle::records::write_reading(&mut line, &row);
+            tsagent_bundle::records::write_reading(&mut line, &listed.reading);
+            // The bundle's columns end the line; the run's follow them on the same record.
+            if line.ends_with('\n') {
+                line.pop();
+            }
+            line.push(',');
+            let operator = listed.operator.as_deref().unwrap_or("");
+            tsagent_bundle::csv::write_record(&mut line, &[operator, &listed.run_status]);
             out.write_all(line.as_bytes()).map_err(write_err)
         })?;
     } else {
         writeln!(
             out,
-            "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} status",
-            "seq", "utc", "instrument", "quantity", "value", "unit"
+            "{:>8}  {:<27}  {:>5} {:<10} {:<10} {:<10} {:>20} {:<4} {:<8} run_status",
+            "seq", "utc", "run", "operator", "instrument", "quantity", "value", "unit", "status"
         )
         .map_err(write_err)?;
-        store.visit_readings(args.since, |row| {
+        store.visit_listing(&filter, |listed| {
+            let row = &listed.reading;
             let r = &row.record;
             // Shortest exact form: fixed decimals would show a 1 nA current as 0.
             let value = r.value.map_or_else(String::new, |v| v.to_string());
             writeln!(
                 out,
-                "{:>8}  {:<27}  {:<10} {:<10} {:>20} {:<4} {}",
+                "{:>8}  {:<27}  {:>5} {:<10} {:<10} {:<10} {:>20} {:<4} {:<8} {}",
                 r.seq,
                 clock::rfc3339(r.utc_us),
+                r.run_id,
+                listed.operator.as_deref().unwrap_or("-"),
                 row.instrument,
                 r.quantity,
                 value,
                 r.unit,
-                r.status.as_str()
+                r.status.as_str(),
+                listed.run_status
             )
             .map_err(write_err)
         })?;
     }
     out.flush().map_err(write_err)
+}
+
+/// RFC 3339 instants with any offset, and plain dates, to UTC microseconds. humantime reads only
+/// `Z` times, which is why `--since 2026-12-02T20:40:00+08:00` used to be refused.
+mod instant {
+    /// Why a text is not an instant.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum InstantError {
+        /// Not the shape of a date or an RFC 3339 time.
+        #[error("`{0}` is not a date or an RFC 3339 time")]
+        Shape(String),
+        /// A field out of its range (month 13, 30 February, hour 25, offset +24:00).
+        #[error("`{text}`: {field} out of range")]
+        Range {
+            /// The text.
+            text: String,
+            /// Which field.
+            field: &'static str,
+        },
+    }
+
+    /// `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `t`, `z` and a
+    /// space for `T` are accepted as RFC 3339 allows. Fractions below a microsecond are dropped.
+    pub fn parse(text: &str) -> Result<i64, InstantError> {
+        let shape = || InstantError::Shape(text.to_owned());
+        let range = |field| InstantError::Range {
+            text: text.to_owned(),
+            field,
+        };
+        let b = text.trim().as_bytes();
+        let num = |s: &[u8]| -> Option<i64> {
+            if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(s).ok()?.parse().ok()
+        };
+        if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(shape());
+        }
+        let year = num(&b[0..4]).ok_or_else(shape)?;
+        let month = num(&b[5..7]).ok_or_else(shape)?;
+        let day = num(&b[8..10]).ok_or_else(shape)?;
+        if !(1..=12).contains(&month) {
+            return Err(range("month"));
+        }
+        if day < 1 || day > days_in_month(year, month) {
+            return Err(range("day"));
+        }
+        let days = days_from_civil(year, month, day);
+        if b.len() == 10 {
+            return Ok(days * 86_400_000_000);
+        }
+        if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 20 || b[13] != b':' || b[16] != b':' {
+            return Err(shape());
+        }
+        let hour = num(&b[11..13]).ok_or_else(shape)?;
+        let minute = num(&b[14..16]).ok_or_else(shape)?;
+        let second = num(&b[17..19]).ok_or_else(shape)?;
+        if hour > 23 {
+            return Err(range("hour"));
+        }
+        if minute > 59 {
+            return Err(range("minute"));
+        }
+        if second > 59 {
+            return Err(range("second"));
+        }
+        let mut rest = &b[19..];
+        let mut micros = 0i64;
+        if let Some(fraction) = rest.strip_prefix(b".") {
+            let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                return Err(shape());
+            }
+            for (i, d) in fraction[..digits].iter().enumerate().take(6) {
+                micros += i64::from(d - b'0') * 10i64.pow(5 - i as u32);
+            }
+            rest = &fraction[digits..];
+        }
+        let offset_minutes = match rest {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let hours = num(&[*h1, *h2]).ok_or_else(shape)?;
+                let minutes = num(&[*m1, *m2]).ok_or_else(shape)?;
+                if hours > 23 || minutes > 59 {
+                    return Err(range("offset"));
+                }
+                let total = hours * 60 + minutes;
+                if *sign == b'-' { -total } else { total }
+            }
+            _ => return Err(shape()),
+        };
+        let local_s = days * 86_400 + hour * 3_600 + minute * 60 + second;
+        Ok((local_s - offset_minutes * 60) * 1_000_000 + micros)
+    }
+
+    fn is_leap(year: i64) -> bool {
+        (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    }
+
+    fn days_in_month(year: i64, month: i64) -> i64 {
+        match month {
+            2 if is_leap(year) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+    fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (month + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[test]
+        fn offsets_dates_and_zulu_name_the_same_instant() {
+            let z = parse("2026-12-02T12:40:00Z").unwrap();
+            assert_eq!(parse("2026-12-02T20:40:00+08:00"), Ok(z));
+            assert_eq!(parse("2026-12-02T07:10:00-05:30"), Ok(z));
+            assert_eq!(parse("2026-12-02t12:40:00z"), Ok(z));
+            assert_eq!(parse("2026-12-02 12:40:00.5Z"), Ok(z + 500_000));
+            assert_eq!(parse("2026-12-02T12:40:00.1234569Z"), Ok(z + 123_456));
+            assert_eq!(
+                parse("2026-12-02"),
+                Ok(z - (12 * 3_600 + 40 * 60) * 1_000_000)
+            );
+            assert_eq!(parse("1970-01-01"), Ok(0));
+            assert_eq!(parse("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000_000));
+        }
+
+        #[test]
+        fn impossible_fields_are_out_of_range() {
+            for (text, field) in [
+                ("2026-13-01", "month"),
+                ("2026-02-29", "day"),
+                ("2026-12-02T24:00:00Z", "hour"),
+                ("2026-12-02T12:60:00Z", "minute"),
+                ("2026-12-02T12:00:60Z", "second"),
+                ("2026-12-02T12:00:00+24:00", "offset"),
+            ] {
+                assert_eq!(
+                    parse(text),
+                    Err(InstantError::Range {
+                        text: text.into(),
+                        field
+                    })
+                );
+            }
+            for text in [
+                "",
+                "yesterday",
+                "2026-12-02T12:00Z",
+                "2026-12-02T12:00:00",
+                "2026-12-02T12:00:00+0800",
+                "2026-12-02T12:00:00.Z",
+                "+2026-12-02",
+            ] {
+                assert!(matches!(parse(text), Err(InstantError::Shape(_))), "{text}");
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn what_the_agent_writes_reads_back(us in 0i64..253_402_300_800_000_000) {
+                prop_assert_eq!(parse(&crate::clock::rfc3339(us)), Ok(us));
+            }
+
+            #[test]
+            fn any_offset_names_the_same_instant(
+                us in 86_400_000_000i64..253_000_000_000_000_000,
+                offset_min in -(23 * 60 + 59)..=(23 * 60 + 59i64),
+            ) {
+                let local = crate::clock::rfc3339(us + offset_min * 60_000_000);
+                let sign = if offset_min < 0 { '-' } else { '+' };
+                let m = offset_min.abs();
+                let text = format!("{}{sign}{:02}:{:02}", local.trim_end_matches('Z'), m / 60, m % 60);
+                prop_assert_eq!(parse(&text), Ok(us));
+            }
+
+            #[test]
+            fn no_text_panics(text in "\\PC{0,40}") {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn no_near_miss_panics(text in "[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,12})?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?") {
+                let _ = parse(&text);
+            }
+        }
+    }
 }

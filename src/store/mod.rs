@@ -278,6 +278,32 @@ pub struct RunRow {
     pub readings: u64,
 }
 
+/// Which readings `tsagent readings` lists; `None` places no condition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadingFilter<'a> {
+    /// Taken at or after this instant (UTC microseconds).
+    pub since_utc_us: Option<i64>,
+    /// Taken at or before this instant (UTC microseconds).
+    pub until_utc_us: Option<i64>,
+    /// Of this run.
+    pub run_id: Option<u64>,
+    /// From the instrument with this name in the config.
+    pub instrument: Option<&'a str>,
+    /// Of this quantity.
+    pub quantity: Option<&'a str>,
+}
+
+/// A reading as listed: the row and what its run says about it.
+#[derive(Debug, Clone)]
+pub struct ListedReading {
+    /// The reading.
+    pub reading: ReadingRow,
+    /// Who started its run, if recorded.
+    pub operator: Option<String>,
+    /// Its run's status (`running`, `completed`, `failed`, `stopped`, `interrupted`).
+    pub run_status: String,
+}
+
 /// Everything needed to seal the next bundle.
 #[derive(Debug, Clone)]
 pub struct SealMaterial {
@@ -741,6 +767,51 @@ impl Store {
             .map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {
             visit(reading_row(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// The readings `filter` selects, in sequence order, each with its run's operator and status,
+    /// passed to `visit`. Conditions on run, time, instrument and quantity scan the table (it has
+    /// no secondary index, to keep each reading's commit small); that is fine for a listing.
+    pub fn visit_listing<E: From<StoreError>>(
+        &self,
+        filter: &ReadingFilter<'_>,
+        mut visit: impl FnMut(ListedReading) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.seq, r.run_id, r.instrument_id, r.quantity, r.value, r.status,
+                    r.unit, r.raw, r.utc_us, r.mono_ns, r.boot_id, r.chain, u.sequence, i.name,
+                    u.operator, u.status
+                 FROM readings r JOIN runs u ON u.id = r.run_id
+                    JOIN instruments i ON i.id = r.instrument_id
+                 WHERE r.utc_us >= ?1 AND r.utc_us <= ?2
+                    AND (?3 IS NULL OR r.run_id = ?3)
+                    AND (?4 IS NULL OR i.name = ?4)
+                    AND (?5 IS NULL OR r.quantity = ?5)
+                 ORDER BY r.seq",
+            )
+            .map_err(StoreError::from)?;
+        let mut rows = stmt
+            .query(params![
+                filter.since_utc_us.unwrap_or(i64::MIN),
+                filter.until_utc_us.unwrap_or(i64::MAX),
+                filter.run_id.map(to_i64),
+                filter.instrument,
+                filter.quantity,
+            ])
+            .map_err(StoreError::from)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let reading = reading_row(row)?;
+            let operator: Option<String> = row.get(14).map_err(StoreError::from)?;
+            let run_status: String = row.get(15).map_err(StoreError::from)?;
+            visit(ListedReading {
+                reading,
+                operator,
+                run_status,
+            })?;
         }
         Ok(())
     }

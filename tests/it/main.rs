@@ -18,6 +18,7 @@ mod faults;
 mod measure;
 mod output;
 mod profiles;
+mod readings;
 mod runs;
 mod statistics;
 mod supervisor;
