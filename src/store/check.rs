@@ -5,7 +5,7 @@ use std::fmt;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-use super::{StoreError, blob32, head, to_u64};
+use super::{READING_SELECT, StoreError, blob32, head, reading_row, to_i64, to_u64};
 use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingStatus};
 
 /// Problems past this many are counted but not listed; the first one is what matters.
@@ -54,6 +54,28 @@ pub enum Problem {
         /// Bundle number.
         bundle: u64,
     },
+    /// A reading a sealed bundle's stored archive holds differs from the log's row (an edit of a
+    /// sealed row, even with the chain and the seal's records rewritten to match).
+    SealedRowDiffers {
+        /// Bundle number.
+        bundle: u64,
+        /// The reading.
+        seq: u64,
+    },
+    /// A reading a sealed bundle's stored archive holds is not in the log.
+    SealedRowMissing {
+        /// Bundle number.
+        bundle: u64,
+        /// The reading.
+        seq: u64,
+    },
+    /// The log holds a reading, inside a sealed bundle's range, that its archive does not.
+    UnsealedRowInRange {
+        /// Bundle number.
+        bundle: u64,
+        /// The reading.
+        seq: u64,
+    },
     /// A sealed bundle's recorded chain value differs from the log's at its last reading.
     SealMismatch {
         /// Bundle number.
@@ -90,6 +112,18 @@ impl fmt::Display for Problem {
                     "the stored archive of bundle {bundle} does not match its seal"
                 )
             }
+            Self::SealedRowDiffers { bundle, seq } => write!(
+                f,
+                "reading {seq} differs from the row sealed in bundle {bundle} (the row was edited after sealing)"
+            ),
+            Self::SealedRowMissing { bundle, seq } => write!(
+                f,
+                "reading {seq}, sealed in bundle {bundle}, is missing from the log"
+            ),
+            Self::UnsealedRowInRange { bundle, seq } => write!(
+                f,
+                "reading {seq} is in bundle {bundle}'s range but not in its archive (the row was inserted after sealing)"
+            ),
             Self::SealMismatch { bundle, seq } => write!(
                 f,
                 "bundle {bundle} sealed a different reading {seq} than the log now holds"
@@ -227,15 +261,94 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
         let name: String = r.get(4)?;
         let sums: Vec<u8> = r.get(5)?;
         let tar: Vec<u8> = r.get(6)?;
-        let intact =
-            tsagent_bundle::read_tar(&tar, tsagent_bundle::TarLimits::DEFAULT).is_ok_and(|t| {
-                t.folder == name && Sha256::digest(t.files.sums).as_slice() == sums.as_slice()
-            });
+        let parsed = tsagent_bundle::read_tar(&tar, tsagent_bundle::TarLimits::DEFAULT).ok();
+        let intact = parsed.as_ref().is_some_and(|t| {
+            t.folder == name && Sha256::digest(t.files.sums).as_slice() == sums.as_slice()
+        });
         if !intact {
             report.push(Problem::ArchiveMismatch { bundle });
         }
+        // The archive is what the pilot has: the log's rows must still be the rows it holds. This
+        // is what catches an edit of sealed rows whose chain, head and seal records were all
+        // rewritten to match, since the archive's hashes are covered by the signature.
+        let sealed = parsed
+            .as_ref()
+            .and_then(|t| tsagent_bundle::records::read_readings(t.files.readings).ok());
+        match sealed {
+            Some(rows) => compare_sealed(conn, bundle, &rows, &mut report)?,
+            None if intact => report.push(Problem::ArchiveMismatch { bundle }),
+            None => {}
+        }
     }
     Ok(report)
+}
+
+/// Compares a bundle's sealed readings with the log's rows over the same range, row by row.
+fn compare_sealed(
+    conn: &Connection,
+    bundle: u64,
+    sealed: &[tsagent_bundle::ReadingExport],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (sealed.first(), sealed.last()) else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare(&format!(
+        "{READING_SELECT} WHERE r.seq BETWEEN ?1 AND ?2 ORDER BY r.seq"
+    ))?;
+    let mut rows = stmt.query([to_i64(first.record.seq), to_i64(last.record.seq)])?;
+    let mut sealed = sealed.iter().peekable();
+    let mut logged = None;
+    loop {
+        if logged.is_none() {
+            logged = rows
+                .next()?
+                .map(|row| reading_row(row).map_err(|e| e.to_string()));
+        }
+        match (sealed.peek(), &logged) {
+            (None, None) => return Ok(()),
+            (Some(s), None) => {
+                report.push(Problem::SealedRowMissing {
+                    bundle,
+                    seq: s.record.seq,
+                });
+                sealed.next();
+            }
+            (None, Some(Ok(l))) => {
+                report.push(Problem::UnsealedRowInRange {
+                    bundle,
+                    seq: l.record.seq,
+                });
+                logged = None;
+            }
+            // An unreadable row is reported by the chain walk; here it only differs.
+            (Some(s), Some(Err(_))) => {
+                report.push(Problem::SealedRowDiffers {
+                    bundle,
+                    seq: s.record.seq,
+                });
+                sealed.next();
+                logged = None;
+            }
+            (None, Some(Err(_))) => logged = None,
+            (Some(s), Some(Ok(l))) => {
+                let (s_seq, l_seq) = (s.record.seq, l.record.seq);
+                if s_seq < l_seq {
+                    report.push(Problem::SealedRowMissing { bundle, seq: s_seq });
+                    sealed.next();
+                } else if l_seq < s_seq {
+                    report.push(Problem::UnsealedRowInRange { bundle, seq: l_seq });
+                    logged = None;
+                } else {
+                    if *s != l {
+                        report.push(Problem::SealedRowDiffers { bundle, seq: s_seq });
+                    }
+                    sealed.next();
+                    logged = None;
+                }
+            }
+        }
+    }
 }
 
 fn read_record(r: &rusqlite::Row<'_>, seq: u64) -> Result<ReadingRecord, String> {

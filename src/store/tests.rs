@@ -247,7 +247,19 @@ fn check_finds_a_seal_that_no_longer_matches() {
         .unwrap();
     assert_eq!(
         problems(&f),
-        vec![Problem::SealMismatch { bundle: 1, seq: 3 }]
+        vec![
+            Problem::SealMismatch { bundle: 1, seq: 3 },
+            Problem::SealedRowDiffers { bundle: 1, seq: 3 }
+        ]
+    );
+    // The seal's record rewritten too: the archive still holds the row as it was sealed.
+    conn.execute_batch("DROP TRIGGER bundles_no_update;")
+        .unwrap();
+    conn.execute("UPDATE bundles SET chain_last = ?1", [&chain[..]])
+        .unwrap();
+    assert_eq!(
+        problems(&f),
+        vec![Problem::SealedRowDiffers { bundle: 1, seq: 3 }]
     );
 }
 
@@ -394,7 +406,8 @@ fn an_identity_is_recorded_once_and_a_new_one_gets_a_new_row() {
 }
 
 fn seal(f: &mut Fixture, m: &SealMaterial) {
-    let archive = archive(&format!("L-A-{:06}", m.bundle_seq));
+    let readings = tsagent_bundle::records::write_readings(&m.readings);
+    let archive = archive(&format!("L-A-{:06}", m.bundle_seq), readings.as_bytes());
     f.store
         .record_seal(&SealRecord {
             seq: m.bundle_seq,
@@ -499,12 +512,13 @@ fn sealing_refuses_a_truncated_log() {
     ));
 }
 
-/// A well-formed archive named `name` (content irrelevant to the store) and its SHA256SUMS hash.
-fn archive(name: &str) -> (Vec<u8>, [u8; 32]) {
+/// A well-formed archive named `name` holding `readings` as its readings.csv (the rest is
+/// irrelevant to the store) and its SHA256SUMS hash.
+fn archive(name: &str, readings: &[u8]) -> (Vec<u8>, [u8; 32]) {
     use sha2::{Digest, Sha256};
     let files = tsagent_bundle::tar::BundleFiles {
         manifest: b"{}",
-        readings: b"r",
+        readings,
         events: b"",
         sums: b"sums",
         sig: b"sig",
@@ -522,7 +536,7 @@ fn check_finds_a_stored_archive_that_no_longer_matches_its_seal() {
     let conn = Connection::open(&f.path).unwrap();
     conn.execute_batch("DROP TRIGGER bundles_no_update;")
         .unwrap();
-    let (other, _) = archive("L-A-000009");
+    let (other, _) = archive("L-A-000009", b"");
     conn.execute("UPDATE bundles SET tar = ?1 WHERE seq = 1", [&other])
         .unwrap();
     assert_eq!(

@@ -10,6 +10,7 @@
 mod common;
 
 mod bundles;
+mod check;
 mod crash;
 mod daemon;
 mod demo;
