@@ -44,15 +44,17 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML is malformed or has an unknown key or a value of the wrong type.
-    #[error("{origin}:{line}:{column}: {message}")]
+    #[error("{origin}:{line}:{column}: {}{message}", key.as_ref().map(|k| format!("`{k}`: ")).unwrap_or_default())]
     Parse {
         /// File name (or "embedded demo config").
         origin: String,
-        /// 1-based line.
+        /// 1-based line (the last line when the parser names no place: a missing table).
         line: usize,
         /// 1-based column.
         column: usize,
-        /// The parser's message, which names the key.
+        /// The dotted key the error is at, when the text has one there.
+        key: Option<String>,
+        /// The parser's message, in a lab's words.
         message: String,
     },
     /// A driver profile (built in, in `[drivers] dir`, or as overridden) is invalid.
@@ -333,12 +335,28 @@ impl Config {
     /// Validates TOML text. `origin` names it in errors; `base_dir` anchors relative paths.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |span| line_col(text, span.start));
+            // A whole-file error (a missing table) comes without a place: it is then the end of
+            // the file, where the table would go, never a line 0.
+            // A missing top-level table (`[artefact]`) comes as the empty place at the start, or
+            // as the whole document: no place in the text either.
+            let span = e.span().filter(|span| {
+                !(span.start == 0 && (span.end == 0 || span.end >= text.trim_end().len()))
+            });
+            let offset = span
+                .as_ref()
+                .map_or(text.trim_end().len(), |span| span.start);
+            let (line, column) = line_col(text, offset);
+            let key = span.and_then(|span| {
+                let tree = toml::de::DeTable::parse(text).ok()?;
+                let path = crate::drivers::path_at(tree.get_ref(), span.start);
+                (!path.is_empty()).then(|| without_indices(&path))
+            });
             ConfigError::Parse {
                 origin: origin.to_owned(),
                 line,
                 column,
-                message: e.message().trim().to_owned(),
+                key,
+                message: plain_message(e.message()),
             }
         })?;
         Validator { text, origin }.config(raw, base_dir)
@@ -405,15 +423,25 @@ impl Validator<'_> {
             unit: raw.artefact.unit,
         };
         let storage = Storage {
-            db: base.join(raw.storage.db.as_deref().unwrap_or("tsagent.db")),
-            bundles: base.join(raw.storage.bundles.as_deref().unwrap_or("bundles")),
+            db: self.file_path(raw.storage.db.as_ref(), "tsagent.db", "storage.db", base)?,
+            bundles: self.folder_path(
+                raw.storage.bundles.as_ref(),
+                "bundles",
+                "storage.bundles",
+                base,
+            )?,
             log_exchanges: raw
                 .storage
                 .log_exchanges
                 .unwrap_or(ExchangeLog::ExceptReadings),
         };
         let signing = Signing {
-            key: base.join(raw.signing.key.as_deref().unwrap_or("keys/lab_ed25519")),
+            key: self.file_path(
+                raw.signing.key.as_ref(),
+                "keys/lab_ed25519",
+                "signing.key",
+                base,
+            )?,
         };
         let (simulator, simulator_faults) = match raw.simulator {
             Some(table) => {
@@ -483,6 +511,15 @@ impl Validator<'_> {
             instruments.push(inst);
         }
 
+        if raw.sequences.is_empty() {
+            // Nothing could be measured: say so at `config check`, not at the first `measure`.
+            let end = self.text.trim_end().len();
+            return self.invalid(
+                end..end,
+                "sequence",
+                "the config defines no sequence: add a [[sequence]] with its [[sequence.step]]s",
+            );
+        }
         let mut sequences: Vec<Sequence> = Vec::with_capacity(raw.sequences.len());
         for rs in raw.sequences {
             let name_span = rs.name.span();
@@ -510,6 +547,73 @@ impl Validator<'_> {
             instruments,
             sequences,
         })
+    }
+
+    /// The span of a dotted key's value in the text, when the text has it.
+    fn key_span(&self, key: &str) -> Option<std::ops::Range<usize>> {
+        let tree = toml::de::DeTable::parse(self.text).ok()?;
+        crate::drivers::span_of(tree.get_ref(), key)
+    }
+
+    /// A file path setting (`storage.db`, `signing.key`), resolved against `base`: it must name a
+    /// file, not be empty or a folder.
+    fn file_path(
+        &self,
+        value: Option<&Spanned<String>>,
+        default: &str,
+        key: &str,
+        base: &Path,
+    ) -> Result<PathBuf, ConfigError> {
+        let Some(value) = value else {
+            return Ok(base.join(default));
+        };
+        let text = value.get_ref();
+        if text.trim().is_empty() {
+            return self.invalid(
+                value.span(),
+                key,
+                format!("must name a file, e.g. \"{default}\""),
+            );
+        }
+        let path = base.join(text);
+        if text.ends_with('/') || path.is_dir() {
+            return self.invalid(
+                value.span(),
+                key,
+                format!("`{text}` is a folder; name a file in it, e.g. \"{default}\""),
+            );
+        }
+        Ok(path)
+    }
+
+    /// A folder path setting (`storage.bundles`), resolved against `base`: not empty, not a file.
+    fn folder_path(
+        &self,
+        value: Option<&Spanned<String>>,
+        default: &str,
+        key: &str,
+        base: &Path,
+    ) -> Result<PathBuf, ConfigError> {
+        let Some(value) = value else {
+            return Ok(base.join(default));
+        };
+        let text = value.get_ref();
+        if text.trim().is_empty() {
+            return self.invalid(
+                value.span(),
+                key,
+                format!("must name a folder, e.g. \"{default}\""),
+            );
+        }
+        let path = base.join(text);
+        if path.is_file() {
+            return self.invalid(
+                value.span(),
+                key,
+                format!("`{text}` is a file, not a folder"),
+            );
+        }
+        Ok(path)
     }
 
     fn id(&self, value: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
@@ -593,7 +697,17 @@ impl Validator<'_> {
         // The simulator's own rules (e.g. time_scale ≥ 1, *IDN? fields without commas), checked
         // here so `config check` catches what the simulator would refuse at start.
         if let Err(tsagent_sim::SimError::InvalidParam { field, reason }) = params.validate() {
-            return self.invalid(table, &format!("simulator.{field}"), reason);
+            // The simulator's field names are its own (`identity.model`, `nominal`): name the key
+            // the lab wrote, at its line when it is in the file.
+            let key = match field {
+                "nominal" => "artefact.nominal".to_owned(),
+                other => format!(
+                    "simulator.{}",
+                    other.strip_prefix("identity.").unwrap_or(other)
+                ),
+            };
+            let span = self.key_span(&key).unwrap_or(table);
+            return self.invalid(span, &key, reason);
         }
         Ok(params)
     }
@@ -796,8 +910,8 @@ impl Validator<'_> {
         }
         if let Some(t) = &raw.timeout {
             let d = self.duration(t, "instrument.timeout")?;
-            if d.is_zero() {
-                return self.invalid(t.span(), "instrument.timeout", "must be longer than zero");
+            if let Some(reason) = crate::drivers::timeout_problem(d) {
+                return self.invalid(t.span(), "instrument.timeout", reason);
             }
             link.timeout = d;
         }
@@ -1053,6 +1167,36 @@ impl Validator<'_> {
             });
         }
         Ok(Sequence { name, every, steps })
+    }
+}
+
+/// `sequence[0].step[1].read` as the config errors spell keys: `sequence.step.read`.
+fn without_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            c if !in_index => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The parser's message in a lab's words: serde's wording for a step that is not exactly one
+/// action speaks of "elements".
+fn plain_message(message: &str) -> String {
+    const ACTIONS: &str =
+        "a step takes exactly one action: identify, configure, operate, read or drain_errors";
+    let message = message.trim();
+    if message.starts_with("wanted exactly 1 element, more than 1") {
+        format!("{ACTIONS}; this one has more than one (give each its own [[sequence.step]])")
+    } else if message.starts_with("wanted exactly 1 element, found 0") {
+        format!("{ACTIONS}; this one has none")
+    } else {
+        message.to_owned()
     }
 }
 

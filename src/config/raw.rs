@@ -57,9 +57,8 @@ pub struct RawAdapter {
     pub read_tmo_ms: Option<Spanned<u16>>,
 }
 
-/// A parameter value in a step or instrument: written as a string or a number.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// A parameter value in a step or instrument: written as a string, a number or a boolean.
+#[derive(Debug, Clone)]
 pub enum RawParam {
     /// `"10"`, `"VOLT:DC"`.
     Text(String),
@@ -69,6 +68,41 @@ pub enum RawParam {
     Float(f64),
     /// `true`.
     Bool(bool),
+}
+
+// By hand rather than `#[serde(untagged)]`, whose error for anything else names this type
+// ("data did not match any variant of untagged enum RawParam"): a lab sees what is expected.
+impl<'de> Deserialize<'de> for RawParam {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawParam;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a number or a boolean, e.g. \"10\", 10, 0.1 or true")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawParam, E> {
+                Ok(RawParam::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<RawParam, E> {
+                Ok(RawParam::Text(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawParam, E> {
+                Ok(RawParam::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawParam, E> {
+                i64::try_from(v)
+                    .map(RawParam::Integer)
+                    .or_else(|_| Ok(RawParam::Text(v.to_string())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawParam, E> {
+                Ok(RawParam::Float(v))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawParam, E> {
+                Ok(RawParam::Bool(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl RawParam {
@@ -117,9 +151,9 @@ pub struct RawArtefact {
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
     /// SQLite file; relative paths are relative to the config file's folder.
-    pub db: Option<String>,
+    pub db: Option<Spanned<String>>,
     /// Folder for sealed bundles.
-    pub bundles: Option<String>,
+    pub bundles: Option<Spanned<String>>,
     /// Which command/reply exchanges become events (default `except_readings`).
     pub log_exchanges: Option<ExchangeLog>,
 }
@@ -129,7 +163,7 @@ pub struct RawStorage {
 #[serde(deny_unknown_fields)]
 pub struct RawSigning {
     /// OpenSSH Ed25519 private key used to sign bundles.
-    pub key: Option<String>,
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[simulator]`.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::drivers::MIN_TIMEOUT;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "test.toml", Path::new("/base"))
@@ -171,11 +172,8 @@ mod props {
 fn more_bad_values_name_their_line() {
     let with_sim = format!("{MINIMAL}\n[simulator]\nmanufacturer = \"A,B\"\n");
     let msg = error_text(&with_sim);
-    assert!(
-        msg.contains("invalid `simulator.identity.manufacturer`"),
-        "{msg}"
-    );
-    assert!(msg.starts_with("test.toml:23:"), "{msg}");
+    assert!(msg.contains("invalid `simulator.manufacturer`"), "{msg}");
+    assert!(msg.starts_with("test.toml:24:"), "{msg}");
     let msg = error_text(&format!("{MINIMAL}\n[simulator]\ntime_scale = 0.5\n"));
     assert!(
         msg.starts_with("test.toml:24: invalid `simulator.time_scale`"),
@@ -351,4 +349,294 @@ fn a_serial_number_is_checked_only_where_the_driver_reads_one() {
         msg.contains("invalid `instrument.serial_number`: driver `keysight-3458a` does not read a serial number"),
         "{msg}"
     );
+}
+
+#[test]
+fn unusable_paths_and_deadlines_are_refused_at_their_line() {
+    let storage = |body: &str| format!("[storage]\n{body}\n\n[[instrument]]");
+    let db_empty = storage("db = \"\"");
+    let db_root = storage("db = \"/\"");
+    let db_folder = storage("db = \"data/\"");
+    let bundles_empty = storage("bundles = \"\"");
+    let key_empty = "[signing]\nkey = \"\"\n\n[[instrument]]".to_owned();
+    let cases = [
+        ("[[instrument]]", db_empty.as_str(), 14, "storage.db"),
+        ("[[instrument]]", db_root.as_str(), 14, "storage.db"),
+        ("[[instrument]]", db_folder.as_str(), 14, "storage.db"),
+        (
+            "[[instrument]]",
+            bundles_empty.as_str(),
+            14,
+            "storage.bundles",
+        ),
+        ("[[instrument]]", key_empty.as_str(), 14, "signing.key"),
+        (
+            "resource = \"ASRL/dev/ttyUSB0::INSTR\"",
+            "resource = \"ASRL/dev/ttyUSB0::INSTR\"\ntimeout = \"1ns\"",
+            16,
+            "instrument.timeout",
+        ),
+        (
+            "resource = \"ASRL/dev/ttyUSB0::INSTR\"",
+            "resource = \"ASRL/dev/ttyUSB0::INSTR\"\ntimeout = \"9ms\"",
+            16,
+            "instrument.timeout",
+        ),
+    ];
+    assert_invalid(&cases);
+    let msg = error_text(&MINIMAL.replace(
+        "resource = \"ASRL/dev/ttyUSB0::INSTR\"",
+        "resource = \"ASRL/dev/ttyUSB0::INSTR\"\ntimeout = \"1ns\"",
+    ));
+    assert!(msg.contains("at least 10ms"), "{msg}");
+    // The minimum itself is fine.
+    let ok = MINIMAL.replace(
+        "resource = \"ASRL/dev/ttyUSB0::INSTR\"",
+        "resource = \"ASRL/dev/ttyUSB0::INSTR\"\ntimeout = \"10ms\"",
+    );
+    assert_eq!(parse(&ok).unwrap().instruments[0].link.timeout, MIN_TIMEOUT);
+}
+
+#[test]
+fn a_config_without_a_sequence_is_refused() {
+    let cut = &MINIMAL[..MINIMAL.find("[[sequence]]").unwrap()];
+    let msg = error_text(cut);
+    assert!(
+        msg.starts_with("test.toml:15: invalid `sequence`: the config defines no sequence"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn parse_errors_name_the_key_in_a_labs_words() {
+    let msg = error_text(&MINIMAL.replace("count = 3", "count = 3, params = { nplc = [1] }"));
+    assert!(
+        msg.starts_with("test.toml:21:") && msg.contains("`sequence.step.read.params.nplc`: "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("expected a string, a number or a boolean"),
+        "{msg}"
+    );
+    let msg =
+        error_text(&MINIMAL.replace("read = {", "identify = { instrument = \"dmm\" }\nread = {"));
+    assert!(msg.starts_with("test.toml:20:"), "{msg}");
+    assert!(
+        msg.contains("a step takes exactly one action") && msg.contains("more than one"),
+        "{msg}"
+    );
+    let msg = error_text(&MINIMAL.replace("read = {", "#read = {"));
+    assert!(msg.contains("this one has none"), "{msg}");
+    // A missing table has no place in the text: the end of the file, never line 0.
+    let msg = error_text("[lab]\nid = \"L\"\nname = \"l\"\n");
+    assert!(msg.starts_with("test.toml:3:"), "{msg}");
+    assert!(msg.contains("missing field `artefact`"), "{msg}");
+    let msg = error_text(&format!("{MINIMAL}\n[simulator]\nmodel = \"A;B\"\n"));
+    assert!(
+        msg.starts_with("test.toml:24: invalid `simulator.model`"),
+        "{msg}"
+    );
+}
+
+/// A lab config using every table and step kind, for mutation.
+const FULL: &str = r#"
+[lab]
+id = "LAB-A"
+name = "Lab A"
+
+[artefact]
+id = "Z1"
+kind = "zener"
+serial = "1"
+nominal = 10.0
+unit = "V"
+
+[storage]
+db = "lab.db"
+bundles = "bundles"
+log_exchanges = "all"
+
+[signing]
+key = "keys/lab"
+
+[simulator]
+noise = 1e-7
+time_scale = 10
+lab_temp_period = "1d"
+manufacturer = "TSAGENT"
+faults = ["garbage,every=5"]
+
+[[adapter]]
+resource = "SIM::GPIB0::INTFC"
+read_tmo_ms = 50
+
+[[instrument]]
+name = "dvm"
+resource = "GPIB0::22::INSTR"
+driver = "keysight-3458a"
+timeout = "5s"
+params = { nplc = 10 }
+
+[[instrument]]
+name = "env"
+resource = "ASRL/dev/ttyUSB0::INSTR"
+driver = "vaisala-ptu300"
+baud = 4800
+data_bits = 7
+parity = "even"
+stop_bits = 1
+flow_control = "none"
+read_termination = "\r\n"
+max_reply = 4096
+
+[[sequence]]
+name = "s"
+every = "30m"
+
+[[sequence.step]]
+identify = { instrument = "dvm" }
+
+[[sequence.step]]
+configure = { instrument = "dvm", params = { range = "10", nplc = "10" } }
+
+[[sequence.step]]
+read = { instrument = "dvm", count = 3, interval = "1s", quantity = "voltage", unit = "V" }
+
+[[sequence.step]]
+drain_errors = { instrument = "dvm" }
+
+[[sequence.step]]
+read = { instrument = "env", op = "env_read", count = 1 }
+"#;
+
+/// Values a mutation puts where another was.
+const VALUES: &[&str] = &[
+    "[1, 2]",
+    "{ a = 1 }",
+    "true",
+    "-1",
+    "0",
+    "1e999",
+    "\"\"",
+    "\"/\"",
+    "\"1ns\"",
+    "\"x\"",
+    "[]",
+    "{}",
+    "4294967296",
+    "\"SIM::PTY::INSTR\"",
+];
+
+/// Lines a mutation inserts.
+const LINES: &[&str] = &[
+    "[[sequence.step]]",
+    "[[sequence]]",
+    "[[instrument]]",
+    "[storage]",
+    "identify = { instrument = \"env\" }",
+    "operate = { instrument = \"dvm\", op = \"x\" }",
+    "params = { count = [1] }",
+    "count = 2",
+    "name = \"s\"",
+    "x = 1",
+];
+
+/// No message shows the program's insides or a place that is not in the file.
+fn assert_presentable(msg: &str) {
+    for internal in [
+        "Raw",
+        "untagged",
+        "element",
+        "variant of",
+        "Spanned",
+        "DeTable",
+        "Value",
+        "struct ",
+    ] {
+        assert!(!msg.contains(internal), "`{internal}` in: {msg}");
+    }
+    let rest = msg
+        .strip_prefix("test.toml:")
+        .unwrap_or_else(|| panic!("no file and line: {msg}"));
+    let line: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let line: usize = line.parse().unwrap_or_else(|_| panic!("no line: {msg}"));
+    assert!(line >= 1, "{msg}");
+    let after = &rest[line.to_string().len()..];
+    if let Some(col) = after.strip_prefix(':') {
+        let col: String = col.chars().take_while(char::is_ascii_digit).collect();
+        if !col.is_empty() {
+            assert!(col.parse::<usize>().unwrap() >= 1, "{msg}");
+        }
+    }
+}
+
+#[test]
+fn the_full_config_is_valid() {
+    parse(FULL).unwrap();
+}
+
+mod messages {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        DeleteLine(usize),
+        DuplicateLine(usize),
+        ReplaceValue(usize, usize),
+        InsertLine(usize, usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (0usize..80).prop_map(Mutation::DeleteLine),
+            (0usize..80).prop_map(Mutation::DuplicateLine),
+            (0usize..80, 0..VALUES.len()).prop_map(|(l, v)| Mutation::ReplaceValue(l, v)),
+            (0usize..80, 0..LINES.len()).prop_map(|(l, i)| Mutation::InsertLine(l, i)),
+        ]
+    }
+
+    fn apply(text: &str, mutations: &[Mutation]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        for m in mutations {
+            let n = lines.len().max(1);
+            match *m {
+                Mutation::DeleteLine(l) if !lines.is_empty() => {
+                    lines.remove(l % n);
+                }
+                Mutation::DuplicateLine(l) if !lines.is_empty() => {
+                    let line = lines[l % n].clone();
+                    lines.insert(l % n, line);
+                }
+                Mutation::ReplaceValue(l, v) if !lines.is_empty() => {
+                    let line = &mut lines[l % n];
+                    // The value after the first `=`, or inside a step's inline table after its
+                    // first key.
+                    if let Some(eq) = line.rfind(" = ") {
+                        let end = line[eq + 3..]
+                            .find([',', '}'])
+                            .map_or(line.len(), |i| eq + 3 + i);
+                        line.replace_range(eq + 3..end, VALUES[v]);
+                    }
+                }
+                Mutation::InsertLine(l, i) => lines.insert(l % (lines.len() + 1), LINES[i].into()),
+                _ => {}
+            }
+        }
+        lines.join("\n") + "\n"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_message_shows_internal_names_or_line_zero(
+            mutations in proptest::collection::vec(mutation(), 1..4),
+        ) {
+            let text = apply(FULL, &mutations);
+            if let Err(e) = parse(&text) {
+                assert_presentable(&e.to_string());
+            }
+        }
+    }
 }

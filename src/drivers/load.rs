@@ -37,6 +37,16 @@ pub(crate) fn parse_duration(text: &str, examples: &str) -> Result<Duration, Str
     }
     Ok(d)
 }
+/// The shortest reply deadline accepted anywhere (instrument `timeout`, a profile's `[io] timeout`,
+/// an operation's or a wait's `timeout`): below it no real instrument, nor the serial line at
+/// 9600 baud, can answer, so every exchange would fail as a timeout.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// The reason a reply deadline is refused, if it is.
+pub(crate) fn timeout_problem(d: Duration) -> Option<&'static str> {
+    (d < MIN_TIMEOUT).then_some("at least 10ms: a shorter deadline fails every reply")
+}
+
 /// `[io] timeout` when absent.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `wait.interval` when absent.
@@ -198,7 +208,7 @@ fn shift_value(value: Spanned<DeValue<'_>>, by: usize) -> Spanned<DeValue<'_>> {
 /// The dotted key whose key or value span holds `offset`, as deep as it goes. Merged tables
 /// keep the file's span while their new keys have the overrides' spans, so the search looks
 /// inside every table, not only those whose span holds the offset.
-fn path_at(table: &DeTable<'_>, offset: usize) -> String {
+pub(crate) fn path_at(table: &DeTable<'_>, offset: usize) -> String {
     find_path(table, offset).unwrap_or_default()
 }
 
@@ -232,7 +242,7 @@ fn find_path(table: &DeTable<'_>, offset: usize) -> Option<String> {
 
 /// The span of the value at a dotted key (`operations.read.send[1]`), or of the deepest part of
 /// it that exists.
-pub(super) fn span_of(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
+pub(crate) fn span_of(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
     let mut found = None;
     let mut current = Some(table);
     for segment in key.split('.') {
@@ -502,6 +512,15 @@ impl Validator<'_> {
         Ok(d)
     }
 
+    /// A reply deadline: a duration of at least [`MIN_TIMEOUT`].
+    fn timeout(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ProfileError> {
+        let d = self.duration(value, key)?;
+        match timeout_problem(d) {
+            Some(reason) => self.invalid(value.span(), key, reason),
+            None => Ok(d),
+        }
+    }
+
     fn identity(&self, raw: &RawIdentity) -> Result<IdentitySpec, ProfileError> {
         let query = self.command(&raw.query, "identity.query")?;
         let pattern = self.regex(&raw.pattern, "identity.pattern")?;
@@ -568,7 +587,7 @@ impl Validator<'_> {
         let write_termination = termination(&raw.write_termination, "io.write_termination", 0)?;
         let read_termination = termination(&raw.read_termination, "io.read_termination", 1)?;
         let timeout = match &raw.timeout {
-            Some(t) => self.duration(t, "io.timeout")?,
+            Some(t) => self.timeout(t, "io.timeout")?,
             None => DEFAULT_TIMEOUT,
         };
         let baud = match raw.baud {
@@ -763,7 +782,7 @@ impl Validator<'_> {
         let timeout = raw
             .timeout
             .as_ref()
-            .map(|t| self.duration(t, &format!("{key}.timeout")))
+            .map(|t| self.timeout(t, &format!("{key}.timeout")))
             .transpose()?;
         Ok(Operation {
             params,
@@ -793,7 +812,7 @@ impl Validator<'_> {
             None => DEFAULT_POLL_INTERVAL,
         };
         let timeout = match &raw.timeout {
-            Some(t) => self.duration(t, &format!("{key}.timeout"))?,
+            Some(t) => self.timeout(t, &format!("{key}.timeout"))?,
             None => DEFAULT_POLL_TIMEOUT,
         };
         if interval > timeout {

@@ -29,8 +29,9 @@ use crate::session::{Identity, InstrumentError, SessionError, parse_idn};
 use crate::transport::{DataBits, Parity, StopBits, preview};
 
 pub use describe::describe;
-pub(crate) use load::parse_duration;
+pub use load::MIN_TIMEOUT;
 pub use load::{check_file, is_profile_id, parse_profile, with_overrides};
+pub(crate) use load::{parse_duration, path_at, span_of, timeout_problem};
 pub use registry::{BUILTIN, Registry, builtin_text};
 pub use reply::{
     BlockFormat, ByteOrder, MAX_RAW_COUNT, RawFormat, ReplyError, ReplySpec, Value, block_values,

@@ -33,9 +33,15 @@ fn readme_examples_validate() {
     let lab = "[lab]\nid = \"L\"\nname = \"l\"\n[artefact]\nid = \"A\"\nkind = \"zener\"\nserial = \"1\"\nnominal = 10.0\nunit = \"V\"\n";
     // The adapters and instruments example.
     let adapters = blocks.iter().find(|b| b.contains("[[adapter]]")).unwrap();
-    let config =
-        tsagent::config::Config::parse(&format!("{lab}{adapters}"), "README", Path::new("."))
-            .unwrap();
+    // A config needs a sequence; one identifying the example's instrument completes it.
+    let sequence =
+        "\n[[sequence]]\nname = \"s\"\n[[sequence.step]]\nidentify = { instrument = \"dvm\" }\n";
+    let config = tsagent::config::Config::parse(
+        &format!("{lab}{adapters}{sequence}"),
+        "README",
+        Path::new("."),
+    )
+    .unwrap();
     assert_eq!(config.adapters.len(), 2);
     assert_eq!(config.instruments[0].profile.id, "keysight-3458a");
     // The profile example.
@@ -53,8 +59,10 @@ fn readme_examples_validate() {
         .find(|b| b.starts_with("[instrument.profile.errors]"))
         .unwrap();
     let instrument = "[[instrument]]\nname = \"dmm\"\nresource = \"ASRL/dev/ttyUSB0::INSTR\"\n";
+    let sequence =
+        "\n[[sequence]]\nname = \"s\"\n[[sequence.step]]\nidentify = { instrument = \"dmm\" }\n";
     let config = tsagent::config::Config::parse(
-        &format!("{lab}{instrument}{overrides}"),
+        &format!("{lab}{instrument}{overrides}{sequence}"),
         "README",
         Path::new("."),
     )

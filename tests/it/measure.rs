@@ -185,7 +185,10 @@ fn unknown_config_key_is_rejected_with_line_and_key() {
         .replace("timeout = \"2s\"", "timeout = \"2s\"\nbaudrate = 9600");
     let path = lab.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    let expected = format!("{}:28:1: unknown field `baudrate`", path.display());
+    let expected = format!(
+        "{}:28:1: `instrument.baudrate`: unknown field `baudrate`",
+        path.display()
+    );
     tsagent()
         .arg("config")
         .arg("check")
