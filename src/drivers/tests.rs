@@ -238,6 +238,13 @@ fn validation_errors_name_key_and_line() {
         ),
         (
             "timeout = \"2s\"",
+            "timeout = \"1ns\"",
+            "io.timeout",
+            12,
+            "at least 10ms",
+        ),
+        (
+            "timeout = \"2s\"",
             "timeout = \"400d\"",
             "io.timeout",
             12,
