@@ -1,5 +1,8 @@
-//! No output failure changes the exit code: stdout or stderr at `/dev/full` or closed, a command
-//! exits with the code it would have had (never a panic's 101).
+//! No failure of diagnostic output changes the exit code: stdout or stderr at `/dev/full` or
+//! closed, a command exits with the code it would have had (never a panic's 101). The one
+//! exception is a listing whose stdout is its product (`readings`): failing to write it is the
+//! command's failure (exit 5, storage), as it is for `cat`; a reader that goes away (`| head`) is
+//! not, and a closed stdout is a sink (Rust's std ignores EBADF on the standard streams).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -107,11 +110,48 @@ fn no_output_failure_changes_the_exit_code() {
             "{case:?}: {expected:?}"
         );
         for broken in ALL {
+            // A closed stdout is a sink to Rust's std (it ignores EBADF on the standard streams),
+            // so only a full one fails a listing.
+            let stdout_broken = matches!(broken, Broken::StdoutFull | Broken::BothFull);
+            let want = if case[0] == "readings" && expected == Some(0) && stdout_broken {
+                Some(5)
+            } else {
+                expected
+            };
             assert_eq!(
                 exit_code(&args, Some(broken)),
-                expected,
+                want,
                 "{case:?} with {broken:?}"
             );
         }
     }
+}
+
+#[test]
+fn readings_stop_quietly_when_the_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    let mut lab = Lab::simulated();
+    // More than a pipe holds (64 KiB), so the listing is still writing when the reader leaves.
+    lab.count = 2000;
+    measure(&lab.config()).success();
+    let mut child = Command::new(bin())
+        .args(["readings", "--csv", "--db"])
+        .arg(lab.db())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut header = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut header)
+        .unwrap();
+    assert!(header.starts_with("seq,"), "{header}");
+    // The reader is gone (`| head -1`); the listing must stop without calling it a failure.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
