@@ -1,14 +1,16 @@
 //! Runs a configured sequence: identify, configure, read, drain errors — every reading committed
 //! before it is reported and before the next one is triggered.
 
+mod stop;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use tsagent_bundle::event::{
     self, Event, Identified, InstrumentError, OperationResult, OperationValue, RunFailed,
+    RunInterrupted,
 };
 
 use crate::clock::{self, Clock};
@@ -17,6 +19,11 @@ use crate::drivers::exec::{self, DriverError};
 use crate::session::{Exchange, Identity, Measurement};
 use crate::store::{NewEvent, NewReading, RunStatus, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, SupervisorError};
+pub use stop::{Stop, StopHandle, StopRequest, Urgency};
+
+/// Why a run abandoned on an urgent stop ends `interrupted`.
+const ABANDONED: &str =
+    "stopped at once on a second request: the reading in progress was abandoned";
 
 /// Why a run could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +136,8 @@ impl Observer for Quiet {}
 pub struct RunOutcome {
     /// Run id.
     pub run_id: u64,
-    /// `Completed`, or `Stopped` when a stop was requested.
+    /// `Completed`; `Stopped` when a stop was requested; `Interrupted` when an urgent stop
+    /// abandoned the reading in progress.
     pub status: RunStatus,
     /// Readings committed.
     pub readings: u64,
@@ -167,7 +175,7 @@ impl Runner<'_> {
         trigger: Trigger,
         operator: Option<&str>,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<RunOutcome, SequenceError> {
         let config = self.config;
         let sequence = config
@@ -185,14 +193,16 @@ impl Runner<'_> {
     }
 
     /// Runs `sequence` once. A failure is recorded as an event, the run is marked failed and the
-    /// error returned; readings already committed stay.
+    /// error returned; readings already committed stay. A stop request ends the run after the
+    /// reading in progress (`stopped`); an urgent one abandons the exchange in progress at once
+    /// (`interrupted`, with a `run_interrupted` event).
     pub async fn run(
         &mut self,
         sequence: &Sequence,
         trigger: Trigger,
         operator: Option<&str>,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<RunOutcome, SequenceError> {
         let started = self.clock.now();
         let owner = (std::process::id(), self.clock.boot_id());
@@ -213,9 +223,21 @@ impl Runner<'_> {
             last: None,
         };
         let mut ids = HashMap::new();
-        let result = self
-            .steps(sequence, &mut ids, &mut progress, observer, stop)
-            .await;
+        let result = tokio::select! {
+            biased;
+            result = self.steps(sequence, &mut ids, &mut progress, observer, stop) => {
+                result.map(|stopped| {
+                    if stopped {
+                        RunStatus::Stopped
+                    } else {
+                        RunStatus::Completed
+                    }
+                })
+            }
+            // Commits are not awaited, so the steps are only ever dropped between them: every
+            // reading committed so far is whole and stays.
+            () = stop.until_urgent() => Ok(RunStatus::Interrupted),
+        };
         // Exchanges and supervision events of a failed step are evidence too.
         let mut leftover = self.supervisor.take_events();
         for step in &sequence.steps {
@@ -234,13 +256,28 @@ impl Runner<'_> {
         }
         let ended = self.clock.now();
         match result {
-            Ok(stopped) => {
-                let status = if stopped {
-                    RunStatus::Stopped
-                } else {
-                    RunStatus::Completed
+            Ok(status) => {
+                let message = match status {
+                    RunStatus::Stopped => Some("stopped on request after the reading in progress"),
+                    RunStatus::Interrupted => Some(ABANDONED),
+                    _ => None,
                 };
-                let message = stopped.then_some("stopped on request after the reading in progress");
+                if status == RunStatus::Interrupted {
+                    // The abandoned exchange's reply may still come: nothing is sent to these
+                    // instruments again before they are back in step.
+                    for step in &sequence.steps {
+                        self.supervisor.out_of_step(step.instrument());
+                    }
+                    leftover.push(NewEvent {
+                        run_id: Some(run_id),
+                        ..NewEvent::new(
+                            ended,
+                            Event::RunInterrupted(RunInterrupted {
+                                reason: ABANDONED.to_owned(),
+                            }),
+                        )
+                    });
+                }
                 self.store.append_events(&leftover)?;
                 self.store.end_run(run_id, status, message, ended)?;
                 Ok(RunOutcome {
@@ -317,11 +354,11 @@ impl Runner<'_> {
         ids: &mut HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<bool, SequenceError> {
         for (index, step) in sequence.steps.iter().enumerate() {
             let number = index + 1;
-            if *stop.borrow() {
+            if stop.requested() {
                 return Ok(true);
             }
             let name = step.instrument();
@@ -365,7 +402,7 @@ impl Runner<'_> {
         ids: &mut HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<bool, SequenceError> {
         let clock = self.clock.clone();
         let failed = |action: &str, source: DriverError| SequenceError::Step {
@@ -576,12 +613,12 @@ impl Runner<'_> {
         ids: &HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<bool, SequenceError> {
         let instrument_id = ids.get(&instrument.name).copied().unwrap_or(0);
         let mut next = Instant::now();
         for i in 0..read.count {
-            if *stop.borrow() {
+            if stop.requested() {
                 return Ok(true);
             }
             if i > 0 && wait_or_stop(next, stop).await {
@@ -703,26 +740,17 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// Sleeps until `deadline`; returns early with `true` if a stop is requested.
-async fn wait_or_stop(deadline: Instant, stop: &watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
+async fn wait_or_stop(deadline: Instant, stop: &Stop) -> bool {
+    if stop.requested() {
         return true;
     }
     // Back-to-back readings (interval 0) must not pay a trip through the timer driver.
     if Instant::now() >= deadline {
         return false;
     }
-    let mut stop = stop.clone();
-    stop.borrow_and_update();
     tokio::select! {
         _ = tokio::time::sleep_until(deadline) => false,
-        changed = stop.changed() => match changed {
-            Ok(()) => *stop.borrow(),
-            // Nobody can ask for a stop any more: just wait out the interval.
-            Err(_) => {
-                tokio::time::sleep_until(deadline).await;
-                false
-            }
-        },
+        () = stop.until_requested() => true,
     }
 }
 

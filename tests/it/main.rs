@@ -17,4 +17,6 @@ mod docs;
 mod faults;
 mod measure;
 mod profiles;
+mod setup;
+mod signals;
 mod supervisor;
