@@ -18,7 +18,7 @@ use std::time::Instant;
 use rusqlite::{Connection, params};
 use tsagent::clock::SystemClock;
 use tsagent::config::Config;
-use tsagent::sequence::{Quiet, Runner};
+use tsagent::sequence::{Quiet, Runner, Stop};
 use tsagent::session::Session;
 use tsagent::store::{Store, Trigger};
 use tsagent::supervisor::Supervisor;
@@ -123,7 +123,7 @@ fn main() {
     let mut store = Store::open(&config.storage.db).unwrap();
     let mut supervisor = Supervisor::new(&config);
     let mut bare = Bare::open(dir.path());
-    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let stop = Stop::never();
 
     // A plain session for the diagnostic loops, on a second simulator (like an instrument, each
     // serves one client at a time).

@@ -40,7 +40,7 @@ use rusqlite::{Connection, params};
 use tsagent::clock::{Clock, SystemClock, Timestamp};
 use tsagent::config::Config;
 use tsagent::drivers::{self, Registry, ReplySpec, exec};
-use tsagent::sequence::{Quiet, Runner};
+use tsagent::sequence::{Quiet, Runner, Stop};
 use tsagent::session::Session;
 use tsagent::store::{NewReading, RunStart, Store, Trigger};
 use tsagent::supervisor::Supervisor;
@@ -130,7 +130,7 @@ fn agent_pass(
     check: bool,
 ) -> f64 {
     let mut store = Store::open(db).unwrap();
-    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let stop = Stop::never();
     let rate = rt.block_on(async {
         let mut runner = Runner {
             config,

@@ -11,6 +11,7 @@
 //! | 4 | `INTEGRITY` | integrity failure: `db check` found a problem, or a bundle failed verification |
 //! | 5 | `STORAGE` | storage error |
 //! | 6 | `KEY` | key or signing error |
+//! | 128 + N | `SIGNALLED` + N | stopped by signal N: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP |
 
 use std::path::PathBuf;
 
@@ -39,6 +40,9 @@ pub mod exit {
     pub const STORAGE: u8 = 5;
     /// The key or signing.
     pub const KEY: u8 = 6;
+    /// Stopped by a signal: the code is this plus the signal's number, as shells expect (130 for
+    /// SIGINT).
+    pub const SIGNALLED: u8 = 128;
 }
 
 /// Anything a command can fail with.
@@ -132,6 +136,26 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A signal stopped the command; what was done before it is kept.
+    #[error("stopped by {}", signal_name(*.signal))]
+    Stopped {
+        /// The signal's number.
+        signal: i32,
+    },
+    /// `config check --connect` could not reach some adapters or instruments.
+    #[error("{failed} of {total} adapter(s) and instrument(s) could not be reached")]
+    Unreachable {
+        /// How many failed.
+        failed: usize,
+        /// How many were tried.
+        total: usize,
+    },
+}
+
+/// A signal's name, e.g. `SIGINT`, or its number when it has none.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
 }
 
 impl From<SequenceError> for Error {
@@ -146,6 +170,10 @@ impl Error {
         use exit::*;
         match self {
             Error::Runtime(_) => INTERNAL,
+            Error::Stopped { signal } => {
+                SIGNALLED.saturating_add(u8::try_from(*signal).unwrap_or(u8::MAX))
+            }
+            Error::Unreachable { .. } => RUN_FAILED,
             Error::Config(_) | Error::Usage(_) | Error::Signers { .. } | Error::Read { .. } => {
                 USAGE
             }

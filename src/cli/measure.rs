@@ -1,4 +1,6 @@
-//! `tsagent measure`: one sequence now, with live progress, then the run's statistics.
+//! `tsagent measure`: one sequence now, with live progress, then the run's statistics. A signal
+//! (Ctrl-C) stops it after the reading in progress, a second at once; either way it exits 128 +
+//! the signal's number (130 for SIGINT), the readings taken before kept.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,11 +8,11 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::display::{describe, run_statistics};
-use super::{Error, progress, runtime, stop_on_signals};
+use super::{Error, progress, runtime, stop_on_signals, stopped_by_signal};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::sequence::Runner;
-use crate::store::{Store, Trigger};
+use crate::store::{RunStatus, Store, Trigger};
 use crate::supervisor::Supervisor;
 
 /// `tsagent measure`.
@@ -62,6 +64,9 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
             say!("{line}");
         }
         say!("database: {}", config.storage.db.display());
+        if outcome.status != RunStatus::Completed {
+            return stopped_by_signal(&stop);
+        }
         Ok(())
     })
 }

@@ -20,6 +20,7 @@ macro_rules! tell {
 }
 
 mod bundle_cmd;
+mod config_cmd;
 mod db;
 mod demo;
 mod display;
@@ -36,6 +37,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tracing::level_filters::LevelFilter;
 
+use crate::sequence::{Stop, Urgency};
+
 pub use error::{Error, exit};
 
 /// tsagent: measurement agent for travelling-standard comparisons.
@@ -51,8 +54,8 @@ pub use error::{Error, exit};
 )]
 #[deny(missing_docs)]
 pub struct Cli {
-    /// Diagnostics on stderr: off, error, warn, info, debug or trace [default: info for `run`, warn
-    /// otherwise].
+    /// Diagnostics on stderr: off, error, warn, info, debug or trace [default: info for `run`,
+    /// error for `config`, warn otherwise].
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log: Option<LevelFilter>,
     /// What to do.
@@ -68,7 +71,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run one sequence now and exit.
     Measure(measure::MeasureArgs),
-    /// Run scheduled sequences until SIGTERM or SIGINT (the systemd service).
+    /// Run scheduled sequences until SIGTERM, SIGINT or SIGHUP (the systemd service).
     Run(run::RunArgs),
     /// Serve a simulated instrument, or a Prologix adapter with several, on a pseudo-terminal or
     /// TCP until killed.
@@ -99,6 +102,10 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate a config file; errors name the file, line and key.
     Check {
+        /// Also open and identify every adapter and instrument (starting simulated ones), and
+        /// report each one's identity or error; fails if any cannot be reached.
+        #[arg(long)]
+        connect: bool,
         /// The TOML file.
         file: PathBuf,
     },
@@ -108,6 +115,9 @@ pub enum ConfigCommand {
 pub fn run(cli: Cli) -> Result<(), Error> {
     let default_level = match cli.command {
         Command::Run(_) => LevelFilter::INFO,
+        // `config check --connect` reports every failure itself; the supervisor's warnings
+        // about the same instruments would only repeat it.
+        Command::Config(_) => LevelFilter::ERROR,
         _ => LevelFilter::WARN,
     };
     init_logging(cli.log.unwrap_or(default_level));
@@ -120,7 +130,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             ports::run();
             Ok(())
         }
-        Command::Config(ConfigCommand::Check { file }) => {
+        Command::Config(ConfigCommand::Check { connect, file }) => {
             let config = crate::config::Config::load(&file)?;
             say!(
                 "{}: ok (lab {}, artefact {}, {} instrument(s), {} sequence(s))",
@@ -130,6 +140,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 config.instruments.len(),
                 config.sequences.len()
             );
+            if connect {
+                config_cmd::connect(&config)?;
+            }
             Ok(())
         }
         Command::Db(cmd) => db::run(cmd),
@@ -168,25 +181,81 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// A stop flag that SIGTERM, SIGINT and SIGHUP raise.
-///
-/// SIGHUP (the terminal or SSH session closed) stops like SIGTERM: left to its default action it
-/// would kill the process mid-run and leave the run `running` until the next start.
-fn stop_on_signals() -> Result<tokio::sync::watch::Receiver<bool>, Error> {
+/// Who hears that a stop was asked for.
+#[derive(Debug, Clone, Copy)]
+enum Audience {
+    /// A person at a terminal (`measure`, `demo`, `sim`): plain lines on stderr.
+    Person,
+    /// The daemon's log.
+    Log,
+    /// Nobody: a simulator has no reading in progress to speak of.
+    Nobody,
+}
+
+/// Stops raised by SIGINT, SIGTERM and SIGHUP, announced to a person on stderr: the first stops
+/// after the reading in progress, a second stops at once.
+fn stop_on_signals() -> Result<Stop, Error> {
+    watch_signals(Audience::Person)
+}
+
+/// Like [`stop_on_signals`], announced in the daemon's log.
+fn stop_on_signals_logged() -> Result<Stop, Error> {
+    watch_signals(Audience::Log)
+}
+
+/// Like [`stop_on_signals`], announced to nobody (`tsagent sim`).
+fn stop_on_signals_quietly() -> Result<Stop, Error> {
+    watch_signals(Audience::Nobody)
+}
+
+fn watch_signals(audience: Audience) -> Result<Stop, Error> {
+    use nix::sys::signal::Signal;
     use tokio::signal::unix::{SignalKind, signal};
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (handle, stop) = Stop::channel();
     let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
     let mut hup = signal(SignalKind::hangup()).map_err(Error::Runtime)?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping after the reading in progress"),
-            _ = int.recv() => tracing::info!("SIGINT: stopping after the reading in progress"),
-            _ = hup.recv() => tracing::info!("SIGHUP: stopping after the reading in progress"),
+        loop {
+            let signal = tokio::select! {
+                Some(()) = term.recv() => Signal::SIGTERM,
+                Some(()) = int.recv() => Signal::SIGINT,
+                Some(()) = hup.recv() => Signal::SIGHUP,
+                else => break,
+            };
+            let urgency = handle.escalate(Some(signal as i32));
+            let name = signal.as_str();
+            let text = match urgency {
+                Urgency::AfterReading => format!(
+                    "{name}: stopping after the reading in progress (Ctrl-C or another signal stops at once)"
+                ),
+                Urgency::Now => format!(
+                    "{name} again: stopping now; the reading in progress is abandoned, readings already taken are kept"
+                ),
+            };
+            match audience {
+                Audience::Nobody => {}
+                Audience::Log => tracing::warn!("{text}"),
+                Audience::Person => {
+                    use std::io::{IsTerminal, Write};
+                    let mut err = std::io::stderr().lock();
+                    // A live progress line may be drawn without its newline yet.
+                    let lead = if err.is_terminal() { "\n" } else { "" };
+                    // Nobody reading stderr must not stop the stopping.
+                    let _ = writeln!(err, "{lead}{text}");
+                }
+            }
         }
-        let _ = tx.send(true);
-        // Keep the sender alive so receivers do not see a closed channel as a second signal.
-        std::future::pending::<()>().await;
+        // The signal streams ended (they do not on Unix): the handle goes and no stop can come.
     });
-    Ok(rx)
+    Ok(stop)
+}
+
+/// The error that makes a command stopped by a signal exit with 128 + its number, as shells
+/// expect (130 for SIGINT), if a signal stopped it.
+fn stopped_by_signal(stop: &Stop) -> Result<(), Error> {
+    match stop.request().and_then(|r| r.signal) {
+        Some(signal) => Err(Error::Stopped { signal }),
+        None => Ok(()),
+    }
 }

@@ -1,11 +1,13 @@
-//! `tsagent run`: the daemon, in the foreground, until SIGTERM or SIGINT.
+//! `tsagent run`: the daemon, in the foreground, until SIGTERM, SIGINT or SIGHUP. A first signal
+//! stops it after the reading in progress and it exits 0 (a clean stop is how a service ends); a
+//! second stops it at once and it exits 128 + that signal's number.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
 
-use super::{Error, progress, runtime, stop_on_signals};
+use super::{Error, progress, runtime, stop_on_signals_logged, stopped_by_signal};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -25,10 +27,13 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
     let mut store = Store::open(&config.storage.db)?;
     tracing::info!(config = %args.config.display(), db = %config.storage.db.display(), lab = %config.lab.id, "tsagent run starting");
     runtime()?.block_on(async {
-        let stop = stop_on_signals()?;
+        let stop = stop_on_signals_logged()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let mut observer = progress::Log;
-        crate::daemon::run(&config, &mut store, clock, &mut observer, stop).await?;
+        crate::daemon::run(&config, &mut store, clock, &mut observer, &stop).await?;
+        if stop.urgent() {
+            return stopped_by_signal(&stop);
+        }
         Ok(())
     })
 }

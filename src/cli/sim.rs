@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tsagent_sim::{BusSpec, Fault, Frame, PersonalityId, PtyServer, SimParams, SimSpec, TcpServer};
 
-use super::{Error, runtime, stop_on_signals};
+use super::{Error, runtime, stop_on_signals_quietly};
 use crate::config::Config;
 
 /// `tsagent sim`.
@@ -89,7 +89,7 @@ pub fn run(args: SimArgs) -> Result<(), Error> {
     spec.faults = config.simulator_faults;
     spec.faults.extend(args.fault);
     runtime()?.block_on(async {
-        let mut stop = stop_on_signals()?;
+        let stop = stop_on_signals_quietly()?;
         // Announce each hang-up and return of the line, so a script (or a test) can follow a
         // disconnect fault without polling; the server lives until the signal.
         let watch = async {
@@ -116,13 +116,7 @@ pub fn run(args: SimArgs) -> Result<(), Error> {
         };
         tokio::select! {
             result = watch => result?,
-            () = async {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            } => {}
+            () = stop.until_requested() => {}
         }
         Ok(())
     })

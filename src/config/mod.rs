@@ -202,9 +202,18 @@ pub struct Adapter {
 pub struct Sequence {
     /// Name.
     pub name: String,
-    /// Schedule under `tsagent run`.
+    /// Schedule under `tsagent run`: slots at whole multiples of this period since the Unix
+    /// epoch (UTC), so `30m` runs at :00 and :30.
     #[serde(serialize_with = "ser_opt_duration")]
     pub every: Option<Duration>,
+    /// Offset of the slots from those multiples, less than `every` (`every = "1h"`, `at = "15m"`:
+    /// :15 each hour). Left out of the sequence hash when absent, so that configs without it
+    /// hash as before.
+    #[serde(
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub at: Option<Duration>,
     /// Steps in order.
     pub steps: Vec<Step>,
 }
@@ -1063,6 +1072,30 @@ impl Validator<'_> {
             }
             None => None,
         };
+        let at = match (&raw.at, every) {
+            (None, _) => None,
+            (Some(a), None) => {
+                return self.invalid(
+                    a.span(),
+                    "sequence.at",
+                    "needs `every`: it offsets the slots of a schedule",
+                );
+            }
+            (Some(a), Some(every)) => {
+                let d = self.duration(a, "sequence.at")?;
+                if d >= every {
+                    return self.invalid(
+                        a.span(),
+                        "sequence.at",
+                        format!(
+                            "must be less than `every` ({})",
+                            humantime::format_duration(every)
+                        ),
+                    );
+                }
+                Some(d)
+            }
+        };
         if raw.steps.is_empty() {
             return self.invalid(
                 raw.name.span(),
@@ -1166,7 +1199,12 @@ impl Validator<'_> {
                 }
             });
         }
-        Ok(Sequence { name, every, steps })
+        Ok(Sequence {
+            name,
+            every,
+            at,
+            steps,
+        })
     }
 }
 

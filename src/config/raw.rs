@@ -290,8 +290,11 @@ pub enum RawFlowControl {
 pub struct RawSequence {
     /// Name used by `tsagent measure --sequence`.
     pub name: Spanned<String>,
-    /// Run on this schedule under `tsagent run`, e.g. `"30m"`.
+    /// Run on this schedule under `tsagent run`, e.g. `"30m"`: at whole multiples of it since
+    /// the Unix epoch (UTC).
     pub every: Option<Spanned<String>>,
+    /// Offset of the schedule's slots, less than `every`, e.g. `"15m"` with `every = "1h"`.
+    pub at: Option<Spanned<String>>,
     /// The steps, in order.
     #[serde(rename = "step")]
     pub steps: Vec<RawStep>,

@@ -571,6 +571,39 @@ fn assert_presentable(msg: &str) {
 }
 
 #[test]
+fn schedule_keys_are_read_and_checked_with_their_line() {
+    let scheduled = |keys: &str| MINIMAL.replace("name = \"s\"", &format!("name = \"s\"\n{keys}"));
+    let c = parse(&scheduled("every = \"1h\"\nat = \"15m\"")).unwrap();
+    assert_eq!(c.sequences[0].every, Some(Duration::from_secs(3600)));
+    assert_eq!(c.sequences[0].at, Some(Duration::from_secs(900)));
+    let c = parse(&scheduled("every = \"30m\"")).unwrap();
+    assert_eq!(c.sequences[0].at, None);
+
+    // Each case is refused at the line of `at` (the last one added), naming the key and why.
+    let cases = [
+        ("at = \"15m\"", "needs `every`"),
+        (
+            "every = \"1h\"\nat = \"1h\"",
+            "must be less than `every` (1h)",
+        ),
+        (
+            "every = \"30m\"\nat = \"45m\"",
+            "must be less than `every` (30m)",
+        ),
+        ("every = \"1h\"\nat = \"soon\"", "invalid `sequence.at`"),
+    ];
+    for (keys, reason) in cases {
+        let msg = error_text(&scheduled(keys));
+        let line = 18 + keys.lines().count();
+        assert!(
+            msg.starts_with(&format!("test.toml:{line}: invalid `sequence.at`")),
+            "{keys}: {msg}"
+        );
+        assert!(msg.contains(reason), "{keys}: {msg}");
+    }
+}
+
+#[test]
 fn the_full_config_is_valid() {
     parse(FULL).unwrap();
 }
@@ -639,4 +672,17 @@ mod messages {
             }
         }
     }
+}
+
+#[test]
+fn an_offset_changes_the_sequence_hash_and_its_absence_does_not() {
+    let plain = parse(MINIMAL).unwrap().sequences_sha256();
+    // The hash of a sequence without `at` is what it was before the key existed.
+    let json = serde_json::to_string(&parse(MINIMAL).unwrap().sequences).unwrap();
+    assert!(!json.contains("\"at\""), "{json}");
+    let every = MINIMAL.replace("name = \"s\"", "name = \"s\"\nevery = \"1h\"");
+    let with_at = every.replace("every = \"1h\"", "every = \"1h\"\nat = \"15m\"");
+    let every = parse(&every).unwrap().sequences_sha256();
+    assert_ne!(plain, every);
+    assert_ne!(every, parse(&with_at).unwrap().sequences_sha256());
 }

@@ -1,10 +1,11 @@
 //! Runs a configured sequence: identify, configure, read, drain errors — every reading committed
 //! before it is reported and before the next one is triggered.
 
+mod stop;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use tsagent_bundle::event::{
@@ -17,6 +18,11 @@ use crate::drivers::exec::{self, DriverError};
 use crate::session::{Exchange, Identity, Measurement};
 use crate::store::{NewEvent, NewReading, RunEnd, RunStart, RunStatus, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, SupervisorError};
+pub use stop::{Stop, StopHandle, StopRequest, Urgency};
+
+/// Why a run abandoned on an urgent stop ends `interrupted`.
+const ABANDONED: &str =
+    "stopped at once on a second request: the reading in progress was abandoned";
 
 /// Why a run could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +135,8 @@ impl Observer for Quiet {}
 pub struct RunOutcome {
     /// Run id.
     pub run_id: u64,
-    /// `Completed`, or `Stopped` when a stop was requested.
+    /// `Completed`; `Stopped` when a stop was requested; `Interrupted` when an urgent stop
+    /// abandoned the reading in progress.
     pub status: RunStatus,
     /// Readings committed.
     pub readings: u64,
@@ -208,7 +215,7 @@ impl Runner<'_> {
         trigger: Trigger,
         operator: Option<&str>,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<RunOutcome, SequenceError> {
         let config = self.config;
         let sequence = config
@@ -226,7 +233,9 @@ impl Runner<'_> {
     }
 
     /// Runs `sequence` once. A failure is recorded in the run's `run_ended` event, the run is
-    /// marked failed and the error returned; readings already committed stay.
+    /// marked failed and the error returned; readings already committed stay. A stop request ends
+    /// the run after the reading in progress (`stopped`); an urgent one abandons the exchange in
+    /// progress at once (`interrupted`).
     ///
     /// Every way out of a run records its end: completion, a stop, a failure (even when the
     /// failure's own events cannot be stored), and — through [`Unended`] — a panic or the future
@@ -237,7 +246,7 @@ impl Runner<'_> {
         trigger: Trigger,
         operator: Option<&str>,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<RunOutcome, SequenceError> {
         // Runs of processes that died (kill -9, power loss) end before a new one begins, whichever
         // command starts it: none stays `running` because the next start was a demo.
@@ -275,9 +284,28 @@ impl Runner<'_> {
         };
         observer.started(run_id, &sequence.name, total);
         let mut ids = HashMap::new();
-        let result = self
-            .steps(sequence, &mut ids, &mut guard.progress, observer, stop)
-            .await;
+        let result = tokio::select! {
+            biased;
+            result = self.steps(sequence, &mut ids, &mut guard.progress, observer, stop) => {
+                result.map(|stopped| {
+                    if stopped {
+                        RunStatus::Stopped
+                    } else {
+                        RunStatus::Completed
+                    }
+                })
+            }
+            // Commits are not awaited, so the steps are only ever dropped between them: every
+            // reading committed so far is whole and stays.
+            () = stop.until_urgent() => Ok(RunStatus::Interrupted),
+        };
+        if matches!(result, Ok(RunStatus::Interrupted)) {
+            // The abandoned exchange's reply may still come: nothing is sent to these
+            // instruments again before they are back in step.
+            for step in &sequence.steps {
+                self.supervisor.out_of_step(step.instrument());
+            }
+        }
         // Exchanges and supervision events of a failed step are evidence too.
         let mut leftover = self.supervisor.take_events();
         for step in &sequence.steps {
@@ -295,11 +323,12 @@ impl Runner<'_> {
             e.run_id.get_or_insert(run_id);
         }
         let (status, reason) = match &result {
-            Ok(false) => (RunStatus::Completed, None),
-            Ok(true) => (
+            Ok(RunStatus::Stopped) => (
                 RunStatus::Stopped,
                 Some("stopped on request after the reading in progress".to_owned()),
             ),
+            Ok(RunStatus::Interrupted) => (RunStatus::Interrupted, Some(ABANDONED.to_owned())),
+            Ok(status) => (*status, None),
             Err(cause) => (RunStatus::Failed, Some(crate::error::report(cause))),
         };
         let progress = &guard.progress;
@@ -380,11 +409,11 @@ impl Runner<'_> {
         ids: &mut HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<bool, SequenceError> {
         for (index, step) in sequence.steps.iter().enumerate() {
             let number = index + 1;
-            if *stop.borrow() {
+            if stop.requested() {
                 return Ok(true);
             }
             let name = step.instrument();
@@ -428,7 +457,7 @@ impl Runner<'_> {
         ids: &mut HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<bool, SequenceError> {
         let clock = self.clock.clone();
         let failed = |action: &str, source: DriverError| SequenceError::Step {
@@ -639,12 +668,12 @@ impl Runner<'_> {
         ids: &HashMap<String, u64>,
         progress: &mut Progress,
         observer: &mut dyn Observer,
-        stop: &watch::Receiver<bool>,
+        stop: &Stop,
     ) -> Result<bool, SequenceError> {
         let instrument_id = ids.get(&instrument.name).copied().unwrap_or(0);
         let mut next = Instant::now();
         for i in 0..read.count {
-            if *stop.borrow() {
+            if stop.requested() {
                 return Ok(true);
             }
             if i > 0 && wait_or_stop(next, stop).await {
@@ -766,26 +795,17 @@ fn process_alive(pid: u32) -> bool {
 }
 
 /// Sleeps until `deadline`; returns early with `true` if a stop is requested.
-async fn wait_or_stop(deadline: Instant, stop: &watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
+async fn wait_or_stop(deadline: Instant, stop: &Stop) -> bool {
+    if stop.requested() {
         return true;
     }
     // Back-to-back readings (interval 0) must not pay a trip through the timer driver.
     if Instant::now() >= deadline {
         return false;
     }
-    let mut stop = stop.clone();
-    stop.borrow_and_update();
     tokio::select! {
         _ = tokio::time::sleep_until(deadline) => false,
-        changed = stop.changed() => match changed {
-            Ok(()) => *stop.borrow(),
-            // Nobody can ask for a stop any more: just wait out the interval.
-            Err(_) => {
-                tokio::time::sleep_until(deadline).await;
-                false
-            }
-        },
+        () = stop.until_requested() => true,
     }
 }
 
@@ -865,7 +885,7 @@ read = { instrument = "dmm", count = 1000000, quantity = "voltage", unit = "V" }
             .build()
             .unwrap();
         rt.block_on(async {
-            let (_tx, stop) = watch::channel(false);
+            let stop = Stop::never();
             let (cancel, cancelled) = tokio::sync::oneshot::channel();
             let mut observer = CancelAfter {
                 after: 3,

@@ -34,6 +34,14 @@ pub enum SupervisorError {
         #[source]
         source: TransportError,
     },
+    /// The instrument's GPIB adapter is lost and waiting out its backoff; it was not tried again.
+    #[error("the GPIB{board} adapter is offline ({reason})")]
+    AdapterOffline {
+        /// The board.
+        board: u8,
+        /// Why its latest attempt failed, or how it was lost.
+        reason: String,
+    },
     /// Connected, but the set-up commands or the identity query failed, another model answered,
     /// or a resynchronisation found no identity.
     #[error("cannot set up `{instrument}`")]

@@ -7,6 +7,11 @@
 //! Every state change becomes an event (`instrument_offline`, `instrument_online`,
 //! `instrument_refused`) that the caller stores; the supervisor itself never touches the store.
 //!
+//! A Prologix adapter is one connection shared by every instrument on its bus: when it is lost,
+//! all of them go offline at once (one outage each), the adapter alone is retried with the
+//! backoff, and once it is open again each instrument is reopened through it and identified
+//! anew, the same unit checked, before anything is measured on it.
+//!
 //! **Architecture Invariant:** nothing outside this module decides whether a connection is
 //! reopened, resynchronised or refused; the runner only reports how an exchange failed
 //! ([`Supervisor::note_failure`]).
@@ -56,12 +61,31 @@ struct Conn {
     out_of_step: bool,
 }
 
+/// A Prologix adapter as the supervisor knows it.
+enum AdapterSlot {
+    /// Open, shared by the links to its instruments.
+    Open(PrologixAdapter),
+    /// Lost, or never opened: retried on its own backoff, and its instruments wait for it.
+    Down(AdapterOutage),
+}
+
+/// Why an adapter is not open, and when to try again.
+#[derive(Debug)]
+struct AdapterOutage {
+    /// Why the latest attempt failed, or how the connection was lost.
+    reason: String,
+    backoff: Backoff,
+    next_try: Instant,
+}
+
 /// Opens and supervises instrument sessions. Keeps in-process simulators alive between runs.
 pub struct Supervisor {
     adapters_config: Vec<Adapter>,
     record_exchanges: bool,
     simulators: Simulators,
-    adapters: HashMap<u8, PrologixAdapter>,
+    adapters: HashMap<u8, AdapterSlot>,
+    /// The GPIB instruments and their boards, in config order.
+    buses: Vec<(String, u8)>,
     conns: HashMap<String, Conn>,
     events: Vec<NewEvent>,
 }
@@ -74,6 +98,16 @@ impl Supervisor {
             record_exchanges: config.storage.log_exchanges != ExchangeLog::None,
             simulators: Simulators::new(config),
             adapters: HashMap::new(),
+            buses: config
+                .instruments
+                .iter()
+                .filter_map(|i| match &i.endpoint {
+                    Endpoint::Resource(Resource::Gpib { board, .. }) => {
+                        Some((i.name.clone(), *board))
+                    }
+                    _ => None,
+                })
+                .collect(),
             conns: HashMap::new(),
             events: Vec::new(),
         }
@@ -95,6 +129,14 @@ impl Supervisor {
         self.conns.get(name).and_then(|c| c.identity.as_ref())
     }
 
+    /// Why the instrument is offline (the latest failure), if it is.
+    pub fn offline_reason(&self, name: &str) -> Option<&str> {
+        self.conns
+            .get(name)
+            .and_then(|c| c.outage.as_ref())
+            .map(|o| o.last.as_str())
+    }
+
     /// The session to `name` if it is connected now (no attempt to connect).
     pub fn session_if_online(&mut self, name: &str) -> Option<&mut Session> {
         self.conns.get_mut(name).and_then(|c| c.session.as_mut())
@@ -112,12 +154,14 @@ impl Supervisor {
         instrument: &Instrument,
         clock: &dyn Clock,
     ) -> Result<&mut Session, SupervisorError> {
+        // A session through an adapter that another link found gone is not handed out.
+        self.sweep_adapters(clock);
         let connected = self
             .conns
             .get(&instrument.name)
             .is_some_and(|c| c.session.is_some());
         if !connected {
-            self.try_connect(instrument, clock).await?;
+            self.try_connect(instrument, true, clock).await?;
         }
         self.resync_if_needed(instrument, clock).await?;
         self.conns
@@ -128,8 +172,15 @@ impl Supervisor {
             })
     }
 
-    /// Records that `name` was lost during an exchange: it goes offline and is retried later.
+    /// Records that `name` was lost during an exchange: it goes offline and is retried later. If
+    /// its GPIB adapter was lost with it, so are the other instruments on that bus.
     pub fn lost(&mut self, name: &str, reason: &str, clock: &dyn Clock) {
+        self.mark_lost(name, reason, clock);
+        self.sweep_adapters(clock);
+    }
+
+    /// Takes `name` offline, opening its outage (announced once).
+    fn mark_lost(&mut self, name: &str, reason: &str, clock: &dyn Clock) {
         let conn = self.conns.entry(name.to_owned()).or_default();
         conn.session = None;
         conn.out_of_step = false;
@@ -153,7 +204,64 @@ impl Supervisor {
                 }),
             ));
         }
-        // A lost GPIB instrument may mean a lost adapter; it is reopened on the next attempt.
+    }
+
+    /// Takes down every open adapter whose connection was found lost, with the instruments on
+    /// its bus.
+    fn sweep_adapters(&mut self, clock: &dyn Clock) {
+        let lost: Vec<u8> = self
+            .adapters
+            .iter()
+            .filter_map(|(board, slot)| match slot {
+                AdapterSlot::Open(adapter) if adapter.is_lost() => Some(*board),
+                _ => None,
+            })
+            .collect();
+        for board in lost {
+            self.adapter_down(board, "connection lost", clock);
+        }
+    }
+
+    /// Marks the adapter of `board` down and takes every connected instrument on its bus
+    /// offline: their links shared its connection. The adapter is retried on its own backoff.
+    fn adapter_down(&mut self, board: u8, reason: &str, clock: &dyn Clock) {
+        let resource = self.adapter_resource(board);
+        tracing::warn!(board, adapter = %resource, reason, "GPIB adapter lost; the instruments on its bus are offline until it is back");
+        let mut backoff = Backoff::reconnect();
+        let next_try = Instant::now() + backoff.next_delay();
+        self.adapters.insert(
+            board,
+            AdapterSlot::Down(AdapterOutage {
+                reason: format!("the GPIB{board} adapter `{resource}`: {reason}"),
+                backoff,
+                next_try,
+            }),
+        );
+        let mates: Vec<String> = self
+            .buses
+            .iter()
+            .filter(|(name, b)| *b == board && self.is_online(name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let why = format!("the GPIB{board} adapter `{resource}` was lost: {reason}");
+        for name in mates {
+            self.mark_lost(&name, &why, clock);
+        }
+    }
+
+    /// How an adapter is named in logs: its resource as configured.
+    fn adapter_resource(&self, board: u8) -> String {
+        match self.adapters_config.iter().find(|a| a.board == board) {
+            Some(Adapter {
+                endpoint: AdapterEndpoint::Resource(resource),
+                ..
+            }) => resource.to_string(),
+            Some(Adapter {
+                endpoint: AdapterEndpoint::Simulator,
+                ..
+            }) => format!("SIM::GPIB{board}::INTFC"),
+            None => format!("GPIB{board}"),
+        }
     }
 
     /// Records that an exchange with `name` failed short of a lost connection (timeout,
@@ -203,9 +311,13 @@ impl Supervisor {
         }
     }
 
-    /// Supervision between runs: probes connected instruments for a hang-up (no bus traffic) and
-    /// retries offline ones whose wait is over. Cheap enough to call every second.
+    /// Supervision between runs: probes connected instruments (and, through them, their GPIB
+    /// adapters) for a hang-up without bus traffic, retries lost adapters whose wait is over,
+    /// and retries offline instruments whose wait is over — those behind a lost adapter once it
+    /// is back. Cheap enough to call every second.
     pub async fn tick(&mut self, instruments: &[Instrument], clock: &dyn Clock) {
+        self.sweep_adapters(clock);
+        self.retry_adapters(clock).await;
         for instrument in instruments {
             let Some(conn) = self.conns.get_mut(&instrument.name) else {
                 continue;
@@ -223,29 +335,108 @@ impl Supervisor {
                 .outage
                 .as_ref()
                 .is_none_or(|o| o.next_try <= Instant::now());
-            if due {
+            // An instrument behind a lost adapter waits for the adapter's own retry.
+            if due && !self.behind_lost_adapter(&instrument.name) {
                 // Failure is recorded in the outage; the next attempt comes after its backoff.
-                let _ = self.try_connect(instrument, clock).await;
+                let _ = self.try_connect(instrument, false, clock).await;
             }
         }
     }
 
-    /// Connects every instrument now (the daemon at start), leaving those that fail offline.
-    pub async fn connect_all(&mut self, instruments: &[Instrument], clock: &dyn Clock) {
+    /// Whether `name` is a GPIB instrument whose adapter is down.
+    fn behind_lost_adapter(&self, name: &str) -> bool {
+        self.buses
+            .iter()
+            .find(|(n, _)| n == name)
+            .is_some_and(|(_, board)| {
+                matches!(self.adapters.get(board), Some(AdapterSlot::Down(_)))
+            })
+    }
+
+    /// Tries to reopen each lost adapter whose wait is over; once one is open, the instruments
+    /// on its bus are due at once.
+    async fn retry_adapters(&mut self, clock: &dyn Clock) {
+        let now = Instant::now();
+        let due: Vec<u8> = self
+            .adapters
+            .iter()
+            .filter_map(|(board, slot)| match slot {
+                AdapterSlot::Down(o) if o.next_try <= now => Some(*board),
+                _ => None,
+            })
+            .collect();
+        for board in due {
+            if self.adapter(board, true, clock).await.is_ok() {
+                for (name, _) in self.buses.iter().filter(|(_, b)| *b == board) {
+                    if let Some(outage) = self.conns.get_mut(name).and_then(|c| c.outage.as_mut()) {
+                        outage.next_try = now;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connects every instrument not yet connected (the daemon at start), leaving those that
+    /// fail offline and retried by [`Supervisor::tick`]; returns each one's identity or why it
+    /// could not be reached, in the order given.
+    pub async fn connect_all(
+        &mut self,
+        instruments: &[Instrument],
+        clock: &dyn Clock,
+    ) -> Vec<(String, Result<Identity, SupervisorError>)> {
+        let mut found = Vec::with_capacity(instruments.len());
         for instrument in instruments {
-            if !self.is_online(&instrument.name) {
-                let _ = self.try_connect(instrument, clock).await;
-            }
+            found.push((
+                instrument.name.clone(),
+                self.connect(instrument, clock).await,
+            ));
         }
+        found
     }
 
-    async fn try_connect(
+    /// Connects `instrument` unless it is connected, and returns its identity (`config check
+    /// --connect`, the daemon at start). An instrument behind an adapter that just failed is
+    /// not tried again: the adapter's failure is the answer.
+    pub async fn connect(
         &mut self,
         instrument: &Instrument,
         clock: &dyn Clock,
+    ) -> Result<Identity, SupervisorError> {
+        if !self.is_online(&instrument.name) {
+            self.try_connect(instrument, false, clock).await?;
+        }
+        self.identity(&instrument.name)
+            .cloned()
+            .ok_or_else(|| SupervisorError::UnknownInstrument {
+                name: instrument.name.clone(),
+            })
+    }
+
+    /// Opens each configured Prologix adapter that is not open (starting simulated ones), and
+    /// returns each one's resource and whether it opened, in config order.
+    pub async fn open_adapters(
+        &mut self,
+        clock: &dyn Clock,
+    ) -> Vec<(String, Result<(), SupervisorError>)> {
+        let boards: Vec<u8> = self.adapters_config.iter().map(|a| a.board).collect();
+        let mut found = Vec::with_capacity(boards.len());
+        for board in boards {
+            let opened = self.adapter(board, true, clock).await.map(drop);
+            found.push((self.adapter_resource(board), opened));
+        }
+        found
+    }
+
+    /// Tries to open `instrument`. `force` tries its GPIB adapter now even if that is waiting
+    /// out its backoff (a run asks for the instrument).
+    async fn try_connect(
+        &mut self,
+        instrument: &Instrument,
+        force: bool,
+        clock: &dyn Clock,
     ) -> Result<(), SupervisorError> {
         let name = instrument.name.clone();
-        match self.open(instrument).await {
+        match self.open(instrument, force, clock).await {
             Ok((session, identity)) => {
                 // The unit the lab named, else the one first seen in this process.
                 let stranger = match (&instrument.serial_number, self.identity(&name)) {
@@ -346,8 +537,10 @@ impl Supervisor {
     async fn open(
         &mut self,
         instrument: &Instrument,
+        force: bool,
+        clock: &dyn Clock,
     ) -> Result<(Session, Identity), SupervisorError> {
-        let link = self.link(instrument).await?;
+        let link = self.link(instrument, force, clock).await?;
         let mut session = Session::new(instrument.name.clone(), link);
         session.set_recording(self.record_exchanges);
         let profile = &instrument.profile;
@@ -375,7 +568,12 @@ impl Supervisor {
         }
     }
 
-    async fn link(&mut self, instrument: &Instrument) -> Result<Link, SupervisorError> {
+    async fn link(
+        &mut self,
+        instrument: &Instrument,
+        force: bool,
+        clock: &dyn Clock,
+    ) -> Result<Link, SupervisorError> {
         let connect_error = |resource: String, source: TransportError| SupervisorError::Connect {
             instrument: instrument.name.clone(),
             resource,
@@ -383,7 +581,7 @@ impl Supervisor {
         };
         let resource = match &instrument.endpoint {
             Endpoint::SimulatorPty => Resource::Serial {
-                path: self.simulators.instrument(instrument)?.to_owned(),
+                path: self.simulators.instrument(instrument)?,
             },
             Endpoint::Resource(Resource::Serial { path }) => match &instrument.usb_serial {
                 Some(serial) => Resource::Serial {
@@ -392,7 +590,7 @@ impl Supervisor {
                 None => Resource::Serial { path: path.clone() },
             },
             Endpoint::Resource(gpib @ Resource::Gpib { board, .. }) => {
-                let adapter = self.adapter(*board).await?;
+                let adapter = self.adapter(*board, force, clock).await?;
                 return adapter
                     .link_to(gpib, instrument.link.clone())
                     .map_err(|e| connect_error(gpib.to_string(), e));
@@ -404,10 +602,25 @@ impl Supervisor {
             .map_err(|e| connect_error(resource.to_string(), e))
     }
 
-    /// The open adapter for a GPIB board, opening it if needed.
-    async fn adapter(&mut self, board: u8) -> Result<PrologixAdapter, SupervisorError> {
-        if let Some(adapter) = self.adapters.get(&board) {
-            return Ok(adapter.clone());
+    /// The open adapter for a GPIB board, opening it if it is not open. A lost adapter is
+    /// reopened only when its wait is over, or when `force`d; otherwise its last failure is the
+    /// answer, so the instruments of one bus do not each knock on a missing adapter.
+    async fn adapter(
+        &mut self,
+        board: u8,
+        force: bool,
+        clock: &dyn Clock,
+    ) -> Result<PrologixAdapter, SupervisorError> {
+        match self.adapters.get(&board) {
+            Some(AdapterSlot::Open(adapter)) if !adapter.is_lost() => return Ok(adapter.clone()),
+            Some(AdapterSlot::Open(_)) => self.adapter_down(board, "connection lost", clock),
+            Some(AdapterSlot::Down(outage)) if !force && outage.next_try > Instant::now() => {
+                return Err(SupervisorError::AdapterOffline {
+                    board,
+                    reason: outage.reason.clone(),
+                });
+            }
+            Some(AdapterSlot::Down(_)) | None => {}
         }
         let Some(config) = self.adapters_config.iter().find(|a| a.board == board) else {
             // The config validator makes every GPIB board name an adapter.
@@ -421,23 +634,47 @@ impl Supervisor {
             AdapterEndpoint::Resource(resource) => resource.clone(),
             AdapterEndpoint::Simulator => Resource::PrologixSerial {
                 board,
-                path: self.simulators.adapter(board)?.to_owned(),
+                path: self.simulators.adapter(board)?,
             },
         };
-        let adapter = PrologixAdapter::open(&resource, &config.serial, config.read_tmo_ms)
-            .await
-            .map_err(|source| SupervisorError::Connect {
-                instrument: format!("GPIB{board}"),
-                resource: resource.to_string(),
-                source,
-            })?;
-        self.adapters.insert(board, adapter.clone());
-        Ok(adapter)
-    }
-
-    /// Forgets an adapter that failed, so the next attempt opens it again.
-    pub fn drop_adapter(&mut self, board: u8) {
-        self.adapters.remove(&board);
+        let opened = PrologixAdapter::open(&resource, &config.serial, config.read_tmo_ms).await;
+        match opened {
+            Ok(adapter) => {
+                if let Some(AdapterSlot::Down(_)) = self.adapters.get(&board) {
+                    tracing::info!(board, adapter = %resource, "GPIB adapter open again");
+                }
+                self.adapters
+                    .insert(board, AdapterSlot::Open(adapter.clone()));
+                Ok(adapter)
+            }
+            Err(source) => {
+                let error = SupervisorError::Connect {
+                    instrument: format!("GPIB{board}"),
+                    resource: resource.to_string(),
+                    source,
+                };
+                let reason = crate::error::report(&error);
+                match self.adapters.get_mut(&board) {
+                    Some(AdapterSlot::Down(outage)) => {
+                        outage.next_try = Instant::now() + outage.backoff.next_delay();
+                        outage.reason = reason;
+                    }
+                    _ => {
+                        let mut backoff = Backoff::reconnect();
+                        let next_try = Instant::now() + backoff.next_delay();
+                        self.adapters.insert(
+                            board,
+                            AdapterSlot::Down(AdapterOutage {
+                                reason,
+                                backoff,
+                                next_try,
+                            }),
+                        );
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tsagent_sim::{BusSpec, Fault, PersonalityId, PtyServer, SimError, SimParams, SimSpec};
 
@@ -49,10 +49,13 @@ impl Simulators {
         sims
     }
 
-    /// The device of `instrument`'s simulator, starting it if needed. It speaks the instrument's
-    /// own dialect when there is a personality for its profile; a lab's own profile gets the
-    /// generic one.
-    pub(super) fn instrument(&mut self, instrument: &Instrument) -> Result<&Path, SupervisorError> {
+    /// The device of `instrument`'s simulator now, starting it if needed (a disconnect fault
+    /// may bring it back under another name). It speaks the instrument's own dialect when there
+    /// is a personality for its profile; a lab's own profile gets the generic one.
+    pub(super) fn instrument(
+        &mut self,
+        instrument: &Instrument,
+    ) -> Result<PathBuf, SupervisorError> {
         let server = match self.instruments.entry(instrument.name.clone()) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
@@ -67,11 +70,11 @@ impl Simulators {
                 v.insert(server)
             }
         };
-        Ok(server.path())
+        Ok(server.current_path())
     }
 
-    /// The device of the simulated Prologix adapter of `board`, starting it if needed.
-    pub(super) fn adapter(&mut self, board: u8) -> Result<&Path, SupervisorError> {
+    /// The device of the simulated Prologix adapter of `board` now, starting it if needed.
+    pub(super) fn adapter(&mut self, board: u8) -> Result<PathBuf, SupervisorError> {
         let server = match self.adapters.entry(board) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
@@ -91,7 +94,7 @@ impl Simulators {
                 v.insert(PtyServer::start_spec(spec, None).map_err(simulator_error)?)
             }
         };
-        Ok(server.path())
+        Ok(server.current_path())
     }
 }
 

@@ -221,8 +221,8 @@ impl Link {
     /// whose device vanished (unplugged USB adapter, closed pty, peer closed TCP) reports
     /// [`TransportError::Disconnected`]. Unsolicited input is discarded as before a write.
     ///
-    /// Through a Prologix adapter nothing can be learned without bus traffic, so this only
-    /// reports what the last operation found.
+    /// Through a Prologix adapter the instrument itself cannot be checked without bus traffic,
+    /// so this checks the adapter's connection, shared with the other instruments on its bus.
     pub async fn probe(&mut self) -> Result<(), TransportError> {
         match &mut self.io {
             Io::Direct(stream) => {
@@ -230,7 +230,7 @@ impl Link {
                     .discard_stale(stream.as_mut(), &self.resource)
                     .await
             }
-            Io::Prologix(_) => Ok(()),
+            Io::Prologix(port) => port.probe().await,
         }
     }
 

@@ -21,5 +21,7 @@ mod output;
 mod profiles;
 mod readings;
 mod runs;
+mod setup;
+mod signals;
 mod statistics;
 mod supervisor;

@@ -274,3 +274,212 @@ async fn an_instrument_that_stops_answering_goes_offline_and_comes_back() {
         "{events:?}"
     );
 }
+
+/// A line of the daemon's log that names `instrument` (its `instrument=` field).
+fn names(line: &str, instrument: &str) -> bool {
+    line.contains(&format!("instrument={instrument} "))
+        || line.contains(&format!("instrument=\"{instrument}\""))
+        || line.ends_with(&format!("instrument={instrument}"))
+}
+
+/// The daemon measuring an HP 3458A every second behind a Prologix adapter (`adapter`, the
+/// resource of the `[[adapter]]` for board 0), with a Fluke 5720A on the same bus that no
+/// sequence uses: both share the adapter's connection.
+fn gpib_lab(adapter: &str) -> Lab {
+    let mut lab = Lab::new("GPIB0::22::INSTR");
+    lab.driver = Some("keysight-3458a".into());
+    lab.count = 2;
+    lab.every = Some("1s".into());
+    lab.timeout = "1s".into();
+    lab.extra_instrument = format!(
+        "\n[[adapter]]\nresource = \"{adapter}\"\n\n\
+         [[instrument]]\nname = \"cal\"\nresource = \"GPIB0::5::INSTR\"\ndriver = \"fluke-5720a\"\n"
+    );
+    lab
+}
+
+/// Reliability plan row C1 for a Prologix adapter: `sim` serves the bus and takes it away for
+/// 30 s (its `down` line) and brings it back (the next line). Every instrument on the bus goes
+/// offline when the adapter does — the one being measured and the one idle on the same bus — and
+/// each comes back, identified again, once the adapter's shared stream is reopened: detected
+/// within 3 s, reconnected within 5 s of the return, less than 5 % CPU meanwhile, one closed
+/// outage per instrument and nothing measured while it was gone.
+fn adapter_gone_and_back(sim: &Proc, lab: &Lab) {
+    // Both instruments are connected at start, before the first run, so before the adapter
+    // goes away in the middle of one.
+    let d = daemon(&lab.config());
+
+    assert_eq!(sim.line(), "down");
+    let (down_at, down_utc) = (Instant::now(), utc_us());
+    let ticks_at_down = cpu_ticks(d.pid());
+    d.wait_for_err(|l| l.contains("instrument offline"));
+
+    let back = sim.line();
+    let (back_at, back_utc) = (Instant::now(), utc_us());
+    let ticks_while_gone = cpu_ticks(d.pid()) - ticks_at_down;
+    assert!(
+        back.starts_with("pty ") || back.starts_with("tcp "),
+        "{back}"
+    );
+    let mut returned = Vec::new();
+    while returned.len() < 2 {
+        let line = d.wait_for_err(|l| l.contains("instrument online again"));
+        returned.extend(["dmm", "cal"].into_iter().filter(|n| names(&line, n)));
+    }
+    returned.sort_unstable();
+    assert_eq!(returned, ["cal", "dmm"]);
+    d.wait_for_err(|l| l.contains("run ended") && l.contains("completed"));
+    d.signal(Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+
+    let gone_s = back_at.duration_since(down_at).as_secs_f64();
+    let cpu = ticks_while_gone as f64 / clock_ticks_per_second() / gone_s;
+    eprintln!(
+        "C1 adapter: CPU while gone {:.2} % over {gone_s:.1} s",
+        cpu * 100.0
+    );
+    assert!(
+        cpu < 0.05,
+        "CPU {:.1} % while the adapter was gone",
+        cpu * 100.0
+    );
+
+    let events = events(lab);
+    assert!(
+        !events.iter().any(|e| e.0 == "instrument_refused"),
+        "{events:?}"
+    );
+    let mut outage = None;
+    for name in ["dmm", "cal"] {
+        let of = |kind: &str| -> Vec<(i64, serde_json::Value)> {
+            events
+                .iter()
+                .filter(|e| e.0 == kind && e.2["instrument"] == name)
+                .map(|e| (e.1, e.2.clone()))
+                .collect()
+        };
+        let (offline, online) = (of("instrument_offline"), of("instrument_online"));
+        assert_eq!((offline.len(), online.len()), (1, 1), "{name}: {events:?}");
+        let (t0, t1) = (offline[0].0, online[0].0);
+        let detected_s = (t0 - down_utc) as f64 / 1e6;
+        let reconnected_s = (t1 - back_utc) as f64 / 1e6;
+        eprintln!(
+            "C1 adapter, {name}: detected {detected_s:.2} s after the hang-up, reconnected {reconnected_s:.2} s after the return"
+        );
+        assert!(detected_s <= 3.0, "{name}: detected after {detected_s} s");
+        assert!(
+            reconnected_s <= 5.0,
+            "{name}: reconnected after {reconnected_s} s"
+        );
+        assert!(
+            t1 > back_utc - 1_000_000,
+            "{name}: online before the adapter was back"
+        );
+        assert!(
+            online[0].1["offline_s"].as_f64().unwrap() >= 25.0,
+            "{online:?}"
+        );
+        if name == "dmm" {
+            outage = Some((t0, t1));
+        }
+    }
+    // Nothing was measured while the adapter was gone, and monitoring resumed after.
+    let (t0, t1) = outage.unwrap();
+    let readings = lab.readings();
+    assert!(
+        readings
+            .iter()
+            .all(|r| r.record.utc_us < t0 || r.record.utc_us > t1),
+        "a reading inside the outage"
+    );
+    assert!(
+        readings.iter().any(|r| r.record.utc_us > t1),
+        "monitoring resumed"
+    );
+    lab.assert_sound();
+}
+
+#[test]
+fn usb_prologix_adapter_gone_thirty_seconds_under_a_new_name_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("by-id-prologix");
+    let (sim, _path) = sim_pty(&[
+        "--link",
+        link.to_str().unwrap(),
+        "--prologix",
+        "22=keysight-3458a,5=fluke-5720a",
+        "--fault",
+        "disconnect=30s,new-path,after=20",
+    ]);
+    let lab = gpib_lab(&format!("PRLGX-ASRL0::{}::INTFC", link.display()));
+    adapter_gone_and_back(&sim, &lab);
+}
+
+#[test]
+fn ethernet_prologix_adapter_gone_thirty_seconds_is_reopened() {
+    let (sim, addr) = sim_tcp(&[
+        "--prologix",
+        "22=keysight-3458a,5=fluke-5720a",
+        "--fault",
+        "disconnect=30s,after=20",
+    ]);
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let lab = gpib_lab(&format!("PRLGX-TCPIP0::{host}::{port}::INTFC"));
+    adapter_gone_and_back(&sim, &lab);
+}
+
+/// Every instrument on a returned bus is identified again: a unit that comes back with another
+/// serial number behind the reopened adapter is refused, while its bus mate, the same unit, is
+/// measured again.
+#[test]
+fn a_different_unit_behind_a_returned_adapter_is_refused() {
+    let (sim, addr) = sim_tcp(&[
+        "--prologix",
+        "22=keysight-3458a,5=fluke-5720a",
+        "--fault",
+        "disconnect=1s,serial=SWAPPED01,after=20",
+    ]);
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let lab = gpib_lab(&format!("PRLGX-TCPIP0::{host}::{port}::INTFC"));
+    let d = daemon(&lab.config());
+    assert_eq!(sim.line(), "down");
+    assert!(sim.line().starts_with("tcp "));
+    // The 3458A reports no serial number, so it is the same unit as far as can be told; the
+    // order of the two outcomes depends on which of them a run or a tick reached first.
+    let (mut refused, mut back) = (None, false);
+    while refused.is_none() || !back {
+        let line = d.wait_for_err(|l| {
+            l.contains("instrument refused") || l.contains("instrument online again")
+        });
+        if line.contains("instrument refused") {
+            refused = Some(line);
+        } else {
+            assert!(names(&line, "dmm"), "{line}");
+            back = true;
+        }
+    }
+    let refused = refused.unwrap();
+    assert!(
+        names(&refused, "cal") && refused.contains("SWAPPED01"),
+        "{refused}"
+    );
+    d.wait_for_err(|l| l.contains("run ended") && l.contains("completed"));
+    d.signal(Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let events = events(&lab);
+    let refusals: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == "instrument_refused")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{events:?}");
+    assert_eq!(refusals[0].2["instrument"], "cal");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.0 == "instrument_online" && e.2["instrument"] == "cal"),
+        "{events:?}"
+    );
+    lab.assert_sound();
+}

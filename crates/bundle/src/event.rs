@@ -37,6 +37,8 @@ pub enum Event {
     /// A run was found cut short by a crash or kill. Written by agents before `run_ended` existed
     /// (which now carries `interrupted`); still read, so their bundles keep verifying.
     RunInterrupted(RunInterrupted),
+    /// A scheduled slot passed without its run, because another run was still going.
+    SlotMissed(SlotMissed),
 }
 
 /// A run's start.
@@ -186,6 +188,20 @@ pub struct RunInterrupted {
     pub reason: String,
 }
 
+/// Slots of a schedule that passed without their run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotMissed {
+    /// The sequence whose slots were missed.
+    pub sequence: String,
+    /// The first slot missed, RFC 3339.
+    pub slot_utc: String,
+    /// How many consecutive slots were missed, from that one on (one period apart).
+    pub slots: u64,
+    /// Why: the run that was still going, or the wall clock moving past them while idle.
+    pub reason: String,
+}
+
 /// Serialising an event's detail object cannot fail (strings, integers, finite or not-finite
 /// floats, which JSON writes as `null`); should it ever, the detail says so instead of panicking.
 fn to_value<T: Serialize>(detail: &T) -> serde_json::Value {
@@ -208,6 +224,7 @@ impl Event {
             Self::RunEnded(_) => "run_ended",
             Self::RunFailed(_) => "run_failed",
             Self::RunInterrupted(_) => "run_interrupted",
+            Self::SlotMissed(_) => "slot_missed",
         }
     }
 
@@ -225,6 +242,7 @@ impl Event {
             Self::RunEnded(d) => to_value(d),
             Self::RunFailed(d) => to_value(d),
             Self::RunInterrupted(d) => to_value(d),
+            Self::SlotMissed(d) => to_value(d),
         }
     }
 
@@ -300,6 +318,12 @@ mod tests {
             }),
             Event::RunInterrupted(RunInterrupted {
                 reason: "found running at start-up".into(),
+            }),
+            Event::SlotMissed(SlotMissed {
+                sequence: "stability".into(),
+                slot_utc: "2026-12-02T10:30:00.000000Z".into(),
+                slots: 1,
+                reason: "run 7 of `stability` was still going".into(),
             }),
         ]
     }

@@ -12,12 +12,15 @@
 //! holds the adapter for its whole duration (see [`PrologixAdapter`]).
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -43,6 +46,9 @@ const READ_TMO_MS: std::ops::RangeInclusive<u16> = 1..=3000;
 
 /// Deadline for connecting to the adapter and sending its initialisation.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most unsolicited input one probe reads past; an adapter streaming faster is not waited for.
+const MAX_PROBE_DRAIN: usize = 64 * 1024;
 
 /// Escapes data for the adapter so it reaches the instrument unchanged: ESC, LF, CR and `+`
 /// are each preceded by ESC.
@@ -227,17 +233,61 @@ impl AdapterState {
         sent
     }
 
+    /// Checks, without bus traffic, that the adapter's connection is still there: reads past
+    /// whatever the adapter sent unasked (with `++auto 0` it sends nothing of its own, so that
+    /// can only be the late end of a finished exchange) and reports a hang-up the kernel already
+    /// knows of (end of file on a closed socket, an error on a vanished serial device).
+    async fn probe(&mut self, adapter: &Resource) -> Result<(), TransportError> {
+        let stream = self.stream()?;
+        // Let the runtime poll its I/O driver once, so readiness reflects what the kernel holds
+        // now.
+        tokio::task::yield_now().await;
+        let mut scratch = [0u8; 512];
+        let mut dropped = 0usize;
+        let mut outcome = Ok(());
+        while dropped < MAX_PROBE_DRAIN {
+            let polled = poll_fn(|cx| {
+                let mut buf = ReadBuf::new(&mut scratch);
+                match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                    Poll::Pending => Poll::Ready(None),
+                    Poll::Ready(result) => Poll::Ready(Some(result.map(|()| buf.filled().len()))),
+                }
+            })
+            .await;
+            match polled {
+                None => break,
+                Some(Ok(0)) => {
+                    outcome = Err(TransportError::Disconnected);
+                    break;
+                }
+                Some(Ok(n)) => dropped = dropped.saturating_add(n),
+                Some(Err(error)) => {
+                    outcome = Err(classify(error));
+                    break;
+                }
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(%adapter, bytes = dropped, "dropping input the GPIB adapter sent unasked");
+            // Whatever any link had buffered of that reply is incomplete now: every link starts
+            // its next operation afresh.
+            self.last_user = None;
+        }
+        outcome
+    }
+
     /// Passes a result through, closing the adapter for every link when the connection is
     /// lost.
     fn check<T>(
         &mut self,
         result: Result<T, TransportError>,
-        adapter: &Resource,
+        shared: &Shared,
     ) -> Result<T, TransportError> {
         if let Err(TransportError::Disconnected) = &result
             && self.stream.take().is_some()
         {
-            tracing::warn!(%adapter, "GPIB adapter connection lost");
+            shared.lost.store(true, Ordering::Relaxed);
+            tracing::warn!(adapter = %shared.resource, "GPIB adapter connection lost");
         }
         result
     }
@@ -248,6 +298,8 @@ struct Shared {
     resource: Resource,
     state: Mutex<AdapterState>,
     next_link: AtomicU64,
+    /// The connection was lost: set once, never cleared (a new adapter is opened instead).
+    lost: AtomicBool,
 }
 
 /// A Prologix GPIB-USB or GPIB-ETHERNET adapter, shared by the links to the instruments on its
@@ -267,8 +319,9 @@ struct Shared {
 /// a [`TransportError::Timeout`] without writing: that sends a new `++read eoi`.
 ///
 /// When the adapter's connection is lost, every link on it returns
-/// [`TransportError::Disconnected`] from then on; open the adapter again and make new links.
-/// The connection closes when the adapter and all its links are dropped.
+/// [`TransportError::Disconnected`] from then on and [`PrologixAdapter::is_lost`] says so; open
+/// the adapter again and make new links. The connection closes when the adapter and all its
+/// links are dropped.
 #[derive(Clone)]
 pub struct PrologixAdapter {
     shared: Arc<Shared>,
@@ -337,6 +390,7 @@ impl PrologixAdapter {
                 resource: resource.clone(),
                 state: Mutex::new(state),
                 next_link: AtomicU64::new(0),
+                lost: AtomicBool::new(false),
             }),
         })
     }
@@ -344,6 +398,22 @@ impl PrologixAdapter {
     /// The adapter's resource.
     pub fn resource(&self) -> &Resource {
         &self.shared.resource
+    }
+
+    /// Whether the connection to the adapter was lost (found by any link's operation or by
+    /// [`PrologixAdapter::probe`]); a lost adapter stays lost.
+    pub fn is_lost(&self) -> bool {
+        self.shared.lost.load(Ordering::Relaxed)
+    }
+
+    /// Checks, without bus traffic, whether the adapter is still there: a vanished USB adapter
+    /// or a closed GPIB-ETHERNET connection reports [`TransportError::Disconnected`] (and the
+    /// adapter is lost for every link). Input the adapter sent unasked is read past. Waits for an
+    /// operation in progress on another link to end.
+    pub async fn probe(&self) -> Result<(), TransportError> {
+        let mut state = self.shared.state.lock().await;
+        let result = state.probe(&self.shared.resource).await;
+        state.check(result, &self.shared)
     }
 
     /// The board number its instruments name (`GPIB<board>::…`).
@@ -384,6 +454,16 @@ impl Port {
         &self.shared.resource
     }
 
+    /// The adapter's hang-up check ([`PrologixAdapter::probe`]); a link has nothing of its own
+    /// to check without bus traffic.
+    pub(super) async fn probe(&self) -> Result<(), TransportError> {
+        PrologixAdapter {
+            shared: Arc::clone(&self.shared),
+        }
+        .probe()
+        .await
+    }
+
     /// Sends `message` and the write terminator to the instrument.
     pub(super) async fn write(
         &self,
@@ -406,7 +486,7 @@ impl Port {
                 .await
         }
         .await;
-        state.check(result, &self.shared.resource)
+        state.check(result, &self.shared)
     }
 
     /// Reads what `kind` expects from the instrument.
@@ -439,7 +519,7 @@ impl Port {
             core.read(state.stream()?, kind, deadline).await
         }
         .await;
-        state.check(result, &self.shared.resource)
+        state.check(result, &self.shared)
     }
 
     /// Selected Device Clear to the instrument; forgets its buffered input.
@@ -456,6 +536,6 @@ impl Port {
             Ok(())
         }
         .await;
-        state.check(result, &self.shared.resource)
+        state.check(result, &self.shared)
     }
 }

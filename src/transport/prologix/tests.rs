@@ -365,6 +365,35 @@ async fn adapter_loss_disconnects_every_link() {
     }
 }
 
+/// An idle adapter that vanished is found without bus traffic, by the adapter and through any
+/// of its links, and stays lost: nothing is written to find out.
+#[tokio::test]
+async fn probe_finds_a_vanished_adapter_without_traffic() {
+    for kind in KINDS {
+        let (fake, adapter, mut dmm, mut cal) = bus(kind, 10_000).await;
+        assert_eq!(query(&mut dmm, "Q?").await.unwrap(), "dmm:Q");
+        adapter.probe().await.unwrap();
+        cal.probe().await.unwrap();
+        assert!(!adapter.is_lost(), "{kind:?}");
+        let sent = fake.log.lock().unwrap().commands().len();
+        assert_eq!(sent, 9, "{kind:?}: the probes sent nothing");
+        fake.close().await;
+        let error = cal.probe().await.unwrap_err();
+        assert!(
+            matches!(error, TransportError::Disconnected),
+            "{kind:?}: {error:?}"
+        );
+        assert!(adapter.is_lost(), "{kind:?}");
+        for error in [
+            adapter.probe().await.unwrap_err(),
+            dmm.probe().await.unwrap_err(),
+            dmm.write(b"Q?").await.unwrap_err(),
+        ] {
+            assert!(error.is_connection_lost(), "{kind:?}: {error:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_cut_message_is_ended_before_the_next() {
     // Nobody reads the pty yet, so a large write fills its queue and times out part-way.

@@ -1,0 +1,274 @@
+//! `tsagent run`: the unattended agent. Runs each scheduled sequence in its slots, aligned to the
+//! clock (`every = "30m"`: :00 and :30 UTC, shifted by `at`), one run at a time, until asked to
+//! stop; then stops after the reading in progress, or at once when asked again.
+//!
+//! At start it opens every adapter and instrument and says which are absent (they are retried in
+//! the background), and warns when the signing key is missing. Between runs it ticks the
+//! supervisor once a second and stores its events. A slot that passes while another run is still
+//! going is recorded as a `slot_missed` event.
+//!
+//! Slots are instants on the wall clock, but the waiting is monotonic: the wait for the next slot
+//! is measured from the wall clock once, when that slot comes up, never longer than a period, and
+//! then kept by a monotonic timer, so a clock step neither fires a burst of runs nor stalls the
+//! schedule; the slots after it are aligned to the clock again.
+
+mod schedule;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tsagent_bundle::event::{Event, SlotMissed};
+
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::error::report;
+use crate::sequence::{Observer, Runner, SequenceError, Stop};
+use crate::store::{NewEvent, Store, StoreError, Trigger};
+use crate::supervisor::{Supervisor, TICK};
+pub use schedule::{Due, Missed, Schedule, slot_at_or_after, slot_at_or_before};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Nothing to schedule.
+    #[error("no sequence in `{origin}` has `every`, so there is nothing to schedule")]
+    NothingScheduled {
+        /// The config file.
+        origin: String,
+    },
+    /// Start-up recovery could not be recorded.
+    #[error("cannot recover interrupted runs")]
+    Recover(#[source] StoreError),
+}
+
+/// The run that ended last, to say why slots passed without theirs.
+struct LastRun {
+    sequence: String,
+    run_id: Option<u64>,
+    ended_us: i64,
+}
+
+/// Runs the schedule until a stop is requested. Sequences run one at a time (they share
+/// instruments); a run that fails is logged and the schedule goes on — the next slot is the retry.
+pub async fn run(
+    config: &Config,
+    store: &mut Store,
+    clock: Arc<dyn Clock>,
+    observer: &mut dyn Observer,
+    stop: &Stop,
+) -> Result<(), DaemonError> {
+    let recovered =
+        crate::sequence::recover_interrupted(store, &*clock).map_err(DaemonError::Recover)?;
+    for run_id in &recovered {
+        tracing::warn!(
+            run_id,
+            "run was left running by a previous process; marked interrupted"
+        );
+    }
+
+    let mut schedule = Schedule::new(&config.sequences, clock.now().utc_us);
+    if schedule.is_empty() {
+        return Err(DaemonError::NothingScheduled {
+            origin: config.origin.clone(),
+        });
+    }
+    for (index, first) in schedule.slots() {
+        let s = &config.sequences[index];
+        let every = s.every.map(humantime::format_duration);
+        let at = s.at.map(humantime::format_duration);
+        tracing::info!(sequence = %s.name, every = %every.map(|d| d.to_string()).unwrap_or_default(), at = %at.map(|d| d.to_string()).unwrap_or_else(|| "0s".into()), first_slot = %rfc3339(first), "scheduled");
+    }
+    if let Some(problem) = signing_key_problem(config) {
+        tracing::warn!(key = %config.signing.key.display(), "{problem}");
+    }
+
+    let mut supervisor = Supervisor::new(config);
+    connect_at_start(config, &mut supervisor, &*clock).await;
+    store_events(store, &mut supervisor);
+
+    // The monotonic deadline of each sequence's pending slot, fixed when the slot comes up.
+    let mut deadlines: HashMap<usize, Instant> = HashMap::new();
+    let mut next_tick = Instant::now() + TICK;
+    let mut last_run: Option<LastRun> = None;
+    loop {
+        if stop.requested() {
+            break;
+        }
+        let Some((index, slot)) = schedule.next() else {
+            break;
+        };
+        let every_us = schedule.every_us(index).unwrap_or(1);
+        let deadline = *deadlines.entry(index).or_insert_with(|| {
+            let wait_us = slot.saturating_sub(clock.now().utc_us).clamp(0, every_us);
+            Instant::now() + Duration::from_micros(u64::try_from(wait_us).unwrap_or(0))
+        });
+        // Supervise the instruments every tick, between runs: a vanished port or adapter is
+        // noticed within a tick, a returned one reconnected within a tick of its backoff.
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline.min(next_tick)) => {}
+            () = stop.until_requested() => break,
+        }
+        if Instant::now() >= next_tick {
+            supervisor.tick(&config.instruments, &*clock).await;
+            store_events(store, &mut supervisor);
+            next_tick = Instant::now() + TICK;
+        }
+        if Instant::now() < deadline {
+            continue;
+        }
+        deadlines.remove(&index);
+        let now = clock.now();
+        let Some(due) = schedule.take(index, now.utc_us) else {
+            continue;
+        };
+        let sequence = &config.sequences[due.sequence];
+        if let Some(missed) = due.missed {
+            record_missed(store, &sequence.name, missed, last_run.as_ref(), now);
+        }
+        tracing::info!(sequence = %sequence.name, slot = %rfc3339(due.slot_us), "slot due");
+        let mut runner = Runner {
+            config,
+            store: &mut *store,
+            clock: clock.clone(),
+            supervisor: &mut supervisor,
+        };
+        let run_id = match runner
+            .run(sequence, Trigger::Schedule, None, observer, stop)
+            .await
+        {
+            Ok(outcome) => {
+                tracing::info!(
+                    run_id = outcome.run_id,
+                    sequence = %sequence.name,
+                    readings = outcome.readings,
+                    status = outcome.status.as_str(),
+                    "run ended"
+                );
+                Some(outcome.run_id)
+            }
+            Err(e @ SequenceError::RunFailed { .. }) => {
+                tracing::error!(sequence = %sequence.name, error = %report(&e), "run failed; next attempt at the next slot");
+                match e {
+                    SequenceError::RunFailed { run_id, .. } => Some(run_id),
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                tracing::error!(sequence = %sequence.name, error = %report(&e), "run could not start; next attempt at the next slot");
+                None
+            }
+        };
+        last_run = Some(LastRun {
+            sequence: sequence.name.clone(),
+            run_id,
+            ended_us: clock.now().utc_us,
+        });
+    }
+    store_events(store, &mut supervisor);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What is wrong with the signing key `[signing] key` names, if anything: bundles cannot be
+/// sealed without it, which is better known at start than at the first seal.
+pub fn signing_key_problem(config: &Config) -> Option<String> {
+    let key = &config.signing.key;
+    let keygen = "make it with `tsagent keygen --config <this config>`";
+    match std::fs::metadata(key) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(_) => Some(format!(
+            "signing key `{}` is not a regular file: bundles cannot be sealed",
+            key.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "signing key `{}` is missing: bundles cannot be sealed until it exists; {keygen}",
+            key.display()
+        )),
+        Err(e) => Some(format!(
+            "signing key `{}` cannot be read ({e}): bundles cannot be sealed",
+            key.display()
+        )),
+    }
+}
+
+/// Opens every adapter and instrument, logging each one's identity or why it is absent; the
+/// absent ones stay offline and are retried by the supervisor's ticks.
+async fn connect_at_start(config: &Config, supervisor: &mut Supervisor, clock: &dyn Clock) {
+    for (adapter, opened) in supervisor.open_adapters(clock).await {
+        match opened {
+            Ok(()) => tracing::info!(%adapter, "GPIB adapter open"),
+            Err(e) => {
+                tracing::warn!(%adapter, error = %report(&e), "GPIB adapter absent at start; retrying in the background, with its instruments");
+            }
+        }
+    }
+    let mut absent = Vec::new();
+    for (name, found) in supervisor.connect_all(&config.instruments, clock).await {
+        match found {
+            Ok(id) => tracing::info!(
+                instrument = %name,
+                manufacturer = %id.manufacturer,
+                model = %id.model,
+                serial = %id.serial,
+                firmware = %id.firmware,
+                "instrument ready"
+            ),
+            Err(e) => {
+                tracing::warn!(instrument = %name, error = %report(&e), "instrument absent at start; retrying in the background");
+                absent.push(name);
+            }
+        }
+    }
+    if !absent.is_empty() {
+        tracing::warn!(
+            absent = %absent.join(", "),
+            "{} of {} instrument(s) absent at start",
+            absent.len(),
+            config.instruments.len()
+        );
+    }
+}
+
+/// Records slots of `sequence` that passed without their run.
+fn record_missed(
+    store: &mut Store,
+    sequence: &str,
+    missed: Missed,
+    last_run: Option<&LastRun>,
+    now: crate::clock::Timestamp,
+) {
+    let reason = match last_run {
+        Some(run) if missed.first_us <= run.ended_us => match run.run_id {
+            Some(id) => format!("run {id} of `{}` was still going", run.sequence),
+            None => format!("an attempt to run `{}` was still going", run.sequence),
+        },
+        _ => {
+            "the wall clock moved past it while the agent waited (clock step or suspend)".to_owned()
+        }
+    };
+    let slot_utc = rfc3339(missed.first_us);
+    tracing::warn!(sequence, slot = %slot_utc, slots = missed.slots, %reason, "slot missed");
+    let event = NewEvent::new(
+        now,
+        Event::SlotMissed(SlotMissed {
+            sequence: sequence.to_owned(),
+            slot_utc,
+            slots: missed.slots,
+            reason,
+        }),
+    );
+    if let Err(e) = store.append_events(&[event]) {
+        tracing::error!(error = %report(&e), "could not store a missed slot");
+    }
+}
+
+/// Stores the supervisor's state changes; a storage failure is logged (the next run will meet it
+/// too and fail visibly).
+fn store_events(store: &mut Store, supervisor: &mut Supervisor) {
+    let events = supervisor.take_events();
+    if let Err(e) = store.append_events(&events) {
+        tracing::error!(error = %report(&e), lost = events.len(), "could not store instrument events");
+    }
+}
