@@ -9,13 +9,13 @@ use clap::Args;
 use super::Error;
 use super::bundle_cmd::{make_key, print_verified, signers_line, verify_file};
 use super::display::{self, describe, si};
-use super::{progress, runtime, stop_on_signals};
+use super::{progress, runtime, stop_on_signals, stopped_by_signal};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Step};
 use crate::sealing;
 use crate::sequence::{Observer, Quiet, Runner};
 use crate::stats;
-use crate::store::{Store, Trigger};
+use crate::store::{RunStatus, Store, Trigger};
 use crate::supervisor::Supervisor;
 use tsagent_bundle as bundle;
 
@@ -74,7 +74,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         config.artefact.unit,
         config.artefact.kind
     );
-    let (outcome, rows, sims) = runtime()?.block_on(async {
+    let (outcome, rows, sims, signalled) = runtime()?.block_on(async {
         let stop = stop_on_signals()?;
         let mut supervisor = Supervisor::new(&config);
         let mut runner = Runner {
@@ -93,6 +93,12 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
             .await;
         drop(observer);
         let outcome = outcome?;
+        // Stopped by a signal: the readings taken are kept, the rest of the demo is not done, and
+        // the exit code says which signal stopped it, as `measure`'s does.
+        let signalled = match outcome.status {
+            RunStatus::Completed => Ok(()),
+            _ => stopped_by_signal(&stop),
+        };
         let rows = match outcome.seq_range {
             Some(range) => store.run_readings(outcome.run_id, range)?,
             None => Vec::new(),
@@ -102,13 +108,17 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
             .into_iter()
             .map(|(name, path)| format!("{name} on {}", path.display()))
             .collect();
-        Ok::<_, Error>((outcome, rows, sims))
+        Ok::<_, Error>((outcome, rows, sims, signalled))
     })?;
     say!(
         "  simulators: {} (the real serial and GPIB code paths, over pseudo-terminals)",
         sims.join(", ")
     );
     say!("{}", describe(&outcome));
+    if outcome.status != RunStatus::Completed {
+        say!("database: {}", config.storage.db.display());
+        return signalled;
+    }
 
     // Statistics per instrument and quantity, each in its own unit; series of one reading (the
     // environment, read once) are listed by value.

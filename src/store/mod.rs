@@ -122,7 +122,7 @@ pub enum RunStatus {
     Completed,
     /// A step failed; readings already taken stay.
     Failed,
-    /// Found `running` after a crash.
+    /// Cut short: found `running` after a crash, or abandoned at once by a second stop request.
     Interrupted,
     /// Stopped by a signal after the reading in progress.
     Stopped,

@@ -169,7 +169,14 @@ fn a_demo_ended_by_a_hang_up_marks_its_run_stopped() {
     wait_for_readings(&db);
     // The terminal closed (an SSH session dropped): the run stops after the reading in progress.
     run.signal(Signal::SIGHUP);
-    run.finish();
+    let (status, _) = run.finish();
+    // 128 + SIGHUP, as shells expect; nothing is sealed from a run cut short.
+    assert_eq!(status.code(), Some(129), "{status:?}");
+    assert!(
+        !lab.join("bundles")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
     let store = tsagent::store::Store::open_existing(&db).unwrap();
     let row = store.run(1).unwrap().unwrap();
     assert_eq!(row.status, RunStatus::Stopped, "{row:?}");
