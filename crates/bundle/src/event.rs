@@ -30,6 +30,9 @@ pub enum Event {
     RunFailed(RunFailed),
     /// A run was found cut short by a crash or kill.
     RunInterrupted(RunInterrupted),
+    /// The lab's signing key was replaced (`--new-key`): bundles from here on are signed by the new
+    /// key, which the pilot's `allowed_signers` must list.
+    KeyRotated(KeyRotated),
 }
 
 /// An exchange with an instrument.
@@ -148,6 +151,16 @@ pub struct RunInterrupted {
     pub reason: String,
 }
 
+/// A change of signing key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotated {
+    /// The fingerprint recorded before (OpenSSH's `SHA256:…` form).
+    pub old_fingerprint: String,
+    /// The fingerprint of the key that signs from now on.
+    pub new_fingerprint: String,
+}
+
 /// Serialising an event's detail object cannot fail (strings, integers, finite or not-finite
 /// floats, which JSON writes as `null`); should it ever, the detail says so instead of panicking.
 fn to_value<T: Serialize>(detail: &T) -> serde_json::Value {
@@ -168,6 +181,7 @@ impl Event {
             Self::OperationResult(_) => "operation_result",
             Self::RunFailed(_) => "run_failed",
             Self::RunInterrupted(_) => "run_interrupted",
+            Self::KeyRotated(_) => "key_rotated",
         }
     }
 
@@ -183,6 +197,7 @@ impl Event {
             Self::OperationResult(d) => to_value(d),
             Self::RunFailed(d) => to_value(d),
             Self::RunInterrupted(d) => to_value(d),
+            Self::KeyRotated(d) => to_value(d),
         }
     }
 
@@ -245,6 +260,10 @@ mod tests {
             }),
             Event::RunInterrupted(RunInterrupted {
                 reason: "found running at start-up".into(),
+            }),
+            Event::KeyRotated(KeyRotated {
+                old_fingerprint: "SHA256:old".into(),
+                new_fingerprint: "SHA256:new".into(),
             }),
         ]
     }

@@ -1,5 +1,14 @@
 //! Lower-case hexadecimal for hashes; small enough not to need a dependency.
 
+/// Appends the lower-case hex of `bytes` to `out`.
+pub fn push(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
+}
+
 /// Lower-case hex of `bytes`.
 pub fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

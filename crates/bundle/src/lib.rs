@@ -19,6 +19,7 @@
 pub mod chain;
 pub mod csv;
 pub mod event;
+pub mod file;
 pub mod hex;
 pub mod manifest;
 pub mod records;
@@ -37,15 +38,20 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use content::ContentError;
-pub use keys::{KeyError, allowed_signers_line, generate_key, load_signing_key};
+pub use keys::{
+    KeyError, MAX_SIGNERS_FILE_BYTES, SignersUpdate, SshError, allowed_signers_line, fingerprint,
+    generate_key, load_signing_key, write_allowed_signers,
+};
 pub use manifest::{ArtefactInfo, InstrumentInfo, Manifest};
 pub use records::ReadingExport;
-pub use seal::{EventExport, SealError, SealInput, SealedBundle, seal};
+pub use seal::{
+    EventExport, SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal,
+};
 pub use signers::{AllowedSigners, AllowedSignersError};
 /// The lab's signing key, as sealing takes it.
 pub use ssh_key::PrivateKey as SigningKey;
 pub use tar::{TarError, TarLimits, read_tar};
-pub use verify::{MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at};
+pub use verify::{MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader};
 
 /// The SSHSIG namespace bundles are signed in; `allowed_signers` lines restrict keys to it.
 pub const NAMESPACE: &str = "tsagent-bundle-v1";
