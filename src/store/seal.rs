@@ -533,3 +533,260 @@ impl<W: Write> Write for Counted<'_, W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Identity;
+    use crate::store::{NewReading, RunStatus, Trigger};
+
+    fn at(us: i64) -> Timestamp {
+        Timestamp {
+            utc_us: 1_795_000_000_000_000 + us,
+            mono_ns: 1_000 + u64::try_from(us).unwrap(),
+        }
+    }
+
+    struct Lab {
+        _dir: tempfile::TempDir,
+        store: Store,
+        inst: u64,
+    }
+
+    fn lab() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let identity = Identity {
+            manufacturer: "M".into(),
+            model: "D".into(),
+            serial: "1".into(),
+            firmware: "1".into(),
+        };
+        let inst = store
+            .record_instrument("dmm", "TCPIP::h::1::SOCKET", &identity, at(0))
+            .unwrap();
+        Lab {
+            _dir: dir,
+            store,
+            inst,
+        }
+    }
+
+    impl Lab {
+        fn run(&mut self) -> u64 {
+            self.store
+                .begin_run("s", Trigger::Manual, None, at(0), (1, "boot"))
+                .unwrap()
+        }
+
+        fn reading(&mut self, run: u64, i: i64) {
+            let event = NewEvent {
+                run_id: Some(run),
+                ..NewEvent::new(
+                    at(i),
+                    Event::RunFailed(tsagent_bundle::event::RunFailed {
+                        error: format!("marker {i}"),
+                    }),
+                )
+            };
+            self.store
+                .append_reading(
+                    &NewReading {
+                        run_id: run,
+                        instrument_id: self.inst,
+                        quantity: "voltage",
+                        value: Some(1.0),
+                        status: ReadingStatus::Valid,
+                        unit: "V",
+                        raw: "1",
+                        at: at(i),
+                        boot_id: "boot",
+                    },
+                    &[event],
+                )
+                .unwrap();
+        }
+
+        fn end(&mut self, run: u64) {
+            self.store
+                .end_run(run, RunStatus::Completed, None, at(99))
+                .unwrap();
+        }
+
+        /// What a default seal would take now: reading range and event count, or the run waited for.
+        fn scan(&self, include_running: bool) -> Result<((u64, u64), usize), Option<u64>> {
+            let window = SealWindow {
+                include_running,
+                ..SealWindow::DEFAULT
+            };
+            let scan = self
+                .store
+                .scan_for_seal(
+                    window,
+                    |_, _| Ok::<_, StoreError>(()),
+                    |_, _| Ok(()),
+                    |_, _| Ok(()),
+                )
+                .unwrap();
+            match scan {
+                Scan::Bundle((), s) => Ok((s.readings, s.event_count)),
+                Scan::Nothing { waiting_for_run } => Err(waiting_for_run),
+            }
+        }
+
+        fn mark_sealed(&mut self, readings: (u64, u64), events: Option<(u64, u64)>) {
+            let seq = self
+                .store
+                .latest_bundle_info()
+                .unwrap()
+                .map_or(1, |b| b.seq + 1);
+            let chain = {
+                let mut c = None;
+                self.store
+                    .visit_readings(None, |r| {
+                        if r.record.seq == readings.1 {
+                            c = Some(r.chain);
+                        }
+                        Ok::<_, StoreError>(())
+                    })
+                    .unwrap();
+                c.unwrap()
+            };
+            self.store
+                .record_seal(&SealRecord {
+                    seq,
+                    name: &format!("L-A-{seq:06}"),
+                    first_reading: readings.0,
+                    last_reading: readings.1,
+                    chain_last: chain,
+                    first_event: events.map(|e| e.0),
+                    last_event: events.map(|e| e.1),
+                    sums_sha256: [seq as u8; 32],
+                    created_utc_us: 0,
+                    tar: b"archive",
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_run_in_progress_is_not_sealed_until_it_ends() {
+        let mut lab = lab();
+        let run = lab.run();
+        lab.reading(run, 1);
+        lab.reading(run, 2);
+        assert_eq!(lab.scan(false), Err(Some(run)));
+        assert_eq!(lab.scan(true), Ok(((1, 2), 2)));
+        lab.end(run);
+        assert_eq!(lab.scan(false), Ok(((1, 2), 2)));
+    }
+
+    #[test]
+    fn a_bundle_stops_at_the_first_reading_of_a_run_in_progress() {
+        // A manual run interleaved with a scheduled one: the ended run's readings before the
+        // running run's first are sealed; the rest wait, so no run is split.
+        let mut lab = lab();
+        let done = lab.run();
+        lab.reading(done, 1);
+        let live = lab.run();
+        lab.reading(live, 2);
+        lab.reading(done, 3);
+        lab.end(done);
+        assert_eq!(lab.scan(false), Ok(((1, 1), 1)));
+        lab.mark_sealed((1, 1), Some((1, 1)));
+        assert_eq!(lab.scan(false), Err(Some(live)));
+        lab.end(live);
+        assert_eq!(lab.scan(false), Ok(((2, 3), 2)));
+    }
+
+    #[test]
+    fn the_key_is_recorded_once_and_a_rotation_is_an_event() {
+        let mut lab = lab();
+        assert_eq!(lab.store.signing_key().unwrap(), None);
+        assert_eq!(
+            lab.store.check_signing_key("SHA256:a", at(1)).unwrap(),
+            KeyCheck::Recorded
+        );
+        assert_eq!(
+            lab.store.check_signing_key("SHA256:a", at(2)).unwrap(),
+            KeyCheck::Same
+        );
+        assert_eq!(
+            lab.store.check_signing_key("SHA256:b", at(3)).unwrap(),
+            KeyCheck::Different("SHA256:a".into())
+        );
+        assert_eq!(
+            lab.store.signing_key().unwrap().as_deref(),
+            Some("SHA256:a")
+        );
+        assert_eq!(
+            lab.store.rotate_signing_key("SHA256:b", at(4)).unwrap(),
+            Some("SHA256:a".into())
+        );
+        assert_eq!(
+            lab.store.rotate_signing_key("SHA256:b", at(5)).unwrap(),
+            None
+        );
+        assert_eq!(
+            lab.store.signing_key().unwrap().as_deref(),
+            Some("SHA256:b")
+        );
+        let events = lab
+            .store
+            .events_where("e.kind = 'key_rotated' AND e.id > ?1", 0)
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].detail,
+            serde_json::json!({"old_fingerprint": "SHA256:a", "new_fingerprint": "SHA256:b"})
+        );
+    }
+
+    #[test]
+    fn an_archive_is_streamed_into_its_row_and_back() {
+        let mut lab = lab();
+        let run = lab.run();
+        lab.reading(run, 1);
+        let archive: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let record = SealRecord {
+            seq: 1,
+            name: "L-A-000001",
+            first_reading: 1,
+            last_reading: 1,
+            chain_last: [0; 32],
+            first_event: None,
+            last_event: None,
+            sums_sha256: [1; 32],
+            created_utc_us: 0,
+            tar: &[],
+        };
+        // A writer that stops short commits nothing.
+        let short = lab.store.record_seal_streamed(&record, 10, |out| {
+            out.write_all(b"12345").map_err(|e| StoreError::Corrupt {
+                table: "bundles",
+                reason: e.to_string(),
+            })
+        });
+        assert!(short.is_err());
+        assert_eq!(lab.store.latest_bundle_info().unwrap(), None);
+        lab.store
+            .record_seal_streamed(&record, archive.len() as u64, |out| {
+                for chunk in archive.chunks(65_536) {
+                    out.write_all(chunk).unwrap();
+                }
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        let info = lab.store.latest_bundle_info().unwrap().unwrap();
+        assert_eq!(info.archive_len, archive.len() as u64);
+        let back = lab
+            .store
+            .read_archive(1, |r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).unwrap();
+                Ok::<_, StoreError>(v)
+            })
+            .unwrap();
+        assert_eq!(back, archive);
+    }
+}
