@@ -6,8 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use thiserror::Error;
 
 use super::manifest::{EventsSummary, Hash32, InstrumentInfo, ReadingsSummary};
-use super::records::{format_utc_us, value_fits_status};
+use super::records::value_fits_status;
 use crate::chain::{GENESIS, ReadingRef};
+use crate::time::utc_us_in_range;
 
 /// A reading or event that breaks the bundle's rules.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -155,7 +156,7 @@ impl ReadingsCheck {
                 status: r.status.as_str(),
             });
         }
-        if format_utc_us(r.utc_us).is_none() {
+        if !utc_us_in_range(r.utc_us) {
             return Err(ContentError::ReadingTime {
                 seq: r.seq,
                 utc_us: r.utc_us,
@@ -218,7 +219,7 @@ impl EventsCheck {
         }
         self.first.get_or_insert(id);
         self.previous = Some(id);
-        if format_utc_us(utc_us).is_none() {
+        if !utc_us_in_range(utc_us) {
             return Err(ContentError::EventTime { id, utc_us });
         }
         self.count += 1;

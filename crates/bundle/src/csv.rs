@@ -175,6 +175,9 @@ impl<R: BufRead> Reader<R> {
         }
         self.record += 1;
         let record = self.record;
+        if self.plain_line(buf, fields)? {
+            return Ok(true);
+        }
         loop {
             let start = buf.len();
             if self.peek()? == Some(b'"') {
@@ -214,6 +217,57 @@ impl<R: BufRead> Reader<R> {
                 None => return Err(CsvError::MissingLineEnd { record }.into()),
             }
         }
+    }
+
+    /// The common case, in one scan: a whole line in the input's buffer with no quote and no CR.
+    /// Its bytes go to `buf` as they are (commas included; the ranges skip them). `false`, with
+    /// nothing consumed, for any other line, which the general parser then reads.
+    fn plain_line(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fields: &mut Vec<Range<usize>>,
+    ) -> Result<bool, ReadError> {
+        let available = self.input.fill_buf()?;
+        let mut start = 0;
+        let mut end = None;
+        for (i, &b) in available.iter().enumerate() {
+            match b {
+                b',' => {
+                    fields.push(start..i);
+                    start = i + 1;
+                }
+                b'\n' => {
+                    fields.push(start..i);
+                    end = Some(i);
+                    break;
+                }
+                b'"' | b'\r' => break,
+                _ => {}
+            }
+        }
+        let Some(end) = end else {
+            fields.clear();
+            return Ok(false);
+        };
+        let record = self.record;
+        if end > MAX_RECORD_BYTES {
+            return Err(CsvError::RecordTooLong {
+                record,
+                cap: MAX_RECORD_BYTES,
+            }
+            .into());
+        }
+        if fields.len() != self.width {
+            return Err(CsvError::FieldCount {
+                record,
+                expected: self.width,
+                found: fields.len().min(self.width + 1),
+            }
+            .into());
+        }
+        buf.extend_from_slice(&available[..end]);
+        self.input.consume(end + 1);
+        Ok(true)
     }
 
     fn peek(&mut self) -> io::Result<Option<u8>> {

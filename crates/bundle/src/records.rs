@@ -302,7 +302,8 @@ pub struct ReadingsReader<R> {
     buf: Vec<u8>,
     fields: Vec<Range<usize>>,
     scratch: String,
-    utc: Vec<u8>,
+    /// The last time formatted, and its text.
+    utc: (Option<i64>, Vec<u8>),
     started: bool,
 }
 
@@ -314,7 +315,7 @@ impl<R: BufRead> ReadingsReader<R> {
             buf: Vec::new(),
             fields: Vec::with_capacity(READINGS_HEADER.len()),
             scratch: String::new(),
-            utc: Vec::with_capacity(crate::time::UTC_LEN),
+            utc: (None, Vec::with_capacity(crate::time::UTC_LEN)),
             started: false,
         }
     }
@@ -406,7 +407,7 @@ fn parse_row<'a>(
     text: &'a str,
     fields: &[Range<usize>],
     scratch: &mut String,
-    utc_text: &mut Vec<u8>,
+    utc_text: &mut (Option<i64>, Vec<u8>),
 ) -> Result<ReadingRow<'a>, RecordsError> {
     let field = |i: usize| {
         fields
@@ -457,8 +458,13 @@ fn parse_row<'a>(
         });
     }
     let utc_us_n = canonical_i64(utc_us).ok_or_else(|| bad("utc_us", utc_us))?;
-    utc_text.clear();
-    if !push_utc_us(utc_text, utc_us_n) || utc_text.as_slice() != utc.as_bytes() {
+    // Readings of one block share their time: format it once for them all.
+    if utc_text.0 != Some(utc_us_n) {
+        utc_text.1.clear();
+        let ok = push_utc_us(&mut utc_text.1, utc_us_n);
+        utc_text.0 = ok.then_some(utc_us_n);
+    }
+    if utc_text.0 != Some(utc_us_n) || utc_text.1.as_slice() != utc.as_bytes() {
         return Err(RecordsError::UtcMismatch {
             file: "readings.csv",
             record,

@@ -795,7 +795,7 @@ fn what_is_parsed_is_what_was_signed() {
             };
             let err = verify_reader(reader, &signers, Some(LAB), SystemTime::now()).unwrap_err();
             assert!(
-                matches!(err, VerifyError::Changed { file: f } if f == file),
+                matches!(err, VerifyError::HashMismatch { file: f } if f == file),
                 "{file} at {within}: {err:?}"
             );
         }

@@ -19,6 +19,14 @@ pub fn format_utc_us(utc_us: i64) -> Option<String> {
     push_utc_us(&mut out, utc_us).then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Whether [`format_utc_us`] can write `utc_us` (years 1970 to 9999), without writing it.
+pub fn utc_us_in_range(utc_us: i64) -> bool {
+    (0..YEAR_10000_US).contains(&utc_us)
+}
+
+/// Microseconds from the epoch to 10000-01-01T00:00:00Z.
+const YEAR_10000_US: i64 = 253_402_300_800_000_000;
+
 /// Length of [`format_utc_us`]'s text.
 pub const UTC_LEN: usize = 27;
 
@@ -26,8 +34,7 @@ pub const UTC_LEN: usize = 27;
 /// outside years 1970 to 9999. Bundles write and check one such time per reading, so this is on
 /// the sealing and verifying hot paths.
 pub fn push_utc_us(out: &mut Vec<u8>, utc_us: i64) -> bool {
-    const YEAR_10000_US: i64 = 253_402_300_800_000_000;
-    if !(0..YEAR_10000_US).contains(&utc_us) {
+    if !utc_us_in_range(utc_us) {
         return false;
     }
     let micros = utc_us % 1_000_000;

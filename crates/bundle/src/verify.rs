@@ -2,12 +2,13 @@
 //! `sha256sum -c` do on an extracted bundle, then checking the content against the manifest and
 //! the reading chain.
 //!
-//! Two passes over the archive, in memory bounded whatever the input: the first streams it once
-//! (strict structure, a cap per file by name, every file hashed as it passes, only the three small
-//! files kept); then the signature over `SHA256SUMS` is checked and the hashes compared, and only
-//! then is anything the signer vouches for parsed: the manifest, and in a second pass (seeking
-//! back) `readings.csv` and `events.jsonl`, one row at a time, hashed again so that what is parsed
-//! is what was signed.
+//! Two passes over the archive, in memory bounded whatever the input. The first streams it once:
+//! strict structure, a cap per file by name checked before the file is read, and only the three
+//! small files kept (`manifest.json`, `SHA256SUMS`, `SHA256SUMS.sig`). Then the signature over
+//! `SHA256SUMS` is checked, and only then is anything the signer vouches for parsed: the manifest
+//! once its hash matches, and in the second pass (seeking back) `readings.csv` and `events.jsonl`,
+//! hashed as they pass and parsed one row at a time. A file whose hash does not match is reported
+//! as that, whatever its parse found, so what is accepted is exactly what was signed.
 
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::time::SystemTime;
@@ -107,7 +108,7 @@ pub enum VerifyError {
     /// 3. `SHA256SUMS` is malformed.
     #[error("malformed SHA256SUMS")]
     Sums(#[from] SumsError),
-    /// 3. A file's hash differs from its `SHA256SUMS` line.
+    /// 3 or 5. A file's hash differs from its `SHA256SUMS` line.
     #[error("{file} does not match its SHA256SUMS entry")]
     HashMismatch {
         /// The file.
@@ -140,13 +141,6 @@ pub enum VerifyError {
     /// 5. A reading or event breaks the bundle's rules (names the reading or event).
     #[error("invalid bundle content")]
     Content(#[from] ContentError),
-    /// 5. A file changed between the two passes: the hash of what was parsed is not the hash of
-    ///    what was signed, so something wrote to the bundle while it was verified.
-    #[error("{file} changed while the bundle was being verified")]
-    Changed {
-        /// The file.
-        file: &'static str,
-    },
     /// 5. A manifest summary field disagrees with the file it summarises.
     #[error("manifest.json: {field} is {manifest}, but {file} gives {actual}")]
     Summary {
@@ -184,57 +178,41 @@ pub fn verify_at(
 /// Bytes read from the archive at a time.
 const CHUNK: usize = 64 << 10;
 
-/// What the first pass keeps of each file.
+/// What the first pass keeps: the small files.
 #[derive(Default)]
 struct FirstPass {
     manifest: Vec<u8>,
     sums: Vec<u8>,
     sig: Vec<u8>,
-    hashes: [[u8; 32]; 5],
 }
 
 /// Verifies a bundle read from `input` (a file, or a spooled stream: it is read twice), evaluating
 /// `valid-after`/`valid-before` at `now` as `ssh-keygen` does. Memory is bounded whatever the
 /// input: the three small files (under their caps), a buffer, one record.
 ///
-/// The checks, in order: 1. the archive's structure and caps, every file hashed as it passes;
-/// 2. the signature over `SHA256SUMS` (armor, namespace, a key `allowed_signers` lists);
-/// 3. the hashes against `SHA256SUMS`; 4. the manifest, and that its lab is one the signing key is
-/// allowed for (`lab`, when given, must be it); 5. `readings.csv` and `events.jsonl` row by row:
-/// the reading chain from the manifest's `chain_prev`, the rules of content, the manifest's summary.
+/// The checks, in order: 1. the archive's structure and caps; 2. the signature over `SHA256SUMS`
+/// (armor, namespace, a key `allowed_signers` lists); 3. the manifest's hash; 4. the manifest, and
+/// that its lab is one the signing key is allowed for (`lab`, when given, must be it);
+/// 5. `readings.csv` and `events.jsonl`, each hashed and read row by row: the reading chain from
+/// the manifest's `chain_prev`, the rules of content, the manifest's summary.
 pub fn verify_reader<R: Read + Seek>(
     mut input: R,
     signers: &AllowedSigners,
     lab: Option<&str>,
     now: SystemTime,
 ) -> Result<VerifiedBundle, VerifyError> {
-    // 1. Structure, caps and hashes, in one pass.
+    // 1. Structure and caps, in one pass; the small files kept, the others passed over.
     let start = input.stream_position()?;
     let mut first = FirstPass::default();
-    let mut chunk = vec![0u8; CHUNK];
     let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |index, data| {
-        let mut hasher = Sha256::new();
         let keep = match index {
-            0 => Some(&mut first.manifest),
-            3 => Some(&mut first.sums),
-            4 => Some(&mut first.sig),
-            _ => None,
+            0 => &mut first.manifest,
+            3 => &mut first.sums,
+            4 => &mut first.sig,
+            _ => return Ok(()),
         };
-        match keep {
-            // Small by their caps, which the reader checked before handing them over.
-            Some(buf) => {
-                data.read_to_end(buf)?;
-                hasher.update(&buf[..]);
-            }
-            None => loop {
-                let n = data.read(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&chunk[..n]);
-            },
-        }
-        first.hashes[index] = hasher.finalize().into();
+        // Small by their caps, which the reader checked before handing them over.
+        data.read_to_end(keep)?;
         Ok::<(), VerifyError>(())
     })?;
 
@@ -282,13 +260,13 @@ pub fn verify_reader<R: Read + Seek>(
         });
     }
 
-    // 3. Hashes.
+    // 3. The manifest's hash, before it is parsed; the other files' as they are read.
     let listed = sums::parse(&first.sums)?;
-    let summed = [first.hashes[2], first.hashes[0], first.hashes[1]];
-    for ((file, actual), expected) in SUMMED_FILES.iter().zip(summed).zip(listed) {
-        if actual != expected {
-            return Err(VerifyError::HashMismatch { file });
-        }
+    let [events_sum, manifest_sum, readings_sum] = listed;
+    if <[u8; 32]>::from(Sha256::digest(&first.manifest)) != manifest_sum {
+        return Err(VerifyError::HashMismatch {
+            file: SUMMED_FILES[1],
+        });
     }
 
     // 4. The manifest, and whose bundle it is: the lab asked for, or the lab it names, must be one
@@ -309,7 +287,7 @@ pub fn verify_reader<R: Read + Seek>(
     }
     check_manifest(&manifest, &principal, &layout.folder)?;
 
-    // 5. The content, parsed only now, and hashed again: what is parsed is what was signed.
+    // 5. The content, hashed as it is parsed.
     let readings = {
         let mut reader = member(&mut input, start, layout.members[1])?;
         let mut check = ReadingsCheck::new(manifest.readings.chain_prev.0, &manifest.instruments)?;
@@ -320,7 +298,7 @@ pub fn verify_reader<R: Read + Seek>(
             }
             Ok::<(), VerifyError>(())
         })();
-        same_as_signed(reader, first.hashes[1], "readings.csv", parsed)?;
+        same_as_signed(reader, readings_sum, SUMMED_FILES[2], parsed)?;
         check.finish()?
     };
     let m = &manifest.readings;
@@ -349,7 +327,7 @@ pub fn verify_reader<R: Read + Seek>(
             }
             Ok::<(), VerifyError>(())
         })();
-        same_as_signed(reader, first.hashes[2], "events.jsonl", parsed)?;
+        same_as_signed(reader, events_sum, SUMMED_FILES[0], parsed)?;
         check.finish()
     };
     let (m, e) = (&manifest.events, &events);
@@ -407,9 +385,9 @@ fn member<R: Read + Seek>(
     ))
 }
 
-/// Finishes hashing a file read in the second pass (the parser may have stopped early) and
-/// checks that it is the file the first pass hashed. A file that changed in between is reported
-/// as such, whatever its parse gave; otherwise the parse's own outcome stands.
+/// Finishes hashing a file read in the second pass (the parser may have stopped early) and checks
+/// it against its `SHA256SUMS` line. A file that does not match is reported as that, whatever its
+/// parse gave (a flipped byte usually breaks the parse too); otherwise the parse's outcome stands.
 fn same_as_signed<R: Read>(
     mut reader: MemberReader<'_, R>,
     signed: [u8; 32],
@@ -421,7 +399,7 @@ fn same_as_signed<R: Read>(
     let complete = hashing.inner.limit() == 0;
     let hash: [u8; 32] = hashing.hasher.finalize().into();
     if !complete || hash != signed {
-        return Err(VerifyError::Changed { file });
+        return Err(VerifyError::HashMismatch { file });
     }
     parsed
 }
