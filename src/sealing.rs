@@ -8,8 +8,8 @@
 //! Nothing is held whole: the store streams the readings and events of the next bundle row by row
 //! into the bundle crate's [`Sealer`], which checks each one by the verifier's rules and writes
 //! `readings.csv` and `events.jsonl` into two unnamed scratch files beside the bundles; the archive
-//! is then streamed from them into the database row and the bundle file at once. Memory does not
-//! depend on the backlog (benchmark P3).
+//! is then streamed from them into the database row and, once that is committed, into the bundle
+//! file. Memory does not depend on the backlog (benchmark P3).
 //!
 //! The lab's key is recorded by fingerprint at the first seal (or `keygen`); a different key is
 //! refused until `--new-key` rotates it, with a `key_rotated` event the next bundle carries.
@@ -303,18 +303,22 @@ fn seal_one(
     if existing_matches(&path, parts.archive_len(), &mut archive)? == Some(false) {
         return Err(SealingError::Exists { path });
     }
-    let mut file = Temp::create(out_dir, &parts.file_name)?;
     let record = record_of(&parts, scanned.readings, scanned.chain_last, scanned.events);
-    let stored = store.record_seal_streamed(&record, parts.archive_len(), |blob| {
-        let mut both = Tee {
-            a: blob,
-            b: &mut file.file,
+    store.record_seal_streamed(&record, parts.archive_len(), &mut archive)?;
+    // Only the process whose seal was committed writes the file, so two seals racing for the same
+    // bundle number cannot leave the loser's bytes under its name.
+    let mut file = Temp::create(out_dir, &parts.file_name)?;
+    if let Err(e) = archive(&mut file.file) {
+        let source = match e {
+            SealingError::Archive(source) => source,
+            other => {
+                file.abandon();
+                return Err(other);
+            }
         };
-        archive(&mut both)
-    });
-    if let Err(e) = stored {
+        let error = file.error(source);
         file.abandon();
-        return Err(e);
+        return Err(error);
     }
     let path = file.finish()?;
     Ok(Ok(Sealed {
@@ -413,25 +417,6 @@ impl<R: Read> Write for Compare<R> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// A writer to two writers.
-struct Tee<'a> {
-    a: &'a mut dyn Write,
-    b: &'a mut File,
-}
-
-impl Write for Tee<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.a.write_all(buf)?;
-        self.b.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.a.flush()?;
-        self.b.flush()
     }
 }
 

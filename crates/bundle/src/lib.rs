@@ -12,9 +12,11 @@
 //! `tsagent-bundle-v1`). The signature covers the sums, the sums cover the files, the manifest
 //! pins the reading chain's ends, and the chain pins every reading.
 //!
-//! **Architecture invariants:** sealing is pure (bytes in memory, deterministic for the same
-//! input and key); nothing here touches the store or the CLI; the format types in [`manifest`]
-//! depend on serde only; the verifier never extracts and refuses any byte it did not expect.
+//! **Architecture invariants:** sealing is pure (deterministic for the same input and key; it
+//! streams into the caller's sinks); nothing here touches the store or the CLI; the format types in
+//! [`manifest`] depend on serde only; the verifier never extracts, refuses any byte it did not
+//! expect, checks the signature before it parses anything the signature vouches for, and bounds
+//! its memory whatever it is fed; files are read by path only if they are regular files.
 
 pub mod chain;
 pub mod csv;
