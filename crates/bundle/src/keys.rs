@@ -11,6 +11,7 @@ use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use thiserror::Error;
 
 use super::file::{self, FileError};
+use super::ssh::SshError;
 use super::{NAMESPACE, is_valid_id};
 
 /// A private key file is a few hundred bytes; anything far larger is not one.
@@ -21,32 +22,6 @@ pub const MAX_SIGNERS_FILE_BYTES: u64 = 16 << 20;
 
 /// The first line of every OpenSSH private key file.
 const OPENSSH_BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
-
-/// An error from `ssh-key`, shown once.
-///
-/// `ssh-key`'s errors wrap each other and each level's message repeats the one inside it, so the
-/// usual "error: cause: cause" chain would say `PEM error … (×3)`. This shows only the innermost
-/// message and has no source of its own.
-#[derive(Debug)]
-pub struct SshError(pub ssh_key::Error);
-
-impl std::fmt::Display for SshError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut innermost: &dyn std::error::Error = &self.0;
-        while let Some(source) = innermost.source() {
-            innermost = source;
-        }
-        write!(f, "{innermost}")
-    }
-}
-
-impl std::error::Error for SshError {}
-
-impl From<ssh_key::Error> for SshError {
-    fn from(e: ssh_key::Error) -> Self {
-        Self(e)
-    }
-}
 
 /// Why a key could not be generated, loaded or described.
 #[derive(Debug, Error)]

@@ -33,6 +33,7 @@ pub mod time;
 mod content;
 mod keys;
 mod seal;
+mod ssh;
 mod verify;
 
 use std::fs::{self, File, OpenOptions};
@@ -41,15 +42,14 @@ use std::path::{Path, PathBuf};
 
 pub use content::ContentError;
 pub use keys::{
-    KeyError, MAX_SIGNERS_FILE_BYTES, SignersUpdate, SshError, allowed_signers_line, fingerprint,
+    KeyError, MAX_SIGNERS_FILE_BYTES, SignersUpdate, allowed_signers_line, fingerprint,
     generate_key, load_signing_key, write_allowed_signers,
 };
 pub use manifest::{ArtefactInfo, InstrumentInfo, Manifest};
-pub use records::ReadingExport;
-pub use seal::{
-    EventExport, SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal,
-};
+pub use records::{EventExport, ReadingExport};
+pub use seal::{SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal};
 pub use signers::{AllowedSigners, AllowedSignersError};
+pub use ssh::SshError;
 /// The lab's signing key, as sealing takes it.
 pub use ssh_key::PrivateKey as SigningKey;
 pub use tar::{TarError, TarLimits, read_tar};

@@ -46,6 +46,23 @@ pub struct ReadingExport {
     pub instrument: String,
 }
 
+/// One event as the store exports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventExport {
+    /// The event's id; ids increase through a bundle.
+    pub id: u64,
+    /// Microseconds since the Unix epoch.
+    pub utc_us: i64,
+    /// The run it belongs to, if any.
+    pub run_id: Option<u64>,
+    /// The instrument name it concerns, if any.
+    pub instrument: Option<String>,
+    /// What happened, e.g. `clock_step`.
+    pub kind: String,
+    /// Kind-specific details.
+    pub detail: serde_json::Value,
+}
+
 /// Why `readings.csv` or `events.jsonl` could not be read.
 #[derive(Debug, Error)]
 pub enum RecordsError {
@@ -508,10 +525,7 @@ struct EventLineRef<'a> {
 /// Appends one event line (with its `\n`), byte for byte what [`write_events`] writes for it.
 /// A time outside years 1970 to 9999 is written with an empty `utc` (the sealer refuses such an
 /// event before it gets here).
-pub fn write_event_line(
-    out: &mut Vec<u8>,
-    event: &crate::EventExport,
-) -> Result<(), serde_json::Error> {
+pub fn write_event_line(out: &mut Vec<u8>, event: &EventExport) -> Result<(), serde_json::Error> {
     let utc = crate::time::format_utc_us(event.utc_us).unwrap_or_default();
     serde_json::to_writer(
         &mut *out,
@@ -849,7 +863,7 @@ mod tests {
 
     #[test]
     fn event_lines_are_written_as_write_events_writes_them() {
-        let export = crate::EventExport {
+        let export = EventExport {
             id: 9,
             utc_us: 1_700_000_000_000_001,
             run_id: Some(3),

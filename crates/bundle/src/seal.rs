@@ -13,30 +13,13 @@ use thiserror::Error;
 use super::chain::ReadingRef;
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
 use super::csv::MAX_RECORD_BYTES;
-use super::keys::SshError;
 use super::manifest::{
     AGENT_NAME, AgentInfo, ArtefactInfo, FORMAT, Hash32, InstrumentInfo, LabInfo, Manifest,
 };
-use super::records::{self, ReadingExport, RowWriter, format_utc_us};
+use super::records::{self, EventExport, ReadingExport, RowWriter, format_utc_us};
+use super::ssh::SshError;
 use super::tar::{FILE_NAMES, MAX_FOLDER_LEN, MEMBER_CAPS, TarPlan, TarWriteError};
 use super::{NAMESPACE, bundle_name, is_valid_id, sums};
-
-/// One event as the store exports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventExport {
-    /// The event's id; ids increase through a bundle.
-    pub id: u64,
-    /// Microseconds since the Unix epoch.
-    pub utc_us: i64,
-    /// The run it belongs to, if any.
-    pub run_id: Option<u64>,
-    /// The instrument name it concerns, if any.
-    pub instrument: Option<String>,
-    /// What happened, e.g. `clock_step`.
-    pub kind: String,
-    /// Kind-specific details.
-    pub detail: serde_json::Value,
-}
 
 /// Everything a bundle is made of; the store reads it as one consistent snapshot.
 #[derive(Debug, Clone, PartialEq)]

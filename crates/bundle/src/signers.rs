@@ -48,7 +48,7 @@ pub enum SignersLineError {
     EmptyValidity,
     /// The key type and base64 do not form a public key.
     #[error("invalid public key")]
-    Key(#[source] crate::keys::SshError),
+    Key(#[source] crate::ssh::SshError),
 }
 
 /// One usable line.

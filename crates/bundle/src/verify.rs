@@ -18,10 +18,10 @@ use ssh_key::{HashAlg, LineEnding, SshSig};
 use thiserror::Error;
 
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
-use super::keys::SshError;
 use super::manifest::{AGENT_NAME, FORMAT, Manifest};
 use super::records::{EventsReader, ReadingsReader, RecordsError, format_utc_us};
 use super::signers::AllowedSigners;
+use super::ssh::SshError;
 use super::sums::{self, SUMMED_FILES, SumsError};
 use super::tar::{self, MemberSpan, TarError, TarLimits};
 use super::{NAMESPACE, bundle_name, is_valid_id};
