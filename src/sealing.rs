@@ -127,6 +127,8 @@ pub struct SealReport {
     pub fingerprint: String,
     /// What happened to the key record.
     pub key: KeyRecord,
+    /// Runs found `running` whose process is gone, now marked `interrupted` (and so sealed).
+    pub interrupted: Vec<u64>,
     /// A sealed bundle whose file was missing (crash after commit) and was written again.
     pub restored: Option<PathBuf>,
     /// The new bundles, in order; empty when no reading was waiting.
@@ -163,6 +165,9 @@ pub fn seal_pending_with(
         fingerprint,
         ..SealReport::default()
     };
+    // A run whose process died has ended too (interrupted); without this, its readings would wait
+    // for the next `measure` or daemon start to say so.
+    report.interrupted = crate::sequence::recover_interrupted(store, clock)?;
 
     if let Some(latest) = store.latest_bundle_info()? {
         let file_name = format!("{}.tar", latest.name);

@@ -251,6 +251,9 @@ pub(super) fn print_seal(report: &SealReport) {
             say!("{allowed_signers_line}");
         }
     }
+    for run in &report.interrupted {
+        say!("run {run}: the agent stopped during it (crash or power loss); marked interrupted");
+    }
     if let Some(path) = &report.restored {
         say!(
             "restored {} (sealed earlier; its file was missing)",

@@ -74,3 +74,20 @@ fn include_running_seals_a_run_in_progress_on_request() {
         predicate::str::contains("sealed bundle 2:").and(predicate::str::contains("–12 (")),
     );
 }
+
+#[test]
+fn a_run_whose_process_died_is_marked_interrupted_and_sealed() {
+    let (_lab, config, run) = paused_run();
+    run.signal(Signal::SIGKILL);
+    let (status, _) = run.finish();
+    assert!(!status.success());
+    let sealed = seal(&config, &[]).success();
+    let out = String::from_utf8_lossy(&sealed.get_output().stdout).into_owned();
+    assert!(
+        out.contains(
+            "run 1: the agent stopped during it (crash or power loss); marked interrupted"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("sealed bundle 1: readings 1–"), "{out}");
+}
