@@ -197,8 +197,8 @@ pub fn seal_pending_with(
     };
     loop {
         match seal_one(config, store, out_dir, clock, &key, window)? {
-            Ok(sealed) => report.sealed.push(sealed),
-            Err(waiting_for_run) => {
+            Next::Sealed(sealed) => report.sealed.push(sealed),
+            Next::Nothing { waiting_for_run } => {
                 report.waiting_for_run = waiting_for_run;
                 return Ok(report);
             }
@@ -243,7 +243,15 @@ fn record_key(
 /// A sealer writing into two unnamed scratch files.
 type SpoolSealer = Sealer<File, File>;
 
-/// Seals the next bundle; `Err(waiting_for_run)` when there is nothing to seal.
+/// What one step of sealing did.
+enum Next {
+    /// Sealed the next bundle.
+    Sealed(Sealed),
+    /// Nothing is waiting to be sealed now; readings of this run may wait for it to end.
+    Nothing { waiting_for_run: Option<u64> },
+}
+
+/// Seals the next bundle, if readings are waiting.
 fn seal_one(
     config: &Config,
     store: &mut Store,
@@ -251,7 +259,7 @@ fn seal_one(
     clock: &dyn Clock,
     key: &bundle::SigningKey,
     window: SealWindow,
-) -> Result<Result<Sealed, Option<u64>>, SealingError> {
+) -> Result<Next, SealingError> {
     let created_utc_us = clock.now().utc_us;
     let begin = |start: &SealStart, instruments| {
         let header = SealHeader {
@@ -288,7 +296,7 @@ fn seal_one(
     )?;
     let (sealer, scanned) = match scan {
         Scan::Bundle(sealer, scanned) => (sealer, scanned),
-        Scan::Nothing { waiting_for_run } => return Ok(Err(waiting_for_run)),
+        Scan::Nothing { waiting_for_run } => return Ok(Next::Nothing { waiting_for_run }),
     };
     let (parts, mut readings, mut events) = sealer.finish(key)?;
     let path = out_dir.join(&parts.file_name);
@@ -326,7 +334,7 @@ fn seal_one(
         return Err(error);
     }
     let path = file.finish()?;
-    Ok(Ok(Sealed {
+    Ok(Next::Sealed(Sealed {
         seq: parts.manifest.bundle_seq,
         path,
         readings: scanned.readings,

@@ -286,7 +286,8 @@ pub struct SealRecord<'a> {
     pub sums_sha256: [u8; 32],
     /// When it was sealed.
     pub created_utc_us: i64,
-    /// The archive.
+    /// The archive, for [`Store::record_seal`] (which takes it in memory);
+    /// [`Store::record_seal_streamed`] ignores it and takes the archive from its writer.
     pub tar: &'a [u8],
 }
 
