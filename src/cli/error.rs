@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+use tsagent_bundle::file::FileError;
 use tsagent_bundle::{AllowedSignersError, KeyError, SealError, VerifyError};
 use tsagent_sim::SimError;
 
@@ -112,6 +113,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An input file named on the command line is not a regular file (or not one allowed there),
+    /// is too large for its role, or cannot be opened.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// `keygen` would replace the key the lab's database records without `--new-key`.
+    #[error(
+        "the database `{}` already records signing key {recorded}; a new key needs `--new-key` (the pilot then needs the new allowed_signers line)",
+        db.display()
+    )]
+    KeyRecorded {
+        /// The database.
+        db: PathBuf,
+        /// The fingerprint it records.
+        recorded: String,
+    },
     /// A bundle file is larger than any bundle may be; it is not even read.
     #[error("bundle `{path}` is {size} bytes, more than the {max} a bundle may have")]
     BundleTooLarge {
@@ -174,9 +190,11 @@ impl Error {
                 SIGNALLED.saturating_add(u8::try_from(*signal).unwrap_or(u8::MAX))
             }
             Error::Unreachable { .. } => RUN_FAILED,
-            Error::Config(_) | Error::Usage(_) | Error::Signers { .. } | Error::Read { .. } => {
-                USAGE
-            }
+            Error::Config(_)
+            | Error::Usage(_)
+            | Error::Signers { .. }
+            | Error::Read { .. }
+            | Error::File(_) => USAGE,
             Error::Store(StoreError::Missing { .. }) => USAGE,
             Error::Sequence(e) => match e.cause() {
                 SequenceError::Store(s) => store_code(s),
@@ -195,10 +213,18 @@ impl Error {
             Error::Seal(
                 SealingError::Bundle(SealError::Content(_)) | SealingError::Exists { .. },
             ) => INTEGRITY,
-            Error::Io { .. } | Error::Seal(SealingError::Write { .. }) => STORAGE,
+            Error::Io { .. }
+            | Error::Seal(
+                SealingError::Write { .. }
+                | SealingError::Archive(_)
+                | SealingError::NotABundleFile(_),
+            ) => STORAGE,
             Error::Key(_)
             | Error::Bundle(_)
-            | Error::Seal(SealingError::Key(_) | SealingError::Bundle(_)) => KEY,
+            | Error::KeyRecorded { .. }
+            | Error::Seal(
+                SealingError::Key(_) | SealingError::Bundle(_) | SealingError::KeyChanged { .. },
+            ) => KEY,
         }
     }
 }

@@ -34,15 +34,9 @@ pub const SIM_PTY_RESOURCE: &str = "SIM::PTY::INSTR";
 /// A configuration problem, located.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config `{path}`")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The config path is not a regular file (a FIFO is refused, not waited on) or is too large.
+    #[error(transparent)]
+    File(#[from] tsagent_bundle::file::FileError),
     /// The TOML is malformed or has an unknown key or a value of the wrong type.
     #[error("{origin}:{line}:{column}: {}{message}", key.as_ref().map(|k| format!("`{k}`: ")).unwrap_or_default())]
     Parse {
@@ -325,13 +319,15 @@ pub struct Config {
     pub sequences: Vec<Sequence>,
 }
 
+/// Largest config file read: far beyond any real one, and a bound on what a wrong path (a log
+/// file, a device) can make the agent read.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
 impl Config {
     /// Reads and validates a file; relative paths in it are relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        // A regular file only: a FIFO or device given as the path is refused, not waited on.
+        let text = tsagent_bundle::file::read_regular_text("config file", path, MAX_CONFIG_BYTES)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &path.display().to_string(), base)
     }

@@ -80,10 +80,8 @@ pub fn with_overrides(
 /// Reads and validates one profile file (`tsagent drivers check FILE`); its id must be the
 /// file's stem.
 pub fn check_file(path: &Path) -> Result<Profile, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        tsagent_bundle::file::read_regular_text("driver profile", path, super::MAX_PROFILE_BYTES)?;
     parse_profile(&text, Source::File(path.to_owned()))
 }
 

@@ -464,18 +464,15 @@ impl fmt::Display for Location {
     }
 }
 
+/// Largest driver profile file read (the built-in ones are a few KiB).
+pub(crate) const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
 /// A driver profile problem, located.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    /// A profile file could not be read.
-    #[error("cannot read driver profile `{}`", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A profile path is not a regular file (a FIFO is refused, not waited on) or is too large.
+    #[error(transparent)]
+    File(#[from] tsagent_bundle::file::FileError),
     /// A profile folder could not be listed.
     #[error("cannot list driver profiles in `{}`", path.display())]
     ReadDir {

@@ -96,10 +96,11 @@ impl Registry {
         paths.sort();
         let mut loaded = Vec::with_capacity(paths.len());
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text = tsagent_bundle::file::read_regular_text(
+                "driver profile",
+                &path,
+                super::MAX_PROFILE_BYTES,
+            )?;
             let profile = parse_profile(&text, Source::File(path))?;
             loaded.push(Entry {
                 profile,

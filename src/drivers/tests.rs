@@ -1315,7 +1315,9 @@ fn check_file_uses_the_stem() {
     );
     assert!(matches!(
         check_file(&dir.path().join("absent.toml")),
-        Err(ProfileError::Read { .. })
+        Err(ProfileError::File(
+            tsagent_bundle::file::FileError::Open { .. }
+        ))
     ));
 }
 

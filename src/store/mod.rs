@@ -6,6 +6,7 @@
 
 mod check;
 mod schema;
+mod seal;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 
 use crate::clock::Timestamp;
 use crate::session::Identity;
-use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingRef, ReadingStatus};
+use tsagent_bundle::chain::{ReadingRecord, ReadingRef, ReadingStatus};
 use tsagent_bundle::event::{Event, RunEnded, RunStarted};
 use tsagent_bundle::{EventExport, InstrumentInfo, ReadingExport};
 
@@ -26,6 +27,7 @@ pub type EventRow = EventExport;
 pub type InstrumentRow = InstrumentInfo;
 
 pub use check::{CheckReport, Problem};
+pub use seal::{BundleInfo, KeyCheck, Scan, Scanned, SealStart, SealWindow};
 
 /// Most readings one bundle takes (its `readings.csv` stays near 20 MB); a longer backlog is
 /// sealed into several bundles.
@@ -342,7 +344,8 @@ pub struct SealRecord<'a> {
     pub sums_sha256: [u8; 32],
     /// When it was sealed.
     pub created_utc_us: i64,
-    /// The archive.
+    /// The archive, for [`Store::record_seal`] (which takes it in memory);
+    /// [`Store::record_seal_streamed`] ignores it and takes the archive from its writer.
     pub tar: &'a [u8],
 }
 
@@ -875,138 +878,61 @@ impl Store {
         self.seal_material_within(MAX_BUNDLE_READINGS, MAX_BUNDLE_EVENTS)
     }
 
-    /// [`Store::seal_material`] with other limits (tests use small ones).
+    /// [`Store::seal_material`] with other limits (tests use small ones): the streaming
+    /// [`Store::scan_for_seal`], runs still `running` included, collected in memory.
     pub fn seal_material_within(
         &self,
         max_readings: usize,
         max_events: usize,
     ) -> Result<Option<SealMaterial>, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let last = tx
-            .query_row(
-                "SELECT seq, sums_sha256, chain_last, last_reading FROM bundles ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?)),
-            )
-            .optional()?;
-        let (bundle_seq, prev_sums_sha256, chain_prev, after_reading) = match last {
-            None => (1, None, GENESIS, 0),
-            Some((seq, sums, chain_last, last_reading)) => (
-                to_u64(seq) + 1,
-                Some(blob32("bundles", &sums)?),
-                blob32("bundles", &chain_last)?,
-                last_reading,
-            ),
+        let window = SealWindow {
+            max_readings,
+            max_events,
+            include_running: true,
         };
-        // A bundle may hold no events, so the last sealed event is the highest any bundle took.
-        let after_event: i64 = tx.query_row(
-            "SELECT coalesce(max(last_event), 0) FROM bundles",
-            [],
-            |r| r.get(0),
-        )?;
-
-        let mut readings = Vec::new();
-        let mut prev = chain_prev;
-        let mut expected = to_u64(after_reading) + 1;
-        {
-            let mut stmt = tx.prepare(&format!(
-                "{READING_SELECT} WHERE r.seq > ?1 ORDER BY r.seq LIMIT {max_readings}"
-            ))?;
-            let mut rows = stmt.query([after_reading])?;
-            while let Some(row) = rows.next()? {
-                let reading = reading_row(row)?;
-                // Never sign what the chain does not vouch for.
-                if reading.record.seq != expected
-                    || reading.record.chain_after(&prev) != reading.chain
-                {
-                    return Err(StoreError::ChainBroken { seq: expected });
-                }
-                prev = reading.chain;
-                expected += 1;
-                readings.push(reading);
-            }
-        }
-        let Some(last_seq) = readings.last().map(|r| r.record.seq) else {
-            return Ok(None);
-        };
-        if readings.len() < max_readings {
-            // The window reaches the end of the log: it must end where the head says it does,
-            // or the newest readings were deleted and the shortened chain must not be signed.
-            let (head_seq, head_chain) = head(&tx)?;
-            if head_seq != last_seq || head_chain != prev {
-                return Err(StoreError::Truncated {
-                    last: last_seq,
-                    head: head_seq,
-                });
-            }
-        }
-        let events = events_where(
-            &tx,
-            &format!("e.id > ?1 ORDER BY e.id LIMIT {max_events}"),
-            after_event,
-        )?;
-        let mut ids: Vec<u64> = readings.iter().map(|r| r.record.instrument_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut stmt = tx.prepare(
-            "SELECT id, name, resource, manufacturer, model, serial, firmware FROM instruments WHERE id = ?1",
-        )?;
-        let instruments = ids
-            .into_iter()
-            .map(|id| {
-                stmt.query_row([to_i64(id)], |r| {
-                    Ok(InstrumentRow {
-                        id: to_u64(r.get(0)?),
-                        name: r.get(1)?,
-                        resource: r.get(2)?,
-                        manufacturer: r.get(3)?,
-                        model: r.get(4)?,
-                        serial: r.get(5)?,
-                        firmware: r.get(6)?,
-                    })
+        let scan = self.scan_for_seal(
+            window,
+            |start: &SealStart, instruments: Vec<InstrumentRow>| {
+                Ok::<_, StoreError>(SealMaterial {
+                    bundle_seq: start.bundle_seq,
+                    prev_sums_sha256: start.prev_sums_sha256,
+                    chain_prev: start.chain_prev,
+                    readings: Vec::new(),
+                    events: Vec::new(),
+                    instruments,
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(SealMaterial {
-            bundle_seq,
-            prev_sums_sha256,
-            chain_prev,
-            readings,
-            events,
-            instruments,
-        }))
+            },
+            |m, row| {
+                m.readings.push(row.to_export());
+                Ok(())
+            },
+            |m, event| {
+                m.events.push(event.clone());
+                Ok(())
+            },
+        )?;
+        Ok(match scan {
+            Scan::Bundle(mut m, _) => {
+                // Only the instruments the readings name, as the manifest lists them.
+                let used: std::collections::BTreeSet<u64> =
+                    m.readings.iter().map(|r| r.record.instrument_id).collect();
+                m.instruments.retain(|i| used.contains(&i.id));
+                Some(m)
+            }
+            Scan::Nothing { .. } => None,
+        })
     }
 
-    /// Commits a seal. Fails with [`StoreError::SealConflict`] if that bundle number already exists.
+    /// Commits a seal with its archive in memory; see [`Store::record_seal_streamed`].
     pub fn record_seal(&mut self, seal: &SealRecord<'_>) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let next: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM bundles", [], |r| {
-            r.get(0)
-        })?;
-        if to_u64(next) != seal.seq {
-            return Err(StoreError::SealConflict { seq: seal.seq });
-        }
-        tx.execute(
-            "INSERT INTO bundles (seq, name, first_reading, last_reading, chain_last, first_event,
-                                  last_event, sums_sha256, created_utc_us, tar)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                to_i64(seal.seq),
-                seal.name,
-                to_i64(seal.first_reading),
-                to_i64(seal.last_reading),
-                &seal.chain_last[..],
-                seal.first_event.map(to_i64),
-                seal.last_event.map(to_i64),
-                &seal.sums_sha256[..],
-                seal.created_utc_us,
-                seal.tar,
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let len = u64::try_from(seal.tar.len()).unwrap_or(u64::MAX);
+        self.record_seal_streamed(seal, len, |out| {
+            out.write_all(seal.tar)
+                .map_err(|source| StoreError::Corrupt {
+                    table: "bundles",
+                    reason: format!("cannot store the archive: {source}"),
+                })
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! runs in one transaction with the version bump, so a crash leaves the old or the new schema.
 
 /// The migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE instruments (
@@ -101,4 +101,15 @@ CREATE TRIGGER bundles_no_update BEFORE UPDATE ON bundles
     BEGIN SELECT RAISE(ABORT, 'bundles are append-only'); END;
 CREATE TRIGGER bundles_no_delete BEFORE DELETE ON bundles
     BEGIN SELECT RAISE(ABORT, 'bundles are append-only'); END;
+"#;
+
+/// The lab's signing key, by fingerprint, recorded at `keygen` or the first seal: sealing refuses
+/// another key (a bundle signed by it would fail at the pilot for good) until `--new-key` rotates
+/// it, which also stores a `key_rotated` event.
+const V2: &str = r#"
+CREATE TABLE signing_key (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    recorded_utc_us INTEGER NOT NULL
+);
 "#;

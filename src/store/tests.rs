@@ -1,4 +1,5 @@
 use super::*;
+use tsagent_bundle::chain::GENESIS;
 
 fn at(us: i64) -> Timestamp {
     Timestamp {

@@ -1,13 +1,14 @@
 //! The rules the readings and events of a bundle obey, checked by the sealer and the verifier alike,
 //! so a lab can never sign a bundle the pilot lab's verifier would refuse.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use thiserror::Error;
 
-use super::manifest::{EventLine, EventsSummary, Hash32, InstrumentInfo, ReadingsSummary};
-use super::records::{ReadingExport, format_utc_us, value_fits_status};
-use crate::chain::GENESIS;
+use super::manifest::{EventsSummary, Hash32, InstrumentInfo, ReadingsSummary};
+use super::records::value_fits_status;
+use crate::chain::{GENESIS, ReadingRef};
+use crate::time::utc_us_in_range;
 
 /// A reading or event that breaks the bundle's rules.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -85,99 +86,152 @@ pub enum ContentError {
     },
 }
 
-/// Checks the readings against the rules and summarises them for the manifest.
-pub fn check_readings(
-    readings: &[ReadingExport],
-    chain_prev: &[u8; 32],
-    instruments: &[InstrumentInfo],
-) -> Result<ReadingsSummary, ContentError> {
-    let mut names = HashMap::with_capacity(instruments.len());
-    for instrument in instruments {
-        if names
-            .insert(instrument.id, instrument.name.as_str())
-            .is_some()
-        {
-            return Err(ContentError::DuplicateInstrument { id: instrument.id });
+/// The reading rules, checked one reading at a time as readings stream past (a sealer writing
+/// them, a verifier reading them back), in constant memory.
+#[derive(Debug)]
+pub struct ReadingsCheck {
+    names: HashMap<u64, String>,
+    chain_prev: [u8; 32],
+    chain: [u8; 32],
+    first: Option<u64>,
+    previous: Option<u64>,
+    count: u64,
+    used: BTreeSet<u64>,
+    canonical: Vec<u8>,
+}
+
+impl ReadingsCheck {
+    /// Starts a check of readings that follow `chain_prev` and name `instruments`.
+    pub fn new(chain_prev: [u8; 32], instruments: &[InstrumentInfo]) -> Result<Self, ContentError> {
+        let mut names = HashMap::with_capacity(instruments.len());
+        for instrument in instruments {
+            if names
+                .insert(instrument.id, instrument.name.clone())
+                .is_some()
+            {
+                return Err(ContentError::DuplicateInstrument { id: instrument.id });
+            }
         }
+        Ok(Self {
+            names,
+            chain_prev,
+            chain: chain_prev,
+            first: None,
+            previous: None,
+            count: 0,
+            used: BTreeSet::new(),
+            canonical: Vec::new(),
+        })
     }
-    let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
-        return Err(ContentError::NoReadings);
-    };
-    if first.record.seq == 0 {
-        return Err(ContentError::SeqZero);
-    }
-    if first.record.seq == 1 && *chain_prev != GENESIS {
-        return Err(ContentError::ChainStart);
-    }
-    let mut chain = *chain_prev;
-    let mut previous: Option<u64> = None;
-    for reading in readings {
-        let r = &reading.record;
-        if let Some(previous) = previous
-            && previous.checked_add(1) != Some(r.seq)
-        {
-            return Err(ContentError::SeqGap {
-                previous,
-                found: r.seq,
-            });
+
+    /// Checks the next reading, whose chain value is `chain`.
+    pub fn push(
+        &mut self,
+        r: &ReadingRef<'_>,
+        instrument: &str,
+        chain: &[u8; 32],
+    ) -> Result<(), ContentError> {
+        match self.previous {
+            None => {
+                if r.seq == 0 {
+                    return Err(ContentError::SeqZero);
+                }
+                if r.seq == 1 && self.chain_prev != GENESIS {
+                    return Err(ContentError::ChainStart);
+                }
+                self.first = Some(r.seq);
+            }
+            Some(previous) if previous.checked_add(1) != Some(r.seq) => {
+                return Err(ContentError::SeqGap {
+                    previous,
+                    found: r.seq,
+                });
+            }
+            Some(_) => {}
         }
-        previous = Some(r.seq);
+        self.previous = Some(r.seq);
         if !value_fits_status(r) {
             return Err(ContentError::ValueStatus {
                 seq: r.seq,
                 status: r.status.as_str(),
             });
         }
-        if format_utc_us(r.utc_us).is_none() {
+        if !utc_us_in_range(r.utc_us) {
             return Err(ContentError::ReadingTime {
                 seq: r.seq,
                 utc_us: r.utc_us,
             });
         }
-        if names.get(&r.instrument_id) != Some(&reading.instrument.as_str()) {
+        if self.names.get(&r.instrument_id).map(String::as_str) != Some(instrument) {
             return Err(ContentError::UnknownInstrument {
                 seq: r.seq,
                 id: r.instrument_id,
-                name: reading.instrument.clone(),
+                name: instrument.to_owned(),
             });
         }
-        chain = r.chain_after(&chain);
-        if chain != reading.chain {
+        self.used.insert(r.instrument_id);
+        self.chain = r.chain_after_in(&self.chain, &mut self.canonical);
+        if self.chain != *chain {
             return Err(ContentError::ChainMismatch { seq: r.seq });
         }
+        self.count += 1;
+        Ok(())
     }
-    Ok(ReadingsSummary {
-        count: u64::try_from(readings.len()).unwrap_or(u64::MAX),
-        first_seq: first.record.seq,
-        last_seq: last.record.seq,
-        chain_prev: Hash32(*chain_prev),
-        chain_last: Hash32(chain),
-    })
+
+    /// The ids of the instruments the readings so far refer to, in order.
+    pub fn instruments_used(&self) -> impl Iterator<Item = u64> + '_ {
+        self.used.iter().copied()
+    }
+
+    /// The summary of the readings checked; at least one is needed.
+    pub fn finish(&self) -> Result<ReadingsSummary, ContentError> {
+        let (Some(first_seq), Some(last_seq)) = (self.first, self.previous) else {
+            return Err(ContentError::NoReadings);
+        };
+        Ok(ReadingsSummary {
+            count: self.count,
+            first_seq,
+            last_seq,
+            chain_prev: Hash32(self.chain_prev),
+            chain_last: Hash32(self.chain),
+        })
+    }
 }
 
-/// Checks the events against the rules and summarises them for the manifest.
-pub fn check_events(events: &[EventLine]) -> Result<EventsSummary, ContentError> {
-    let mut previous: Option<u64> = None;
-    for event in events {
-        if let Some(previous) = previous
-            && event.id <= previous
+/// The event rules, one event at a time.
+#[derive(Debug, Default)]
+pub struct EventsCheck {
+    first: Option<u64>,
+    previous: Option<u64>,
+    count: u64,
+}
+
+impl EventsCheck {
+    /// Checks the next event.
+    pub fn push(&mut self, id: u64, utc_us: i64) -> Result<(), ContentError> {
+        if let Some(previous) = self.previous
+            && id <= previous
         {
             return Err(ContentError::EventOrder {
                 previous,
-                found: event.id,
+                found: id,
             });
         }
-        previous = Some(event.id);
-        if format_utc_us(event.utc_us).is_none() {
-            return Err(ContentError::EventTime {
-                id: event.id,
-                utc_us: event.utc_us,
-            });
+        self.first.get_or_insert(id);
+        self.previous = Some(id);
+        if !utc_us_in_range(utc_us) {
+            return Err(ContentError::EventTime { id, utc_us });
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The summary of the events checked (there may be none).
+    pub fn finish(&self) -> EventsSummary {
+        EventsSummary {
+            count: self.count,
+            first_id: self.first,
+            last_id: self.previous,
         }
     }
-    Ok(EventsSummary {
-        count: u64::try_from(events.len()).unwrap_or(u64::MAX),
-        first_id: events.first().map(|e| e.id),
-        last_id: events.last().map(|e| e.id),
-    })
 }

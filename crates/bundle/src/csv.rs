@@ -3,8 +3,17 @@
 //! The writer quotes a field exactly when it contains `,`, `"`, CR or LF. The reader accepts any
 //! RFC 4180 quoting but nothing looser: no bare CR, no quote inside an unquoted field, no text after
 //! a closing quote, every record ends with `\n`, every record has the same number of fields.
+//! It streams: one record at a time from any `BufRead`, in memory bounded by [`MAX_RECORD_BYTES`].
+
+use std::io::{self, BufRead};
+use std::ops::Range;
 
 use thiserror::Error;
+
+/// Longest record (and longest `events.jsonl` line) a reader accepts and the sealer writes. A
+/// reading's raw reply is at most the transport's `max_reply` (1 MiB by default), so this leaves
+/// room for quoting and long exchange events while bounding a verifier's memory.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
 
 /// Why a CSV text was rejected; `record` counts from 1 (the header).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,6 +35,14 @@ pub enum CsvError {
     BareCarriageReturn {
         /// The offending record.
         record: usize,
+    },
+    /// A record longer than [`MAX_RECORD_BYTES`].
+    #[error("record {record} is longer than {cap} bytes")]
+    RecordTooLong {
+        /// The record.
+        record: usize,
+        /// The cap.
+        cap: usize,
     },
     /// The text does not end with `\n`.
     #[error("record {record}: missing line end")]
@@ -63,77 +80,247 @@ pub fn write_record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
     out.push('\n');
 }
 
+/// Appends one field to `out`, quoted exactly when it contains `,`, `"`, CR or LF.
+pub fn write_field(out: &mut Vec<u8>, field: &str) {
+    let bytes = field.as_bytes();
+    if !bytes
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.push(b'"');
+    for piece in bytes.split_inclusive(|&b| b == b'"') {
+        out.extend_from_slice(piece);
+        if piece.last() == Some(&b'"') {
+            out.push(b'"');
+        }
+    }
+    out.push(b'"');
+}
+
 /// Splits `text` into records of exactly `width` fields each.
 pub fn parse(text: &str, width: usize) -> Result<Vec<Vec<String>>, CsvError> {
+    let mut reader = Reader::new(text.as_bytes(), width);
     let mut records = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let record = records.len() + 1;
-        let (fields, after) = parse_record(rest, width, record)?;
-        records.push(fields);
-        rest = after;
+    let (mut buf, mut fields) = (Vec::new(), Vec::new());
+    loop {
+        match reader.next_record(&mut buf, &mut fields) {
+            Ok(true) => records.push(
+                fields
+                    .iter()
+                    // The text is UTF-8 and fields split at ASCII bytes, so each field is too.
+                    .map(|r| String::from_utf8_lossy(&buf[r.clone()]).into_owned())
+                    .collect(),
+            ),
+            Ok(false) => return Ok(records),
+            Err(ReadError::Csv(e)) => return Err(e),
+            // Reading a slice cannot fail; should it, the text ends there.
+            Err(ReadError::Io(_)) => {
+                return Err(CsvError::MissingLineEnd {
+                    record: reader.record,
+                });
+            }
+        }
     }
-    Ok(records)
 }
 
-/// Parses one record from the start of `text`; returns it and the text after its `\n`.
-fn parse_record(text: &str, width: usize, record: usize) -> Result<(Vec<String>, &str), CsvError> {
-    let mut fields = Vec::with_capacity(width);
-    let mut rest = text;
-    loop {
-        let (field, after) = if let Some(quoted) = rest.strip_prefix('"') {
-            parse_quoted(quoted, record)?
-        } else {
-            let end = rest.find([',', '"', '\r', '\n']).unwrap_or(rest.len());
-            let (field, after) = rest.split_at(end);
-            (field.to_owned(), after)
+/// Why a record could not be read: the format, or the input.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The text breaks the format.
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    /// The input could not be read.
+    #[error("cannot read the input")]
+    Io(#[from] io::Error),
+}
+
+/// Reads records one at a time.
+#[derive(Debug)]
+pub struct Reader<R> {
+    input: R,
+    width: usize,
+    /// The number of the record being read (from 1).
+    record: usize,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// A reader of records of `width` fields.
+    pub fn new(input: R, width: usize) -> Self {
+        Self {
+            input,
+            width,
+            record: 0,
+        }
+    }
+
+    /// The number of the last record returned (from 1).
+    pub fn record(&self) -> usize {
+        self.record
+    }
+
+    /// Reads the next record: the fields' text concatenated into `buf`, their ranges in
+    /// `fields`. `Ok(false)` at the end of the input.
+    pub fn next_record(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fields: &mut Vec<Range<usize>>,
+    ) -> Result<bool, ReadError> {
+        buf.clear();
+        fields.clear();
+        if self.input.fill_buf()?.is_empty() {
+            return Ok(false);
+        }
+        self.record += 1;
+        let record = self.record;
+        if self.plain_line(buf, fields)? {
+            return Ok(true);
+        }
+        loop {
+            let start = buf.len();
+            if self.peek()? == Some(b'"') {
+                self.input.consume(1);
+                self.quoted(buf)?;
+            } else {
+                self.take_until(buf, |b| matches!(b, b',' | b'"' | b'\r' | b'\n'))?;
+            }
+            fields.push(start..buf.len());
+            if fields.len() > self.width {
+                return Err(CsvError::FieldCount {
+                    record,
+                    expected: self.width,
+                    found: fields.len(),
+                }
+                .into());
+            }
+            let next = self.peek()?;
+            if next.is_some() {
+                self.input.consume(1);
+            }
+            match next {
+                Some(b',') => {}
+                Some(b'\n') => {
+                    if fields.len() != self.width {
+                        return Err(CsvError::FieldCount {
+                            record,
+                            expected: self.width,
+                            found: fields.len(),
+                        }
+                        .into());
+                    }
+                    return Ok(true);
+                }
+                Some(b'\r') => return Err(CsvError::BareCarriageReturn { record }.into()),
+                Some(_) => return Err(CsvError::StrayQuote { record }.into()),
+                None => return Err(CsvError::MissingLineEnd { record }.into()),
+            }
+        }
+    }
+
+    /// The common case, in one scan: a whole line in the input's buffer with no quote and no CR.
+    /// Its bytes go to `buf` as they are (commas included; the ranges skip them). `false`, with
+    /// nothing consumed, for any other line, which the general parser then reads.
+    fn plain_line(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fields: &mut Vec<Range<usize>>,
+    ) -> Result<bool, ReadError> {
+        let available = self.input.fill_buf()?;
+        let mut start = 0;
+        let mut end = None;
+        for (i, &b) in available.iter().enumerate() {
+            match b {
+                b',' => {
+                    fields.push(start..i);
+                    start = i + 1;
+                }
+                b'\n' => {
+                    fields.push(start..i);
+                    end = Some(i);
+                    break;
+                }
+                b'"' | b'\r' => break,
+                _ => {}
+            }
+        }
+        let Some(end) = end else {
+            fields.clear();
+            return Ok(false);
         };
-        fields.push(field);
-        if fields.len() > width {
+        let record = self.record;
+        if end > MAX_RECORD_BYTES {
+            return Err(CsvError::RecordTooLong {
+                record,
+                cap: MAX_RECORD_BYTES,
+            }
+            .into());
+        }
+        if fields.len() != self.width {
             return Err(CsvError::FieldCount {
                 record,
-                expected: width,
-                found: fields.len(),
-            });
-        }
-        let mut chars = after.chars();
-        match chars.next() {
-            Some(',') => rest = chars.as_str(),
-            Some('\n') => {
-                if fields.len() != width {
-                    return Err(CsvError::FieldCount {
-                        record,
-                        expected: width,
-                        found: fields.len(),
-                    });
-                }
-                return Ok((fields, chars.as_str()));
+                expected: self.width,
+                found: fields.len().min(self.width + 1),
             }
-            Some('"') => return Err(CsvError::StrayQuote { record }),
-            Some('\r') => return Err(CsvError::BareCarriageReturn { record }),
-            // Only the four delimiters above end a field, and a quoted field ends at its quote.
-            Some(_) => return Err(CsvError::StrayQuote { record }),
-            None => return Err(CsvError::MissingLineEnd { record }),
+            .into());
+        }
+        buf.extend_from_slice(&available[..end]);
+        self.input.consume(end + 1);
+        Ok(true)
+    }
+
+    fn peek(&mut self) -> io::Result<Option<u8>> {
+        Ok(self.input.fill_buf()?.first().copied())
+    }
+
+    /// Appends bytes up to (not including) the first for which `stop` holds, or to the end.
+    fn take_until(
+        &mut self,
+        buf: &mut Vec<u8>,
+        stop: impl Fn(u8) -> bool,
+    ) -> Result<(), ReadError> {
+        loop {
+            let available = self.input.fill_buf()?;
+            if available.is_empty() {
+                return Ok(());
+            }
+            let (n, found) = match available.iter().position(|&b| stop(b)) {
+                Some(i) => (i, true),
+                None => (available.len(), false),
+            };
+            if buf.len() + n > MAX_RECORD_BYTES {
+                return Err(CsvError::RecordTooLong {
+                    record: self.record,
+                    cap: MAX_RECORD_BYTES,
+                }
+                .into());
+            }
+            buf.extend_from_slice(&available[..n]);
+            self.input.consume(n);
+            if found {
+                return Ok(());
+            }
         }
     }
-}
 
-/// Parses a quoted field whose opening quote is already consumed.
-fn parse_quoted(text: &str, record: usize) -> Result<(String, &str), CsvError> {
-    let mut field = String::new();
-    let mut rest = text;
-    loop {
-        let Some(quote) = rest.find('"') else {
-            return Err(CsvError::UnterminatedQuote { record });
-        };
-        let (chunk, from_quote) = rest.split_at(quote);
-        field.push_str(chunk);
-        let after_quote = from_quote.get(1..).unwrap_or("");
-        if let Some(after_pair) = after_quote.strip_prefix('"') {
-            field.push('"');
-            rest = after_pair;
-        } else {
-            return Ok((field, after_quote));
+    /// A quoted field whose opening quote is consumed, up to and including its closing quote.
+    fn quoted(&mut self, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+        loop {
+            self.take_until(buf, |b| b == b'"')?;
+            if self.peek()?.is_none() {
+                return Err(CsvError::UnterminatedQuote {
+                    record: self.record,
+                }
+                .into());
+            }
+            self.input.consume(1);
+            if self.peek()? == Some(b'"') {
+                self.input.consume(1);
+                buf.push(b'"');
+            } else {
+                return Ok(());
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum Event {
     RunInterrupted(RunInterrupted),
     /// A scheduled slot passed without its run, because another run was still going.
     SlotMissed(SlotMissed),
+    /// The lab's signing key was replaced (`--new-key`): bundles from here on are signed by the new
+    /// key, which the pilot's `allowed_signers` must list.
+    KeyRotated(KeyRotated),
 }
 
 /// A run's start.
@@ -202,6 +205,16 @@ pub struct SlotMissed {
     pub reason: String,
 }
 
+/// A change of signing key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotated {
+    /// The fingerprint recorded before (OpenSSH's `SHA256:…` form).
+    pub old_fingerprint: String,
+    /// The fingerprint of the key that signs from now on.
+    pub new_fingerprint: String,
+}
+
 /// Serialising an event's detail object cannot fail (strings, integers, finite or not-finite
 /// floats, which JSON writes as `null`); should it ever, the detail says so instead of panicking.
 fn to_value<T: Serialize>(detail: &T) -> serde_json::Value {
@@ -225,6 +238,7 @@ impl Event {
             Self::RunFailed(_) => "run_failed",
             Self::RunInterrupted(_) => "run_interrupted",
             Self::SlotMissed(_) => "slot_missed",
+            Self::KeyRotated(_) => "key_rotated",
         }
     }
 
@@ -243,6 +257,7 @@ impl Event {
             Self::RunFailed(d) => to_value(d),
             Self::RunInterrupted(d) => to_value(d),
             Self::SlotMissed(d) => to_value(d),
+            Self::KeyRotated(d) => to_value(d),
         }
     }
 
@@ -324,6 +339,10 @@ mod tests {
                 slot_utc: "2026-12-02T10:30:00.000000Z".into(),
                 slots: 1,
                 reason: "run 7 of `stability` was still going".into(),
+            }),
+            Event::KeyRotated(KeyRotated {
+                old_fingerprint: "SHA256:old".into(),
+                new_fingerprint: "SHA256:new".into(),
             }),
         ]
     }

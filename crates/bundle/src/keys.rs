@@ -1,30 +1,39 @@
-//! The lab's signing key: generation, loading with OpenSSH's permission rule, `allowed_signers` lines.
+//! The lab's signing key: generation, loading with OpenSSH's permission rule, fingerprints,
+//! `allowed_signers` lines and the lab's own `allowed_signers` file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ssh_key::rand_core::OsRng;
-use ssh_key::{Algorithm, LineEnding, PrivateKey, PublicKey};
+use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use thiserror::Error;
 
+use super::file::{self, FileError};
+use super::ssh::SshError;
 use super::{NAMESPACE, is_valid_id};
 
 /// A private key file is a few hundred bytes; anything far larger is not one.
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
+/// Largest `allowed_signers` file read: a line per lab key, so thousands of labs fit many times.
+pub const MAX_SIGNERS_FILE_BYTES: u64 = 16 << 20;
+
+/// The first line of every OpenSSH private key file.
+const OPENSSH_BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+
 /// Why a key could not be generated, loaded or described.
 #[derive(Debug, Error)]
 pub enum KeyError {
     /// `generate_key` never overwrites a key.
-    #[error("key file '{}' already exists", path.display())]
+    #[error("key file `{}` already exists", path.display())]
     Exists {
         /// The existing file.
         path: PathBuf,
     },
-    /// Creating, writing or syncing a key file failed.
-    #[error("cannot write key file '{}'", path.display())]
+    /// Creating, writing or syncing a key file (or the lab's `allowed_signers`) failed.
+    #[error("cannot write `{}`", path.display())]
     Write {
         /// The file.
         path: PathBuf,
@@ -32,14 +41,23 @@ pub enum KeyError {
         #[source]
         source: io::Error,
     },
-    /// Opening or reading a key file failed.
-    #[error("cannot read key file '{}'", path.display())]
-    Read {
+    /// The key file (or `allowed_signers`) cannot be opened or read, or is not a regular file.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The key file has no bytes at all.
+    #[error("key file `{}` is empty", path.display())]
+    Empty {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: io::Error,
+    },
+    /// The key file is not in OpenSSH's private key format at all.
+    #[error(
+        "key file `{}` is not an OpenSSH private key (it does not start with `{OPENSSH_BEGIN}`)",
+        path.display()
+    )]
+    NotOpenSsh {
+        /// The file.
+        path: PathBuf,
     },
     /// Group or others may access the private key; OpenSSH would ignore it too.
     #[error(
@@ -52,29 +70,23 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The file is not a regular file or is implausibly large.
-    #[error("'{}' is not a private key file", path.display())]
-    NotAKeyFile {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The file does not hold an OpenSSH private key.
-    #[error("cannot parse private key file '{}'", path.display())]
+    /// The file looks like an OpenSSH private key but does not decode.
+    #[error("key file `{}` holds a damaged OpenSSH private key", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parse error.
+        /// What is wrong with it.
         #[source]
-        source: ssh_key::Error,
+        source: SshError,
     },
     /// An unattended agent cannot ask for a passphrase.
-    #[error("private key file '{}' is encrypted; the agent signs unattended and needs an unencrypted key", path.display())]
+    #[error("key file `{}` is encrypted; the agent signs unattended and needs an unencrypted key", path.display())]
     Encrypted {
         /// The file.
         path: PathBuf,
     },
     /// Bundles are signed with Ed25519 only.
-    #[error("private key file '{}' holds a {algorithm} key; only ssh-ed25519 is supported", path.display())]
+    #[error("key file `{}` holds a {algorithm} key; only ssh-ed25519 is supported", path.display())]
     NotEd25519 {
         /// The file.
         path: PathBuf,
@@ -89,7 +101,13 @@ pub enum KeyError {
     BadPrincipal(String),
     /// Key generation or encoding failed inside ssh-key.
     #[error("cannot generate or encode the key")]
-    Crypto(#[source] ssh_key::Error),
+    Crypto(#[source] SshError),
+}
+
+/// The key's fingerprint in OpenSSH's form (`SHA256:` and unpadded base64), as `ssh-keygen -l`
+/// prints it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
 }
 
 fn public_key_path(path: &Path) -> PathBuf {
@@ -135,10 +153,16 @@ pub fn generate_key(path: &Path, comment: &str) -> Result<PublicKey, KeyError> {
     if comment.contains(['\n', '\r']) {
         return Err(KeyError::BadComment);
     }
-    let mut key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(KeyError::Crypto)?;
+    let mut key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519)
+        .map_err(|e| KeyError::Crypto(e.into()))?;
     key.set_comment(comment);
-    let private_pem = key.to_openssh(LineEnding::LF).map_err(KeyError::Crypto)?;
-    let mut public_line = key.public_key().to_openssh().map_err(KeyError::Crypto)?;
+    let private_pem = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| KeyError::Crypto(e.into()))?;
+    let mut public_line = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| KeyError::Crypto(e.into()))?;
     public_line.push('\n');
 
     let pub_path = public_key_path(path);
@@ -170,19 +194,11 @@ pub fn generate_key(path: &Path, comment: &str) -> Result<PublicKey, KeyError> {
 }
 
 /// Loads the lab's unencrypted Ed25519 signing key, refusing files others can access.
+///
+/// Only a regular file is opened (a FIFO or device at the key's path is refused at once), and only
+/// the first 64 KiB are read.
 pub fn load_signing_key(path: &Path) -> Result<PrivateKey, KeyError> {
-    let read_err = |source| KeyError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(read_err)?;
-    // Checking the opened file, not the path, so the file checked is the file read.
-    let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() || meta.len() > MAX_KEY_FILE_BYTES {
-        return Err(KeyError::NotAKeyFile {
-            path: path.to_owned(),
-        });
-    }
+    let (opened, meta) = file::open_regular("key file", path)?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
@@ -190,16 +206,10 @@ pub fn load_signing_key(path: &Path) -> Result<PrivateKey, KeyError> {
             mode,
         });
     }
-    let mut pem = Vec::new();
-    file.take(MAX_KEY_FILE_BYTES)
-        .read_to_end(&mut pem)
-        .map_err(read_err)?;
-    let parsed = PrivateKey::from_openssh(&pem);
+    let pem = file::read_opened("key file", path, opened, &meta, MAX_KEY_FILE_BYTES)?;
+    let parsed = parse_private_key(path, &pem);
     wipe(pem);
-    let key = parsed.map_err(|source| KeyError::Parse {
-        path: path.to_owned(),
-        source,
-    })?;
+    let key = parsed?;
     if key.is_encrypted() {
         return Err(KeyError::Encrypted {
             path: path.to_owned(),
@@ -212,6 +222,25 @@ pub fn load_signing_key(path: &Path) -> Result<PrivateKey, KeyError> {
         });
     }
     Ok(key)
+}
+
+/// Decodes a key file's bytes, telling an empty file and a file of another format apart from a
+/// damaged key, each with one message that names the file.
+fn parse_private_key(path: &Path, pem: &[u8]) -> Result<PrivateKey, KeyError> {
+    if pem.is_empty() {
+        return Err(KeyError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    if !pem.trim_ascii_start().starts_with(OPENSSH_BEGIN.as_bytes()) {
+        return Err(KeyError::NotOpenSsh {
+            path: path.to_owned(),
+        });
+    }
+    PrivateKey::from_openssh(pem).map_err(|e| KeyError::Parse {
+        path: path.to_owned(),
+        source: e.into(),
+    })
 }
 
 /// Overwrites key material before the buffer is freed.
@@ -227,8 +256,71 @@ pub fn allowed_signers_line(principal: &str, key: &PublicKey) -> Result<String, 
         return Err(KeyError::BadPrincipal(principal.to_owned()));
     }
     let bare = PublicKey::new(key.key_data().clone(), "");
-    let encoded = bare.to_openssh().map_err(KeyError::Crypto)?;
+    let encoded = bare.to_openssh().map_err(|e| KeyError::Crypto(e.into()))?;
     Ok(format!("{principal} namespaces=\"{NAMESPACE}\" {encoded}"))
+}
+
+/// What [`write_allowed_signers`] did to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignersUpdate {
+    /// There was no file; it now holds the one line.
+    Created,
+    /// The principal's line(s) were replaced; every other line is as it was.
+    Replaced,
+    /// The principal had no line; it was added after the others.
+    Added,
+}
+
+/// Puts `line`, the lab's own `allowed_signers` line for `principal`, into the file at `path`
+/// (written whole, atomically): the lines whose principals are exactly `principal` give way to it,
+/// every other line (other labs, comments) is kept as it was.
+pub fn write_allowed_signers(
+    path: &Path,
+    principal: &str,
+    line: &str,
+) -> Result<SignersUpdate, KeyError> {
+    let write_err = |source| KeyError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let existing =
+        match file::read_regular_text("allowed_signers file", path, MAX_SIGNERS_FILE_BYTES) {
+            Ok(text) => Some(text),
+            Err(FileError::Open { source, .. }) if source.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+    let mut text = String::new();
+    let mut replaced = false;
+    for old in existing.as_deref().unwrap_or("").lines() {
+        if crate::signers::line_principals(old) == Some(principal) {
+            if !replaced {
+                text.push_str(line);
+                text.push('\n');
+                replaced = true;
+            }
+        } else {
+            text.push_str(old);
+            text.push('\n');
+        }
+    }
+    if !replaced {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| write_err(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
+    crate::write_file_atomically(dir, name, text.as_bytes()).map_err(write_err)?;
+    Ok(match (existing.is_some(), replaced) {
+        (false, _) => SignersUpdate::Created,
+        (true, true) => SignersUpdate::Replaced,
+        (true, false) => SignersUpdate::Added,
+    })
 }
 
 #[cfg(test)]
@@ -338,21 +430,109 @@ mod tests {
             Err(KeyError::NotEd25519 { algorithm, .. }) => assert_eq!(algorithm, "ssh-rsa"),
             other => panic!("{other:?}"),
         }
-        let garbage = dir.path().join("garbage");
-        fs::write(&garbage, "not a key").unwrap();
-        fs::set_permissions(&garbage, fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(matches!(
-            load_signing_key(&garbage),
-            Err(KeyError::Parse { .. })
-        ));
         assert!(matches!(
             load_signing_key(dir.path()),
-            Err(KeyError::NotAKeyFile { .. })
+            Err(KeyError::File(FileError::NotRegular {
+                kind: "directory",
+                ..
+            }))
         ));
         assert!(matches!(
             load_signing_key(&dir.path().join("missing")),
-            Err(KeyError::Read { .. })
+            Err(KeyError::File(FileError::Open { .. }))
         ));
+    }
+
+    /// A key file that is not a key gets one message naming the file and what is wrong, without
+    /// ssh-key's repeated causes (`PEM error …: PEM error …: PEM error …`).
+    #[test]
+    fn bad_key_files_get_one_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good");
+        generate_key(&good, "c").unwrap();
+        let pem = fs::read_to_string(&good).unwrap();
+        let mut damaged = pem.clone();
+        damaged.replace_range(60..64, "!!!!");
+        let cases: [(&str, &[u8], &str); 5] = [
+            ("empty", b"", "key file `{}` is empty"),
+            ("nul", b"\0", "key file `{}` is not an OpenSSH private key (it does not start with `-----BEGIN OPENSSH PRIVATE KEY-----`)"),
+            ("text", b"not a key\n", "key file `{}` is not an OpenSSH private key (it does not start with `-----BEGIN OPENSSH PRIVATE KEY-----`)"),
+            ("pkcs8", b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n", "key file `{}` is not an OpenSSH private key (it does not start with `-----BEGIN OPENSSH PRIVATE KEY-----`)"),
+            ("damaged", damaged.as_bytes(), "key file `{}` holds a damaged OpenSSH private key: "),
+        ];
+        for (name, bytes, message) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            let err = load_signing_key(&path).unwrap_err();
+            let mut chain = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(s) = source {
+                chain.push_str(": ");
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            let expected = message.replace("{}", &path.display().to_string());
+            assert!(chain.starts_with(&expected), "{name}: {chain}");
+            // Each cause is said once.
+            let parts: Vec<&str> = chain.split(": ").collect();
+            let mut unique = parts.clone();
+            unique.dedup();
+            assert_eq!(parts, unique, "{name}: {chain}");
+            assert!(!chain.contains("NUL byte"), "{name}: {chain}");
+        }
+    }
+
+    #[test]
+    fn the_labs_allowed_signers_line_is_replaced_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allowed_signers");
+        let first = generate_key(&dir.path().join("k1"), "c").unwrap();
+        let second = generate_key(&dir.path().join("k2"), "c").unwrap();
+        let other = generate_key(&dir.path().join("k3"), "c").unwrap();
+        let line1 = allowed_signers_line("LAB1", &first).unwrap();
+        let line2 = allowed_signers_line("LAB1", &second).unwrap();
+        let other_line = allowed_signers_line("LAB2", &other).unwrap();
+        assert_eq!(
+            write_allowed_signers(&path, "LAB1", &line1).unwrap(),
+            SignersUpdate::Created
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{line1}\n"));
+        fs::write(&path, format!("# pilot's list\n{other_line}\n{line1}\n")).unwrap();
+        assert_eq!(
+            write_allowed_signers(&path, "LAB1", &line2).unwrap(),
+            SignersUpdate::Replaced
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("# pilot's list\n{other_line}\n{line2}\n")
+        );
+        fs::write(&path, format!("{other_line}\n")).unwrap();
+        assert_eq!(
+            write_allowed_signers(&path, "LAB1", &line1).unwrap(),
+            SignersUpdate::Added
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{other_line}\n{line1}\n")
+        );
+    }
+
+    #[test]
+    fn fingerprints_are_openssh_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let public = generate_key(&path, "c").unwrap();
+        let out = std::process::Command::new("ssh-keygen")
+            .arg("-l")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let listed = String::from_utf8(out.stdout).unwrap();
+        let fp = fingerprint(&public);
+        assert!(fp.starts_with("SHA256:"), "{fp}");
+        assert_eq!(listed.split(' ').nth(1), Some(fp.as_str()), "{listed}");
     }
 
     #[test]

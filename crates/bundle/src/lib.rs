@@ -12,13 +12,16 @@
 //! `tsagent-bundle-v1`). The signature covers the sums, the sums cover the files, the manifest
 //! pins the reading chain's ends, and the chain pins every reading.
 //!
-//! **Architecture invariants:** sealing is pure (bytes in memory, deterministic for the same
-//! input and key); nothing here touches the store or the CLI; the format types in [`manifest`]
-//! depend on serde only; the verifier never extracts and refuses any byte it did not expect.
+//! **Architecture invariants:** sealing is pure (deterministic for the same input and key; it
+//! streams into the caller's sinks); nothing here touches the store or the CLI; the format types in
+//! [`manifest`] depend on serde only; the verifier never extracts, refuses any byte it did not
+//! expect, checks the signature before it parses anything the signature vouches for, and bounds
+//! its memory whatever it is fed; files are read by path only if they are regular files.
 
 pub mod chain;
 pub mod csv;
 pub mod event;
+pub mod file;
 pub mod hex;
 pub mod manifest;
 pub mod records;
@@ -30,6 +33,7 @@ pub mod time;
 mod content;
 mod keys;
 mod seal;
+mod ssh;
 mod verify;
 
 use std::fs::{self, File, OpenOptions};
@@ -37,15 +41,19 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use content::ContentError;
-pub use keys::{KeyError, allowed_signers_line, generate_key, load_signing_key};
+pub use keys::{
+    KeyError, MAX_SIGNERS_FILE_BYTES, SignersUpdate, allowed_signers_line, fingerprint,
+    generate_key, load_signing_key, write_allowed_signers,
+};
 pub use manifest::{ArtefactInfo, InstrumentInfo, Manifest};
-pub use records::ReadingExport;
-pub use seal::{EventExport, SealError, SealInput, SealedBundle, seal};
+pub use records::{EventExport, ReadingExport};
+pub use seal::{SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal};
 pub use signers::{AllowedSigners, AllowedSignersError};
+pub use ssh::SshError;
 /// The lab's signing key, as sealing takes it.
 pub use ssh_key::PrivateKey as SigningKey;
 pub use tar::{TarError, TarLimits, read_tar};
-pub use verify::{MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at};
+pub use verify::{MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader};
 
 /// The SSHSIG namespace bundles are signed in; `allowed_signers` lines restrict keys to it.
 pub const NAMESPACE: &str = "tsagent-bundle-v1";

@@ -23,9 +23,8 @@ pub struct Hash32(pub [u8; 32]);
 impl Hash32 {
     /// Parses the lower-case hex form; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
-        let bytes = hex::decode32(text)?;
-        // decode32 also takes upper case; one spelling per value keeps the format canonical.
-        (hex::encode(&bytes) == text).then_some(Self(bytes))
+        // Lower case only: one spelling per value keeps the format canonical.
+        hex::decode32_lower(text).map(Self)
     }
 }
 

@@ -1,10 +1,18 @@
-//! `readings.csv` and `events.jsonl`: encoding from the store's exports and strict decoding.
+//! `readings.csv` and `events.jsonl`: encoding from the store's exports and strict decoding, one
+//! row or line at a time so that neither a sealer nor a verifier holds a whole file.
 
+use std::fmt::Write as _;
+use std::io::{self, BufRead, Read};
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::csv::{self, CsvError};
+use super::csv::{self, CsvError, MAX_RECORD_BYTES};
 use super::manifest::{EventLine, Hash32};
-use crate::chain::{ReadingRecord, ReadingStatus};
+use crate::chain::{ReadingRecord, ReadingRef, ReadingStatus};
+use crate::hex;
+use crate::time::push_utc_us;
 
 /// The exact header line of `readings.csv`.
 pub const READINGS_HEADER: [&str; 15] = [
@@ -36,6 +44,23 @@ pub struct ReadingExport {
     pub sequence: String,
     /// The instrument's name.
     pub instrument: String,
+}
+
+/// One event as the store exports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventExport {
+    /// The event's id; ids increase through a bundle.
+    pub id: u64,
+    /// Microseconds since the Unix epoch.
+    pub utc_us: i64,
+    /// The run it belongs to, if any.
+    pub run_id: Option<u64>,
+    /// The instrument name it concerns, if any.
+    pub instrument: Option<String>,
+    /// What happened, e.g. `clock_step`.
+    pub kind: String,
+    /// Kind-specific details.
+    pub detail: serde_json::Value,
 }
 
 /// Why `readings.csv` or `events.jsonl` could not be read.
@@ -95,6 +120,23 @@ pub enum RecordsError {
         #[source]
         source: serde_json::Error,
     },
+    /// An `events.jsonl` line longer than [`MAX_RECORD_BYTES`].
+    #[error("events.jsonl line {line} is longer than {cap} bytes")]
+    EventTooLong {
+        /// Line number from 1.
+        line: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// The file could not be read.
+    #[error("cannot read {file}")]
+    Io {
+        /// Which file.
+        file: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// `events.jsonl` has an empty line or lacks its final newline.
     #[error("events.jsonl line {line}: empty line or missing line end")]
     EventFraming {
@@ -105,16 +147,8 @@ pub enum RecordsError {
 
 pub use crate::time::format_utc_us;
 
-/// The `value` column for a record: Display of the f64 when valid, else empty.
-fn value_text(record: &ReadingRecord) -> String {
-    match (record.status, record.value) {
-        (ReadingStatus::Valid, Some(v)) => v.to_string(),
-        _ => String::new(),
-    }
-}
-
 /// True when the record's value can be written and read back bit for bit.
-pub fn value_fits_status(record: &ReadingRecord) -> bool {
+pub fn value_fits_status(record: &ReadingRef<'_>) -> bool {
     match (record.status, record.value) {
         (ReadingStatus::Valid, Some(v)) => v.is_finite(),
         (ReadingStatus::Overload | ReadingStatus::NotANumber, None) => true,
@@ -135,88 +169,298 @@ pub fn write_readings(rows: &[ReadingExport]) -> String {
 
 /// Appends one `readings.csv` row (no header), for streaming many readings.
 pub fn write_reading(out: &mut String, row: &ReadingExport) {
-    let r = &row.record;
-    let fields = [
-        r.seq.to_string(),
-        r.run_id.to_string(),
-        row.sequence.clone(),
-        r.instrument_id.to_string(),
-        row.instrument.clone(),
-        r.quantity.clone(),
-        value_text(r),
-        r.status.as_str().to_owned(),
-        r.unit.clone(),
-        r.raw.clone(),
-        format_utc_us(r.utc_us).unwrap_or_default(),
-        r.utc_us.to_string(),
-        r.mono_ns.to_string(),
-        r.boot_id.clone(),
-        Hash32(row.chain).to_string(),
-    ];
-    csv::write_record(out, &fields);
+    let mut bytes = Vec::new();
+    RowWriter::default().write(
+        &mut bytes,
+        &row.record.as_ref(),
+        &row.sequence,
+        &row.instrument,
+        &row.chain,
+    );
+    out.push_str(&String::from_utf8_lossy(&bytes));
 }
 
-/// Parses a number only in the form `to_string` writes, so each value has one spelling.
-fn canonical<T: std::str::FromStr + ToString>(text: &str) -> Option<T> {
-    let value = text.parse::<T>().ok()?;
-    (value.to_string() == text).then_some(value)
+/// Writes `readings.csv` rows into a byte buffer, reusing its scratch space from row to row.
+#[derive(Debug, Default)]
+pub struct RowWriter {
+    scratch: String,
+    /// The last `utc_us` formatted and its text: readings of one block share their time.
+    utc: Option<(i64, Vec<u8>)>,
 }
 
-/// Reads `readings.csv` strictly: exact header, 15 fields, canonical numbers, consistent times.
-pub fn read_readings(bytes: &[u8]) -> Result<Vec<ReadingExport>, RecordsError> {
-    let text = std::str::from_utf8(bytes).map_err(|source| RecordsError::NotUtf8 {
-        file: "readings.csv",
-        source,
-    })?;
-    let mut records = csv::parse(text, READINGS_HEADER.len())?.into_iter();
-    if records
-        .next()
-        .is_none_or(|header| header != READINGS_HEADER)
-    {
-        return Err(RecordsError::Header);
+impl RowWriter {
+    /// Appends the header record.
+    pub fn write_header(&mut self, out: &mut Vec<u8>) {
+        let mut text = String::new();
+        csv::write_record(&mut text, &READINGS_HEADER);
+        out.extend_from_slice(text.as_bytes());
     }
-    records
-        .enumerate()
-        .map(|(i, fields)| parse_row(i + 2, fields))
-        .collect()
+
+    /// Appends one row, exactly as [`write_reading`] writes it.
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        r: &ReadingRef<'_>,
+        sequence: &str,
+        instrument: &str,
+        chain: &[u8; 32],
+    ) {
+        push_u64(out, r.seq);
+        out.push(b',');
+        push_u64(out, r.run_id);
+        out.push(b',');
+        csv::write_field(out, sequence);
+        out.push(b',');
+        push_u64(out, r.instrument_id);
+        out.push(b',');
+        csv::write_field(out, instrument);
+        out.push(b',');
+        csv::write_field(out, r.quantity);
+        out.push(b',');
+        if let (ReadingStatus::Valid, Some(v)) = (r.status, r.value) {
+            self.scratch.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(self.scratch, "{v}");
+            out.extend_from_slice(self.scratch.as_bytes());
+        }
+        out.push(b',');
+        out.extend_from_slice(r.status.as_str().as_bytes());
+        out.push(b',');
+        csv::write_field(out, r.unit);
+        out.push(b',');
+        csv::write_field(out, r.raw);
+        out.push(b',');
+        match &self.utc {
+            Some((us, text)) if *us == r.utc_us => out.extend_from_slice(text),
+            _ => {
+                let mut text = Vec::with_capacity(crate::time::UTC_LEN);
+                push_utc_us(&mut text, r.utc_us);
+                out.extend_from_slice(&text);
+                self.utc = Some((r.utc_us, text));
+            }
+        }
+        out.push(b',');
+        push_i64(out, r.utc_us);
+        out.push(b',');
+        push_u64(out, r.mono_ns);
+        out.push(b',');
+        csv::write_field(out, r.boot_id);
+        out.push(b',');
+        hex::push(out, chain);
+        out.push(b'\n');
+    }
 }
 
-fn parse_row(record: usize, fields: Vec<String>) -> Result<ReadingExport, RecordsError> {
-    let Ok(
-        [
-            seq,
-            run_id,
-            sequence,
-            instrument_id,
-            instrument,
-            quantity,
-            value,
-            status,
-            unit,
-            raw,
-            utc,
-            utc_us,
-            mono_ns,
-            boot_id,
-            chain,
-        ],
-    ) = <[String; 15]>::try_from(fields)
-    else {
-        // csv::parse guarantees the width; this arm only keeps the conversion total.
-        return Err(RecordsError::Header);
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        // `v % 10` is a digit.
+        buf[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// One row of `readings.csv` as read back, its text borrowed from the reader.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadingRow<'a> {
+    /// The chained fields.
+    pub record: ReadingRef<'a>,
+    /// The run's sequence name.
+    pub sequence: &'a str,
+    /// The instrument's name.
+    pub instrument: &'a str,
+    /// The chain value after this reading.
+    pub chain: [u8; 32],
+}
+
+impl ReadingRow<'_> {
+    /// An owned copy.
+    pub fn to_export(&self) -> ReadingExport {
+        let r = &self.record;
+        ReadingExport {
+            record: ReadingRecord {
+                seq: r.seq,
+                run_id: r.run_id,
+                instrument_id: r.instrument_id,
+                quantity: r.quantity.to_owned(),
+                value: r.value,
+                status: r.status,
+                unit: r.unit.to_owned(),
+                raw: r.raw.to_owned(),
+                utc_us: r.utc_us,
+                mono_ns: r.mono_ns,
+                boot_id: r.boot_id.to_owned(),
+            },
+            chain: self.chain,
+            sequence: self.sequence.to_owned(),
+            instrument: self.instrument.to_owned(),
+        }
+    }
+}
+
+/// Reads `readings.csv` strictly, one row at a time: exact header, 15 fields, canonical numbers,
+/// consistent times. Memory is one record, at most [`MAX_RECORD_BYTES`].
+#[derive(Debug)]
+pub struct ReadingsReader<R> {
+    csv: csv::Reader<R>,
+    buf: Vec<u8>,
+    fields: Vec<Range<usize>>,
+    scratch: String,
+    /// The last time formatted, and its text.
+    utc: (Option<i64>, Vec<u8>),
+    started: bool,
+}
+
+impl<R: BufRead> ReadingsReader<R> {
+    /// A reader of `readings.csv` from its first byte.
+    pub fn new(input: R) -> Self {
+        Self {
+            csv: csv::Reader::new(input, READINGS_HEADER.len()),
+            buf: Vec::new(),
+            fields: Vec::with_capacity(READINGS_HEADER.len()),
+            scratch: String::new(),
+            utc: (None, Vec::with_capacity(crate::time::UTC_LEN)),
+            started: false,
+        }
+    }
+
+    /// The next reading; `None` after the last. The header is checked before the first.
+    pub fn next_row(&mut self) -> Result<Option<ReadingRow<'_>>, RecordsError> {
+        if !self.started {
+            self.started = true;
+            let got = self.read_record()?;
+            if let Err(source) = std::str::from_utf8(&self.buf) {
+                return Err(RecordsError::NotUtf8 {
+                    file: "readings.csv",
+                    source,
+                });
+            }
+            let header_ok = got
+                && self.fields.len() == READINGS_HEADER.len()
+                && self
+                    .fields
+                    .iter()
+                    .zip(READINGS_HEADER)
+                    .all(|(r, name)| &self.buf[r.clone()] == name.as_bytes());
+            if !header_ok {
+                return Err(RecordsError::Header);
+            }
+        }
+        if !self.read_record()? {
+            return Ok(None);
+        }
+        let record = self.csv.record();
+        let text = std::str::from_utf8(&self.buf).map_err(|source| RecordsError::NotUtf8 {
+            file: "readings.csv",
+            source,
+        })?;
+        parse_row(record, text, &self.fields, &mut self.scratch, &mut self.utc).map(Some)
+    }
+
+    fn read_record(&mut self) -> Result<bool, RecordsError> {
+        self.csv
+            .next_record(&mut self.buf, &mut self.fields)
+            .map_err(|e| match e {
+                csv::ReadError::Csv(e) => RecordsError::Csv(e),
+                csv::ReadError::Io(source) => RecordsError::Io {
+                    file: "readings.csv",
+                    source,
+                },
+            })
+    }
+}
+
+/// Reads a whole `readings.csv` from memory (the streaming [`ReadingsReader`], collected).
+pub fn read_readings(bytes: &[u8]) -> Result<Vec<ReadingExport>, RecordsError> {
+    let mut reader = ReadingsReader::new(bytes);
+    let mut out = Vec::new();
+    while let Some(row) = reader.next_row()? {
+        out.push(row.to_export());
+    }
+    Ok(out)
+}
+
+/// Unsigned decimal in the one spelling `to_string` gives: digits, no sign, no leading zero.
+fn canonical_u64(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let ok = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0');
+    ok.then(|| text.parse().ok()).flatten()
+}
+
+/// Signed decimal in the one spelling `to_string` gives.
+fn canonical_i64(text: &str) -> Option<i64> {
+    match text.strip_prefix('-') {
+        Some(magnitude) => {
+            let m = canonical_u64(magnitude).filter(|&m| m != 0)?;
+            0i64.checked_sub_unsigned(m)
+        }
+        None => canonical_u64(text).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+/// A finite number only in the form `Display` writes it, so each value has one spelling.
+fn canonical_f64(text: &str, scratch: &mut String) -> Option<f64> {
+    let value: f64 = text.parse().ok()?;
+    scratch.clear();
+    let _ = write!(scratch, "{value}");
+    (value.is_finite() && scratch == text).then_some(value)
+}
+
+fn parse_row<'a>(
+    record: usize,
+    text: &'a str,
+    fields: &[Range<usize>],
+    scratch: &mut String,
+    utc_text: &mut (Option<i64>, Vec<u8>),
+) -> Result<ReadingRow<'a>, RecordsError> {
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|r| text.get(r.clone()))
+            .unwrap_or("")
     };
     let bad = |column: &'static str, value: &str| RecordsError::Column {
         record,
         column,
         value: value.to_owned(),
     };
-    let seq_n = canonical::<u64>(&seq).ok_or_else(|| bad("seq", &seq))?;
-    let run_id_n = canonical::<u64>(&run_id).ok_or_else(|| bad("run_id", &run_id))?;
+    let [
+        seq,
+        run_id,
+        sequence,
+        instrument_id,
+        instrument,
+        quantity,
+        value,
+        status,
+        unit,
+        raw,
+        utc,
+        utc_us,
+        mono_ns,
+        boot_id,
+        chain,
+    ] = std::array::from_fn(field);
+    let seq_n = canonical_u64(seq).ok_or_else(|| bad("seq", seq))?;
+    let run_id_n = canonical_u64(run_id).ok_or_else(|| bad("run_id", run_id))?;
     let instrument_id_n =
-        canonical::<u64>(&instrument_id).ok_or_else(|| bad("instrument_id", &instrument_id))?;
-    let status_v = ReadingStatus::parse(&status).ok_or_else(|| bad("status", &status))?;
+        canonical_u64(instrument_id).ok_or_else(|| bad("instrument_id", instrument_id))?;
+    let status_v = ReadingStatus::parse(status).ok_or_else(|| bad("status", status))?;
     let value_v = match status_v {
-        ReadingStatus::Valid => canonical::<f64>(&value).filter(|v| v.is_finite()),
+        ReadingStatus::Valid => canonical_f64(value, scratch),
         _ => None,
     };
     let value_ok = match status_v {
@@ -226,22 +470,28 @@ fn parse_row(record: usize, fields: Vec<String>) -> Result<ReadingExport, Record
     if !value_ok {
         return Err(RecordsError::ValueStatus {
             record,
-            value,
-            status,
+            value: value.to_owned(),
+            status: status.to_owned(),
         });
     }
-    let utc_us_n = canonical::<i64>(&utc_us).ok_or_else(|| bad("utc_us", &utc_us))?;
-    if format_utc_us(utc_us_n).as_deref() != Some(utc.as_str()) {
+    let utc_us_n = canonical_i64(utc_us).ok_or_else(|| bad("utc_us", utc_us))?;
+    // Readings of one block share their time: format it once for them all.
+    if utc_text.0 != Some(utc_us_n) {
+        utc_text.1.clear();
+        let ok = push_utc_us(&mut utc_text.1, utc_us_n);
+        utc_text.0 = ok.then_some(utc_us_n);
+    }
+    if utc_text.0 != Some(utc_us_n) || utc_text.1.as_slice() != utc.as_bytes() {
         return Err(RecordsError::UtcMismatch {
             file: "readings.csv",
             record,
-            utc,
+            utc: utc.to_owned(),
         });
     }
-    let mono_ns_n = canonical::<u64>(&mono_ns).ok_or_else(|| bad("mono_ns", &mono_ns))?;
-    let chain_v = Hash32::parse(&chain).ok_or_else(|| bad("chain", &chain))?;
-    Ok(ReadingExport {
-        record: ReadingRecord {
+    let mono_ns_n = canonical_u64(mono_ns).ok_or_else(|| bad("mono_ns", mono_ns))?;
+    let chain_v = Hash32::parse(chain).ok_or_else(|| bad("chain", chain))?;
+    Ok(ReadingRow {
+        record: ReadingRef {
             seq: seq_n,
             run_id: run_id_n,
             instrument_id: instrument_id_n,
@@ -260,6 +510,39 @@ fn parse_row(record: usize, fields: Vec<String>) -> Result<ReadingExport, Record
     })
 }
 
+/// One `events.jsonl` line as the sealer writes it: [`EventLine`]'s fields in its order, borrowed.
+#[derive(Serialize)]
+struct EventLineRef<'a> {
+    id: u64,
+    utc: &'a str,
+    utc_us: i64,
+    run_id: Option<u64>,
+    instrument: Option<&'a str>,
+    kind: &'a str,
+    detail: &'a serde_json::Value,
+}
+
+/// Appends one event line (with its `\n`), byte for byte what [`write_events`] writes for it.
+/// A time outside years 1970 to 9999 is written with an empty `utc` (the sealer refuses such an
+/// event before it gets here).
+pub fn write_event_line(out: &mut Vec<u8>, event: &EventExport) -> Result<(), serde_json::Error> {
+    let utc = crate::time::format_utc_us(event.utc_us).unwrap_or_default();
+    serde_json::to_writer(
+        &mut *out,
+        &EventLineRef {
+            id: event.id,
+            utc: &utc,
+            utc_us: event.utc_us,
+            run_id: event.run_id,
+            instrument: event.instrument.as_deref(),
+            kind: &event.kind,
+            detail: &event.detail,
+        },
+    )?;
+    out.push(b'\n');
+    Ok(())
+}
+
 /// One compact JSON object per line, each ending in `\n`.
 pub fn write_events(events: &[EventLine]) -> Result<String, serde_json::Error> {
     let mut out = String::new();
@@ -270,42 +553,134 @@ pub fn write_events(events: &[EventLine]) -> Result<String, serde_json::Error> {
     Ok(out)
 }
 
-/// Reads `events.jsonl` strictly: no blank lines, a final newline, known fields, consistent times.
-pub fn read_events(bytes: &[u8]) -> Result<Vec<EventLine>, RecordsError> {
-    let text = std::str::from_utf8(bytes).map_err(|source| RecordsError::NotUtf8 {
-        file: "events.jsonl",
-        source,
-    })?;
-    if text.is_empty() {
-        return Ok(Vec::new());
+/// What a verifier needs of an event line; the detail is checked to be JSON and skipped, so a
+/// line costs no more memory than its text. Same fields and strictness as [`EventLine`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct EventLineCheck {
+    id: u64,
+    utc: String,
+    utc_us: i64,
+    run_id: Option<u64>,
+    instrument: Option<String>,
+    kind: String,
+    detail: serde::de::IgnoredAny,
+}
+
+/// An event as a verifier checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMark {
+    /// Its id.
+    pub id: u64,
+    /// Its time.
+    pub utc_us: i64,
+}
+
+/// Reads `events.jsonl` strictly, one line at a time: no blank lines, a final newline, known
+/// fields, consistent times. Memory is one line, at most [`MAX_RECORD_BYTES`].
+#[derive(Debug)]
+pub struct EventsReader<R> {
+    input: R,
+    line: usize,
+    buf: Vec<u8>,
+    utc: Vec<u8>,
+}
+
+impl<R: BufRead> EventsReader<R> {
+    /// A reader of `events.jsonl` from its first byte.
+    pub fn new(input: R) -> Self {
+        Self {
+            input,
+            line: 0,
+            buf: Vec::new(),
+            utc: Vec::with_capacity(crate::time::UTC_LEN),
+        }
     }
-    let Some(body) = text.strip_suffix('\n') else {
-        return Err(RecordsError::EventFraming {
-            line: text.split('\n').count(),
-        });
-    };
-    body.split('\n')
-        .enumerate()
-        .map(|(i, line)| {
-            let line_no = i + 1;
-            if line.is_empty() {
-                return Err(RecordsError::EventFraming { line: line_no });
-            }
-            let event: EventLine =
-                serde_json::from_str(line).map_err(|source| RecordsError::EventJson {
-                    line: line_no,
-                    source,
-                })?;
-            if format_utc_us(event.utc_us).as_deref() != Some(event.utc.as_str()) {
-                return Err(RecordsError::UtcMismatch {
-                    file: "events.jsonl",
-                    record: line_no,
-                    utc: event.utc,
-                });
-            }
-            Ok(event)
-        })
-        .collect()
+
+    /// The next line's text (without its `\n`), checked for framing; `None` at the end.
+    fn next_line(&mut self) -> Result<Option<(usize, &str)>, RecordsError> {
+        self.buf.clear();
+        let io_err = |source| RecordsError::Io {
+            file: "events.jsonl",
+            source,
+        };
+        let cap = u64::try_from(MAX_RECORD_BYTES).unwrap_or(u64::MAX) + 1;
+        let n = Read::take(&mut self.input, cap)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(io_err)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        let line = self.line;
+        if self.buf.len() > MAX_RECORD_BYTES {
+            return Err(RecordsError::EventTooLong {
+                line,
+                cap: MAX_RECORD_BYTES,
+            });
+        }
+        if self.buf.pop() != Some(b'\n') || self.buf.is_empty() {
+            return Err(RecordsError::EventFraming { line });
+        }
+        std::str::from_utf8(&self.buf)
+            .map(|text| Some((line, text)))
+            .map_err(|source| RecordsError::NotUtf8 {
+                file: "events.jsonl",
+                source,
+            })
+    }
+
+    /// The next event's id and time, the line checked as strictly as [`read_events`] does.
+    pub fn next_mark(&mut self) -> Result<Option<EventMark>, RecordsError> {
+        let Some((line, text)) = self.next_line()? else {
+            return Ok(None);
+        };
+        let event: EventLineCheck = serde_json::from_str(text)
+            .map_err(|source| RecordsError::EventJson { line, source })?;
+        self.utc.clear();
+        if !push_utc_us(&mut self.utc, event.utc_us) || self.utc.as_slice() != event.utc.as_bytes()
+        {
+            return Err(RecordsError::UtcMismatch {
+                file: "events.jsonl",
+                record: line,
+                utc: event.utc,
+            });
+        }
+        Ok(Some(EventMark {
+            id: event.id,
+            utc_us: event.utc_us,
+        }))
+    }
+
+    /// The next event in full.
+    pub fn next_event(&mut self) -> Result<Option<EventLine>, RecordsError> {
+        let Some((line, text)) = self.next_line()? else {
+            return Ok(None);
+        };
+        let event: EventLine = serde_json::from_str(text)
+            .map_err(|source| RecordsError::EventJson { line, source })?;
+        self.utc.clear();
+        if !push_utc_us(&mut self.utc, event.utc_us) || self.utc.as_slice() != event.utc.as_bytes()
+        {
+            return Err(RecordsError::UtcMismatch {
+                file: "events.jsonl",
+                record: line,
+                utc: event.utc,
+            });
+        }
+        Ok(Some(event))
+    }
+}
+
+/// Reads a whole `events.jsonl` from memory (the streaming [`EventsReader`], collected).
+pub fn read_events(bytes: &[u8]) -> Result<Vec<EventLine>, RecordsError> {
+    let mut reader = EventsReader::new(bytes);
+    let mut out = Vec::new();
+    while let Some(event) = reader.next_event()? {
+        out.push(event);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -430,7 +805,7 @@ mod tests {
         assert!(matches!(check("seq,", "Seq,"), RecordsError::Header));
         assert!(matches!(read_readings(b""), Err(RecordsError::Header)));
         assert!(matches!(
-            read_readings(b"\xff\n"),
+            read_readings(b"\xff,a,b,c,d,e,f,g,h,i,j,k,l,m,n\n"),
             Err(RecordsError::NotUtf8 { .. })
         ));
     }
@@ -486,6 +861,86 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn event_lines_are_written_as_write_events_writes_them() {
+        let export = EventExport {
+            id: 9,
+            utc_us: 1_700_000_000_000_001,
+            run_id: Some(3),
+            instrument: None,
+            kind: "exchange".into(),
+            detail: serde_json::json!({"z": [1, "two"], "a": null, "m": {"k": 1.5}}),
+        };
+        let line = EventLine {
+            id: 9,
+            utc: format_utc_us(export.utc_us).unwrap(),
+            utc_us: export.utc_us,
+            run_id: Some(3),
+            instrument: None,
+            kind: "exchange".into(),
+            detail: export.detail.clone(),
+        };
+        let mut out = Vec::new();
+        write_event_line(&mut out, &export).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            write_events(&[line]).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_record_or_line_longer_than_the_cap_is_refused_without_reading_on() {
+        let long = "x".repeat(MAX_RECORD_BYTES + 1);
+        let text = format!("{}\n1,{long}\n", READINGS_HEADER.join(","));
+        assert!(matches!(
+            read_readings(text.as_bytes()),
+            Err(RecordsError::Csv(CsvError::RecordTooLong { record: 2, .. }))
+        ));
+        let line = format!("{{\"id\":\"{long}\"}}\n");
+        assert!(matches!(
+            read_events(line.as_bytes()),
+            Err(RecordsError::EventTooLong { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn the_verifiers_event_check_is_as_strict_as_the_full_parse() {
+        let good = write_events(&[EventLine {
+            id: 1,
+            utc: format_utc_us(0).unwrap(),
+            utc_us: 0,
+            run_id: None,
+            instrument: Some("dmm".into()),
+            kind: "k".into(),
+            detail: serde_json::json!({"a": [1, {"b": null}]}),
+        }])
+        .unwrap();
+        let variants = [
+            good.clone(),
+            good.replace("\"kind\"", "\"x\":1,\"kind\""),
+            good.replace("\"id\":1", "\"id\":-1"),
+            good.replace("\"detail\":{", "\"detail\":{{"),
+            good.replace(":00.000000Z", ":01.000000Z"),
+            good.replace("\"run_id\":null,", ""),
+            good.replace("\"instrument\":\"dmm\"", "\"instrument\":5"),
+            good.trim_end().to_owned(),
+            format!("{good}\n"),
+        ];
+        for text in variants {
+            let full = read_events(text.as_bytes()).map(|e| e.len());
+            let mut reader = EventsReader::new(text.as_bytes());
+            let mut marks = 0;
+            let light = loop {
+                match reader.next_mark() {
+                    Ok(Some(_)) => marks += 1,
+                    Ok(None) => break Ok(marks),
+                    Err(e) => break Err(e),
+                }
+            };
+            assert_eq!(full.is_ok(), light.is_ok(), "{text}: {full:?} / {light:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn readings_round_trip(
@@ -518,6 +973,42 @@ mod tests {
             // Bit-level equality: the chain hashes the value's bits.
             prop_assert_eq!(back[0].record.value.map(f64::to_bits), row.record.value.map(f64::to_bits));
             prop_assert_eq!(&back[0], &row);
+        }
+
+        #[test]
+        fn reading_in_small_pieces_gives_the_same_rows(
+            rows in proptest::collection::vec((any::<String>(), status_and_value(), any::<u64>()), 0..6),
+            capacity in 1usize..9,
+        ) {
+            let rows: Vec<ReadingExport> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, (text, (status, value), n))| ReadingExport {
+                    record: ReadingRecord {
+                        seq: i as u64 + 1,
+                        run_id: n,
+                        instrument_id: 1,
+                        quantity: text.clone(),
+                        value,
+                        status,
+                        unit: "V".into(),
+                        raw: text.clone(),
+                        utc_us: (n % 253_402_300_800_000_000) as i64,
+                        mono_ns: n,
+                        boot_id: text.clone(),
+                    },
+                    sequence: text.clone(),
+                    instrument: text,
+                    chain: [n as u8; 32],
+                })
+                .collect();
+            let text = write_readings(&rows);
+            let mut reader = ReadingsReader::new(std::io::BufReader::with_capacity(capacity, text.as_bytes()));
+            let mut back = Vec::new();
+            while let Some(row) = reader.next_row().unwrap() {
+                back.push(row.to_export());
+            }
+            prop_assert_eq!(back, rows);
         }
 
         #[test]

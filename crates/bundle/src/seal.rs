@@ -1,34 +1,25 @@
 //! Sealing: readings, events and metadata in, one signed, deterministic tar out.
+//!
+//! [`Sealer`] streams: readings and events are checked and written one at a time into the
+//! caller's sinks (files, for a backlog of any length) while their hashes are taken, and
+//! [`SealedParts`] then writes the archive from those sinks. [`seal`] is the same in memory.
+
+use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 use ssh_key::{HashAlg, LineEnding, PrivateKey};
 use thiserror::Error;
 
-use super::content::{self, ContentError};
+use super::chain::ReadingRef;
+use super::content::{ContentError, EventsCheck, ReadingsCheck};
+use super::csv::MAX_RECORD_BYTES;
 use super::manifest::{
-    AGENT_NAME, AgentInfo, ArtefactInfo, EventLine, FORMAT, Hash32, InstrumentInfo, LabInfo,
-    Manifest,
+    AGENT_NAME, AgentInfo, ArtefactInfo, FORMAT, Hash32, InstrumentInfo, LabInfo, Manifest,
 };
-use super::records::{self, ReadingExport, format_utc_us};
-use super::tar::{self, BundleFiles, MAX_FOLDER_LEN, TarLimits, TarWriteError};
+use super::records::{self, EventExport, ReadingExport, RowWriter, format_utc_us};
+use super::ssh::SshError;
+use super::tar::{FILE_NAMES, MAX_FOLDER_LEN, MEMBER_CAPS, TarPlan, TarWriteError};
 use super::{NAMESPACE, bundle_name, is_valid_id, sums};
-
-/// One event as the store exports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventExport {
-    /// The event's id; ids increase through a bundle.
-    pub id: u64,
-    /// Microseconds since the Unix epoch.
-    pub utc_us: i64,
-    /// The run it belongs to, if any.
-    pub run_id: Option<u64>,
-    /// The instrument name it concerns, if any.
-    pub instrument: Option<String>,
-    /// What happened, e.g. `clock_step`.
-    pub kind: String,
-    /// Kind-specific details.
-    pub detail: serde_json::Value,
-}
 
 /// Everything a bundle is made of; the store reads it as one consistent snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,9 +118,28 @@ pub enum SealError {
         #[source]
         source: serde_json::Error,
     },
+    /// One reading's row or one event's line would be longer than verifiers read.
+    #[error("{file} record {record} would be longer than the {cap} bytes verifiers read")]
+    RecordTooLong {
+        /// Which file.
+        file: &'static str,
+        /// The reading's sequence number or the event's id.
+        record: u64,
+        /// The cap.
+        cap: usize,
+    },
+    /// Writing a file's bytes to the caller's sink failed.
+    #[error("cannot write {file}")]
+    Io {
+        /// Which file.
+        file: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Signing `SHA256SUMS` failed.
     #[error("cannot sign SHA256SUMS")]
-    Sign(#[source] ssh_key::Error),
+    Sign(#[source] SshError),
     /// Building the archive failed.
     #[error("cannot build the bundle archive")]
     Tar(#[from] TarWriteError),
@@ -139,132 +149,368 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-fn cap(file: &'static str, bytes: &[u8], cap: u64) -> Result<(), SealError> {
-    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if size > cap {
-        return Err(SealError::TooLarge { file, size, cap });
-    }
-    Ok(())
+/// Everything a bundle carries besides its readings, events and instruments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealHeader {
+    /// The lab's id, `[A-Za-z0-9._-]{1,64}`; also the signing principal.
+    pub lab_id: String,
+    /// The lab's name.
+    pub lab_name: String,
+    /// The travelling standard; its id is `[A-Za-z0-9._-]{1,64}`.
+    pub artefact: ArtefactInfo,
+    /// 1 for the first bundle, then +1.
+    pub bundle_seq: u64,
+    /// SHA-256 of the previous bundle's `SHA256SUMS`; `None` exactly for bundle 1.
+    pub prev_sums_sha256: Option<[u8; 32]>,
+    /// The chain value before the first reading ([`crate::chain::GENESIS`] before reading 1).
+    pub chain_prev: [u8; 32],
+    /// SHA-256 of the sequence definitions in force.
+    pub sequences_sha256: [u8; 32],
+    /// Sealing time, microseconds since the Unix epoch; also the tar's mtime (whole seconds).
+    pub created_utc_us: i64,
+    /// The agent's version string.
+    pub agent_version: String,
 }
 
-/// Builds and signs a bundle. Pure: the same input and key give the same bytes.
-pub fn seal(input: &SealInput, key: &PrivateKey) -> Result<SealedBundle, SealError> {
-    for (what, id) in [("lab", &input.lab_id), ("artefact", &input.artefact.id)] {
-        if !is_valid_id(id) {
-            return Err(SealError::InvalidId {
-                what,
-                id: id.clone(),
-            });
+/// Bytes flushed to a sink at a time.
+const FLUSH_BYTES: usize = 256 << 10;
+
+/// One streamed file: its pending bytes, hash and length so far.
+struct Section<W> {
+    file: &'static str,
+    out: W,
+    buf: Vec<u8>,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Section<W> {
+    fn new(file: &'static str, out: W) -> Self {
+        Self {
+            file,
+            out,
+            buf: Vec::with_capacity(FLUSH_BYTES + 4096),
+            hasher: Sha256::new(),
+            len: 0,
         }
     }
-    let name = bundle_name(&input.lab_id, &input.artefact.id, input.bundle_seq);
-    if name.len() > MAX_FOLDER_LEN {
-        return Err(SealError::NameTooLong(name));
-    }
-    if input.bundle_seq == 0 {
-        return Err(SealError::ZeroBundleSeq);
-    }
-    if (input.bundle_seq == 1) != input.prev_sums_sha256.is_none() {
-        return Err(SealError::PrevMismatch {
-            bundle_seq: input.bundle_seq,
-        });
-    }
-    if !input.artefact.nominal.is_finite() {
-        return Err(SealError::NonFiniteNominal);
-    }
-    let created_utc =
-        format_utc_us(input.created_utc_us).ok_or(SealError::CreatedTime(input.created_utc_us))?;
-    let mtime = u64::try_from(input.created_utc_us.div_euclid(1_000_000)).unwrap_or(0);
 
-    let readings = content::check_readings(&input.readings, &input.chain_prev, &input.instruments)?;
-    let events: Vec<EventLine> = input
-        .events
-        .iter()
-        .map(|e| EventLine {
-            id: e.id,
-            utc: format_utc_us(e.utc_us).unwrap_or_default(),
-            utc_us: e.utc_us,
-            run_id: e.run_id,
-            instrument: e.instrument.clone(),
-            kind: e.kind.clone(),
-            detail: e.detail.clone(),
+    /// Accounts for the record appended to `buf` since `mark`; flushes when enough is pending.
+    fn record(&mut self, mark: usize, id: u64) -> Result<(), SealError> {
+        let size = self.buf.len() - mark;
+        if size > MAX_RECORD_BYTES {
+            return Err(SealError::RecordTooLong {
+                file: self.file,
+                record: id,
+                cap: MAX_RECORD_BYTES,
+            });
+        }
+        self.len += u64::try_from(size).unwrap_or(u64::MAX);
+        let index = FILE_NAMES.iter().position(|&n| n == self.file).unwrap_or(0);
+        if self.len > MEMBER_CAPS[index] {
+            return Err(SealError::TooLarge {
+                file: self.file,
+                size: self.len,
+                cap: MEMBER_CAPS[index],
+            });
+        }
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SealError> {
+        self.hasher.update(&self.buf);
+        self.out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush())
+            .map_err(|source| SealError::Io {
+                file: self.file,
+                source,
+            })?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<([u8; 32], u64, W), SealError> {
+        self.flush()?;
+        Ok((self.hasher.finalize().into(), self.len, self.out))
+    }
+}
+
+/// A bundle being sealed: readings and events go in one at a time, checked by the rules a verifier
+/// applies and written to the caller's sinks as `readings.csv` and `events.jsonl`; [`finish`]
+/// signs. Memory does not depend on how many there are.
+///
+/// [`finish`]: Sealer::finish
+pub struct Sealer<R, E> {
+    header: SealHeader,
+    name: String,
+    created_utc: String,
+    mtime: u64,
+    instruments: Vec<InstrumentInfo>,
+    readings: Section<R>,
+    events: Section<E>,
+    readings_check: ReadingsCheck,
+    events_check: EventsCheck,
+    rows: RowWriter,
+}
+
+impl<R: Write, E: Write> Sealer<R, E> {
+    /// Starts a bundle whose readings may name `instruments` (the manifest lists those they do);
+    /// `readings.csv` goes to `readings_out`, `events.jsonl` to `events_out`.
+    pub fn new(
+        header: SealHeader,
+        instruments: Vec<InstrumentInfo>,
+        readings_out: R,
+        events_out: E,
+    ) -> Result<Self, SealError> {
+        for (what, id) in [("lab", &header.lab_id), ("artefact", &header.artefact.id)] {
+            if !is_valid_id(id) {
+                return Err(SealError::InvalidId {
+                    what,
+                    id: id.clone(),
+                });
+            }
+        }
+        let name = bundle_name(&header.lab_id, &header.artefact.id, header.bundle_seq);
+        if name.len() > MAX_FOLDER_LEN {
+            return Err(SealError::NameTooLong(name));
+        }
+        if header.bundle_seq == 0 {
+            return Err(SealError::ZeroBundleSeq);
+        }
+        if (header.bundle_seq == 1) != header.prev_sums_sha256.is_none() {
+            return Err(SealError::PrevMismatch {
+                bundle_seq: header.bundle_seq,
+            });
+        }
+        if !header.artefact.nominal.is_finite() {
+            return Err(SealError::NonFiniteNominal);
+        }
+        let created_utc = format_utc_us(header.created_utc_us)
+            .ok_or(SealError::CreatedTime(header.created_utc_us))?;
+        let mtime = u64::try_from(header.created_utc_us.div_euclid(1_000_000)).unwrap_or(0);
+        let readings_check = ReadingsCheck::new(header.chain_prev, &instruments)?;
+        let mut rows = RowWriter::default();
+        let mut readings = Section::new("readings.csv", readings_out);
+        rows.write_header(&mut readings.buf);
+        readings.len = u64::try_from(readings.buf.len()).unwrap_or(0);
+        Ok(Self {
+            header,
+            name,
+            created_utc,
+            mtime,
+            instruments,
+            readings,
+            events: Section::new("events.jsonl", events_out),
+            readings_check,
+            events_check: EventsCheck::default(),
+            rows,
         })
-        .collect();
-    let events_summary = content::check_events(&events)?;
+    }
 
-    let manifest = Manifest {
-        format: FORMAT.to_owned(),
-        lab: LabInfo {
-            id: input.lab_id.clone(),
-            name: input.lab_name.clone(),
-        },
+    /// The bundle's name, `<lab>-<artefact>-<seq:06>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds the next reading; readings come in sequence order, each with its chain value.
+    pub fn push_reading(
+        &mut self,
+        reading: &ReadingRef<'_>,
+        sequence: &str,
+        instrument: &str,
+        chain: &[u8; 32],
+    ) -> Result<(), SealError> {
+        self.readings_check.push(reading, instrument, chain)?;
+        let mark = self.readings.buf.len();
+        self.rows
+            .write(&mut self.readings.buf, reading, sequence, instrument, chain);
+        self.readings.record(mark, reading.seq)
+    }
+
+    /// Adds the next event; ids increase.
+    pub fn push_event(&mut self, event: &EventExport) -> Result<(), SealError> {
+        self.events_check.push(event.id, event.utc_us)?;
+        let mark = self.events.buf.len();
+        records::write_event_line(&mut self.events.buf, event).map_err(|source| {
+            SealError::Json {
+                file: "events.jsonl",
+                source,
+            }
+        })?;
+        self.events.record(mark, event.id)
+    }
+
+    /// Signs what was added. Returns the small files and the plan of the archive, and gives the
+    /// sinks back (all bytes written to them).
+    pub fn finish(self, key: &PrivateKey) -> Result<(SealedParts, R, E), SealError> {
+        let readings = self.readings_check.finish()?;
+        let events = self.events_check.finish();
+        let used: Vec<u64> = self.readings_check.instruments_used().collect();
+        let instruments = self
+            .instruments
+            .into_iter()
+            .filter(|i| used.binary_search(&i.id).is_ok())
+            .collect();
+        let (readings_sha256, readings_len, readings_out) = self.readings.finish()?;
+        let (events_sha256, events_len, events_out) = self.events.finish()?;
+        let h = self.header;
+        let manifest = Manifest {
+            format: FORMAT.to_owned(),
+            lab: LabInfo {
+                id: h.lab_id,
+                name: h.lab_name,
+            },
+            artefact: h.artefact,
+            bundle_seq: h.bundle_seq,
+            prev_sha256sums: h.prev_sums_sha256.map(Hash32),
+            readings,
+            events,
+            created_utc: self.created_utc,
+            created_utc_us: h.created_utc_us,
+            agent: AgentInfo {
+                name: AGENT_NAME.to_owned(),
+                version: h.agent_version,
+            },
+            instruments,
+            sequences_sha256: Hash32(h.sequences_sha256),
+        };
+        let mut manifest_json =
+            serde_json::to_vec_pretty(&manifest).map_err(|source| SealError::Json {
+                file: "manifest.json",
+                source,
+            })?;
+        manifest_json.push(b'\n');
+        let manifest_len = u64::try_from(manifest_json.len()).unwrap_or(u64::MAX);
+        if manifest_len > MEMBER_CAPS[0] {
+            return Err(SealError::TooLarge {
+                file: "manifest.json",
+                size: manifest_len,
+                cap: MEMBER_CAPS[0],
+            });
+        }
+        let sums_text = sums::render(&[events_sha256, sha256(&manifest_json), readings_sha256]);
+        let signature = key
+            .sign(NAMESPACE, HashAlg::Sha512, sums_text.as_bytes())
+            .map_err(|e| SealError::Sign(e.into()))?;
+        let sig = signature
+            .to_pem(LineEnding::LF)
+            .map_err(|e| SealError::Sign(e.into()))?
+            .into_bytes();
+        let sums = sums_text.into_bytes();
+        let len = |b: &[u8]| u64::try_from(b.len()).unwrap_or(u64::MAX);
+        let plan = TarPlan::new(
+            &self.name,
+            [
+                manifest_len,
+                readings_len,
+                events_len,
+                len(&sums),
+                len(&sig),
+            ],
+            self.mtime,
+        )?;
+        Ok((
+            SealedParts {
+                file_name: format!("{}.tar", self.name),
+                name: self.name,
+                sums_sha256: sha256(&sums),
+                manifest,
+                manifest_json,
+                sums,
+                sig,
+                plan,
+            },
+            readings_out,
+            events_out,
+        ))
+    }
+}
+
+/// A signed bundle whose `readings.csv` and `events.jsonl` are in the caller's sinks: what is needed
+/// to write its archive, and to record it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedParts {
+    /// `<lab>-<artefact>-<bundle_seq, 6 digits>`, also the folder inside the tar.
+    pub name: String,
+    /// `name` + `.tar`.
+    pub file_name: String,
+    /// SHA-256 of `SHA256SUMS`: the next bundle's `prev_sums_sha256`.
+    pub sums_sha256: [u8; 32],
+    /// The manifest.
+    pub manifest: Manifest,
+    /// `manifest.json`.
+    pub manifest_json: Vec<u8>,
+    /// `SHA256SUMS`.
+    pub sums: Vec<u8>,
+    /// `SHA256SUMS.sig`.
+    pub sig: Vec<u8>,
+    plan: TarPlan,
+}
+
+impl SealedParts {
+    /// The archive's length in bytes.
+    pub fn archive_len(&self) -> u64 {
+        self.plan.len()
+    }
+
+    /// Writes the archive to `out`, taking `readings.csv` and `events.jsonl` from the readers
+    /// (exactly the bytes the sealer wrote to its sinks).
+    pub fn write_archive<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        readings: &mut dyn Read,
+        events: &mut dyn Read,
+    ) -> io::Result<()> {
+        self.plan.write(
+            out,
+            [
+                &mut &self.manifest_json[..],
+                readings,
+                events,
+                &mut &self.sums[..],
+                &mut &self.sig[..],
+            ],
+        )
+    }
+}
+
+/// Builds and signs a bundle in memory. Pure: the same input and key give the same bytes.
+pub fn seal(input: &SealInput, key: &PrivateKey) -> Result<SealedBundle, SealError> {
+    let header = SealHeader {
+        lab_id: input.lab_id.clone(),
+        lab_name: input.lab_name.clone(),
         artefact: input.artefact.clone(),
         bundle_seq: input.bundle_seq,
-        prev_sha256sums: input.prev_sums_sha256.map(Hash32),
-        readings,
-        events: events_summary,
-        created_utc,
+        prev_sums_sha256: input.prev_sums_sha256,
+        chain_prev: input.chain_prev,
+        sequences_sha256: input.sequences_sha256,
         created_utc_us: input.created_utc_us,
-        agent: AgentInfo {
-            name: AGENT_NAME.to_owned(),
-            version: input.agent_version.clone(),
-        },
-        instruments: input.instruments.clone(),
-        sequences_sha256: Hash32(input.sequences_sha256),
+        agent_version: input.agent_version.clone(),
     };
-    let mut manifest_json =
-        serde_json::to_string_pretty(&manifest).map_err(|source| SealError::Json {
-            file: "manifest.json",
+    let mut sealer = Sealer::new(header, input.instruments.clone(), Vec::new(), Vec::new())?;
+    for r in &input.readings {
+        sealer.push_reading(&r.record.as_ref(), &r.sequence, &r.instrument, &r.chain)?;
+    }
+    for e in &input.events {
+        sealer.push_event(e)?;
+    }
+    let (parts, readings, events) = sealer.finish(key)?;
+    let mut tar = Vec::with_capacity(usize::try_from(parts.archive_len()).unwrap_or(0));
+    parts
+        .write_archive(&mut tar, &mut &readings[..], &mut &events[..])
+        .map_err(|source| SealError::Io {
+            file: "tar",
             source,
         })?;
-    manifest_json.push('\n');
-    let readings_csv = records::write_readings(&input.readings);
-    let events_jsonl = records::write_events(&events).map_err(|source| SealError::Json {
-        file: "events.jsonl",
-        source,
-    })?;
-
-    let limits = TarLimits::DEFAULT;
-    cap(
-        "manifest.json",
-        manifest_json.as_bytes(),
-        limits.max_file_bytes,
-    )?;
-    cap(
-        "readings.csv",
-        readings_csv.as_bytes(),
-        limits.max_file_bytes,
-    )?;
-    cap(
-        "events.jsonl",
-        events_jsonl.as_bytes(),
-        limits.max_file_bytes,
-    )?;
-
-    let sums_text = sums::render(&[
-        sha256(events_jsonl.as_bytes()),
-        sha256(manifest_json.as_bytes()),
-        sha256(readings_csv.as_bytes()),
-    ]);
-    let signature = key
-        .sign(NAMESPACE, HashAlg::Sha512, sums_text.as_bytes())
-        .map_err(SealError::Sign)?;
-    let sig_pem = signature.to_pem(LineEnding::LF).map_err(SealError::Sign)?;
-
-    let files = BundleFiles {
-        manifest: manifest_json.as_bytes(),
-        readings: readings_csv.as_bytes(),
-        events: events_jsonl.as_bytes(),
-        sums: sums_text.as_bytes(),
-        sig: sig_pem.as_bytes(),
-    };
-    let tar_bytes = tar::write_tar(&name, &files, mtime)?;
-    cap("tar", &tar_bytes, limits.max_total_bytes)?;
     Ok(SealedBundle {
-        file_name: format!("{name}.tar"),
-        name,
-        tar: tar_bytes,
-        sums_sha256: sha256(sums_text.as_bytes()),
-        manifest,
+        name: parts.name,
+        file_name: parts.file_name,
+        tar,
+        sums_sha256: parts.sums_sha256,
+        manifest: parts.manifest,
     })
 }

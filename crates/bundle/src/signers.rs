@@ -48,7 +48,7 @@ pub enum SignersLineError {
     EmptyValidity,
     /// The key type and base64 do not form a public key.
     #[error("invalid public key")]
-    Key(#[source] ssh_key::Error),
+    Key(#[source] crate::ssh::SshError),
 }
 
 /// One usable line.
@@ -66,6 +66,38 @@ pub struct SignerEntry {
     pub valid_before: Option<u64>,
     /// The key.
     pub key: PublicKey,
+}
+
+impl SignerEntry {
+    /// Whether the line names `principal` (its principals pattern-list matches it).
+    pub fn allows(&self, principal: &str) -> bool {
+        match_pattern_list(principal, &self.principals)
+    }
+
+    /// A plain key (not a CA) allowed in `namespace` at `now` (seconds since the epoch).
+    fn usable(&self, namespace: &str, now: u64) -> bool {
+        !self.cert_authority
+            && self
+                .namespaces
+                .as_deref()
+                .is_none_or(|ns| match_pattern_list(namespace, ns))
+            && self.valid_after.is_none_or(|t| now >= t)
+            && self.valid_before.is_none_or(|t| now <= t)
+    }
+}
+
+/// The principals field of an `allowed_signers` line, unquoted; `None` for blank and comment lines
+/// and lines that do not tokenise.
+pub(crate) fn line_principals(line: &str) -> Option<&str> {
+    let line = line.trim_matches([' ', '\t', '\r']);
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let (principals, _) = take_token(line).ok()?;
+    match principals.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"'),
+        None => Some(principals),
+    }
 }
 
 /// A parsed `allowed_signers` file.
@@ -99,20 +131,26 @@ impl AllowedSigners {
         Ok(signers)
     }
 
+    /// The lines that let `key` sign in `namespace` at `now`, for whichever principals they name.
+    pub fn entries_for_key(
+        &self,
+        key: &ssh_key::public::KeyData,
+        namespace: &str,
+        now: SystemTime,
+    ) -> Vec<&SignerEntry> {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.entries
+            .iter()
+            .filter(|e| e.usable(namespace, now) && e.key.key_data() == key)
+            .collect()
+    }
+
     /// The plain keys allowed to sign as `principal` in `namespace` at `now`.
     pub fn keys_for(&self, principal: &str, namespace: &str, now: SystemTime) -> Vec<&PublicKey> {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.entries
             .iter()
-            .filter(|e| !e.cert_authority)
-            .filter(|e| match_pattern_list(principal, &e.principals))
-            .filter(|e| {
-                e.namespaces
-                    .as_deref()
-                    .is_none_or(|ns| match_pattern_list(namespace, ns))
-            })
-            .filter(|e| e.valid_after.is_none_or(|t| now >= t))
-            .filter(|e| e.valid_before.is_none_or(|t| now <= t))
+            .filter(|e| e.usable(namespace, now) && e.allows(principal))
             .map(|e| &e.key)
             .collect()
     }
@@ -182,7 +220,7 @@ fn parse_line(line: &str) -> Result<Line, SignersLineError> {
     let key = match PublicKey::from_openssh(&format!("{key_type} {base64}")) {
         Ok(key) => key,
         Err(_) if key_type != Algorithm::Ed25519.as_str() => return Ok(Line::Unsupported),
-        Err(e) => return Err(SignersLineError::Key(e)),
+        Err(e) => return Err(SignersLineError::Key(e.into())),
     };
     Ok(Line::Entry(SignerEntry {
         principals: principals.to_owned(),

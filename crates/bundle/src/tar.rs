@@ -1,9 +1,14 @@
-//! The bundle's tar: a tiny, deterministic ustar writer and a strict in-memory reader.
+//! The bundle's tar: a tiny, deterministic ustar writer and a strict streaming reader.
 //!
 //! The reader accepts exactly the shape the writer produces (one folder, the five bundle files) and
 //! refuses everything archive tools have been bitten by: links, pax and GNU extension headers,
-//! absolute paths, `..`, duplicates, sizes that run past the input. It never extracts and never
-//! allocates in proportion to a header's claims: the files it returns borrow from the input.
+//! absolute paths, `..`, duplicates, sizes that run past the input. It reads the archive once, front
+//! to back, never extracts, and never allocates in proportion to a header's claims: each member's
+//! data passes through the caller's visitor (which hashes it, say) under a cap by name, checked
+//! before its first byte is read. Both the writer and the reader stream, so neither holds a bundle
+//! in memory; [`write_tar`] and [`read_tar`] are the in-memory forms of the same code.
+
+use std::io::{self, Read, Write};
 
 use thiserror::Error;
 
@@ -20,6 +25,17 @@ pub const FILE_NAMES: [&str; 5] = [
 
 /// Longest bundle folder name: `<folder>/` must fit ustar's 100-byte name field.
 pub const MAX_FOLDER_LEN: usize = 99;
+
+/// The largest each bundle file may be, by name (in [`FILE_NAMES`] order), checked against a
+/// member's header before its data is read. The sealer keeps to the same caps, so a lab never
+/// signs a bundle a verifier refuses: `readings.csv` and `events.jsonl` up to 512 MiB (a day of
+/// readings at 10 Hz is about 200 MiB of CSV); the manifest, the sums and the signature are small
+/// by construction.
+pub const MEMBER_CAPS: [u64; 5] = [1 << 20, 512 << 20, 512 << 20, 4 << 10, 64 << 10];
+
+/// Zero bytes accepted after the two end-of-archive blocks (tar pads an archive to its record
+/// size, 10 KiB by default; 1 MiB allows any blocking factor up to 2048).
+pub const MAX_TAIL_BYTES: u64 = 1 << 20;
 
 /// Size caps the reader checks before it touches an entry's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +116,20 @@ pub enum TarError {
         size: u64,
         /// The cap.
         cap: u64,
+    },
+    /// A stream ran past the total cap (its size is not known in advance).
+    #[error("archive exceeds the {cap}-byte cap")]
+    StreamTooLarge {
+        /// The cap.
+        cap: u64,
+    },
+    /// More zero padding after the end of the archive than any tar writes.
+    #[error(
+        "more than {MAX_TAIL_BYTES} bytes of padding after the end of the archive at offset {offset}"
+    )]
+    LongTail {
+        /// Where the end-of-archive blocks start.
+        offset: usize,
     },
     /// The headers are not byte for byte what [`write_tar`] makes for the same files.
     #[error(
@@ -235,7 +265,7 @@ pub(crate) fn is_safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Writes `folder/` (0755) and the five files (0644) as a ustar archive.
+/// Writes `folder/` (0755) and the five files (0644) as a ustar archive, in memory.
 ///
 /// The bytes depend only on the arguments: uid/gid 0, empty owner names, `mtime` everywhere.
 pub fn write_tar(
@@ -243,24 +273,86 @@ pub fn write_tar(
     files: &BundleFiles<'_>,
     mtime: u64,
 ) -> Result<Vec<u8>, TarWriteError> {
-    if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
-        return Err(TarWriteError::BadFolder(folder.to_owned()));
-    }
-    let data_len: usize = files
-        .in_order()
-        .iter()
-        .map(|(_, d)| d.len().div_ceil(BLOCK) * BLOCK)
-        .sum();
-    let mut out = Vec::with_capacity(data_len + 8 * BLOCK);
-    out.extend_from_slice(&header(folder, "", b'5', 0o755, 0, mtime)?);
-    for (name, data) in files.in_order() {
-        let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        out.extend_from_slice(&header(folder, name, b'0', 0o644, size, mtime)?);
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
-    }
-    out.resize(out.len() + 2 * BLOCK, 0);
+    let [a, b, c, d, e] = files.in_order().map(|(_, data)| data);
+    let plan = TarPlan::new(folder, [a, b, c, d, e].map(len64), mtime)?;
+    let mut out = Vec::with_capacity(usize::try_from(plan.len()).unwrap_or(0));
+    let [mut a, mut b, mut c, mut d, mut e] = [a, b, c, d, e];
+    // Writing to a Vec from slices of the declared sizes cannot fail.
+    let _ = plan.write(&mut out, [&mut a, &mut b, &mut c, &mut d, &mut e]);
     Ok(out)
+}
+
+fn len64(data: &[u8]) -> u64 {
+    u64::try_from(data.len()).unwrap_or(u64::MAX)
+}
+
+/// The padded length of `size` bytes of data.
+fn padded(size: u64) -> u64 {
+    size.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+/// A bundle archive laid out before any byte is written: its headers (which need every file's
+/// size) and its length, so the archive can be streamed into a database row reserved at that
+/// length and into a file at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarPlan {
+    headers: [[u8; BLOCK]; 6],
+    sizes: [u64; 5],
+}
+
+impl TarPlan {
+    /// Plans `folder/` and the five files of `sizes` (in [`FILE_NAMES`] order).
+    pub fn new(folder: &str, sizes: [u64; 5], mtime: u64) -> Result<Self, TarWriteError> {
+        if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
+            return Err(TarWriteError::BadFolder(folder.to_owned()));
+        }
+        let mut headers = [[0u8; BLOCK]; 6];
+        headers[0] = header(folder, "", b'5', 0o755, 0, mtime)?;
+        for ((slot, name), size) in headers[1..].iter_mut().zip(FILE_NAMES).zip(sizes) {
+            *slot = header(folder, name, b'0', 0o644, size, mtime)?;
+        }
+        Ok(Self { headers, sizes })
+    }
+
+    /// The archive's length in bytes.
+    pub fn len(&self) -> u64 {
+        let data: u64 = self.sizes.iter().map(|&s| BLOCK as u64 + padded(s)).sum();
+        BLOCK as u64 + data + 2 * BLOCK as u64
+    }
+
+    /// Always false: an archive has at least its folder header and end blocks.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the archive, copying each file from its reader, which must give exactly the
+    /// planned number of bytes (fewer is an `UnexpectedEof` error, more are not read).
+    pub fn write<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        files: [&mut dyn Read; 5],
+    ) -> io::Result<()> {
+        const ZEROS: [u8; BLOCK] = [0; BLOCK];
+        out.write_all(&self.headers[0])?;
+        for ((file, header), (size, name)) in files
+            .into_iter()
+            .zip(&self.headers[1..])
+            .zip(self.sizes.iter().zip(FILE_NAMES))
+        {
+            out.write_all(header)?;
+            let copied = io::copy(&mut file.take(*size), out)?;
+            if copied != *size {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{name} gave {copied} of its {size} bytes"),
+                ));
+            }
+            let pad = usize::try_from(padded(*size) - size).unwrap_or(0);
+            out.write_all(&ZEROS[..pad])?;
+        }
+        out.write_all(&ZEROS)?;
+        out.write_all(&ZEROS)
+    }
 }
 
 /// One header for `folder/name` (or `folder/` when `name` is empty).
@@ -348,48 +440,169 @@ fn text_field(field: &[u8]) -> Option<&[u8]> {
     rest.iter().all(|&b| b == 0).then_some(text)
 }
 
-fn block_at(bytes: &[u8], offset: usize) -> Option<&[u8; BLOCK]> {
-    bytes
-        .get(offset..offset.checked_add(BLOCK)?)?
-        .try_into()
-        .ok()
+/// Where one file's data lies in an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemberSpan {
+    /// Offset of its first byte.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
 }
 
-/// Reads a bundle tar from memory, checking every byte the writer would have written.
+/// A bundle archive as streamed: the folder and where each file's data lies (in [`FILE_NAMES`]
+/// order), so a second pass can seek straight to a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarLayout {
+    /// The single top-level folder.
+    pub folder: String,
+    /// Each file's data.
+    pub members: [MemberSpan; 5],
+}
+
+/// Reads a bundle tar from memory, checking every byte the writer would have written. The files
+/// returned borrow from `bytes`.
 pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarError> {
-    let total = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    let total = len64(bytes);
     if total > limits.max_total_bytes {
         return Err(TarError::ArchiveTooLarge {
             size: total,
             cap: limits.max_total_bytes,
         });
     }
+    let layout = read_tar_stream(bytes, limits, |_, _| Ok::<(), SliceError>(()))
+        .map_err(|SliceError(e)| e)?;
+    let file = |i: usize| {
+        let span = layout.members[i];
+        let start = usize::try_from(span.offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(span.len).unwrap_or(usize::MAX));
+        // The reader consumed exactly these bytes from `bytes`.
+        bytes.get(start..end).unwrap_or(&[])
+    };
+    Ok(TarBundle {
+        files: BundleFiles {
+            manifest: file(0),
+            readings: file(1),
+            events: file(2),
+            sums: file(3),
+            sig: file(4),
+        },
+        folder: layout.folder,
+    })
+}
+
+/// The error of reading a slice, which only the format can cause.
+struct SliceError(TarError);
+
+impl From<TarError> for SliceError {
+    fn from(e: TarError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<io::Error> for SliceError {
+    fn from(_: io::Error) -> Self {
+        // Reading a slice never fails; a short one is `Truncated`, reported by the reader itself.
+        Self(TarError::Truncated { offset: 0 })
+    }
+}
+
+/// Counts what is read, so offsets and the total cap need no seeking.
+struct Counting<R> {
+    inner: R,
+    offset: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.offset += len64(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: Read> Counting<R> {
+    /// Fills `buf` completely; `Ok(false)` if the input ends first.
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read(&mut buf[done..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn offset_usize(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
+}
+
+/// Reads a bundle tar strictly and in one pass from `input`, handing each file's data to `visit`
+/// (its index in [`FILE_NAMES`] and a reader of exactly its bytes) as it passes; whatever the
+/// visitor leaves unread is skipped. Memory does not depend on the input: a file's size is checked
+/// against its cap by name ([`MEMBER_CAPS`]) and `limits` before its first byte is read, and only
+/// the bundle's own files in the bundle's own folder are ever handed on.
+///
+/// Every check of [`read_tar`] is made, in the same order of precedence: structure and paths as
+/// each header passes, then the end of the archive, completeness, and last whether the headers
+/// are byte for byte the canonical ones.
+pub fn read_tar_stream<R, E, V>(input: R, limits: TarLimits, mut visit: V) -> Result<TarLayout, E>
+where
+    R: Read,
+    E: From<TarError> + From<io::Error>,
+    V: FnMut(usize, &mut dyn Read) -> Result<(), E>,
+{
+    let mut input = Counting {
+        inner: input,
+        offset: 0,
+    };
     let mut folder: Option<String> = None;
     let mut folder_seen = false;
-    let mut files: [Option<&[u8]>; 5] = [None; 5];
-    let mut offset = 0usize;
+    let mut members: [Option<MemberSpan>; 5] = [None; 5];
+    let mut mtime: Option<u64> = None;
+    let mut canonical = true;
+    let mut entries = 0usize;
+    let mut h = [0u8; BLOCK];
     loop {
-        let h = block_at(bytes, offset).ok_or(TarError::Truncated { offset })?;
-        if h.iter().all(|&b| b == 0) {
-            return finish(bytes, offset, folder, folder_seen, files);
+        let offset = input.offset;
+        if offset > limits.max_total_bytes {
+            return Err(TarError::StreamTooLarge {
+                cap: limits.max_total_bytes,
+            }
+            .into());
         }
-        let entry = parse_header(h, offset, limits)?;
-        let data_start = offset + BLOCK;
-        let size =
-            usize::try_from(entry.size).map_err(|_| TarError::Truncated { offset: data_start })?;
-        let padded = size
-            .checked_next_multiple_of(BLOCK)
-            .ok_or(TarError::Truncated { offset: data_start })?;
-        let block = bytes
-            .get(data_start..)
-            .and_then(|rest| rest.get(..padded))
-            .ok_or(TarError::Truncated { offset: data_start })?;
-        let (data, padding) = block.split_at(size);
-        if !padding.iter().all(|&b| b == 0) {
-            return Err(TarError::NonZeroPadding {
-                path: entry.path.clone(),
+        if !input.fill(&mut h)? {
+            return Err(TarError::Truncated {
+                offset: offset_usize(offset),
+            }
+            .into());
+        }
+        if h.iter().all(|&b| b == 0) {
+            finish_stream::<R, E>(&mut input, offset, limits)?;
+            let (Some(folder), true) = (folder, folder_seen) else {
+                return Err(TarError::MissingFolder.into());
+            };
+            let mut spans = [MemberSpan::default(); 5];
+            for ((span, member), name) in spans.iter_mut().zip(members).zip(FILE_NAMES) {
+                *span = member.ok_or(TarError::MissingFile { name })?;
+            }
+            // Headers are not covered by the signature, so accept only the exact bytes our writer
+            // makes for these files: any other mode, owner, time, order or spare field is a change
+            // we refuse.
+            if !canonical || entries != 1 + FILE_NAMES.len() {
+                return Err(TarError::NotCanonical.into());
+            }
+            return Ok(TarLayout {
+                folder,
+                members: spans,
             });
         }
+        let at = offset_usize(offset);
+        let entry = parse_header(&h, at, limits)?;
+        let data_start = offset + BLOCK as u64;
         let (entry_folder, file) = split_path(&entry.path, entry.is_dir)?;
         match &folder {
             None => folder = Some(entry_folder.to_owned()),
@@ -397,74 +610,122 @@ pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarErr
                 return Err(TarError::MixedFolders {
                     path: entry.path,
                     folder: f.clone(),
-                });
+                }
+                .into());
             }
             Some(_) => {}
         }
+        let entry_mtime = *mtime.get_or_insert_with(|| parse_octal(&h[136..148]).unwrap_or(0));
+        let expected = match (entries, file) {
+            (0, None) => header(entry_folder, "", b'5', 0o755, 0, entry_mtime).ok(),
+            (k, Some(i)) if k == i + 1 => header(
+                entry_folder,
+                FILE_NAMES[i],
+                b'0',
+                0o644,
+                entry.size,
+                entry_mtime,
+            )
+            .ok(),
+            _ => None,
+        };
+        canonical &= expected == Some(h);
+        entries += 1;
         match file {
             None if folder_seen => {
-                return Err(TarError::Duplicate {
-                    path: entry.path.clone(),
-                });
+                return Err(TarError::Duplicate { path: entry.path }.into());
             }
             None => folder_seen = true,
             Some(index) => {
-                let slot = files
-                    .get_mut(index)
-                    .ok_or_else(|| TarError::UnexpectedPath {
-                        path: entry.path.clone(),
-                    })?;
-                if slot.is_some() {
-                    return Err(TarError::Duplicate {
-                        path: entry.path.clone(),
-                    });
+                if members[index].is_some() {
+                    return Err(TarError::Duplicate { path: entry.path }.into());
                 }
-                *slot = Some(data);
+                let cap = MEMBER_CAPS[index].min(limits.max_file_bytes);
+                if entry.size > cap {
+                    return Err(TarError::FileTooLarge {
+                        path: entry.path,
+                        size: entry.size,
+                        cap,
+                    }
+                    .into());
+                }
+                let mut data = (&mut input).take(entry.size);
+                visit(index, &mut data)?;
+                io::copy(&mut data, &mut io::sink())?;
+                if input.offset != data_start + entry.size {
+                    return Err(TarError::Truncated {
+                        offset: offset_usize(data_start),
+                    }
+                    .into());
+                }
+                members[index] = Some(MemberSpan {
+                    offset: data_start,
+                    len: entry.size,
+                });
             }
         }
-        offset = data_start + padded;
+        let pad = usize::try_from(padded(entry.size) - entry.size).unwrap_or(0);
+        let mut padding = [0u8; BLOCK];
+        if !input.fill(&mut padding[..pad])? {
+            return Err(TarError::Truncated {
+                offset: offset_usize(data_start),
+            }
+            .into());
+        }
+        if padding.iter().any(|&b| b != 0) {
+            return Err(TarError::NonZeroPadding { path: entry.path }.into());
+        }
     }
 }
 
-/// Checks the end-of-archive blocks, the trailing bytes and completeness.
-fn finish<'a>(
-    bytes: &'a [u8],
-    offset: usize,
-    folder: Option<String>,
-    folder_seen: bool,
-    files: [Option<&'a [u8]>; 5],
-) -> Result<TarBundle<'a>, TarError> {
-    let second = offset + BLOCK;
-    block_at(bytes, second).ok_or(TarError::Truncated { offset: second })?;
-    let tail = bytes.get(offset..).unwrap_or(&[]);
-    if let Some(pos) = tail.iter().position(|&b| b != 0) {
-        return Err(TarError::TrailingData {
-            offset: offset + pos,
-        });
+/// After the first end-of-archive block at `offset`: the second one, then nothing but a bounded
+/// run of zeros to the end of the input.
+fn finish_stream<R: Read, E: From<TarError> + From<io::Error>>(
+    input: &mut Counting<R>,
+    offset: u64,
+    limits: TarLimits,
+) -> Result<(), E> {
+    let second = offset + BLOCK as u64;
+    let mut block = [0u8; BLOCK];
+    if !input.fill(&mut block)? {
+        return Err(TarError::Truncated {
+            offset: offset_usize(second),
+        }
+        .into());
     }
-    let (Some(folder), true) = (folder, folder_seen) else {
-        return Err(TarError::MissingFolder);
-    };
-    let [manifest, readings, events, sums, sig] = files;
-    let need =
-        |file: Option<&'a [u8]>, name: &'static str| file.ok_or(TarError::MissingFile { name });
-    let files = BundleFiles {
-        manifest: need(manifest, FILE_NAMES[0])?,
-        readings: need(readings, FILE_NAMES[1])?,
-        events: need(events, FILE_NAMES[2])?,
-        sums: need(sums, FILE_NAMES[3])?,
-        sig: need(sig, FILE_NAMES[4])?,
-    };
-    // Headers are not covered by the signature, so accept only the exact bytes our writer makes
-    // for these files: any other mode, owner, time, order or spare field is a change we refuse.
-    let mtime = block_at(bytes, 0)
-        .and_then(|h| parse_octal(&h[136..148]))
-        .ok_or(TarError::NotCanonical)?;
-    let canonical = write_tar(&folder, &files, mtime).map_err(|_| TarError::NotCanonical)?;
-    if bytes.get(..canonical.len()) != Some(canonical.as_slice()) {
-        return Err(TarError::NotCanonical);
+    let tail_cap = MAX_TAIL_BYTES.min(limits.max_total_bytes);
+    let mut buf = [0u8; 8 * BLOCK];
+    let mut at = second;
+    loop {
+        // The second end block is the first chunk checked.
+        let (chunk, n) = if at == second {
+            (&block[..], BLOCK)
+        } else {
+            let n = loop {
+                match input.read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other?,
+                }
+            };
+            (&buf[..n], n)
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(pos) = chunk.iter().position(|&b| b != 0) {
+            return Err(TarError::TrailingData {
+                offset: offset_usize(at + len64(&chunk[..pos])),
+            }
+            .into());
+        }
+        at += len64(chunk);
+        if at - second - BLOCK as u64 > tail_cap {
+            return Err(TarError::LongTail {
+                offset: offset_usize(offset),
+            }
+            .into());
+        }
     }
-    Ok(TarBundle { folder, files })
 }
 
 struct Entry {
@@ -922,6 +1183,17 @@ mod tests {
             max_file_bytes: u64::MAX,
             max_total_bytes: u64::MAX,
         };
+        // Without overall limits the cap by name still holds.
+        assert_eq!(
+            read_tar(&tar, unlimited),
+            Err(TarError::FileTooLarge {
+                path: "B/manifest.json".into(),
+                size: 0o77_777_777_777,
+                cap: MEMBER_CAPS[0]
+            })
+        );
+        let within = raw_header(b"B/readings.csv", b"", b'0', 1 << 20);
+        let tar = [&within[..], &[0u8; 2 * BLOCK][..]].concat();
         assert_eq!(
             read_tar(&tar, unlimited),
             Err(TarError::Truncated { offset: BLOCK })
@@ -940,6 +1212,136 @@ mod tests {
             read_tar(&good, tight),
             Err(TarError::ArchiveTooLarge { .. })
         ));
+    }
+
+    /// An input of `head`, then endless bytes whose reads are counted.
+    struct Endless<'a> {
+        head: &'a [u8],
+        byte: u8,
+        read_past: u64,
+    }
+
+    impl Read for Endless<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.head.is_empty() {
+                return self.head.read(buf);
+            }
+            buf.fill(self.byte);
+            self.read_past += len64(buf);
+            Ok(buf.len())
+        }
+    }
+
+    fn stream(input: impl Read) -> (Result<TarLayout, TarError>, Vec<usize>) {
+        let mut visited = Vec::new();
+        let result = read_tar_stream(input, TarLimits::DEFAULT, |i, data: &mut dyn Read| {
+            visited.push(i);
+            io::copy(data, &mut io::sink())?;
+            Ok::<(), Io>(())
+        })
+        .map_err(|Io(e)| e);
+        (result, visited)
+    }
+
+    /// The stream error of these tests: only the format's, as the inputs cannot fail.
+    #[derive(Debug)]
+    struct Io(TarError);
+
+    impl From<TarError> for Io {
+        fn from(e: TarError) -> Self {
+            Self(e)
+        }
+    }
+
+    impl From<io::Error> for Io {
+        fn from(e: io::Error) -> Self {
+            panic!("{e}")
+        }
+    }
+
+    #[test]
+    fn each_file_has_its_own_cap_checked_before_its_data_is_read() {
+        // Each file's cap is its own: a signature or sums file of a few MiB is refused, although
+        // far smaller than what readings.csv may be, and not one byte of its claimed data is read.
+        let folder = raw_header(b"B/", b"", b'5', 0);
+        for (i, name) in FILE_NAMES.iter().enumerate() {
+            let claim = raw_header(
+                format!("B/{name}").as_bytes(),
+                b"",
+                b'0',
+                MEMBER_CAPS[i] + 1,
+            );
+            let head = [&folder[..], &claim[..]].concat();
+            let mut input = Endless {
+                head: &head,
+                byte: b'x',
+                read_past: 0,
+            };
+            let (result, visited) = stream(&mut input);
+            assert_eq!(
+                result,
+                Err(TarError::FileTooLarge {
+                    path: format!("B/{name}"),
+                    size: MEMBER_CAPS[i] + 1,
+                    cap: MEMBER_CAPS[i]
+                }),
+                "{name}"
+            );
+            assert_eq!(input.read_past, 0, "{name}: data was read");
+            assert!(visited.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_endless_input_is_refused_within_a_bounded_read() {
+        // /dev/zero as a bundle: an empty archive followed by zeros without end.
+        let mut zeros = Endless {
+            head: &[],
+            byte: 0,
+            read_past: 0,
+        };
+        let (result, _) = stream(&mut zeros);
+        assert_eq!(result, Err(TarError::LongTail { offset: 0 }));
+        assert!(zeros.read_past <= MAX_TAIL_BYTES + 16 * BLOCK as u64);
+        // A good archive followed by endless zeros, and one followed by garbage.
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        let mut padded = Endless {
+            head: &good,
+            byte: 0,
+            read_past: 0,
+        };
+        let (result, visited) = stream(&mut padded);
+        assert_eq!(
+            result,
+            Err(TarError::LongTail {
+                offset: good.len() - 2 * BLOCK
+            })
+        );
+        assert_eq!(visited, [0, 1, 2, 3, 4]);
+        let mut garbage = Endless {
+            head: &good,
+            byte: 7,
+            read_past: 0,
+        };
+        let (result, _) = stream(&mut garbage);
+        assert_eq!(result, Err(TarError::TrailingData { offset: good.len() }));
+    }
+
+    #[test]
+    fn the_stream_reports_where_each_file_lies() {
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        let (layout, visited) = stream(&good[..]);
+        let layout = layout.unwrap();
+        assert_eq!(layout.folder, "B");
+        assert_eq!(visited, [0, 1, 2, 3, 4]);
+        for ((span, (_, data)), name) in
+            layout.members.iter().zip(SAMPLE.in_order()).zip(FILE_NAMES)
+        {
+            let start = span.offset as usize;
+            assert_eq!(&good[start..start + span.len as usize], data, "{name}");
+        }
+        let plan = TarPlan::new("B", SAMPLE.in_order().map(|(_, d)| len64(d)), 0).unwrap();
+        assert_eq!(plan.len(), len64(&good));
     }
 
     fn folder_name() -> impl Strategy<Value = String> {

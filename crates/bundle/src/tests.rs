@@ -1,5 +1,6 @@
 //! End-to-end tests of sealing and verifying, including the stock-tool path.
 
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -421,9 +422,16 @@ fn signature_failures_are_specific() {
 
     // A principal without keys, and a key whose validity has ended.
     let only_lab2 = signers_for(&[("LAB2", &other)]);
-    let err = verify(&sealed.tar, &only_lab2, None).unwrap_err();
+    let err = verify(&sealed.tar, &only_lab2, Some(LAB)).unwrap_err();
     assert!(
         matches!(&err, VerifyError::UnknownPrincipal { principal } if principal == LAB),
+        "{err:?}"
+    );
+    // Without a lab asked for, the manifest is not read before the signature is checked, so the
+    // refusal names the key, which is all that is known then.
+    let err = verify(&sealed.tar, &only_lab2, None).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::UnknownKey { fingerprint } if *fingerprint == crate::fingerprint(key.public_key())),
         "{err:?}"
     );
     let line = allowed_signers_line(LAB, key.public_key()).unwrap();
@@ -731,8 +739,118 @@ fn verify_time_is_now_by_default() {
     )
     .unwrap();
     assert!(matches!(
-        verify(&sealed.tar, &past, None),
+        verify(&sealed.tar, &past, Some(LAB)),
         Err(VerifyError::UnknownPrincipal { .. })
     ));
+    assert!(matches!(
+        verify(&sealed.tar, &past, None),
+        Err(VerifyError::UnknownKey { .. })
+    ));
     assert!(SystemTime::now() > UNIX_EPOCH + Duration::from_secs(946_684_800));
+}
+
+/// A reader of `data` whose bytes at `flip` change once it is first sought back to: a file written
+/// to while it is verified.
+struct ChangesOnSeek {
+    data: Cursor<Vec<u8>>,
+    flip: usize,
+    flipped: bool,
+}
+
+impl Read for ChangesOnSeek {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.data.read(buf)
+    }
+}
+
+impl Seek for ChangesOnSeek {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        if !self.flipped && to != SeekFrom::Current(0) {
+            self.flipped = true;
+            self.data.get_mut()[self.flip] ^= 1;
+        }
+        self.data.seek(to)
+    }
+}
+
+#[test]
+fn what_is_parsed_is_what_was_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let signers = signers_for(&[(LAB, &key)]);
+    let sealed = seal(&input(), &key).unwrap();
+    let b = read_tar(&sealed.tar, TarLimits::DEFAULT).unwrap();
+    let base = sealed.tar.as_ptr() as usize;
+    for (file, data) in [
+        ("readings.csv", b.files.readings),
+        ("events.jsonl", b.files.events),
+    ] {
+        // A byte that parses either way (a digit of the chain), and one that does not.
+        for within in [data.len() - 3, 0] {
+            let flip = data.as_ptr() as usize - base + within;
+            let reader = ChangesOnSeek {
+                data: Cursor::new(sealed.tar.clone()),
+                flip,
+                flipped: false,
+            };
+            let err = verify_reader(reader, &signers, Some(LAB), SystemTime::now()).unwrap_err();
+            assert!(
+                matches!(err, VerifyError::HashMismatch { file: f } if f == file),
+                "{file} at {within}: {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_signature_is_checked_before_anything_it_vouches_for_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let stranger = key_in(dir.path(), "stranger");
+    let signers = signers_for(&[(LAB, &key)]);
+    let sealed = seal(&input(), &key).unwrap();
+    let (folder, files) = files_of(&sealed.tar);
+    // A manifest that is not even JSON, and no lab asked for: the signature is checked first, then
+    // the hashes, which find the change; the manifest is never read for a principal.
+    let mut garbled = files.clone();
+    garbled[0] = b"not json\n".to_vec();
+    let err = verify(&pack(&folder, &garbled), &signers, None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::HashMismatch {
+                file: "manifest.json"
+            }
+        ),
+        "{err:?}"
+    );
+    // Unparseable content signed by a key nobody listed: refused for the key, unparsed.
+    let mut junk = files.clone();
+    junk[0] = b"not json\n".to_vec();
+    junk[1] = b"not,a,reading\n".to_vec();
+    junk[2] = b"{\n".to_vec();
+    let forged = resign(&folder, junk, &stranger, NAMESPACE);
+    let err = verify(&forged, &signers, None).unwrap_err();
+    assert!(matches!(err, VerifyError::UnknownKey { .. }), "{err:?}");
+    let err = verify(&forged, &signers, Some(LAB)).unwrap_err();
+    assert!(matches!(err, VerifyError::KeyNotAllowed { .. }), "{err:?}");
+}
+
+#[test]
+fn a_file_over_its_cap_is_refused_before_it_is_read() {
+    // A signature of 1 MiB: well under what readings.csv may be, far over what a signature is.
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "k");
+    let signers = signers_for(&[(LAB, &key)]);
+    let sealed = seal(&input(), &key).unwrap();
+    let (folder, mut files) = files_of(&sealed.tar);
+    files[4] = vec![b'A'; 1 << 20];
+    let err = verify(&pack(&folder, &files), &signers, Some(LAB)).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            VerifyError::Tar(TarError::FileTooLarge { cap, .. }) if *cap == tar::MEMBER_CAPS[4]
+        ),
+        "{err:?}"
+    );
 }

@@ -1,18 +1,29 @@
-//! Verification: the pilot lab's side, doing in memory what `ssh-keygen -Y verify` and
-//! `sha256sum -c` do on an extracted bundle, then checking the content against the manifest.
+//! Verification: the pilot lab's side, doing without extracting what `ssh-keygen -Y verify` and
+//! `sha256sum -c` do on an extracted bundle, then checking the content against the manifest and
+//! the reading chain.
+//!
+//! Two passes over the archive, in memory bounded whatever the input. The first streams it once:
+//! strict structure, a cap per file by name checked before the file is read, and only the three
+//! small files kept (`manifest.json`, `SHA256SUMS`, `SHA256SUMS.sig`). Then the signature over
+//! `SHA256SUMS` is checked, and only then is anything the signer vouches for parsed: the manifest
+//! once its hash matches, and in the second pass (seeking back) `readings.csv` and `events.jsonl`,
+//! hashed as they pass and parsed one row at a time. A file whose hash does not match is reported
+//! as that, whatever its parse found, so what is accepted is exactly what was signed.
 
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use ssh_key::{HashAlg, LineEnding, SshSig};
 use thiserror::Error;
 
-use super::content::{self, ContentError};
+use super::content::{ContentError, EventsCheck, ReadingsCheck};
 use super::manifest::{AGENT_NAME, FORMAT, Manifest};
-use super::records::{self, RecordsError, format_utc_us};
+use super::records::{EventsReader, ReadingsReader, RecordsError, format_utc_us};
 use super::signers::AllowedSigners;
+use super::ssh::SshError;
 use super::sums::{self, SUMMED_FILES, SumsError};
-use super::tar::{self, TarError, TarLimits};
+use super::tar::{self, MemberSpan, TarError, TarLimits};
 use super::{NAMESPACE, bundle_name, is_valid_id};
 
 /// Largest bundle `verify` accepts; the CLI checks the file size against it before reading.
@@ -37,7 +48,7 @@ pub enum VerifyError {
     /// 1. The archive is not a well-formed bundle tar.
     #[error("malformed bundle archive")]
     Tar(#[from] TarError),
-    /// 2. The manifest names another lab than the one asked for.
+    /// 4. The manifest names another lab than the one asked for.
     #[error("bundle is from lab `{found}`, expected lab `{expected}`")]
     LabMismatch {
         /// The lab asked for.
@@ -45,28 +56,37 @@ pub enum VerifyError {
         /// The manifest's lab id.
         found: String,
     },
-    /// 2. No lab was given and the manifest's lab id cannot be read.
-    #[error("cannot read the lab id from manifest.json to choose the principal")]
-    NoLabId,
-    /// 3. `SHA256SUMS.sig` is not an armored SSH signature.
+    /// 1. The archive could not be read.
+    #[error("cannot read the bundle")]
+    Io(#[from] io::Error),
+    /// 2. `SHA256SUMS.sig` is not an armored SSH signature.
     #[error("SHA256SUMS.sig is not a valid SSH signature")]
-    SignatureFormat(#[source] ssh_key::Error),
-    /// 3. `SHA256SUMS.sig` is a signature, but not byte for byte as the sealer writes it.
+    SignatureFormat(#[source] SshError),
+    /// 2. `SHA256SUMS.sig` is a signature, but not byte for byte as the sealer writes it.
     #[error("SHA256SUMS.sig is not in canonical armored form")]
     SignatureNotCanonical,
-    /// 3. Signed for another purpose.
+    /// 2. Signed for another purpose.
     #[error("SHA256SUMS.sig has namespace `{found}`, expected `tsagent-bundle-v1`")]
     WrongNamespace {
         /// The signature's namespace.
         found: String,
     },
-    /// 3. `allowed_signers` has no usable key for the principal and namespace.
+    /// 2 or 4. `allowed_signers` has no usable key for the principal and namespace.
     #[error("no key in allowed_signers for principal `{principal}` in namespace tsagent-bundle-v1")]
     UnknownPrincipal {
         /// The principal.
         principal: String,
     },
-    /// 3. The signing key is not one of the principal's keys.
+    /// 2. No lab was asked for, and `allowed_signers` does not list the signing key under any
+    ///    principal (for this namespace, now).
+    #[error(
+        "SHA256SUMS.sig was made by key {fingerprint}, which allowed_signers does not list for namespace tsagent-bundle-v1"
+    )]
+    UnknownKey {
+        /// SHA-256 fingerprint of the signing key.
+        fingerprint: String,
+    },
+    /// 2 or 4. The signing key is not one of the principal's keys.
     #[error(
         "SHA256SUMS.sig was made by key {fingerprint}, which is not allowed for principal `{principal}`"
     )]
@@ -76,28 +96,28 @@ pub enum VerifyError {
         /// SHA-256 fingerprint of the signing key.
         fingerprint: String,
     },
-    /// 3. The signature does not verify.
+    /// 2. The signature does not verify.
     #[error("bad signature on SHA256SUMS by principal `{principal}`")]
     BadSignature {
-        /// The principal.
+        /// The principal (the lab asked for, or the principals allowed_signers lists the key under).
         principal: String,
         /// The verification error.
         #[source]
-        source: ssh_key::Error,
+        source: SshError,
     },
-    /// 4. `SHA256SUMS` is malformed.
+    /// 3. `SHA256SUMS` is malformed.
     #[error("malformed SHA256SUMS")]
     Sums(#[from] SumsError),
-    /// 4. A file's hash differs from its `SHA256SUMS` line.
+    /// 3 or 5. A file's hash differs from its `SHA256SUMS` line.
     #[error("{file} does not match its SHA256SUMS entry")]
     HashMismatch {
         /// The file.
         file: &'static str,
     },
-    /// 5. The manifest does not parse strictly.
+    /// 4. The manifest does not parse strictly.
     #[error("invalid manifest.json")]
     Manifest(#[source] serde_json::Error),
-    /// 5. A manifest field is wrong on its own.
+    /// 4. A manifest field is wrong on its own.
     #[error("manifest.json: {field} is `{found}`, expected `{expected}`")]
     ManifestField {
         /// Which field.
@@ -107,7 +127,7 @@ pub enum VerifyError {
         /// What it should be.
         expected: String,
     },
-    /// 5. The folder in the tar is not `<lab>-<artefact>-<seq:06>`.
+    /// 4. The folder in the tar is not `<lab>-<artefact>-<seq:06>`.
     #[error("bundle folder `{found}` does not match the manifest, expected `{expected}`")]
     FolderName {
         /// The folder.
@@ -135,7 +155,7 @@ pub enum VerifyError {
     },
 }
 
-/// Verifies a bundle with the current time for key validity; see [`verify_at`].
+/// Verifies a bundle in memory with the current time for key validity; see [`verify_reader`].
 pub fn verify(
     tar: &[u8],
     signers: &AllowedSigners,
@@ -144,41 +164,65 @@ pub fn verify(
     verify_at(tar, signers, lab, SystemTime::now())
 }
 
-/// Verifies a bundle, evaluating `valid-after`/`valid-before` at `now` (as `ssh-keygen` does).
-///
-/// `lab`, when given, is the principal the bundle must be signed as; otherwise the manifest's lab
-/// id is, and the signature is what makes that claim trustworthy.
+/// Verifies a bundle in memory, evaluating `valid-after`/`valid-before` at `now`; see
+/// [`verify_reader`].
 pub fn verify_at(
     tar: &[u8],
     signers: &AllowedSigners,
     lab: Option<&str>,
     now: SystemTime,
 ) -> Result<VerifiedBundle, VerifyError> {
-    // 1. Structure.
-    let bundle = tar::read_tar(tar, TarLimits::DEFAULT)?;
-    let files = bundle.files;
+    verify_reader(Cursor::new(tar), signers, lab, now)
+}
 
-    // 2. Principal. The manifest is not authenticated yet; its lab id only picks whose keys to try.
-    let claimed = claimed_lab(files.manifest);
-    let principal = match (lab, claimed) {
-        (Some(expected), Some(found)) if expected != found => {
-            return Err(VerifyError::LabMismatch {
-                expected: expected.to_owned(),
-                found,
-            });
-        }
-        (Some(expected), _) => expected.to_owned(),
-        (None, Some(found)) => found,
-        (None, None) => return Err(VerifyError::NoLabId),
-    };
+/// Bytes read from the archive at a time.
+const CHUNK: usize = 64 << 10;
 
-    // 3. Signature over SHA256SUMS.
-    let sig = SshSig::from_pem(files.sig).map_err(VerifyError::SignatureFormat)?;
+/// What the first pass keeps: the small files.
+#[derive(Default)]
+struct FirstPass {
+    manifest: Vec<u8>,
+    sums: Vec<u8>,
+    sig: Vec<u8>,
+}
+
+/// Verifies a bundle read from `input` (a file, or a spooled stream: it is read twice), evaluating
+/// `valid-after`/`valid-before` at `now` as `ssh-keygen` does. Memory is bounded whatever the
+/// input: the three small files (under their caps), a buffer, one record.
+///
+/// The checks, in order: 1. the archive's structure and caps; 2. the signature over `SHA256SUMS`
+/// (armor, namespace, a key `allowed_signers` lists); 3. the manifest's hash; 4. the manifest, and
+/// that its lab is one the signing key is allowed for (`lab`, when given, must be it);
+/// 5. `readings.csv` and `events.jsonl`, each hashed and read row by row: the reading chain from
+/// the manifest's `chain_prev`, the rules of content, the manifest's summary.
+pub fn verify_reader<R: Read + Seek>(
+    mut input: R,
+    signers: &AllowedSigners,
+    lab: Option<&str>,
+    now: SystemTime,
+) -> Result<VerifiedBundle, VerifyError> {
+    // 1. Structure and caps, in one pass; the small files kept, the others passed over.
+    let start = input.stream_position()?;
+    let mut first = FirstPass::default();
+    let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |index, data| {
+        let keep = match index {
+            0 => &mut first.manifest,
+            3 => &mut first.sums,
+            4 => &mut first.sig,
+            _ => return Ok(()),
+        };
+        // Small by their caps, which the reader checked before handing them over.
+        data.read_to_end(keep)?;
+        Ok::<(), VerifyError>(())
+    })?;
+
+    // 2. The signature over SHA256SUMS, before anything the signer vouches for is parsed.
+    let sig = SshSig::from_pem(&first.sig).map_err(|e| VerifyError::SignatureFormat(e.into()))?;
     // Re-encoding must give the same bytes, so no armor byte escapes the signature check.
     let canonical = sig
         .to_pem(LineEnding::LF)
-        .map_err(VerifyError::SignatureFormat)?;
-    if canonical.as_bytes() != files.sig {
+        .map_err(|e| VerifyError::SignatureFormat(e.into()))?;
+    if canonical.as_bytes() != first.sig {
         return Err(VerifyError::SignatureNotCanonical);
     }
     if sig.namespace() != NAMESPACE {
@@ -186,46 +230,79 @@ pub fn verify_at(
             found: sig.namespace().to_owned(),
         });
     }
-    let keys = signers.keys_for(&principal, NAMESPACE, now);
-    if keys.is_empty() {
-        return Err(VerifyError::UnknownPrincipal { principal });
-    }
-    let Some(key) = keys.into_iter().find(|k| k.key_data() == sig.public_key()) else {
-        let fingerprint = sig.public_key().fingerprint(HashAlg::Sha256).to_string();
-        return Err(VerifyError::KeyNotAllowed {
-            principal,
-            fingerprint,
+    let fingerprint = || sig.public_key().fingerprint(HashAlg::Sha256).to_string();
+    let entries = signers.entries_for_key(sig.public_key(), NAMESPACE, now);
+    let refuse = |principal: &str| {
+        if signers.keys_for(principal, NAMESPACE, now).is_empty() {
+            VerifyError::UnknownPrincipal {
+                principal: principal.to_owned(),
+            }
+        } else {
+            VerifyError::KeyNotAllowed {
+                principal: principal.to_owned(),
+                fingerprint: fingerprint(),
+            }
+        }
+    };
+    let Some(entry) = entries.first() else {
+        return Err(match lab {
+            Some(lab) => refuse(lab),
+            None => VerifyError::UnknownKey {
+                fingerprint: fingerprint(),
+            },
         });
     };
-    if let Err(source) = key.verify(NAMESPACE, files.sums, &sig) {
-        return Err(VerifyError::BadSignature { principal, source });
+    if let Err(e) = entry.key.verify(NAMESPACE, &first.sums, &sig) {
+        let principal = lab.map_or_else(|| entry.principals.clone(), str::to_owned);
+        return Err(VerifyError::BadSignature {
+            principal,
+            source: e.into(),
+        });
     }
 
-    // 4. Hashes.
-    let listed = sums::parse(files.sums)?;
-    for ((file, bytes), expected) in SUMMED_FILES
-        .iter()
-        .zip([files.events, files.manifest, files.readings])
-        .zip(listed)
-    {
-        let actual: [u8; 32] = Sha256::digest(bytes).into();
-        if actual != expected {
-            return Err(VerifyError::HashMismatch { file });
-        }
+    // 3. The manifest's hash, before it is parsed; the other files' as they are read.
+    let listed = sums::parse(&first.sums)?;
+    let [events_sum, manifest_sum, readings_sum] = listed;
+    if <[u8; 32]>::from(Sha256::digest(&first.manifest)) != manifest_sum {
+        return Err(VerifyError::HashMismatch {
+            file: SUMMED_FILES[1],
+        });
     }
 
-    // 5. Manifest and content.
+    // 4. The manifest, and whose bundle it is: the lab asked for, or the lab it names, must be one
+    // the signing key is allowed for.
     let manifest: Manifest =
-        serde_json::from_slice(files.manifest).map_err(VerifyError::Manifest)?;
-    check_manifest(&manifest, &principal, &bundle.folder)?;
-    let readings = records::read_readings(files.readings)?;
-    let readings_summary = content::check_readings(
-        &readings,
-        &manifest.readings.chain_prev.0,
-        &manifest.instruments,
-    )?;
+        serde_json::from_slice(&first.manifest).map_err(VerifyError::Manifest)?;
+    if let Some(expected) = lab
+        && manifest.lab.id != expected
+    {
+        return Err(VerifyError::LabMismatch {
+            expected: expected.to_owned(),
+            found: manifest.lab.id.clone(),
+        });
+    }
+    let principal = manifest.lab.id.clone();
+    if !entries.iter().any(|e| e.allows(&principal)) {
+        return Err(refuse(&principal));
+    }
+    check_manifest(&manifest, &principal, &layout.folder)?;
+
+    // 5. The content, hashed as it is parsed.
+    let readings = {
+        let mut reader = member(&mut input, start, layout.members[1])?;
+        let mut check = ReadingsCheck::new(manifest.readings.chain_prev.0, &manifest.instruments)?;
+        let parsed = (|| {
+            let mut rows = ReadingsReader::new(&mut reader);
+            while let Some(row) = rows.next_row()? {
+                check.push(&row.record, row.instrument, &row.chain)?;
+            }
+            Ok::<(), VerifyError>(())
+        })();
+        same_as_signed(reader, readings_sum, SUMMED_FILES[2], parsed)?;
+        check.finish()?
+    };
     let m = &manifest.readings;
-    let r = &readings_summary;
+    let r = &readings;
     summary("readings.csv", "readings.count", m.count, r.count)?;
     summary(
         "readings.csv",
@@ -240,9 +317,20 @@ pub fn verify_at(
         m.chain_last,
         r.chain_last,
     )?;
-    let events = records::read_events(files.events)?;
-    let events_summary = content::check_events(&events)?;
-    let (m, e) = (&manifest.events, &events_summary);
+    let events = {
+        let mut reader = member(&mut input, start, layout.members[2])?;
+        let mut check = EventsCheck::default();
+        let parsed = (|| {
+            let mut lines = EventsReader::new(&mut reader);
+            while let Some(event) = lines.next_mark()? {
+                check.push(event.id, event.utc_us)?;
+            }
+            Ok::<(), VerifyError>(())
+        })();
+        same_as_signed(reader, events_sum, SUMMED_FILES[0], parsed)?;
+        check.finish()
+    };
+    let (m, e) = (&manifest.events, &events);
     summary("events.jsonl", "events.count", m.count, e.count)?;
     summary(
         "events.jsonl",
@@ -258,17 +346,62 @@ pub fn verify_at(
     )?;
 
     Ok(VerifiedBundle {
+        readings: usize::try_from(readings.count).unwrap_or(usize::MAX),
         manifest,
         principal,
-        readings: readings.len(),
-        sums_sha256: Sha256::digest(files.sums).into(),
+        sums_sha256: Sha256::digest(&first.sums).into(),
     })
 }
 
-/// The manifest's `lab.id`, read loosely: it only selects the principal before anything is trusted.
-fn claimed_lab(manifest: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(manifest).ok()?;
-    value.get("lab")?.get("id")?.as_str().map(str::to_owned)
+/// Reads through a hash, so the second pass can tell whether it saw what the first pass hashed.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+type MemberReader<'a, R> = BufReader<Hashing<io::Take<&'a mut R>>>;
+
+/// A buffered, hashing reader of one file's data, found by seeking.
+fn member<R: Read + Seek>(
+    input: &mut R,
+    start: u64,
+    span: MemberSpan,
+) -> Result<MemberReader<'_, R>, VerifyError> {
+    input.seek(SeekFrom::Start(start + span.offset))?;
+    Ok(BufReader::with_capacity(
+        CHUNK,
+        Hashing {
+            inner: input.take(span.len),
+            hasher: Sha256::new(),
+        },
+    ))
+}
+
+/// Finishes hashing a file read in the second pass (the parser may have stopped early) and checks
+/// it against its `SHA256SUMS` line. A file that does not match is reported as that, whatever its
+/// parse gave (a flipped byte usually breaks the parse too); otherwise the parse's outcome stands.
+fn same_as_signed<R: Read>(
+    mut reader: MemberReader<'_, R>,
+    signed: [u8; 32],
+    file: &'static str,
+    parsed: Result<(), VerifyError>,
+) -> Result<(), VerifyError> {
+    io::copy(&mut reader, &mut io::sink())?;
+    let hashing = reader.into_inner();
+    let complete = hashing.inner.limit() == 0;
+    let hash: [u8; 32] = hashing.hasher.finalize().into();
+    if !complete || hash != signed {
+        return Err(VerifyError::HashMismatch { file });
+    }
+    parsed
 }
 
 /// The manifest's own fields: format, agent, ids, name, times and the previous-bundle link.
