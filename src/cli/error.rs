@@ -195,7 +195,7 @@ impl Error {
             | Error::Signers { .. }
             | Error::Read { .. }
             | Error::File(_) => USAGE,
-            Error::Store(StoreError::Missing { .. }) => USAGE,
+            Error::Store(StoreError::Missing { .. } | StoreError::NotAFile { .. }) => USAGE,
             Error::Sequence(e) => match e.cause() {
                 SequenceError::Store(s) => store_code(s),
                 SequenceError::UnknownSequence { .. } => USAGE,
@@ -234,7 +234,7 @@ impl Error {
 fn store_code(e: &StoreError) -> u8 {
     match e {
         StoreError::ChainBroken { .. } | StoreError::Truncated { .. } => exit::INTEGRITY,
-        StoreError::Missing { .. } => exit::USAGE,
+        StoreError::Missing { .. } | StoreError::NotAFile { .. } => exit::USAGE,
         _ => exit::STORAGE,
     }
 }

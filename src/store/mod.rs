@@ -57,6 +57,15 @@ pub enum StoreError {
         /// The path.
         path: PathBuf,
     },
+    /// The path names something that is not a regular file (a FIFO, a device, a folder): SQLite
+    /// would wait on a FIFO or read a device as a database.
+    #[error("`{path}` is a {kind}, not a database file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
     /// The folder for the database could not be created.
     #[error("cannot create folder `{path}`")]
     CreateDir {
@@ -398,6 +407,29 @@ impl Store {
     }
 
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Store, StoreError> {
+        // Only a missing path (SQLite creates it) or a regular file is a database; `stat` does
+        // not open, so a FIFO cannot make this wait.
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_file()
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            let kind = if t.is_fifo() {
+                "FIFO"
+            } else if t.is_dir() {
+                "folder"
+            } else if t.is_socket() {
+                "socket"
+            } else if t.is_block_device() || t.is_char_device() {
+                "device"
+            } else {
+                "special file"
+            };
+            return Err(StoreError::NotAFile {
+                path: path.to_owned(),
+                kind,
+            });
+        }
         let open_err = |source| StoreError::Open {
             path: path.to_owned(),
             source,

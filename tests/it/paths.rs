@@ -1,5 +1,6 @@
 //! Paths that are not regular files (issue 8, items 10 and 12): a FIFO given as a key, an
-//! allowed_signers file, a config, a driver profile, a bundle or a bundle's output name must not
+//! allowed_signers file, a config, a driver profile, the database, a bundle or a bundle's output
+//! name must not
 //! hang the agent, and a device such as `/dev/zero` must not flood it. Each command runs with a
 //! deadline (`PATIENCE`), so a hang fails the test instead of hanging it.
 //!
@@ -306,4 +307,43 @@ fn a_fifo_where_the_bundle_file_goes_is_refused_not_waited_on() {
         .permissions()
         .mode();
     assert_ne!(mode & 0o170000, 0o100000, "the FIFO is left as it was");
+}
+
+/// The database path too: SQLite would open a FIFO and wait on it for ever, and read a device as a
+/// database. Every command that opens the log refuses them at once, naming what the path is.
+#[test]
+fn a_database_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("tsagent.db");
+    mkfifo(&fifo);
+    for (db, what) in [(fifo.as_path(), "FIFO"), (Path::new("/dev/zero"), "device")] {
+        for args in [vec!["db", "check", "--db"], vec!["readings", "--db"]] {
+            let a = tsagent()
+                .args(&args)
+                .arg(db)
+                .timeout(PATIENCE)
+                .assert()
+                .code(2);
+            let err = stderr(&a);
+            assert!(
+                err.contains(&format!("is a {what}, not a database file")),
+                "{args:?} {}: {err}",
+                db.display()
+            );
+        }
+    }
+    // As `[storage] db` of a lab: measure is refused before any instrument is touched.
+    let lab = Lab::simulated();
+    mkfifo(&lab.db());
+    let a = tsagent()
+        .args(["measure", "--sequence", "s", "--config"])
+        .arg(lab.config())
+        .timeout(PATIENCE)
+        .assert()
+        .code(2);
+    assert!(
+        stderr(&a).contains("is a FIFO, not a database file"),
+        "{}",
+        stderr(&a)
+    );
 }
