@@ -7,6 +7,7 @@
 mod check;
 mod schema;
 mod seal;
+mod wal;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -585,10 +586,19 @@ impl Store {
 
     /// Starts a run in state `running`, owned by process `pid` in boot `boot_id`, and records its
     /// `run_started` event in the same transaction: no run exists without its start in the log.
+    ///
+    /// It also sizes the WAL file for the run's commits (see `wal`), under this transaction's
+    /// write lock; if that fails, the run goes on with commits that grow the file.
     pub fn begin_run(&mut self, start: &RunStart<'_>) -> Result<u64, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Err(e) = wal::presize(&tx, &self.path) {
+            tracing::warn!(
+                error = %crate::error::report(&e),
+                "could not size the write-ahead log ahead of the run; commits will be slower"
+            );
+        }
         tx.execute(
             "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status, pid, boot_id)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",

@@ -666,3 +666,20 @@ fn a_recovered_run_ends_with_the_readings_it_took() {
         "{detail}"
     );
 }
+
+#[test]
+fn a_run_starts_with_the_wal_sized_so_its_commits_do_not_grow_it() {
+    // BENCHMARKS.md, P1 against the peers: a commit that lengthens the WAL costs a file-system
+    // journal commit on top of the data sync.
+    let mut f = fixture(1);
+    let mut wal = f.path.as_os_str().to_owned();
+    wal.push("-wal");
+    let sized = std::fs::metadata(&wal).unwrap().len();
+    assert!(sized >= 1000 * 4096, "WAL is {sized} bytes after begin_run");
+    for i in 1..200 {
+        append(&mut f, i);
+    }
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), sized);
+    let report = f.store.check().unwrap();
+    assert_eq!((report.readings, report.problem_count), (200, 0));
+}
