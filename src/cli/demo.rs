@@ -63,6 +63,8 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         source,
     })?;
 
+    // Held until the process ends: the instruments and the log are this process's alone.
+    let _lab = crate::daemon::owner::LabLock::acquire(&config, crate::daemon::owner::Role::Demo)?;
     let mut store = Store::open(&config.storage.db)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     say!(

@@ -21,6 +21,7 @@ use tsagent_sim::SimError;
 
 use crate::config::ConfigError;
 use crate::daemon::DaemonError;
+use crate::daemon::owner::OwnerError;
 use crate::sealing::SealingError;
 use crate::sequence::SequenceError;
 use crate::store::{Problem, StoreError};
@@ -41,6 +42,8 @@ pub mod exit {
     pub const STORAGE: u8 = 5;
     /// The key or signing.
     pub const KEY: u8 = 6;
+    /// The lab is held by another tsagent process (the daemon, or another `measure`).
+    pub const BUSY: u8 = 7;
     /// Stopped by a signal: the code is this plus the signal's number, as shells expect (130 for
     /// SIGINT).
     pub const SIGNALLED: u8 = 128;
@@ -64,6 +67,9 @@ pub enum Error {
     /// The daemon.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The lab is held by another process.
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
     /// The simulator.
     #[error(transparent)]
     Sim(#[from] SimError),
@@ -203,6 +209,8 @@ impl Error {
             },
             Error::Daemon(DaemonError::NothingScheduled { .. }) => USAGE,
             Error::Daemon(DaemonError::Recover(s)) => store_code(s),
+            Error::Owner(OwnerError::Io { .. }) => STORAGE,
+            Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
             Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
                 INTEGRITY

@@ -33,6 +33,9 @@ pub struct MeasureArgs {
 /// Runs one sequence now.
 pub fn measure(args: MeasureArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
+    // Held until the process ends: the instruments and the log are this process's alone.
+    let _lab =
+        crate::daemon::owner::LabLock::acquire(&config, crate::daemon::owner::Role::Measure)?;
     let mut store = Store::open(&config.storage.db)?;
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;

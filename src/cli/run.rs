@@ -24,6 +24,8 @@ pub struct RunArgs {
 /// The daemon.
 pub fn run(args: RunArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
+    // Held until the process ends: the instruments and the log are this process's alone.
+    let _lab = crate::daemon::owner::LabLock::acquire(&config, crate::daemon::owner::Role::Daemon)?;
     let mut store = Store::open(&config.storage.db)?;
     tracing::info!(config = %args.config.display(), db = %config.storage.db.display(), lab = %config.lab.id, "tsagent run starting");
     runtime()?.block_on(async {

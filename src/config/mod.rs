@@ -110,6 +110,14 @@ pub struct Signing {
     pub key: PathBuf,
 }
 
+/// `[control]`, with the path resolved.
+#[derive(Debug, Clone)]
+pub struct Control {
+    /// The daemon's control socket: `[control] socket`, by default `tsagent.sock` beside the
+    /// database.
+    pub socket: PathBuf,
+}
+
 /// How to reach an instrument.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
@@ -305,6 +313,8 @@ pub struct Config {
     pub storage: Storage,
     /// `[signing]`.
     pub signing: Signing,
+    /// `[control]`.
+    pub control: Control,
     /// The model behind simulated instruments.
     pub simulator: SimParams,
     /// Faults the simulators started from this config inject (`[simulator] faults`).
@@ -448,6 +458,14 @@ impl Validator<'_> {
                 base,
             )?,
         };
+        let control = Control {
+            socket: match raw.control.socket.as_ref() {
+                Some(socket) => {
+                    self.file_path(Some(socket), "tsagent.sock", "control.socket", base)?
+                }
+                None => storage.db.with_file_name("tsagent.sock"),
+            },
+        };
         let (simulator, simulator_faults) = match raw.simulator {
             Some(table) => {
                 let span = table.span();
@@ -545,6 +563,7 @@ impl Validator<'_> {
             artefact,
             storage,
             signing,
+            control,
             simulator,
             simulator_faults,
             drivers: Arc::new(drivers),

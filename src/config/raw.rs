@@ -20,6 +20,9 @@ pub struct RawConfig {
     /// `[signing]`.
     #[serde(default)]
     pub signing: RawSigning,
+    /// `[control]`: the daemon's control socket.
+    #[serde(default)]
+    pub control: RawControl,
     /// `[simulator]`: the model behind `SIM::PTY::INSTR` instruments.
     pub simulator: Option<Spanned<RawSimulator>>,
     /// `[drivers]`: where the lab's own driver profiles are.
@@ -164,6 +167,14 @@ pub struct RawStorage {
 pub struct RawSigning {
     /// OpenSSH Ed25519 private key used to sign bundles.
     pub key: Option<Spanned<String>>,
+}
+
+/// `[control]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    /// The daemon's control socket; relative paths are relative to the config file's folder.
+    pub socket: Option<Spanned<String>>,
 }
 
 /// `[simulator]`.

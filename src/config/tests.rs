@@ -686,3 +686,18 @@ fn an_offset_changes_the_sequence_hash_and_its_absence_does_not() {
     assert_ne!(plain, every);
     assert_ne!(every, parse(&with_at).unwrap().sequences_sha256());
 }
+
+#[test]
+fn the_control_socket_defaults_to_beside_the_database_and_is_checked_like_a_file() {
+    let c = parse(&format!("{MINIMAL}\n[storage]\ndb = \"state/lab.db\"\n")).unwrap();
+    assert_eq!(c.control.socket, Path::new("/base/state/tsagent.sock"));
+    let c = parse(&format!(
+        "{MINIMAL}\n[control]\nsocket = \"/run/t/t.sock\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.control.socket, Path::new("/run/t/t.sock"));
+    let err = parse(&format!("{MINIMAL}\n[control]\nsocket = \"\"\n")).unwrap_err();
+    assert!(err.to_string().contains("control.socket"), "{err}");
+    let err = parse(&format!("{MINIMAL}\n[control]\nsockets = \"x\"\n")).unwrap_err();
+    assert!(err.to_string().contains("sockets"), "{err}");
+}

@@ -12,6 +12,7 @@
 //! then kept by a monotonic timer, so a clock step neither fires a burst of runs nor stalls the
 //! schedule; the slots after it are aligned to the clock again.
 
+pub mod owner;
 mod schedule;
 
 use std::collections::HashMap;

@@ -646,7 +646,7 @@ impl Store {
     /// Appends one reading, and the events that go with it, in one durable transaction.
     ///
     /// The sequence number and chain come from the head row inside the transaction, so a second
-    /// process appending to the same file (a manual run beside the daemon) still extends one chain.
+    /// writer beside this one cannot fork the chain.
     pub fn append_reading(
         &mut self,
         reading: &NewReading<'_>,

@@ -19,6 +19,7 @@ mod faults;
 mod keys;
 mod measure;
 mod output;
+mod owner;
 mod paths;
 mod profiles;
 mod readings;
