@@ -23,7 +23,8 @@ const LAYERS: &[&[&str]] = &[
     &["config", "store"],
     &["supervisor"],
     &["sequence"],
-    &["sealing", "daemon"],
+    &["sealing", "control"],
+    &["daemon"],
     &["cli"],
 ];
 

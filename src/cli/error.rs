@@ -20,6 +20,8 @@ use tsagent_bundle::{AllowedSignersError, KeyError, SealError, VerifyError};
 use tsagent_sim::SimError;
 
 use crate::config::ConfigError;
+use crate::control::client::ClientError;
+use crate::control::server::ControlError;
 use crate::daemon::DaemonError;
 use crate::daemon::owner::OwnerError;
 use crate::sealing::SealingError;
@@ -44,6 +46,8 @@ pub mod exit {
     pub const KEY: u8 = 6;
     /// The lab is held by another tsagent process (the daemon, or another `measure`).
     pub const BUSY: u8 = 7;
+    /// No daemon is running for this config (`status`, `start`).
+    pub const NO_DAEMON: u8 = 8;
     /// Stopped by a signal: the code is this plus the signal's number, as shells expect (130 for
     /// SIGINT).
     pub const SIGNALLED: u8 = 128;
@@ -67,6 +71,25 @@ pub enum Error {
     /// The daemon.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The control socket.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// Talking to the daemon.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A run handed to the daemon did not complete.
+    #[error("run {run_id} ended {status}{}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    RemoteRun {
+        /// The run.
+        run_id: u64,
+        /// How it ended.
+        status: String,
+        /// Why, when it failed.
+        message: Option<String>,
+    },
+    /// The daemon stopped while a run handed to it was being followed.
+    #[error("the daemon stopped before the run ended (see `tsagent readings`)")]
+    DaemonGone,
     /// The lab is held by another process.
     #[error(transparent)]
     Owner(#[from] OwnerError),
@@ -210,6 +233,12 @@ impl Error {
             Error::Daemon(DaemonError::NothingScheduled { .. }) => USAGE,
             Error::Daemon(DaemonError::Recover(s)) => store_code(s),
             Error::Owner(OwnerError::Io { .. }) => STORAGE,
+            Error::Control(ControlError::Bind { .. }) => STORAGE,
+            Error::Control(_) => USAGE,
+            Error::Client(ClientError::NoDaemon { .. }) => NO_DAEMON,
+            Error::RemoteRun { .. } | Error::DaemonGone => RUN_FAILED,
+            Error::Client(ClientError::Refused { status, .. }) if status.is_client_error() => USAGE,
+            Error::Client(_) => INTERNAL,
             Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
             Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {

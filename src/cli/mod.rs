@@ -31,6 +31,7 @@ mod ports;
 pub mod progress;
 mod run;
 mod sim;
+mod steer;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,10 @@ pub enum Command {
     Measure(measure::MeasureArgs),
     /// Run scheduled sequences until SIGTERM, SIGINT or SIGHUP (the systemd service).
     Run(run::RunArgs),
+    /// What the running daemon is doing: instruments, the run in progress, the queue, next slots.
+    Status(steer::StatusArgs),
+    /// Ask the running daemon to run a sequence (queued behind the run in progress).
+    Start(steer::StartArgs),
     /// Serve a simulated instrument, or a Prologix adapter with several, on a pseudo-terminal or
     /// TCP until killed.
     Sim(sim::SimArgs),
@@ -125,6 +130,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Demo(args) => demo::run(args),
         Command::Measure(args) => measure::measure(args),
         Command::Run(args) => run::run(args),
+        Command::Status(args) => steer::status(args),
+        Command::Start(args) => steer::start(args),
         Command::Sim(args) => sim::run(args),
         Command::Ports => {
             ports::run();

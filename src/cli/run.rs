@@ -10,6 +10,9 @@ use clap::Args;
 use super::{Error, progress, runtime, stop_on_signals_logged, stopped_by_signal};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::control::Hub;
+use crate::control::server::{self, PeerPolicy};
+use crate::daemon::Control;
 use crate::store::Store;
 
 /// `tsagent run`.
@@ -32,7 +35,37 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         let stop = stop_on_signals_logged()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let mut observer = progress::Log;
-        crate::daemon::run(&config, &mut store, clock, &mut observer, &stop).await?;
+        let group = config.control.group.as_deref();
+        let policy = PeerPolicy::new(group)?;
+        let listener = server::bind(&config.control.socket, group)?;
+        let hub = Hub::new(crate::daemon::initial_status(&config));
+        let (requests, from_api) = crate::control::requests();
+        let api = tokio::spawn(server::serve(
+            listener,
+            server::Api {
+                hub: hub.clone(),
+                requests,
+                policy,
+            },
+        ));
+        tracing::info!(socket = %config.control.socket.display(), "control API listening");
+        let control = Control {
+            hub,
+            requests: from_api,
+        };
+        let ran = crate::daemon::run(
+            &config,
+            &mut store,
+            clock,
+            &mut observer,
+            &stop,
+            Some(control),
+        )
+        .await;
+        api.abort();
+        // The socket goes with the daemon: a client then hears "no daemon", not a hang.
+        let _ = std::fs::remove_file(&config.control.socket);
+        ran?;
         if stop.urgent() {
             return stopped_by_signal(&stop);
         }

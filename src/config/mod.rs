@@ -116,6 +116,8 @@ pub struct Control {
     /// The daemon's control socket: `[control] socket`, by default `tsagent.sock` beside the
     /// database.
     pub socket: PathBuf,
+    /// A group whose members may steer the daemon, besides root and the daemon's own user.
+    pub group: Option<String>,
 }
 
 /// How to reach an instrument.
@@ -465,6 +467,7 @@ impl Validator<'_> {
                 }
                 None => storage.db.with_file_name("tsagent.sock"),
             },
+            group: raw.control.group.filter(|g| !g.is_empty()),
         };
         let (simulator, simulator_faults) = match raw.simulator {
             Some(table) => {

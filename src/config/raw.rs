@@ -175,6 +175,8 @@ pub struct RawSigning {
 pub struct RawControl {
     /// The daemon's control socket; relative paths are relative to the config file's folder.
     pub socket: Option<Spanned<String>>,
+    /// A group whose members may steer the daemon, besides root and the daemon's own user.
+    pub group: Option<String>,
 }
 
 /// `[simulator]`.

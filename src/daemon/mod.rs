@@ -14,21 +14,25 @@
 
 pub mod owner;
 mod schedule;
+mod steer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tsagent_bundle::event::{Event, SlotMissed};
+use tsagent_bundle::event::{ControlRefused, Event, SlotMissed};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
+use crate::control::{Hub, Request};
 use crate::error::report;
-use crate::sequence::{Observer, Runner, SequenceError, Stop};
+use crate::sequence::{Observer, RunOutcome, Runner, SequenceError, Stop};
 use crate::store::{NewEvent, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, TICK};
 pub use schedule::{Due, Missed, Schedule, slot_at_or_after, slot_at_or_before};
+pub use steer::{Control, initial_status};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +63,15 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     observer: &mut dyn Observer,
     stop: &Stop,
+    control: Option<Control>,
 ) -> Result<(), DaemonError> {
+    let (hub, mut requests) = match control {
+        Some(c) => (Some(c.hub), Some(c.requests)),
+        None => (None, None),
+    };
+    let hub = hub.as_deref();
+    let mut queue = steer::Queue::default();
+    let mut refused = Vec::new();
     let recovered =
         crate::sequence::recover_interrupted(store, &*clock).map_err(DaemonError::Recover)?;
     for run_id in &recovered {
@@ -86,8 +98,11 @@ pub async fn run(
     }
 
     let mut supervisor = Supervisor::new(config);
-    connect_at_start(config, &mut supervisor, &*clock).await;
-    store_events(store, &mut supervisor);
+    connect_at_start(config, &mut supervisor, &*clock, hub).await;
+    store_events(store, &mut supervisor, hub);
+    if let Some(hub) = hub {
+        steer::refresh(hub, config, &schedule, store);
+    }
 
     // The monotonic deadline of each sequence's pending slot, fixed when the slot comes up.
     let mut deadlines: HashMap<usize, Instant> = HashMap::new();
@@ -96,6 +111,47 @@ pub async fn run(
     loop {
         if stop.requested() {
             break;
+        }
+        steer::store_refusals(store, &mut refused, clock.now());
+        // Runs asked for through the API go first, one at a time, between scheduled ones.
+        if let Some(queued) = queue.pop() {
+            if let Some(hub) = hub {
+                let mut status = hub.status();
+                status.queue.retain(|q| q.ticket != queued.ticket);
+            }
+            if let Some(sequence) = config.sequences.iter().find(|s| s.name == queued.sequence) {
+                let mut runner = Runner {
+                    config,
+                    store: &mut *store,
+                    clock: clock.clone(),
+                    supervisor: &mut supervisor,
+                };
+                let mut watch = steer::HubObserver {
+                    inner: &mut *observer,
+                    hub,
+                    ticket: Some(queued.ticket),
+                    trigger: "manual",
+                    operator: Some(queued.operator.clone()),
+                    run_id: None,
+                    now: &*clock,
+                };
+                let run = runner.run(
+                    sequence,
+                    Trigger::Manual,
+                    Some(&queued.operator),
+                    &mut watch,
+                    stop,
+                );
+                let result =
+                    steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
+                let run_id = log_run_end(&sequence.name, result, hub, Some(queued.ticket));
+                last_run = Some(LastRun {
+                    sequence: sequence.name.clone(),
+                    run_id,
+                    ended_us: clock.now().utc_us,
+                });
+            }
+            continue;
         }
         let Some((index, slot)) = schedule.next() else {
             break;
@@ -110,10 +166,17 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep_until(deadline.min(next_tick)) => {}
             () = stop.until_requested() => break,
+            Some(request) = next_request(&mut requests) => {
+                steer::handle(request, config, &mut queue, hub, false, &mut refused);
+                continue;
+            }
         }
         if Instant::now() >= next_tick {
             supervisor.tick(&config.instruments, &*clock).await;
-            store_events(store, &mut supervisor);
+            store_events(store, &mut supervisor, hub);
+            if let Some(hub) = hub {
+                steer::refresh(hub, config, &schedule, store);
+            }
             next_tick = Instant::now() + TICK;
         }
         if Instant::now() < deadline {
@@ -129,47 +192,122 @@ pub async fn run(
             record_missed(store, &sequence.name, missed, last_run.as_ref(), now);
         }
         tracing::info!(sequence = %sequence.name, slot = %rfc3339(due.slot_us), "slot due");
+        if let Some(hub) = hub {
+            steer::refresh(hub, config, &schedule, store);
+        }
         let mut runner = Runner {
             config,
             store: &mut *store,
             clock: clock.clone(),
             supervisor: &mut supervisor,
         };
-        let run_id = match runner
-            .run(sequence, Trigger::Schedule, None, observer, stop)
-            .await
-        {
-            Ok(outcome) => {
-                tracing::info!(
-                    run_id = outcome.run_id,
-                    sequence = %sequence.name,
-                    readings = outcome.readings,
-                    status = outcome.status.as_str(),
-                    "run ended"
-                );
-                Some(outcome.run_id)
-            }
-            Err(e @ SequenceError::RunFailed { .. }) => {
-                tracing::error!(sequence = %sequence.name, error = %report(&e), "run failed; next attempt at the next slot");
-                match e {
-                    SequenceError::RunFailed { run_id, .. } => Some(run_id),
-                    _ => None,
-                }
-            }
-            Err(e) => {
-                tracing::error!(sequence = %sequence.name, error = %report(&e), "run could not start; next attempt at the next slot");
-                None
-            }
+        let mut watch = steer::HubObserver {
+            inner: &mut *observer,
+            hub,
+            ticket: None,
+            trigger: "schedule",
+            operator: None,
+            run_id: None,
+            now: &*clock,
         };
+        let run = runner.run(sequence, Trigger::Schedule, None, &mut watch, stop);
+        let result = steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
+        let run_id = log_run_end(&sequence.name, result, hub, None);
         last_run = Some(LastRun {
             sequence: sequence.name.clone(),
             run_id,
             ended_us: clock.now().utc_us,
         });
     }
-    store_events(store, &mut supervisor);
+    store_events(store, &mut supervisor, hub);
+    steer::store_refusals(store, &mut refused, clock.now());
+    // Runs still queued are not run: say so to anyone waiting for them.
+    while let Some(queued) = queue.pop() {
+        tracing::warn!(ticket = queued.ticket, sequence = %queued.sequence, "queued run dropped: the daemon is stopping");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The next request from the API; never, without an API.
+async fn next_request(requests: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {
+    match requests {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Drives a run to its end while answering the API: starts asked for meanwhile are queued behind
+/// it, refusals kept for the store until the run lets go of it.
+async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, SequenceError>>>(
+    run: F,
+    requests: &mut Option<mpsc::Receiver<Request>>,
+    config: &Config,
+    queue: &mut steer::Queue,
+    hub: Option<&Hub>,
+    refused: &mut Vec<ControlRefused>,
+) -> Result<RunOutcome, SequenceError> {
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            result = &mut run => return result,
+            Some(request) = next_request(requests) => {
+                steer::handle(request, config, queue, hub, true, refused);
+            }
+        }
+    }
+}
+
+/// Logs how a run ended and tells the API's subscribers; returns its id when it had one.
+fn log_run_end(
+    sequence: &str,
+    result: Result<RunOutcome, SequenceError>,
+    hub: Option<&Hub>,
+    ticket: Option<u64>,
+) -> Option<u64> {
+    match result {
+        Ok(outcome) => {
+            tracing::info!(
+                run_id = outcome.run_id,
+                sequence,
+                readings = outcome.readings,
+                status = outcome.status.as_str(),
+                "run ended"
+            );
+            if let Some(hub) = hub {
+                steer::run_ended(
+                    hub,
+                    ticket,
+                    outcome.run_id,
+                    outcome.status.as_str(),
+                    outcome.readings,
+                    None,
+                );
+            }
+            Some(outcome.run_id)
+        }
+        Err(e) => {
+            let run = match &e {
+                SequenceError::RunFailed {
+                    run_id, readings, ..
+                } => Some((*run_id, *readings)),
+                _ => None,
+            };
+            match run {
+                Some(_) => {
+                    tracing::error!(sequence, error = %report(&e), "run failed; next attempt at the next slot")
+                }
+                None => {
+                    tracing::error!(sequence, error = %report(&e), "run could not start; next attempt at the next slot")
+                }
+            }
+            if let Some(hub) = hub {
+                let (run_id, readings) = run.unwrap_or((0, 0));
+                steer::run_ended(hub, ticket, run_id, "failed", readings, Some(report(&e)));
+            }
+            run.map(|(id, _)| id)
+        }
+    }
 }
 
 /// What is wrong with the signing key `[signing] key` names, if anything: bundles cannot be
@@ -196,7 +334,12 @@ pub fn signing_key_problem(config: &Config) -> Option<String> {
 
 /// Opens every adapter and instrument, logging each one's identity or why it is absent; the
 /// absent ones stay offline and are retried by the supervisor's ticks.
-async fn connect_at_start(config: &Config, supervisor: &mut Supervisor, clock: &dyn Clock) {
+async fn connect_at_start(
+    config: &Config,
+    supervisor: &mut Supervisor,
+    clock: &dyn Clock,
+    hub: Option<&Hub>,
+) {
     for (adapter, opened) in supervisor.open_adapters(clock).await {
         match opened {
             Ok(()) => tracing::info!(%adapter, "GPIB adapter open"),
@@ -207,6 +350,15 @@ async fn connect_at_start(config: &Config, supervisor: &mut Supervisor, clock: &
     }
     let mut absent = Vec::new();
     for (name, found) in supervisor.connect_all(&config.instruments, clock).await {
+        if let Some(hub) = hub {
+            steer::set_instrument(
+                hub,
+                &name,
+                found.is_ok(),
+                found.as_ref().ok(),
+                clock.now().utc_us,
+            );
+        }
         match found {
             Ok(id) => tracing::info!(
                 instrument = %name,
@@ -267,8 +419,11 @@ fn record_missed(
 
 /// Stores the supervisor's state changes; a storage failure is logged (the next run will meet it
 /// too and fail visibly).
-fn store_events(store: &mut Store, supervisor: &mut Supervisor) {
+fn store_events(store: &mut Store, supervisor: &mut Supervisor, hub: Option<&Hub>) {
     let events = supervisor.take_events();
+    if let Some(hub) = hub {
+        steer::note_events(hub, &events);
+    }
     if let Err(e) = store.append_events(&events) {
         tracing::error!(error = %report(&e), lost = events.len(), "could not store instrument events");
     }

@@ -93,8 +93,10 @@ pub fn parse_error_reply(reply: &str) -> Result<InstrumentError, SessionError> {
     Ok(InstrumentError { code, message })
 }
 
-/// A numeric reply, or one of SCPI's two special values.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A numeric reply, or one of SCPI's two special values. Serialised for the control API's event
+/// stream: `{"value": 10.0}`, `{"overload": {"negative": false}}`, `"not_a_number"`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Measurement {
     /// A finite number.
     Value(f64),

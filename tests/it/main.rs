@@ -11,6 +11,7 @@ mod common;
 
 mod bundles;
 mod check;
+mod control;
 mod crash;
 mod daemon;
 mod demo;

@@ -42,6 +42,8 @@ pub enum Event {
     /// The lab's signing key was replaced (`--new-key`): bundles from here on are signed by the new
     /// key, which the pilot's `allowed_signers` must list.
     KeyRotated(KeyRotated),
+    /// A process that may not steer the daemon connected to its control socket and was refused.
+    ControlRefused(ControlRefused),
 }
 
 /// A run's start.
@@ -205,6 +207,19 @@ pub struct SlotMissed {
     pub reason: String,
 }
 
+/// A refused connection to the daemon's control socket, with the peer's credentials as the
+/// kernel gave them (`SO_PEERCRED`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRefused {
+    /// The peer's user id.
+    pub uid: u32,
+    /// The peer's group id.
+    pub gid: u32,
+    /// The peer's process id, when the kernel knows it.
+    pub pid: Option<i32>,
+}
+
 /// A change of signing key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +254,7 @@ impl Event {
             Self::RunInterrupted(_) => "run_interrupted",
             Self::SlotMissed(_) => "slot_missed",
             Self::KeyRotated(_) => "key_rotated",
+            Self::ControlRefused(_) => "control_refused",
         }
     }
 
@@ -258,6 +274,7 @@ impl Event {
             Self::RunInterrupted(d) => to_value(d),
             Self::SlotMissed(d) => to_value(d),
             Self::KeyRotated(d) => to_value(d),
+            Self::ControlRefused(d) => to_value(d),
         }
     }
 
@@ -333,6 +350,11 @@ mod tests {
             }),
             Event::RunInterrupted(RunInterrupted {
                 reason: "found running at start-up".into(),
+            }),
+            Event::ControlRefused(ControlRefused {
+                uid: 1001,
+                gid: 1001,
+                pid: Some(4242),
             }),
             Event::SlotMissed(SlotMissed {
                 sequence: "stability".into(),

@@ -1,0 +1,199 @@
+//! Commands that steer a running daemon through its control socket: `status` and `start`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Error, progress, runtime};
+use crate::config::Config;
+use crate::control::client::Client;
+use crate::control::{LiveEvent, StartRequest, Status};
+use crate::sequence::ReadingReport;
+
+/// `tsagent status`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct StatusArgs {
+    /// The lab's config file (it names the daemon's socket).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Print the daemon's answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tsagent start`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct StartArgs {
+    /// The lab's config file (it names the daemon's socket).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The sequence to run.
+    #[arg(value_name = "SEQUENCE")]
+    pub sequence: String,
+    /// Who is running it; stored with the run.
+    #[arg(long, value_name = "NAME")]
+    pub operator: String,
+    /// Follow the run until it ends, with the same progress as `measure`.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Shows what the daemon is doing.
+pub fn status(args: StatusArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let client = Client::new(&config.control.socket);
+    let status = runtime()?.block_on(client.status())?;
+    if args.json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+    } else {
+        print_status(&status, &config);
+    }
+    Ok(())
+}
+
+fn print_status(s: &Status, config: &Config) {
+    say!(
+        "daemon pid {} for lab {} (socket {})",
+        s.pid,
+        s.lab,
+        config.control.socket.display()
+    );
+    let online = s.instruments.iter().filter(|i| i.state == "online").count();
+    say!("instruments: {online}/{} online", s.instruments.len());
+    for i in &s.instruments {
+        let mut line = format!("  {:<12} {:<8}", i.name, i.state);
+        if let Some(since) = &i.offline_since {
+            line.push_str(&format!(" since {since}"));
+        }
+        if let Some(id) = &i.identity {
+            line.push_str(&format!(" {id}"));
+        }
+        if let Some(r) = &i.last_reading {
+            line.push_str(&format!(
+                "; last reading {} {} at {} (seq {})",
+                r.raw, r.unit, r.utc, r.seq
+            ));
+        }
+        say!("{line}");
+    }
+    match &s.run {
+        Some(r) => say!(
+            "run {} in progress: {} ({}{}), {}/{} readings",
+            r.run_id,
+            r.sequence,
+            r.trigger,
+            r.operator
+                .as_deref()
+                .map(|o| format!(", {o}"))
+                .unwrap_or_default(),
+            r.done,
+            r.total
+        ),
+        None => say!("no run in progress"),
+    }
+    for q in &s.queue {
+        say!(
+            "queued: ticket {} {} by {}",
+            q.ticket,
+            q.sequence,
+            q.operator
+        );
+    }
+    for n in &s.next_slots {
+        say!("next {}: {}", n.sequence, n.utc);
+    }
+    say!("bundles not sent: {}", s.bundles_not_sent);
+    if let Some(free) = s.disk_free_bytes {
+        say!("disk free: {:.1} GB", free as f64 / 1e9);
+    }
+}
+
+/// Asks the daemon to run a sequence, and with `--wait` follows it to its end.
+pub fn start(args: StartArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let client = Client::new(&config.control.socket);
+    let request = StartRequest {
+        sequence: args.sequence.clone(),
+        operator: args.operator.clone(),
+    };
+    runtime()?.block_on(async {
+        // Subscribe first, so no event of the run can pass before we listen.
+        let mut events = if args.wait {
+            Some(client.events().await?)
+        } else {
+            None
+        };
+        let queued = client.start(&request).await?;
+        let status = client.status().await.ok();
+        say!(
+            "handed to the daemon{}: `{}` queued as ticket {}, {} run(s) ahead",
+            status
+                .map(|s| format!(" (pid {})", s.pid))
+                .unwrap_or_default(),
+            args.sequence,
+            queued.ticket,
+            queued.ahead
+        );
+        let Some(events) = events.as_mut() else {
+            return Ok(());
+        };
+        let mut observer = progress::for_terminal();
+        let mut run = None;
+        while let Some(event) = events.next().await? {
+            match event {
+                LiveEvent::RunStarted {
+                    run_id,
+                    ticket,
+                    sequence,
+                    total,
+                } if ticket == Some(queued.ticket) => {
+                    run = Some(run_id);
+                    observer.started(run_id, &sequence, total);
+                }
+                LiveEvent::Reading {
+                    run_id,
+                    instrument,
+                    seq,
+                    done,
+                    total,
+                    raw,
+                    measurement,
+                    unit,
+                } if Some(run_id) == run => observer.reading(&ReadingReport {
+                    instrument: &instrument,
+                    done,
+                    total,
+                    seq,
+                    raw: &raw,
+                    measurement,
+                    unit: &unit,
+                }),
+                LiveEvent::RunEnded {
+                    run_id,
+                    ticket,
+                    status,
+                    readings,
+                    message,
+                } if ticket == Some(queued.ticket) => {
+                    drop(observer);
+                    say!("run {run_id} {status}: {readings} readings");
+                    return match status.as_str() {
+                        "completed" => Ok(()),
+                        _ => Err(Error::RemoteRun {
+                            run_id,
+                            status,
+                            message,
+                        }),
+                    };
+                }
+                _ => {}
+            }
+        }
+        Err(Error::DaemonGone)
+    })
+}

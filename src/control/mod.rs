@@ -1,0 +1,288 @@
+//! The daemon's control API: HTTP/1.1 with JSON over a Unix socket, versioned under `/v1/`.
+//!
+//! The daemon's loop owns the instruments and the store; the API never touches either. It reads a
+//! status snapshot the loop keeps ([`Hub`]), subscribes to the loop's live events, and hands
+//! requests (start a run) to the loop through a channel, which answers each one. So a slow or
+//! hostile client can hold a connection, never the acquisition.
+//!
+//! `server` is the socket side (peer credentials, routes, the event stream); `client` is what the
+//! CLI (`status`, `start`, `watch`) uses.
+
+pub mod client;
+pub mod server;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::session::Measurement;
+
+/// Events kept for a slow subscriber before it is told it missed some.
+const EVENT_BACKLOG: usize = 1024;
+
+/// Everything `GET /v1/status` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The lab's id.
+    pub lab: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// Each configured instrument.
+    pub instruments: Vec<InstrumentStatus>,
+    /// The run in progress.
+    pub run: Option<RunProgress>,
+    /// Runs asked for and waiting behind it, first first.
+    pub queue: Vec<QueuedRun>,
+    /// The next slot of each scheduled sequence.
+    pub next_slots: Vec<NextSlot>,
+    /// Sealed bundles not yet delivered to the coordinator (all of them until upload exists).
+    pub bundles_not_sent: u64,
+    /// Free space for the database's folder, bytes.
+    pub disk_free_bytes: Option<u64>,
+}
+
+/// One instrument as the daemon sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstrumentStatus {
+    /// Its name in the config.
+    pub name: String,
+    /// `online`, `offline` or `unknown` (not yet tried).
+    pub state: String,
+    /// `*IDN?` as last answered: manufacturer, model, serial, firmware.
+    pub identity: Option<String>,
+    /// Since when it has been offline, RFC 3339.
+    pub offline_since: Option<String>,
+    /// Its last committed reading.
+    pub last_reading: Option<LastReading>,
+}
+
+/// A committed reading, as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastReading {
+    /// Sequence number in the log.
+    pub seq: u64,
+    /// The raw reply.
+    pub raw: String,
+    /// Its unit.
+    pub unit: String,
+    /// When, RFC 3339.
+    pub utc: String,
+}
+
+/// The run in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// Run id in the log.
+    pub run_id: u64,
+    /// The ticket of the request that asked for it (none for a scheduled run).
+    pub ticket: Option<u64>,
+    /// Its sequence.
+    pub sequence: String,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// Who asked for it.
+    pub operator: Option<String>,
+    /// Readings committed.
+    pub done: u64,
+    /// Readings planned.
+    pub total: u64,
+}
+
+/// A run waiting for the one in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRun {
+    /// Its ticket: the `start` reply's, and the run's events carry it.
+    pub ticket: u64,
+    /// Its sequence.
+    pub sequence: String,
+    /// Who asked for it.
+    pub operator: String,
+}
+
+/// A sequence's next scheduled slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextSlot {
+    /// The sequence.
+    pub sequence: String,
+    /// The slot, RFC 3339.
+    pub utc: String,
+}
+
+/// `POST /v1/runs`: start a run of a sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The sequence's name in the config.
+    pub sequence: String,
+    /// Who asks; stored with the run.
+    pub operator: String,
+}
+
+/// The answer to a start: queued, with its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// The request's ticket.
+    pub ticket: u64,
+    /// Runs ahead of it, the one in progress included.
+    pub ahead: usize,
+}
+
+/// What happens, as the event stream (`GET /v1/events`) sends it: one Server-Sent Event each,
+/// named by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A run was asked for and queued.
+    Queued {
+        /// Its ticket.
+        ticket: u64,
+        /// Its sequence.
+        sequence: String,
+        /// Who asked.
+        operator: String,
+    },
+    /// A run began.
+    RunStarted {
+        /// Run id.
+        run_id: u64,
+        /// The request's ticket, for a run asked for through the API.
+        ticket: Option<u64>,
+        /// Its sequence.
+        sequence: String,
+        /// Readings planned.
+        total: u64,
+    },
+    /// A reading was committed.
+    Reading {
+        /// Run id.
+        run_id: u64,
+        /// Instrument.
+        instrument: String,
+        /// Sequence number in the log.
+        seq: u64,
+        /// Readings of the run so far.
+        done: u64,
+        /// Readings planned.
+        total: u64,
+        /// The raw reply.
+        raw: String,
+        /// The value as parsed.
+        measurement: Measurement,
+        /// Its unit.
+        unit: String,
+    },
+    /// A run ended.
+    RunEnded {
+        /// Run id.
+        run_id: u64,
+        /// The request's ticket, for a run asked for through the API.
+        ticket: Option<u64>,
+        /// `completed`, `failed`, `stopped`, `interrupted`.
+        status: String,
+        /// Readings committed.
+        readings: u64,
+        /// Why it failed, when it did.
+        message: Option<String>,
+    },
+    /// An instrument went offline or came back.
+    Instrument {
+        /// Its name.
+        name: String,
+        /// `online` or `offline`.
+        state: String,
+    },
+    /// A subscriber fell behind by this many events (they are in the log).
+    Missed {
+        /// How many.
+        count: u64,
+    },
+}
+
+impl LiveEvent {
+    /// The event's name in the stream.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LiveEvent::Queued { .. } => "queued",
+            LiveEvent::RunStarted { .. } => "run_started",
+            LiveEvent::Reading { .. } => "reading",
+            LiveEvent::RunEnded { .. } => "run_ended",
+            LiveEvent::Instrument { .. } => "instrument",
+            LiveEvent::Missed { .. } => "missed",
+        }
+    }
+}
+
+/// Why the daemon refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No sequence by that name.
+    #[error("no sequence named `{0}` in the config")]
+    UnknownSequence(String),
+    /// The daemon is stopping.
+    #[error("the daemon is stopping")]
+    Stopping,
+}
+
+/// A request the API hands to the daemon's loop, with the way back.
+#[derive(Debug)]
+pub enum Request {
+    /// Queue a run.
+    Start {
+        /// What to run.
+        start: StartRequest,
+        /// The answer.
+        reply: oneshot::Sender<Result<Queued, RequestError>>,
+    },
+    /// A peer that may not steer the daemon was refused; the loop records it.
+    Refused {
+        /// The peer's credentials.
+        uid: u32,
+        /// The peer's group.
+        gid: u32,
+        /// The peer's process.
+        pid: Option<i32>,
+    },
+}
+
+/// What the daemon's loop and the API share: the status snapshot and the live events.
+#[derive(Debug)]
+pub struct Hub {
+    status: Mutex<Status>,
+    events: broadcast::Sender<LiveEvent>,
+}
+
+impl Hub {
+    /// A hub with this initial status.
+    pub fn new(status: Status) -> Arc<Hub> {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        Arc::new(Hub {
+            status: Mutex::new(status),
+            events,
+        })
+    }
+
+    /// The status, to read or change. A poisoned lock (a panic while holding it) still holds
+    /// a whole snapshot: every change is a plain assignment.
+    pub fn status(&self) -> MutexGuard<'_, Status> {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends an event to every subscriber (none listening is fine).
+    pub fn publish(&self, event: LiveEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// A new subscriber to the live events.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.events.subscribe()
+    }
+}
+
+/// The channel from the API to the daemon's loop.
+pub fn requests() -> (mpsc::Sender<Request>, mpsc::Receiver<Request>) {
+    // Small: a start is answered at once, so a backlog means the loop is busy committing.
+    mpsc::channel(64)
+}

@@ -1,0 +1,305 @@
+//! The daemon's side of the control API: the queue of runs asked for, the status snapshot and the
+//! live events it keeps up to date. The loop in `mod.rs` owns all of it; the API only reads the
+//! snapshot and sends requests.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tsagent_bundle::event::{ControlRefused, Event};
+
+use crate::clock::{Timestamp, rfc3339};
+use crate::config::Config;
+use crate::control::{
+    Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued, QueuedRun, Request,
+    RequestError, RunProgress, Status,
+};
+use crate::error::report;
+use crate::sequence::{Observer, ReadingReport};
+use crate::session::Identity;
+use crate::store::{NewEvent, Store};
+
+use super::Schedule;
+
+/// The control API as the daemon's loop holds it.
+pub struct Control {
+    /// Status and live events, shared with the API.
+    pub hub: Arc<Hub>,
+    /// Requests from the API.
+    pub requests: mpsc::Receiver<Request>,
+}
+
+/// Runs asked for through the API, waiting their turn.
+#[derive(Default)]
+pub(super) struct Queue {
+    waiting: VecDeque<QueuedRun>,
+    next_ticket: u64,
+}
+
+impl Queue {
+    /// The run to start next, if one waits.
+    pub(super) fn pop(&mut self) -> Option<QueuedRun> {
+        self.waiting.pop_front()
+    }
+
+    fn push(&mut self, sequence: String, operator: String) -> QueuedRun {
+        self.next_ticket += 1;
+        let queued = QueuedRun {
+            ticket: self.next_ticket,
+            sequence,
+            operator,
+        };
+        self.waiting.push_back(queued.clone());
+        queued
+    }
+}
+
+/// Answers one request. `running` says whether a run is in progress (it is ahead of a new one).
+/// Refusals are returned for the caller to store when the store is free.
+pub(super) fn handle(
+    request: Request,
+    config: &Config,
+    queue: &mut Queue,
+    hub: Option<&Hub>,
+    running: bool,
+    refused: &mut Vec<ControlRefused>,
+) {
+    match request {
+        Request::Start { start, reply } => {
+            let answer = if config.sequences.iter().any(|s| s.name == start.sequence) {
+                let queued = queue.push(start.sequence, start.operator);
+                tracing::info!(ticket = queued.ticket, sequence = %queued.sequence, operator = %queued.operator, "run queued through the control API");
+                if let Some(hub) = hub {
+                    hub.status().queue = queue.waiting.iter().cloned().collect();
+                    hub.publish(LiveEvent::Queued {
+                        ticket: queued.ticket,
+                        sequence: queued.sequence.clone(),
+                        operator: queued.operator.clone(),
+                    });
+                }
+                Ok(Queued {
+                    ticket: queued.ticket,
+                    ahead: queue.waiting.len() - 1 + usize::from(running),
+                })
+            } else {
+                Err(RequestError::UnknownSequence(start.sequence))
+            };
+            // The client may have gone; the run stays queued.
+            let _ = reply.send(answer);
+        }
+        Request::Refused { uid, gid, pid } => refused.push(ControlRefused { uid, gid, pid }),
+    }
+}
+
+/// Stores refused connections as events.
+pub(super) fn store_refusals(store: &mut Store, refused: &mut Vec<ControlRefused>, at: Timestamp) {
+    if refused.is_empty() {
+        return;
+    }
+    let events: Vec<NewEvent> = refused
+        .drain(..)
+        .map(|r| NewEvent::new(at, Event::ControlRefused(r)))
+        .collect();
+    if let Err(e) = store.append_events(&events) {
+        tracing::error!(error = %report(&e), lost = events.len(), "could not store refused control connections");
+    }
+}
+
+/// The status before anything happened: every instrument unknown.
+pub fn initial_status(config: &Config) -> Status {
+    Status {
+        lab: config.lab.id.clone(),
+        pid: std::process::id(),
+        instruments: config
+            .instruments
+            .iter()
+            .map(|i| InstrumentStatus {
+                name: i.name.clone(),
+                state: "unknown".into(),
+                identity: None,
+                offline_since: None,
+                last_reading: None,
+            })
+            .collect(),
+        ..Status::default()
+    }
+}
+
+/// Notes an instrument's state in the snapshot and tells subscribers if it changed.
+pub(super) fn set_instrument(
+    hub: &Hub,
+    name: &str,
+    online: bool,
+    identity: Option<&Identity>,
+    at_us: i64,
+) {
+    let state = if online { "online" } else { "offline" };
+    let changed = {
+        let mut status = hub.status();
+        let Some(i) = status.instruments.iter_mut().find(|i| i.name == name) else {
+            return;
+        };
+        if let Some(id) = identity {
+            i.identity = Some(format!(
+                "{}, {}, {}, {}",
+                id.manufacturer, id.model, id.serial, id.firmware
+            ));
+        }
+        let changed = i.state != state;
+        if changed {
+            i.offline_since = (!online).then(|| rfc3339(at_us));
+            i.state = state.into();
+        }
+        changed
+    };
+    if changed {
+        hub.publish(LiveEvent::Instrument {
+            name: name.to_owned(),
+            state: state.into(),
+        });
+    }
+}
+
+/// Notes instrument state changes found among the supervisor's events.
+pub(super) fn note_events(hub: &Hub, events: &[NewEvent]) {
+    for e in events {
+        let (name, online) = match &e.event {
+            Event::InstrumentOffline(d) => (&d.instrument, false),
+            Event::InstrumentOnline(d) => (&d.instrument, true),
+            _ => continue,
+        };
+        set_instrument(hub, name, online, None, e.at.utc_us);
+    }
+}
+
+/// Refreshes what changes between runs: the next slots, free disk, bundles not sent.
+pub(super) fn refresh(hub: &Hub, config: &Config, schedule: &Schedule, store: &Store) {
+    let next_slots = schedule
+        .slots()
+        .filter_map(|(index, slot)| {
+            config.sequences.get(index).map(|s| NextSlot {
+                sequence: s.name.clone(),
+                utc: rfc3339(slot),
+            })
+        })
+        .collect();
+    let folder = config
+        .storage
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let disk_free_bytes = nix::sys::statvfs::statvfs(folder)
+        .ok()
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()));
+    let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
+    let mut status = hub.status();
+    status.next_slots = next_slots;
+    status.disk_free_bytes = disk_free_bytes;
+    status.bundles_not_sent = bundles;
+}
+
+/// Passes a run's progress to the log observer and to the hub.
+pub(super) struct HubObserver<'a> {
+    /// The daemon's own observer (the log).
+    pub inner: &'a mut dyn Observer,
+    /// Where the progress goes.
+    pub hub: Option<&'a Hub>,
+    /// The request's ticket, for a run asked for through the API.
+    pub ticket: Option<u64>,
+    /// `manual` or `schedule`.
+    pub trigger: &'static str,
+    /// Who asked for it.
+    pub operator: Option<String>,
+    /// The run, once started.
+    pub run_id: Option<u64>,
+    /// The clock's now for each reading's time in status.
+    pub now: &'a dyn crate::clock::Clock,
+}
+
+impl Observer for HubObserver<'_> {
+    fn started(&mut self, run_id: u64, sequence: &str, total: u64) {
+        self.inner.started(run_id, sequence, total);
+        self.run_id = Some(run_id);
+        if let Some(hub) = self.hub {
+            hub.status().run = Some(RunProgress {
+                run_id,
+                ticket: self.ticket,
+                sequence: sequence.to_owned(),
+                trigger: self.trigger.to_owned(),
+                operator: self.operator.clone(),
+                done: 0,
+                total,
+            });
+            hub.publish(LiveEvent::RunStarted {
+                run_id,
+                ticket: self.ticket,
+                sequence: sequence.to_owned(),
+                total,
+            });
+        }
+    }
+
+    fn identified(&mut self, instrument: &str, identity: &Identity) {
+        self.inner.identified(instrument, identity);
+        if let Some(hub) = self.hub {
+            set_instrument(hub, instrument, true, Some(identity), self.now.now().utc_us);
+        }
+    }
+
+    fn reading(&mut self, report: &ReadingReport<'_>) {
+        self.inner.reading(report);
+        let Some(hub) = self.hub else {
+            return;
+        };
+        let run_id = self.run_id.unwrap_or(0);
+        {
+            let mut status = hub.status();
+            if let Some(run) = status.run.as_mut() {
+                run.done = report.done;
+                run.total = report.total;
+            }
+            if let Some(i) = status
+                .instruments
+                .iter_mut()
+                .find(|i| i.name == report.instrument)
+            {
+                i.last_reading = Some(LastReading {
+                    seq: report.seq,
+                    raw: report.raw.to_owned(),
+                    unit: report.unit.to_owned(),
+                    utc: rfc3339(self.now.now().utc_us),
+                });
+            }
+        }
+        hub.publish(LiveEvent::Reading {
+            run_id,
+            instrument: report.instrument.to_owned(),
+            seq: report.seq,
+            done: report.done,
+            total: report.total,
+            raw: report.raw.to_owned(),
+            measurement: report.measurement,
+            unit: report.unit.to_owned(),
+        });
+    }
+}
+
+/// Clears the run in progress and tells subscribers how it ended.
+pub(super) fn run_ended(
+    hub: &Hub,
+    ticket: Option<u64>,
+    run_id: u64,
+    status: &str,
+    readings: u64,
+    message: Option<String>,
+) {
+    hub.status().run = None;
+    hub.publish(LiveEvent::RunEnded {
+        run_id,
+        ticket,
+        status: status.to_owned(),
+        readings,
+        message,
+    });
+}
