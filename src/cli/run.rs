@@ -10,6 +10,7 @@ use clap::Args;
 use super::{Error, progress, runtime, stop_on_signals_logged, stopped_by_signal};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::daemon::notify::Notifier;
 use crate::store::Store;
 
 /// `tsagent run`.
@@ -32,7 +33,17 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         let stop = stop_on_signals_logged()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let mut observer = progress::Log;
-        crate::daemon::run(&config, &mut store, clock, &mut observer, &stop).await?;
+        // Read once here and passed down: the daemon holds no globals.
+        let mut notifier = Notifier::from_env();
+        crate::daemon::run(
+            &config,
+            &mut store,
+            clock,
+            &mut observer,
+            &stop,
+            &mut notifier,
+        )
+        .await?;
         if stop.urgent() {
             return stopped_by_signal(&stop);
         }

@@ -11,11 +11,17 @@
 //! is measured from the wall clock once, when that slot comes up, never longer than a period, and
 //! then kept by a monotonic timer, so a clock step neither fires a burst of runs nor stalls the
 //! schedule; the slots after it are aligned to the clock again.
+//!
+//! Under systemd (`Type=notify`) it says `READY=1` once the instruments have been opened at start,
+//! keeps the watchdog fed while its task makes progress, reports what it is doing in `STATUS=`
+//! and says `STOPPING=1` when asked to stop ([`notify`]).
 
+pub mod notify;
 pub mod owner;
 mod schedule;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +34,7 @@ use crate::error::report;
 use crate::sequence::{Observer, Runner, SequenceError, Stop};
 use crate::store::{NewEvent, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, TICK};
+use notify::Notifier;
 pub use schedule::{Due, Missed, Schedule, slot_at_or_after, slot_at_or_before};
 
 /// Why the daemon could not run.
@@ -53,12 +60,14 @@ struct LastRun {
 
 /// Runs the schedule until a stop is requested. Sequences run one at a time (they share
 /// instruments); a run that fails is logged and the schedule goes on — the next slot is the retry.
+/// `notifier` tells systemd of readiness, progress (the watchdog), status and the stop.
 pub async fn run(
     config: &Config,
     store: &mut Store,
     clock: Arc<dyn Clock>,
     observer: &mut dyn Observer,
     stop: &Stop,
+    notifier: &mut Notifier,
 ) -> Result<(), DaemonError> {
     let recovered =
         crate::sequence::recover_interrupted(store, &*clock).map_err(DaemonError::Recover)?;
@@ -88,6 +97,11 @@ pub async fn run(
     let mut supervisor = Supervisor::new(config);
     connect_at_start(config, &mut supervisor, &*clock).await;
     store_events(store, &mut supervisor);
+    // Ready once every instrument has been tried: those present are identified, the absent ones
+    // logged and left to the background retries, so a missing meter never holds the service in
+    // "activating".
+    notifier.ready(&status(config, &schedule, &supervisor, None, &*clock));
+    let mut watch = Watch::new(notifier, stop);
 
     // The monotonic deadline of each sequence's pending slot, fixed when the slot comes up.
     let mut deadlines: HashMap<usize, Instant> = HashMap::new();
@@ -108,13 +122,16 @@ pub async fn run(
         // Supervise the instruments every tick, between runs: a vanished port or adapter is
         // noticed within a tick, a returned one reconnected within a tick of its backoff.
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline.min(next_tick)) => {}
+            () = watch.during(tokio::time::sleep_until(deadline.min(next_tick))) => {}
             () = stop.until_requested() => break,
         }
         if Instant::now() >= next_tick {
-            supervisor.tick(&config.instruments, &*clock).await;
+            watch
+                .during(supervisor.tick(&config.instruments, &*clock))
+                .await;
             store_events(store, &mut supervisor);
             next_tick = Instant::now() + TICK;
+            watch.status(&status(config, &schedule, &supervisor, None, &*clock));
         }
         if Instant::now() < deadline {
             continue;
@@ -129,14 +146,21 @@ pub async fn run(
             record_missed(store, &sequence.name, missed, last_run.as_ref(), now);
         }
         tracing::info!(sequence = %sequence.name, slot = %rfc3339(due.slot_us), "slot due");
+        watch.status(&status(
+            config,
+            &schedule,
+            &supervisor,
+            Some(&sequence.name),
+            &*clock,
+        ));
         let mut runner = Runner {
             config,
             store: &mut *store,
             clock: clock.clone(),
             supervisor: &mut supervisor,
         };
-        let run_id = match runner
-            .run(sequence, Trigger::Schedule, None, observer, stop)
+        let run_id = match watch
+            .during(runner.run(sequence, Trigger::Schedule, None, observer, stop))
             .await
         {
             Ok(outcome) => {
@@ -166,10 +190,93 @@ pub async fn run(
             run_id,
             ended_us: clock.now().utc_us,
         });
+        watch.status(&status(config, &schedule, &supervisor, None, &*clock));
     }
+    watch.notifier.stopping();
     store_events(store, &mut supervisor);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `STATUS=` text for systemd: instruments online by the supervisor's state, the run in
+/// progress, and each scheduled sequence's next slot.
+fn status(
+    config: &Config,
+    schedule: &Schedule,
+    supervisor: &Supervisor,
+    running: Option<&str>,
+    clock: &dyn Clock,
+) -> String {
+    let online = config
+        .instruments
+        .iter()
+        .filter(|i| supervisor.is_online(&i.name))
+        .count();
+    let next: Vec<(&str, i64)> = schedule
+        .slots()
+        .filter_map(|(index, slot)| Some((config.sequences.get(index)?.name.as_str(), slot)))
+        .collect();
+    notify::status_text(
+        online,
+        config.instruments.len(),
+        running,
+        &next,
+        clock.now().utc_us,
+    )
+}
+
+/// Feeds systemd's watchdog while the daemon's own task makes progress, and says `STOPPING=1`
+/// as soon as a stop is asked for (a run may take a while to reach the end of its reading).
+///
+/// The pings come only from [`Watch::during`], which the scheduling loop wraps around each of
+/// its waits, ticks and runs: they run on the one thread that also commits the readings, so a
+/// blocked thread (a commit stuck on a dead disk, a busy loop) stops them and systemd restarts
+/// the service. A long run is not a stuck one, hence pings during runs too.
+struct Watch<'a> {
+    notifier: &'a mut Notifier,
+    stop: &'a Stop,
+    /// When the next ping is due; `None` without a watchdog.
+    next_ping: Option<Instant>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(notifier: &'a mut Notifier, stop: &'a Stop) -> Self {
+        // First ping at once: readiness and the watchdog's first deadline start together.
+        let next_ping = notifier.watchdog_interval().map(|_| Instant::now());
+        Self {
+            notifier,
+            stop,
+            next_ping,
+        }
+    }
+
+    /// Runs `work` to its end, pinging the watchdog on time and announcing a stop meanwhile.
+    async fn during<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let next_ping = self.next_ping;
+            let ping = async move {
+                match next_ping {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let stop = self.stop;
+            let announced = self.notifier.is_stopping();
+            tokio::select! {
+                out = &mut work => return out,
+                () = ping => {
+                    self.notifier.watchdog();
+                    self.next_ping = self.notifier.watchdog_interval().map(|i| Instant::now() + i);
+                }
+                () = stop.until_requested(), if !announced => self.notifier.stopping(),
+            }
+        }
+    }
+
+    fn status(&mut self, text: &str) {
+        self.notifier.status(text);
+    }
 }
 
 /// What is wrong with the signing key `[signing] key` names, if anything: bundles cannot be

@@ -18,6 +18,7 @@ mod docs;
 mod faults;
 mod keys;
 mod measure;
+mod notify;
 mod output;
 mod owner;
 mod paths;
