@@ -30,3 +30,4 @@ mod setup;
 mod signals;
 mod statistics;
 mod supervisor;
+mod systemd;
