@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::control::Hub;
 use crate::control::server::{self, PeerPolicy};
 use crate::daemon::Control;
+use crate::daemon::notify::Notifier;
 use crate::store::Store;
 
 /// `tsagent run`.
@@ -35,6 +36,8 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         let stop = stop_on_signals_logged()?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let mut observer = progress::Log;
+        // Read once here and passed down: the daemon holds no globals.
+        let mut notifier = Notifier::from_env();
         let group = config.control.group.as_deref();
         let policy = PeerPolicy::new(group)?;
         let listener = server::bind(&config.control.socket, group)?;
@@ -60,6 +63,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             &mut observer,
             &stop,
             Some(control),
+            &mut notifier,
         )
         .await;
         api.abort();

@@ -11,12 +11,18 @@
 //! is measured from the wall clock once, when that slot comes up, never longer than a period, and
 //! then kept by a monotonic timer, so a clock step neither fires a burst of runs nor stalls the
 //! schedule; the slots after it are aligned to the clock again.
+//!
+//! Under systemd (`Type=notify`) it says `READY=1` once the instruments have been opened at start,
+//! keeps the watchdog fed while its task makes progress, reports what it is doing in `STATUS=`
+//! and says `STOPPING=1` when asked to stop ([`notify`]).
 
+pub mod notify;
 pub mod owner;
 mod schedule;
 mod steer;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +37,7 @@ use crate::error::report;
 use crate::sequence::{Observer, RunOutcome, Runner, SequenceError, Stop};
 use crate::store::{NewEvent, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, TICK};
+use notify::Notifier;
 pub use schedule::{Due, Missed, Schedule, slot_at_or_after, slot_at_or_before};
 pub use steer::{Control, initial_status};
 
@@ -57,6 +64,7 @@ struct LastRun {
 
 /// Runs the schedule until a stop is requested. Sequences run one at a time (they share
 /// instruments); a run that fails is logged and the schedule goes on — the next slot is the retry.
+/// `notifier` tells systemd of readiness, progress (the watchdog), status and the stop.
 pub async fn run(
     config: &Config,
     store: &mut Store,
@@ -64,6 +72,7 @@ pub async fn run(
     observer: &mut dyn Observer,
     stop: &Stop,
     control: Option<Control>,
+    notifier: &mut Notifier,
 ) -> Result<(), DaemonError> {
     let (hub, mut requests) = match control {
         Some(c) => (Some(c.hub), Some(c.requests)),
@@ -103,6 +112,11 @@ pub async fn run(
     if let Some(hub) = hub {
         steer::refresh(hub, config, &schedule, store);
     }
+    // Ready once every instrument has been tried: those present are identified, the absent ones
+    // logged and left to the background retries, so a missing meter never holds the service in
+    // "activating".
+    notifier.ready(&status(config, &schedule, &supervisor, None, &*clock));
+    let mut watch = Watch::new(notifier, stop);
 
     // The monotonic deadline of each sequence's pending slot, fixed when the slot comes up.
     let mut deadlines: HashMap<usize, Instant> = HashMap::new();
@@ -126,7 +140,7 @@ pub async fn run(
                     clock: clock.clone(),
                     supervisor: &mut supervisor,
                 };
-                let mut watch = steer::HubObserver {
+                let mut observe = steer::HubObserver {
                     inner: &mut *observer,
                     hub,
                     ticket: Some(queued.ticket),
@@ -135,13 +149,20 @@ pub async fn run(
                     run_id: None,
                     now: &*clock,
                 };
-                let run = runner.run(
+                watch.status(&status(
+                    config,
+                    &schedule,
+                    runner.supervisor,
+                    Some(&sequence.name),
+                    &*clock,
+                ));
+                let run = watch.during(runner.run(
                     sequence,
                     Trigger::Manual,
                     Some(&queued.operator),
-                    &mut watch,
+                    &mut observe,
                     stop,
-                );
+                ));
                 let result =
                     steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
                 let run_id = log_run_end(&sequence.name, result, hub, Some(queued.ticket));
@@ -150,6 +171,7 @@ pub async fn run(
                     run_id,
                     ended_us: clock.now().utc_us,
                 });
+                watch.status(&status(config, &schedule, &supervisor, None, &*clock));
             }
             continue;
         }
@@ -164,7 +186,7 @@ pub async fn run(
         // Supervise the instruments every tick, between runs: a vanished port or adapter is
         // noticed within a tick, a returned one reconnected within a tick of its backoff.
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline.min(next_tick)) => {}
+            () = watch.during(tokio::time::sleep_until(deadline.min(next_tick))) => {}
             () = stop.until_requested() => break,
             Some(request) = next_request(&mut requests) => {
                 steer::handle(request, config, &mut queue, hub, false, &mut refused);
@@ -172,12 +194,15 @@ pub async fn run(
             }
         }
         if Instant::now() >= next_tick {
-            supervisor.tick(&config.instruments, &*clock).await;
+            watch
+                .during(supervisor.tick(&config.instruments, &*clock))
+                .await;
             store_events(store, &mut supervisor, hub);
             if let Some(hub) = hub {
                 steer::refresh(hub, config, &schedule, store);
             }
             next_tick = Instant::now() + TICK;
+            watch.status(&status(config, &schedule, &supervisor, None, &*clock));
         }
         if Instant::now() < deadline {
             continue;
@@ -195,13 +220,20 @@ pub async fn run(
         if let Some(hub) = hub {
             steer::refresh(hub, config, &schedule, store);
         }
+        watch.status(&status(
+            config,
+            &schedule,
+            &supervisor,
+            Some(&sequence.name),
+            &*clock,
+        ));
         let mut runner = Runner {
             config,
             store: &mut *store,
             clock: clock.clone(),
             supervisor: &mut supervisor,
         };
-        let mut watch = steer::HubObserver {
+        let mut observe = steer::HubObserver {
             inner: &mut *observer,
             hub,
             ticket: None,
@@ -210,7 +242,7 @@ pub async fn run(
             run_id: None,
             now: &*clock,
         };
-        let run = runner.run(sequence, Trigger::Schedule, None, &mut watch, stop);
+        let run = watch.during(runner.run(sequence, Trigger::Schedule, None, &mut observe, stop));
         let result = steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
         let run_id = log_run_end(&sequence.name, result, hub, None);
         last_run = Some(LastRun {
@@ -218,7 +250,9 @@ pub async fn run(
             run_id,
             ended_us: clock.now().utc_us,
         });
+        watch.status(&status(config, &schedule, &supervisor, None, &*clock));
     }
+    watch.notifier.stopping();
     store_events(store, &mut supervisor, hub);
     steer::store_refusals(store, &mut refused, clock.now());
     // Runs still queued are not run: say so to anyone waiting for them.
@@ -307,6 +341,87 @@ fn log_run_end(
             }
             run.map(|(id, _)| id)
         }
+    }
+}
+
+/// The `STATUS=` text for systemd: instruments online by the supervisor's state, the run in
+/// progress, and each scheduled sequence's next slot.
+fn status(
+    config: &Config,
+    schedule: &Schedule,
+    supervisor: &Supervisor,
+    running: Option<&str>,
+    clock: &dyn Clock,
+) -> String {
+    let online = config
+        .instruments
+        .iter()
+        .filter(|i| supervisor.is_online(&i.name))
+        .count();
+    let next: Vec<(&str, i64)> = schedule
+        .slots()
+        .filter_map(|(index, slot)| Some((config.sequences.get(index)?.name.as_str(), slot)))
+        .collect();
+    notify::status_text(
+        online,
+        config.instruments.len(),
+        running,
+        &next,
+        clock.now().utc_us,
+    )
+}
+
+/// Feeds systemd's watchdog while the daemon's own task makes progress, and says `STOPPING=1`
+/// as soon as a stop is asked for (a run may take a while to reach the end of its reading).
+///
+/// The pings come only from [`Watch::during`], which the scheduling loop wraps around each of
+/// its waits, ticks and runs: they run on the one thread that also commits the readings, so a
+/// blocked thread (a commit stuck on a dead disk, a busy loop) stops them and systemd restarts
+/// the service. A long run is not a stuck one, hence pings during runs too.
+struct Watch<'a> {
+    notifier: &'a mut Notifier,
+    stop: &'a Stop,
+    /// When the next ping is due; `None` without a watchdog.
+    next_ping: Option<Instant>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(notifier: &'a mut Notifier, stop: &'a Stop) -> Self {
+        // First ping at once: readiness and the watchdog's first deadline start together.
+        let next_ping = notifier.watchdog_interval().map(|_| Instant::now());
+        Self {
+            notifier,
+            stop,
+            next_ping,
+        }
+    }
+
+    /// Runs `work` to its end, pinging the watchdog on time and announcing a stop meanwhile.
+    async fn during<F: Future>(&mut self, work: F) -> F::Output {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let next_ping = self.next_ping;
+            let ping = async move {
+                match next_ping {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let stop = self.stop;
+            let announced = self.notifier.is_stopping();
+            tokio::select! {
+                out = &mut work => return out,
+                () = ping => {
+                    self.notifier.watchdog();
+                    self.next_ping = self.notifier.watchdog_interval().map(|i| Instant::now() + i);
+                }
+                () = stop.until_requested(), if !announced => self.notifier.stopping(),
+            }
+        }
+    }
+
+    fn status(&mut self, text: &str) {
+        self.notifier.status(text);
     }
 }
 
