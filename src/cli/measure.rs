@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use crate::daemon::owner::{LabLock, OwnerError, Role};
+
 use super::display::{describe, run_statistics};
 use super::{Error, progress, runtime, stop_on_signals, stopped_by_signal};
 use crate::clock::{Clock, SystemClock};
@@ -33,9 +35,20 @@ pub struct MeasureArgs {
 /// Runs one sequence now.
 pub fn measure(args: MeasureArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
-    // Held until the process ends: the instruments and the log are this process's alone.
-    let _lab =
-        crate::daemon::owner::LabLock::acquire(&config, crate::daemon::owner::Role::Measure)?;
+    // Held until the process ends: the instruments and the log are this process's alone. When
+    // the daemon holds them, the run is its to make: hand it over and follow it.
+    let _lab = match LabLock::acquire(&config, Role::Measure) {
+        Ok(lock) => lock,
+        Err(OwnerError::HeldByDaemon { .. }) => {
+            let operator = match args.operator {
+                Some(operator) => operator,
+                None => login_name(),
+            };
+            return super::steer::hand_over(&config, &args.sequence, &operator, true);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    say!("measuring here: no daemon holds this lab");
     let mut store = Store::open(&config.storage.db)?;
     runtime()?.block_on(async {
         let stop = stop_on_signals()?;
@@ -72,4 +85,12 @@ pub fn measure(args: MeasureArgs) -> Result<(), Error> {
         }
         Ok(())
     })
+}
+
+/// Who is logged in, for a run handed to the daemon without `--operator`.
+fn login_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {}", nix::unistd::getuid()), |u| u.name)
 }

@@ -78,6 +78,8 @@ pub enum Command {
     Status(steer::StatusArgs),
     /// Ask the running daemon to run a sequence (queued behind the run in progress).
     Start(steer::StartArgs),
+    /// Follow the running daemon live: runs, readings, instruments.
+    Watch(steer::WatchArgs),
     /// Serve a simulated instrument, or a Prologix adapter with several, on a pseudo-terminal or
     /// TCP until killed.
     Sim(sim::SimArgs),
@@ -132,6 +134,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Run(args) => run::run(args),
         Command::Status(args) => steer::status(args),
         Command::Start(args) => steer::start(args),
+        Command::Watch(args) => steer::watch(args),
         Command::Sim(args) => sim::run(args),
         Command::Ports => {
             ports::run();

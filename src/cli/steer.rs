@@ -40,6 +40,79 @@ pub struct StartArgs {
     pub wait: bool,
 }
 
+/// `tsagent watch`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct WatchArgs {
+    /// The lab's config file (it names the daemon's socket).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Follows the daemon live: its status, then one line per event, until it stops (or Ctrl-C).
+pub fn watch(args: WatchArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let client = Client::new(&config.control.socket);
+    runtime()?.block_on(async {
+        // Subscribe before reading the status, so nothing falls between the two.
+        let mut events = client.events().await?;
+        print_status(&client.status().await?, &config);
+        say!("watching (Ctrl-C to stop)");
+        while let Some(event) = events.next().await? {
+            say!("{}", describe_event(&event));
+        }
+        say!("the daemon stopped");
+        Ok(())
+    })
+}
+
+/// One line for a live event.
+fn describe_event(event: &LiveEvent) -> String {
+    match event {
+        LiveEvent::Queued {
+            ticket,
+            sequence,
+            operator,
+        } => format!("queued: ticket {ticket} {sequence} by {operator}"),
+        LiveEvent::RunStarted {
+            run_id,
+            sequence,
+            total,
+            ..
+        } => format!("run {run_id} started: sequence={sequence} readings={total}"),
+        LiveEvent::Reading {
+            run_id,
+            instrument,
+            seq,
+            done,
+            total,
+            measurement,
+            unit,
+            ..
+        } => format!(
+            "run {run_id} reading {done}/{total} seq={seq} {instrument} {}",
+            progress::show(measurement, unit)
+        ),
+        LiveEvent::RunEnded {
+            run_id,
+            status,
+            readings,
+            message,
+            ..
+        } => format!(
+            "run {run_id} {status}: {readings} readings{}",
+            message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        ),
+        LiveEvent::Instrument { name, state } => format!("instrument {name} {state}"),
+        LiveEvent::Missed { count } => {
+            format!("({count} events missed: this view fell behind; they are in the log)")
+        }
+    }
+}
+
 /// Shows what the daemon is doing.
 pub fn status(args: StatusArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
@@ -116,14 +189,21 @@ fn print_status(s: &Status, config: &Config) {
 /// Asks the daemon to run a sequence, and with `--wait` follows it to its end.
 pub fn start(args: StartArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
+    hand_over(&config, &args.sequence, &args.operator, args.wait)
+}
+
+/// Queues `sequence` on the daemon that holds the lab; with `wait`, follows the run to its end
+/// with `measure`'s progress lines and exits as `measure` would. The first line says the run was
+/// handed to the daemon.
+pub fn hand_over(config: &Config, sequence: &str, operator: &str, wait: bool) -> Result<(), Error> {
     let client = Client::new(&config.control.socket);
     let request = StartRequest {
-        sequence: args.sequence.clone(),
-        operator: args.operator.clone(),
+        sequence: sequence.to_owned(),
+        operator: operator.to_owned(),
     };
     runtime()?.block_on(async {
         // Subscribe first, so no event of the run can pass before we listen.
-        let mut events = if args.wait {
+        let mut events = if wait {
             Some(client.events().await?)
         } else {
             None
@@ -135,7 +215,7 @@ pub fn start(args: StartArgs) -> Result<(), Error> {
             status
                 .map(|s| format!(" (pid {})", s.pid))
                 .unwrap_or_default(),
-            args.sequence,
+            sequence,
             queued.ticket,
             queued.ahead
         );

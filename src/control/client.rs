@@ -83,7 +83,6 @@ impl Client {
         Ok(Events {
             body: response.into_body(),
             buffer: Vec::new(),
-            path: self.socket.clone(),
         })
     }
 
@@ -169,7 +168,6 @@ fn refused(status: StatusCode, body: &[u8]) -> ClientError {
 pub struct Events {
     body: Incoming,
     buffer: Vec<u8>,
-    path: PathBuf,
 }
 
 impl Events {
@@ -193,12 +191,10 @@ impl Events {
             }
             match self.body.frame().await {
                 None => return Ok(None),
-                Some(Err(source)) => {
-                    return Err(ClientError::Http {
-                        path: self.path.clone(),
-                        source,
-                    });
-                }
+                // The connection broke mid-stream: the daemon stopped or was killed (a daemon
+                // that stops closes its sockets without ending the chunked body). Either way the
+                // stream is over; the log has whatever happened next.
+                Some(Err(_)) => return Ok(None),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.buffer.extend_from_slice(&data);

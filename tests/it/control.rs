@@ -331,3 +331,83 @@ fn status_without_a_daemon_says_so() {
     assert_eq!(out.status.code(), Some(8), "{stderr}");
     assert!(stderr.contains("no daemon is running"), "{stderr}");
 }
+
+#[test]
+fn measure_beside_the_daemon_hands_the_run_over_and_says_so() {
+    let mut lab = Lab::simulated();
+    lab.count = 5;
+    lab.interval = "20ms".into();
+    lab.every = Some("1h".into());
+    let config = lab.config();
+    let d = daemon(&config);
+    d.wait_for_err(|l| l.contains("control API listening"));
+    let out = tsagent()
+        .args([
+            "measure",
+            "--sequence",
+            "s",
+            "--operator",
+            "dave",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("handed to the daemon (pid {})", d.pid().as_raw())),
+        "{text}"
+    );
+    assert!(text.contains("reading 5/5 seq=5"), "{text}");
+    d.signal(Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let out = Command::new("sqlite3")
+        .arg(lab.db())
+        .arg("SELECT trigger, operator, status FROM runs")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "manual|dave|completed"
+    );
+    // Without a daemon, measure says it measures itself.
+    lab.every = None;
+    let out = tsagent()
+        .args(["measure", "--sequence", "s", "--config"])
+        .arg(lab.config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.lines().next(),
+        Some("measuring here: no daemon holds this lab"),
+        "{text}"
+    );
+    lab.assert_sound();
+}
+
+#[test]
+fn watch_shows_the_status_then_each_event_live() {
+    let (lab, config, d, _socket) = busy_lab();
+    let w = Proc::spawn(Command::new(bin()).args(["watch", "--config"]).arg(&config));
+    w.wait_for(|l| l.starts_with("watching"));
+    tsagent()
+        .args(["start", "s", "--operator", "erin", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    w.wait_for(|l| l.starts_with("queued: ticket 1 s by erin"));
+    w.wait_for(|l| l.starts_with("run 1 started: sequence=s readings=40"));
+    w.wait_for(|l| l.starts_with("run 1 reading 40/40 seq=40 dmm"));
+    w.wait_for(|l| l == "run 1 completed: 40 readings");
+    d.signal(Signal::SIGTERM);
+    let _ = d.finish();
+    w.wait_for(|l| l == "the daemon stopped");
+    let (status, _) = w.finish();
+    assert!(status.success());
+    lab.assert_sound();
+}
