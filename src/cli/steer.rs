@@ -107,6 +107,7 @@ fn describe_event(event: &LiveEvent) -> String {
                 .unwrap_or_default()
         ),
         LiveEvent::Instrument { name, state } => format!("instrument {name} {state}"),
+        LiveEvent::Sealed { bundles } => format!("sealed: {}", bundles.join(", ")),
         LiveEvent::Missed { count } => {
             format!("({count} events missed: this view fell behind; they are in the log)")
         }

@@ -110,6 +110,13 @@ pub struct Signing {
     pub key: PathBuf,
 }
 
+/// `[sealing]`.
+#[derive(Debug, Clone, Default)]
+pub struct Sealing {
+    /// How often the daemon seals the runs that have ended; none: only `bundle seal` or the API.
+    pub every: Option<Duration>,
+}
+
 /// `[control]`, with the path resolved.
 #[derive(Debug, Clone)]
 pub struct Control {
@@ -315,6 +322,8 @@ pub struct Config {
     pub storage: Storage,
     /// `[signing]`.
     pub signing: Signing,
+    /// `[sealing]`.
+    pub sealing: Sealing,
     /// `[control]`.
     pub control: Control,
     /// The model behind simulated instruments.
@@ -460,6 +469,22 @@ impl Validator<'_> {
                 base,
             )?,
         };
+        let sealing = Sealing {
+            every: match &raw.sealing.every {
+                Some(e) => {
+                    let d = self.duration(e, "sealing.every")?;
+                    if d < Duration::from_secs(1) {
+                        return self.invalid(
+                            e.span(),
+                            "sealing.every",
+                            "at least 1s (e.g. \"24h\")",
+                        );
+                    }
+                    Some(d)
+                }
+                None => None,
+            },
+        };
         let control = Control {
             socket: match raw.control.socket.as_ref() {
                 Some(socket) => {
@@ -566,6 +591,7 @@ impl Validator<'_> {
             artefact,
             storage,
             signing,
+            sealing,
             control,
             simulator,
             simulator_faults,

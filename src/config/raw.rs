@@ -20,6 +20,9 @@ pub struct RawConfig {
     /// `[signing]`.
     #[serde(default)]
     pub signing: RawSigning,
+    /// `[sealing]`: when the daemon seals by itself.
+    #[serde(default)]
+    pub sealing: RawSealing,
     /// `[control]`: the daemon's control socket.
     #[serde(default)]
     pub control: RawControl,
@@ -167,6 +170,14 @@ pub struct RawStorage {
 pub struct RawSigning {
     /// OpenSSH Ed25519 private key used to sign bundles.
     pub key: Option<Spanned<String>>,
+}
+
+/// `[sealing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSealing {
+    /// How often the daemon seals the runs that have ended, e.g. "24h".
+    pub every: Option<Spanned<String>>,
 }
 
 /// `[control]`.

@@ -701,3 +701,12 @@ fn the_control_socket_defaults_to_beside_the_database_and_is_checked_like_a_file
     let err = parse(&format!("{MINIMAL}\n[control]\nsockets = \"x\"\n")).unwrap_err();
     assert!(err.to_string().contains("sockets"), "{err}");
 }
+
+#[test]
+fn sealing_every_is_a_duration_of_at_least_a_second() {
+    let c = parse(&format!("{MINIMAL}\n[sealing]\nevery = \"24h\"\n")).unwrap();
+    assert_eq!(c.sealing.every, Some(Duration::from_secs(86_400)));
+    assert_eq!(parse(MINIMAL).unwrap().sealing.every, None);
+    let err = parse(&format!("{MINIMAL}\n[sealing]\nevery = \"10ms\"\n")).unwrap_err();
+    assert!(err.to_string().contains("sealing.every"), "{err}");
+}

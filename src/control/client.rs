@@ -9,7 +9,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use super::{LiveEvent, Queued, StartRequest, Status};
+use super::{LiveEvent, Queued, SealSummary, StartRequest, Status};
 
 /// Why talking to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,12 @@ impl Client {
     pub async fn start(&self, start: &StartRequest) -> Result<Queued, ClientError> {
         let body = serde_json::to_vec(start).map_err(ClientError::Decode)?;
         let (_, body) = self.call(Method::POST, "/v1/runs", Some(body)).await?;
+        serde_json::from_slice(&body).map_err(ClientError::Decode)
+    }
+
+    /// `POST /v1/seal`: seals the runs that have ended, after the run in progress.
+    pub async fn seal(&self) -> Result<SealSummary, ClientError> {
+        let (_, body) = self.call(Method::POST, "/v1/seal", None).await?;
         serde_json::from_slice(&body).map_err(ClientError::Decode)
     }
 

@@ -128,6 +128,15 @@ pub struct Queued {
     pub ahead: usize,
 }
 
+/// What a seal made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealSummary {
+    /// The bundle files written, by name.
+    pub bundles: Vec<String>,
+    /// A run still in progress whose readings wait for it to end.
+    pub waiting_for_run: Option<u64>,
+}
+
 /// What happens, as the event stream (`GET /v1/events`) sends it: one Server-Sent Event each,
 /// named by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,6 +201,11 @@ pub enum LiveEvent {
         /// `online` or `offline`.
         state: String,
     },
+    /// Bundles were sealed.
+    Sealed {
+        /// The bundle files written, by name.
+        bundles: Vec<String>,
+    },
     /// A subscriber fell behind by this many events (they are in the log).
     Missed {
         /// How many.
@@ -208,6 +222,7 @@ impl LiveEvent {
             LiveEvent::Reading { .. } => "reading",
             LiveEvent::RunEnded { .. } => "run_ended",
             LiveEvent::Instrument { .. } => "instrument",
+            LiveEvent::Sealed { .. } => "sealed",
             LiveEvent::Missed { .. } => "missed",
         }
     }
@@ -233,6 +248,11 @@ pub enum Request {
         start: StartRequest,
         /// The answer.
         reply: oneshot::Sender<Result<Queued, RequestError>>,
+    },
+    /// Seal the runs that have ended, now (after the run in progress, if one is).
+    Seal {
+        /// The answer: the bundles made, or why none could be.
+        reply: oneshot::Sender<Result<SealSummary, String>>,
     },
     /// A peer that may not steer the daemon was refused; the loop records it.
     Refused {

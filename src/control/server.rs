@@ -247,7 +247,8 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &*api.hub.status()),
         (&Method::GET, "/v1/events") => events(api),
         (&Method::POST, "/v1/runs") => start(req, api).await,
-        (_, "/v1/status" | "/v1/events" | "/v1/runs") => {
+        (&Method::POST, "/v1/seal") => seal(api).await,
+        (_, "/v1/status" | "/v1/events" | "/v1/runs" | "/v1/seal") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
@@ -295,6 +296,19 @@ async fn start(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
         Ok(Err(RequestError::Stopping)) | Err(_) => {
             error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping)
         }
+    }
+}
+
+async fn seal(api: &Api) -> Response<ApiBody> {
+    let (reply, answer) = oneshot::channel();
+    if api.requests.send(Request::Seal { reply }).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping);
+    }
+    match answer.await {
+        Ok(Ok(summary)) => json(StatusCode::OK, &summary),
+        // Sealing failed for a reason the lab must fix (no key, a swapped key, a broken chain).
+        Ok(Err(reason)) => error(StatusCode::CONFLICT, reason),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping),
     }
 }
 

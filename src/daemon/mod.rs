@@ -122,11 +122,26 @@ pub async fn run(
     let mut deadlines: HashMap<usize, Instant> = HashMap::new();
     let mut next_tick = Instant::now() + TICK;
     let mut last_run: Option<LastRun> = None;
+    let mut next_seal = config.sealing.every.map(|e| Instant::now() + e);
     loop {
         if stop.requested() {
             break;
         }
         steer::store_refusals(store, &mut refused, clock.now());
+        // Seals asked for, or due: between runs, so they never split one.
+        let seal_due = next_seal.is_some_and(|at| Instant::now() >= at);
+        if seal_due || !queue.seals.is_empty() {
+            let sealed = steer::seal(config, store, &*clock, hub);
+            for reply in queue.seals.drain(..) {
+                let _ = reply.send(sealed.clone());
+            }
+            if seal_due {
+                next_seal = config.sealing.every.map(|e| Instant::now() + e);
+            }
+            if let Some(hub) = hub {
+                steer::refresh(hub, config, &schedule, store);
+            }
+        }
         // Runs asked for through the API go first, one at a time, between scheduled ones.
         if let Some(queued) = queue.pop() {
             if let Some(hub) = hub {
@@ -186,7 +201,9 @@ pub async fn run(
         // Supervise the instruments every tick, between runs: a vanished port or adapter is
         // noticed within a tick, a returned one reconnected within a tick of its backoff.
         tokio::select! {
-            () = watch.during(tokio::time::sleep_until(deadline.min(next_tick))) => {}
+            () = watch.during(tokio::time::sleep_until(
+                next_seal.map_or(deadline.min(next_tick), |at| deadline.min(next_tick).min(at)),
+            )) => {}
             () = stop.until_requested() => break,
             Some(request) = next_request(&mut requests) => {
                 steer::handle(request, config, &mut queue, hub, false, &mut refused);

@@ -5,14 +5,14 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tsagent_bundle::event::{ControlRefused, Event};
 
 use crate::clock::{Timestamp, rfc3339};
 use crate::config::Config;
 use crate::control::{
     Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued, QueuedRun, Request,
-    RequestError, RunProgress, Status,
+    RequestError, RunProgress, SealSummary, Status,
 };
 use crate::error::report;
 use crate::sequence::{Observer, ReadingReport};
@@ -34,6 +34,8 @@ pub struct Control {
 pub(super) struct Queue {
     waiting: VecDeque<QueuedRun>,
     next_ticket: u64,
+    /// Seal requests, answered when no run holds the store.
+    pub(super) seals: Vec<oneshot::Sender<Result<SealSummary, String>>>,
 }
 
 impl Queue {
@@ -87,6 +89,7 @@ pub(super) fn handle(
             // The client may have gone; the run stays queued.
             let _ = reply.send(answer);
         }
+        Request::Seal { reply } => queue.seals.push(reply),
         Request::Refused { uid, gid, pid } => refused.push(ControlRefused { uid, gid, pid }),
     }
 }
@@ -302,4 +305,40 @@ pub(super) fn run_ended(
         readings,
         message,
     });
+}
+
+/// Seals the runs that have ended (the daemon's `[sealing] every`, or `POST /v1/seal`), logs what
+/// it made and tells subscribers. The store is free: no run is in progress.
+pub(super) fn seal(
+    config: &Config,
+    store: &mut Store,
+    clock: &dyn crate::clock::Clock,
+    hub: Option<&Hub>,
+) -> Result<SealSummary, String> {
+    match crate::sealing::seal_pending(config, store, &config.storage.bundles, clock) {
+        Ok(report) => {
+            let bundles: Vec<String> = report
+                .sealed
+                .iter()
+                .filter_map(|b| b.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            tracing::info!(bundles = bundles.len(), names = %bundles.join(", "), waiting_for_run = ?report.waiting_for_run, "sealed");
+            if let Some(hub) = hub
+                && !bundles.is_empty()
+            {
+                hub.publish(LiveEvent::Sealed {
+                    bundles: bundles.clone(),
+                });
+            }
+            Ok(SealSummary {
+                bundles,
+                waiting_for_run: report.waiting_for_run,
+            })
+        }
+        Err(e) => {
+            let reason = report(&e);
+            tracing::error!(error = %reason, "sealing failed; the readings wait for the next seal");
+            Err(reason)
+        }
+    }
 }

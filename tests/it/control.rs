@@ -411,3 +411,51 @@ fn watch_shows_the_status_then_each_event_live() {
     assert!(status.success());
     lab.assert_sound();
 }
+
+#[test]
+fn the_daemon_seals_by_itself_and_on_request_only_ended_runs() {
+    let mut lab = Lab::simulated();
+    lab.count = 3;
+    lab.interval = "10ms".into();
+    lab.every = Some("1h".into());
+    let config = lab.config();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[sealing]\nevery = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    tsagent()
+        .args(["keygen", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    let d = daemon(&config);
+    d.wait_for_err(|l| l.contains("control API listening"));
+    tsagent()
+        .args(["start", "s", "--operator", "fay", "--wait", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    // `[sealing] every` seals the ended run by itself.
+    d.wait_for_err(|l| l.contains("sealed") && l.contains("bundles=1"));
+    // On request: nothing new is waiting, so no bundle, and a clear answer.
+    let socket = lab.path().join("tsagent.sock");
+    let (code, body) = call(&socket, "POST", "/v1/seal", None);
+    assert_eq!(code, 200, "{body}");
+    let summary: tsagent::control::SealSummary = serde_json::from_str(&body).unwrap();
+    assert!(summary.bundles.is_empty(), "{summary:?}");
+    d.signal(Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let bundles: Vec<_> = std::fs::read_dir(lab.bundles())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(bundles.len(), 1, "{bundles:?}");
+    tsagent()
+        .args(["bundle", "verify"])
+        .arg(&bundles[0])
+        .arg("--allowed-signers")
+        .arg(lab.path().join("keys/allowed_signers"))
+        .assert()
+        .success();
+    lab.assert_sound();
+}
