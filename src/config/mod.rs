@@ -110,6 +110,21 @@ pub struct Signing {
     pub key: PathBuf,
 }
 
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerts {
+    /// The command and its first arguments; empty: conditions are logged and stored, not sent.
+    pub command: Vec<String>,
+    /// How long an instrument may be offline before it alerts.
+    pub after: Duration,
+    /// How many runs failing in a row alert.
+    pub failed_runs: u32,
+    /// Free bytes under which the database's disk alerts.
+    pub disk_free_below: Option<u64>,
+    /// The least time between two alerts of one condition.
+    pub repeat: Duration,
+}
+
 /// `[sealing]`.
 #[derive(Debug, Clone, Default)]
 pub struct Sealing {
@@ -322,6 +337,8 @@ pub struct Config {
     pub storage: Storage,
     /// `[signing]`.
     pub signing: Signing,
+    /// `[alerts]`.
+    pub alerts: Alerts,
     /// `[sealing]`.
     pub sealing: Sealing,
     /// `[control]`.
@@ -469,6 +486,7 @@ impl Validator<'_> {
                 base,
             )?,
         };
+        let alerts = self.alerts(raw.alerts)?;
         let sealing = Sealing {
             every: match &raw.sealing.every {
                 Some(e) => {
@@ -591,6 +609,7 @@ impl Validator<'_> {
             artefact,
             storage,
             signing,
+            alerts,
             sealing,
             control,
             simulator,
@@ -680,6 +699,45 @@ impl Validator<'_> {
                 format!("`{id}`: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with . or -); it becomes part of file names"),
             )
         }
+    }
+
+    fn alerts(&self, raw: raw::RawAlerts) -> Result<Alerts, ConfigError> {
+        let command = match raw.command {
+            Some(c) if c.get_ref().first().is_none_or(|p| p.trim().is_empty()) => {
+                return self.invalid(
+                    c.span(),
+                    "alerts.command",
+                    "name a program, e.g. [\"/usr/local/bin/notify-lab\"]",
+                );
+            }
+            Some(c) => c.into_inner(),
+            None => Vec::new(),
+        };
+        let duration_or = |value: &Option<Spanned<String>>, key: &str, default: u64| match value {
+            Some(v) => self.duration(v, key),
+            None => Ok(Duration::from_secs(default)),
+        };
+        let failed_runs = match raw.failed_runs {
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(n) if n >= 1 => n,
+                _ => return self.invalid(n.span(), "alerts.failed_runs", "at least 1"),
+            },
+            None => 3,
+        };
+        let disk_free_below = match raw.disk_free_below {
+            Some(v) => Some(
+                parse_bytes(v.get_ref())
+                    .or_else(|reason| self.invalid(v.span(), "alerts.disk_free_below", reason))?,
+            ),
+            None => Some(1_000_000_000),
+        };
+        Ok(Alerts {
+            command,
+            after: duration_or(&raw.after, "alerts.after", 300)?,
+            failed_runs,
+            disk_free_below,
+            repeat: duration_or(&raw.repeat, "alerts.repeat", 3600)?,
+        })
     }
 
     fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
@@ -1303,3 +1361,28 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
 
 #[cfg(test)]
 mod tests;
+
+/// A size such as "2GB", "500 MB" or "1048576" (bytes); decimal units, as disks are sold.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}`: use B, kB, MB, GB or TB, e.g. \"2GB\""
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok((n * scale) as u64),
+        _ => Err(format!("`{text}` is not a size, e.g. \"2GB\"")),
+    }
+}

@@ -20,6 +20,9 @@ pub struct RawConfig {
     /// `[signing]`.
     #[serde(default)]
     pub signing: RawSigning,
+    /// `[alerts]`: the lab's command for alerts.
+    #[serde(default)]
+    pub alerts: RawAlerts,
     /// `[sealing]`: when the daemon seals by itself.
     #[serde(default)]
     pub sealing: RawSealing,
@@ -170,6 +173,22 @@ pub struct RawStorage {
 pub struct RawSigning {
     /// OpenSSH Ed25519 private key used to sign bundles.
     pub key: Option<Spanned<String>>,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// The command and its first arguments; the alert's kind and message are added after them.
+    pub command: Option<Spanned<Vec<String>>>,
+    /// How long an instrument may be offline before it alerts (default "5m").
+    pub after: Option<Spanned<String>>,
+    /// How many runs failing in a row alert (default 3).
+    pub failed_runs: Option<Spanned<i64>>,
+    /// Free space under which the database's disk alerts, e.g. "2GB" (default "1GB").
+    pub disk_free_below: Option<Spanned<String>>,
+    /// The least time between two alerts of one condition (default "1h").
+    pub repeat: Option<Spanned<String>>,
 }
 
 /// `[sealing]`.

@@ -16,6 +16,7 @@
 //! keeps the watchdog fed while its task makes progress, reports what it is doing in `STATUS=`
 //! and says `STOPPING=1` when asked to stop ([`notify`]).
 
+mod alerts;
 pub mod notify;
 pub mod owner;
 mod schedule;
@@ -37,6 +38,7 @@ use crate::error::report;
 use crate::sequence::{Observer, RunOutcome, Runner, SequenceError, Stop};
 use crate::store::{NewEvent, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, TICK};
+use alerts::Alerts;
 use notify::Notifier;
 pub use schedule::{Due, Missed, Schedule, slot_at_or_after, slot_at_or_before};
 pub use steer::{Control, initial_status};
@@ -80,6 +82,7 @@ pub async fn run(
     };
     let hub = hub.as_deref();
     let mut queue = steer::Queue::default();
+    let mut alerts = Alerts::new(config.alerts.clone());
     let mut refused = Vec::new();
     let recovered =
         crate::sequence::recover_interrupted(store, &*clock).map_err(DaemonError::Recover)?;
@@ -180,7 +183,9 @@ pub async fn run(
                 ));
                 let result =
                     steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
-                let run_id = log_run_end(&sequence.name, result, hub, Some(queued.ticket));
+                let (run_id, failed) =
+                    log_run_end(&sequence.name, result, hub, Some(queued.ticket));
+                store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
                 last_run = Some(LastRun {
                     sequence: sequence.name.clone(),
                     run_id,
@@ -218,6 +223,20 @@ pub async fn run(
             if let Some(hub) = hub {
                 steer::refresh(hub, config, &schedule, store);
             }
+            // Instrument states from the supervisor itself: an outage met inside a run is
+            // recorded by the runner, so the state, not the event stream, is what to follow.
+            let now = clock.now();
+            let mut raised = Vec::new();
+            for i in &config.instruments {
+                let online = supervisor.is_online(&i.name);
+                if let Some(hub) = hub {
+                    steer::set_instrument(hub, &i.name, online, None, now.utc_us);
+                }
+                raised.extend(alerts.instrument(&i.name, online, now));
+            }
+            let key = signing_key_problem(config);
+            raised.extend(alerts.tick(steer::disk_free(config), key.as_deref(), now));
+            store_alerts(store, raised);
             next_tick = Instant::now() + TICK;
             watch.status(&status(config, &schedule, &supervisor, None, &*clock));
         }
@@ -261,7 +280,8 @@ pub async fn run(
         };
         let run = watch.during(runner.run(sequence, Trigger::Schedule, None, &mut observe, stop));
         let result = steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
-        let run_id = log_run_end(&sequence.name, result, hub, None);
+        let (run_id, failed) = log_run_end(&sequence.name, result, hub, None);
+        store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
         last_run = Some(LastRun {
             sequence: sequence.name.clone(),
             run_id,
@@ -309,13 +329,24 @@ async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, Sequence
     }
 }
 
-/// Logs how a run ended and tells the API's subscribers; returns its id when it had one.
+/// Stores alerts' events; a failure is logged (the alert itself went out, or was logged).
+fn store_alerts(store: &mut Store, events: Vec<NewEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = store.append_events(&events) {
+        tracing::error!(error = %report(&e), lost = events.len(), "could not store alert events");
+    }
+}
+
+/// Logs how a run ended and tells the API's subscribers; returns its id when it had one, and
+/// whether it failed.
 fn log_run_end(
     sequence: &str,
     result: Result<RunOutcome, SequenceError>,
     hub: Option<&Hub>,
     ticket: Option<u64>,
-) -> Option<u64> {
+) -> (Option<u64>, bool) {
     match result {
         Ok(outcome) => {
             tracing::info!(
@@ -335,7 +366,7 @@ fn log_run_end(
                     None,
                 );
             }
-            Some(outcome.run_id)
+            (Some(outcome.run_id), false)
         }
         Err(e) => {
             let run = match &e {
@@ -356,7 +387,7 @@ fn log_run_end(
                 let (run_id, readings) = run.unwrap_or((0, 0));
                 steer::run_ended(hub, ticket, run_id, "failed", readings, Some(report(&e)));
             }
-            run.map(|(id, _)| id)
+            (run.map(|(id, _)| id), true)
         }
     }
 }

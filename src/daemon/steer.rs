@@ -186,20 +186,25 @@ pub(super) fn refresh(hub: &Hub, config: &Config, schedule: &Schedule, store: &S
             })
         })
         .collect();
+    let disk_free_bytes = disk_free(config);
+    let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
+    let mut status = hub.status();
+    status.next_slots = next_slots;
+    status.disk_free_bytes = disk_free_bytes;
+    status.bundles_not_sent = bundles;
+}
+
+/// Free bytes for the database's folder.
+pub(super) fn disk_free(config: &Config) -> Option<u64> {
     let folder = config
         .storage
         .db
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let disk_free_bytes = nix::sys::statvfs::statvfs(folder)
+    nix::sys::statvfs::statvfs(folder)
         .ok()
-        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()));
-    let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
-    let mut status = hub.status();
-    status.next_slots = next_slots;
-    status.disk_free_bytes = disk_free_bytes;
-    status.bundles_not_sent = bundles;
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
 }
 
 /// Passes a run's progress to the log observer and to the hub.

@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alerts;
 mod bundles;
 mod check;
 mod control;

@@ -44,6 +44,8 @@ pub enum Event {
     KeyRotated(KeyRotated),
     /// A process that may not steer the daemon connected to its control socket and was refused.
     ControlRefused(ControlRefused),
+    /// The lab's alert command was run (or could not be).
+    AlertSent(AlertSent),
 }
 
 /// A run's start.
@@ -220,6 +222,18 @@ pub struct ControlRefused {
     pub pid: Option<i32>,
 }
 
+/// An alert: what it said and whether the command could be started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSent {
+    /// The alert's kind, e.g. `instrument_offline`, `instrument_online`, `runs_failing`.
+    pub kind: String,
+    /// The message given to the command.
+    pub message: String,
+    /// `sent`, or why it could not be.
+    pub outcome: String,
+}
+
 /// A change of signing key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +269,7 @@ impl Event {
             Self::SlotMissed(_) => "slot_missed",
             Self::KeyRotated(_) => "key_rotated",
             Self::ControlRefused(_) => "control_refused",
+            Self::AlertSent(_) => "alert_sent",
         }
     }
 
@@ -275,6 +290,7 @@ impl Event {
             Self::SlotMissed(d) => to_value(d),
             Self::KeyRotated(d) => to_value(d),
             Self::ControlRefused(d) => to_value(d),
+            Self::AlertSent(d) => to_value(d),
         }
     }
 
@@ -350,6 +366,11 @@ mod tests {
             }),
             Event::RunInterrupted(RunInterrupted {
                 reason: "found running at start-up".into(),
+            }),
+            Event::AlertSent(AlertSent {
+                kind: "instrument_offline".into(),
+                message: "instrument dmm offline for 300 s".into(),
+                outcome: "sent".into(),
             }),
             Event::ControlRefused(ControlRefused {
                 uid: 1001,

@@ -1,0 +1,296 @@
+//! Alerts: the lab's own command (mail, chat, an SMS gateway) run when something needs a person.
+//!
+//! Each condition alerts once when it begins and once when it clears (`…_recovered`), never again
+//! in between, so an instrument that stays offline for a weekend sends two messages, not a
+//! thousand. A condition that flaps is held to one alert per `repeat` (`[alerts] repeat`, default
+//! 1h). Every alert sent, and every one that could not be, is an event in the log. Without
+//! `[alerts] command` nothing is sent or stored: the daemon's log already says it all.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tsagent_bundle::event::{AlertSent, Event};
+
+use crate::clock::Timestamp;
+use crate::config::Alerts as AlertConfig;
+use crate::store::NewEvent;
+
+/// What can raise an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Condition {
+    /// An instrument offline for longer than `after`.
+    InstrumentOffline(String),
+    /// This many runs failed in a row.
+    RunsFailing,
+    /// The database's disk has less free space than `disk_free_below`.
+    DiskNearlyFull,
+    /// The signing key is missing.
+    SigningKey,
+}
+
+impl Condition {
+    fn kind(&self, active: bool) -> &'static str {
+        match (self, active) {
+            (Condition::InstrumentOffline(_), true) => "instrument_offline",
+            (Condition::InstrumentOffline(_), false) => "instrument_online",
+            (Condition::RunsFailing, true) => "runs_failing",
+            (Condition::RunsFailing, false) => "runs_recovered",
+            (Condition::DiskNearlyFull, true) => "disk_nearly_full",
+            (Condition::DiskNearlyFull, false) => "disk_recovered",
+            (Condition::SigningKey, true) => "signing_key_missing",
+            (Condition::SigningKey, false) => "signing_key_found",
+        }
+    }
+}
+
+/// The alerting state of the daemon.
+#[derive(Debug)]
+pub struct Alerts {
+    config: AlertConfig,
+    /// Conditions alerted and not yet cleared.
+    raised: HashMap<Condition, Instant>,
+    /// When each condition last sent anything.
+    last_sent: HashMap<Condition, Instant>,
+    /// Offline instruments, since when (not yet alerted until `after` has passed).
+    offline: HashMap<String, Instant>,
+    failed_in_a_row: u32,
+}
+
+impl Alerts {
+    /// Alerts as the config says; with no command, conditions are tracked but nothing is sent.
+    pub fn new(config: AlertConfig) -> Alerts {
+        Alerts {
+            config,
+            raised: HashMap::new(),
+            last_sent: HashMap::new(),
+            offline: HashMap::new(),
+            failed_in_a_row: 0,
+        }
+    }
+
+    /// An instrument went offline or came back.
+    pub fn instrument(&mut self, name: &str, online: bool, at: Timestamp) -> Vec<NewEvent> {
+        if online {
+            self.offline.remove(name);
+            self.set(
+                Condition::InstrumentOffline(name.to_owned()),
+                false,
+                &format!("instrument {name} is online again"),
+                at,
+            )
+        } else {
+            self.offline
+                .entry(name.to_owned())
+                .or_insert_with(Instant::now);
+            Vec::new()
+        }
+    }
+
+    /// A run ended; `failed` says whether it failed.
+    pub fn run_ended(&mut self, failed: bool, sequence: &str, at: Timestamp) -> Vec<NewEvent> {
+        self.failed_in_a_row = if failed { self.failed_in_a_row + 1 } else { 0 };
+        let active = self.failed_in_a_row >= self.config.failed_runs;
+        let message = if active {
+            format!(
+                "{} runs failed in a row (last: {sequence})",
+                self.failed_in_a_row
+            )
+        } else {
+            format!("a run of {sequence} completed again")
+        };
+        self.set(Condition::RunsFailing, active, &message, at)
+    }
+
+    /// Periodic checks: instruments offline past `after`, free disk, the signing key.
+    pub fn tick(
+        &mut self,
+        disk_free: Option<u64>,
+        key_problem: Option<&str>,
+        at: Timestamp,
+    ) -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        let due: Vec<(String, Duration)> = self
+            .offline
+            .iter()
+            .map(|(name, since)| (name.clone(), since.elapsed()))
+            .filter(|(_, gone)| *gone >= self.config.after)
+            .collect();
+        for (name, gone) in due {
+            events.extend(self.set(
+                Condition::InstrumentOffline(name.clone()),
+                true,
+                &format!("instrument {name} offline for {} s", gone.as_secs()),
+                at,
+            ));
+        }
+        if let (Some(free), Some(limit)) = (disk_free, self.config.disk_free_below) {
+            let low = free < limit;
+            let message = format!(
+                "{:.2} GB free for the database (alert below {:.2} GB)",
+                free as f64 / 1e9,
+                limit as f64 / 1e9
+            );
+            events.extend(self.set(Condition::DiskNearlyFull, low, &message, at));
+        }
+        let message = key_problem.unwrap_or("the signing key is back");
+        events.extend(self.set(Condition::SigningKey, key_problem.is_some(), message, at));
+        events
+    }
+
+    /// Raises or clears `condition`; returns the events of what was sent.
+    fn set(
+        &mut self,
+        condition: Condition,
+        active: bool,
+        message: &str,
+        at: Timestamp,
+    ) -> Vec<NewEvent> {
+        let was = self.raised.contains_key(&condition);
+        if active == was {
+            return Vec::new();
+        }
+        if active {
+            // A flapping condition: one alert per `repeat`; the state still follows it.
+            if let Some(last) = self.last_sent.get(&condition)
+                && last.elapsed() < self.config.repeat
+            {
+                self.raised.insert(condition, Instant::now());
+                return Vec::new();
+            }
+            self.raised.insert(condition.clone(), Instant::now());
+        } else {
+            self.raised.remove(&condition);
+        }
+        if self.config.command.is_empty() {
+            // No `[alerts]` configured: the daemon's log already says all of this.
+            return Vec::new();
+        }
+        self.last_sent.insert(condition.clone(), Instant::now());
+        vec![self.send(condition.kind(active), message, at)]
+    }
+
+    /// Runs the command with the kind and message as its last two arguments. It is not waited
+    /// for: a hung mail relay must not hold the acquisition.
+    fn send(&self, kind: &str, message: &str, at: Timestamp) -> NewEvent {
+        tracing::warn!(kind, message, "alert");
+        let outcome = match self.config.command.split_first() {
+            None => "no command".to_owned(),
+            Some((program, args)) => match Command::new(program)
+                .args(args)
+                .arg(kind)
+                .arg(message)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+            {
+                Ok(mut child) => {
+                    // Waited for on a thread of its own: it never lingers as a zombie, and a
+                    // command that fails (a mail relay down) is in the daemon's log.
+                    let kind = kind.to_owned();
+                    std::thread::spawn(move || match child.wait() {
+                        Ok(status) if status.success() => {
+                            tracing::info!(kind, "alert command done");
+                        }
+                        Ok(status) => tracing::error!(kind, %status, "alert command failed"),
+                        Err(e) => tracing::error!(kind, error = %e, "alert command lost"),
+                    });
+                    "sent".to_owned()
+                }
+                Err(e) => {
+                    tracing::error!(program, error = %e, "alert command could not be started");
+                    format!("could not start `{program}`: {e}")
+                }
+            },
+        };
+        NewEvent::new(
+            at,
+            Event::AlertSent(AlertSent {
+                kind: kind.to_owned(),
+                message: message.to_owned(),
+                outcome,
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> Timestamp {
+        Timestamp {
+            utc_us: 1_795_000_000_000_000,
+            mono_ns: 1,
+        }
+    }
+
+    fn quiet(after: Duration) -> Alerts {
+        Alerts::new(AlertConfig {
+            // Succeeds and does nothing: the tests count the events, not the messages.
+            command: vec!["true".into()],
+            after,
+            failed_runs: 3,
+            disk_free_below: Some(1_000),
+            repeat: Duration::from_secs(3600),
+        })
+    }
+
+    fn kinds(events: &[NewEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match &e.event {
+                Event::AlertSent(a) => a.kind.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offline_alerts_once_after_the_delay_and_once_on_recovery() {
+        let mut a = quiet(Duration::ZERO);
+        assert!(a.instrument("dmm", false, at()).is_empty());
+        assert_eq!(kinds(&a.tick(None, None, at())), ["instrument_offline"]);
+        assert!(
+            a.tick(None, None, at()).is_empty(),
+            "no repeat while it lasts"
+        );
+        assert_eq!(
+            kinds(&a.instrument("dmm", true, at())),
+            ["instrument_online"]
+        );
+        assert!(a.instrument("dmm", true, at()).is_empty());
+    }
+
+    #[test]
+    fn a_short_outage_sends_nothing() {
+        let mut a = quiet(Duration::from_secs(3600));
+        a.instrument("dmm", false, at());
+        assert!(a.tick(None, None, at()).is_empty());
+        assert!(a.instrument("dmm", true, at()).is_empty());
+    }
+
+    #[test]
+    fn failed_runs_alert_at_the_count_and_clear_on_success() {
+        let mut a = quiet(Duration::ZERO);
+        assert!(a.run_ended(true, "s", at()).is_empty());
+        assert!(a.run_ended(true, "s", at()).is_empty());
+        assert_eq!(kinds(&a.run_ended(true, "s", at())), ["runs_failing"]);
+        assert!(a.run_ended(true, "s", at()).is_empty());
+        assert_eq!(kinds(&a.run_ended(false, "s", at())), ["runs_recovered"]);
+    }
+
+    #[test]
+    fn disk_and_key_alert_and_clear_and_a_flap_is_held_back() {
+        let mut a = quiet(Duration::ZERO);
+        assert_eq!(
+            kinds(&a.tick(Some(10), Some("key missing"), at())),
+            ["disk_nearly_full", "signing_key_missing"]
+        );
+        assert_eq!(
+            kinds(&a.tick(Some(10_000), None, at())),
+            ["disk_recovered", "signing_key_found"]
+        );
+        // Again within `repeat`: tracked, not sent.
+        assert!(a.tick(Some(10), None, at()).is_empty());
+    }
+}
