@@ -278,6 +278,8 @@ fn seal_one(
             sequences_sha256: config.sequences_sha256(),
             created_utc_us,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            custody: Default::default(),
+            traceability: Vec::new(),
         };
         Ok::<_, SealingError>(Sealer::new(
             header,

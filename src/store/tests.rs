@@ -521,6 +521,7 @@ fn archive(name: &str, readings: &[u8]) -> (Vec<u8>, [u8; 32]) {
         manifest: b"{}",
         readings,
         events: b"",
+        custody: None,
         sums: b"sums",
         sig: b"sig",
     };

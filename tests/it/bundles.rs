@@ -293,10 +293,11 @@ fn a_signature_in_another_namespace_is_rejected() {
         String::from_utf8_lossy(&out.stderr)
     );
     let read = |f: &str| std::fs::read(dir.join(NAME).join(f)).unwrap();
-    let (manifest, readings, events, sums, sig) = (
+    let (manifest, readings, events, custody, sums, sig) = (
         read("manifest.json"),
         read("readings.csv"),
         read("events.jsonl"),
+        read("custody.jsonl"),
         read("SHA256SUMS"),
         read("SHA256SUMS.sig"),
     );
@@ -304,6 +305,7 @@ fn a_signature_in_another_namespace_is_rejected() {
         manifest: &manifest,
         readings: &readings,
         events: &events,
+        custody: Some(&custody),
         sums: &sums,
         sig: &sig,
     };
