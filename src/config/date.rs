@@ -13,8 +13,15 @@ impl CalendarDate {
     /// Reads `YYYY-MM-DD` (exactly: four, two and two digits, a real day); `None` otherwise.
     pub fn parse(text: &str) -> Option<Self> {
         let b = text.as_bytes();
-        let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) || !digits(8..10) {
+        let digits =
+            |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+        if b.len() != 10
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !digits(0..4)
+            || !digits(5..7)
+            || !digits(8..10)
+        {
             return None;
         }
         // humantime checks the day exists (no 2026-02-30) and gives the instant of its midnight.
@@ -61,7 +68,15 @@ mod tests {
         assert_eq!(d.start_utc_us(), 1_799_539_200_000_000);
         assert_eq!(d.end_utc_us() - d.start_utc_us(), 86_400_000_000);
         assert!(CalendarDate::parse("2026-01-10") < Some(d));
-        for bad in ["2027-1-10", "2027-02-30", "27-01-10", "2027/01/10", "2027-01-10 ", "", "２０２７-01-10"] {
+        for bad in [
+            "2027-1-10",
+            "2027-02-30",
+            "27-01-10",
+            "2027/01/10",
+            "2027-01-10 ",
+            "",
+            "２０２７-01-10",
+        ] {
             assert_eq!(CalendarDate::parse(bad), None, "{bad}");
         }
     }

@@ -1115,7 +1115,13 @@ impl Validator<'_> {
 
     fn date(&self, value: &Spanned<String>, key: &str) -> Result<CalendarDate, ConfigError> {
         CalendarDate::parse(value.get_ref().trim()).map_or_else(
-            || self.invalid(value.span(), key, "a date `YYYY-MM-DD`, e.g. \"2027-01-10\""),
+            || {
+                self.invalid(
+                    value.span(),
+                    key,
+                    "a date `YYYY-MM-DD`, e.g. \"2027-01-10\"",
+                )
+            },
             Ok,
         )
     }
@@ -1211,7 +1217,10 @@ impl Validator<'_> {
             return self.invalid(
                 c.sequence.span(),
                 &format!("{key}.sequence"),
-                format!("no sequence named `{sequence}` (configured: {})", known.join(", ")),
+                format!(
+                    "no sequence named `{sequence}` (configured: {})",
+                    known.join(", ")
+                ),
             );
         }
         let window = self.duration(&c.window, &format!("{key}.window"))?;

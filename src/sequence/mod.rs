@@ -262,6 +262,7 @@ impl Runner<'_> {
             sequence_sha256: sequence.sha256(),
             trigger,
             operator,
+            official: false,
             at: self.clock.now(),
             owner: (std::process::id(), &boot_id),
         })?;
@@ -927,6 +928,7 @@ read = { instrument = "dmm", count = 1000000, quantity = "voltage", unit = "V" }
                 sequence_sha256: [0; 32],
                 trigger: Trigger::Manual,
                 operator: None,
+                official: false,
                 at: clock.now(),
                 owner: (std::process::id(), clock.boot_id()),
             })

@@ -31,6 +31,7 @@ fn start(trigger: Trigger, operator: Option<&str>, at: Timestamp, pid: u32) -> R
         sequence_sha256: [7; 32],
         trigger,
         operator,
+        official: false,
         at,
         owner: (pid, "boot"),
     }

@@ -255,6 +255,10 @@ pub struct RunStarted {
     pub operator: Option<String>,
     /// What started it: `manual`, `schedule` or `demo`.
     pub trigger: String,
+    /// An official run of the comparison, admitted through the custody gate. Written only when
+    /// true, so lines of agents before it read (and are written) as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub official: bool,
 }
 
 /// A run's end.
@@ -537,6 +541,7 @@ mod tests {
                 sequence_sha256: "ab".repeat(32),
                 operator: Some("jdoe".into()),
                 trigger: "manual".into(),
+                official: true,
             }),
             Event::RunEnded(RunEnded {
                 status: "failed".into(),
