@@ -261,6 +261,28 @@ fn seal_one(
     window: SealWindow,
 ) -> Result<Next, SealingError> {
     let created_utc_us = clock.now().utc_us;
+    // The custody state at sealing (from the whole log), and the calibrations configured.
+    let (custody, _) = crate::custody::load(store, config)?;
+    let custody = bundle::manifest::CustodyInfo {
+        state: custody.state.as_str().to_owned(),
+        damage_blocks: custody.damage_pending,
+        received_utc: custody.received_utc_us.map(bundle::time::rfc3339),
+        gate_opened_utc: custody.gate_opened_utc_us.map(bundle::time::rfc3339),
+        count: 0,
+    };
+    let traceability: Vec<bundle::manifest::Traceability> = config
+        .instruments
+        .iter()
+        .filter_map(|i| {
+            let c = i.calibration.as_ref()?;
+            Some(bundle::manifest::Traceability {
+                instrument: i.name.clone(),
+                certificate: c.certificate.clone(),
+                calibrated: c.calibrated.to_string(),
+                due: c.due.to_string(),
+            })
+        })
+        .collect();
     let begin = |start: &SealStart, instruments| {
         let header = SealHeader {
             lab_id: config.lab.id.clone(),
@@ -278,8 +300,8 @@ fn seal_one(
             sequences_sha256: config.sequences_sha256(),
             created_utc_us,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-            custody: Default::default(),
-            traceability: Vec::new(),
+            custody: custody.clone(),
+            traceability: traceability.clone(),
         };
         Ok::<_, SealingError>(Sealer::new(
             header,

@@ -20,6 +20,7 @@ use tsagent_bundle::{AllowedSignersError, KeyError, SealError, VerifyError};
 use tsagent_sim::SimError;
 
 use crate::config::ConfigError;
+use crate::custody::CustodyError;
 use crate::daemon::DaemonError;
 use crate::daemon::owner::OwnerError;
 use crate::sealing::SealingError;
@@ -82,6 +83,9 @@ pub enum Error {
     /// Sealing pending readings into bundle files.
     #[error(transparent)]
     Seal(#[from] SealingError),
+    /// A custody action refused or not recorded.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -203,7 +207,8 @@ impl Error {
             | Error::File(_) => USAGE,
             Error::Store(StoreError::Missing { .. } | StoreError::NotAFile { .. }) => USAGE,
             Error::Sequence(e) => match e.cause() {
-                SequenceError::Store(s) => store_code(s),
+                SequenceError::Store(s)
+                | SequenceError::Custody(crate::custody::CustodyError::Store(s)) => store_code(s),
                 SequenceError::UnknownSequence { .. } => USAGE,
                 _ => RUN_FAILED,
             },
@@ -215,7 +220,20 @@ impl Error {
             Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
                 INTEGRITY
             }
-            Error::Store(s) | Error::Seal(SealingError::Store(s)) => store_code(s),
+            Error::Store(s)
+            | Error::Seal(SealingError::Store(s))
+            | Error::Custody(CustodyError::Store(s)) => store_code(s),
+            // A refused official run did not run: the run's code, as for any run that could not
+            // be done. An action that does not fit the standard's state, or bad input, is usage.
+            Error::Custody(CustodyError::OfficialRefused { .. }) => RUN_FAILED,
+            Error::Custody(CustodyError::PhotoStore { .. }) => STORAGE,
+            Error::Custody(
+                CustodyError::Transition { .. }
+                | CustodyError::NoDecisionPending
+                | CustodyError::Item { .. }
+                | CustodyError::Checklist { .. }
+                | CustodyError::Photo { .. },
+            ) => USAGE,
             // Readings the bundle format cannot carry, or a clash with an existing bundle file:
             // the log and the bundles disagree, which is an integrity matter.
             Error::Seal(

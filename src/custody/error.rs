@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::store::StoreError;
 
-use super::state::State;
+use super::phase::State;
 
 /// Why a custody action was refused or could not be recorded.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,8 @@ pub mod calibration;
 mod error;
 pub mod gate;
 pub mod items;
+pub mod notes;
+mod phase;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -47,7 +49,7 @@ fn needs_inspection(config: &Config) -> bool {
 }
 
 /// The custody record and the state it gives.
-pub fn load(store: &Store, config: &Config) -> Result<(Custody, Vec<EventRow>), CustodyError> {
+pub fn load(store: &Store, config: &Config) -> Result<(Custody, Vec<EventRow>), StoreError> {
     let rows = store.custody_events()?;
     Ok((Custody::from_events(&rows, needs_inspection(config)), rows))
 }

@@ -136,7 +136,12 @@ fn a_sealed_bundle_verifies_with_tsagent_and_with_stock_tools() {
         text.contains("Good \"tsagent-bundle-v1\" signature for TEST-LAB"),
         "{text}"
     );
-    for file in ["manifest.json", "readings.csv", "events.jsonl"] {
+    for file in [
+        "custody.jsonl",
+        "manifest.json",
+        "readings.csv",
+        "events.jsonl",
+    ] {
         assert!(text.contains(&format!("{file}: OK")), "{text}");
     }
     // The stock verifier also refuses another principal.

@@ -12,6 +12,7 @@ mod common;
 mod bundles;
 mod check;
 mod crash;
+mod custody;
 mod daemon;
 mod demo;
 mod docs;
