@@ -7,7 +7,7 @@
 //! | 0 | `SUCCESS` | success (including "nothing new to seal") |
 //! | 1 | `INTERNAL` | internal error |
 //! | 2 | `USAGE` | usage or configuration error |
-//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept) |
+//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), or an official run refused by custody |
 //! | 4 | `INTEGRITY` | integrity failure: `db check` found a problem, or a bundle failed verification |
 //! | 5 | `STORAGE` | storage error |
 //! | 6 | `KEY` | key or signing error |

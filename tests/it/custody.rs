@@ -478,6 +478,28 @@ fn custody_records_travel_in_the_bundle_and_verify_with_stock_tools() {
             "due": "2099-01-10"
         })
     );
+    // An edit of a sealed custody event in the log (triggers dropped: events are not chained)
+    // shows in `db check`, which compares the stored archive's custody.jsonl with the log.
+    lab.assert_sound();
+    let edit = Command::new("sqlite3")
+        .arg(lab.db())
+        .arg(
+            "DROP TRIGGER events_no_update; \
+             UPDATE events SET detail = replace(detail, 'bench 2', 'bench 3') WHERE kind = 'custody_note';",
+        )
+        .status()
+        .unwrap();
+    assert!(edit.success());
+    tsagent()
+        .args(["db", "check", "--db"])
+        .arg(lab.db())
+        .assert()
+        .code(4)
+        .stderr(
+            predicate::str::contains("custody event").and(predicate::str::contains(
+                "differs from the log or is missing (edited or deleted after sealing)",
+            )),
+        );
     // Tampering with the custody record is caught by the stock tools.
     std::fs::write(folder.join("custody.jsonl"), b"{}\n").unwrap();
     let tampered = Command::new("sha256sum")
