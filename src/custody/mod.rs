@@ -305,3 +305,6 @@ pub fn admit_official(
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -812,6 +812,21 @@ impl Store {
         custody_events(&self.conn)
     }
 
+    /// Every event of `kind`, in order (a scan of the events table: for tools and tests).
+    pub fn events_of_kind(&self, kind: &str) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT e.id FROM events e WHERE e.kind = ?1 ORDER BY e.id")?;
+        let ids = stmt
+            .query_map([kind], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(events_where(&self.conn, "e.id = ?1", id)?);
+        }
+        Ok(out)
+    }
+
     /// Reads the custody record and appends the events `decide` makes of it, in one write
     /// transaction: two custody commands at once cannot both act on the same state (both
     /// receive the standard, say). Returns what `decide` returned; nothing is written if it fails.

@@ -597,3 +597,28 @@ fn custody_config_keys_are_checked_and_unknown_ones_stay_errors() {
             "invalid `instrument.calibration.due`: a date `YYYY-MM-DD`",
         ));
 }
+
+#[test]
+fn a_refused_scheduled_official_slot_is_recorded_and_the_daemon_goes_on() {
+    let mut lab = Lab::simulated();
+    lab.count = 2;
+    lab.every = Some("1s".into());
+    let config = write_config(&lab, "[artefact.stabilisation]\nmin = \"72h\"\n");
+    let d = Proc::spawn(
+        Command::new(bin())
+            .args(["run", "--log", "info", "--config"])
+            .arg(&config),
+    );
+    d.wait_for_err(|l| {
+        l.contains("run could not start")
+            && l.contains("official run of `s` refused: the standard has not been received")
+    });
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let skipped = details(&lab, "official_skipped");
+    assert!(!skipped.is_empty());
+    assert_eq!(skipped[0]["trigger"], "schedule");
+    assert_eq!(skipped[0]["sequence"], "s");
+    assert!(lab.readings().is_empty());
+}
