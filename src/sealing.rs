@@ -206,6 +206,18 @@ pub fn seal_pending_with(
     }
 }
 
+/// The lab's signing key, checked against the one the log records (recorded if none is): what
+/// signs anything else the lab sends the pilot, such as its receipt and dispatch notes.
+pub fn checked_key(
+    config: &Config,
+    store: &mut Store,
+    clock: &dyn Clock,
+) -> Result<bundle::SigningKey, SealingError> {
+    let key = bundle::load_signing_key(&config.signing.key)?;
+    record_key(config, store, clock, &key, false)?;
+    Ok(key)
+}
+
 /// Checks the key against the one the log records, recording or (with `new_key`) rotating it.
 fn record_key(
     config: &Config,

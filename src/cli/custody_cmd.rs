@@ -208,6 +208,11 @@ pub struct NoteOutArgs {
     /// Where to write it (standard output if not given).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Also sign it with the lab's key: writes `<lab>-<artefact>-<receipt|dispatch>-note/` in DIR
+    /// with `note.txt`, `SHA256SUMS` and `SHA256SUMS.sig`, verified like a bundle
+    /// (`ssh-keygen -Y verify … < SHA256SUMS && sha256sum -c SHA256SUMS`).
+    #[arg(long, value_name = "DIR")]
+    pub signed: Option<PathBuf>,
 }
 
 /// Opens the lab's config and log.
@@ -319,7 +324,7 @@ fn status(a: &ConfigArg, now: crate::clock::Timestamp) -> Result<(), Error> {
 }
 
 fn write_note(a: &NoteOutArgs, kind: NoteKind) -> Result<(), Error> {
-    let (config, store) = open(&a.config)?;
+    let (config, mut store) = open(&a.config)?;
     let (state, rows) = custody::load(&store, &config)?;
     let Some(text) = custody::notes::render(kind, &config, &rows) else {
         return Err(Error::Usage(format!(
@@ -331,6 +336,34 @@ fn write_note(a: &NoteOutArgs, kind: NoteKind) -> Result<(), Error> {
             state.state
         )));
     };
+    if let Some(dir) = &a.signed {
+        let key = crate::sealing::checked_key(&config, &mut store, &SystemClock::new())?;
+        let signed = tsagent_bundle::note::sign_note(text.as_bytes(), &key)?;
+        let name = format!(
+            "{}-{}-{}-note",
+            config.lab.id,
+            config.artefact.id,
+            match kind {
+                NoteKind::Receipt => "receipt",
+                NoteKind::Dispatch => "dispatch",
+            }
+        );
+        let folder = dir.join(&name);
+        let io = |source| Error::Io {
+            action: "write the signed note into",
+            path: folder.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&folder).map_err(io)?;
+        for (file, bytes) in [
+            (tsagent_bundle::note::NOTE_FILE, text.as_bytes()),
+            ("SHA256SUMS", &signed.sums),
+            ("SHA256SUMS.sig", &signed.sig),
+        ] {
+            tsagent_bundle::write_file_atomically(&folder, file, bytes).map_err(io)?;
+        }
+        tell!("signed note written to {}", folder.display());
+    }
     match &a.out {
         Some(path) => std::fs::write(path, text).map_err(|source| Error::Io {
             action: "write",

@@ -561,6 +561,43 @@ fn receipt_and_dispatch_notes_are_bilingual() {
     custody(&config, &["note-dispatch"])
         .success()
         .stdout(predicate::str::contains("运单号 / Tracking number: JD0001"));
+
+    // Signed with the lab's key, the note verifies with the stock tools as a bundle does.
+    let out = tsagent()
+        .args(["keygen", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(lab.key())
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let signers = lab.path().join("allowed_signers");
+    std::fs::write(&signers, format!("{}\n", stdout.lines().last().unwrap())).unwrap();
+    let signed = lab.path().join("to-pilot");
+    custody(
+        &config,
+        &["note-dispatch", "--signed", signed.to_str().unwrap()],
+    )
+    .success();
+    let folder = signed.join("TEST-LAB-Z1-dispatch-note");
+    let check = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ssh-keygen -Y verify -f {} -I TEST-LAB -n tsagent-bundle-v1 -s SHA256SUMS.sig < SHA256SUMS && sha256sum -c --strict SHA256SUMS",
+            signers.display()
+        ))
+        .current_dir(&folder)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        check.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(text.contains("note.txt: OK"), "{text}");
+    let note = std::fs::read_to_string(folder.join("note.txt")).unwrap();
+    assert!(note.contains("承运人 / Carrier: DHL"), "{note}");
 }
 
 #[test]
