@@ -141,6 +141,10 @@ pub struct DriftCriterion {
     pub max_drift: f64,
     /// Coverage factor.
     pub k: f64,
+    /// The instrument fitted, when named (needed if the sequence reads several in the unit).
+    pub instrument: Option<String>,
+    /// The quantity fitted, when named (needed if the sequence reads several in the unit).
+    pub quantity: Option<String>,
 }
 
 /// `[policy] expired_calibration`.
@@ -1235,6 +1239,24 @@ impl Validator<'_> {
                 "a positive number: relative drift per day, e.g. 0.05e-6",
             );
         }
+        let instrument = match &c.instrument {
+            Some(i) => {
+                let name = i.get_ref().trim();
+                let used = sequences
+                    .iter()
+                    .find(|s| s.name == sequence)
+                    .is_some_and(|s| s.steps.iter().any(|st| st.instrument() == name));
+                if !used {
+                    return self.invalid(
+                        i.span(),
+                        &format!("{key}.instrument"),
+                        format!("sequence `{sequence}` has no step on an instrument `{name}`"),
+                    );
+                }
+                Some(name.to_owned())
+            }
+            None => None,
+        };
         let k = match &c.k {
             Some(k) if !(k.get_ref().is_finite() && *k.get_ref() >= 0.0) => {
                 return self.invalid(k.span(), &format!("{key}.k"), "zero or a positive number");
@@ -1257,6 +1279,8 @@ impl Validator<'_> {
                 window,
                 max_drift,
                 k,
+                instrument,
+                quantity: c.quantity.as_ref().map(|q| q.trim().to_owned()),
             }),
         })
     }

@@ -201,6 +201,10 @@ pub struct RawCriterion {
     pub max_drift: Spanned<f64>,
     /// Coverage factor on the drift's standard uncertainty (default 2).
     pub k: Option<Spanned<f64>>,
+    /// The instrument whose readings are fitted, when the sequence reads several in the unit.
+    pub instrument: Option<Spanned<String>>,
+    /// The quantity fitted, when the sequence reads several in the unit.
+    pub quantity: Option<String>,
 }
 
 /// `[policy]`.

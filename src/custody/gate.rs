@@ -5,7 +5,9 @@
 //! drift of the monitoring sequence over the last `window` (readings since receipt only, in the
 //! artefact's unit) is small enough: with y = value / nominal and t in days, the OLS slope b and
 //! its standard uncertainty u(b) must satisfy |b| + k·u(b) ≤ `max_drift`. A short or noisy series
-//! has a large u(b), so it keeps the gate closed rather than opening it on luck. Once open (a
+//! has a large u(b), so it keeps the gate closed rather than opening it on luck. One series is
+//! fitted, never a pool: if the monitoring sequence reads several instruments or quantities in the
+//! artefact's unit, the criterion must name which (`instrument`, `quantity`). Once open (a
 //! `gate_opened` event), the gate stays open until dispatch; damage closes it until a decision.
 
 use tsagent_bundle::event::{GateDrift, GateOpened};
@@ -55,6 +57,12 @@ pub enum Closed {
         /// Readings found.
         found: usize,
     },
+    /// The window holds more than one series (instrument and quantity) in the unit: the criterion
+    /// must name one, as statistics are never pooled across series.
+    Pooled {
+        /// The series found, `instrument/quantity`.
+        series: Vec<String>,
+    },
     /// The drift fit failed (no spread in time, say).
     Fit(stats::StatsError),
     /// The drift is still too large.
@@ -78,6 +86,11 @@ impl std::fmt::Display for Closed {
             Self::TooFewReadings { sequence, found } => write!(
                 f,
                 "stabilising: {found} reading(s) of `{sequence}` in the criterion's window, at least {MIN_POINTS} needed"
+            ),
+            Self::Pooled { series } => write!(
+                f,
+                "the criterion's window holds several series ({}): name one with `instrument` and `quantity`",
+                series.join(", ")
             ),
             Self::Fit(e) => write!(f, "stabilising: the drift fit failed: {e}"),
             Self::Drifting(d) => write!(
@@ -138,6 +151,10 @@ pub fn series_since(criterion: &DriftCriterion, received_utc_us: i64, now_us: i6
     now_us.saturating_sub(window).max(received_utc_us)
 }
 
+/// One reading of the monitoring sequence: its series (`instrument/quantity`), time (UTC µs)
+/// and value.
+pub type Point = (String, i64, f64);
+
 /// The gate now, for `custody` at `now_us` (from the injected clock). `series` fetches the
 /// criterion's readings from a start time; it is called only when the rule needs them.
 pub fn evaluate<E>(
@@ -145,7 +162,7 @@ pub fn evaluate<E>(
     stabilisation: &Stabilisation,
     nominal: f64,
     now_us: i64,
-    series: impl FnOnce(&DriftCriterion, i64) -> Result<Vec<(i64, f64)>, E>,
+    series: impl FnOnce(&DriftCriterion, i64) -> Result<Vec<Point>, E>,
 ) -> Result<Gate, E> {
     let closed = |why| Ok(Gate::Closed(why));
     let received = match (custody.state, custody.received_utc_us) {
@@ -167,7 +184,14 @@ pub fn evaluate<E>(
     let drift = match &stabilisation.criterion {
         None => None,
         Some(c) => {
-            let data = series(c, series_since(c, received, now_us))?;
+            let points = series(c, series_since(c, received, now_us))?;
+            let mut names: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+            names.sort();
+            names.dedup();
+            if names.len() > 1 {
+                return closed(Closed::Pooled { series: names });
+            }
+            let data: Vec<(i64, f64)> = points.into_iter().map(|(_, t, v)| (t, v)).collect();
             match drift_verdict(c, nominal, now_us, &data) {
                 Ok(d) => Some(d),
                 Err(why) => return closed(why),
@@ -208,6 +232,8 @@ mod tests {
             window: Duration::from_secs(24 * 3600),
             max_drift: 0.05e-6,
             k: 2.0,
+            instrument: None,
+            quantity: None,
         }
     }
 
@@ -235,8 +261,8 @@ mod tests {
             Ok::<_, Infallible>(
                 series
                     .iter()
-                    .copied()
                     .filter(|(t, _)| *t >= since && *t <= now)
+                    .map(|&(t, v)| ("dvm/voltage".to_owned(), t, v))
                     .collect(),
             )
         };
@@ -324,6 +350,33 @@ mod tests {
             ..c
         };
         assert_eq!(eval_expected(&expected), Gate::Closed(Closed::NotReceived));
+    }
+
+    #[test]
+    fn two_series_in_the_unit_are_never_pooled() {
+        let stab = Stabilisation {
+            min: Duration::ZERO,
+            criterion: Some(criterion()),
+        };
+        let points: Vec<Point> = (0..6)
+            .map(|h| {
+                let name = if h % 2 == 0 {
+                    "dvm/voltage"
+                } else {
+                    "ref/voltage"
+                };
+                (name.to_owned(), h * H, NOMINAL)
+            })
+            .collect();
+        let Ok(gate) = evaluate(&stabilising(0), &stab, NOMINAL, 6 * H, |_, _| {
+            Ok::<_, Infallible>(points)
+        });
+        assert_eq!(
+            gate,
+            Gate::Closed(Closed::Pooled {
+                series: vec!["dvm/voltage".into(), "ref/voltage".into()]
+            })
+        );
     }
 
     fn eval_expected(c: &Custody) -> Gate {

@@ -220,7 +220,15 @@ pub fn gate_now(store: &mut Store, config: &Config, now: Timestamp) -> Result<Ga
         &config.artefact.stabilisation,
         config.artefact.nominal,
         now.utc_us,
-        |c, since| store.sequence_series(&c.sequence, unit, since),
+        |c, since| {
+            store.sequence_series(
+                &c.sequence,
+                unit,
+                c.instrument.as_deref(),
+                c.quantity.as_deref(),
+                since,
+            )
+        },
     )?;
     if let Gate::Opens(opened) = &gate {
         let needs = needs_inspection(config);

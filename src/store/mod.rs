@@ -847,24 +847,36 @@ impl Store {
         Ok(out)
     }
 
-    /// Times (UTC µs) and values of the valid readings in `unit` taken by runs of `sequence` at or
-    /// after `since_utc_us`, in order: the series the stabilisation gate fits. Scans the readings
-    /// from `since_utc_us` on (no index by time), which the gate's window keeps short.
+    /// The valid readings in `unit` taken by runs of `sequence` at or after `since_utc_us` (of
+    /// `instrument` and `quantity` when given), in order, each as its series
+    /// (`instrument/quantity`), time (UTC µs) and value: what the stabilisation gate fits. Scans
+    /// the readings from `since_utc_us` on (no index by time), which the gate's window keeps short.
     pub fn sequence_series(
         &self,
         sequence: &str,
         unit: &str,
+        instrument: Option<&str>,
+        quantity: Option<&str>,
         since_utc_us: i64,
-    ) -> Result<Vec<(i64, f64)>, StoreError> {
+    ) -> Result<Vec<(String, i64, f64)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT r.utc_us, r.value FROM readings r JOIN runs u ON u.id = r.run_id
+            "SELECT i.name || '/' || r.quantity, r.utc_us, r.value
+             FROM readings r JOIN runs u ON u.id = r.run_id JOIN instruments i ON i.id = r.instrument_id
              WHERE r.utc_us >= ?1 AND u.sequence = ?2 AND r.unit = ?3 AND r.status = 'valid'
-               AND r.value IS NOT NULL
+               AND r.value IS NOT NULL AND (?4 IS NULL OR i.name = ?4)
+               AND (?5 IS NULL OR r.quantity = ?5)
              ORDER BY r.seq",
         )?;
-        let rows = stmt.query_map(params![since_utc_us, sequence, unit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
-        })?;
+        let rows = stmt.query_map(
+            params![since_utc_us, sequence, unit, instrument, quantity],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

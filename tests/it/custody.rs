@@ -659,3 +659,54 @@ fn a_refused_scheduled_official_slot_is_recorded_and_the_daemon_goes_on() {
     assert_eq!(skipped[0]["sequence"], "s");
     assert!(lab.readings().is_empty());
 }
+
+#[test]
+fn the_drift_criterion_fits_the_monitoring_readings_since_receipt() {
+    let monitor = r#"
+[artefact.stabilisation]
+min = "0s"
+criterion = { sequence = "mon", window = "24h", max_drift = 0.05e-6, instrument = "dmm", quantity = "voltage" }
+
+[[sequence]]
+name = "mon"
+[[sequence.step]]
+read = { instrument = "dmm", count = 5, quantity = "voltage", unit = "V" }
+"#;
+    let (lab, config) = lab(monitor, "");
+    let mon = |config: &Path| {
+        tsagent()
+            .args(["measure", "--sequence", "mon", "--config"])
+            .arg(config)
+            .timeout(PATIENCE)
+            .assert()
+            .success();
+    };
+    // Readings before receipt do not count.
+    mon(&config);
+    custody(
+        &config,
+        &[
+            "receive",
+            "--operator",
+            "li",
+            "--condition",
+            "ok",
+            "--seals",
+            "intact",
+        ],
+    )
+    .success();
+    refused(
+        &config,
+        "stabilising: 0 reading(s) of `mon` in the criterion's window, at least 3 needed",
+    );
+    // Five readings a few milliseconds apart: the fitted drift's uncertainty is enormous, so the
+    // gate stays closed on the data (and says by how much).
+    mon(&config);
+    measure(&config).code(3).stderr(
+        predicate::str::contains("official run of `s` refused: stabilising: |drift| + k·u =").and(
+            predicate::str::contains("exceeds 5.000e-8 (relative, `mon`, 5 readings)"),
+        ),
+    );
+    assert!(details(&lab, "gate_opened").is_empty());
+}
