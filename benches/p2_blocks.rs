@@ -322,6 +322,7 @@ fn diagnostic(
             sequence_sha256: [0; 32],
             trigger: Trigger::Manual,
             operator: None,
+            official: false,
             at: clock.now(),
             owner: (1, BOOT_ID),
         })
@@ -637,6 +638,7 @@ fn store_ddl(dir: &Path) -> String {
                 sequence_sha256: [0; 32],
                 trigger: Trigger::Manual,
                 operator: None,
+                official: false,
                 at,
                 owner: (1, BOOT_ID),
             })

@@ -109,6 +109,8 @@ fn seal_whole(db: &Path, key: &Path, dir: &Path) -> PathBuf {
                     sequences_sha256: [0; 32],
                     created_utc_us: 1_800_000_000_000_000,
                     agent_version: "bench".into(),
+                    custody: Default::default(),
+                    traceability: Vec::new(),
                 };
                 Ok::<_, tsagent::store::StoreError>(
                     Sealer::new(header, instruments, scratch("r.tmp"), scratch("e.tmp")).unwrap(),

@@ -206,6 +206,18 @@ pub fn seal_pending_with(
     }
 }
 
+/// The lab's signing key, checked against the one the log records (recorded if none is): what
+/// signs anything else the lab sends the pilot, such as its receipt and dispatch notes.
+pub fn checked_key(
+    config: &Config,
+    store: &mut Store,
+    clock: &dyn Clock,
+) -> Result<bundle::SigningKey, SealingError> {
+    let key = bundle::load_signing_key(&config.signing.key)?;
+    record_key(config, store, clock, &key, false)?;
+    Ok(key)
+}
+
 /// Checks the key against the one the log records, recording or (with `new_key`) rotating it.
 fn record_key(
     config: &Config,
@@ -261,6 +273,28 @@ fn seal_one(
     window: SealWindow,
 ) -> Result<Next, SealingError> {
     let created_utc_us = clock.now().utc_us;
+    // The custody state at sealing (from the whole log), and the calibrations configured.
+    let (custody, _) = crate::custody::load(store, config)?;
+    let custody = bundle::manifest::CustodyInfo {
+        state: custody.state.as_str().to_owned(),
+        damage_blocks: custody.damage_pending,
+        received_utc: custody.received_utc_us.map(bundle::time::rfc3339),
+        gate_opened_utc: custody.gate_opened_utc_us.map(bundle::time::rfc3339),
+        count: 0,
+    };
+    let traceability: Vec<bundle::manifest::Traceability> = config
+        .instruments
+        .iter()
+        .filter_map(|i| {
+            let c = i.calibration.as_ref()?;
+            Some(bundle::manifest::Traceability {
+                instrument: i.name.clone(),
+                certificate: c.certificate.clone(),
+                calibrated: c.calibrated.to_string(),
+                due: c.due.to_string(),
+            })
+        })
+        .collect();
     let begin = |start: &SealStart, instruments| {
         let header = SealHeader {
             lab_id: config.lab.id.clone(),
@@ -278,6 +312,8 @@ fn seal_one(
             sequences_sha256: config.sequences_sha256(),
             created_utc_us,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            custody: custody.clone(),
+            traceability: traceability.clone(),
         };
         Ok::<_, SealingError>(Sealer::new(
             header,

@@ -7,7 +7,7 @@
 //! | 0 | `SUCCESS` | success (including "nothing new to seal") |
 //! | 1 | `INTERNAL` | internal error |
 //! | 2 | `USAGE` | usage or configuration error |
-//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept) |
+//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), or an official run refused by custody |
 //! | 4 | `INTEGRITY` | integrity failure: `db check` found a problem, or a bundle failed verification |
 //! | 5 | `STORAGE` | storage error |
 //! | 6 | `KEY` | key or signing error |
@@ -22,6 +22,7 @@ use tsagent_sim::SimError;
 use crate::config::ConfigError;
 use crate::control::client::ClientError;
 use crate::control::server::ControlError;
+use crate::custody::CustodyError;
 use crate::daemon::DaemonError;
 use crate::daemon::owner::OwnerError;
 use crate::sealing::SealingError;
@@ -105,6 +106,9 @@ pub enum Error {
     /// Sealing pending readings into bundle files.
     #[error(transparent)]
     Seal(#[from] SealingError),
+    /// A custody action refused or not recorded.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -226,7 +230,8 @@ impl Error {
             | Error::File(_) => USAGE,
             Error::Store(StoreError::Missing { .. } | StoreError::NotAFile { .. }) => USAGE,
             Error::Sequence(e) => match e.cause() {
-                SequenceError::Store(s) => store_code(s),
+                SequenceError::Store(s)
+                | SequenceError::Custody(crate::custody::CustodyError::Store(s)) => store_code(s),
                 SequenceError::UnknownSequence { .. } => USAGE,
                 _ => RUN_FAILED,
             },
@@ -244,7 +249,20 @@ impl Error {
             Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
                 INTEGRITY
             }
-            Error::Store(s) | Error::Seal(SealingError::Store(s)) => store_code(s),
+            Error::Store(s)
+            | Error::Seal(SealingError::Store(s))
+            | Error::Custody(CustodyError::Store(s)) => store_code(s),
+            // A refused official run did not run: the run's code, as for any run that could not
+            // be done. An action that does not fit the standard's state, or bad input, is usage.
+            Error::Custody(CustodyError::OfficialRefused { .. }) => RUN_FAILED,
+            Error::Custody(CustodyError::PhotoStore { .. }) => STORAGE,
+            Error::Custody(
+                CustodyError::Transition { .. }
+                | CustodyError::NoDecisionPending
+                | CustodyError::Item { .. }
+                | CustodyError::Checklist { .. }
+                | CustodyError::Photo { .. },
+            ) => USAGE,
             // Readings the bundle format cannot carry, or a clash with an existing bundle file:
             // the log and the bundles disagree, which is an integrity matter.
             Error::Seal(

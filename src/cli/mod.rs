@@ -21,6 +21,7 @@ macro_rules! tell {
 
 mod bundle_cmd;
 mod config_cmd;
+mod custody_cmd;
 mod db;
 mod demo;
 mod display;
@@ -101,6 +102,10 @@ pub enum Command {
     /// Seal and verify signed bundles.
     #[command(subcommand)]
     Bundle(bundle_cmd::BundleCommand),
+    /// Custody of the travelling standard: receipt, inspection, incidents, decisions, notes,
+    /// dispatch, and the stabilisation gate official runs wait for.
+    #[command(subcommand)]
+    Custody(custody_cmd::CustodyCommand),
 }
 
 /// `tsagent config …`.
@@ -160,6 +165,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Drivers(cmd) => drivers_cmd::run(cmd),
         Command::Keygen(args) => bundle_cmd::keygen(args),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
+        Command::Custody(cmd) => custody_cmd::run(cmd),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Configuration in two stages: [`raw`] records what the TOML file says; [`Config`] is the validated,
 //! resolved form that the rest of the agent receives explicitly. Errors name the file, line and key.
 
+mod date;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::drivers::{Profile, Registry};
 use crate::transport::{
     DataBits, FlowControl, LinkSettings, Parity, Resource, SerialSettings, StopBits,
 };
+pub use date::CalendarDate;
 pub use raw::ExchangeLog;
 use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawStep};
 use tsagent_sim::{SimIdentity, SimParams};
@@ -90,6 +92,98 @@ pub struct Artefact {
     pub nominal: f64,
     /// Unit of the nominal value.
     pub unit: String,
+    /// The arrival checklist (`[[artefact.inspection]]`), in the config's order.
+    #[serde(skip)]
+    pub inspection: Vec<InspectionItem>,
+    /// When official measurements may start (`[artefact.stabilisation]`).
+    #[serde(skip)]
+    pub stabilisation: Stabilisation,
+}
+
+/// One item of the arrival checklist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectionItem {
+    /// Its name, as `custody inspect --item NAME=RESULT` gives it.
+    pub item: String,
+    /// A check or a value.
+    pub kind: ItemKind,
+    /// The unit of a value item.
+    pub unit: Option<String>,
+}
+
+/// What an inspection item records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemKind {
+    /// A result word, e.g. `ok`.
+    Check,
+    /// A number in the item's unit.
+    Value,
+}
+
+/// `[artefact.stabilisation]`: the gate official runs wait for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stabilisation {
+    /// Least time from receipt (default zero: the gate needs only the receipt, and the criterion
+    /// if any).
+    pub min: Duration,
+    /// The data criterion, when configured.
+    pub criterion: Option<DriftCriterion>,
+}
+
+/// The data criterion of the gate: a drift fit over the recent readings of a monitoring sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftCriterion {
+    /// The monitoring sequence.
+    pub sequence: String,
+    /// How far back the fit reaches.
+    pub window: Duration,
+    /// Largest |drift| + k·u(drift), relative to the artefact's nominal value, per day.
+    pub max_drift: f64,
+    /// Coverage factor.
+    pub k: f64,
+    /// The instrument fitted, when named (needed if the sequence reads several in the unit).
+    pub instrument: Option<String>,
+    /// The quantity fitted, when named (needed if the sequence reads several in the unit).
+    pub quantity: Option<String>,
+}
+
+/// `[policy] expired_calibration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpiredCalibration {
+    /// An official run with an instrument past due does not start (the default: a result on an
+    /// untraceable standard is of no use to the pilot).
+    #[default]
+    Refuse,
+    /// It goes on, flagged by a `calibration_expired` event.
+    Flag,
+}
+
+impl ExpiredCalibration {
+    /// The policy's name as configs and events spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refuse => "refuse",
+            Self::Flag => "flag",
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// What an official run does with an instrument past its calibration's due date.
+    pub expired_calibration: ExpiredCalibration,
+}
+
+/// An instrument's calibration: its traceability.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// The certificate's reference.
+    pub certificate: String,
+    /// When it was calibrated.
+    pub calibrated: CalendarDate,
+    /// When the next calibration is due; it is valid through that day.
+    pub due: CalendarDate,
 }
 
 /// `[storage]`, with paths resolved.
@@ -170,6 +264,8 @@ pub struct Instrument {
     pub usb_serial: Option<String>,
     /// The unit's own serial number, when the lab names it: another unit is refused.
     pub serial_number: Option<String>,
+    /// Its calibration, when the lab gives it.
+    pub calibration: Option<Calibration>,
 }
 
 impl Instrument {
@@ -240,6 +336,10 @@ pub struct Sequence {
         skip_serializing_if = "Option::is_none"
     )]
     pub at: Option<Duration>,
+    /// An official measurement: it starts only in the official window. Left out of the sequence
+    /// hash when false, so that configs without it hash as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub official: bool,
     /// Steps in order.
     pub steps: Vec<Step>,
 }
@@ -343,6 +443,8 @@ pub struct Config {
     pub sealing: Sealing,
     /// `[control]`.
     pub control: Control,
+    /// `[policy]`.
+    pub policy: Policy,
     /// The model behind simulated instruments.
     pub simulator: SimParams,
     /// Faults the simulators started from this config inject (`[simulator] faults`).
@@ -464,6 +566,14 @@ impl Validator<'_> {
             serial: raw.artefact.serial,
             nominal,
             unit: raw.artefact.unit,
+            inspection: self.inspection(&raw.artefact.inspection)?,
+            stabilisation: Stabilisation::default(),
+        };
+        let policy = Policy {
+            expired_calibration: match raw.policy.expired_calibration {
+                Some(raw::RawExpiredCalibration::Flag) => ExpiredCalibration::Flag,
+                Some(raw::RawExpiredCalibration::Refuse) | None => ExpiredCalibration::Refuse,
+            },
         };
         let storage = Storage {
             db: self.file_path(raw.storage.db.as_ref(), "tsagent.db", "storage.db", base)?,
@@ -602,6 +712,10 @@ impl Validator<'_> {
             }
             sequences.push(seq);
         }
+        let mut artefact = artefact;
+        if let Some(s) = &raw.artefact.stabilisation {
+            artefact.stabilisation = self.stabilisation(s, &sequences, nominal)?;
+        }
 
         Ok(Config {
             origin: self.origin.to_owned(),
@@ -612,6 +726,7 @@ impl Validator<'_> {
             alerts,
             sealing,
             control,
+            policy,
             simulator,
             simulator_faults,
             drivers: Arc::new(drivers),
@@ -1082,6 +1197,178 @@ impl Validator<'_> {
             params,
             usb_serial: raw.usb_serial,
             serial_number,
+            calibration: match &raw.calibration {
+                Some(c) => Some(self.calibration(c)?),
+                None => None,
+            },
+        })
+    }
+
+    fn date(&self, value: &Spanned<String>, key: &str) -> Result<CalendarDate, ConfigError> {
+        CalendarDate::parse(value.get_ref().trim()).map_or_else(
+            || {
+                self.invalid(
+                    value.span(),
+                    key,
+                    "a date `YYYY-MM-DD`, e.g. \"2027-01-10\"",
+                )
+            },
+            Ok,
+        )
+    }
+
+    fn calibration(&self, raw: &raw::RawCalibration) -> Result<Calibration, ConfigError> {
+        let certificate = raw.certificate.get_ref().trim().to_owned();
+        if certificate.is_empty() {
+            return self.invalid(
+                raw.certificate.span(),
+                "instrument.calibration.certificate",
+                "must not be empty",
+            );
+        }
+        let calibrated = self.date(&raw.calibrated, "instrument.calibration.calibrated")?;
+        let due = self.date(&raw.due, "instrument.calibration.due")?;
+        if due <= calibrated {
+            return self.invalid(
+                raw.due.span(),
+                "instrument.calibration.due",
+                format!("must be after `calibrated` ({calibrated})"),
+            );
+        }
+        Ok(Calibration {
+            certificate,
+            calibrated,
+            due,
+        })
+    }
+
+    fn inspection(
+        &self,
+        raw: &[raw::RawInspectionItem],
+    ) -> Result<Vec<InspectionItem>, ConfigError> {
+        let mut items: Vec<InspectionItem> = Vec::with_capacity(raw.len());
+        for r in raw {
+            let item = r.item.get_ref().trim().to_owned();
+            // `--item NAME=RESULT` splits at the first `=`, so a name cannot hold one.
+            if item.is_empty() || item.contains('=') {
+                return self.invalid(
+                    r.item.span(),
+                    "artefact.inspection.item",
+                    "a name without `=`, e.g. \"battery indicator\"",
+                );
+            }
+            if items.iter().any(|i| i.item == item) {
+                return self.invalid(
+                    r.item.span(),
+                    "artefact.inspection.item",
+                    format!("`{item}` is listed twice"),
+                );
+            }
+            let kind = match r.kind {
+                raw::RawItemKind::Check => ItemKind::Check,
+                raw::RawItemKind::Value => ItemKind::Value,
+            };
+            let unit = match (&r.unit, kind) {
+                (Some(u), ItemKind::Check) => {
+                    return self.invalid(
+                        u.span(),
+                        "artefact.inspection.unit",
+                        "only a `value` item has a unit",
+                    );
+                }
+                (Some(u), ItemKind::Value) if u.get_ref().trim().is_empty() => {
+                    return self.invalid(u.span(), "artefact.inspection.unit", "must not be empty");
+                }
+                (u, _) => u.as_ref().map(|u| u.get_ref().trim().to_owned()),
+            };
+            items.push(InspectionItem { item, kind, unit });
+        }
+        Ok(items)
+    }
+
+    fn stabilisation(
+        &self,
+        raw: &raw::RawStabilisation,
+        sequences: &[Sequence],
+        nominal: f64,
+    ) -> Result<Stabilisation, ConfigError> {
+        let min = self.duration(&raw.min, "artefact.stabilisation.min")?;
+        let Some(c) = &raw.criterion else {
+            return Ok(Stabilisation {
+                min,
+                criterion: None,
+            });
+        };
+        let key = "artefact.stabilisation.criterion";
+        let span = c.span();
+        let c = c.get_ref();
+        let sequence = c.sequence.get_ref().trim().to_owned();
+        if !sequences.iter().any(|s| s.name == sequence) {
+            let known: Vec<&str> = sequences.iter().map(|s| s.name.as_str()).collect();
+            return self.invalid(
+                c.sequence.span(),
+                &format!("{key}.sequence"),
+                format!(
+                    "no sequence named `{sequence}` (configured: {})",
+                    known.join(", ")
+                ),
+            );
+        }
+        let window = self.duration(&c.window, &format!("{key}.window"))?;
+        if window.is_zero() {
+            return self.invalid(c.window.span(), &format!("{key}.window"), "longer than 0s");
+        }
+        let max_drift = *c.max_drift.get_ref();
+        if !(max_drift.is_finite() && max_drift > 0.0) {
+            return self.invalid(
+                c.max_drift.span(),
+                &format!("{key}.max_drift"),
+                "a positive number: relative drift per day, e.g. 0.05e-6",
+            );
+        }
+        let instrument = match &c.instrument {
+            Some(i) => {
+                let name = i.get_ref().trim();
+                let used = sequences
+                    .iter()
+                    .find(|s| s.name == sequence)
+                    .is_some_and(|s| s.steps.iter().any(|st| st.instrument() == name));
+                if !used {
+                    return self.invalid(
+                        i.span(),
+                        &format!("{key}.instrument"),
+                        format!("sequence `{sequence}` has no step on an instrument `{name}`"),
+                    );
+                }
+                Some(name.to_owned())
+            }
+            None => None,
+        };
+        let k = match &c.k {
+            Some(k) if !(k.get_ref().is_finite() && *k.get_ref() >= 0.0) => {
+                return self.invalid(k.span(), &format!("{key}.k"), "zero or a positive number");
+            }
+            Some(k) => *k.get_ref(),
+            None => 2.0,
+        };
+        // The limit is relative to the nominal value: a zero nominal has no relative drift.
+        if nominal == 0.0 {
+            return self.invalid(
+                span,
+                key,
+                "needs a nonzero `artefact.nominal`: max_drift is relative to it",
+            );
+        }
+        Ok(Stabilisation {
+            min,
+            criterion: Some(DriftCriterion {
+                sequence,
+                window,
+                max_drift,
+                k,
+                instrument,
+                quantity: c.quantity.as_ref().map(|q| q.trim().to_owned()),
+            }),
         })
     }
 
@@ -1305,6 +1592,7 @@ impl Validator<'_> {
             name,
             every,
             at,
+            official: raw.official.unwrap_or(false),
             steps,
         })
     }

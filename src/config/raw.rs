@@ -29,6 +29,9 @@ pub struct RawConfig {
     /// `[control]`: the daemon's control socket.
     #[serde(default)]
     pub control: RawControl,
+    /// `[policy]`: what official runs do about the lab's own standards.
+    #[serde(default)]
+    pub policy: RawPolicy,
     /// `[simulator]`: the model behind `SIM::PTY::INSTR` instruments.
     pub simulator: Option<Spanned<RawSimulator>>,
     /// `[drivers]`: where the lab's own driver profiles are.
@@ -153,6 +156,91 @@ pub struct RawArtefact {
     pub nominal: Spanned<f64>,
     /// Unit of the nominal value.
     pub unit: String,
+    /// `[[artefact.inspection]]`: the protocol's arrival checklist.
+    #[serde(default)]
+    pub inspection: Vec<RawInspectionItem>,
+    /// `[artefact.stabilisation]`: when official measurements may start after receipt.
+    pub stabilisation: Option<RawStabilisation>,
+}
+
+/// `[[artefact.inspection]]`: one item of the arrival checklist.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInspectionItem {
+    /// What is inspected, e.g. `battery indicator`; `custody inspect --item` names it.
+    pub item: Spanned<String>,
+    /// `check` (a result word, e.g. `ok`) or `value` (a number, in `unit`).
+    pub kind: RawItemKind,
+    /// Unit of a `value` item, e.g. `kOhm`.
+    pub unit: Option<Spanned<String>>,
+}
+
+/// The kind of a checklist item.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawItemKind {
+    /// A result word such as `ok`.
+    Check,
+    /// A number with a unit.
+    Value,
+}
+
+/// `[artefact.stabilisation]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStabilisation {
+    /// Least time from receipt to the first official run, e.g. `"72h"`.
+    pub min: Spanned<String>,
+    /// An optional data criterion on top of `min`: the drift of a monitoring sequence.
+    pub criterion: Option<Spanned<RawCriterion>>,
+}
+
+/// `criterion = { sequence, window, max_drift, k }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCriterion {
+    /// The monitoring sequence whose readings (in the artefact's unit) are fitted.
+    pub sequence: Spanned<String>,
+    /// How far back the fit reaches, e.g. `"24h"`.
+    pub window: Spanned<String>,
+    /// Largest |drift| + k·u(drift), relative to the nominal value, per day (e.g. `0.05e-6`).
+    pub max_drift: Spanned<f64>,
+    /// Coverage factor on the drift's standard uncertainty (default 2).
+    pub k: Option<Spanned<f64>>,
+    /// The instrument whose readings are fitted, when the sequence reads several in the unit.
+    pub instrument: Option<Spanned<String>>,
+    /// The quantity fitted, when the sequence reads several in the unit.
+    pub quantity: Option<String>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// What an official run does with an instrument past its calibration's due date.
+    pub expired_calibration: Option<RawExpiredCalibration>,
+}
+
+/// `expired_calibration = "refuse" | "flag"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawExpiredCalibration {
+    /// The official run does not start (an `official_skipped` event says why).
+    Refuse,
+    /// The official run goes on, flagged by a `calibration_expired` event.
+    Flag,
+}
+
+/// `calibration = { certificate, calibrated, due }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalibration {
+    /// The certificate's reference.
+    pub certificate: Spanned<String>,
+    /// Date of calibration, `YYYY-MM-DD`.
+    pub calibrated: Spanned<String>,
+    /// Date the next calibration is due, `YYYY-MM-DD`.
+    pub due: Spanned<String>,
 }
 
 /// `[storage]`.
@@ -288,6 +376,8 @@ pub struct RawInstrument {
     /// The unit's serial number as it reports it in its identity: any other unit on this
     /// resource is refused, from the first connection on.
     pub serial_number: Option<Spanned<String>>,
+    /// The instrument's calibration (its traceability), for the bundle and the official-run check.
+    pub calibration: Option<RawCalibration>,
 }
 
 /// Which instrument exchanges are stored as events.
@@ -338,6 +428,9 @@ pub struct RawSequence {
     pub every: Option<Spanned<String>>,
     /// Offset of the schedule's slots, less than `every`, e.g. `"15m"` with `every = "1h"`.
     pub at: Option<Spanned<String>>,
+    /// An official measurement of the comparison: it starts only in the official window (after
+    /// the stabilisation gate, before dispatch, not on a damaged standard without a decision).
+    pub official: Option<bool>,
     /// The steps, in order.
     #[serde(rename = "step")]
     pub steps: Vec<RawStep>,

@@ -161,6 +161,7 @@ mod tests {
             name: name.to_owned(),
             every: Some(humantime::parse_duration(every).unwrap()),
             at: at.map(|a| humantime::parse_duration(a).unwrap()),
+            official: false,
             steps: Vec::new(),
         }
     }

@@ -72,6 +72,10 @@ pub enum SequenceError {
     /// Storage failed; nothing more can be measured safely.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An official run was refused by custody (gate closed, standard dispatched or damaged,
+    /// calibration past due under `refuse`), or custody could not be read.
+    #[error(transparent)]
+    Custody(#[from] crate::custody::CustodyError),
     /// The run failed part-way; the readings it took are stored.
     #[error("run {run_id} of `{sequence}` failed after {readings} readings")]
     RunFailed {
@@ -256,12 +260,24 @@ impl Runner<'_> {
                 "run was left running by a process that is gone; marked interrupted"
             );
         }
+        // An official run starts only in the official window; a refusal is recorded
+        // (`official_skipped`) before it is returned, whoever asked for the run.
+        if sequence.official {
+            crate::custody::admit_official(
+                self.store,
+                self.config,
+                sequence,
+                trigger.as_str(),
+                self.clock.now(),
+            )?;
+        }
         let boot_id = self.clock.boot_id().to_owned();
         let run_id = self.store.begin_run(&RunStart {
             sequence: &sequence.name,
             sequence_sha256: sequence.sha256(),
             trigger,
             operator,
+            official: sequence.official,
             at: self.clock.now(),
             owner: (std::process::id(), &boot_id),
         })?;
@@ -927,6 +943,7 @@ read = { instrument = "dmm", count = 1000000, quantity = "voltage", unit = "V" }
                 sequence_sha256: [0; 32],
                 trigger: Trigger::Manual,
                 operator: None,
+                official: false,
                 at: clock.now(),
                 owner: (std::process::id(), clock.boot_id()),
             })

@@ -76,6 +76,15 @@ pub enum Problem {
         /// The reading.
         seq: u64,
     },
+    /// A custody event a sealed bundle's stored archive holds (in `custody.jsonl`) differs from
+    /// the log's or is gone from it: custody events are not chained, so this is what shows an edit
+    /// of a sealed one.
+    SealedCustodyDiffers {
+        /// Bundle number.
+        bundle: u64,
+        /// The event's id.
+        id: u64,
+    },
     /// A sealed bundle's recorded chain value differs from the log's at its last reading.
     SealMismatch {
         /// Bundle number.
@@ -123,6 +132,10 @@ impl fmt::Display for Problem {
             Self::UnsealedRowInRange { bundle, seq } => write!(
                 f,
                 "reading {seq} is in bundle {bundle}'s range but not in its archive (the row was inserted after sealing)"
+            ),
+            Self::SealedCustodyDiffers { bundle, id } => write!(
+                f,
+                "custody event {id}, sealed in bundle {bundle}, differs from the log or is missing (edited or deleted after sealing)"
             ),
             Self::SealMismatch { bundle, seq } => write!(
                 f,
@@ -279,8 +292,42 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
             None if intact => report.push(Problem::ArchiveMismatch { bundle }),
             None => {}
         }
+        // custody.jsonl (format v2 on) is small: its events are compared one by one.
+        if let Some(custody) = parsed.as_ref().and_then(|t| t.files.custody) {
+            match tsagent_bundle::records::read_events(custody) {
+                Ok(lines) => compare_custody(conn, bundle, &lines, &mut report)?,
+                Err(_) if intact => report.push(Problem::ArchiveMismatch { bundle }),
+                Err(_) => {}
+            }
+        }
     }
     Ok(report)
+}
+
+/// Compares a bundle's sealed custody events with the log's rows of the same ids.
+fn compare_custody(
+    conn: &Connection,
+    bundle: u64,
+    sealed: &[tsagent_bundle::manifest::EventLine],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    for line in sealed {
+        let logged = super::events_where(conn, "e.id = ?1", to_i64(line.id))?;
+        let same = logged.first().is_some_and(|e| {
+            e.kind == line.kind
+                && e.utc_us == line.utc_us
+                && e.run_id == line.run_id
+                && e.instrument == line.instrument
+                && e.detail == line.detail
+        });
+        if !same {
+            report.push(Problem::SealedCustodyDiffers {
+                bundle,
+                id: line.id,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Compares a bundle's sealed readings with the log's rows over the same range, row by row.

@@ -197,6 +197,8 @@ pub struct RunStart<'a> {
     pub trigger: Trigger,
     /// Who started it.
     pub operator: Option<&'a str>,
+    /// Whether it is an official run (admitted through the custody gate).
+    pub official: bool,
     /// When.
     pub at: Timestamp,
     /// The process running it and its boot id, so start-up recovery can tell a crashed run.
@@ -288,6 +290,8 @@ pub struct RunRow {
     pub message: Option<String>,
     /// Readings taken.
     pub readings: u64,
+    /// Whether it is an official run.
+    pub official: bool,
 }
 
 /// Which readings `tsagent readings` lists; `None` places no condition.
@@ -600,15 +604,17 @@ impl Store {
             );
         }
         tx.execute(
-            "INSERT INTO runs (sequence, trigger, operator, started_utc_us, status, pid, boot_id)
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+            "INSERT INTO runs
+               (sequence, trigger, operator, started_utc_us, status, pid, boot_id, official)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)",
             params![
                 start.sequence,
                 start.trigger.as_str(),
                 start.operator,
                 start.at.utc_us,
                 start.owner.0,
-                start.owner.1
+                start.owner.1,
+                start.official
             ],
         )?;
         let run_id = to_u64(tx.last_insert_rowid());
@@ -623,6 +629,7 @@ impl Store {
                         sequence_sha256: tsagent_bundle::hex::encode(&start.sequence_sha256),
                         operator: start.operator.map(str::to_owned),
                         trigger: start.trigger.as_str().to_owned(),
+                        official: start.official,
                     }),
                 )
             },
@@ -765,21 +772,24 @@ impl Store {
         self.conn
             .query_row(
                 "SELECT id, sequence, status, message,
-                        (SELECT count(*) FROM readings WHERE run_id = runs.id)
+                        (SELECT count(*) FROM readings WHERE run_id = runs.id), official
                  FROM runs WHERE id = ?1",
                 [to_i64(run_id)],
                 |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
+                        (
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                        ),
                         r.get::<_, Option<String>>(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, bool>(5)?,
                     ))
                 },
             )
             .optional()?
-            .map(|(id, sequence, status, message, readings)| {
+            .map(|((id, sequence, status), message, readings, official)| {
                 let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
                     table: "runs",
                     reason: format!("run {id} has unknown status `{status}`"),
@@ -790,9 +800,84 @@ impl Store {
                     status,
                     message,
                     readings: to_u64(readings),
+                    official,
                 })
             })
             .transpose()
+    }
+
+    /// The custody record: every event of a custody kind
+    /// ([`tsagent_bundle::event::CUSTODY_KINDS`]), in order.
+    pub fn custody_events(&self) -> Result<Vec<EventRow>, StoreError> {
+        custody_events(&self.conn)
+    }
+
+    /// Every event of `kind`, in order (a scan of the events table: for tools and tests).
+    pub fn events_of_kind(&self, kind: &str) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT e.id FROM events e WHERE e.kind = ?1 ORDER BY e.id")?;
+        let ids = stmt
+            .query_map([kind], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(events_where(&self.conn, "e.id = ?1", id)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads the custody record and appends the events `decide` makes of it, in one write
+    /// transaction: two custody commands at once cannot both act on the same state (both
+    /// receive the standard, say). Returns what `decide` returned; nothing is written if it fails.
+    pub fn custody_update<T, E: From<StoreError>>(
+        &mut self,
+        decide: impl FnOnce(&[EventRow]) -> Result<(Vec<NewEvent>, T), E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let record = custody_events(&tx)?;
+        let (events, out) = decide(&record)?;
+        for e in &events {
+            insert_event(&tx, e)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// The valid readings in `unit` taken by runs of `sequence` at or after `since_utc_us` (of
+    /// `instrument` and `quantity` when given), in order, each as its series
+    /// (`instrument/quantity`), time (UTC µs) and value: what the stabilisation gate fits. Scans
+    /// the readings from `since_utc_us` on (no index by time), which the gate's window keeps short.
+    pub fn sequence_series(
+        &self,
+        sequence: &str,
+        unit: &str,
+        instrument: Option<&str>,
+        quantity: Option<&str>,
+        since_utc_us: i64,
+    ) -> Result<Vec<(String, i64, f64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.name || '/' || r.quantity, r.utc_us, r.value
+             FROM readings r JOIN runs u ON u.id = r.run_id JOIN instruments i ON i.id = r.instrument_id
+             WHERE r.utc_us >= ?1 AND u.sequence = ?2 AND r.unit = ?3 AND r.status = 'valid'
+               AND r.value IS NOT NULL AND (?4 IS NULL OR i.name = ?4)
+               AND (?5 IS NULL OR r.quantity = ?5)
+             ORDER BY r.seq",
+        )?;
+        let rows = stmt.query_map(
+            params![since_utc_us, sequence, unit, instrument, quantity],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every reading at or after `since_utc_us` (all if `None`), in sequence order, passed to `visit`.
@@ -1008,6 +1093,23 @@ fn reading_row(r: &rusqlite::Row<'_>) -> Result<ReadingRow, StoreError> {
         sequence: r.get(12)?,
         instrument: r.get(13)?,
     })
+}
+
+/// The custody kinds' events, in order.
+fn custody_events(conn: &Connection) -> Result<Vec<EventRow>, StoreError> {
+    // The kinds are the format's constants, not input: quoting them inline is safe.
+    let kinds: Vec<String> = tsagent_bundle::event::CUSTODY_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect();
+    events_where(
+        conn,
+        &format!(
+            "e.kind IN ({}) AND e.id > ?1 ORDER BY e.id",
+            kinds.join(", ")
+        ),
+        0,
+    )
 }
 
 /// Events matching `condition` (which may end in ORDER BY / LIMIT), with instrument names.

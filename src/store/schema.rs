@@ -2,7 +2,7 @@
 //! runs in one transaction with the version bump, so a crash leaves the old or the new schema.
 
 /// The migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = r#"
 CREATE TABLE instruments (
@@ -112,4 +112,11 @@ CREATE TABLE signing_key (
     fingerprint TEXT NOT NULL,
     recorded_utc_us INTEGER NOT NULL
 );
+"#;
+
+/// Whether a run is an official measurement of the comparison (a `[[sequence]]` with
+/// `official = true`, admitted through the custody gate): its readings are the official ones.
+/// Runs from before custody was recorded are not official.
+const V3: &str = r#"
+ALTER TABLE runs ADD COLUMN official INTEGER NOT NULL DEFAULT 0 CHECK (official IN (0, 1));
 "#;

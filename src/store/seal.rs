@@ -580,6 +580,7 @@ mod tests {
                     sequence_sha256: [0; 32],
                     trigger: Trigger::Manual,
                     operator: None,
+                    official: false,
                     at: at(0),
                     owner: (1, "boot"),
                 })

@@ -31,6 +31,7 @@ fn start(trigger: Trigger, operator: Option<&str>, at: Timestamp, pid: u32) -> R
         sequence_sha256: [7; 32],
         trigger,
         operator,
+        official: false,
         at,
         owner: (pid, "boot"),
     }
@@ -521,6 +522,7 @@ fn archive(name: &str, readings: &[u8]) -> (Vec<u8>, [u8; 32]) {
         manifest: b"{}",
         readings,
         events: b"",
+        custody: None,
         sums: b"sums",
         sig: b"sig",
     };
@@ -682,4 +684,67 @@ fn a_run_starts_with_the_wal_sized_so_its_commits_do_not_grow_it() {
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), sized);
     let report = f.store.check().unwrap();
     assert_eq!((report.readings, report.problem_count), (200, 0));
+}
+
+#[test]
+fn a_version_2_database_gains_the_official_column_with_its_runs_not_official() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &schema::MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO runs (sequence, trigger, started_utc_us, status, pid, boot_id)
+             VALUES ('s', 'manual', 0, 'completed', 1, 'boot')",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let old = store.run(1).unwrap().unwrap();
+    assert!(!old.official, "runs from before custody are not official");
+    let new = store
+        .begin_run(&RunStart {
+            official: true,
+            ..start(Trigger::Manual, None, at(1), 1)
+        })
+        .unwrap();
+    assert!(store.run(new).unwrap().unwrap().official);
+    let started = store.run_events(new).unwrap();
+    assert_eq!(started[0].detail["official"], true);
+}
+
+#[test]
+fn custody_updates_see_the_record_and_write_nothing_when_refused() {
+    use tsagent_bundle::event::{CustodyNote, Event};
+    let mut f = fixture(0);
+    let note = |text: &str| {
+        NewEvent::new(
+            at(1),
+            Event::CustodyNote(CustodyNote {
+                operator: "li".into(),
+                text: text.into(),
+            }),
+        )
+    };
+    f.store
+        .custody_update(|rows| {
+            assert!(rows.is_empty());
+            Ok::<_, StoreError>((vec![note("first")], ()))
+        })
+        .unwrap();
+    let refused: Result<(), StoreError> = f.store.custody_update(|rows| {
+        assert_eq!(rows.len(), 1);
+        Err(StoreError::Corrupt {
+            table: "events",
+            reason: "refused".into(),
+        })
+    });
+    assert!(refused.is_err());
+    let rows = f.store.custody_events().unwrap();
+    assert_eq!(rows.len(), 1, "the refused update wrote nothing");
+    assert_eq!(rows[0].detail["text"], "first");
 }

@@ -136,7 +136,12 @@ fn a_sealed_bundle_verifies_with_tsagent_and_with_stock_tools() {
         text.contains("Good \"tsagent-bundle-v1\" signature for TEST-LAB"),
         "{text}"
     );
-    for file in ["manifest.json", "readings.csv", "events.jsonl"] {
+    for file in [
+        "custody.jsonl",
+        "manifest.json",
+        "readings.csv",
+        "events.jsonl",
+    ] {
         assert!(text.contains(&format!("{file}: OK")), "{text}");
     }
     // The stock verifier also refuses another principal.
@@ -293,10 +298,11 @@ fn a_signature_in_another_namespace_is_rejected() {
         String::from_utf8_lossy(&out.stderr)
     );
     let read = |f: &str| std::fs::read(dir.join(NAME).join(f)).unwrap();
-    let (manifest, readings, events, sums, sig) = (
+    let (manifest, readings, events, custody, sums, sig) = (
         read("manifest.json"),
         read("readings.csv"),
         read("events.jsonl"),
+        read("custody.jsonl"),
         read("SHA256SUMS"),
         read("SHA256SUMS.sig"),
     );
@@ -304,6 +310,7 @@ fn a_signature_in_another_namespace_is_rejected() {
         manifest: &manifest,
         readings: &readings,
         events: &events,
+        custody: Some(&custody),
         sums: &sums,
         sig: &sig,
     };

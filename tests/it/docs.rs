@@ -71,4 +71,17 @@ fn readme_examples_validate() {
         config.instruments[0].profile.errors.as_ref().unwrap().query,
         "ERR?"
     );
+    // The comparison example: checklist, stabilisation, policy, calibration, official sequence.
+    let comparison = blocks
+        .iter()
+        .find(|b| b.starts_with("[[artefact.inspection]]"))
+        .unwrap();
+    let config =
+        tsagent::config::Config::parse(&format!("{lab}{comparison}"), "README", Path::new("."))
+            .unwrap();
+    assert_eq!(config.artefact.inspection.len(), 2);
+    let criterion = config.artefact.stabilisation.criterion.as_ref().unwrap();
+    assert_eq!(criterion.sequence, "stability");
+    assert!(config.sequence("official").unwrap().official);
+    assert!(config.instruments[0].calibration.is_some());
 }

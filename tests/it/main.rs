@@ -14,6 +14,7 @@ mod bundles;
 mod check;
 mod control;
 mod crash;
+mod custody;
 mod daemon;
 mod demo;
 mod docs;

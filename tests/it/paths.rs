@@ -253,16 +253,18 @@ fn an_oversized_signature_member_is_refused_before_it_is_read() {
     assert!(out.success());
     let read = |f: &str| std::fs::read(lab.path().join(name).join(f)).unwrap();
     let huge = vec![b'A'; 2 << 20];
-    let (manifest, readings, events, sums) = (
+    let (manifest, readings, events, custody, sums) = (
         read("manifest.json"),
         read("readings.csv"),
         read("events.jsonl"),
+        read("custody.jsonl"),
         read("SHA256SUMS"),
     );
     let files = tsagent_bundle::tar::BundleFiles {
         manifest: &manifest,
         readings: &readings,
         events: &events,
+        custody: Some(&custody),
         sums: &sums,
         sig: &huge,
     };

@@ -46,6 +46,205 @@ pub enum Event {
     ControlRefused(ControlRefused),
     /// The lab's alert command was run (or could not be).
     AlertSent(AlertSent),
+    /// The travelling standard arrived and was received: condition, seals, photos.
+    CustodyReceived(CustodyReceived),
+    /// The lab's arrival inspection, item by item from the protocol's checklist.
+    CustodyInspected(CustodyInspected),
+    /// Something happened to the standard while in the lab's care.
+    CustodyIncident(CustodyIncident),
+    /// The pilot's decision on a damaged standard: official measurements may go on.
+    CustodyDecision(CustodyDecision),
+    /// A free note on the standard's custody.
+    CustodyNote(CustodyNote),
+    /// The standard left the lab.
+    CustodyDispatched(CustodyDispatched),
+    /// The stabilisation gate opened: official measurements may start, with the data that
+    /// opened it.
+    GateOpened(GateOpened),
+    /// An official run was refused (the gate closed, the standard dispatched or damaged, an
+    /// expired calibration under the `refuse` policy).
+    OfficialSkipped(OfficialSkipped),
+    /// An official run used an instrument whose calibration is past due (policy `flag`: the run
+    /// went on, marked by this event; policy `refuse` also leaves an `official_skipped`).
+    CalibrationExpired(CalibrationExpired),
+}
+
+/// The kinds whose lines also go into a bundle's `custody.jsonl`: the custody record of the
+/// travelling standard.
+pub const CUSTODY_KINDS: [&str; 8] = [
+    "custody_received",
+    "custody_inspected",
+    "custody_incident",
+    "custody_decision",
+    "custody_note",
+    "custody_dispatched",
+    "gate_opened",
+    "official_skipped",
+];
+
+/// True for a kind that belongs in `custody.jsonl`.
+pub fn is_custody_kind(kind: &str) -> bool {
+    CUSTODY_KINDS.contains(&kind)
+}
+
+/// A photo taken at receipt, stored by its hash beside the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Photo {
+    /// The file name it was given (its original name).
+    pub name: String,
+    /// SHA-256 of its bytes (hex); also its file name in the lab's photo folder.
+    pub sha256: String,
+}
+
+/// Receipt of the standard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyReceived {
+    /// Who received it.
+    pub operator: String,
+    /// `ok` or `damaged`.
+    pub condition: String,
+    /// `intact` or `broken`.
+    pub seals: String,
+    /// What the operator noted.
+    pub note: Option<String>,
+    /// Photos of the case and standard.
+    pub photos: Vec<Photo>,
+}
+
+/// One checklist item as inspected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectionItem {
+    /// The item, as the config names it.
+    pub item: String,
+    /// `check` (a result such as `ok`) or `value` (a number with its unit).
+    pub kind: String,
+    /// The result as given.
+    pub result: String,
+    /// The number, for a `value` item.
+    pub value: Option<f64>,
+    /// The unit, for a `value` item.
+    pub unit: Option<String>,
+}
+
+/// The arrival inspection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyInspected {
+    /// Who inspected it.
+    pub operator: String,
+    /// Every checklist item, in the config's order.
+    pub items: Vec<InspectionItem>,
+}
+
+/// An incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyIncident {
+    /// Who recorded it.
+    pub operator: String,
+    /// `damage`, `power_loss`, `dropped` or `other`.
+    pub incident: String,
+    /// What happened.
+    pub note: String,
+}
+
+/// A pilot decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyDecision {
+    /// Who recorded it.
+    pub operator: String,
+    /// The decision as the pilot gave it (who, when, reference).
+    pub note: String,
+}
+
+/// A note.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyNote {
+    /// Who wrote it.
+    pub operator: String,
+    /// The note.
+    pub text: String,
+}
+
+/// Dispatch of the standard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyDispatched {
+    /// Who dispatched it.
+    pub operator: String,
+    /// The carrier.
+    pub carrier: String,
+    /// The carrier's tracking number.
+    pub tracking: String,
+    /// Its condition on leaving.
+    pub condition: String,
+}
+
+/// The data criterion's result when the gate opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateDrift {
+    /// The sequence whose readings were fitted.
+    pub sequence: String,
+    /// The window fitted, seconds back from the decision.
+    pub window_s: u64,
+    /// Readings in the window.
+    pub readings: u64,
+    /// Fitted drift, relative (per unit of the mean value), per day.
+    pub drift_per_day: f64,
+    /// Its standard uncertainty, same unit.
+    pub u_drift_per_day: f64,
+    /// Coverage factor applied to the uncertainty.
+    pub k: f64,
+    /// The limit on |drift| + k·u.
+    pub max_drift: f64,
+}
+
+/// The gate's opening.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateOpened {
+    /// When the standard was received, RFC 3339.
+    pub received_utc: String,
+    /// The minimum stabilisation time configured, seconds.
+    pub min_s: u64,
+    /// Time since receipt when the gate opened, seconds.
+    pub elapsed_s: u64,
+    /// The data criterion's result, when one is configured.
+    pub drift: Option<GateDrift>,
+}
+
+/// A refused official run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficialSkipped {
+    /// The official sequence.
+    pub sequence: String,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// An expired calibration met by an official run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationExpired {
+    /// The instrument.
+    pub instrument: String,
+    /// Its certificate.
+    pub certificate: String,
+    /// Its due date, `YYYY-MM-DD`.
+    pub due: String,
+    /// The official sequence.
+    pub sequence: String,
+    /// `refuse` or `flag`.
+    pub policy: String,
 }
 
 /// A run's start.
@@ -60,6 +259,10 @@ pub struct RunStarted {
     pub operator: Option<String>,
     /// What started it: `manual`, `schedule` or `demo`.
     pub trigger: String,
+    /// An official run of the comparison, admitted through the custody gate. Written only when
+    /// true, so lines of agents before it read (and are written) as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub official: bool,
 }
 
 /// A run's end.
@@ -270,6 +473,15 @@ impl Event {
             Self::KeyRotated(_) => "key_rotated",
             Self::ControlRefused(_) => "control_refused",
             Self::AlertSent(_) => "alert_sent",
+            Self::CustodyReceived(_) => "custody_received",
+            Self::CustodyInspected(_) => "custody_inspected",
+            Self::CustodyIncident(_) => "custody_incident",
+            Self::CustodyDecision(_) => "custody_decision",
+            Self::CustodyNote(_) => "custody_note",
+            Self::CustodyDispatched(_) => "custody_dispatched",
+            Self::GateOpened(_) => "gate_opened",
+            Self::OfficialSkipped(_) => "official_skipped",
+            Self::CalibrationExpired(_) => "calibration_expired",
         }
     }
 
@@ -291,6 +503,15 @@ impl Event {
             Self::KeyRotated(d) => to_value(d),
             Self::ControlRefused(d) => to_value(d),
             Self::AlertSent(d) => to_value(d),
+            Self::CustodyReceived(d) => to_value(d),
+            Self::CustodyInspected(d) => to_value(d),
+            Self::CustodyIncident(d) => to_value(d),
+            Self::CustodyDecision(d) => to_value(d),
+            Self::CustodyNote(d) => to_value(d),
+            Self::CustodyDispatched(d) => to_value(d),
+            Self::GateOpened(d) => to_value(d),
+            Self::OfficialSkipped(d) => to_value(d),
+            Self::CalibrationExpired(d) => to_value(d),
         }
     }
 
@@ -353,6 +574,7 @@ mod tests {
                 sequence_sha256: "ab".repeat(32),
                 operator: Some("jdoe".into()),
                 trigger: "manual".into(),
+                official: true,
             }),
             Event::RunEnded(RunEnded {
                 status: "failed".into(),
@@ -387,7 +609,82 @@ mod tests {
                 old_fingerprint: "SHA256:old".into(),
                 new_fingerprint: "SHA256:new".into(),
             }),
+            Event::CustodyReceived(CustodyReceived {
+                operator: "li".into(),
+                condition: "ok".into(),
+                seals: "intact".into(),
+                note: None,
+                photos: vec![Photo {
+                    name: "case.jpg".into(),
+                    sha256: "ab".repeat(32),
+                }],
+            }),
+            Event::CustodyInspected(CustodyInspected {
+                operator: "li".into(),
+                items: vec![InspectionItem {
+                    item: "thermistor".into(),
+                    kind: "value".into(),
+                    result: "10.02 kOhm".into(),
+                    value: Some(10.02),
+                    unit: Some("kOhm".into()),
+                }],
+            }),
+            Event::CustodyIncident(CustodyIncident {
+                operator: "li".into(),
+                incident: "power_loss".into(),
+                note: "mains cut 10 min".into(),
+            }),
+            Event::CustodyDecision(CustodyDecision {
+                operator: "li".into(),
+                note: "pilot: proceed".into(),
+            }),
+            Event::CustodyNote(CustodyNote {
+                operator: "li".into(),
+                text: "moved to bench 2".into(),
+            }),
+            Event::CustodyDispatched(CustodyDispatched {
+                operator: "li".into(),
+                carrier: "DHL".into(),
+                tracking: "123".into(),
+                condition: "ok".into(),
+            }),
+            Event::GateOpened(GateOpened {
+                received_utc: "2026-12-02T10:00:00.000000Z".into(),
+                min_s: 259_200,
+                elapsed_s: 260_000,
+                drift: Some(GateDrift {
+                    sequence: "stability".into(),
+                    window_s: 86_400,
+                    readings: 48,
+                    drift_per_day: 1e-9,
+                    u_drift_per_day: 2e-9,
+                    k: 2.0,
+                    max_drift: 5e-8,
+                }),
+            }),
+            Event::OfficialSkipped(OfficialSkipped {
+                sequence: "official".into(),
+                trigger: "schedule".into(),
+                reason: "stabilising".into(),
+            }),
+            Event::CalibrationExpired(CalibrationExpired {
+                instrument: "dvm".into(),
+                certificate: "C-1".into(),
+                due: "2026-01-01".into(),
+                sequence: "official".into(),
+                policy: "flag".into(),
+            }),
         ]
+    }
+
+    #[test]
+    fn custody_kinds_are_event_kinds() {
+        let kinds: Vec<&str> = all().iter().map(Event::kind).collect();
+        for kind in CUSTODY_KINDS {
+            assert!(kinds.contains(&kind), "{kind}");
+        }
+        assert!(!is_custody_kind("run_started"));
+        assert!(!is_custody_kind("calibration_expired"));
     }
 
     #[test]

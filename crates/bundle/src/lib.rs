@@ -24,6 +24,7 @@ pub mod event;
 pub mod file;
 pub mod hex;
 pub mod manifest;
+pub mod note;
 pub mod records;
 pub mod signers;
 pub mod sums;

@@ -8,8 +8,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hex;
 
-/// The value of the manifest's `format` field; changes whenever the layout does.
-pub const FORMAT: &str = "tsagent-bundle-v1";
+/// The value of the manifest's `format` field; changes whenever the layout does. Version 2 adds
+/// `custody.jsonl` and the manifest's `custody` and `traceability`.
+pub const FORMAT: &str = "tsagent-bundle-v2";
+
+/// The format of bundles sealed before custody was recorded (no `custody.jsonl`, no `custody` or
+/// `traceability` in the manifest); verifiers still accept it.
+pub const FORMAT_V1: &str = "tsagent-bundle-v1";
 
 /// The value of the manifest's `agent.name` field.
 pub const AGENT_NAME: &str = "tsagent";
@@ -84,6 +89,36 @@ pub struct InstrumentInfo {
     pub firmware: String,
 }
 
+/// The custody of the travelling standard when the bundle was sealed (format v2 on).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyInfo {
+    /// `expected`, `received`, `stabilising`, `official_window` or `dispatched`.
+    pub state: String,
+    /// Whether official runs are blocked by damage awaiting the pilot's decision.
+    pub damage_blocks: bool,
+    /// When the standard was received, RFC 3339; `None` before receipt.
+    pub received_utc: Option<String>,
+    /// When the stabilisation gate opened, RFC 3339; `None` while it is closed.
+    pub gate_opened_utc: Option<String>,
+    /// Number of lines in `custody.jsonl`.
+    pub count: u64,
+}
+
+/// The traceability of one of the lab's own instruments (format v2 on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traceability {
+    /// The configured instrument name.
+    pub instrument: String,
+    /// The calibration certificate's reference.
+    pub certificate: String,
+    /// Date of calibration, `YYYY-MM-DD`.
+    pub calibrated: String,
+    /// Date the next calibration is due, `YYYY-MM-DD`.
+    pub due: String,
+}
+
 /// The lab that sealed the bundle; `id` is also the signing principal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,7 +171,7 @@ pub struct AgentInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Always [`FORMAT`].
+    /// [`FORMAT`] (or [`FORMAT_V1`] in older bundles).
     pub format: String,
     /// The sealing lab.
     pub lab: LabInfo,
@@ -160,6 +195,13 @@ pub struct Manifest {
     pub instruments: Vec<InstrumentInfo>,
     /// SHA-256 of the sequence definitions in force.
     pub sequences_sha256: Hash32,
+    /// The standard's custody at sealing; present from format v2 on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custody: Option<CustodyInfo>,
+    /// The traceability of the lab's instruments that have a calibration configured; format v2
+    /// on (written even when empty, so a v2 manifest always says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceability: Option<Vec<Traceability>>,
 }
 
 /// One line of `events.jsonl`.

@@ -575,6 +575,8 @@ pub struct EventMark {
     pub id: u64,
     /// Its time.
     pub utc_us: i64,
+    /// Whether its kind is a custody kind (its line also belongs in `custody.jsonl`).
+    pub custody: bool,
 }
 
 /// Reads `events.jsonl` strictly, one line at a time: no blank lines, a final newline, known
@@ -650,7 +652,13 @@ impl<R: BufRead> EventsReader<R> {
         Ok(Some(EventMark {
             id: event.id,
             utc_us: event.utc_us,
+            custody: crate::event::is_custody_kind(&event.kind),
         }))
+    }
+
+    /// The text of the line last read, without its `\n` (empty before the first).
+    pub fn last_line(&self) -> &[u8] {
+        &self.buf
     }
 
     /// The next event in full.

@@ -14,11 +14,12 @@ use super::chain::ReadingRef;
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
 use super::csv::MAX_RECORD_BYTES;
 use super::manifest::{
-    AGENT_NAME, AgentInfo, ArtefactInfo, FORMAT, Hash32, InstrumentInfo, LabInfo, Manifest,
+    AGENT_NAME, AgentInfo, ArtefactInfo, CustodyInfo, FORMAT, Hash32, InstrumentInfo, LabInfo,
+    Manifest, Traceability,
 };
 use super::records::{self, EventExport, ReadingExport, RowWriter, format_utc_us};
 use super::ssh::SshError;
-use super::tar::{FILE_NAMES, MAX_FOLDER_LEN, MEMBER_CAPS, TarPlan, TarWriteError};
+use super::tar::{CUSTODY, FILE_NAMES, MAX_FOLDER_LEN, MEMBER_CAPS, TarPlan, TarWriteError};
 use super::{NAMESPACE, bundle_name, is_valid_id, sums};
 
 /// Everything a bundle is made of; the store reads it as one consistent snapshot.
@@ -48,6 +49,10 @@ pub struct SealInput {
     pub created_utc_us: i64,
     /// The agent's version string.
     pub agent_version: String,
+    /// The standard's custody at sealing (its `count` is the sealer's to fill).
+    pub custody: CustodyInfo,
+    /// The lab's instruments' traceability.
+    pub traceability: Vec<Traceability>,
 }
 
 /// A sealed bundle, in memory; the caller records it durably, then writes `tar` to `file_name`.
@@ -170,6 +175,10 @@ pub struct SealHeader {
     pub created_utc_us: i64,
     /// The agent's version string.
     pub agent_version: String,
+    /// The standard's custody at sealing (its `count` is the sealer's to fill).
+    pub custody: CustodyInfo,
+    /// The lab's instruments' traceability.
+    pub traceability: Vec<Traceability>,
 }
 
 /// Bytes flushed to a sink at a time.
@@ -252,6 +261,10 @@ pub struct Sealer<R, E> {
     instruments: Vec<InstrumentInfo>,
     readings: Section<R>,
     events: Section<E>,
+    /// `custody.jsonl`: the custody lines of `events.jsonl`, byte for byte; a few per
+    /// circulation, so held in memory (under its cap).
+    custody: Vec<u8>,
+    custody_count: u64,
     readings_check: ReadingsCheck,
     events_check: EventsCheck,
     rows: RowWriter,
@@ -305,6 +318,8 @@ impl<R: Write, E: Write> Sealer<R, E> {
             instruments,
             readings,
             events: Section::new("events.jsonl", events_out),
+            custody: Vec::new(),
+            custody_count: 0,
             readings_check,
             events_check: EventsCheck::default(),
             rows,
@@ -341,6 +356,19 @@ impl<R: Write, E: Write> Sealer<R, E> {
                 source,
             }
         })?;
+        if crate::event::is_custody_kind(&event.kind) {
+            let line = self.events.buf.get(mark..).unwrap_or_default();
+            let size = u64::try_from(self.custody.len() + line.len()).unwrap_or(u64::MAX);
+            if size > MEMBER_CAPS[CUSTODY] {
+                return Err(SealError::TooLarge {
+                    file: "custody.jsonl",
+                    size,
+                    cap: MEMBER_CAPS[CUSTODY],
+                });
+            }
+            self.custody.extend_from_slice(line);
+            self.custody_count += 1;
+        }
         self.events.record(mark, event.id)
     }
 
@@ -377,6 +405,11 @@ impl<R: Write, E: Write> Sealer<R, E> {
             },
             instruments,
             sequences_sha256: Hash32(h.sequences_sha256),
+            custody: Some(CustodyInfo {
+                count: self.custody_count,
+                ..h.custody
+            }),
+            traceability: Some(h.traceability),
         };
         let mut manifest_json =
             serde_json::to_vec_pretty(&manifest).map_err(|source| SealError::Json {
@@ -392,7 +425,12 @@ impl<R: Write, E: Write> Sealer<R, E> {
                 cap: MEMBER_CAPS[0],
             });
         }
-        let sums_text = sums::render(&[events_sha256, sha256(&manifest_json), readings_sha256]);
+        let sums_text = sums::render(&sums::Sums {
+            custody: Some(sha256(&self.custody)),
+            events: events_sha256,
+            manifest: sha256(&manifest_json),
+            readings: readings_sha256,
+        });
         let signature = key
             .sign(NAMESPACE, HashAlg::Sha512, sums_text.as_bytes())
             .map_err(|e| SealError::Sign(e.into()))?;
@@ -405,11 +443,12 @@ impl<R: Write, E: Write> Sealer<R, E> {
         let plan = TarPlan::new(
             &self.name,
             [
-                manifest_len,
-                readings_len,
-                events_len,
-                len(&sums),
-                len(&sig),
+                Some(manifest_len),
+                Some(readings_len),
+                Some(events_len),
+                Some(len(&self.custody)),
+                Some(len(&sums)),
+                Some(len(&sig)),
             ],
             self.mtime,
         )?;
@@ -420,6 +459,7 @@ impl<R: Write, E: Write> Sealer<R, E> {
                 sums_sha256: sha256(&sums),
                 manifest,
                 manifest_json,
+                custody: self.custody,
                 sums,
                 sig,
                 plan,
@@ -444,6 +484,8 @@ pub struct SealedParts {
     pub manifest: Manifest,
     /// `manifest.json`.
     pub manifest_json: Vec<u8>,
+    /// `custody.jsonl`.
+    pub custody: Vec<u8>,
     /// `SHA256SUMS`.
     pub sums: Vec<u8>,
     /// `SHA256SUMS.sig`.
@@ -471,6 +513,7 @@ impl SealedParts {
                 &mut &self.manifest_json[..],
                 readings,
                 events,
+                &mut &self.custody[..],
                 &mut &self.sums[..],
                 &mut &self.sig[..],
             ],
@@ -490,6 +533,8 @@ pub fn seal(input: &SealInput, key: &PrivateKey) -> Result<SealedBundle, SealErr
         sequences_sha256: input.sequences_sha256,
         created_utc_us: input.created_utc_us,
         agent_version: input.agent_version.clone(),
+        custody: input.custody.clone(),
+        traceability: input.traceability.clone(),
     };
     let mut sealer = Sealer::new(header, input.instruments.clone(), Vec::new(), Vec::new())?;
     for r in &input.readings {

@@ -4,8 +4,27 @@ use thiserror::Error;
 
 use super::manifest::Hash32;
 
-/// The summed files, in the byte order `sort` gives them; the signature covers all three via this list.
-pub const SUMMED_FILES: [&str; 3] = ["events.jsonl", "manifest.json", "readings.csv"];
+/// The summed files, in the byte order `sort` gives them; the signature covers all of them via
+/// this list. A bundle of format v1 lacks `custody.jsonl` (and its line).
+pub const SUMMED_FILES: [&str; 4] = [
+    "custody.jsonl",
+    "events.jsonl",
+    "manifest.json",
+    "readings.csv",
+];
+
+/// The hashes `SHA256SUMS` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sums {
+    /// `custody.jsonl`'s; `None` in a bundle of format v1, which has no such file.
+    pub custody: Option<[u8; 32]>,
+    /// `events.jsonl`'s.
+    pub events: [u8; 32],
+    /// `manifest.json`'s.
+    pub manifest: [u8; 32],
+    /// `readings.csv`'s.
+    pub readings: [u8; 32],
+}
 
 /// Why `SHA256SUMS` was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -18,45 +37,66 @@ pub enum SumsError {
         /// The file name that line must carry.
         expected: &'static str,
     },
-    /// More or fewer than three lines.
-    #[error("SHA256SUMS must list exactly events.jsonl, manifest.json and readings.csv")]
+    /// Neither the three lines of format v1 nor the four of v2.
+    #[error(
+        "SHA256SUMS must list exactly custody.jsonl (from format v2 on), events.jsonl, manifest.json and readings.csv"
+    )]
     WrongFiles,
 }
 
-/// Renders the three lines; `hashes` follow [`SUMMED_FILES`].
-pub fn render(hashes: &[[u8; 32]; 3]) -> String {
+/// Renders the lines, `custody.jsonl`'s first when the bundle has one.
+pub fn render(sums: &Sums) -> String {
+    let hashes = [
+        sums.custody,
+        Some(sums.events),
+        Some(sums.manifest),
+        Some(sums.readings),
+    ];
     SUMMED_FILES
         .iter()
         .zip(hashes)
-        .map(|(name, hash)| format!("{}  {name}\n", Hash32(*hash)))
+        .filter_map(|(name, hash)| hash.map(|h| format!("{}  {name}\n", Hash32(h))))
         .collect()
 }
 
-/// Parses the three lines back; the result follows [`SUMMED_FILES`].
-pub fn parse(bytes: &[u8]) -> Result<[[u8; 32]; 3], SumsError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| SumsError::BadLine {
-        line: 1,
-        expected: SUMMED_FILES[0],
-    })?;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    if lines.len() != SUMMED_FILES.len() {
-        return Err(SumsError::WrongFiles);
-    }
-    let mut out = [[0u8; 32]; 3];
-    for (i, ((line, name), slot)) in lines.iter().zip(SUMMED_FILES).zip(&mut out).enumerate() {
+/// Parses the lines back: three (format v1) or four (v2, with `custody.jsonl`).
+pub fn parse(bytes: &[u8]) -> Result<Sums, SumsError> {
+    let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+    let names: &[&'static str] = match lines.len() {
+        3 => &SUMMED_FILES[1..],
+        4 => &SUMMED_FILES,
+        _ => return Err(SumsError::WrongFiles),
+    };
+    let mut out = Vec::with_capacity(4);
+    for (i, (line, name)) in lines.iter().zip(names).enumerate() {
         let bad = SumsError::BadLine {
             line: i + 1,
             expected: name,
         };
-        let hash = line
-            .strip_suffix('\n')
+        let hash = std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.strip_suffix('\n'))
             .and_then(|l| l.strip_suffix(name))
             .and_then(|l| l.strip_suffix("  "))
             .and_then(Hash32::parse)
             .ok_or(bad)?;
-        *slot = hash.0;
+        out.push(hash.0);
     }
-    Ok(out)
+    Ok(match out[..] {
+        [events, manifest, readings] => Sums {
+            custody: None,
+            events,
+            manifest,
+            readings,
+        },
+        [custody, events, manifest, readings] => Sums {
+            custody: Some(custody),
+            events,
+            manifest,
+            readings,
+        },
+        _ => return Err(SumsError::WrongFiles),
+    })
 }
 
 #[cfg(test)]
@@ -66,7 +106,13 @@ mod tests {
 
     #[test]
     fn layout_and_strictness() {
-        let text = render(&[[1; 32], [2; 32], [3; 32]]);
+        let v1 = |events, manifest, readings| Sums {
+            custody: None,
+            events,
+            manifest,
+            readings,
+        };
+        let text = render(&v1([1; 32], [2; 32], [3; 32]));
         assert_eq!(
             text,
             format!(
@@ -76,7 +122,22 @@ mod tests {
                 "03".repeat(32)
             )
         );
-        assert_eq!(parse(text.as_bytes()), Ok([[1; 32], [2; 32], [3; 32]]));
+        assert_eq!(parse(text.as_bytes()), Ok(v1([1; 32], [2; 32], [3; 32])));
+        let v2 = Sums {
+            custody: Some([4; 32]),
+            ..v1([1; 32], [2; 32], [3; 32])
+        };
+        let text2 = render(&v2);
+        assert_eq!(text2, format!("{}  custody.jsonl\n{text}", "04".repeat(32)));
+        assert_eq!(parse(text2.as_bytes()), Ok(v2));
+        // Four lines must start with custody.jsonl's.
+        assert_eq!(
+            parse(format!("{text}{}  custody.jsonl\n", "04".repeat(32)).as_bytes()),
+            Err(SumsError::BadLine {
+                line: 1,
+                expected: "custody.jsonl"
+            })
+        );
         let swapped = text
             .replace("events.jsonl", "x")
             .replace("manifest.json", "events.jsonl")
@@ -110,7 +171,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(format!("{text}\n").as_bytes()),
+            parse(format!("{text}\n\n").as_bytes()),
             Err(SumsError::WrongFiles)
         );
         assert_eq!(parse(b""), Err(SumsError::WrongFiles));
@@ -118,8 +179,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(hashes in proptest::array::uniform3(proptest::array::uniform32(any::<u8>()))) {
-            prop_assert_eq!(parse(render(&hashes).as_bytes()), Ok(hashes));
+        fn round_trip(
+            hashes in proptest::array::uniform3(proptest::array::uniform32(any::<u8>())),
+            custody in proptest::option::of(proptest::array::uniform32(any::<u8>())),
+        ) {
+            let sums = Sums { custody, events: hashes[0], manifest: hashes[1], readings: hashes[2] };
+            prop_assert_eq!(parse(render(&sums).as_bytes()), Ok(sums));
         }
 
         #[test]

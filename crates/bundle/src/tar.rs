@@ -1,6 +1,7 @@
 //! The bundle's tar: a tiny, deterministic ustar writer and a strict streaming reader.
 //!
-//! The reader accepts exactly the shape the writer produces (one folder, the five bundle files) and
+//! The reader accepts exactly the shape the writer produces (one folder, the bundle files: five in
+//! format v1, six from v2 on, which adds `custody.jsonl`) and
 //! refuses everything archive tools have been bitten by: links, pax and GNU extension headers,
 //! absolute paths, `..`, duplicates, sizes that run past the input. It reads the archive once, front
 //! to back, never extracts, and never allocates in proportion to a header's claims: each member's
@@ -14,14 +15,19 @@ use thiserror::Error;
 
 const BLOCK: usize = 512;
 
-/// The names of the five files in a bundle, in the order the writer stores them.
-pub const FILE_NAMES: [&str; 5] = [
+/// The names of the bundle files, in the order the writer stores them.
+pub const FILE_NAMES: [&str; 6] = [
     "manifest.json",
     "readings.csv",
     "events.jsonl",
+    "custody.jsonl",
     "SHA256SUMS",
     "SHA256SUMS.sig",
 ];
+
+/// The index in [`FILE_NAMES`] of `custody.jsonl`, the one file a bundle may lack: bundles of
+/// format v1 (sealed before custody was recorded) have none, and must keep verifying.
+pub const CUSTODY: usize = 3;
 
 /// Longest bundle folder name: `<folder>/` must fit ustar's 100-byte name field.
 pub const MAX_FOLDER_LEN: usize = 99;
@@ -31,7 +37,8 @@ pub const MAX_FOLDER_LEN: usize = 99;
 /// signs a bundle a verifier refuses: `readings.csv` and `events.jsonl` up to 512 MiB (a day of
 /// readings at 10 Hz is about 200 MiB of CSV); the manifest, the sums and the signature are small
 /// by construction.
-pub const MEMBER_CAPS: [u64; 5] = [1 << 20, 512 << 20, 512 << 20, 4 << 10, 64 << 10];
+/// `custody.jsonl` is a handful of lines per circulation; 16 MiB is far beyond any.
+pub const MEMBER_CAPS: [u64; 6] = [1 << 20, 512 << 20, 512 << 20, 16 << 20, 4 << 10, 64 << 10];
 
 /// Zero bytes accepted after the two end-of-archive blocks (tar pads an archive to its record
 /// size, 10 KiB by default; 1 MiB allows any blocking factor up to 2048).
@@ -54,7 +61,7 @@ impl TarLimits {
     };
 }
 
-/// The five files of a bundle, as byte slices.
+/// The files of a bundle, as byte slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BundleFiles<'a> {
     /// `manifest.json`.
@@ -63,6 +70,8 @@ pub struct BundleFiles<'a> {
     pub readings: &'a [u8],
     /// `events.jsonl`.
     pub events: &'a [u8],
+    /// `custody.jsonl`; `None` in a bundle of format v1.
+    pub custody: Option<&'a [u8]>,
     /// `SHA256SUMS`.
     pub sums: &'a [u8],
     /// `SHA256SUMS.sig`.
@@ -70,13 +79,14 @@ pub struct BundleFiles<'a> {
 }
 
 impl<'a> BundleFiles<'a> {
-    fn in_order(&self) -> [(&'static str, &'a [u8]); 5] {
+    fn in_order(&self) -> [Option<&'a [u8]>; 6] {
         [
-            (FILE_NAMES[0], self.manifest),
-            (FILE_NAMES[1], self.readings),
-            (FILE_NAMES[2], self.events),
-            (FILE_NAMES[3], self.sums),
-            (FILE_NAMES[4], self.sig),
+            Some(self.manifest),
+            Some(self.readings),
+            Some(self.events),
+            self.custody,
+            Some(self.sums),
+            Some(self.sig),
         ]
     }
 }
@@ -265,7 +275,7 @@ pub(crate) fn is_safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Writes `folder/` (0755) and the five files (0644) as a ustar archive, in memory.
+/// Writes `folder/` (0755) and the files (0644) as a ustar archive, in memory.
 ///
 /// The bytes depend only on the arguments: uid/gid 0, empty owner names, `mtime` everywhere.
 pub fn write_tar(
@@ -273,12 +283,12 @@ pub fn write_tar(
     files: &BundleFiles<'_>,
     mtime: u64,
 ) -> Result<Vec<u8>, TarWriteError> {
-    let [a, b, c, d, e] = files.in_order().map(|(_, data)| data);
-    let plan = TarPlan::new(folder, [a, b, c, d, e].map(len64), mtime)?;
+    let data = files.in_order();
+    let plan = TarPlan::new(folder, data.map(|d| d.map(len64)), mtime)?;
     let mut out = Vec::with_capacity(usize::try_from(plan.len()).unwrap_or(0));
-    let [mut a, mut b, mut c, mut d, mut e] = [a, b, c, d, e];
+    let [mut a, mut b, mut c, mut d, mut e, mut f] = data.map(Option::unwrap_or_default);
     // Writing to a Vec from slices of the declared sizes cannot fail.
-    let _ = plan.write(&mut out, [&mut a, &mut b, &mut c, &mut d, &mut e]);
+    let _ = plan.write(&mut out, [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f]);
     Ok(out)
 }
 
@@ -296,27 +306,40 @@ fn padded(size: u64) -> u64 {
 /// length and into a file at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarPlan {
-    headers: [[u8; BLOCK]; 6],
-    sizes: [u64; 5],
+    folder: [u8; BLOCK],
+    headers: [Option<[u8; BLOCK]>; 6],
+    sizes: [u64; 6],
 }
 
 impl TarPlan {
-    /// Plans `folder/` and the five files of `sizes` (in [`FILE_NAMES`] order).
-    pub fn new(folder: &str, sizes: [u64; 5], mtime: u64) -> Result<Self, TarWriteError> {
+    /// Plans `folder/` and the files of `sizes` (in [`FILE_NAMES`] order; `None` for a file the
+    /// bundle lacks, which only `custody.jsonl` of a format v1 bundle may be).
+    pub fn new(folder: &str, sizes: [Option<u64>; 6], mtime: u64) -> Result<Self, TarWriteError> {
         if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
             return Err(TarWriteError::BadFolder(folder.to_owned()));
         }
-        let mut headers = [[0u8; BLOCK]; 6];
-        headers[0] = header(folder, "", b'5', 0o755, 0, mtime)?;
-        for ((slot, name), size) in headers[1..].iter_mut().zip(FILE_NAMES).zip(sizes) {
-            *slot = header(folder, name, b'0', 0o644, size, mtime)?;
+        let mut headers = [None; 6];
+        for ((slot, name), size) in headers.iter_mut().zip(FILE_NAMES).zip(sizes) {
+            if let Some(size) = size {
+                *slot = Some(header(folder, name, b'0', 0o644, size, mtime)?);
+            }
         }
-        Ok(Self { headers, sizes })
+        Ok(Self {
+            folder: header(folder, "", b'5', 0o755, 0, mtime)?,
+            headers,
+            sizes: sizes.map(Option::unwrap_or_default),
+        })
     }
 
     /// The archive's length in bytes.
     pub fn len(&self) -> u64 {
-        let data: u64 = self.sizes.iter().map(|&s| BLOCK as u64 + padded(s)).sum();
+        let data: u64 = self
+            .headers
+            .iter()
+            .zip(self.sizes)
+            .filter(|(h, _)| h.is_some())
+            .map(|(_, s)| BLOCK as u64 + padded(s))
+            .sum();
         BLOCK as u64 + data + 2 * BLOCK as u64
     }
 
@@ -326,19 +349,21 @@ impl TarPlan {
     }
 
     /// Writes the archive, copying each file from its reader, which must give exactly the
-    /// planned number of bytes (fewer is an `UnexpectedEof` error, more are not read).
+    /// planned number of bytes (fewer is an `UnexpectedEof` error, more are not read); the reader
+    /// of a file the plan lacks is not read.
     pub fn write<W: Write + ?Sized>(
         &self,
         out: &mut W,
-        files: [&mut dyn Read; 5],
+        files: [&mut dyn Read; 6],
     ) -> io::Result<()> {
         const ZEROS: [u8; BLOCK] = [0; BLOCK];
-        out.write_all(&self.headers[0])?;
+        out.write_all(&self.folder)?;
         for ((file, header), (size, name)) in files
             .into_iter()
-            .zip(&self.headers[1..])
+            .zip(&self.headers)
             .zip(self.sizes.iter().zip(FILE_NAMES))
         {
+            let Some(header) = header else { continue };
             out.write_all(header)?;
             let copied = io::copy(&mut file.take(*size), out)?;
             if copied != *size {
@@ -455,8 +480,19 @@ pub struct MemberSpan {
 pub struct TarLayout {
     /// The single top-level folder.
     pub folder: String,
-    /// Each file's data.
-    pub members: [MemberSpan; 5],
+    /// Each file's data; only `custody.jsonl` ([`CUSTODY`]) may be absent.
+    pub members: [Option<MemberSpan>; 6],
+}
+
+impl TarLayout {
+    /// Where file `index` (of [`FILE_NAMES`]) lies; an absent file is an empty span.
+    pub fn span(&self, index: usize) -> MemberSpan {
+        self.members
+            .get(index)
+            .copied()
+            .flatten()
+            .unwrap_or_default()
+    }
 }
 
 /// Reads a bundle tar from memory, checking every byte the writer would have written. The files
@@ -472,7 +508,7 @@ pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarErr
     let layout = read_tar_stream(bytes, limits, |_, _| Ok::<(), SliceError>(()))
         .map_err(|SliceError(e)| e)?;
     let file = |i: usize| {
-        let span = layout.members[i];
+        let span = layout.span(i);
         let start = usize::try_from(span.offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(usize::try_from(span.len).unwrap_or(usize::MAX));
         // The reader consumed exactly these bytes from `bytes`.
@@ -483,8 +519,9 @@ pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarErr
             manifest: file(0),
             readings: file(1),
             events: file(2),
-            sums: file(3),
-            sig: file(4),
+            custody: layout.members[CUSTODY].map(|_| file(CUSTODY)),
+            sums: file(4),
+            sig: file(5),
         },
         folder: layout.folder,
     })
@@ -561,7 +598,9 @@ where
     };
     let mut folder: Option<String> = None;
     let mut folder_seen = false;
-    let mut members: [Option<MemberSpan>; 5] = [None; 5];
+    let mut members: [Option<MemberSpan>; 6] = [None; 6];
+    // The index of the last file seen, for the order check (`None` until the first file).
+    let mut last_file: Option<usize> = None;
     let mut mtime: Option<u64> = None;
     let mut canonical = true;
     let mut entries = 0usize;
@@ -585,20 +624,19 @@ where
             let (Some(folder), true) = (folder, folder_seen) else {
                 return Err(TarError::MissingFolder.into());
             };
-            let mut spans = [MemberSpan::default(); 5];
-            for ((span, member), name) in spans.iter_mut().zip(members).zip(FILE_NAMES) {
-                *span = member.ok_or(TarError::MissingFile { name })?;
+            for (i, (member, name)) in members.iter().zip(FILE_NAMES).enumerate() {
+                if member.is_none() && i != CUSTODY {
+                    return Err(TarError::MissingFile { name }.into());
+                }
             }
+            let present = members.iter().filter(|m| m.is_some()).count();
             // Headers are not covered by the signature, so accept only the exact bytes our writer
             // makes for these files: any other mode, owner, time, order or spare field is a change
             // we refuse.
-            if !canonical || entries != 1 + FILE_NAMES.len() {
+            if !canonical || entries != 1 + present {
                 return Err(TarError::NotCanonical.into());
             }
-            return Ok(TarLayout {
-                folder,
-                members: spans,
-            });
+            return Ok(TarLayout { folder, members });
         }
         let at = offset_usize(offset);
         let entry = parse_header(&h, at, limits)?;
@@ -616,9 +654,15 @@ where
             Some(_) => {}
         }
         let entry_mtime = *mtime.get_or_insert_with(|| parse_octal(&h[136..148]).unwrap_or(0));
+        // In order: each file follows the one before it in FILE_NAMES, or the one before that
+        // when the skipped one is the optional custody.jsonl.
+        let in_order = |i: usize| {
+            let next = last_file.map_or(0, |p| p + 1);
+            i == next || (next == CUSTODY && i == CUSTODY + 1)
+        };
         let expected = match (entries, file) {
             (0, None) => header(entry_folder, "", b'5', 0o755, 0, entry_mtime).ok(),
-            (k, Some(i)) if k == i + 1 => header(
+            (k, Some(i)) if k > 0 && in_order(i) => header(
                 entry_folder,
                 FILE_NAMES[i],
                 b'0',
@@ -662,6 +706,7 @@ where
                     offset: data_start,
                     len: entry.size,
                 });
+                last_file = Some(index);
             }
         }
         let pad = usize::try_from(padded(entry.size) - entry.size).unwrap_or(0);
@@ -851,9 +896,40 @@ mod tests {
         manifest: b"{}\n",
         readings: b"seq\n",
         events: b"",
+        custody: Some(b"custody\n"),
         sums: b"sums\n",
         sig: b"sig\n",
     };
+
+    /// A bundle of format v1, without `custody.jsonl`.
+    const SAMPLE_V1: BundleFiles<'static> = BundleFiles {
+        custody: None,
+        ..SAMPLE
+    };
+
+    #[test]
+    fn a_v1_archive_without_custody_reads_and_no_other_file_may_be_missing() {
+        let tar = write_tar("B", &SAMPLE_V1, 0).unwrap();
+        assert_eq!(read(&tar).unwrap().files, SAMPLE_V1);
+        let (layout, visited) = stream(&tar[..]);
+        assert_eq!(layout.unwrap().members[CUSTODY], None);
+        assert_eq!(visited, [0, 1, 2, 4, 5]);
+        // Without the sums instead, the archive is refused by name.
+        let no_sums = write_tar(
+            "B",
+            &BundleFiles {
+                sums: b"",
+                ..SAMPLE
+            },
+            0,
+        )
+        .unwrap();
+        assert!(read(&no_sums).is_ok(), "an empty file is still a file");
+        let good = write_tar("B", &SAMPLE, 0).unwrap();
+        let (layout, visited) = stream(&good[..]);
+        assert!(layout.unwrap().members.iter().all(Option::is_some));
+        assert_eq!(visited, [0, 1, 2, 3, 4, 5]);
+    }
 
     /// A valid sample archive with `extra` inserted right after the folder entry.
     fn with_extra(extra: &[u8]) -> Vec<u8> {
@@ -938,8 +1014,12 @@ mod tests {
             .unwrap();
         assert!(status.success());
         let root = dir.path().join(&folder);
-        for (name, data) in SAMPLE.in_order() {
-            assert_eq!(std::fs::read(root.join(name)).unwrap(), data, "{name}");
+        for (name, data) in FILE_NAMES.iter().zip(SAMPLE.in_order()) {
+            assert_eq!(
+                std::fs::read(root.join(name)).ok().as_deref(),
+                data,
+                "{name}"
+            );
         }
         let listing = std::process::Command::new("tar")
             .args(["-tvf", "b.tar"])
@@ -948,7 +1028,7 @@ mod tests {
             .unwrap();
         let listing = String::from_utf8(listing.stdout).unwrap();
         assert!(listing.starts_with("drwxr-xr-x 0/0"), "{listing}");
-        assert_eq!(listing.matches("-rw-r--r-- 0/0").count(), 5, "{listing}");
+        assert_eq!(listing.matches("-rw-r--r-- 0/0").count(), 6, "{listing}");
     }
 
     #[test]
@@ -1317,7 +1397,7 @@ mod tests {
                 offset: good.len() - 2 * BLOCK
             })
         );
-        assert_eq!(visited, [0, 1, 2, 3, 4]);
+        assert_eq!(visited, [0, 1, 2, 3, 4, 5]);
         let mut garbage = Endless {
             head: &good,
             byte: 7,
@@ -1333,14 +1413,13 @@ mod tests {
         let (layout, visited) = stream(&good[..]);
         let layout = layout.unwrap();
         assert_eq!(layout.folder, "B");
-        assert_eq!(visited, [0, 1, 2, 3, 4]);
-        for ((span, (_, data)), name) in
-            layout.members.iter().zip(SAMPLE.in_order()).zip(FILE_NAMES)
-        {
+        assert_eq!(visited, [0, 1, 2, 3, 4, 5]);
+        for ((span, data), name) in layout.members.iter().zip(SAMPLE.in_order()).zip(FILE_NAMES) {
+            let (span, data) = (span.unwrap(), data.unwrap());
             let start = span.offset as usize;
             assert_eq!(&good[start..start + span.len as usize], data, "{name}");
         }
-        let plan = TarPlan::new("B", SAMPLE.in_order().map(|(_, d)| len64(d)), 0).unwrap();
+        let plan = TarPlan::new("B", SAMPLE.in_order().map(|d| d.map(len64)), 0).unwrap();
         assert_eq!(plan.len(), len64(&good));
     }
 
@@ -1352,13 +1431,15 @@ mod tests {
         #[test]
         fn write_read_round_trip(
             folder in folder_name(),
-            contents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1100), 5),
+            contents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1100), 6),
+            with_custody in any::<bool>(),
             mtime in 0u64..0o77_777_777_777,
         ) {
             let files = BundleFiles {
                 manifest: &contents[0],
                 readings: &contents[1],
                 events: &contents[2],
+                custody: with_custody.then_some(&contents[5][..]),
                 sums: &contents[3],
                 sig: &contents[4],
             };

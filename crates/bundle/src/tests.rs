@@ -105,23 +105,46 @@ fn input() -> SealInput {
         sequences_sha256: [0x5e; 32],
         created_utc_us: 1_700_000_360_123_456,
         agent_version: "0.1.0".into(),
+        custody: manifest::CustodyInfo {
+            state: "official_window".into(),
+            damage_blocks: false,
+            received_utc: Some("2023-11-14T00:00:00.000000Z".into()),
+            gate_opened_utc: Some("2023-11-14T22:13:20.000000Z".into()),
+            count: 0,
+        },
+        traceability: vec![manifest::Traceability {
+            instrument: "dmm".into(),
+            certificate: "CAL-2023-117".into(),
+            calibrated: "2023-01-10".into(),
+            due: "2024-01-10".into(),
+        }],
     }
 }
 
-fn files_of(tar: &[u8]) -> (String, [Vec<u8>; 5]) {
+/// The files of a bundle of format v2: manifest, readings, events, custody, sums, signature.
+fn files_of(tar: &[u8]) -> (String, [Vec<u8>; 6]) {
     let b = read_tar(tar, TarLimits::DEFAULT).unwrap();
     let f = b.files;
     (
         b.folder,
-        [f.manifest, f.readings, f.events, f.sums, f.sig].map(<[u8]>::to_vec),
+        [
+            f.manifest,
+            f.readings,
+            f.events,
+            f.custody.unwrap(),
+            f.sums,
+            f.sig,
+        ]
+        .map(<[u8]>::to_vec),
     )
 }
 
-fn pack(folder: &str, [manifest, readings, events, sums, sig]: &[Vec<u8>; 5]) -> Vec<u8> {
+fn pack(folder: &str, [manifest, readings, events, custody, sums, sig]: &[Vec<u8>; 6]) -> Vec<u8> {
     let files = BundleFiles {
         manifest,
         readings,
         events,
+        custody: Some(custody),
         sums,
         sig,
     };
@@ -130,14 +153,19 @@ fn pack(folder: &str, [manifest, readings, events, sums, sig]: &[Vec<u8>; 5]) ->
 
 /// Rebuilds a bundle from edited files with fresh sums and a valid signature by `key`, so the
 /// content checks behind the signature get exercised.
-fn resign(folder: &str, mut files: [Vec<u8>; 5], key: &PrivateKey, namespace: &str) -> Vec<u8> {
+fn resign(folder: &str, mut files: [Vec<u8>; 6], key: &PrivateKey, namespace: &str) -> Vec<u8> {
     let hash = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
-    let text = sums::render(&[hash(&files[2]), hash(&files[0]), hash(&files[1])]);
+    let text = sums::render(&sums::Sums {
+        custody: Some(hash(&files[3])),
+        events: hash(&files[2]),
+        manifest: hash(&files[0]),
+        readings: hash(&files[1]),
+    });
     let sig = key
         .sign(namespace, HashAlg::Sha512, text.as_bytes())
         .unwrap();
-    files[3] = text.into_bytes();
-    files[4] = sig.to_pem(LineEnding::LF).unwrap().into_bytes();
+    files[4] = text.into_bytes();
+    files[5] = sig.to_pem(LineEnding::LF).unwrap().into_bytes();
     pack(folder, &files)
 }
 
@@ -195,7 +223,7 @@ fn manifest_layout() {
     let (_, files) = files_of(&sealed.tar);
     let text = String::from_utf8(files[0].clone()).unwrap();
     assert!(
-        text.ends_with("}\n") && text.starts_with("{\n  \"format\": \"tsagent-bundle-v1\",\n"),
+        text.ends_with("}\n") && text.starts_with("{\n  \"format\": \"tsagent-bundle-v2\",\n"),
         "{text}"
     );
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -219,7 +247,9 @@ fn manifest_layout() {
 fn stock_tools_verify_the_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let key = key_in(dir.path(), "lab_key");
-    let sealed = seal(&input(), &key).unwrap();
+    let mut input = input();
+    input.events.push(custody_event(12, "custody_note"));
+    let sealed = seal(&input, &key).unwrap();
     let out = tempfile::tempdir().unwrap();
     let path = write_file_atomically(out.path(), &sealed.file_name, &sealed.tar).unwrap();
     let run = |cmd: &mut Command| cmd.current_dir(out.path()).status().unwrap().success();
@@ -279,17 +309,23 @@ fn stock_tools_verify_the_bundle() {
         .unwrap()
         .success();
     assert!(sums_ok);
-    // And tampering is caught by the stock tools too.
-    std::fs::write(folder.join("readings.csv"), b"tampered\n").unwrap();
-    let tampered_ok = Command::new("sha256sum")
-        .args(["-c", "SHA256SUMS"])
-        .current_dir(&folder)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(!tampered_ok);
+    let custody = std::fs::read_to_string(folder.join("custody.jsonl")).unwrap();
+    assert!(custody.contains("\"custody_note\""), "{custody}");
+    // And tampering is caught by the stock tools too, in custody.jsonl as in readings.csv.
+    for file in ["custody.jsonl", "readings.csv"] {
+        let original = std::fs::read(folder.join(file)).unwrap();
+        std::fs::write(folder.join(file), b"tampered\n").unwrap();
+        let tampered_ok = Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(&folder)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!tampered_ok, "{file}");
+        std::fs::write(folder.join(file), original).unwrap();
+    }
 }
 
 #[test]
@@ -448,13 +484,13 @@ fn signature_failures_are_specific() {
 
     // Sums changed after signing.
     let mut edited = files.clone();
-    edited[3][0] ^= 1;
+    edited[4][0] ^= 1;
     let err = verify(&pack(&folder, &edited), &signers, Some(LAB)).unwrap_err();
     assert!(matches!(err, VerifyError::BadSignature { .. }), "{err:?}");
 
     // Armor that parses but is not what the sealer writes.
     let mut crlf = files.clone();
-    crlf[4] = String::from_utf8(crlf[4].clone())
+    crlf[5] = String::from_utf8(crlf[5].clone())
         .unwrap()
         .replace('\n', "\r\n")
         .into_bytes();
@@ -467,7 +503,7 @@ fn signature_failures_are_specific() {
         "{err:?}"
     );
     let mut garbage = files.clone();
-    garbage[4] = b"not a signature\n".to_vec();
+    garbage[5] = b"not a signature\n".to_vec();
     let err = verify(&pack(&folder, &garbage), &signers, Some(LAB)).unwrap_err();
     assert!(matches!(err, VerifyError::SignatureFormat(_)), "{err:?}");
 }
@@ -479,7 +515,7 @@ fn content_failures_are_specific() {
     let signers = signers_for(&[(LAB, &key)]);
     let sealed = seal(&input(), &key).unwrap();
     let (folder, files) = files_of(&sealed.tar);
-    let check = |edited: &[Vec<u8>; 5], folder: &str| {
+    let check = |edited: &[Vec<u8>; 6], folder: &str| {
         verify(
             &resign(folder, edited.clone(), &key, NAMESPACE),
             &signers,
@@ -569,8 +605,8 @@ fn content_failures_are_specific() {
         &with(
             0,
             text(0).replace(
-                "\"format\": \"tsagent-bundle-v1\",",
-                "\"format\": \"tsagent-bundle-v1\", \"extra\": 1,",
+                "\"format\": \"tsagent-bundle-v2\",",
+                "\"format\": \"tsagent-bundle-v2\", \"extra\": 1,",
             ),
         ),
         &folder,
@@ -844,13 +880,117 @@ fn a_file_over_its_cap_is_refused_before_it_is_read() {
     let signers = signers_for(&[(LAB, &key)]);
     let sealed = seal(&input(), &key).unwrap();
     let (folder, mut files) = files_of(&sealed.tar);
-    files[4] = vec![b'A'; 1 << 20];
+    files[5] = vec![b'A'; 1 << 20];
     let err = verify(&pack(&folder, &files), &signers, Some(LAB)).unwrap_err();
     assert!(
         matches!(
             &err,
-            VerifyError::Tar(TarError::FileTooLarge { cap, .. }) if *cap == tar::MEMBER_CAPS[4]
+            VerifyError::Tar(TarError::FileTooLarge { cap, .. }) if *cap == tar::MEMBER_CAPS[5]
         ),
         "{err:?}"
     );
+}
+
+#[test]
+fn a_bundle_of_format_v1_still_verifies() {
+    // Sealed by the agent before custody.jsonl existed (format v1: five files, three sums lines),
+    // kept as bytes so the old layout stays accepted.
+    let tar = include_bytes!("../tests/data/v1-bundle.tar");
+    let signers = AllowedSigners::parse(include_str!("../tests/data/v1-allowed_signers")).unwrap();
+    let verified = verify(tar, &signers, Some(LAB)).unwrap();
+    assert_eq!(verified.manifest.format, manifest::FORMAT_V1);
+    assert_eq!(verified.manifest.custody, None);
+    assert_eq!(verified.readings, 3);
+    assert!(
+        read_tar(tar, TarLimits::DEFAULT)
+            .unwrap()
+            .files
+            .custody
+            .is_none()
+    );
+}
+
+fn custody_event(id: u64, kind: &str) -> EventExport {
+    EventExport {
+        id,
+        utc_us: 1_700_000_000_000_000 + id as i64,
+        run_id: None,
+        instrument: None,
+        kind: kind.into(),
+        detail: serde_json::json!({"operator": "li", "text": "moved"}),
+    }
+}
+
+#[test]
+fn custody_jsonl_is_the_custody_lines_of_events_jsonl_and_is_checked_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "lab_key");
+    let signers = signers_for(&[(LAB, &key)]);
+    let mut input = input();
+    input.events = vec![
+        custody_event(3, "custody_note"),
+        custody_event(5, "run_started"),
+        custody_event(8, "custody_note"),
+    ];
+    let sealed = seal(&input, &key).unwrap();
+    assert_eq!(sealed.manifest.format, manifest::FORMAT);
+    assert_eq!(sealed.manifest.custody.as_ref().unwrap().count, 2);
+    assert_eq!(sealed.manifest.traceability.as_ref().unwrap().len(), 1);
+    let (folder, files) = files_of(&sealed.tar);
+    let events = String::from_utf8(files[2].clone()).unwrap();
+    let custody = String::from_utf8(files[3].clone()).unwrap();
+    let expected: String = events
+        .lines()
+        .filter(|l| l.contains("custody_note"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(custody, expected);
+    let sums = String::from_utf8(files[4].clone()).unwrap();
+    assert!(sums.starts_with(&format!(
+        "{}  custody.jsonl\n",
+        hex::encode(Sha256::digest(&files[3]).as_slice())
+    )));
+    verify(&sealed.tar, &signers, Some(LAB)).unwrap();
+
+    // A custody line dropped (and the bundle signed again) no longer matches the events.
+    let mut edited = files.clone();
+    edited[3] = expected.lines().next().unwrap().as_bytes().to_vec();
+    edited[3].push(b'\n');
+    let err = verify(
+        &resign(&folder, edited, &key, NAMESPACE),
+        &signers,
+        Some(LAB),
+    )
+    .unwrap_err();
+    assert!(matches!(err, VerifyError::Custody { .. }), "{err:?}");
+    // A line of another kind is refused by kind.
+    let mut edited = files.clone();
+    edited[3] = events.lines().nth(1).unwrap().as_bytes().to_vec();
+    edited[3].push(b'\n');
+    let err = verify(
+        &resign(&folder, edited, &key, NAMESPACE),
+        &signers,
+        Some(LAB),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Custody { problem } if problem.contains("run_started")),
+        "{err:?}"
+    );
+    // A v2 bundle without custody.jsonl is refused for its format.
+    let files_v1 = BundleFiles {
+        manifest: &files[0],
+        readings: &files[1],
+        events: &files[2],
+        custody: None,
+        sums: &files[4],
+        sig: &files[5],
+    };
+    let err = verify(
+        &write_tar(&folder, &files_v1, 0).unwrap(),
+        &signers,
+        Some(LAB),
+    )
+    .unwrap_err();
+    assert!(matches!(err, VerifyError::FormatFiles { .. }), "{err:?}");
 }

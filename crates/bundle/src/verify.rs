@@ -18,12 +18,12 @@ use ssh_key::{HashAlg, LineEnding, SshSig};
 use thiserror::Error;
 
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
-use super::manifest::{AGENT_NAME, FORMAT, Manifest};
+use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, Manifest};
 use super::records::{EventsReader, ReadingsReader, RecordsError, format_utc_us};
 use super::signers::AllowedSigners;
 use super::ssh::SshError;
 use super::sums::{self, SUMMED_FILES, SumsError};
-use super::tar::{self, MemberSpan, TarError, TarLimits};
+use super::tar::{self, CUSTODY, MemberSpan, TarError, TarLimits};
 use super::{NAMESPACE, bundle_name, is_valid_id};
 
 /// Largest bundle `verify` accepts; the CLI checks the file size against it before reading.
@@ -141,6 +141,21 @@ pub enum VerifyError {
     /// 5. A reading or event breaks the bundle's rules (names the reading or event).
     #[error("invalid bundle content")]
     Content(#[from] ContentError),
+    /// 4. The files do not fit the manifest's format: `custody.jsonl` (and its sums line, and the
+    ///    manifest's `custody` and `traceability`) are in every bundle of format v2, in none of v1.
+    #[error("a bundle of format `{format}` {problem}")]
+    FormatFiles {
+        /// The manifest's format.
+        format: String,
+        /// What does not fit it.
+        problem: &'static str,
+    },
+    /// 5. `custody.jsonl` is not exactly the custody lines of `events.jsonl`.
+    #[error("custody.jsonl {problem}")]
+    Custody {
+        /// What is wrong.
+        problem: String,
+    },
     /// 5. A manifest summary field disagrees with the file it summarises.
     #[error("manifest.json: {field} is {manifest}, but {file} gives {actual}")]
     Summary {
@@ -207,8 +222,8 @@ pub fn verify_reader<R: Read + Seek>(
     let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |index, data| {
         let keep = match index {
             0 => &mut first.manifest,
-            3 => &mut first.sums,
-            4 => &mut first.sig,
+            4 => &mut first.sums,
+            5 => &mut first.sig,
             _ => return Ok(()),
         };
         // Small by their caps, which the reader checked before handing them over.
@@ -262,10 +277,9 @@ pub fn verify_reader<R: Read + Seek>(
 
     // 3. The manifest's hash, before it is parsed; the other files' as they are read.
     let listed = sums::parse(&first.sums)?;
-    let [events_sum, manifest_sum, readings_sum] = listed;
-    if <[u8; 32]>::from(Sha256::digest(&first.manifest)) != manifest_sum {
+    if <[u8; 32]>::from(Sha256::digest(&first.manifest)) != listed.manifest {
         return Err(VerifyError::HashMismatch {
-            file: SUMMED_FILES[1],
+            file: SUMMED_FILES[2],
         });
     }
 
@@ -286,10 +300,11 @@ pub fn verify_reader<R: Read + Seek>(
         return Err(refuse(&principal));
     }
     check_manifest(&manifest, &principal, &layout.folder)?;
+    let custody_span = check_format(&manifest, &layout, &listed)?;
 
     // 5. The content, hashed as it is parsed.
     let readings = {
-        let mut reader = member(&mut input, start, layout.members[1])?;
+        let mut reader = member(&mut input, start, layout.span(1))?;
         let mut check = ReadingsCheck::new(manifest.readings.chain_prev.0, &manifest.instruments)?;
         let parsed = (|| {
             let mut rows = ReadingsReader::new(&mut reader);
@@ -298,7 +313,7 @@ pub fn verify_reader<R: Read + Seek>(
             }
             Ok::<(), VerifyError>(())
         })();
-        same_as_signed(reader, readings_sum, SUMMED_FILES[2], parsed)?;
+        same_as_signed(reader, listed.readings, SUMMED_FILES[3], parsed)?;
         check.finish()?
     };
     let m = &manifest.readings;
@@ -317,17 +332,25 @@ pub fn verify_reader<R: Read + Seek>(
         m.chain_last,
         r.chain_last,
     )?;
+    // The custody lines of events.jsonl, hashed as custody.jsonl must hash.
+    let mut custody_lines = Sha256::new();
+    let mut custody_count = 0u64;
     let events = {
-        let mut reader = member(&mut input, start, layout.members[2])?;
+        let mut reader = member(&mut input, start, layout.span(2))?;
         let mut check = EventsCheck::default();
         let parsed = (|| {
             let mut lines = EventsReader::new(&mut reader);
             while let Some(event) = lines.next_mark()? {
                 check.push(event.id, event.utc_us)?;
+                if event.custody {
+                    custody_lines.update(lines.last_line());
+                    custody_lines.update(b"\n");
+                    custody_count += 1;
+                }
             }
             Ok::<(), VerifyError>(())
         })();
-        same_as_signed(reader, events_sum, SUMMED_FILES[0], parsed)?;
+        same_as_signed(reader, listed.events, SUMMED_FILES[1], parsed)?;
         check.finish()
     };
     let (m, e) = (&manifest.events, &events);
@@ -344,6 +367,35 @@ pub fn verify_reader<R: Read + Seek>(
         Opt(m.last_id),
         Opt(e.last_id),
     )?;
+
+    // 5 (v2). custody.jsonl: strict lines of custody kinds only, and exactly the custody lines
+    // of events.jsonl (so the custody record is no less covered than the events).
+    if let (Some(span), Some(signed), Some(info)) =
+        (custody_span, listed.custody, manifest.custody.as_ref())
+    {
+        let mut reader = member(&mut input, start, span)?;
+        let parsed = (|| {
+            let mut lines = EventsReader::new(&mut reader);
+            while let Some(event) = lines.next_event()? {
+                if !crate::event::is_custody_kind(&event.kind) {
+                    return Err(VerifyError::Custody {
+                        problem: format!(
+                            "holds event {} of kind `{}`, not a custody kind",
+                            event.id, event.kind
+                        ),
+                    });
+                }
+            }
+            Ok::<(), VerifyError>(())
+        })();
+        same_as_signed(reader, signed, SUMMED_FILES[0], parsed)?;
+        if <[u8; 32]>::from(custody_lines.finalize()) != signed {
+            return Err(VerifyError::Custody {
+                problem: "is not exactly the custody lines of events.jsonl".to_owned(),
+            });
+        }
+        summary("custody.jsonl", "custody.count", info.count, custody_count)?;
+    }
 
     Ok(VerifiedBundle {
         readings: usize::try_from(readings.count).unwrap_or(usize::MAX),
@@ -417,7 +469,9 @@ fn check_manifest(manifest: &Manifest, principal: &str, folder: &str) -> Result<
             })
         }
     };
-    field("format", &manifest.format, FORMAT)?;
+    if manifest.format != FORMAT_V1 {
+        field("format", &manifest.format, FORMAT)?;
+    }
     field("agent.name", &manifest.agent.name, AGENT_NAME)?;
     field("lab.id", &manifest.lab.id, principal)?;
     for (name, id) in [
@@ -467,6 +521,37 @@ fn check_manifest(manifest: &Manifest, principal: &str, folder: &str) -> Result<
         )?;
     }
     Ok(())
+}
+
+/// The files and fields the manifest's format promises; the span of `custody.jsonl` (format v2).
+fn check_format(
+    manifest: &Manifest,
+    layout: &tar::TarLayout,
+    listed: &sums::Sums,
+) -> Result<Option<MemberSpan>, VerifyError> {
+    let custody = layout.members[CUSTODY];
+    let fail = |problem| {
+        Err(VerifyError::FormatFiles {
+            format: manifest.format.clone(),
+            problem,
+        })
+    };
+    if manifest.format == FORMAT_V1 {
+        if custody.is_some() || listed.custody.is_some() {
+            return fail("has no custody.jsonl");
+        }
+        if manifest.custody.is_some() || manifest.traceability.is_some() {
+            return fail("has no custody or traceability in its manifest");
+        }
+        return Ok(None);
+    }
+    if custody.is_none() || listed.custody.is_none() {
+        return fail("carries custody.jsonl, listed in SHA256SUMS");
+    }
+    if manifest.custody.is_none() || manifest.traceability.is_none() {
+        return fail("has custody and traceability in its manifest");
+    }
+    Ok(custody)
 }
 
 /// An optional id, displayed as `null` when absent.
