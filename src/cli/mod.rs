@@ -81,6 +81,8 @@ pub enum Command {
     Start(steer::StartArgs),
     /// Follow the running daemon live: runs, readings, instruments.
     Watch(steer::WatchArgs),
+    /// Abort the daemon's run in progress after the reading in progress (marked `aborted`).
+    Abort(steer::AbortArgs),
     /// Serve a simulated instrument, or a Prologix adapter with several, on a pseudo-terminal or
     /// TCP until killed.
     Sim(sim::SimArgs),
@@ -140,6 +142,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Status(args) => steer::status(args),
         Command::Start(args) => steer::start(args),
         Command::Watch(args) => steer::watch(args),
+        Command::Abort(args) => steer::abort(args),
         Command::Sim(args) => sim::run(args),
         Command::Ports => {
             ports::run();

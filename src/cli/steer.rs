@@ -40,6 +40,30 @@ pub struct StartArgs {
     pub wait: bool,
 }
 
+/// `tsagent abort`.
+#[derive(Debug, Args)]
+#[deny(missing_docs)]
+pub struct AbortArgs {
+    /// The lab's config file (it names the daemon's socket).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The run to abort; it must be the one in progress [default: the one in progress].
+    #[arg(value_name = "RUN")]
+    pub run: Option<u64>,
+}
+
+/// Aborts the daemon's run in progress after the reading in progress; its readings stay.
+pub fn abort(args: AbortArgs) -> Result<(), Error> {
+    let config = Config::load(&args.config)?;
+    let client = Client::new(&config.control.socket);
+    let aborting = runtime()?.block_on(client.abort(args.run))?;
+    say!(
+        "run {} aborting: it stops after the reading in progress and is marked aborted; its readings stay",
+        aborting.run_id
+    );
+    Ok(())
+}
+
 /// `tsagent watch`.
 #[derive(Debug, Args)]
 #[deny(missing_docs)]

@@ -72,6 +72,15 @@ impl Client {
         serde_json::from_slice(&body).map_err(ClientError::Decode)
     }
 
+    /// `POST /v1/runs/{run}/abort` (`current` without a run).
+    pub async fn abort(&self, run: Option<u64>) -> Result<super::Aborting, ClientError> {
+        let which = run.map_or_else(|| "current".to_owned(), |r| r.to_string());
+        let (_, body) = self
+            .call(Method::POST, &format!("/v1/runs/{which}/abort"), None)
+            .await?;
+        serde_json::from_slice(&body).map_err(ClientError::Decode)
+    }
+
     /// `POST /v1/seal`: seals the runs that have ended, after the run in progress.
     pub async fn seal(&self) -> Result<SealSummary, ClientError> {
         let (_, body) = self.call(Method::POST, "/v1/seal", None).await?;

@@ -128,6 +128,13 @@ pub struct Queued {
     pub ahead: usize,
 }
 
+/// The answer to an abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aborting {
+    /// The run that stops after the reading in progress.
+    pub run_id: u64,
+}
+
 /// What a seal made.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealSummary {
@@ -237,6 +244,17 @@ pub enum RequestError {
     /// The daemon is stopping.
     #[error("the daemon is stopping")]
     Stopping,
+    /// No run is in progress to abort.
+    #[error("no run is in progress")]
+    NoRun,
+    /// The run named is not the one in progress.
+    #[error("run {asked} is not in progress (run {current} is)")]
+    NotCurrent {
+        /// The run asked for.
+        asked: u64,
+        /// The run in progress.
+        current: u64,
+    },
 }
 
 /// A request the API hands to the daemon's loop, with the way back.
@@ -248,6 +266,14 @@ pub enum Request {
         start: StartRequest,
         /// The answer.
         reply: oneshot::Sender<Result<Queued, RequestError>>,
+    },
+    /// Abort the run in progress (or `run`, if it is the one in progress): it stops after the
+    /// reading in progress and is marked `aborted`.
+    Abort {
+        /// The run meant, if the caller named one.
+        run: Option<u64>,
+        /// The answer: the run that will stop.
+        reply: oneshot::Sender<Result<u64, RequestError>>,
     },
     /// Seal the runs that have ended, now (after the run in progress, if one is).
     Seal {

@@ -248,6 +248,22 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
         (&Method::GET, "/v1/events") => events(api),
         (&Method::POST, "/v1/runs") => start(req, api).await,
         (&Method::POST, "/v1/seal") => seal(api).await,
+        (&Method::POST, p) if p.starts_with("/v1/runs/") && p.ends_with("/abort") => {
+            let which = &p["/v1/runs/".len()..p.len() - "/abort".len()];
+            let run = match which {
+                "current" => None,
+                id => match id.parse::<u64>() {
+                    Ok(id) => Some(id),
+                    Err(_) => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            format!("`{id}` is not a run id (a number, or `current`)"),
+                        );
+                    }
+                },
+            };
+            abort(api, run).await
+        }
         (_, "/v1/status" | "/v1/events" | "/v1/runs" | "/v1/seal") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
@@ -293,9 +309,28 @@ async fn start(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
     match answer.await {
         Ok(Ok(queued)) => json(StatusCode::ACCEPTED, &queued),
         Ok(Err(e @ RequestError::UnknownSequence(_))) => error(StatusCode::NOT_FOUND, e),
-        Ok(Err(RequestError::Stopping)) | Err(_) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping)
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping),
+    }
+}
+
+async fn abort(api: &Api, run: Option<u64>) -> Response<ApiBody> {
+    let (reply, answer) = oneshot::channel();
+    if api
+        .requests
+        .send(Request::Abort { run, reply })
+        .await
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping);
+    }
+    match answer.await {
+        Ok(Ok(run_id)) => json(StatusCode::ACCEPTED, &super::Aborting { run_id }),
+        Ok(Err(e @ (RequestError::NoRun | RequestError::NotCurrent { .. }))) => {
+            error(StatusCode::CONFLICT, e)
         }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping),
     }
 }
 

@@ -35,7 +35,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::control::{Hub, Request};
 use crate::error::report;
-use crate::sequence::{Observer, RunOutcome, Runner, SequenceError, Stop};
+use crate::sequence::{Observer, RunOutcome, Runner, SequenceError, Stop, StopHandle, Urgency};
 use crate::store::{NewEvent, Store, StoreError, Trigger};
 use crate::supervisor::{Supervisor, TICK};
 use alerts::Alerts;
@@ -174,15 +174,25 @@ pub async fn run(
                     Some(&sequence.name),
                     &*clock,
                 ));
+                let (abort, run_stop) = Stop::channel();
                 let run = watch.during(runner.run(
                     sequence,
                     Trigger::Manual,
                     Some(&queued.operator),
                     &mut observe,
-                    stop,
+                    &run_stop,
                 ));
-                let result =
-                    steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
+                let result = steer_while(
+                    run,
+                    stop,
+                    &abort,
+                    &mut requests,
+                    config,
+                    &mut queue,
+                    hub,
+                    &mut refused,
+                )
+                .await;
                 let (run_id, failed) =
                     log_run_end(&sequence.name, result, hub, Some(queued.ticket));
                 store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
@@ -211,7 +221,7 @@ pub async fn run(
             )) => {}
             () = stop.until_requested() => break,
             Some(request) = next_request(&mut requests) => {
-                steer::handle(request, config, &mut queue, hub, false, &mut refused);
+                steer::handle(request, config, &mut queue, hub, None, &mut refused);
                 continue;
             }
         }
@@ -278,8 +288,20 @@ pub async fn run(
             run_id: None,
             now: &*clock,
         };
-        let run = watch.during(runner.run(sequence, Trigger::Schedule, None, &mut observe, stop));
-        let result = steer_while(run, &mut requests, config, &mut queue, hub, &mut refused).await;
+        let (abort, run_stop) = Stop::channel();
+        let run =
+            watch.during(runner.run(sequence, Trigger::Schedule, None, &mut observe, &run_stop));
+        let result = steer_while(
+            run,
+            stop,
+            &abort,
+            &mut requests,
+            config,
+            &mut queue,
+            hub,
+            &mut refused,
+        )
+        .await;
         let (run_id, failed) = log_run_end(&sequence.name, result, hub, None);
         store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
         last_run = Some(LastRun {
@@ -310,8 +332,11 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<Request>>) -> Option<
 
 /// Drives a run to its end while answering the API: starts asked for meanwhile are queued behind
 /// it, refusals kept for the store until the run lets go of it.
+#[allow(clippy::too_many_arguments)]
 async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, SequenceError>>>(
     run: F,
+    stop: &Stop,
+    abort: &StopHandle,
     requests: &mut Option<mpsc::Receiver<Request>>,
     config: &Config,
     queue: &mut steer::Queue,
@@ -319,11 +344,24 @@ async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, Sequence
     refused: &mut Vec<ControlRefused>,
 ) -> Result<RunOutcome, SequenceError> {
     tokio::pin!(run);
+    // The run has a stop of its own, so an abort ends this run and not the daemon; the daemon's
+    // stops are passed on to it as they come.
+    let (mut passed, mut passed_urgent) = (false, false);
     loop {
         tokio::select! {
             result = &mut run => return result,
             Some(request) = next_request(requests) => {
-                steer::handle(request, config, queue, hub, true, refused);
+                steer::handle(request, config, queue, hub, Some(abort), refused);
+            }
+            () = stop.until_requested(), if !passed => {
+                passed = true;
+                if let Some(r) = stop.request() {
+                    abort.request(r.urgency, r.signal);
+                }
+            }
+            () = stop.until_urgent(), if !passed_urgent => {
+                passed_urgent = true;
+                abort.request(Urgency::Now, stop.request().and_then(|r| r.signal));
             }
         }
     }

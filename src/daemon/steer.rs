@@ -56,16 +56,18 @@ impl Queue {
     }
 }
 
-/// Answers one request. `running` says whether a run is in progress (it is ahead of a new one).
+/// Answers one request. `abort` is the run in progress's stop, when one is (it is ahead of a new
+/// run, and the one an abort stops).
 /// Refusals are returned for the caller to store when the store is free.
 pub(super) fn handle(
     request: Request,
     config: &Config,
     queue: &mut Queue,
     hub: Option<&Hub>,
-    running: bool,
+    abort: Option<&crate::sequence::StopHandle>,
     refused: &mut Vec<ControlRefused>,
 ) {
+    let running = abort.is_some();
     match request {
         Request::Start { start, reply } => {
             let answer = if config.sequences.iter().any(|s| s.name == start.sequence) {
@@ -90,6 +92,23 @@ pub(super) fn handle(
             let _ = reply.send(answer);
         }
         Request::Seal { reply } => queue.seals.push(reply),
+        Request::Abort { run, reply } => {
+            let current = hub.and_then(|h| h.status().run.as_ref().map(|r| r.run_id));
+            let answer = match (current, abort) {
+                (Some(current), Some(handle)) => match run {
+                    Some(asked) if asked != current => {
+                        Err(RequestError::NotCurrent { asked, current })
+                    }
+                    _ => {
+                        tracing::warn!(run_id = current, "run aborted through the control API");
+                        handle.abort();
+                        Ok(current)
+                    }
+                },
+                _ => Err(RequestError::NoRun),
+            };
+            let _ = reply.send(answer);
+        }
         Request::Refused { uid, gid, pid } => refused.push(ControlRefused { uid, gid, pid }),
     }
 }

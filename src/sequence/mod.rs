@@ -304,7 +304,9 @@ impl Runner<'_> {
             biased;
             result = self.steps(sequence, &mut ids, &mut guard.progress, observer, stop) => {
                 result.map(|stopped| {
-                    if stopped {
+                    if stopped && stop.request().is_some_and(|r| r.abort) {
+                        RunStatus::Aborted
+                    } else if stopped {
                         RunStatus::Stopped
                     } else {
                         RunStatus::Completed
@@ -344,6 +346,10 @@ impl Runner<'_> {
                 Some("stopped on request after the reading in progress".to_owned()),
             ),
             Ok(RunStatus::Interrupted) => (RunStatus::Interrupted, Some(ABANDONED.to_owned())),
+            Ok(RunStatus::Aborted) => (
+                RunStatus::Aborted,
+                Some("aborted through the control API after the reading in progress".to_owned()),
+            ),
             Ok(status) => (*status, None),
             Err(cause) => (RunStatus::Failed, Some(crate::error::report(cause))),
         };

@@ -20,6 +20,9 @@ pub struct StopRequest {
     pub urgency: Urgency,
     /// The number of the signal that asked last, if a signal did.
     pub signal: Option<i32>,
+    /// Whether someone aborted this run (the control API) rather than stopping the process: the
+    /// run is then marked `aborted`.
+    pub abort: bool,
 }
 
 /// Where a run learns that it should stop. Cheap to clone; every clone sees the same requests.
@@ -90,16 +93,38 @@ impl StopHandle {
             if request.is_some() {
                 urgency = Urgency::Now;
             }
-            *request = Some(StopRequest { urgency, signal });
+            let abort = request.is_some_and(|r| r.abort);
+            *request = Some(StopRequest {
+                urgency,
+                signal,
+                abort,
+            });
         });
         urgency
+    }
+
+    /// Aborts the run: it stops after the reading in progress and is marked `aborted`.
+    pub fn abort(&self) {
+        self.tx.send_modify(|request| {
+            let urgency = request.map_or(Urgency::AfterReading, |r| r.urgency);
+            *request = Some(StopRequest {
+                urgency,
+                signal: request.and_then(|r| r.signal),
+                abort: true,
+            });
+        });
     }
 
     /// Asks for a stop of this urgency (never lowering one already asked for).
     pub fn request(&self, urgency: Urgency, signal: Option<i32>) {
         self.tx.send_modify(|request| {
             let urgency = request.map_or(urgency, |r| r.urgency.max(urgency));
-            *request = Some(StopRequest { urgency, signal });
+            let abort = request.is_some_and(|r| r.abort);
+            *request = Some(StopRequest {
+                urgency,
+                signal,
+                abort,
+            });
         });
     }
 }
@@ -121,7 +146,8 @@ mod tests {
             stop.request(),
             Some(StopRequest {
                 urgency: Urgency::Now,
-                signal: Some(15)
+                signal: Some(15),
+                abort: false,
             })
         );
     }

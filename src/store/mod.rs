@@ -138,6 +138,8 @@ pub enum RunStatus {
     Interrupted,
     /// Stopped by a signal after the reading in progress.
     Stopped,
+    /// Aborted through the control API after the reading in progress; its readings stay.
+    Aborted,
 }
 
 impl RunStatus {
@@ -149,6 +151,7 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Interrupted => "interrupted",
             Self::Stopped => "stopped",
+            Self::Aborted => "aborted",
         }
     }
 
@@ -159,6 +162,7 @@ impl RunStatus {
             "failed" => Self::Failed,
             "interrupted" => Self::Interrupted,
             "stopped" => Self::Stopped,
+            "aborted" => Self::Aborted,
             _ => return None,
         })
     }
@@ -481,6 +485,18 @@ impl Store {
                 supported,
             });
         }
+        if current == supported {
+            return Ok(());
+        }
+        // A migration may rebuild a table others refer to; SQLite's procedure is to turn foreign
+        // keys off (outside any transaction), then check them all before each commit.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let migrated = self.run_migrations(current);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrated
+    }
+
+    fn run_migrations(&mut self, current: usize) -> Result<(), StoreError> {
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current) {
             let tx = self
                 .conn
@@ -491,6 +507,15 @@ impl Store {
                 continue;
             }
             tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()?;
+            if let Some(table) = broken {
+                return Err(StoreError::Corrupt {
+                    table: "schema",
+                    reason: format!("migration {} left a broken reference in `{table}`", i + 1),
+                });
+            }
             tx.pragma_update(
                 None,
                 "user_version",

@@ -2,7 +2,7 @@
 //! runs in one transaction with the version bump, so a crash leaves the old or the new schema.
 
 /// The migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 const V1: &str = r#"
 CREATE TABLE instruments (
@@ -119,4 +119,31 @@ CREATE TABLE signing_key (
 /// Runs from before custody was recorded are not official.
 const V3: &str = r#"
 ALTER TABLE runs ADD COLUMN official INTEGER NOT NULL DEFAULT 0 CHECK (official IN (0, 1));
+"#;
+
+/// A run can be `aborted` (through the control API). SQLite cannot change a CHECK constraint, so
+/// `runs` is rebuilt, as SQLite's documentation lays out: the migration runs with foreign keys off
+/// and checks them before it commits (`Store::migrate`).
+const V4: &str = r#"
+CREATE TABLE runs_v4 (
+    id INTEGER PRIMARY KEY,
+    sequence TEXT NOT NULL,
+    trigger TEXT NOT NULL CHECK (trigger IN ('manual', 'schedule', 'demo')),
+    operator TEXT,
+    started_utc_us INTEGER NOT NULL,
+    ended_utc_us INTEGER,
+    status TEXT NOT NULL
+        CHECK (status IN ('running', 'completed', 'failed', 'interrupted', 'stopped', 'aborted')),
+    message TEXT,
+    pid INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    official INTEGER NOT NULL DEFAULT 0 CHECK (official IN (0, 1))
+);
+INSERT INTO runs_v4 (id, sequence, trigger, operator, started_utc_us, ended_utc_us, status,
+                     message, pid, boot_id, official)
+    SELECT id, sequence, trigger, operator, started_utc_us, ended_utc_us, status, message, pid,
+           boot_id, official
+    FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v4 RENAME TO runs;
 "#;

@@ -748,3 +748,59 @@ fn custody_updates_see_the_record_and_write_nothing_when_refused() {
     assert_eq!(rows.len(), 1, "the refused update wrote nothing");
     assert_eq!(rows[0].detail["text"], "first");
 }
+
+#[test]
+fn a_version_3_log_is_rebuilt_for_aborted_runs_with_its_rows_and_references_whole() {
+    // A log made before runs could be aborted: a run with readings and events referring to it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let mut f = fixture(3);
+        f.store
+            .end_run(
+                f.run,
+                &RunEnd {
+                    status: RunStatus::Completed,
+                    reason: None,
+                    readings: 3,
+                    range: Some((1, 3)),
+                    at: at(9),
+                },
+            )
+            .unwrap();
+        drop(f.store);
+        std::fs::copy(&f.path, &path).unwrap();
+    }
+    {
+        // Take it back to version 3, as an older tsagent left it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let old = store.run(1).unwrap().unwrap();
+    assert_eq!((old.status, old.readings), (RunStatus::Completed, 3));
+    let report = store.check().unwrap();
+    assert_eq!((report.readings, report.problem_count), (3, 0));
+    let run = store
+        .begin_run(&start(Trigger::Manual, Some("op"), at(10), 1))
+        .unwrap();
+    store
+        .end_run(
+            run,
+            &RunEnd {
+                status: RunStatus::Aborted,
+                reason: Some("aborted"),
+                readings: 0,
+                range: None,
+                at: at(11),
+            },
+        )
+        .unwrap();
+    assert_eq!(store.run(run).unwrap().unwrap().status, RunStatus::Aborted);
+    // Foreign keys are on again after the migration.
+    let fk: i64 = store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1);
+}

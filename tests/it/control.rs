@@ -459,3 +459,73 @@ fn the_daemon_seals_by_itself_and_on_request_only_ended_runs() {
         .success();
     lab.assert_sound();
 }
+
+#[test]
+fn abort_stops_the_run_after_the_reading_in_progress_and_keeps_its_readings() {
+    let mut lab = Lab::simulated();
+    lab.count = 1_000_000;
+    lab.interval = "20ms".into();
+    lab.every = Some("1h".into());
+    let config = lab.config();
+    let d = daemon(&config);
+    d.wait_for_err(|l| l.contains("control API listening"));
+    let socket = lab.path().join("tsagent.sock");
+    let rt = rt();
+    let client = Client::new(&socket);
+    rt.block_on(async {
+        let mut events = client.events().await.unwrap();
+        // Nothing to abort yet.
+        let (code, body) = call(&socket, "POST", "/v1/runs/current/abort", None);
+        assert_eq!(code, 409, "{body}");
+        client
+            .start(&tsagent::control::StartRequest {
+                sequence: "s".into(),
+                operator: "gus".into(),
+            })
+            .await
+            .unwrap();
+        while let Some(e) = events.next().await.unwrap() {
+            if matches!(e, LiveEvent::Reading { done: 5, .. }) {
+                break;
+            }
+        }
+        let (code, body) = call(&socket, "POST", "/v1/runs/99/abort", None);
+        assert_eq!(code, 409, "{body}");
+        assert!(body.contains("run 99 is not in progress"), "{body}");
+        let out = tsagent()
+            .args(["abort", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.starts_with("run 1 aborting"), "{text}");
+        loop {
+            match events.next().await.unwrap() {
+                Some(LiveEvent::RunEnded {
+                    run_id,
+                    status,
+                    readings,
+                    ..
+                }) => {
+                    assert_eq!((run_id, status.as_str()), (1, "aborted"));
+                    assert!((5..1_000_000).contains(&readings), "{readings}");
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("the stream ended before the run"),
+            }
+        }
+    });
+    // The daemon goes on after an abort: still listening, nothing in progress.
+    let (code, body) = call(&socket, "GET", "/v1/status", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"run\":null"), "{body}");
+    d.signal(Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let run = lab.store().run(1).unwrap().unwrap();
+    assert_eq!(run.status, tsagent::store::RunStatus::Aborted, "{run:?}");
+    assert!(run.readings >= 5, "{run:?}");
+    lab.assert_sound();
+}
