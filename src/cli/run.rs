@@ -41,7 +41,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         let group = config.control.group.as_deref();
         let policy = PeerPolicy::new(group)?;
         let listener = server::bind(&config.control.socket, group)?;
-        let hub = Hub::new(crate::daemon::initial_status(&config));
+        let hub = Hub::new(crate::daemon::initial_status(&config, &store));
         let (requests, from_api) = crate::control::requests();
         let api = tokio::spawn(server::serve(
             listener,

@@ -132,6 +132,7 @@ fn describe_event(event: &LiveEvent) -> String {
         ),
         LiveEvent::Instrument { name, state } => format!("instrument {name} {state}"),
         LiveEvent::Sealed { bundles } => format!("sealed: {}", bundles.join(", ")),
+        LiveEvent::Custody { state, event } => format!("custody: {event}; now {state}"),
         LiveEvent::Missed { count } => {
             format!("({count} events missed: this view fell behind; they are in the log)")
         }
@@ -204,6 +205,17 @@ fn print_status(s: &Status, config: &Config) {
     }
     for n in &s.next_slots {
         say!("next {}: {}", n.sequence, n.utc);
+    }
+    if let Some(c) = &s.custody {
+        say!(
+            "custody: {}{}",
+            c.state,
+            if c.damage_pending {
+                " (damage awaits the pilot's decision)"
+            } else {
+                ""
+            }
+        );
     }
     say!("bundles not sent: {}", s.bundles_not_sent);
     if let Some(free) = s.disk_free_bytes {

@@ -40,6 +40,30 @@ pub struct Status {
     pub bundles_not_sent: u64,
     /// Free space for the database's folder, bytes.
     pub disk_free_bytes: Option<u64>,
+    /// The travelling standard's custody.
+    pub custody: Option<CustodyStatus>,
+}
+
+/// The travelling standard's custody, as the log tells it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodyStatus {
+    /// `expected`, `received`, `stabilising`, `official_window` or `dispatched`.
+    pub state: String,
+    /// Damage awaits the pilot's decision: official runs are blocked.
+    pub damage_pending: bool,
+    /// The custody events, oldest first (the timeline).
+    pub timeline: Vec<CustodyLine>,
+}
+
+/// One custody event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodyLine {
+    /// When, RFC 3339.
+    pub utc: String,
+    /// Its kind, e.g. `custody_received`, `gate_opened`.
+    pub kind: String,
+    /// Its details, as JSON text.
+    pub detail: String,
 }
 
 /// One instrument as the daemon sees it.
@@ -208,6 +232,13 @@ pub enum LiveEvent {
         /// `online` or `offline`.
         state: String,
     },
+    /// A custody event was recorded (by `tsagent custody` or an official run's admission).
+    Custody {
+        /// The state after it.
+        state: String,
+        /// The custody event's kind, e.g. `custody_received`.
+        event: String,
+    },
     /// Bundles were sealed.
     Sealed {
         /// The bundle files written, by name.
@@ -230,6 +261,7 @@ impl LiveEvent {
             LiveEvent::RunEnded { .. } => "run_ended",
             LiveEvent::Instrument { .. } => "instrument",
             LiveEvent::Sealed { .. } => "sealed",
+            LiveEvent::Custody { .. } => "custody",
             LiveEvent::Missed { .. } => "missed",
         }
     }

@@ -11,8 +11,8 @@ use tsagent_bundle::event::{ControlRefused, Event};
 use crate::clock::{Timestamp, rfc3339};
 use crate::config::Config;
 use crate::control::{
-    Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued, QueuedRun, Request,
-    RequestError, RunProgress, SealSummary, Status,
+    CustodyLine, CustodyStatus, Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued,
+    QueuedRun, Request, RequestError, RunProgress, SealSummary, Status,
 };
 use crate::error::report;
 use crate::sequence::{Observer, ReadingReport};
@@ -127,9 +127,10 @@ pub(super) fn store_refusals(store: &mut Store, refused: &mut Vec<ControlRefused
     }
 }
 
-/// The status before anything happened: every instrument unknown.
-pub fn initial_status(config: &Config) -> Status {
+/// The status before anything happened: every instrument unknown, custody as the log has it.
+pub fn initial_status(config: &Config, store: &Store) -> Status {
     Status {
+        custody: custody_status(store, config),
         lab: config.lab.id.clone(),
         pid: std::process::id(),
         instruments: config
@@ -207,10 +208,45 @@ pub(super) fn refresh(hub: &Hub, config: &Config, schedule: &Schedule, store: &S
         .collect();
     let disk_free_bytes = disk_free(config);
     let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
+    // Custody is written by `tsagent custody` beside the daemon, so it is read back here.
+    let custody = custody_status(store, config);
     let mut status = hub.status();
+    let before = status.custody.as_ref().map_or(0, |c| c.timeline.len());
+    if let Some(c) = &custody
+        && c.timeline.len() > before
+        && let Some(last) = c.timeline.last()
+    {
+        hub.publish(LiveEvent::Custody {
+            state: c.state.clone(),
+            event: last.kind.clone(),
+        });
+    }
+    status.custody = custody;
     status.next_slots = next_slots;
     status.disk_free_bytes = disk_free_bytes;
     status.bundles_not_sent = bundles;
+}
+
+/// The custody state and timeline from the log; `None` (and a warning) if it cannot be read.
+fn custody_status(store: &Store, config: &Config) -> Option<CustodyStatus> {
+    match crate::custody::load(store, config) {
+        Ok((custody, rows)) => Some(CustodyStatus {
+            state: custody.state.as_str().to_owned(),
+            damage_pending: custody.damage_pending,
+            timeline: rows
+                .iter()
+                .map(|r| CustodyLine {
+                    utc: rfc3339(r.utc_us),
+                    kind: r.kind.clone(),
+                    detail: r.detail.to_string(),
+                })
+                .collect(),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %report(&e), "custody record could not be read for status");
+            None
+        }
+    }
 }
 
 /// Free bytes for the database's folder.

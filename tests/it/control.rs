@@ -529,3 +529,50 @@ fn abort_stops_the_run_after_the_reading_in_progress_and_keeps_its_readings() {
     assert!(run.readings >= 5, "{run:?}");
     lab.assert_sound();
 }
+
+#[test]
+fn custody_recorded_beside_the_daemon_shows_in_status_and_the_event_stream() {
+    let mut lab = Lab::simulated();
+    lab.every = Some("1h".into());
+    let config = lab.config();
+    let d = daemon(&config);
+    d.wait_for_err(|l| l.contains("control API listening"));
+    let socket = lab.path().join("tsagent.sock");
+    let rt = rt();
+    let client = Client::new(&socket);
+    rt.block_on(async {
+        let mut events = client.events().await.unwrap();
+        let status = client.status().await.unwrap();
+        assert_eq!(status.custody.unwrap().state, "expected");
+        tsagent()
+            .args(["custody", "receive", "--config"])
+            .arg(&config)
+            .args(["--operator", "li", "--condition", "ok", "--seals", "intact"])
+            .assert()
+            .success();
+        loop {
+            match events.next().await.unwrap() {
+                Some(LiveEvent::Custody { state, event }) => {
+                    assert_eq!(event, "custody_received");
+                    assert_eq!(state, "stabilising");
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+        let custody = client.status().await.unwrap().custody.unwrap();
+        assert_eq!(custody.state, "stabilising");
+        assert_eq!(custody.timeline.len(), 1);
+        assert_eq!(custody.timeline[0].kind, "custody_received");
+    });
+    let out = tsagent()
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("custody: stabilising"), "{text}");
+    d.signal(Signal::SIGTERM);
+    let _ = d.finish();
+}
