@@ -54,8 +54,8 @@ pub struct ReadingsArgs {
     /// Only readings of this quantity (e.g. voltage, pressure).
     #[arg(long, value_name = "NAME")]
     pub quantity: Option<String>,
-    /// CSV: every column of a bundle's readings.csv, in its order, then the run's `operator` and
-    /// `run_status`.
+    /// CSV: every column of a bundle's readings.csv, in its order, then the run's `operator`,
+    /// `run_status` and `official` (1 or 0).
     #[arg(long)]
     pub csv: bool,
 }
@@ -123,7 +123,7 @@ pub fn readings(args: ReadingsArgs) -> Result<(), Error> {
 }
 
 /// Columns `--csv` adds after a bundle's readings.csv columns.
-const LISTING_EXTRA: [&str; 2] = ["operator", "run_status"];
+const LISTING_EXTRA: [&str; 3] = ["operator", "run_status", "official"];
 
 fn list(
     store: &Store,
@@ -153,14 +153,24 @@ fn list(
             }
             line.push(',');
             let operator = listed.operator.as_deref().unwrap_or("");
-            tsagent_bundle::csv::write_record(&mut line, &[operator, &listed.run_status]);
+            let official = if listed.official { "1" } else { "0" };
+            tsagent_bundle::csv::write_record(&mut line, &[operator, &listed.run_status, official]);
             out.write_all(line.as_bytes()).map_err(write_err)
         })?;
     } else {
         writeln!(
             out,
-            "{:>8}  {:<27}  {:>5} {:<10} {:<10} {:<10} {:>20} {:<4} {:<8} run_status",
-            "seq", "utc", "run", "operator", "instrument", "quantity", "value", "unit", "status"
+            "{:>8}  {:<27}  {:>5} {:<10} {:<10} {:<10} {:>20} {:<4} {:<8} {:<10} official",
+            "seq",
+            "utc",
+            "run",
+            "operator",
+            "instrument",
+            "quantity",
+            "value",
+            "unit",
+            "status",
+            "run_status"
         )
         .map_err(write_err)?;
         store.visit_listing(&filter, |listed| {
@@ -170,7 +180,7 @@ fn list(
             let value = r.value.map_or_else(String::new, |v| v.to_string());
             writeln!(
                 out,
-                "{:>8}  {:<27}  {:>5} {:<10} {:<10} {:<10} {:>20} {:<4} {:<8} {}",
+                "{:>8}  {:<27}  {:>5} {:<10} {:<10} {:<10} {:>20} {:<4} {:<8} {:<10} {}",
                 r.seq,
                 clock::rfc3339(r.utc_us),
                 r.run_id,
@@ -180,7 +190,8 @@ fn list(
                 value,
                 r.unit,
                 r.status.as_str(),
-                listed.run_status
+                listed.run_status,
+                if listed.official { "yes" } else { "no" }
             )
             .map_err(write_err)
         })?;

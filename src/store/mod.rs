@@ -320,8 +320,10 @@ pub struct ListedReading {
     pub reading: ReadingRow,
     /// Who started its run, if recorded.
     pub operator: Option<String>,
-    /// Its run's status (`running`, `completed`, `failed`, `stopped`, `interrupted`).
+    /// Its run's status (`running`, `completed`, `failed`, `stopped`, `interrupted`, `aborted`).
     pub run_status: String,
+    /// Whether its run was official (an `official = true` sequence admitted by custody).
+    pub official: bool,
 }
 
 /// Everything needed to seal the next bundle.
@@ -939,7 +941,7 @@ impl Store {
             .prepare(
                 "SELECT r.seq, r.run_id, r.instrument_id, r.quantity, r.value, r.status,
                     r.unit, r.raw, r.utc_us, r.mono_ns, r.boot_id, r.chain, u.sequence, i.name,
-                    u.operator, u.status
+                    u.operator, u.status, u.official
                  FROM readings r JOIN runs u ON u.id = r.run_id
                     JOIN instruments i ON i.id = r.instrument_id
                  WHERE r.utc_us >= ?1 AND r.utc_us <= ?2
@@ -962,10 +964,12 @@ impl Store {
             let reading = reading_row(row)?;
             let operator: Option<String> = row.get(14).map_err(StoreError::from)?;
             let run_status: String = row.get(15).map_err(StoreError::from)?;
+            let official: bool = row.get(16).map_err(StoreError::from)?;
             visit(ListedReading {
                 reading,
                 operator,
                 run_status,
+                official,
             })?;
         }
         Ok(())

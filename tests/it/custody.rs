@@ -138,6 +138,18 @@ fn an_official_run_waits_for_receipt_inspection_and_the_minimum_time_and_stops_a
     let run = store.run(1).unwrap().unwrap();
     assert!(run.official, "the run and so its readings are official");
     assert_eq!(run.readings, 3);
+    let listed = tsagent()
+        .args(["readings", "--csv", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(
+        rows.iter().all(|r| r.ends_with(",1")),
+        "official in the listing: {text}"
+    );
     let opened = details(&lab, "gate_opened");
     assert_eq!(opened.len(), 1, "the gate opens once");
     assert_eq!(opened[0]["min_s"], 0);

@@ -41,7 +41,7 @@ fn csv(config: &Path, args: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
         .assert()
         .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    let mut records = tsagent_bundle::csv::parse(&text, 17).unwrap();
+    let mut records = tsagent_bundle::csv::parse(&text, 18).unwrap();
     let header = records.remove(0);
     (header, records)
 }
@@ -81,12 +81,14 @@ fn readings_filter_by_time_run_instrument_and_quantity() {
     // Every column of a bundle's readings.csv, then the run's operator and status.
     let (header, all) = csv(&config, &[]);
     let mut expected: Vec<&str> = tsagent_bundle::records::READINGS_HEADER.to_vec();
-    expected.extend(["operator", "run_status"]);
+    expected.extend(["operator", "run_status", "official"]);
     assert_eq!(header, expected);
     assert_eq!(seqs(&all), (1..=14).collect::<Vec<_>>());
     assert_eq!(all[0][15], "ann");
     assert_eq!(all[13][15], "bob");
     assert!(all.iter().all(|r| r[16] == "completed"));
+    // Not an official sequence: every reading says so.
+    assert!(all.iter().all(|r| r[17] == "0"));
 
     // Times with an offset mean the same instant as in UTC.
     let utc_us = |row: &Vec<String>| -> i64 { row[11].parse().unwrap() };
@@ -153,7 +155,7 @@ fn readings_filter_by_time_run_instrument_and_quantity() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    for column in ["run", "operator", "run_status"] {
+    for column in ["run", "operator", "run_status", "official"] {
         assert!(lines[0].split_whitespace().any(|c| c == column), "{text}");
     }
     assert!(
