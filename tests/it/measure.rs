@@ -63,8 +63,8 @@ fn measures_over_tcp_and_lists_readings() {
         .assert()
         .success();
     let text = String::from_utf8_lossy(&csv.get_output().stdout).into_owned();
-    // A bundle's readings.csv columns first, then the run's operator and status.
-    assert!(text.starts_with("seq,run_id,sequence,instrument_id,instrument,quantity,value,status,unit,raw,utc,utc_us,mono_ns,boot_id,chain,operator,run_status\n"));
+    // A bundle's readings.csv columns first, then the run's operator, status and official flag.
+    assert!(text.starts_with("seq,run_id,sequence,instrument_id,instrument,quantity,value,status,unit,raw,utc,utc_us,mono_ns,boot_id,chain,operator,run_status,official\n"), "{text}");
     assert_eq!(text.lines().count(), 21);
     let table = tsagent()
         .args(["readings", "--db"])
