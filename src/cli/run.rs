@@ -52,6 +52,28 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             },
         ));
         tracing::info!(socket = %config.control.socket.display(), "control API listening");
+        let page = match &config.status {
+            Some(status) => {
+                let listener =
+                    tokio::net::TcpListener::bind(status.listen)
+                        .await
+                        .map_err(|source| Error::Io {
+                            action: "listen for the status page on",
+                            path: status.listen.to_string().into(),
+                            source,
+                        })?;
+                let url = listener
+                    .local_addr()
+                    .map(|a| format!("http://{a}/"))
+                    .unwrap_or_default();
+                tracing::info!(%url, "status page listening");
+                Some(tokio::spawn(crate::control::page::serve(
+                    listener,
+                    hub.clone(),
+                )))
+            }
+            None => None,
+        };
         let control = Control {
             hub,
             requests: from_api,
@@ -67,6 +89,9 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         )
         .await;
         api.abort();
+        if let Some(page) = page {
+            page.abort();
+        }
         // The socket goes with the daemon: a client then hears "no daemon", not a hang.
         let _ = std::fs::remove_file(&config.control.socket);
         ran?;

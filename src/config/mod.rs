@@ -226,6 +226,13 @@ pub struct Sealing {
     pub every: Option<Duration>,
 }
 
+/// `[status]`: the daemon's read-only status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPage {
+    /// Where it listens (loopback by default).
+    pub listen: std::net::SocketAddr,
+}
+
 /// `[control]`, with the path resolved.
 #[derive(Debug, Clone)]
 pub struct Control {
@@ -443,6 +450,8 @@ pub struct Config {
     pub sealing: Sealing,
     /// `[control]`.
     pub control: Control,
+    /// `[status]`, when the page is wanted.
+    pub status: Option<StatusPage>,
     /// `[policy]`.
     pub policy: Policy,
     /// The model behind simulated instruments.
@@ -613,6 +622,24 @@ impl Validator<'_> {
                 None => None,
             },
         };
+        let status = match raw.status {
+            None => None,
+            Some(page) => Some(StatusPage {
+                listen: match page.listen {
+                    None => std::net::SocketAddr::from(([127, 0, 0, 1], 8470)),
+                    Some(l) => match l.get_ref().parse() {
+                        Ok(addr) => addr,
+                        Err(_) => {
+                            return self.invalid(
+                                l.span(),
+                                "status.listen",
+                                "an address and port, e.g. \"127.0.0.1:8470\"",
+                            );
+                        }
+                    },
+                },
+            }),
+        };
         let control = Control {
             socket: match raw.control.socket.as_ref() {
                 Some(socket) => {
@@ -726,6 +753,7 @@ impl Validator<'_> {
             alerts,
             sealing,
             control,
+            status,
             policy,
             simulator,
             simulator_faults,

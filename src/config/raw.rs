@@ -26,6 +26,8 @@ pub struct RawConfig {
     /// `[sealing]`: when the daemon seals by itself.
     #[serde(default)]
     pub sealing: RawSealing,
+    /// `[status]`: the daemon's read-only status page.
+    pub status: Option<RawStatusPage>,
     /// `[control]`: the daemon's control socket.
     #[serde(default)]
     pub control: RawControl,
@@ -285,6 +287,14 @@ pub struct RawAlerts {
 pub struct RawSealing {
     /// How often the daemon seals the runs that have ended, e.g. "24h".
     pub every: Option<Spanned<String>>,
+}
+
+/// `[status]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatusPage {
+    /// Address and port, e.g. "127.0.0.1:8470" (the default: loopback only).
+    pub listen: Option<Spanned<String>>,
 }
 
 /// `[control]`.

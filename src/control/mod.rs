@@ -9,6 +9,7 @@
 //! CLI (`status`, `start`, `watch`) uses.
 
 pub mod client;
+pub mod page;
 pub mod server;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -323,11 +324,22 @@ pub enum Request {
     },
 }
 
-/// What the daemon's loop and the API share: the status snapshot and the live events.
+/// Points kept per series for the status page's plots: a day at one reading every 20 s.
+pub const SERIES_POINTS: usize = 4320;
+
+/// The span of the status page's plots, microseconds.
+pub const SERIES_SPAN_US: i64 = 24 * 3600 * 1_000_000;
+
+/// One plotted series: an instrument's values in one unit, oldest first, as (UTC µs, value).
+pub type Series = std::collections::VecDeque<(i64, f64)>;
+
+/// What the daemon's loop and the API share: the status snapshot, the live events, and the last
+/// day of each series for the status page.
 #[derive(Debug)]
 pub struct Hub {
     status: Mutex<Status>,
     events: broadcast::Sender<LiveEvent>,
+    series: Mutex<std::collections::BTreeMap<String, Series>>,
 }
 
 impl Hub {
@@ -337,7 +349,34 @@ impl Hub {
         Arc::new(Hub {
             status: Mutex::new(status),
             events,
+            series: Mutex::new(std::collections::BTreeMap::new()),
         })
+    }
+
+    /// Adds a point to the series `name`, dropping points older than a day and the oldest beyond
+    /// [`SERIES_POINTS`], so memory stays bounded however long the daemon runs.
+    pub fn plot(&self, name: &str, utc_us: i64, value: f64) {
+        let mut all = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let series = all.entry(name.to_owned()).or_default();
+        series.push_back((utc_us, value));
+        while series
+            .front()
+            .is_some_and(|(t, _)| utc_us - t > SERIES_SPAN_US)
+            || series.len() > SERIES_POINTS
+        {
+            series.pop_front();
+        }
+    }
+
+    /// A copy of every series, by name.
+    pub fn series(&self) -> std::collections::BTreeMap<String, Series> {
+        self.series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The status, to read or change. A poisoned lock (a panic while holding it) still holds

@@ -226,7 +226,8 @@ impl Body for ApiBody {
     }
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ApiBody> {
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ApiBody> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(ApiBody::Full(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
@@ -237,7 +238,8 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ApiBody> 
     response
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<ApiBody> {
+/// An error response: `{"error": message}`.
+pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<ApiBody> {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
 
@@ -245,7 +247,7 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &*api.hub.status()),
-        (&Method::GET, "/v1/events") => events(api),
+        (&Method::GET, "/v1/events") => events(&api.hub),
         (&Method::POST, "/v1/runs") => start(req, api).await,
         (&Method::POST, "/v1/seal") => seal(api).await,
         (&Method::POST, p) if p.starts_with("/v1/runs/") && p.ends_with("/abort") => {
@@ -347,8 +349,9 @@ async fn seal(api: &Api) -> Response<ApiBody> {
     }
 }
 
-fn events(api: &Api) -> Response<ApiBody> {
-    let mut live = api.hub.subscribe();
+/// The live events as Server-Sent Events (the API's `/v1/events`, the status page's `/events`).
+pub fn events(hub: &Hub) -> Response<ApiBody> {
+    let mut live = hub.subscribe();
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         // A comment first, so a client knows it is subscribed before it triggers anything.

@@ -335,6 +335,13 @@ impl Observer for HubObserver<'_> {
                 });
             }
         }
+        if let Some(value) = report.measurement.value() {
+            hub.plot(
+                &format!("{} ({})", report.instrument, report.unit),
+                self.now.now().utc_us,
+                value,
+            );
+        }
         hub.publish(LiveEvent::Reading {
             run_id,
             instrument: report.instrument.to_owned(),

@@ -576,3 +576,53 @@ fn custody_recorded_beside_the_daemon_shows_in_status_and_the_event_stream() {
     d.signal(Signal::SIGTERM);
     let _ = d.finish();
 }
+
+#[test]
+fn the_status_page_shows_the_instruments_and_plots_the_readings() {
+    let mut lab = Lab::simulated();
+    lab.count = 1_000_000;
+    lab.interval = "50ms".into();
+    lab.every = Some("1s".into());
+    let config = lab.config();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[status]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, text).unwrap();
+    let d = daemon(&config);
+    let line = d.wait_for_err(|l| l.contains("status page listening"));
+    let url = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("url="))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    d.wait_for_err(|l| l.contains("reading committed") && l.contains("done=5 "));
+    let out = curl().arg(&url).output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains("<h1>tsagent — lab TEST-LAB</h1>"), "{page}");
+    assert!(page.contains("<td>dmm</td><td>online"), "{page}");
+    let points: usize = page
+        .split(r#"data-points=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(points >= 5, "{page}");
+    assert!(page.matches("<circle").count() >= 5);
+    // The live part: the page's event stream carries each reading as it is committed.
+    let out = curl()
+        .args(["-N", "--max-time", "2"])
+        .arg(format!("{url}events"))
+        .output()
+        .unwrap();
+    let stream = String::from_utf8_lossy(&out.stdout);
+    assert!(stream.contains("event: reading"), "{stream}");
+    let out = curl()
+        .args(["-X", "POST", "-w", "%{http_code}", "-o", "/dev/null"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "405");
+    d.signal(Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+}
