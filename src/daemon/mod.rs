@@ -57,6 +57,15 @@ pub enum DaemonError {
     Recover(#[source] StoreError),
 }
 
+/// A run to make now: asked for through the API, or a scheduled slot's.
+struct Job<'c> {
+    sequence: &'c crate::config::Sequence,
+    trigger: Trigger,
+    operator: Option<String>,
+    /// The API request's ticket.
+    ticket: Option<u64>,
+}
+
 /// The run that ended last, to say why slots passed without theirs.
 struct LastRun {
     sequence: String,
@@ -113,7 +122,7 @@ pub async fn run(
     connect_at_start(config, &mut supervisor, &*clock, hub).await;
     store_events(store, &mut supervisor, hub);
     if let Some(hub) = hub {
-        steer::refresh(hub, config, &schedule, store);
+        steer::refresh(hub, config, &schedule, store, steer::disk_free(config));
     }
     // Ready once every instrument has been tried: those present are identified, the absent ones
     // logged and left to the background retries, so a missing meter never holds the service in
@@ -142,129 +151,94 @@ pub async fn run(
                 next_seal = config.sealing.every.map(|e| Instant::now() + e);
             }
             if let Some(hub) = hub {
-                steer::refresh(hub, config, &schedule, store);
+                steer::refresh(hub, config, &schedule, store, steer::disk_free(config));
             }
         }
         // Runs asked for through the API go first, one at a time, between scheduled ones.
-        if let Some(queued) = queue.pop() {
+        let job = if let Some(queued) = queue.pop() {
             if let Some(hub) = hub {
                 let mut status = hub.status();
                 status.queue.retain(|q| q.ticket != queued.ticket);
             }
-            if let Some(sequence) = config.sequences.iter().find(|s| s.name == queued.sequence) {
-                let mut runner = Runner {
-                    config,
-                    store: &mut *store,
-                    clock: clock.clone(),
-                    supervisor: &mut supervisor,
-                };
-                let mut observe = steer::HubObserver {
-                    inner: &mut *observer,
-                    hub,
-                    ticket: Some(queued.ticket),
-                    trigger: "manual",
-                    operator: Some(queued.operator.clone()),
-                    run_id: None,
-                    now: &*clock,
-                };
-                watch.status(&status(
-                    config,
-                    &schedule,
-                    runner.supervisor,
-                    Some(&sequence.name),
-                    &*clock,
-                ));
-                let (abort, run_stop) = Stop::channel();
-                let run = watch.during(runner.run(
-                    sequence,
-                    Trigger::Manual,
-                    Some(&queued.operator),
-                    &mut observe,
-                    &run_stop,
-                ));
-                let result = steer_while(
-                    run,
-                    stop,
-                    &abort,
-                    &mut requests,
-                    config,
-                    &mut queue,
-                    hub,
-                    &mut refused,
-                )
-                .await;
-                let (run_id, failed) =
-                    log_run_end(&sequence.name, result, hub, Some(queued.ticket));
-                store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
-                last_run = Some(LastRun {
-                    sequence: sequence.name.clone(),
-                    run_id,
-                    ended_us: clock.now().utc_us,
-                });
+            let Some(sequence) = config.sequences.iter().find(|s| s.name == queued.sequence) else {
+                continue;
+            };
+            Job {
+                sequence,
+                trigger: Trigger::Manual,
+                operator: Some(queued.operator),
+                ticket: Some(queued.ticket),
+            }
+        } else {
+            let Some((index, slot)) = schedule.next() else {
+                break;
+            };
+            let every_us = schedule.every_us(index).unwrap_or(1);
+            let deadline = *deadlines.entry(index).or_insert_with(|| {
+                let wait_us = slot.saturating_sub(clock.now().utc_us).clamp(0, every_us);
+                Instant::now() + Duration::from_micros(u64::try_from(wait_us).unwrap_or(0))
+            });
+            // Supervise the instruments every tick, between runs: a vanished port or adapter is
+            // noticed within a tick, a returned one reconnected within a tick of its backoff.
+            tokio::select! {
+                () = watch.during(tokio::time::sleep_until(
+                    next_seal.map_or(deadline.min(next_tick), |at| deadline.min(next_tick).min(at)),
+                )) => {}
+                () = stop.until_requested() => break,
+                Some(request) = next_request(&mut requests) => {
+                    steer::handle(request, config, &mut queue, hub, None, &mut refused);
+                    continue;
+                }
+            }
+            if Instant::now() >= next_tick {
+                watch
+                    .during(supervisor.tick(&config.instruments, &*clock))
+                    .await;
+                store_events(store, &mut supervisor, hub);
+                let free = steer::disk_free(config);
+                if let Some(hub) = hub {
+                    steer::refresh(hub, config, &schedule, store, free);
+                }
+                // Instrument states from the supervisor itself: an outage met inside a run is
+                // recorded by the runner, so the state, not the event stream, is what to follow.
+                let now = clock.now();
+                let mut raised = Vec::new();
+                for i in &config.instruments {
+                    let online = supervisor.is_online(&i.name);
+                    if let Some(hub) = hub {
+                        steer::set_instrument(hub, &i.name, online, None, now.utc_us);
+                    }
+                    raised.extend(alerts.instrument(&i.name, online, now));
+                }
+                let key = signing_key_problem(config);
+                raised.extend(alerts.tick(free, key.as_deref(), now));
+                store_alerts(store, raised);
+                next_tick = Instant::now() + TICK;
                 watch.status(&status(config, &schedule, &supervisor, None, &*clock));
             }
-            continue;
-        }
-        let Some((index, slot)) = schedule.next() else {
-            break;
-        };
-        let every_us = schedule.every_us(index).unwrap_or(1);
-        let deadline = *deadlines.entry(index).or_insert_with(|| {
-            let wait_us = slot.saturating_sub(clock.now().utc_us).clamp(0, every_us);
-            Instant::now() + Duration::from_micros(u64::try_from(wait_us).unwrap_or(0))
-        });
-        // Supervise the instruments every tick, between runs: a vanished port or adapter is
-        // noticed within a tick, a returned one reconnected within a tick of its backoff.
-        tokio::select! {
-            () = watch.during(tokio::time::sleep_until(
-                next_seal.map_or(deadline.min(next_tick), |at| deadline.min(next_tick).min(at)),
-            )) => {}
-            () = stop.until_requested() => break,
-            Some(request) = next_request(&mut requests) => {
-                steer::handle(request, config, &mut queue, hub, None, &mut refused);
+            if Instant::now() < deadline {
                 continue;
             }
-        }
-        if Instant::now() >= next_tick {
-            watch
-                .during(supervisor.tick(&config.instruments, &*clock))
-                .await;
-            store_events(store, &mut supervisor, hub);
-            if let Some(hub) = hub {
-                steer::refresh(hub, config, &schedule, store);
-            }
-            // Instrument states from the supervisor itself: an outage met inside a run is
-            // recorded by the runner, so the state, not the event stream, is what to follow.
+            deadlines.remove(&index);
             let now = clock.now();
-            let mut raised = Vec::new();
-            for i in &config.instruments {
-                let online = supervisor.is_online(&i.name);
-                if let Some(hub) = hub {
-                    steer::set_instrument(hub, &i.name, online, None, now.utc_us);
-                }
-                raised.extend(alerts.instrument(&i.name, online, now));
+            let Some(due) = schedule.take(index, now.utc_us) else {
+                continue;
+            };
+            let sequence = &config.sequences[due.sequence];
+            if let Some(missed) = due.missed {
+                record_missed(store, &sequence.name, missed, last_run.as_ref(), now);
             }
-            let key = signing_key_problem(config);
-            raised.extend(alerts.tick(steer::disk_free(config), key.as_deref(), now));
-            store_alerts(store, raised);
-            next_tick = Instant::now() + TICK;
-            watch.status(&status(config, &schedule, &supervisor, None, &*clock));
-        }
-        if Instant::now() < deadline {
-            continue;
-        }
-        deadlines.remove(&index);
-        let now = clock.now();
-        let Some(due) = schedule.take(index, now.utc_us) else {
-            continue;
+            tracing::info!(sequence = %sequence.name, slot = %rfc3339(due.slot_us), "slot due");
+            Job {
+                sequence,
+                trigger: Trigger::Schedule,
+                operator: None,
+                ticket: None,
+            }
         };
-        let sequence = &config.sequences[due.sequence];
-        if let Some(missed) = due.missed {
-            record_missed(store, &sequence.name, missed, last_run.as_ref(), now);
-        }
-        tracing::info!(sequence = %sequence.name, slot = %rfc3339(due.slot_us), "slot due");
+        let sequence = job.sequence;
         if let Some(hub) = hub {
-            steer::refresh(hub, config, &schedule, store);
+            steer::refresh(hub, config, &schedule, store, steer::disk_free(config));
         }
         watch.status(&status(
             config,
@@ -282,15 +256,21 @@ pub async fn run(
         let mut observe = steer::HubObserver {
             inner: &mut *observer,
             hub,
-            ticket: None,
-            trigger: "schedule",
-            operator: None,
+            ticket: job.ticket,
+            trigger: job.trigger.as_str(),
+            operator: job.operator.clone(),
             run_id: None,
             now: &*clock,
         };
+        // Each run has its own stop: an abort ends the run, not the daemon (see steer_while).
         let (abort, run_stop) = Stop::channel();
-        let run =
-            watch.during(runner.run(sequence, Trigger::Schedule, None, &mut observe, &run_stop));
+        let run = watch.during(runner.run(
+            sequence,
+            job.trigger,
+            job.operator.as_deref(),
+            &mut observe,
+            &run_stop,
+        ));
         let result = steer_while(
             run,
             stop,
@@ -302,7 +282,7 @@ pub async fn run(
             &mut refused,
         )
         .await;
-        let (run_id, failed) = log_run_end(&sequence.name, result, hub, None);
+        let (run_id, failed) = log_run_end(&sequence.name, result, hub, job.ticket);
         store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
         last_run = Some(LastRun {
             sequence: sequence.name.clone(),

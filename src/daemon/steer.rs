@@ -196,7 +196,13 @@ pub(super) fn note_events(hub: &Hub, events: &[NewEvent]) {
 }
 
 /// Refreshes what changes between runs: the next slots, free disk, bundles not sent.
-pub(super) fn refresh(hub: &Hub, config: &Config, schedule: &Schedule, store: &Store) {
+pub(super) fn refresh(
+    hub: &Hub,
+    config: &Config,
+    schedule: &Schedule,
+    store: &Store,
+    disk_free_bytes: Option<u64>,
+) {
     let next_slots = schedule
         .slots()
         .filter_map(|(index, slot)| {
@@ -206,7 +212,6 @@ pub(super) fn refresh(hub: &Hub, config: &Config, schedule: &Schedule, store: &S
             })
         })
         .collect();
-    let disk_free_bytes = disk_free(config);
     let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
     // Custody is written by `tsagent custody` beside the daemon, so it is read back here.
     let custody = custody_status(store, config);

@@ -152,6 +152,15 @@ pub fn sim_tcp(args: &[&str]) -> (Proc, String) {
     (p, addr)
 }
 
+/// `tsagent run` on `config`, logging at info on stderr.
+pub fn daemon(config: &Path) -> Proc {
+    Proc::spawn(
+        Command::new(bin())
+            .args(["run", "--log", "info", "--config"])
+            .arg(config),
+    )
+}
+
 /// A lab folder with a config file for one DMM and one sequence `s`.
 pub struct Lab {
     pub dir: tempfile::TempDir,

@@ -10,14 +10,6 @@ use nix::sys::signal::Signal;
 use tsagent::control::LiveEvent;
 use tsagent::control::client::Client;
 
-fn daemon(config: &Path) -> Proc {
-    Proc::spawn(
-        Command::new(bin())
-            .args(["run", "--log", "info", "--config"])
-            .arg(config),
-    )
-}
-
 fn curl() -> Command {
     let found = Command::new("curl").arg("--version").output();
     assert!(

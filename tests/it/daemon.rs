@@ -6,14 +6,6 @@ use crate::common::*;
 use nix::sys::signal::Signal;
 use tsagent::store::RunStatus;
 
-fn daemon(config: &std::path::Path) -> Proc {
-    Proc::spawn(
-        Command::new(bin())
-            .args(["run", "--log", "info", "--config"])
-            .arg(config),
-    )
-}
-
 #[test]
 fn runs_on_schedule_until_sigterm() {
     let mut lab = Lab::simulated();

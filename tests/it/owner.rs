@@ -6,14 +6,6 @@ use std::process::Command;
 use crate::common::*;
 use nix::sys::signal::Signal;
 
-fn daemon(config: &std::path::Path) -> Proc {
-    Proc::spawn(
-        Command::new(bin())
-            .args(["run", "--log", "info", "--config"])
-            .arg(config),
-    )
-}
-
 #[test]
 fn while_the_daemon_runs_a_second_daemon_is_refused_naming_it() {
     let mut lab = Lab::simulated();

@@ -18,14 +18,6 @@ fn measuring(config: &std::path::Path) -> Proc {
     )
 }
 
-fn daemon(config: &std::path::Path) -> Proc {
-    Proc::spawn(
-        Command::new(bin())
-            .args(["run", "--log", "info", "--config"])
-            .arg(config),
-    )
-}
-
 /// Every signal that stops `measure` stops it after the reading in progress, says so, marks the
 /// run `stopped` with every reading it reported kept, and exits 128 + the signal's number.
 #[test]

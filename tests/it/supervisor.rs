@@ -5,19 +5,10 @@
 //! gone. A different unit on the same port is refused.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::*;
 use nix::sys::signal::Signal;
-
-fn daemon(config: &Path) -> Proc {
-    Proc::spawn(
-        Command::new(bin())
-            .args(["run", "--log", "info", "--config"])
-            .arg(config),
-    )
-}
 
 /// CPU time (user + system) the process has used, in clock ticks.
 fn cpu_ticks(pid: nix::unistd::Pid) -> u64 {
