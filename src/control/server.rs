@@ -250,8 +250,16 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
         (&Method::GET, "/v1/events") => events(&api.hub),
         (&Method::POST, "/v1/runs") => start(req, api).await,
         (&Method::POST, "/v1/seal") => seal(api).await,
-        (&Method::POST, p) if p.starts_with("/v1/runs/") && p.ends_with("/abort") => {
-            let which = &p["/v1/runs/".len()..p.len() - "/abort".len()];
+        (&Method::POST, p)
+            if p.strip_prefix("/v1/runs/")
+                .and_then(|rest| rest.strip_suffix("/abort"))
+                .is_some() =>
+        {
+            // Not by index: `/v1/runs/abort` has the prefix and the suffix overlapping.
+            let which = p
+                .strip_prefix("/v1/runs/")
+                .and_then(|rest| rest.strip_suffix("/abort"))
+                .unwrap_or_default();
             let run = match which {
                 "current" => None,
                 id => match id.parse::<u64>() {

@@ -217,6 +217,9 @@ fn bad_requests_get_a_clear_4xx_and_readings_keep_their_interval() {
     assert_eq!(code, 413, "{body}");
     let (code, _) = call(&socket, "GET", "/v1/nothing", None);
     assert_eq!(code, 404);
+    // Prefix and suffix overlapping: a clear 404, not a broken connection.
+    let (code, body) = call(&socket, "POST", "/v1/runs/abort", None);
+    assert_eq!(code, 404, "{body}");
     let (code, _) = call(&socket, "DELETE", "/v1/status", None);
     assert_eq!(code, 405);
 
