@@ -23,13 +23,16 @@ pub mod csv;
 pub mod event;
 pub mod file;
 pub mod hex;
+pub mod links;
 pub mod manifest;
 pub mod note;
+pub mod receipt;
 pub mod records;
 pub mod signers;
 pub mod sums;
 pub mod tar;
 pub mod time;
+pub mod tlog;
 
 mod content;
 mod keys;
@@ -54,7 +57,10 @@ pub use ssh::SshError;
 /// The lab's signing key, as sealing takes it.
 pub use ssh_key::PrivateKey as SigningKey;
 pub use tar::{TarError, TarLimits, read_tar};
-pub use verify::{MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader};
+pub use verify::{
+    MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader,
+    verify_reader_marked,
+};
 
 /// The SSHSIG namespace bundles are signed in; `allowed_signers` lines restrict keys to it.
 pub const NAMESPACE: &str = "tsagent-bundle-v1";

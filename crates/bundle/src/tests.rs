@@ -994,3 +994,83 @@ fn custody_jsonl_is_the_custody_lines_of_events_jsonl_and_is_checked_so() {
     .unwrap_err();
     assert!(matches!(err, VerifyError::FormatFiles { .. }), "{err:?}");
 }
+
+#[test]
+fn links_between_bundles_tell_next_gap_and_each_kind_of_fork() {
+    use crate::links::{Head, LinkError, check_link};
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "lab_key");
+    let signers = signers_for(&[(LAB, &key)]);
+    let first = verify(&seal(&input(), &key).unwrap().tar, &signers, Some(LAB)).unwrap();
+    assert_eq!(check_link(None, &first.manifest), Ok(()));
+    let head = Head::of(&first);
+
+    let follow = |seq: u64, prev: Option<[u8; 32]>, chain_prev: [u8; 32], first_seq: u64| {
+        let mut next = input();
+        next.bundle_seq = seq;
+        next.prev_sums_sha256 = prev;
+        next.chain_prev = chain_prev;
+        next.readings = readings(first_seq, 2, chain_prev);
+        next.events.clear();
+        let tar = seal(&next, &key).unwrap().tar;
+        // The chain value after reading 5, as the coordinator asks when a heartbeat named it.
+        verify_reader_marked(
+            Cursor::new(tar),
+            &signers,
+            Some(LAB),
+            SystemTime::now(),
+            &[5],
+        )
+        .unwrap()
+    };
+    let chain = head.chain_last.0;
+    let next = follow(2, Some(first.sums_sha256), chain, 4);
+    assert_eq!(check_link(Some(&head), &next.manifest), Ok(()));
+    assert_eq!(next.marks.len(), 1);
+    assert_eq!(next.marks[0].0, 5);
+    assert_eq!(
+        Head::of(&next).chain_last,
+        next.manifest.readings.chain_last
+    );
+
+    let gap = follow(3, Some(first.sums_sha256), chain, 4);
+    assert_eq!(
+        check_link(Some(&head), &gap.manifest),
+        Err(LinkError::Gap {
+            expected: 2,
+            found: 3
+        })
+    );
+    assert!(
+        !LinkError::Gap {
+            expected: 2,
+            found: 3
+        }
+        .is_fork()
+    );
+    let wrong_prev = follow(2, Some([1; 32]), chain, 4);
+    let e = check_link(Some(&head), &wrong_prev.manifest).unwrap_err();
+    assert!(
+        matches!(e, LinkError::PreviousHash { .. }) && e.is_fork(),
+        "{e}"
+    );
+    let rewritten = follow(2, Some(first.sums_sha256), [2; 32], 4);
+    let e = check_link(Some(&head), &rewritten.manifest).unwrap_err();
+    assert!(matches!(e, LinkError::Chain { .. }), "{e}");
+    let skipped = follow(2, Some(first.sums_sha256), chain, 6);
+    assert!(matches!(
+        check_link(Some(&head), &skipped.manifest),
+        Err(LinkError::Chain { .. })
+    ));
+    assert!(matches!(
+        check_link(Some(&Head::of(&next)), &next.manifest),
+        Err(LinkError::Taken { head: 2, found: 2 })
+    ));
+    assert_eq!(
+        check_link(None, &next.manifest),
+        Err(LinkError::Gap {
+            expected: 1,
+            found: 2
+        })
+    );
+}

@@ -18,7 +18,7 @@ use ssh_key::{HashAlg, LineEnding, SshSig};
 use thiserror::Error;
 
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
-use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, Manifest};
+use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, Hash32, Manifest};
 use super::records::{EventsReader, ReadingsReader, RecordsError, format_utc_us};
 use super::signers::AllowedSigners;
 use super::ssh::SshError;
@@ -40,6 +40,10 @@ pub struct VerifiedBundle {
     pub readings: usize,
     /// SHA-256 of its `SHA256SUMS`: what the lab's next bundle names as `prev_sha256sums`.
     pub sums_sha256: [u8; 32],
+    /// The chain value after each reading asked for by [`verify_reader_marked`]'s `marks` that
+    /// the bundle carries, in `seq` order: how the coordinator holds a bundle to the heartbeats
+    /// that came before it.
+    pub marks: Vec<(u64, Hash32)>,
 }
 
 /// Why a bundle was rejected, in the order the checks run.
@@ -211,10 +215,22 @@ struct FirstPass {
 /// 5. `readings.csv` and `events.jsonl`, each hashed and read row by row: the reading chain from
 /// the manifest's `chain_prev`, the rules of content, the manifest's summary.
 pub fn verify_reader<R: Read + Seek>(
+    input: R,
+    signers: &AllowedSigners,
+    lab: Option<&str>,
+    now: SystemTime,
+) -> Result<VerifiedBundle, VerifyError> {
+    verify_reader_marked(input, signers, lab, now, &[])
+}
+
+/// [`verify_reader`], also keeping the chain value after each reading whose `seq` is in `marks`
+/// (sorted ascending) in [`VerifiedBundle::marks`].
+pub fn verify_reader_marked<R: Read + Seek>(
     mut input: R,
     signers: &AllowedSigners,
     lab: Option<&str>,
     now: SystemTime,
+    marks: &[u64],
 ) -> Result<VerifiedBundle, VerifyError> {
     // 1. Structure and caps, in one pass; the small files kept, the others passed over.
     let start = input.stream_position()?;
@@ -303,6 +319,7 @@ pub fn verify_reader<R: Read + Seek>(
     let custody_span = check_format(&manifest, &layout, &listed)?;
 
     // 5. The content, hashed as it is parsed.
+    let mut marked = Vec::new();
     let readings = {
         let mut reader = member(&mut input, start, layout.span(1))?;
         let mut check = ReadingsCheck::new(manifest.readings.chain_prev.0, &manifest.instruments)?;
@@ -310,6 +327,9 @@ pub fn verify_reader<R: Read + Seek>(
             let mut rows = ReadingsReader::new(&mut reader);
             while let Some(row) = rows.next_row()? {
                 check.push(&row.record, row.instrument, &row.chain)?;
+                if marks.binary_search(&row.record.seq).is_ok() {
+                    marked.push((row.record.seq, Hash32(row.chain)));
+                }
             }
             Ok::<(), VerifyError>(())
         })();
@@ -402,6 +422,7 @@ pub fn verify_reader<R: Read + Seek>(
         manifest,
         principal,
         sums_sha256: Sha256::digest(&first.sums).into(),
+        marks: marked,
     })
 }
 
