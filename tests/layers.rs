@@ -29,6 +29,18 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
+/// The coordinator's modules, bottom layer first: storage under the log, the log under the
+/// intake, the intake under the HTTP server.
+const COORDINATOR_LAYERS: &[&[&str]] = &[
+    &["config", "blobs", "index"],
+    &["log"],
+    &["intake"],
+    &["server"],
+];
+
+/// Packages the coordinator must never reach: it receives bundles, it drives no instrument.
+const COORDINATOR_NEVER: &str = "tokio-serial serialport scpi nix clap tsagent tsagent-sim";
+
 /// Packages tsagent-bundle must never reach: a coordinator needs the bundle format alone.
 const BUNDLE_NEVER: &str = "tokio tokio-serial serialport rusqlite scpi nix clap \
                             tsagent tsagent-sim";
@@ -439,10 +451,11 @@ impl Crate {
     }
 }
 
-/// Layer violations and unlisted top-level modules in the agent crate at `repo/src`.
-fn layer_problems(repo: &Path) -> Vec<String> {
-    let krate = read_crate(repo, "src");
-    let layer = |name: &str| LAYERS.iter().position(|l| l.contains(&name));
+/// Layer violations and unlisted top-level modules in the crate at `repo/src_dir`, whose layers
+/// are `layers`, bottom first.
+fn layer_problems(repo: &Path, src_dir: &str, layers: &[&[&str]]) -> Vec<String> {
+    let krate = read_crate(repo, src_dir);
+    let layer = |name: &str| layers.iter().position(|l| l.contains(&name));
     let mut problems = Vec::new();
     let mut unlisted = BTreeSet::new();
     // lib.rs and main.rs (the root, an empty module path) declare everything: exempt.
@@ -566,7 +579,11 @@ fn lock_problems(lock: &str) -> Vec<String> {
             .position(|p| p.0 == name && version.is_none_or(|v| p.1 == v))
     };
     let mut problems = Vec::new();
-    for (start, never) in [("tsagent-bundle", BUNDLE_NEVER), ("tsagent-sim", SIM_NEVER)] {
+    for (start, never) in [
+        ("tsagent-bundle", BUNDLE_NEVER),
+        ("tsagent-sim", SIM_NEVER),
+        ("tsagent-coordinator", COORDINATOR_NEVER),
+    ] {
         let Some(first) = find(start) else {
             problems.push(format!(
                 "Cargo.lock has no package `{start}` (is it up to date?)"
@@ -608,12 +625,26 @@ fn assert_none(problems: &[String]) {
 
 #[test]
 fn agent_layers_hold() {
-    assert_none(&layer_problems(repo()));
+    assert_none(&layer_problems(repo(), "src", LAYERS));
+}
+
+#[test]
+fn coordinator_layers_hold() {
+    assert_none(&layer_problems(
+        repo(),
+        "crates/coordinator/src",
+        COORDINATOR_LAYERS,
+    ));
 }
 
 #[test]
 fn no_import_cycles() {
-    let crates = ["src", "crates/bundle/src", "crates/sim/src"];
+    let crates = [
+        "src",
+        "crates/bundle/src",
+        "crates/sim/src",
+        "crates/coordinator/src",
+    ];
     let problems: Vec<String> = crates
         .iter()
         .flat_map(|src| cycle_problems(repo(), src))
@@ -653,7 +684,7 @@ fn layers_with_link(link: &str) -> Vec<String> {
         ("src/transport/testdev.rs", "use crate::session::Session;\n"),
         ("src/transport/link.rs", link),
     ]);
-    layer_problems(dir.path())
+    layer_problems(dir.path(), "src", LAYERS)
 }
 
 #[test]
@@ -691,7 +722,7 @@ fn checker_skips_tests_comments_and_strings() {
 fn checker_wants_every_module_in_the_table() {
     let dir = fixture(&[("src/lib.rs", "pub mod outbox;\n"), ("src/outbox.rs", "")]);
     let expected = "src/outbox.rs: module `outbox` has no layer: add it to LAYERS";
-    assert_eq!(layer_problems(dir.path()), [expected]);
+    assert_eq!(layer_problems(dir.path(), "src", LAYERS), [expected]);
 }
 
 #[test]
@@ -735,6 +766,7 @@ fn checker_flags_forbidden_packages() {
         package = [
             { name = "tsagent-bundle", version = "0.1", dependencies = ["middle 1.0.0", "serde"] },
             { name = "tsagent-sim", version = "0.1", dependencies = ["middle 2.0.0"] },
+            { name = "tsagent-coordinator", version = "0.1", dependencies = ["tsagent-bundle"] },
             { name = "middle", version = "1.0.0", dependencies = ["tokio"] },
             { name = "middle", version = "2.0.0" },
             { name = "serde", version = "1.0.0" },

@@ -30,7 +30,9 @@ fn sealed_lab() -> Sealed {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let line = stdout.lines().last().unwrap().to_owned();
     assert!(
-        line.starts_with("TEST-LAB namespaces=\"tsagent-bundle-v1\" ssh-ed25519 AAAA"),
+        line.starts_with(
+            "TEST-LAB namespaces=\"tsagent-bundle-v1,tsagent-heartbeat-v1\" ssh-ed25519 AAAA"
+        ),
         "{line}"
     );
     let signers = lab.path().join("allowed_signers");

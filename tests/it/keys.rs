@@ -77,7 +77,9 @@ fn keygen_writes_the_key_where_the_config_says_and_allowed_signers_beside_it() {
     assert!(key.with_file_name("lab.pub").exists());
     let line = out.lines().last().unwrap().to_owned();
     assert!(
-        line.starts_with("TEST-LAB namespaces=\"tsagent-bundle-v1\" ssh-ed25519 AAAA"),
+        line.starts_with(
+            "TEST-LAB namespaces=\"tsagent-bundle-v1,tsagent-heartbeat-v1\" ssh-ed25519 AAAA"
+        ),
         "{out}"
     );
     assert!(out.contains(&fingerprint(&key)), "{out}");

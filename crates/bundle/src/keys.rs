@@ -250,14 +250,18 @@ fn wipe(mut bytes: Vec<u8>) {
     std::hint::black_box(&mut bytes);
 }
 
-/// `<principal> namespaces="tsagent-bundle-v1" ssh-ed25519 AAAA…` for the coordinator's file.
+/// `<principal> namespaces="tsagent-bundle-v1,tsagent-heartbeat-v1" ssh-ed25519 AAAA…` for the
+/// coordinator's file: the lab's key may sign bundles and heartbeats, nothing else.
 pub fn allowed_signers_line(principal: &str, key: &PublicKey) -> Result<String, KeyError> {
     if !is_valid_id(principal) {
         return Err(KeyError::BadPrincipal(principal.to_owned()));
     }
     let bare = PublicKey::new(key.key_data().clone(), "");
     let encoded = bare.to_openssh().map_err(|e| KeyError::Crypto(e.into()))?;
-    Ok(format!("{principal} namespaces=\"{NAMESPACE}\" {encoded}"))
+    Ok(format!(
+        "{principal} namespaces=\"{NAMESPACE},{}\" {encoded}",
+        crate::receipt::HEARTBEAT_NAMESPACE
+    ))
 }
 
 /// What [`write_allowed_signers`] did to the file.
@@ -541,7 +545,9 @@ mod tests {
         let public = generate_key(&dir.path().join("k"), "has a comment").unwrap();
         let line = allowed_signers_line("LAB1", &public).unwrap();
         assert!(
-            line.starts_with("LAB1 namespaces=\"tsagent-bundle-v1\" ssh-ed25519 AAAA"),
+            line.starts_with(
+                "LAB1 namespaces=\"tsagent-bundle-v1,tsagent-heartbeat-v1\" ssh-ed25519 AAAA"
+            ),
             "{line}"
         );
         assert!(!line.contains("comment"));

@@ -1,0 +1,548 @@
+//! The intake: a spooled body in, a decision out. Transport-free (the server streams the body into
+//! a [`Spool`](crate::blobs::Spool) and maps the [`Outcome`] to HTTP), so the chain rules are
+//! tested without a socket and the same whatever the storage.
+//!
+//! A bundle, in order: its name; the Idempotency-Key against the body's hash; a re-send of bytes
+//! already accepted gets the stored receipt; the signature for the lab the name names, before
+//! anything else is parsed, then every hash, the manifest and the chain (`tsagent_bundle::verify`);
+//! then one transaction under the log's lock: the links (`tsagent_bundle::links`), the heartbeats
+//! the readings must agree with, the blob kept durably, the log appended, the receipt signed and
+//! indexed, commit. Only then the reply.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use ssh_key::{PrivateKey, SshSig};
+use tsagent_bundle::links::{self, LinkError};
+use tsagent_bundle::manifest::Hash32;
+use tsagent_bundle::receipt::{
+    self, HEARTBEAT_NAMESPACE, LogEntry, RECEIPT_FORMAT, Receipt, SignedHeartbeat, SignedReceipt,
+};
+use tsagent_bundle::{AllowedSigners, NAMESPACE, VerifyError};
+
+use crate::blobs::{BlobError, Blobs, Spooled};
+use crate::index::{BundleRow, HeartbeatRow, Incident, Index, IndexError, Tx};
+use crate::log::{self, LogError};
+
+/// What the intake decided; the server turns it into a status and a JSON body.
+#[derive(Debug)]
+pub enum Outcome {
+    /// 201: stored now; the new receipt.
+    Accepted(SignedReceipt),
+    /// 200: these exact bytes were stored before; the receipt given then.
+    Again(String),
+    /// 400: the request is unusable as such (no Idempotency-Key).
+    BadRequest(String),
+    /// 403: the signer is not one of the labs.
+    Forbidden(String),
+    /// 409: bundles are missing before this one.
+    Gap {
+        /// The bundle number expected next.
+        expected: u64,
+        /// Why, one line.
+        message: String,
+    },
+    /// 409: another history for this lab and artefact; quarantined and recorded.
+    Fork(String),
+    /// 422: not a valid bundle or heartbeat, with the reason.
+    Unprocessable(String),
+    /// 503: try again shortly (a heartbeat arrived while the bundle was being verified).
+    Retry(String),
+    /// 507: the disk is full; nothing was kept.
+    Full(String),
+}
+
+/// An intake failure that is the coordinator's, not the sender's (answered 500).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A blob could not be stored or read.
+    #[error(transparent)]
+    Blob(BlobError),
+    /// The receipt could not be signed.
+    #[error(transparent)]
+    Sign(#[from] receipt::SignedError),
+}
+
+/// The intake's state: who it is, whom it accepts, where it keeps things.
+pub struct Intake {
+    /// The coordinator's id.
+    pub id: String,
+    /// The log's origin.
+    pub origin: String,
+    /// Its signing key.
+    pub key: PrivateKey,
+    /// The labs' keys.
+    pub labs: AllowedSigners,
+    /// The index.
+    pub index: Box<dyn Index>,
+    /// The blobs.
+    pub blobs: Box<dyn Blobs>,
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A bundle file name split as far as it can be without keys: `<stem>.tar`, the stem ending in
+/// `-<6 or more digits>`.
+fn split_name(name: &str) -> Option<(&str, u64)> {
+    let stem = name.strip_suffix(".tar")?;
+    let (front, digits) = stem.rsplit_once('-')?;
+    if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((front, digits.parse().ok()?))
+}
+
+impl Intake {
+    /// Starts spooling a body.
+    pub fn spool(&self) -> Result<crate::blobs::Spool, BlobError> {
+        self.blobs.spool()
+    }
+
+    /// The labs whose id the name could start with (`<lab>-<artefact>`: ids may hold `-`).
+    fn labs_in_name<'a>(&self, front: &'a str, now: SystemTime) -> Vec<(&'a str, &'a str)> {
+        front
+            .match_indices('-')
+            .map(|(i, _)| (&front[..i], &front[i + 1..]))
+            .filter(|(lab, artefact)| {
+                tsagent_bundle::is_valid_id(lab)
+                    && tsagent_bundle::is_valid_id(artefact)
+                    && !self.labs.keys_for(lab, NAMESPACE, now).is_empty()
+            })
+            .collect()
+    }
+
+    /// Takes a bundle sent as `name` with `idempotency_key`.
+    pub fn bundle(
+        &self,
+        name: &str,
+        idempotency_key: Option<&str>,
+        body: Spooled,
+    ) -> Result<Outcome, IntakeError> {
+        let now = SystemTime::now();
+        let Some((front, _)) = split_name(name) else {
+            return Ok(Outcome::Unprocessable(format!(
+                "`{name}` is not a bundle name: <lab>-<artefact>-<number, 6 digits>.tar"
+            )));
+        };
+        let Some(key) = idempotency_key else {
+            return Ok(Outcome::BadRequest(
+                "an Idempotency-Key header (the tar's SHA-256) is required".into(),
+            ));
+        };
+        if Hash32::parse(key) != Some(body.sha256) {
+            return Ok(Outcome::Unprocessable(format!(
+                "the Idempotency-Key is not the body's SHA-256 ({})",
+                body.sha256
+            )));
+        }
+        if let Some((sent_as, receipt)) = self.index.bundle_receipt(&body.sha256)? {
+            return Ok(if sent_as == name {
+                Outcome::Again(receipt)
+            } else {
+                Outcome::Unprocessable(format!(
+                    "these bytes were accepted as `{sent_as}`, not `{name}`"
+                ))
+            });
+        }
+        let candidates = self.labs_in_name(front, now);
+        if candidates.is_empty() {
+            return Ok(Outcome::Forbidden(format!(
+                "no lab in the coordinator's labs file is named by `{name}`"
+            )));
+        }
+        let mut last = None;
+        for (lab, artefact) in candidates {
+            let marks = self.index.pending_heartbeat_seqs(lab, artefact)?;
+            let file = File::open(body.path()).map_err(|source| {
+                IntakeError::Blob(BlobError::Io {
+                    action: "read back",
+                    path: body.path().to_owned(),
+                    source,
+                })
+            })?;
+            match tsagent_bundle::verify_reader_marked(
+                BufReader::new(file),
+                &self.labs,
+                Some(lab),
+                now,
+                &marks,
+            ) {
+                Ok(v) => {
+                    let expected = format!(
+                        "{}.tar",
+                        tsagent_bundle::bundle_name(
+                            &v.manifest.lab.id,
+                            &v.manifest.artefact.id,
+                            v.manifest.bundle_seq
+                        )
+                    );
+                    if expected != name {
+                        return Ok(Outcome::Unprocessable(format!(
+                            "the bundle inside is `{expected}`, sent as `{name}`"
+                        )));
+                    }
+                    return self.accept(name, body, &v, &marks);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Ok(match last {
+            Some(
+                e @ (VerifyError::UnknownPrincipal { .. }
+                | VerifyError::KeyNotAllowed { .. }
+                | VerifyError::UnknownKey { .. }),
+            ) => Outcome::Forbidden(chain_text(&e)),
+            Some(e) => Outcome::Unprocessable(chain_text(&e)),
+            None => Outcome::Forbidden(format!("no lab matches `{name}`")),
+        })
+    }
+
+    /// The transaction that accepts a verified bundle, or records why not.
+    fn accept(
+        &self,
+        name: &str,
+        body: Spooled,
+        v: &tsagent_bundle::VerifiedBundle,
+        marks: &[u64],
+    ) -> Result<Outcome, IntakeError> {
+        let m = &v.manifest;
+        let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
+        let mut tx = self.index.begin()?;
+        let size = tx.lock_log()?;
+        let head = tx.head(lab, artefact)?;
+        if let Err(e) = links::check_link(head.as_ref(), m) {
+            return self.refuse_link(tx, e, body, lab, artefact);
+        }
+        // The readings must agree with every heartbeat that named one of them.
+        for (seq, chain) in
+            tx.heartbeats_between(lab, artefact, m.readings.first_seq, m.readings.last_seq)?
+        {
+            match v.marks.iter().find(|(s, _)| *s == seq) {
+                Some((_, c)) if *c == chain => {}
+                Some((_, c)) => {
+                    let detail = format!(
+                        "bundle {} gives chain value {c} after reading {seq}, but a heartbeat said {chain}",
+                        m.bundle_seq
+                    );
+                    return self.fork(tx, body, lab, artefact, "heartbeat_contradicted", detail);
+                }
+                None if marks.binary_search(&seq).is_err() => {
+                    return Ok(Outcome::Retry(format!(
+                        "a heartbeat at reading {seq} arrived while this bundle was verified; send it again"
+                    )));
+                }
+                None => {
+                    return Err(IntakeError::Index(IndexError::Corrupt(format!(
+                        "reading {seq} was asked for and not marked"
+                    ))));
+                }
+            }
+        }
+        let entry = LogEntry::Bundle {
+            lab: lab.to_owned(),
+            artefact: artefact.to_owned(),
+            bundle: name.to_owned(),
+            sha256: body.sha256,
+            bundle_seq: m.bundle_seq,
+            first_seq: m.readings.first_seq,
+            last_seq: m.readings.last_seq,
+            chain_last: m.readings.chain_last,
+        };
+        let (sha256, bytes) = (body.sha256, body.len);
+        // Durable before the index names it.
+        match self.blobs.keep(body) {
+            Ok(()) => {}
+            Err(BlobError::Full { path }) => {
+                return Ok(Outcome::Full(format!(
+                    "the coordinator's disk is full ({}); nothing was kept",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(IntakeError::Blob(e)),
+        }
+        let (signed, received_utc_us, log_index) = self.log_and_sign(&mut *tx, size, entry)?;
+        tx.insert_bundle(&BundleRow {
+            sha256,
+            lab: lab.to_owned(),
+            artefact: artefact.to_owned(),
+            bundle_seq: m.bundle_seq,
+            name: name.to_owned(),
+            sums_sha256: Hash32(v.sums_sha256),
+            first_seq: m.readings.first_seq,
+            last_seq: m.readings.last_seq,
+            chain_last: m.readings.chain_last,
+            readings: m.readings.count,
+            bytes,
+            received_utc_us,
+            log_index,
+            receipt: json(&signed),
+        })?;
+        tx.commit()?;
+        Ok(Outcome::Accepted(signed))
+    }
+
+    /// Appends `entry`, and signs the receipt for it.
+    fn log_and_sign(
+        &self,
+        tx: &mut dyn Tx,
+        size: u64,
+        entry: LogEntry,
+    ) -> Result<(SignedReceipt, i64, u64), IntakeError> {
+        let appended = log::append(tx, size, &entry, &self.key, &self.origin)?;
+        let received_utc_us = now_us();
+        let signed = receipt::sign_receipt(
+            &self.key,
+            &Receipt {
+                format: RECEIPT_FORMAT.to_owned(),
+                coordinator: self.id.clone(),
+                entry,
+                received_utc: tsagent_bundle::time::rfc3339(received_utc_us),
+                log_index: appended.index,
+                checkpoint: appended.checkpoint.checkpoint,
+                checkpoint_signature: appended.checkpoint.signature,
+                inclusion: appended.inclusion,
+            },
+        )?;
+        Ok((signed, received_utc_us, appended.index))
+    }
+
+    fn refuse_link(
+        &self,
+        mut tx: Box<dyn Tx + '_>,
+        e: LinkError,
+        body: Spooled,
+        lab: &str,
+        artefact: &str,
+    ) -> Result<Outcome, IntakeError> {
+        match e {
+            LinkError::Gap { expected, found } => {
+                tx.note_gap(lab, artefact, found)?;
+                tx.commit()?;
+                Ok(Outcome::Gap {
+                    expected,
+                    message: e.to_string(),
+                })
+            }
+            LinkError::Taken { found, .. } => {
+                if let Some((sha, receipt)) = tx.bundle_at(lab, artefact, found)?
+                    && sha == body.sha256
+                {
+                    // Accepted by a concurrent request since the first look.
+                    return Ok(Outcome::Again(receipt));
+                }
+                self.fork(tx, body, lab, artefact, "fork", e.to_string())
+            }
+            _ => self.fork(tx, body, lab, artefact, "fork", e.to_string()),
+        }
+    }
+
+    /// Quarantines the body, records the incident, and answers 409.
+    fn fork(
+        &self,
+        mut tx: Box<dyn Tx + '_>,
+        body: Spooled,
+        lab: &str,
+        artefact: &str,
+        kind: &str,
+        detail: String,
+    ) -> Result<Outcome, IntakeError> {
+        let sha = body.sha256;
+        match self.blobs.quarantine(body) {
+            Ok(()) => {}
+            Err(BlobError::Full { .. }) => {
+                return Ok(Outcome::Full(
+                    "the coordinator's disk is full; the refused bundle was not kept".into(),
+                ));
+            }
+            Err(e) => return Err(IntakeError::Blob(e)),
+        }
+        tx.insert_incident(&Incident {
+            utc_us: now_us(),
+            lab: lab.to_owned(),
+            artefact: artefact.to_owned(),
+            kind: kind.to_owned(),
+            detail: detail.clone(),
+            sha256: Some(sha),
+        })?;
+        tx.commit()?;
+        tracing::warn!(lab, artefact, kind, "{detail}");
+        Ok(Outcome::Fork(detail))
+    }
+
+    /// Takes a heartbeat.
+    pub fn heartbeat(&self, body: &[u8]) -> Result<Outcome, IntakeError> {
+        let now = SystemTime::now();
+        let Ok(signed) = serde_json::from_slice::<SignedHeartbeat>(body) else {
+            return Ok(Outcome::Unprocessable(
+                "not a signed heartbeat: {\"heartbeat\": …, \"signature\": …}".into(),
+            ));
+        };
+        // Verify before parse: the key comes from the signature, its labs from allowed_signers.
+        let Ok(sig) = SshSig::from_pem(&signed.signature) else {
+            return Ok(Outcome::Unprocessable(
+                "the heartbeat's signature is not an armored SSH signature".into(),
+            ));
+        };
+        let entries = self
+            .labs
+            .entries_for_key(sig.public_key(), HEARTBEAT_NAMESPACE, now);
+        let Some(entry) = entries.first() else {
+            return Ok(Outcome::Forbidden(
+                "the heartbeat's key is not a lab's key for namespace tsagent-heartbeat-v1".into(),
+            ));
+        };
+        if receipt::verify_text(
+            &entry.key,
+            HEARTBEAT_NAMESPACE,
+            "heartbeat",
+            signed.heartbeat.as_bytes(),
+            &signed.signature,
+        )
+        .is_err()
+        {
+            return Ok(Outcome::Forbidden("bad heartbeat signature".into()));
+        }
+        let hb = match receipt::parse_heartbeat(&signed.heartbeat) {
+            Ok(hb) => hb,
+            Err(e) => return Ok(Outcome::Unprocessable(chain_text(&e))),
+        };
+        if !entries.iter().any(|e| e.allows(&hb.lab)) {
+            return Ok(Outcome::Forbidden(format!(
+                "the heartbeat's key is not lab `{}`'s",
+                hb.lab
+            )));
+        }
+        let sha = Hash32(Sha256::digest(signed.heartbeat.as_bytes()).into());
+        if let Some(receipt) = self.index.heartbeat_receipt(&sha)? {
+            return Ok(Outcome::Again(receipt));
+        }
+        let (lab, artefact) = (hb.lab.as_str(), hb.artefact.as_str());
+        let mut tx = self.index.begin()?;
+        let size = tx.lock_log()?;
+        if let Some(contradiction) =
+            self.contradicts(&mut *tx, lab, artefact, hb.seq, hb.chain, now)?
+        {
+            tx.insert_incident(&Incident {
+                utc_us: now_us(),
+                lab: lab.to_owned(),
+                artefact: artefact.to_owned(),
+                kind: "heartbeat_contradicted".into(),
+                detail: contradiction.clone(),
+                sha256: None,
+            })?;
+            tx.commit()?;
+            return Ok(Outcome::Fork(contradiction));
+        }
+        let entry = LogEntry::Heartbeat {
+            lab: lab.to_owned(),
+            artefact: artefact.to_owned(),
+            seq: hb.seq,
+            chain: hb.chain,
+            utc: hb.utc.clone(),
+            sha256: sha,
+        };
+        let (receipt, received_utc_us, log_index) = self.log_and_sign(&mut *tx, size, entry)?;
+        tx.insert_heartbeat(&HeartbeatRow {
+            sha256: sha,
+            lab: lab.to_owned(),
+            artefact: artefact.to_owned(),
+            seq: hb.seq,
+            chain: hb.chain,
+            received_utc_us,
+            log_index,
+            text: signed.heartbeat,
+            receipt: json(&receipt),
+        })?;
+        tx.commit()?;
+        Ok(Outcome::Accepted(receipt))
+    }
+
+    /// Whether a heartbeat's chain head disagrees with what was already accepted: a bundle that
+    /// carries that reading, or an earlier heartbeat at the same reading.
+    fn contradicts(
+        &self,
+        tx: &mut dyn Tx,
+        lab: &str,
+        artefact: &str,
+        seq: u64,
+        chain: Hash32,
+        now: SystemTime,
+    ) -> Result<Option<String>, IntakeError> {
+        for (_, earlier) in tx.heartbeats_between(lab, artefact, seq, seq)? {
+            if earlier != chain {
+                return Ok(Some(format!(
+                    "a heartbeat gives chain value {chain} after reading {seq}, an earlier one {earlier}"
+                )));
+            }
+        }
+        let Some((sha, last_seq, chain_last)) = tx.bundle_covering(lab, artefact, seq)? else {
+            return Ok(None);
+        };
+        let at = if last_seq == seq {
+            chain_last
+        } else {
+            let file = self.blobs.open(&sha).map_err(IntakeError::Blob)?;
+            let v = tsagent_bundle::verify_reader_marked(
+                BufReader::new(file),
+                &self.labs,
+                Some(lab),
+                now,
+                &[seq],
+            )
+            .map_err(|e| IndexError::Corrupt(format!("stored bundle {sha}: {}", chain_text(&e))))?;
+            match v.marks.first() {
+                Some((_, c)) => *c,
+                None => return Ok(None),
+            }
+        };
+        Ok((at != chain).then(|| {
+            format!(
+                "a heartbeat gives chain value {chain} after reading {seq}, the accepted bundle {at}"
+            )
+        }))
+    }
+}
+
+/// An error with its sources, on one line.
+pub fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn json(signed: &SignedReceipt) -> String {
+    // Two strings: serialising cannot fail.
+    serde_json::to_string(signed).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_split_at_the_number() {
+        assert_eq!(split_name("NIM-Z1-000001.tar"), Some(("NIM-Z1", 1)));
+        assert_eq!(split_name("A-B-C-1234567.tar"), Some(("A-B-C", 1_234_567)));
+        assert_eq!(split_name("NIM-Z1-000001"), None);
+        assert_eq!(split_name("NIM-Z1-00001.tar"), None);
+        assert_eq!(split_name("NIM-Z1-00000x.tar"), None);
+        assert_eq!(split_name(".tar"), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! The pilot's coordinator: the intake that verifies, stores and logs the bundles and heartbeats
+//! labs send, and answers each with a signed receipt.
+//!
+//! Built on `tsagent-bundle` alone (the format, verification, links, the transparency log's
+//! hashing): no serial, instrument or agent code.
+//!
+//! **Invariants:** verify before parse (a body's signature is checked for the lab its name names
+//! before anything it vouches for is read); stored before reply (blob fsync'd and index committed
+//! before any 2xx); the log is append-only (entries and subtrees are only ever inserted, and every
+//! checkpoint is consistent with every earlier one).
+
+pub mod blobs;
+pub mod config;
+pub mod index;
+pub mod intake;
+pub mod log;
+pub mod server;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+use tsagent_bundle::{AllowedSigners, KeyError};
+
+pub use config::Config;
+pub use intake::{Intake, Outcome};
+
+/// Why the coordinator could not start.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// Its key could not be loaded.
+    #[error("cannot load the coordinator's key")]
+    Key(#[source] KeyError),
+    /// The labs' file could not be read.
+    #[error("cannot read the labs' allowed_signers {path}")]
+    LabsRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tsagent_bundle::file::FileError,
+    },
+    /// The labs' file is malformed.
+    #[error("the labs' allowed_signers {path} is malformed")]
+    Labs {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tsagent_bundle::AllowedSignersError,
+    },
+    /// The storage folder could not be made.
+    #[error("cannot open the storage")]
+    Blobs(#[from] blobs::BlobError),
+    /// The index could not be opened.
+    #[error("cannot open the index")]
+    Index(#[from] index::IndexError),
+}
+
+/// Opens the intake the config describes: key, labs, index and blobs.
+pub fn open(config: &Config) -> Result<Intake, OpenError> {
+    let key = tsagent_bundle::load_signing_key(&config.key).map_err(OpenError::Key)?;
+    let text = tsagent_bundle::file::read_regular_text(
+        "allowed_signers file",
+        &config.labs,
+        tsagent_bundle::MAX_SIGNERS_FILE_BYTES,
+    )
+    .map_err(|source| OpenError::LabsRead {
+        path: config.labs.clone(),
+        source,
+    })?;
+    let labs = AllowedSigners::parse(&text).map_err(|source| OpenError::Labs {
+        path: config.labs.clone(),
+        source,
+    })?;
+    let (index, blobs): (Box<dyn index::Index>, Box<dyn blobs::Blobs>) = match &config.storage {
+        config::Storage::Local { path } => {
+            let blobs = blobs::Folder::open(path)?;
+            let index = index::Local::open(&path.join("index.sqlite"))?;
+            (Box::new(index), Box::new(blobs))
+        }
+    };
+    Ok(Intake {
+        id: config.id.clone(),
+        origin: config.origin.clone(),
+        key,
+        labs,
+        index,
+        blobs,
+    })
+}
+
+/// The server limits the config sets.
+pub fn limits(config: &Config) -> server::Limits {
+    server::Limits {
+        max_bundle_bytes: config.max_bundle_bytes,
+        body_timeout: config.body_timeout,
+        per_client: config.max_connections_per_client,
+    }
+}

@@ -1,0 +1,376 @@
+//! The chain rules, through the intake with a real SQLite index and blob folder: next, again,
+//! gap, each kind of fork, a heartbeat contradicted, signers not in `labs`, malformed bodies; and
+//! every receipt and the log checked with the bundle crate's verifier.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingStatus};
+use tsagent_bundle::manifest::{CustodyInfo, Hash32};
+use tsagent_bundle::receipt::{
+    self, HEARTBEAT_FORMAT, Heartbeat, LogEntry, SignedReceipt, sign_heartbeat,
+};
+use tsagent_bundle::tlog;
+use tsagent_bundle::{
+    ArtefactInfo, InstrumentInfo, ReadingExport, SealInput, SealedBundle, SigningKey, seal,
+};
+use tsagent_coordinator::{Intake, Outcome, config, log};
+
+fn key(dir: &Path, name: &str) -> SigningKey {
+    let path = dir.join(name);
+    tsagent_bundle::generate_key(&path, name).unwrap();
+    tsagent_bundle::load_signing_key(&path).unwrap()
+}
+
+/// A lab sealing consecutive bundles, as the agent does.
+#[derive(Clone)]
+struct Lab {
+    id: &'static str,
+    key: SigningKey,
+    bundle_seq: u64,
+    next_seq: u64,
+    chain: [u8; 32],
+    prev_sums: Option<[u8; 32]>,
+}
+
+impl Lab {
+    fn new(dir: &Path, id: &'static str) -> Self {
+        Self {
+            id,
+            key: key(dir, id),
+            bundle_seq: 0,
+            next_seq: 1,
+            chain: GENESIS,
+            prev_sums: None,
+        }
+    }
+
+    fn readings(&self, n: u64, salt: f64) -> (Vec<ReadingExport>, [u8; 32]) {
+        let mut chain = self.chain;
+        let out = (self.next_seq..self.next_seq + n)
+            .map(|seq| {
+                let record = ReadingRecord {
+                    seq,
+                    run_id: 1,
+                    instrument_id: 1,
+                    quantity: "voltage".into(),
+                    value: Some(10.0 + salt + seq as f64 * 1e-7),
+                    status: ReadingStatus::Valid,
+                    unit: "V".into(),
+                    raw: format!("{}", 10.0 + salt + seq as f64 * 1e-7),
+                    utc_us: 1_790_000_000_000_000 + seq as i64 * 1_000_000,
+                    mono_ns: seq * 1_000_000_000,
+                    boot_id: "boot".into(),
+                };
+                chain = record.chain_after(&chain);
+                ReadingExport {
+                    record,
+                    chain,
+                    sequence: "stability".into(),
+                    instrument: "dmm".into(),
+                }
+            })
+            .collect();
+        (out, chain)
+    }
+
+    fn input(&self, seq: u64, readings: Vec<ReadingExport>) -> SealInput {
+        SealInput {
+            lab_id: self.id.into(),
+            lab_name: format!("Lab {}", self.id),
+            artefact: ArtefactInfo {
+                id: "Z1".into(),
+                kind: "zener".into(),
+                serial: "S1".into(),
+                nominal: 10.0,
+                unit: "V".into(),
+            },
+            bundle_seq: seq,
+            prev_sums_sha256: self.prev_sums,
+            chain_prev: self.chain,
+            readings,
+            events: vec![],
+            instruments: vec![InstrumentInfo {
+                id: 1,
+                name: "dmm".into(),
+                resource: "tcp://127.0.0.1:5025".into(),
+                manufacturer: "HP".into(),
+                model: "3458A".into(),
+                serial: "1".into(),
+                firmware: "9".into(),
+            }],
+            sequences_sha256: [1; 32],
+            created_utc_us: 1_790_000_000_000_000 + seq as i64,
+            agent_version: "test".into(),
+            custody: CustodyInfo {
+                state: "official_window".into(),
+                ..CustodyInfo::default()
+            },
+            traceability: vec![],
+        }
+    }
+
+    /// The next bundle, advancing the lab.
+    fn next(&mut self, n: u64) -> SealedBundle {
+        let (readings, chain) = self.readings(n, 0.0);
+        let sealed = seal(&self.input(self.bundle_seq + 1, readings), &self.key).unwrap();
+        self.bundle_seq += 1;
+        self.next_seq += n;
+        self.chain = chain;
+        self.prev_sums = Some(sealed.sums_sha256);
+        sealed
+    }
+
+    /// What the next bundle would be with other readings, without advancing.
+    fn other_next(&self, n: u64) -> SealedBundle {
+        let (readings, _) = self.readings(n, 1.0);
+        seal(&self.input(self.bundle_seq + 1, readings), &self.key).unwrap()
+    }
+
+    fn heartbeat(&self, seq: u64, chain: [u8; 32]) -> Vec<u8> {
+        let hb = Heartbeat {
+            format: HEARTBEAT_FORMAT.into(),
+            lab: self.id.into(),
+            artefact: "Z1".into(),
+            seq,
+            chain: Hash32(chain),
+            utc: "2026-12-02T12:00:00Z".into(),
+            instruments_online: 1,
+            instruments: 1,
+            custody: "official_window".into(),
+            agent_version: "test".into(),
+        };
+        serde_json::to_vec(&sign_heartbeat(&self.key, &hb).unwrap()).unwrap()
+    }
+}
+
+struct Pilot {
+    _dir: tempfile::TempDir,
+    intake: Intake,
+    public: ssh_key::PublicKey,
+}
+
+fn pilot(labs: &[&Lab]) -> Pilot {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(dir.path(), "coordinator");
+    let public = k.public_key().clone();
+    let signers: String = labs
+        .iter()
+        .map(|l| tsagent_bundle::allowed_signers_line(l.id, l.key.public_key()).unwrap() + "\n")
+        .collect();
+    std::fs::write(dir.path().join("labs"), signers).unwrap();
+    let cfg = config::Config::parse(
+        &dir.path().join("c.toml"),
+        "[coordinator]\nid = \"pilot\"\nlisten = \"127.0.0.1:0\"\nkey = \"coordinator\"\nlabs = \"labs\"\n",
+    )
+    .unwrap();
+    let intake = tsagent_coordinator::open(&cfg).unwrap();
+    Pilot {
+        _dir: dir,
+        intake,
+        public,
+    }
+}
+
+fn send(p: &Pilot, name: &str, tar: &[u8]) -> Outcome {
+    let sha = Hash32(sha2::Sha256::digest(tar).into());
+    let mut spool = p.intake.spool().unwrap();
+    spool.write(tar).unwrap();
+    p.intake
+        .bundle(name, Some(&sha.to_string()), spool.finish().unwrap())
+        .unwrap()
+}
+
+use sha2::Digest;
+
+fn accepted(o: Outcome) -> SignedReceipt {
+    match o {
+        Outcome::Accepted(r) => r,
+        other => panic!("expected 201, got {other:?}"),
+    }
+}
+
+#[test]
+fn next_again_gap_and_forks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new(dir.path(), "NIM");
+    let p = pilot(&[&lab]);
+
+    let b1 = lab.next(3);
+    let r1 = accepted(send(&p, &b1.file_name, &b1.tar));
+    let v1 = receipt::verify_receipt(&p.public, &r1, None).unwrap();
+    assert_eq!(v1.receipt.log_index, 0);
+    match send(&p, &b1.file_name, &b1.tar) {
+        Outcome::Again(text) => assert_eq!(text, serde_json::to_string(&r1).unwrap()),
+        other => panic!("{other:?}"),
+    }
+
+    let b2 = lab.next(2);
+    let before3 = lab.clone();
+    let b3 = lab.next(2);
+    match send(&p, &b3.file_name, &b3.tar) {
+        Outcome::Gap { expected, .. } => assert_eq!(expected, 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.intake.index.status().unwrap()[0].gaps, 1);
+    let r2 = accepted(send(&p, &b2.file_name, &b2.tar));
+    let v2 = receipt::verify_receipt(&p.public, &r2, None).unwrap();
+    // The lab checks the new checkpoint against the one it saw before.
+    let proof = log::consistency(&*p.intake.index, v1.checkpoint.size, v2.checkpoint.size).unwrap();
+    tlog::verify_consistency(
+        v1.checkpoint.size,
+        v2.checkpoint.size,
+        &proof,
+        &v1.checkpoint.root,
+        &v2.checkpoint.root,
+    )
+    .unwrap();
+    accepted(send(&p, &b3.file_name, &b3.tar));
+
+    // Bundle 3 again with other content: a fork, quarantined and recorded.
+    let other3 = before3.other_next(2);
+    assert!(matches!(
+        send(&p, &other3.file_name, &other3.tar),
+        Outcome::Fork(_)
+    ));
+    // Bundle 4 naming a wrong predecessor.
+    let mut wrong = lab.clone();
+    wrong.prev_sums = Some([7; 32]);
+    let w = wrong.next(1);
+    assert!(matches!(send(&p, &w.file_name, &w.tar), Outcome::Fork(_)));
+    // Bundle 4 whose chain does not continue bundle 3's.
+    let mut rewritten = lab.clone();
+    rewritten.chain = [9; 32];
+    let c = rewritten.next(1);
+    assert!(matches!(send(&p, &c.file_name, &c.tar), Outcome::Fork(_)));
+    let incidents = p.intake.index.incidents().unwrap();
+    assert_eq!(incidents.len(), 3, "{incidents:?}");
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i.kind == "fork" && i.sha256.is_some())
+    );
+    // The true bundle 4 still goes in.
+    let b4 = lab.next(1);
+    accepted(send(&p, &b4.file_name, &b4.tar));
+
+    let status = p.intake.index.status().unwrap();
+    assert_eq!(status.len(), 1);
+    let s = &status[0];
+    assert_eq!(
+        (s.bundles, s.last_bundle_seq, s.gaps, s.incidents),
+        (4, 4, 0, 3)
+    );
+}
+
+fn beat(p: &Pilot, body: &[u8]) -> Outcome {
+    p.intake.heartbeat(body).unwrap()
+}
+
+#[test]
+fn a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new(dir.path(), "PTB");
+    let stranger = Lab::new(dir.path(), "KRISS");
+    let p = pilot(&[&lab]);
+    let b1 = lab.next(3);
+    accepted(send(&p, &b1.file_name, &b1.tar));
+    // Readings 4 and 5 are taken; the heartbeat names the chain after 5.
+    let (_, chain5) = lab.readings(2, 0.0);
+    let hb = lab.heartbeat(5, chain5);
+    let r = accepted(beat(&p, &hb));
+    let v = receipt::verify_receipt(&p.public, &r, None).unwrap();
+    assert!(matches!(
+        v.receipt.entry,
+        LogEntry::Heartbeat { seq: 5, .. }
+    ));
+    assert!(matches!(beat(&p, &hb), Outcome::Again(_)));
+
+    // Someone rewrites readings 4 and 5 before sealing: the bundle contradicts the heartbeat.
+    let rewritten = lab.other_next(2);
+    assert!(matches!(
+        send(&p, &rewritten.file_name, &rewritten.tar),
+        Outcome::Fork(_)
+    ));
+    let true2 = lab.next(2);
+    accepted(send(&p, &true2.file_name, &true2.tar));
+    // A heartbeat that contradicts an accepted bundle's reading (not its last) is caught too.
+    assert!(matches!(
+        beat(&p, &lab.heartbeat(4, [3; 32])),
+        Outcome::Fork(_)
+    ));
+    assert!(matches!(
+        beat(&p, &stranger.heartbeat(9, [0; 32])),
+        Outcome::Forbidden(_)
+    ));
+    assert!(matches!(beat(&p, b"{}"), Outcome::Unprocessable(_)));
+    let kinds: Vec<String> = p
+        .intake
+        .index
+        .incidents()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.kind)
+        .collect();
+    assert_eq!(kinds, ["heartbeat_contradicted", "heartbeat_contradicted"]);
+}
+
+#[test]
+fn signers_not_in_labs_and_malformed_bodies_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new(dir.path(), "NIM");
+    let mut stranger = Lab::new(dir.path(), "KRISS");
+    let p = pilot(&[&lab]);
+    let s = stranger.next(1);
+    assert!(matches!(
+        send(&p, &s.file_name, &s.tar),
+        Outcome::Forbidden(_)
+    ));
+    // A bundle signed by a key `labs` does not give to NIM, under NIM's name.
+    let mut impostor = Lab::new(dir.path(), "NIM-impostor");
+    impostor.id = "NIM";
+    let i = impostor.next(1);
+    assert!(matches!(
+        send(&p, &i.file_name, &i.tar),
+        Outcome::Forbidden(_)
+    ));
+
+    let b = lab.next(2);
+    let mut flipped = b.tar.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 1;
+    assert!(matches!(
+        send(&p, &b.file_name, &flipped),
+        Outcome::Unprocessable(_)
+    ));
+    assert!(matches!(
+        send(&p, "NIM-Z1-000002.tar", &b.tar),
+        Outcome::Unprocessable(_)
+    ));
+    assert!(matches!(
+        send(&p, "NIM-Z1.tar", &b.tar),
+        Outcome::Unprocessable(_)
+    ));
+    let body = |tar: &[u8]| {
+        let mut spool = p.intake.spool().unwrap();
+        spool.write(tar).unwrap();
+        spool.finish().unwrap()
+    };
+    assert!(matches!(
+        p.intake.bundle(&b.file_name, None, body(&b.tar)).unwrap(),
+        Outcome::BadRequest(_)
+    ));
+    assert!(matches!(
+        p.intake
+            .bundle(
+                &b.file_name,
+                Some(&Hash32([0; 32]).to_string()),
+                body(&b.tar)
+            )
+            .unwrap(),
+        Outcome::Unprocessable(_)
+    ));
+    accepted(send(&p, &b.file_name, &b.tar));
+    assert!(p.intake.index.incidents().unwrap().is_empty());
+}
