@@ -109,6 +109,12 @@ pub enum Error {
     /// A custody action refused or not recorded.
     #[error(transparent)]
     Custody(#[from] CustodyError),
+    /// The coordinator's config.
+    #[error(transparent)]
+    CoordinatorConfig(#[from] tsagent_coordinator::config::ConfigError),
+    /// The coordinator's key, labs or storage.
+    #[error(transparent)]
+    Coordinator(#[from] tsagent_coordinator::OpenError),
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -223,6 +229,13 @@ impl Error {
                 SIGNALLED.saturating_add(u8::try_from(*signal).unwrap_or(u8::MAX))
             }
             Error::Unreachable { .. } => RUN_FAILED,
+            Error::CoordinatorConfig(_)
+            | Error::Coordinator(
+                tsagent_coordinator::OpenError::Labs { .. }
+                | tsagent_coordinator::OpenError::LabsRead { .. },
+            ) => USAGE,
+            Error::Coordinator(tsagent_coordinator::OpenError::Key(_)) => KEY,
+            Error::Coordinator(_) => STORAGE,
             Error::Config(_)
             | Error::Usage(_)
             | Error::Signers { .. }

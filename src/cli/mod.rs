@@ -21,6 +21,7 @@ macro_rules! tell {
 
 mod bundle_cmd;
 mod config_cmd;
+mod coordinator_cmd;
 mod custody_cmd;
 mod db;
 mod demo;
@@ -108,6 +109,9 @@ pub enum Command {
     /// dispatch, and the stabilisation gate official runs wait for.
     #[command(subcommand)]
     Custody(custody_cmd::CustodyCommand),
+    /// The pilot's coordinator: receive, verify, store and log the bundles labs send.
+    #[command(subcommand)]
+    Coordinator(coordinator_cmd::CoordinatorCommand),
 }
 
 /// `tsagent config …`.
@@ -128,7 +132,9 @@ pub enum ConfigCommand {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let default_level = match cli.command {
-        Command::Run(_) => LevelFilter::INFO,
+        Command::Run(_) | Command::Coordinator(coordinator_cmd::CoordinatorCommand::Serve(_)) => {
+            LevelFilter::INFO
+        }
         // `config check --connect` reports every failure itself; the supervisor's warnings
         // about the same instruments would only repeat it.
         Command::Config(_) => LevelFilter::ERROR,
@@ -169,6 +175,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Keygen(args) => bundle_cmd::keygen(args),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
         Command::Custody(cmd) => custody_cmd::run(cmd),
+        Command::Coordinator(cmd) => coordinator_cmd::run(cmd),
     }
 }
 

@@ -44,6 +44,8 @@ pub struct VerifiedBundle {
     /// the bundle carries, in `seq` order: how the coordinator holds a bundle to the heartbeats
     /// that came before it.
     pub marks: Vec<(u64, Hash32)>,
+    /// When the last reading was taken, µs since the epoch.
+    pub last_reading_utc_us: i64,
 }
 
 /// Why a bundle was rejected, in the order the checks run.
@@ -320,6 +322,7 @@ pub fn verify_reader_marked<R: Read + Seek>(
 
     // 5. The content, hashed as it is parsed.
     let mut marked = Vec::new();
+    let mut last_reading_utc_us = 0;
     let readings = {
         let mut reader = member(&mut input, start, layout.span(1))?;
         let mut check = ReadingsCheck::new(manifest.readings.chain_prev.0, &manifest.instruments)?;
@@ -327,6 +330,7 @@ pub fn verify_reader_marked<R: Read + Seek>(
             let mut rows = ReadingsReader::new(&mut reader);
             while let Some(row) = rows.next_row()? {
                 check.push(&row.record, row.instrument, &row.chain)?;
+                last_reading_utc_us = row.record.utc_us;
                 if marks.binary_search(&row.record.seq).is_ok() {
                     marked.push((row.record.seq, Hash32(row.chain)));
                 }
@@ -423,6 +427,7 @@ pub fn verify_reader_marked<R: Read + Seek>(
         principal,
         sums_sha256: Sha256::digest(&first.sums).into(),
         marks: marked,
+        last_reading_utc_us,
     })
 }
 

@@ -54,6 +54,8 @@ pub struct BundleRow {
     pub readings: u64,
     /// Size of the tar.
     pub bytes: u64,
+    /// When its last reading was taken, µs since the epoch.
+    pub last_reading_utc_us: i64,
     /// When it was stored, µs since the epoch.
     pub received_utc_us: i64,
     /// Its entry in the log.
@@ -117,6 +119,8 @@ pub struct LabStatus {
     pub last_seq: u64,
     /// When the last bundle was received, µs.
     pub last_bundle_utc_us: Option<i64>,
+    /// When the last reading accepted was taken, µs.
+    pub last_reading_utc_us: Option<i64>,
     /// When the last heartbeat was received, µs.
     pub last_heartbeat_utc_us: Option<i64>,
     /// Bundle numbers missing below the highest.
@@ -216,6 +220,7 @@ CREATE TABLE IF NOT EXISTS bundles (
     chain_last BLOB NOT NULL,
     readings INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
+    last_reading_utc_us INTEGER NOT NULL,
     received_utc_us INTEGER NOT NULL,
     log_index INTEGER NOT NULL UNIQUE,
     receipt TEXT NOT NULL,
@@ -455,8 +460,9 @@ impl Tx for LocalTx<'_> {
     fn insert_bundle(&mut self, b: &BundleRow) -> Result<(), IndexError> {
         self.guard.execute(
             "INSERT INTO bundles (sha256, lab, artefact, bundle_seq, name, sums_sha256, first_seq,
-                 last_seq, chain_last, readings, bytes, received_utc_us, log_index, receipt)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 last_seq, chain_last, readings, bytes, received_utc_us, log_index, receipt,
+                 last_reading_utc_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 &b.sha256.0[..],
                 b.lab,
@@ -471,7 +477,8 @@ impl Tx for LocalTx<'_> {
                 i(b.bytes),
                 b.received_utc_us,
                 i(b.log_index),
-                b.receipt
+                b.receipt,
+                b.last_reading_utc_us
             ],
         )?;
         Ok(())
@@ -559,6 +566,7 @@ fn bundle_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(BundleRow, [Vec<u8>; 3
             received_utc_us: r.get(11)?,
             log_index: u(r.get(12)?),
             receipt: r.get(13)?,
+            last_reading_utc_us: r.get(14)?,
         },
         [r.get(0)?, r.get(5)?, r.get(8)?],
     ))
@@ -640,7 +648,7 @@ impl Index for Local {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT sha256, lab, artefact, bundle_seq, name, sums_sha256, first_seq, last_seq,
-                 chain_last, readings, bytes, received_utc_us, log_index, receipt
+                 chain_last, readings, bytes, received_utc_us, log_index, receipt, last_reading_utc_us
              FROM bundles WHERE ?1 IS NULL OR artefact = ?1 ORDER BY lab, artefact, bundle_seq",
         )?;
         let rows = stmt.query_map(params![artefact], bundle_row)?;
@@ -671,6 +679,8 @@ impl Index for Local {
                      WHERE b.lab = p.lab AND b.artefact = p.artefact),
                  (SELECT MAX(received_utc_us) FROM heartbeats h
                      WHERE h.lab = p.lab AND h.artefact = p.artefact),
+                 (SELECT MAX(last_reading_utc_us) FROM bundles b
+                     WHERE b.lab = p.lab AND b.artefact = p.artefact),
                  (SELECT COUNT(*) FROM incidents n WHERE n.lab = p.lab AND n.artefact = p.artefact),
                  (SELECT highest FROM gaps_seen g WHERE g.lab = p.lab AND g.artefact = p.artefact)
              FROM pairs p ORDER BY p.lab, p.artefact",
@@ -679,7 +689,7 @@ impl Index for Local {
             let last_bundle_seq = u(r.get(3)?);
             // Bundles are accepted only in order, so what is missing is what lies between the
             // head and the highest number that arrived too early.
-            let highest_seen: Option<i64> = r.get(8)?;
+            let highest_seen: Option<i64> = r.get(9)?;
             let gaps = highest_seen.map_or(0, |h| u(h).saturating_sub(last_bundle_seq + 1));
             Ok(LabStatus {
                 lab: r.get(0)?,
@@ -689,8 +699,9 @@ impl Index for Local {
                 last_seq: u(r.get(4)?),
                 last_bundle_utc_us: r.get(5)?,
                 last_heartbeat_utc_us: r.get(6)?,
+                last_reading_utc_us: r.get(7)?,
                 gaps,
-                incidents: u(r.get(7)?),
+                incidents: u(r.get(8)?),
             })
         })?;
         rows.map(|r| r.map_err(IndexError::from)).collect()

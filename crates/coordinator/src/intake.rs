@@ -285,6 +285,7 @@ impl Intake {
             chain_last: m.readings.chain_last,
             readings: m.readings.count,
             bytes,
+            last_reading_utc_us: v.last_reading_utc_us,
             received_utc_us,
             log_index,
             receipt: json(&signed),

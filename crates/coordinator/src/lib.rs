@@ -72,13 +72,7 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
         path: config.labs.clone(),
         source,
     })?;
-    let (index, blobs): (Box<dyn index::Index>, Box<dyn blobs::Blobs>) = match &config.storage {
-        config::Storage::Local { path } => {
-            let blobs = blobs::Folder::open(path)?;
-            let index = index::Local::open(&path.join("index.sqlite"))?;
-            (Box::new(index), Box::new(blobs))
-        }
-    };
+    let (index, blobs) = open_storage(config)?;
     Ok(Intake {
         id: config.id.clone(),
         origin: config.origin.clone(),
@@ -86,6 +80,20 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
         labs,
         index,
         blobs,
+    })
+}
+
+/// The index and the blobs, whichever the storage.
+pub type Storage = (Box<dyn index::Index>, Box<dyn blobs::Blobs>);
+
+/// Opens the index and blobs alone (for `status` and `export`, which need no key).
+pub fn open_storage(config: &Config) -> Result<Storage, OpenError> {
+    Ok(match &config.storage {
+        config::Storage::Local { path } => {
+            let blobs = blobs::Folder::open(path)?;
+            let index = index::Local::open(&path.join("index.sqlite"))?;
+            (Box::new(index), Box::new(blobs))
+        }
     })
 }
 
