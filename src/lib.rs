@@ -20,3 +20,4 @@ pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod transport;
+pub mod upload;

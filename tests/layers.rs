@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["custody"],
     &["supervisor"],
     &["sequence"],
-    &["sealing", "control"],
+    &["sealing", "control", "upload"],
     &["daemon"],
     &["cli"],
 ];

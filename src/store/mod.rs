@@ -5,6 +5,7 @@
 //! [`tsagent_bundle::chain`]). Callers report a reading, and trigger the next one, only after that.
 
 mod check;
+mod delivery;
 mod schema;
 mod seal;
 mod wal;
@@ -28,6 +29,7 @@ pub type EventRow = EventExport;
 pub type InstrumentRow = InstrumentInfo;
 
 pub use check::{CheckReport, Problem};
+pub use delivery::{BundleSummary, Delivery, DeliveryState, SeenCheckpoint};
 pub use seal::{BundleInfo, KeyCheck, Scan, Scanned, SealStart, SealWindow};
 
 /// Most readings one bundle takes (its `readings.csv` stays near 20 MB); a longer backlog is

@@ -2,7 +2,7 @@
 //! runs in one transaction with the version bump, so a crash leaves the old or the new schema.
 
 /// The migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 const V1: &str = r#"
 CREATE TABLE instruments (
@@ -146,4 +146,33 @@ INSERT INTO runs_v4 (id, sequence, trigger, operator, started_utc_us, ended_utc_
     FROM runs;
 DROP TABLE runs;
 ALTER TABLE runs_v4 RENAME TO runs;
+"#;
+
+/// Delivery to the coordinator. A bundle's row stays append-only; what happens to it on the way
+/// (attempts, the signed receipt, a refusal that holds the queue) is kept beside it. No row means
+/// not tried yet. `tlog_seen` is the newest log checkpoint the lab verified: a later one must be
+/// at least as large and consistent with it.
+const V5: &str = r#"
+CREATE TABLE deliveries (
+    bundle_seq INTEGER PRIMARY KEY REFERENCES bundles (seq),
+    state TEXT NOT NULL CHECK (state IN ('retrying', 'sent', 'held')),
+    attempts INTEGER NOT NULL,
+    next_attempt_utc_us INTEGER,
+    last_error TEXT,
+    sent_utc_us INTEGER,
+    receipt TEXT,
+    log_index INTEGER,
+    CHECK ((state = 'sent') = (receipt IS NOT NULL))
+);
+CREATE TRIGGER deliveries_sent_is_final BEFORE UPDATE ON deliveries
+    WHEN OLD.state = 'sent'
+    BEGIN SELECT RAISE(ABORT, 'a delivered bundle stays delivered'); END;
+CREATE TABLE tlog_seen (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL CHECK (length(root) = 32),
+    checkpoint TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    seen_utc_us INTEGER NOT NULL
+);
 "#;

@@ -1,0 +1,393 @@
+//! Store-and-forward to the coordinator: sealed bundles go strictly in order, each retried with
+//! capped exponential backoff and full jitter until a receipt comes back, so days offline cost
+//! nothing. A retry sends the same bytes with the same Idempotency-Key, so it never duplicates.
+//! A refusal that will not pass by itself (403, 409, 422, 413) holds the queue and raises an
+//! alert instead of a retry storm.
+//!
+//! Every receipt is verified with the coordinator's key before it is believed: its signature, the
+//! checkpoint's, the entry's inclusion, and that the entry is exactly the bundle sent. The
+//! checkpoint must then extend the newest one the lab saw (never smaller, and consistent by the
+//! coordinator's proof), else the log was rolled back or forked and the queue holds.
+
+pub mod http;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tsagent_bundle::PublicKey;
+use tsagent_bundle::manifest::Hash32;
+use tsagent_bundle::receipt::{self, LogEntry, SignedReceipt};
+use tsagent_bundle::tlog::{self, Checkpoint};
+
+use crate::clock::Timestamp;
+use crate::store::{Delivery, DeliveryState, SeenCheckpoint, Store, StoreError};
+
+pub use http::{Endpoint, HttpError};
+
+/// First retry delay.
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// Longest retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(3600);
+/// Time one bundle's exchange may take.
+const BUNDLE_DEADLINE: Duration = Duration::from_secs(600);
+/// Time a small request may take.
+const SMALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Where bundles go and whose receipts to believe.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The coordinator.
+    pub endpoint: Endpoint,
+    /// Its public key.
+    pub coordinator_key: PublicKey,
+    /// The lab sending.
+    pub lab: String,
+    /// The artefact.
+    pub artefact: String,
+}
+
+/// An upload failure that is the lab's own (its store), not the coordinator's answer.
+#[derive(Debug, Error)]
+pub enum UploadError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bundle's archive could not be read from the store.
+    #[error("cannot read the bundle's archive from the log")]
+    Archive(#[source] std::io::Error),
+}
+
+/// What one step of the queue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing is waiting to be sent.
+    Idle,
+    /// The next bundle waits for its retry time, or a person (held).
+    Waiting {
+        /// The bundle.
+        name: String,
+        /// When it may be tried (`None`: held).
+        until_utc_us: Option<i64>,
+    },
+    /// Accepted, receipt verified and stored.
+    Sent {
+        /// The bundle.
+        name: String,
+        /// Its index in the coordinator's log.
+        log_index: u64,
+        /// 201 (new) or 200 (the coordinator had it already).
+        fresh: bool,
+    },
+    /// Failed for a passing reason; retried at the time given.
+    Retry {
+        /// The bundle.
+        name: String,
+        /// Why.
+        error: String,
+        /// When.
+        at_utc_us: i64,
+    },
+    /// Refused for good, or the coordinator's log misbehaved: the queue holds.
+    Held {
+        /// The bundle.
+        name: String,
+        /// Why.
+        error: String,
+        /// The alert kind: `upload_refused` or `log_inconsistent`.
+        alert: &'static str,
+    },
+}
+
+/// The delay before attempt `attempts + 1`: full jitter over a capped exponential.
+pub fn backoff(attempts: u64, random: u64) -> Duration {
+    let exp = BACKOFF_BASE
+        .saturating_mul(1u32 << attempts.min(20))
+        .min(BACKOFF_CAP);
+    // Full jitter (uniform in [0, exp]) spreads labs that went offline together.
+    let nanos = u64::try_from(exp.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(random % nanos.max(1)).max(Duration::from_millis(500))
+}
+
+/// A random number for jitter, without a crate: std's per-process random hash keys.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
+/// A coordinator reply's error text, from its JSON body.
+fn reply_error(reply: &http::Reply) -> String {
+    let text = serde_json::from_slice::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&reply.body)
+                .chars()
+                .take(200)
+                .collect()
+        });
+    format!("{} {text}", reply.status.as_u16())
+}
+
+/// Sends the next bundle if it is due; at most one exchange.
+pub async fn step(store: &mut Store, target: &Target, now: Timestamp) -> Result<Step, UploadError> {
+    let Some(next) = store.next_delivery()? else {
+        return Ok(Step::Idle);
+    };
+    match next.state {
+        DeliveryState::Held => {
+            return Ok(Step::Waiting {
+                name: next.name,
+                until_utc_us: None,
+            });
+        }
+        DeliveryState::Retrying if next.next_attempt_utc_us.is_some_and(|t| t > now.utc_us) => {
+            return Ok(Step::Waiting {
+                name: next.name,
+                until_utc_us: next.next_attempt_utc_us,
+            });
+        }
+        _ => {}
+    }
+    // Whole in memory: a bundle is at most MAX_BUNDLE_READINGS readings (a few MB).
+    let tar = store.read_archive(next.bundle_seq, |r| {
+        let mut buf = Vec::with_capacity(usize::try_from(next.archive_len).unwrap_or(0));
+        r.read_to_end(&mut buf).map_err(UploadError::Archive)?;
+        Ok::<_, UploadError>(buf)
+    })?;
+    send(store, target, &next, tar, now).await
+}
+
+async fn send(
+    store: &mut Store,
+    target: &Target,
+    next: &Delivery,
+    tar: Vec<u8>,
+    now: Timestamp,
+) -> Result<Step, UploadError> {
+    let file_name = format!("{}.tar", next.name);
+    let sha = Hash32(Sha256::digest(&tar).into());
+    let reply = http::request(
+        &target.endpoint,
+        Method::PUT,
+        &format!("/v1/bundles/{file_name}"),
+        &[
+            ("idempotency-key", sha.to_string()),
+            ("content-type", "application/x-tar".to_owned()),
+        ],
+        Bytes::from(tar),
+        BUNDLE_DEADLINE,
+    )
+    .await;
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => return retry(store, next, &crate::error::report(&e), now),
+    };
+    match reply.status {
+        StatusCode::OK | StatusCode::CREATED => {
+            let fresh = reply.status == StatusCode::CREATED;
+            let Some(row) = store.bundle_summary(next.bundle_seq)? else {
+                return retry(store, next, "the bundle's row vanished", now);
+            };
+            let expected = LogEntry::Bundle {
+                lab: target.lab.clone(),
+                artefact: target.artefact.clone(),
+                bundle: file_name.clone(),
+                sha256: sha,
+                bundle_seq: next.bundle_seq,
+                first_seq: row.first_reading,
+                last_seq: row.last_reading,
+                chain_last: Hash32(row.chain_last),
+            };
+            let verified = serde_json::from_slice::<SignedReceipt>(&reply.body)
+                .map_err(|e| e.to_string())
+                .and_then(|signed| {
+                    receipt::verify_receipt(&target.coordinator_key, &signed, Some(&expected))
+                        .map(|v| (signed, v))
+                        .map_err(|e| crate::error::report(&e))
+                });
+            let (signed, v) = match verified {
+                Ok(ok) => ok,
+                Err(e) => {
+                    return held(
+                        store,
+                        next,
+                        format!("the receipt does not verify: {e}"),
+                        "upload_refused",
+                    );
+                }
+            };
+            if let Err(e) = extend_checkpoint(store, target, &v.checkpoint, &v.receipt, now).await?
+            {
+                return held(store, next, e, "log_inconsistent");
+            }
+            let text = serde_json::to_string(&signed).unwrap_or_default();
+            store.record_sent(next.bundle_seq, &text, v.receipt.log_index, now.utc_us)?;
+            Ok(Step::Sent {
+                name: next.name.clone(),
+                log_index: v.receipt.log_index,
+                fresh,
+            })
+        }
+        StatusCode::FORBIDDEN
+        | StatusCode::CONFLICT
+        | StatusCode::UNPROCESSABLE_ENTITY
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::BAD_REQUEST
+        | StatusCode::NOT_FOUND
+        | StatusCode::METHOD_NOT_ALLOWED => {
+            held(store, next, reply_error(&reply), "upload_refused")
+        }
+        _ => retry(store, next, &reply_error(&reply), now),
+    }
+}
+
+fn retry(
+    store: &mut Store,
+    next: &Delivery,
+    error: &str,
+    now: Timestamp,
+) -> Result<Step, UploadError> {
+    let delay = backoff(next.attempts, random());
+    let at = now.utc_us + i64::try_from(delay.as_micros()).unwrap_or(i64::MAX / 2);
+    store.record_retry(next.bundle_seq, error, at)?;
+    Ok(Step::Retry {
+        name: next.name.clone(),
+        error: error.to_owned(),
+        at_utc_us: at,
+    })
+}
+
+fn held(
+    store: &mut Store,
+    next: &Delivery,
+    error: String,
+    alert: &'static str,
+) -> Result<Step, UploadError> {
+    store.record_held(next.bundle_seq, &error)?;
+    Ok(Step::Held {
+        name: next.name.clone(),
+        error,
+        alert,
+    })
+}
+
+/// Checks that `checkpoint` extends the newest one seen (TUF's rollback rule, with RFC 9162's
+/// consistency proof), and records it. The outer error is the store's; the inner, why the log
+/// cannot be trusted.
+async fn extend_checkpoint(
+    store: &mut Store,
+    target: &Target,
+    checkpoint: &Checkpoint,
+    receipt: &receipt::Receipt,
+    now: Timestamp,
+) -> Result<Result<(), String>, UploadError> {
+    let seen = store.seen_checkpoint()?;
+    if let Some(seen) = &seen {
+        let old = Checkpoint::parse(&seen.checkpoint).map_err(|e| StoreError::Corrupt {
+            table: "tlog_seen",
+            reason: e.to_string(),
+        })?;
+        if old.origin != checkpoint.origin {
+            return Ok(Err(format!(
+                "the coordinator's log is now `{}`, it was `{}`",
+                checkpoint.origin, old.origin
+            )));
+        }
+        if checkpoint.size < seen.size {
+            return Ok(Err(format!(
+                "the coordinator's log shrank from {} to {} entries (rollback)",
+                seen.size, checkpoint.size
+            )));
+        }
+        if checkpoint.size > seen.size {
+            let path = format!("/v1/log/proof?from={}&size={}", seen.size, checkpoint.size);
+            let proof = match http::request(
+                &target.endpoint,
+                Method::GET,
+                &path,
+                &[],
+                Bytes::new(),
+                SMALL_DEADLINE,
+            )
+            .await
+            {
+                Ok(r) if r.status == StatusCode::OK => parse_proof(&r.body),
+                Ok(r) => Err(reply_error(&r)),
+                Err(e) => Err(crate::error::report(&e)),
+            };
+            let proof = match proof {
+                Ok(p) => p,
+                // The receipt itself verified; without the proof the checkpoint cannot be taken
+                // as the newest. Keep the older one: the next receipt will be checked against it.
+                Err(e) => {
+                    tracing::warn!(
+                        "no consistency proof from the coordinator ({e}); keeping the older checkpoint"
+                    );
+                    return Ok(Ok(()));
+                }
+            };
+            if let Err(e) = tlog::verify_consistency(
+                seen.size,
+                checkpoint.size,
+                &proof,
+                &seen.root,
+                &checkpoint.root,
+            ) {
+                return Ok(Err(format!(
+                    "the coordinator's log at {} entries is not consistent with the one at {} the lab saw: {e}",
+                    checkpoint.size, seen.size
+                )));
+            }
+        } else if checkpoint.root != seen.root {
+            return Ok(Err(format!(
+                "the coordinator gave two roots for a log of {} entries (fork)",
+                seen.size
+            )));
+        } else {
+            return Ok(Ok(()));
+        }
+    }
+    store.record_checkpoint(
+        &SeenCheckpoint {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            checkpoint: receipt.checkpoint.clone(),
+            signature: receipt.checkpoint_signature.clone(),
+        },
+        now.utc_us,
+    )?;
+    Ok(Ok(()))
+}
+
+fn parse_proof(body: &[u8]) -> Result<Vec<tlog::Hash>, String> {
+    #[derive(serde::Deserialize)]
+    struct Proof {
+        hashes: Vec<Hash32>,
+    }
+    serde_json::from_slice::<Proof>(body)
+        .map(|p| p.hashes.into_iter().map(|h| h.0).collect())
+        .map_err(|e| format!("malformed proof: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter_below_it() {
+        for attempts in 0..40 {
+            for r in [0, 1, u64::MAX / 3, u64::MAX] {
+                let d = backoff(attempts, r);
+                assert!(d <= BACKOFF_CAP, "{attempts} {r} {d:?}");
+                assert!(d >= Duration::from_millis(500));
+            }
+        }
+        assert!(backoff(0, u64::MAX - 1) <= BACKOFF_BASE);
+        assert!(backoff(30, u64::MAX / 2) > Duration::from_secs(600));
+    }
+}
