@@ -206,6 +206,30 @@ fn print_status(s: &Status, config: &Config) {
     for n in &s.next_slots {
         say!("next {}: {}", n.sequence, n.utc);
     }
+    // The last few: the status page and `--json` have the whole bounded list.
+    if !s.runs.is_empty() {
+        say!("recent runs:");
+    }
+    for r in s.runs.iter().take(5) {
+        say!(
+            "  run {} {} {} ({}{}{}), {} readings, started {}{}",
+            r.run_id,
+            r.sequence,
+            r.status,
+            r.trigger,
+            r.operator
+                .as_deref()
+                .map(|o| format!(", {o}"))
+                .unwrap_or_default(),
+            if r.official { ", official" } else { "" },
+            r.readings,
+            r.started_utc,
+            r.ended_utc
+                .as_deref()
+                .map(|e| format!(", ended {e}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(c) = &s.custody {
         say!(
             "custody: {}{}",
@@ -281,6 +305,7 @@ pub fn hand_over(config: &Config, sequence: &str, operator: &str, wait: bool) ->
                     raw,
                     measurement,
                     unit,
+                    ..
                 } if Some(run_id) == run => observer.reading(&ReadingReport {
                     instrument: &instrument,
                     done,

@@ -43,6 +43,37 @@ pub struct Status {
     pub disk_free_bytes: Option<u64>,
     /// The travelling standard's custody.
     pub custody: Option<CustodyStatus>,
+    /// The last [`RECENT_RUNS`] runs, newest first, the one in progress included. Absent from
+    /// an older daemon's answer, hence the default.
+    #[serde(default)]
+    pub runs: Vec<RunLine>,
+}
+
+/// Runs the status lists: enough to see the last day of a typical schedule, bounded however
+/// long the daemon runs.
+pub const RECENT_RUNS: usize = 20;
+
+/// A run, as status lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLine {
+    /// Run id in the log.
+    pub run_id: u64,
+    /// Its sequence.
+    pub sequence: String,
+    /// Who started it, if recorded.
+    pub operator: Option<String>,
+    /// `manual`, `schedule` or `demo`.
+    pub trigger: String,
+    /// `running`, `completed`, `failed`, `stopped`, `interrupted` or `aborted`.
+    pub status: String,
+    /// When it began, RFC 3339.
+    pub started_utc: String,
+    /// When it ended, RFC 3339; `None` while it runs.
+    pub ended_utc: Option<String>,
+    /// Readings committed.
+    pub readings: u64,
+    /// Whether it is an official run of the comparison.
+    pub official: bool,
 }
 
 /// The travelling standard's custody, as the log tells it.
@@ -212,6 +243,10 @@ pub enum LiveEvent {
         measurement: Measurement,
         /// Its unit.
         unit: String,
+        /// When it was committed, UTC microseconds (where the status page plots it). Absent
+        /// from an older daemon's events, hence the default.
+        #[serde(default)]
+        utc_us: i64,
     },
     /// A run ended.
     RunEnded {

@@ -76,7 +76,9 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// One series as an SVG line with a dot per point, scaled to its own range.
+/// One series as an SVG line with a dot per point, scaled to its own range. Each dot carries its
+/// time (UTC µs) and value, so the page's script can add the live points and lay the plot out
+/// again as this function does (`page.js`, `layout`).
 fn plot(name: &str, series: &Series) -> String {
     let mut svg = format!(
         r#"<svg class="plot" data-series="{}" data-points="{}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{} over the last 24 h">"#,
@@ -106,11 +108,14 @@ fn plot(name: &str, series: &Series) -> String {
     for (t, v) in series {
         let (x, y) = xy(*t, *v);
         let _ = write!(points, "{x:.1},{y:.1} ");
-        let _ = write!(dots, r#"<circle cx="{x:.1}" cy="{y:.1}" r="1.5"/>"#);
+        let _ = write!(
+            dots,
+            r#"<circle cx="{x:.1}" cy="{y:.1}" r="1.5" data-t="{t}" data-v="{v:e}"/>"#
+        );
     }
     let _ = write!(
         svg,
-        r#"<polyline fill="none" stroke="currentColor" points="{}"/>{dots}<text x="10" y="12" font-size="10">{}</text><text x="10" y="{:.0}" font-size="10">{}</text></svg>"#,
+        r#"<polyline fill="none" stroke="currentColor" points="{}"/>{dots}<text class="hi" x="10" y="12" font-size="10">{}</text><text class="lo" x="10" y="{:.0}" font-size="10">{}</text></svg>"#,
         points.trim_end(),
         esc(&format!("{hi:.9}")),
         HEIGHT - 2.0,
@@ -119,25 +124,34 @@ fn plot(name: &str, series: &Series) -> String {
     svg
 }
 
-/// The whole page.
+/// The page's script: live updates from `/events` (`page.js`, beside this file).
+const SCRIPT: &str = include_str!("page.js");
+
+/// The whole page. Each part the script refreshes is an element with an id (`instruments`, `run`,
+/// `runs`, `plots`, `custody`, `bundles`): on a run's start or end, an instrument's change, a
+/// custody event or a seal, the script fetches this page again and swaps those parts, so the
+/// server's rendering is the only one.
 pub fn render(s: &Status, series: &std::collections::BTreeMap<String, Series>) -> String {
     let mut p = String::new();
     let _ = write!(
         p,
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tsagent — {lab}</title>
-<style>body{{font-family:sans-serif;margin:1.5em;max-width:60em}}table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}}.offline{{color:#b00}}.plot circle{{fill:currentColor}}</style>
-</head><body><h1>tsagent — lab {lab}</h1><p>daemon pid {pid}; this page is read-only.</p>"#,
+<noscript><meta http-equiv="refresh" content="60"></noscript>
+<style>body{{font-family:sans-serif;margin:1.5em;max-width:60em}}table{{border-collapse:collapse}}td,th{{padding:.2em .8em;text-align:left;border-bottom:1px solid #ddd}}.offline,.failed,.interrupted{{color:#b00}}.plot circle{{fill:currentColor}}</style>
+</head><body data-series-points="{points}" data-series-span-us="{span}"><h1>tsagent — lab {lab}</h1><p>daemon pid {pid}; this page is read-only.</p>"#,
         lab = esc(&s.lab),
-        pid = s.pid
+        pid = s.pid,
+        points = super::SERIES_POINTS,
+        span = super::SERIES_SPAN_US,
     );
-    p.push_str("<h2>Instruments</h2><table><tr><th>name</th><th>state</th><th>identity</th><th>last reading</th></tr>");
+    p.push_str(r#"<section id="instruments"><h2>Instruments</h2><table><tr><th>name</th><th>state</th><th>identity</th><th>last reading</th></tr>"#);
     for i in &s.instruments {
         let last = i.last_reading.as_ref().map_or(String::from("—"), |r| {
             format!("{} {} at {} (seq {})", r.raw, r.unit, r.utc, r.seq)
         });
         let _ = write!(
             p,
-            r#"<tr class="{state}"><td>{name}</td><td>{state}{since}</td><td>{id}</td><td class="last" data-instrument="{name}">{last}</td></tr>"#,
+            r#"<tr class="{state}" data-instrument="{name}"><td>{name}</td><td>{state}{since}</td><td>{id}</td><td class="last" data-instrument="{name}">{last}</td></tr>"#,
             state = esc(&i.state),
             name = esc(&i.name),
             since = i
@@ -149,12 +163,12 @@ pub fn render(s: &Status, series: &std::collections::BTreeMap<String, Series>) -
             last = esc(&last)
         );
     }
-    p.push_str("</table><h2>Run</h2>");
+    p.push_str(r#"</table></section><section id="run"><h2>Run</h2>"#);
     match &s.run {
         Some(r) => {
             let _ = write!(
                 p,
-                r#"<p id="run">run {} of {} ({}): <span id="done">{}</span>/{} readings</p>"#,
+                r#"<p>run {} of {} ({}): <span id="done">{}</span>/{} readings</p>"#,
                 r.run_id,
                 esc(&r.sequence),
                 esc(&r.trigger),
@@ -162,7 +176,7 @@ pub fn render(s: &Status, series: &std::collections::BTreeMap<String, Series>) -
                 r.total
             );
         }
-        None => p.push_str(r#"<p id="run">no run in progress</p>"#),
+        None => p.push_str("<p>no run in progress</p>"),
     }
     for q in &s.queue {
         let _ = write!(
@@ -176,14 +190,16 @@ pub fn render(s: &Status, series: &std::collections::BTreeMap<String, Series>) -
     for n in &s.next_slots {
         let _ = write!(p, "<p>next {}: {}</p>", esc(&n.sequence), esc(&n.utc));
     }
-    p.push_str("<h2>The last 24 h</h2>");
+    p.push_str("</section>");
+    runs(&mut p, s);
+    p.push_str(r#"<section id="plots"><h2>The last 24 h</h2>"#);
     if series.is_empty() {
-        p.push_str("<p>no readings since the daemon started</p>");
+        p.push_str(r#"<p class="empty">no readings in the last 24 h</p>"#);
     }
     for (name, points) in series {
         let _ = write!(p, "<h3>{}</h3>{}", esc(name), plot(name, points));
     }
-    p.push_str("<h2>Custody</h2>");
+    p.push_str(r#"</section><section id="custody"><h2>Custody</h2>"#);
     match &s.custody {
         Some(c) => {
             let _ = write!(
@@ -205,28 +221,37 @@ pub fn render(s: &Status, series: &std::collections::BTreeMap<String, Series>) -
     }
     let _ = write!(
         p,
-        r#"<h2>Bundles</h2><p>{} sealed, not yet sent</p><h2>Live</h2><ol id="live"></ol>
-<script>
-// Live without reload: each committed reading updates its row and is listed here; the page
-// works the same, a refresh behind, without JavaScript.
-const live = document.getElementById("live");
-const source = new EventSource("/events");
-source.addEventListener("reading", (e) => {{
-  const r = JSON.parse(e.data);
-  const li = document.createElement("li");
-  li.className = "reading";
-  li.textContent = `run ${{r.run_id}} reading ${{r.done}}/${{r.total}} seq=${{r.seq}} ${{r.instrument}} ${{r.raw}} ${{r.unit}}`;
-  live.prepend(li);
-  while (live.children.length > 50) live.lastChild.remove();
-  const cell = document.querySelector(`td.last[data-instrument="${{r.instrument}}"]`);
-  if (cell) cell.textContent = `${{r.raw}} ${{r.unit}} (seq ${{r.seq}})`;
-  const done = document.getElementById("done");
-  if (done) done.textContent = r.done;
-}});
-</script></body></html>"#,
+        r#"</section><section id="bundles"><h2>Bundles</h2><p>{} sealed, not yet sent</p></section><h2>Live</h2><ol id="live"></ol>
+<script>{SCRIPT}</script></body></html>"#,
         s.bundles_not_sent
     );
     p
+}
+
+/// The recent runs, newest first: a row each, with its id for the script.
+fn runs(p: &mut String, s: &Status) {
+    p.push_str(r#"<section id="runs"><h2>Runs</h2>"#);
+    if s.runs.is_empty() {
+        p.push_str("<p>no runs yet</p></section>");
+        return;
+    }
+    p.push_str("<table><tr><th>run</th><th>sequence</th><th>operator</th><th>trigger</th><th>status</th><th>started (UTC)</th><th>ended (UTC)</th><th>readings</th><th>official</th></tr>");
+    for r in &s.runs {
+        let _ = write!(
+            p,
+            r#"<tr class="{status}" data-run="{id}"><td>{id}</td><td>{sequence}</td><td>{operator}</td><td>{trigger}</td><td class="status">{status}</td><td>{started}</td><td>{ended}</td><td class="readings">{readings}</td><td>{official}</td></tr>"#,
+            id = r.run_id,
+            sequence = esc(&r.sequence),
+            operator = esc(r.operator.as_deref().unwrap_or("—")),
+            trigger = esc(&r.trigger),
+            status = esc(&r.status),
+            started = esc(&r.started_utc),
+            ended = esc(r.ended_utc.as_deref().unwrap_or("—")),
+            readings = r.readings,
+            official = if r.official { "yes" } else { "no" },
+        );
+    }
+    p.push_str("</table></section>");
 }
 
 #[cfg(test)]
@@ -257,5 +282,36 @@ mod tests {
         assert!(page.contains("LAB&lt;1&gt;"));
         assert!(page.contains(r#"data-points="2""#));
         assert!(page.contains("EventSource"));
+        assert!(page.contains("no runs yet"));
+    }
+
+    #[test]
+    fn the_runs_are_listed_newest_first_with_what_each_did() {
+        let line = |run_id: u64, status: &str| crate::control::RunLine {
+            run_id,
+            sequence: "stability".into(),
+            operator: Some("A. <Tech>".into()),
+            trigger: "manual".into(),
+            status: status.into(),
+            started_utc: "2026-01-01T00:00:00.000000Z".into(),
+            ended_utc: None,
+            readings: 7,
+            official: run_id == 2,
+        };
+        let status = Status {
+            runs: vec![line(2, "running"), line(1, "completed")],
+            ..Status::default()
+        };
+        let page = render(&status, &std::collections::BTreeMap::new());
+        let two = page.find(r#"data-run="2""#).unwrap();
+        let one = page.find(r#"data-run="1""#).unwrap();
+        assert!(two < one);
+        assert!(page.contains(r#"<td class="status">running</td>"#));
+        assert!(page.contains("A. &lt;Tech&gt;"));
+        assert!(page.contains(r#"<td class="readings">7</td><td>yes</td>"#));
+        // Every part the script swaps has its id.
+        for id in ["instruments", "run", "runs", "plots", "custody", "bundles"] {
+            assert!(page.contains(&format!(r#"<section id="{id}">"#)), "{id}");
+        }
     }
 }

@@ -102,6 +102,11 @@ pub async fn run(
         );
     }
 
+    // After the recovery, so a run a crash left `running` is listed as it now stands.
+    if let Some(hub) = hub {
+        steer::load_history(hub, store, clock.now().utc_us);
+    }
+
     let mut schedule = Schedule::new(&config.sequences, clock.now().utc_us);
     if schedule.is_empty() {
         return Err(DaemonError::NothingScheduled {
@@ -259,6 +264,7 @@ pub async fn run(
             ticket: job.ticket,
             trigger: job.trigger.as_str(),
             operator: job.operator.clone(),
+            official: sequence.official,
             run_id: None,
             now: &*clock,
         };
@@ -282,7 +288,8 @@ pub async fn run(
             &mut refused,
         )
         .await;
-        let (run_id, failed) = log_run_end(&sequence.name, result, hub, job.ticket);
+        let (run_id, failed) =
+            log_run_end(&sequence.name, result, hub, job.ticket, clock.now().utc_us);
         store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
         last_run = Some(LastRun {
             sequence: sequence.name.clone(),
@@ -357,13 +364,14 @@ fn store_alerts(store: &mut Store, events: Vec<NewEvent>) {
     }
 }
 
-/// Logs how a run ended and tells the API's subscribers; returns its id when it had one, and
-/// whether it failed.
+/// Logs how a run ended (at `at_us`) and tells the API's subscribers; returns its id when it had
+/// one, and whether it failed.
 fn log_run_end(
     sequence: &str,
     result: Result<RunOutcome, SequenceError>,
     hub: Option<&Hub>,
     ticket: Option<u64>,
+    at_us: i64,
 ) -> (Option<u64>, bool) {
     match result {
         Ok(outcome) => {
@@ -382,6 +390,7 @@ fn log_run_end(
                     outcome.status.as_str(),
                     outcome.readings,
                     None,
+                    at_us,
                 );
             }
             (Some(outcome.run_id), false)
@@ -403,7 +412,15 @@ fn log_run_end(
             }
             if let Some(hub) = hub {
                 let (run_id, readings) = run.unwrap_or((0, 0));
-                steer::run_ended(hub, ticket, run_id, "failed", readings, Some(report(&e)));
+                steer::run_ended(
+                    hub,
+                    ticket,
+                    run_id,
+                    "failed",
+                    readings,
+                    Some(report(&e)),
+                    at_us,
+                );
             }
             (run.map(|(id, _)| id), true)
         }

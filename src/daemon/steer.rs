@@ -12,7 +12,8 @@ use crate::clock::{Timestamp, rfc3339};
 use crate::config::Config;
 use crate::control::{
     CustodyLine, CustodyStatus, Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued,
-    QueuedRun, Request, RequestError, RunProgress, SealSummary, Status,
+    QueuedRun, RECENT_RUNS, Request, RequestError, RunLine, RunProgress, SERIES_POINTS,
+    SERIES_SPAN_US, SealSummary, Status,
 };
 use crate::error::report;
 use crate::sequence::{Observer, ReadingReport};
@@ -148,6 +149,63 @@ pub fn initial_status(config: &Config, store: &Store) -> Status {
     }
 }
 
+/// The name of an instrument's series in one unit, as the status page titles its plot.
+fn series_name(instrument: &str, unit: &str) -> String {
+    format!("{instrument} ({unit})")
+}
+
+/// Fills the hub from the log at start: the recent runs, and each series with its last day, bounded
+/// as the live series are, so the page's plots do not begin empty at every restart. The store is
+/// read, never written; a failure leaves that part empty (the live readings still fill it) and is
+/// logged.
+pub(super) fn load_history(hub: &Hub, store: &Store, now_us: i64) {
+    match store.recent_runs(RECENT_RUNS) {
+        Ok(runs) => {
+            hub.status().runs = runs
+                .into_iter()
+                .map(|r| RunLine {
+                    run_id: r.id,
+                    sequence: r.sequence,
+                    operator: r.operator,
+                    trigger: r.trigger,
+                    status: r.status.as_str().to_owned(),
+                    started_utc: rfc3339(r.started_utc_us),
+                    ended_utc: r.ended_utc_us.map(rfc3339),
+                    readings: r.readings,
+                    official: r.official,
+                })
+                .collect();
+        }
+        Err(e) => tracing::warn!(error = %report(&e), "recent runs could not be read for status"),
+    }
+    // Newest first from the store, so each series keeps its newest points when it has more
+    // than it may hold; plotted oldest first, as the live points come.
+    let mut series: std::collections::BTreeMap<String, Vec<(i64, f64)>> =
+        std::collections::BTreeMap::new();
+    let read = store.visit_recent_values(now_us - SERIES_SPAN_US, |instrument, unit, t, v| {
+        let points = series.entry(series_name(instrument, unit)).or_default();
+        if points.len() < SERIES_POINTS {
+            points.push((t, v));
+        }
+    });
+    if let Err(e) = read {
+        tracing::warn!(error = %report(&e), "the last day of readings could not be read for the status page");
+    }
+    for (name, points) in &series {
+        for (t, v) in points.iter().rev() {
+            hub.plot(name, *t, *v);
+        }
+    }
+    let runs = hub.status().runs.len();
+    let points: usize = series.values().map(Vec::len).sum();
+    tracing::info!(
+        runs,
+        series = series.len(),
+        points,
+        "status history loaded from the log"
+    );
+}
+
 /// Notes an instrument's state in the snapshot and tells subscribers if it changed.
 pub(super) fn set_instrument(
     hub: &Hub,
@@ -279,6 +337,8 @@ pub(super) struct HubObserver<'a> {
     pub trigger: &'static str,
     /// Who asked for it.
     pub operator: Option<String>,
+    /// Whether it is an official run (its sequence's `official`; a refused one never starts).
+    pub official: bool,
     /// The run, once started.
     pub run_id: Option<u64>,
     /// The clock's now for each reading's time in status.
@@ -290,15 +350,34 @@ impl Observer for HubObserver<'_> {
         self.inner.started(run_id, sequence, total);
         self.run_id = Some(run_id);
         if let Some(hub) = self.hub {
-            hub.status().run = Some(RunProgress {
-                run_id,
-                ticket: self.ticket,
-                sequence: sequence.to_owned(),
-                trigger: self.trigger.to_owned(),
-                operator: self.operator.clone(),
-                done: 0,
-                total,
-            });
+            {
+                let mut status = hub.status();
+                status.run = Some(RunProgress {
+                    run_id,
+                    ticket: self.ticket,
+                    sequence: sequence.to_owned(),
+                    trigger: self.trigger.to_owned(),
+                    operator: self.operator.clone(),
+                    done: 0,
+                    total,
+                });
+                status.runs.insert(
+                    0,
+                    RunLine {
+                        run_id,
+                        sequence: sequence.to_owned(),
+                        operator: self.operator.clone(),
+                        trigger: self.trigger.to_owned(),
+                        status: "running".into(),
+                        started_utc: rfc3339(self.now.now().utc_us),
+                        ended_utc: None,
+                        readings: 0,
+                        official: self.official,
+                    },
+                );
+                status.runs.truncate(RECENT_RUNS);
+            }
+            // After the snapshot: a page that reloads its runs on this event finds the run.
             hub.publish(LiveEvent::RunStarted {
                 run_id,
                 ticket: self.ticket,
@@ -321,11 +400,15 @@ impl Observer for HubObserver<'_> {
             return;
         };
         let run_id = self.run_id.unwrap_or(0);
+        let utc_us = self.now.now().utc_us;
         {
             let mut status = hub.status();
             if let Some(run) = status.run.as_mut() {
                 run.done = report.done;
                 run.total = report.total;
+            }
+            if let Some(line) = status.runs.iter_mut().find(|r| r.run_id == run_id) {
+                line.readings = report.done;
             }
             if let Some(i) = status
                 .instruments
@@ -336,16 +419,12 @@ impl Observer for HubObserver<'_> {
                     seq: report.seq,
                     raw: report.raw.to_owned(),
                     unit: report.unit.to_owned(),
-                    utc: rfc3339(self.now.now().utc_us),
+                    utc: rfc3339(utc_us),
                 });
             }
         }
         if let Some(value) = report.measurement.value() {
-            hub.plot(
-                &format!("{} ({})", report.instrument, report.unit),
-                self.now.now().utc_us,
-                value,
-            );
+            hub.plot(&series_name(report.instrument, report.unit), utc_us, value);
         }
         hub.publish(LiveEvent::Reading {
             run_id,
@@ -356,11 +435,13 @@ impl Observer for HubObserver<'_> {
             raw: report.raw.to_owned(),
             measurement: report.measurement,
             unit: report.unit.to_owned(),
+            utc_us,
         });
     }
 }
 
-/// Clears the run in progress and tells subscribers how it ended.
+/// Clears the run in progress, notes its end in the recent runs (at `at_us`) and tells
+/// subscribers how it ended. `run_id` 0 is a run that never began: nothing to note.
 pub(super) fn run_ended(
     hub: &Hub,
     ticket: Option<u64>,
@@ -368,8 +449,17 @@ pub(super) fn run_ended(
     status: &str,
     readings: u64,
     message: Option<String>,
+    at_us: i64,
 ) {
-    hub.status().run = None;
+    {
+        let mut snapshot = hub.status();
+        snapshot.run = None;
+        if let Some(line) = snapshot.runs.iter_mut().find(|r| r.run_id == run_id) {
+            status.clone_into(&mut line.status);
+            line.ended_utc = Some(rfc3339(at_us));
+            line.readings = readings;
+        }
+    }
     hub.publish(LiveEvent::RunEnded {
         run_id,
         ticket,

@@ -300,6 +300,29 @@ pub struct RunRow {
     pub official: bool,
 }
 
+/// A run as the daemon's status lists it: [`Store::recent_runs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentRun {
+    /// Run id.
+    pub id: u64,
+    /// Sequence name.
+    pub sequence: String,
+    /// `manual`, `schedule` or `demo`.
+    pub trigger: String,
+    /// Who started it, if recorded.
+    pub operator: Option<String>,
+    /// State.
+    pub status: RunStatus,
+    /// When it began, UTC microseconds.
+    pub started_utc_us: i64,
+    /// When it ended, UTC microseconds; `None` while it runs.
+    pub ended_utc_us: Option<i64>,
+    /// Readings it committed.
+    pub readings: u64,
+    /// Whether it is an official run.
+    pub official: bool,
+}
+
 /// Which readings `tsagent readings` lists; `None` places no condition.
 #[derive(Debug, Clone, Default)]
 pub struct ReadingFilter<'a> {
@@ -907,6 +930,103 @@ impl Store {
             },
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The last `limit` runs, newest first, each with the readings it committed.
+    ///
+    /// The readings table has no index by run (it would cost every reading's commit a page
+    /// write), so the counts come from one walk back from the newest reading that stops at the
+    /// first reading of an older run: a lab has one owner and it makes one run at a time, so each
+    /// run's readings follow its start and precede the next run's. The walk reads the readings
+    /// of these runs only, never the whole log.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RecentRun>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, sequence, trigger, operator, status, started_utc_us, ended_utc_us, official
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let mut runs = Vec::new();
+        let mut rows = stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
+        while let Some(r) = rows.next()? {
+            let id = to_u64(r.get(0)?);
+            let status: String = r.get(4)?;
+            let status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+                table: "runs",
+                reason: format!("run {id} has unknown status `{status}`"),
+            })?;
+            runs.push(RecentRun {
+                id,
+                sequence: r.get(1)?,
+                trigger: r.get(2)?,
+                operator: r.get(3)?,
+                status,
+                started_utc_us: r.get(5)?,
+                ended_utc_us: r.get(6)?,
+                readings: 0,
+                official: r.get(7)?,
+            });
+        }
+        let Some(oldest) = runs.last().map(|r| r.id) else {
+            return Ok(runs);
+        };
+        let mut counts = std::collections::HashMap::<u64, u64>::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT run_id FROM readings ORDER BY seq DESC")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let run = to_u64(r.get(0)?);
+            if run < oldest {
+                break;
+            }
+            *counts.entry(run).or_default() += 1;
+        }
+        for run in &mut runs {
+            run.readings = counts.get(&run.id).copied().unwrap_or(0);
+        }
+        Ok(runs)
+    }
+
+    /// The valid readings taken at or after `since_utc_us`, newest first, each passed to `visit`
+    /// as (instrument name, unit, UTC µs, value): what the status page plots at start.
+    ///
+    /// There is no index by time (it would cost every reading's commit a page write), so this
+    /// walks back from the newest reading and stops at the first one older than `since_utc_us`:
+    /// readings are appended in time order (one writer at a time, stamping them from its clock),
+    /// so the walk reads the window, not the whole log. A backward step of the wall clock may end
+    /// the walk early; that shortens a plot, never the log.
+    pub fn visit_recent_values(
+        &self,
+        since_utc_us: i64,
+        mut visit: impl FnMut(&str, &str, i64, f64),
+    ) -> Result<(), StoreError> {
+        let names: std::collections::HashMap<i64, String> = self
+            .conn
+            .prepare("SELECT id, name FROM instruments")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        // The readings table alone, by its primary key: a join could lead the planner to scan
+        // another way round.
+        let mut stmt = self.conn.prepare(
+            "SELECT utc_us, instrument_id, unit, value, status FROM readings ORDER BY seq DESC",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let utc_us: i64 = r.get(0)?;
+            if utc_us < since_utc_us {
+                break;
+            }
+            let value: Option<f64> = r.get(3)?;
+            let status: String = r.get(4)?;
+            let (Some(value), "valid") = (value, status.as_str()) else {
+                continue;
+            };
+            let Some(name) = names.get(&r.get::<_, i64>(1)?) else {
+                continue;
+            };
+            let unit: String = r.get(2)?;
+            visit(name, &unit, utc_us, value);
+        }
+        Ok(())
     }
 
     /// Every reading at or after `since_utc_us` (all if `None`), in sequence order, passed to `visit`.

@@ -804,3 +804,74 @@ fn a_version_3_log_is_rebuilt_for_aborted_runs_with_its_rows_and_references_whol
         .unwrap();
     assert_eq!(fk, 1);
 }
+
+#[test]
+fn recent_runs_are_newest_first_with_their_readings_counted() {
+    let mut f = fixture(3);
+    let first = f.run;
+    let end = RunEnd {
+        status: RunStatus::Completed,
+        reason: None,
+        readings: 3,
+        range: Some((1, 3)),
+        at: at(10_000),
+    };
+    assert!(f.store.end_run(first, &end).unwrap());
+    f.run = f
+        .store
+        .begin_run(&start(Trigger::Schedule, None, at(20_000), 1))
+        .unwrap();
+    append(&mut f, 4);
+    append(&mut f, 5);
+    let runs = f.store.recent_runs(10).unwrap();
+    let summary: Vec<_> = runs
+        .iter()
+        .map(|r| (r.id, r.status, r.readings, r.trigger.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (f.run, RunStatus::Running, 2, "schedule"),
+            (first, RunStatus::Completed, 3, "manual")
+        ]
+    );
+    assert_eq!(runs[1].operator.as_deref(), Some("op"));
+    assert_eq!(runs[1].ended_utc_us, Some(at(10_000).utc_us));
+    assert_eq!(runs[0].ended_utc_us, None);
+    // Bounded: only the newest run, and its count alone.
+    let newest = f.store.recent_runs(1).unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!((newest[0].id, newest[0].readings), (f.run, 2));
+    assert!(fixture(0).store.recent_runs(5).unwrap()[0].readings == 0);
+}
+
+#[test]
+fn recent_values_walk_back_to_the_window_and_skip_what_is_not_a_number() {
+    let mut f = fixture(5);
+    f.store
+        .append_reading(
+            &NewReading {
+                run_id: f.run,
+                instrument_id: f.inst,
+                quantity: "voltage",
+                value: None,
+                status: ReadingStatus::Overload,
+                unit: "V",
+                raw: "+9.9E37",
+                at: at(5_000),
+                boot_id: "boot",
+            },
+            &[],
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    f.store
+        .visit_recent_values(at(2_000).utc_us, |name, unit, t, v| {
+            seen.push((name.to_owned(), unit.to_owned(), t - at(0).utc_us, v));
+        })
+        .unwrap();
+    let times: Vec<i64> = seen.iter().map(|s| s.2).collect();
+    assert_eq!(times, vec![4_000, 3_000, 2_000]);
+    assert_eq!((seen[0].0.as_str(), seen[0].1.as_str()), ("dmm", "V"));
+    assert_eq!(seen[0].3, 10.000_000_4);
+}

@@ -24,6 +24,7 @@ mod measure;
 mod notify;
 mod output;
 mod owner;
+mod page;
 mod paths;
 mod profiles;
 mod readings;
