@@ -29,10 +29,11 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
 ];
 
-/// The coordinator's modules, bottom layer first: storage under the log, the log under the
-/// intake, the intake under the HTTP server.
+/// The coordinator's modules, bottom layer first: storage (embedded, and PostgreSQL and S3 on a
+/// runtime of their own) under the log, the log under the intake, the intake under the HTTP server.
 const COORDINATOR_LAYERS: &[&[&str]] = &[
-    &["config", "blobs", "index"],
+    &["runtime"],
+    &["config", "blobs", "index", "blobs_s3", "index_pg"],
     &["log"],
     &["intake"],
     &["server"],

@@ -2,6 +2,10 @@
 //! its objects. A body is spooled to a temporary file while it is hashed; only a verified bundle
 //! is moved into place (fsync the file, rename, fsync the folder) before the index records it, so
 //! the index never names a blob that a power cut could take back.
+//!
+//! Bodies are spooled in a [`SpoolDir`], which several coordinator processes may share (a folder
+//! of blobs on a network disk, or one host's temporary folder): each process marks its files with
+//! a tag whose lock file it holds, so a process starting up removes only what a dead one left.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -32,9 +36,33 @@ pub enum BlobError {
         #[source]
         source: io::Error,
     },
+    /// The object store refused, or could not be reached.
+    #[error("cannot {action} {key} in the object store")]
+    Remote {
+        /// What was being done.
+        action: &'static str,
+        /// The object's key.
+        key: String,
+        /// Why.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A stored blob's bytes do not hash to its name: the store lost or altered it.
+    #[error("blob {key} does not hash to its name")]
+    Corrupt {
+        /// The object's key.
+        key: String,
+    },
+    /// The object store's settings or credentials are unusable.
+    #[error("cannot use the object store: {0}")]
+    Setup(String),
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BlobError + 'a {
+/// Maps an I/O error on `path` to a [`BlobError`], a full disk to [`BlobError::Full`].
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> BlobError + 'a {
     move |source| {
         if source.raw_os_error() == Some(libc::ENOSPC)
             || source.raw_os_error() == Some(libc::EDQUOT)
@@ -148,7 +176,134 @@ pub trait Blobs: Send + Sync {
 /// Blobs in a folder: `blobs/<first two hex digits>/<sha256>.tar`, `quarantine/`, `spool/`.
 pub struct Folder {
     root: PathBuf,
+    spool: SpoolDir,
+}
+
+/// A folder of bodies being received, which several processes may share.
+///
+/// Each process names its files `<tag>-<n>.part` and holds an exclusive lock on `<tag>.lock` for
+/// as long as it runs; the kernel lets the lock go when the process dies, however it dies. A
+/// process opening the folder removes the files of every tag whose lock it can take, and of every
+/// tag without a lock file (an older version's, or one removed by hand).
+pub struct SpoolDir {
+    dir: PathBuf,
+    tag: String,
     counter: AtomicU64,
+    /// Never read: the lock lasts as long as this file stays open.
+    _lock: File,
+}
+
+/// The tag of a file a [`SpoolDir`] owns: bodies (`.part`) and fetched blobs (`.get`).
+fn spool_tag(name: &str) -> Option<&str> {
+    let stem = name
+        .strip_suffix(".part")
+        .or_else(|| name.strip_suffix(".get"))?;
+    Some(stem.rsplit_once('-')?.0)
+}
+
+impl SpoolDir {
+    /// Opens (creating) the folder, removing what processes no longer running left in it.
+    pub fn open(dir: &Path) -> Result<Self, BlobError> {
+        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tag = format!("{}.{nanos:x}", std::process::id());
+        // Locked under another name first: another process's clean-up must never see our lock
+        // file unlocked, or it would take it for a dead process's and remove it.
+        let fresh = dir.join(format!("{tag}.lock.new"));
+        let lock = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&fresh)
+            .map_err(io_err("create", &fresh))?;
+        lock.try_lock().map_err(|e| BlobError::Io {
+            action: "lock",
+            path: fresh.clone(),
+            source: io::Error::from(e),
+        })?;
+        let path = dir.join(format!("{tag}.lock"));
+        fs::rename(&fresh, &path).map_err(io_err("rename into", &path))?;
+        let this = Self {
+            dir: dir.to_owned(),
+            tag,
+            counter: AtomicU64::new(0),
+            _lock: lock,
+        };
+        this.remove_stale()?;
+        Ok(this)
+    }
+
+    /// Removes the files of tags whose process is gone: never acknowledged, so never owed.
+    fn remove_stale(&self) -> Result<(), BlobError> {
+        let entries: Vec<_> = fs::read_dir(&self.dir)
+            .map_err(io_err("list", &self.dir))?
+            .flatten()
+            .collect();
+        let mut live = std::collections::HashSet::new();
+        for entry in &entries {
+            let name = entry.file_name();
+            let Some(tag) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            let held = match File::open(entry.path()) {
+                Ok(f) => tag == self.tag || f.try_lock().is_err(),
+                // Removed meanwhile by another process's clean-up.
+                Err(_) => continue,
+            };
+            if held {
+                live.insert(tag.to_owned());
+            } else {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        for entry in &entries {
+            let name = entry.file_name();
+            if let Some(tag) = name.to_str().and_then(spool_tag)
+                && !live.contains(tag)
+            {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    fn create(&self, suffix: &str) -> Result<(File, PathBuf), BlobError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{}-{n}.{suffix}", self.tag));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        Ok((file, path))
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts spooling a body.
+    pub fn spool(&self) -> Result<Spool, BlobError> {
+        let (file, path) = self.create("part")?;
+        Ok(Spool {
+            file,
+            path,
+            hasher: Sha256::new(),
+            len: 0,
+            kept: false,
+        })
+    }
+
+    /// A scratch file without a name (removed as soon as it is made), for a blob fetched from
+    /// elsewhere: its space comes back when the handle closes, whatever happens to the process.
+    pub fn scratch(&self) -> Result<File, BlobError> {
+        let (file, path) = self.create("get")?;
+        fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        Ok(file)
+    }
 }
 
 fn sync_dir(path: &Path) -> Result<(), BlobError> {
@@ -160,19 +315,13 @@ fn sync_dir(path: &Path) -> Result<(), BlobError> {
 impl Folder {
     /// Opens (creating) the folders under `root`, removing any spool files a crash left.
     pub fn open(root: &Path) -> Result<Self, BlobError> {
-        for sub in ["blobs", "quarantine", "spool"] {
+        for sub in ["blobs", "quarantine"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
-        let spool = root.join("spool");
-        let entries = fs::read_dir(&spool).map_err(io_err("list", &spool))?;
-        for entry in entries.flatten() {
-            // Half-received bodies from before a crash: never acknowledged, so never owed.
-            let _ = fs::remove_file(entry.path());
-        }
         Ok(Self {
             root: root.to_owned(),
-            counter: AtomicU64::new(0),
+            spool: SpoolDir::open(&root.join("spool"))?,
         })
     }
 
@@ -204,23 +353,7 @@ impl Folder {
 
 impl Blobs for Folder {
     fn spool(&self) -> Result<Spool, BlobError> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .root
-            .join("spool")
-            .join(format!("{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
-        Ok(Spool {
-            file,
-            path,
-            hasher: Sha256::new(),
-            len: 0,
-            kept: false,
-        })
+        self.spool.spool()
     }
 
     fn keep(&self, body: Spooled) -> Result<(), BlobError> {
@@ -296,6 +429,50 @@ mod tests {
             s.finish().unwrap()
         };
         drop(refused);
-        assert_eq!(fs::read_dir(dir.path().join("spool")).unwrap().count(), 0);
+        assert_eq!(parts(&dir.path().join("spool")), 0);
+    }
+
+    fn parts(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| spool_tag(&e.file_name().to_string_lossy()).is_some())
+            .count()
+    }
+
+    fn locks(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".lock"))
+            .count()
+    }
+
+    #[test]
+    fn a_process_starting_removes_only_what_dead_processes_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SpoolDir::open(dir.path()).unwrap();
+        let mut arriving = a.spool().unwrap();
+        arriving.write(b"arriving").unwrap();
+        // Left by processes that died: a lock file no longer held, or none at all.
+        fs::write(dir.path().join("4242.1f.lock"), "").unwrap();
+        fs::write(dir.path().join("4242.1f-0.part"), "half").unwrap();
+        fs::write(dir.path().join("17-3.part"), "an older layout").unwrap();
+        fs::write(dir.path().join("notes.txt"), "not ours").unwrap();
+        let b = SpoolDir::open(dir.path()).unwrap();
+        assert_eq!(parts(dir.path()), 1, "a's body is all that is left");
+        assert_eq!(locks(dir.path()), 2, "a's and b's");
+        assert!(dir.path().join("notes.txt").exists());
+        let body = arriving.finish().unwrap();
+        assert_eq!(fs::read(body.path()).unwrap(), b"arriving");
+        let mut scratch = b.scratch().unwrap();
+        scratch.write_all(b"fetched").unwrap();
+        assert_eq!(parts(dir.path()), 1, "a scratch file has no name to leave");
+        // `body` is a's spooled file, still owed a decision: it stays until a is gone.
+        std::mem::forget(body);
+        drop(a);
+        let _c = SpoolDir::open(dir.path()).unwrap();
+        assert_eq!(parts(dir.path()), 0);
+        assert_eq!(locks(dir.path()), 2, "b's and c's");
     }
 }

@@ -15,6 +15,24 @@
 //! path = "intake"
 //! ```
 //!
+//! Scale-out, several coordinator processes on one database and one bucket:
+//!
+//! ```toml
+//! [storage]
+//! kind = "postgres"
+//! url = "postgres://tsagent@db.example/tsagent"  # no password here: PGPASSWORD in the environment
+//! # path = "/srv/blobs"             # blobs in a (shared) folder instead of a bucket
+//! # spool = "/var/tmp/tsagent"      # bodies being received; default: the OS temporary folder
+//!
+//! [storage.s3]                     # credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+//! endpoint = "https://s3.eu-central-1.amazonaws.com"
+//! bucket = "pilot-nim-bundles"
+//! # region = "eu-central-1"        # default "us-east-1"
+//! # prefix = "comparison-2027"     # objects under `<prefix>/blobs/`, `<prefix>/quarantine/`
+//! ```
+//!
+//! `kind = "local"` takes a `[storage.s3]` too: the SQLite index in `path`, the blobs in the bucket.
+//!
 //! Relative paths are taken from the config file's folder.
 
 use std::net::SocketAddr;
@@ -99,6 +117,21 @@ struct RawStorage {
     path: Option<Spanned<String>>,
     #[serde(default)]
     url: Option<Spanned<String>>,
+    #[serde(default)]
+    spool: Option<Spanned<String>>,
+    #[serde(default)]
+    s3: Option<Spanned<RawS3>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    endpoint: Spanned<String>,
+    bucket: Spanned<String>,
+    #[serde(default)]
+    region: Option<Spanned<String>>,
+    #[serde(default)]
+    prefix: Option<Spanned<String>>,
 }
 
 /// TLS material.
@@ -118,6 +151,89 @@ pub enum Storage {
         /// The folder.
         path: PathBuf,
     },
+    /// The index and the blobs each in a place of their own.
+    Separate {
+        /// The index.
+        index: IndexStore,
+        /// The blobs.
+        blobs: BlobStore,
+    },
+}
+
+/// Where the index is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexStore {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, which several coordinator processes may share. Its `Debug` hides
+    /// the password.
+    Postgres(Box<tokio_postgres::Config>),
+}
+
+/// Where the blobs are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobStore {
+    /// A folder (it spools inside itself).
+    Folder(PathBuf),
+    /// An S3-compatible bucket.
+    S3 {
+        /// The bucket.
+        bucket: S3,
+        /// The local folder bodies are spooled to while they arrive.
+        spool: PathBuf,
+    },
+}
+
+/// An S3-compatible bucket. Its credentials come from the environment, never from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3 {
+    /// The service's URL, without a trailing `/`.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The region requests are signed for.
+    pub region: String,
+    /// Where in the bucket: empty, or segments each followed by `/`.
+    pub prefix: String,
+    /// Keys given by a program that embeds the coordinator (tests); `None`, as every config file
+    /// gives, takes them from the environment when the bucket is opened.
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Keys for a bucket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    /// The access key's id.
+    pub key_id: String,
+    /// Its secret.
+    pub secret: String,
+    /// A session token, for temporary keys.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Credentials {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and, if set, `AWS_SESSION_TOKEN`.
+    pub fn from_env() -> Option<Self> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Some(Self {
+            key_id: var("AWS_ACCESS_KEY_ID")?,
+            secret: var("AWS_SECRET_ACCESS_KEY")?,
+            token: var("AWS_SESSION_TOKEN"),
+        })
+    }
+}
+
+/// Where bodies are spooled with S3 blobs and no `path`: local, and any process may use it.
+fn default_spool() -> PathBuf {
+    std::env::temp_dir().join("tsagent-coordinator-spool")
 }
 
 /// The validated config.
@@ -179,6 +295,201 @@ impl Checker<'_> {
             return Err(self.invalid(value.span(), key, "must name a file"));
         }
         Ok(self.base.join(value.get_ref()))
+    }
+
+    fn storage(&self, s: &RawStorage) -> Result<Storage, ConfigError> {
+        match s.kind.get_ref().as_str() {
+            "local" => {
+                if let Some(url) = &s.url {
+                    return Err(self.invalid(
+                        url.span(),
+                        "storage.url",
+                        "is for kind = \"postgres\"",
+                    ));
+                }
+                let path = match &s.path {
+                    Some(p) => self.path(p, "storage.path")?,
+                    None => self.base.join("intake"),
+                };
+                let Some(s3) = &s.s3 else {
+                    if let Some(spool) = &s.spool {
+                        return Err(self.invalid(
+                            spool.span(),
+                            "storage.spool",
+                            "is for blobs in a bucket ([storage.s3]); a folder spools inside itself",
+                        ));
+                    }
+                    return Ok(Storage::Local { path });
+                };
+                Ok(Storage::Separate {
+                    index: IndexStore::Sqlite(path.join("index.sqlite")),
+                    blobs: BlobStore::S3 {
+                        bucket: self.s3(s3.get_ref())?,
+                        spool: match &s.spool {
+                            Some(p) => self.path(p, "storage.spool")?,
+                            None => path.join("spool"),
+                        },
+                    },
+                })
+            }
+            "postgres" => {
+                let Some(url) = &s.url else {
+                    return Err(self.invalid(
+                        s.kind.span(),
+                        "storage.url",
+                        "is needed with kind = \"postgres\", e.g. \"postgres://tsagent@db.example/tsagent\"",
+                    ));
+                };
+                let index = IndexStore::Postgres(Box::new(self.postgres(url)?));
+                let blobs = match (&s.path, &s.s3) {
+                    (Some(path), None) => {
+                        if let Some(spool) = &s.spool {
+                            return Err(self.invalid(
+                                spool.span(),
+                                "storage.spool",
+                                "is for blobs in a bucket ([storage.s3]); a folder spools inside itself",
+                            ));
+                        }
+                        BlobStore::Folder(self.path(path, "storage.path")?)
+                    }
+                    (None, Some(s3)) => BlobStore::S3 {
+                        bucket: self.s3(s3.get_ref())?,
+                        spool: match &s.spool {
+                            Some(p) => self.path(p, "storage.spool")?,
+                            None => default_spool(),
+                        },
+                    },
+                    (None, None) => {
+                        return Err(self.invalid(
+                            s.kind.span(),
+                            "storage.path",
+                            "(a folder) or [storage.s3] (a bucket) must say where the blobs go",
+                        ));
+                    }
+                    (Some(_), Some(s3)) => {
+                        return Err(self.invalid(
+                            s3.span(),
+                            "storage.s3",
+                            "and `storage.path` name two places for the blobs: keep one",
+                        ));
+                    }
+                };
+                Ok(Storage::Separate { index, blobs })
+            }
+            _ => Err(self.invalid(
+                s.kind.span(),
+                "storage.kind",
+                "must be \"local\" or \"postgres\"",
+            )),
+        }
+    }
+
+    fn postgres(&self, url: &Spanned<String>) -> Result<tokio_postgres::Config, ConfigError> {
+        let key = "storage.url";
+        // The URL is never echoed: it may hold a password.
+        let config: tokio_postgres::Config = url.get_ref().parse().map_err(|e| {
+            self.invalid(
+                url.span(),
+                key,
+                format!("is not a PostgreSQL URL (postgres://user@host/database): {e}"),
+            )
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err(self.invalid(
+                url.span(),
+                key,
+                "must name a host, or a socket folder (postgres://user@%2Frun%2Fpostgresql/db)",
+            ));
+        }
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(self.invalid(
+                url.span(),
+                key,
+                "asks for TLS (sslmode=require), which the coordinator does not speak to \
+                 PostgreSQL: reach it over a Unix socket or a private network",
+            ));
+        }
+        Ok(config)
+    }
+
+    fn s3(&self, raw: &RawS3) -> Result<S3, ConfigError> {
+        let endpoint = raw.endpoint.get_ref().trim_end_matches('/');
+        let host = endpoint
+            .strip_prefix("https://")
+            .or_else(|| endpoint.strip_prefix("http://"));
+        if host.is_none_or(|h| h.is_empty() || h.starts_with('/'))
+            || endpoint
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(self.invalid(
+                raw.endpoint.span(),
+                "storage.s3.endpoint",
+                "must be the service's URL, e.g. \"https://s3.eu-central-1.amazonaws.com\"",
+            ));
+        }
+        let bucket = raw.bucket.get_ref();
+        let edge_ok =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !(3..=63).contains(&bucket.len())
+            || !bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+            || !edge_ok(bucket.chars().next())
+            || !edge_ok(bucket.chars().last())
+        {
+            return Err(self.invalid(
+                raw.bucket.span(),
+                "storage.s3.bucket",
+                "must be a bucket name: 3-63 of a-z 0-9 . -, starting and ending with a letter or digit",
+            ));
+        }
+        let region = match &raw.region {
+            Some(r)
+                if r.get_ref().is_empty()
+                    || !r
+                        .get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                return Err(self.invalid(
+                    r.span(),
+                    "storage.s3.region",
+                    "must be a region name, e.g. \"eu-central-1\"",
+                ));
+            }
+            Some(r) => r.get_ref().clone(),
+            None => "us-east-1".into(),
+        };
+        let prefix = match &raw.prefix {
+            None => String::new(),
+            Some(p) => {
+                let trimmed = p.get_ref().trim_matches('/');
+                let ok = trimmed.split('/').all(|seg| {
+                    !seg.is_empty()
+                        && seg != "."
+                        && seg != ".."
+                        && seg
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                });
+                if !ok {
+                    return Err(self.invalid(
+                        p.span(),
+                        "storage.s3.prefix",
+                        "must be folder names of A-Z a-z 0-9 . _ - separated by /",
+                    ));
+                }
+                format!("{trimmed}/")
+            }
+        };
+        Ok(S3 {
+            endpoint: endpoint.to_owned(),
+            bucket: bucket.clone(),
+            region,
+            prefix,
+            credentials: None,
+        })
     }
 }
 
@@ -284,26 +595,7 @@ impl Config {
             None => Storage::Local {
                 path: c.base.join("intake"),
             },
-            Some(s) => match s.kind.get_ref().as_str() {
-                "local" => {
-                    if let Some(url) = &s.url {
-                        return Err(c.invalid(
-                            url.span(),
-                            "storage.url",
-                            "is for kind = \"postgres\"",
-                        ));
-                    }
-                    Storage::Local {
-                        path: match &s.path {
-                            Some(p) => c.path(p, "storage.path")?,
-                            None => c.base.join("intake"),
-                        },
-                    }
-                }
-                _ => {
-                    return Err(c.invalid(s.kind.span(), "storage.kind", "must be \"local\""));
-                }
-            },
+            Some(s) => c.storage(s)?,
         };
         Ok(Self {
             id,
@@ -355,5 +647,124 @@ mod tests {
         assert!(e.to_string().starts_with("c.toml:7: `storage.kind`"), "{e}");
         let e = Config::parse(p, &format!("{GOOD}cert = \"c.pem\"\n")).unwrap_err();
         assert!(e.to_string().contains("key_pem"), "{e}");
+    }
+
+    const PG: &str =
+        "[storage]\nkind = \"postgres\"\nurl = \"postgres://tsagent:secret@db.example/tsagent\"\n";
+    const S3: &str =
+        "[storage.s3]\nendpoint = \"http://127.0.0.1:8333/\"\nbucket = \"pilot-nim\"\n";
+
+    fn storage(extra: &str) -> Result<Storage, ConfigError> {
+        Config::parse(Path::new("/etc/c/c.toml"), &format!("{GOOD}{extra}")).map(|c| c.storage)
+    }
+
+    #[test]
+    fn postgres_takes_a_folder_or_a_bucket_and_local_a_bucket_too() {
+        let Storage::Separate {
+            index: IndexStore::Postgres(pg),
+            blobs: BlobStore::S3 { bucket, spool },
+        } = storage(&format!("{PG}{S3}prefix = \"/c27/nim/\"\n")).unwrap()
+        else {
+            panic!("postgres and a bucket")
+        };
+        assert_eq!(pg.get_dbname(), Some("tsagent"));
+        assert_eq!(
+            bucket,
+            S3 {
+                endpoint: "http://127.0.0.1:8333".into(),
+                bucket: "pilot-nim".into(),
+                region: "us-east-1".into(),
+                prefix: "c27/nim/".into(),
+                credentials: None,
+            }
+        );
+        assert_eq!(spool, default_spool());
+        // The password stays out of anything printed.
+        assert!(!format!("{pg:?}").contains("secret"));
+
+        assert_eq!(
+            storage(&format!("{PG}path = \"blobs\"\n")).unwrap(),
+            Storage::Separate {
+                index: IndexStore::Postgres(Box::new(
+                    "postgres://tsagent:secret@db.example/tsagent"
+                        .parse()
+                        .unwrap()
+                )),
+                blobs: BlobStore::Folder("/etc/c/blobs".into()),
+            }
+        );
+        assert_eq!(
+            storage(&format!(
+                "[storage]\nkind = \"local\"\nspool = \"/var/tmp/s\"\n{S3}region = \"eu-central-1\"\n"
+            ))
+            .unwrap(),
+            Storage::Separate {
+                index: IndexStore::Sqlite("/etc/c/intake/index.sqlite".into()),
+                blobs: BlobStore::S3 {
+                    bucket: S3 {
+                        endpoint: "http://127.0.0.1:8333".into(),
+                        bucket: "pilot-nim".into(),
+                        region: "eu-central-1".into(),
+                        prefix: String::new(),
+                        credentials: None,
+                    },
+                    spool: "/var/tmp/s".into(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn storage_errors_name_the_key_and_line() {
+        let e = |extra: &str| storage(extra).unwrap_err().to_string();
+        assert_eq!(
+            e("[storage]\nkind = \"postgres\"\npath = \"b\"\n"),
+            "/etc/c/c.toml:7: `storage.url` is needed with kind = \"postgres\", e.g. \"postgres://tsagent@db.example/tsagent\""
+        );
+        assert!(
+            e(PG).starts_with("/etc/c/c.toml:7: `storage.path` (a folder) or [storage.s3]"),
+            "{}",
+            e(PG)
+        );
+        assert!(
+            e(&format!("{PG}path = \"b\"\n{S3}")).starts_with("/etc/c/c.toml:10: `storage.s3` and"),
+            "{}",
+            e(&format!("{PG}path = \"b\"\n{S3}"))
+        );
+        assert!(
+            e(&format!("{PG}path = \"b\"\nspool = \"s\"\n"))
+                .starts_with("/etc/c/c.toml:10: `storage.spool` is for blobs in a bucket")
+        );
+        let bad_url =
+            e("[storage]\nkind = \"postgres\"\nurl = \"mysql://root:hunter2@db\"\npath = \"b\"\n");
+        assert!(
+            bad_url.starts_with("/etc/c/c.toml:8: `storage.url` is not a PostgreSQL URL"),
+            "{bad_url}"
+        );
+        assert!(!bad_url.contains("hunter2"), "{bad_url}");
+        assert!(
+            e("[storage]\nkind = \"postgres\"\nurl = \"postgres://db/t?sslmode=require\"\npath = \"b\"\n")
+                .starts_with("/etc/c/c.toml:8: `storage.url` asks for TLS")
+        );
+        assert!(
+            e(&format!("{PG}{}", S3.replace("pilot-nim", "Pilot_NIM")))
+                .starts_with("/etc/c/c.toml:11: `storage.s3.bucket` must be a bucket name")
+        );
+        assert!(
+            e(&format!(
+                "{PG}{}",
+                S3.replace("http://127.0.0.1:8333/", "127.0.0.1:8333")
+            ))
+            .starts_with("/etc/c/c.toml:10: `storage.s3.endpoint` must be the service's URL")
+        );
+        assert!(
+            e(&format!("{PG}{S3}prefix = \"a/../b\"\n"))
+                .starts_with("/etc/c/c.toml:12: `storage.s3.prefix`")
+        );
+        assert!(e(&format!("{PG}[storage.s3]\nbucket = \"b\"\n")).contains("endpoint"));
+        assert!(
+            e("[storage]\nkind = \"local\"\nspool = \"s\"\n")
+                .starts_with("/etc/c/c.toml:8: `storage.spool` is for blobs in a bucket")
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The index: what the coordinator accepted (bundles, heartbeats), the incidents, and the
 //! transparency log's entries and complete subtrees. [`Index`] is what the intake needs of any
-//! storage; [`Local`] keeps it in SQLite (WAL, `synchronous=FULL`).
+//! storage; [`Local`] keeps it in SQLite (WAL, `synchronous=FULL`),
+//! [`Postgres`](crate::index_pg::Postgres) in PostgreSQL for several coordinator processes.
 //!
 //! Every accept happens in one [`Tx`] that first takes the log's lock ([`Tx::lock_log`]), so the
 //! chain rules and the log's order are decided by the database, not by a lock in one process.
@@ -27,6 +28,15 @@ pub enum IndexError {
     /// A lock was poisoned by a panic elsewhere.
     #[error("the index's lock was poisoned")]
     Poisoned,
+    /// PostgreSQL said no, or could not be reached.
+    #[error("the PostgreSQL index failed")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Every connection to the index stayed in use for this long.
+    #[error("no connection to the index came free within {0:?}")]
+    Busy(std::time::Duration),
+    /// The index's connections could not be started.
+    #[error("cannot start the index's connections")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// An accepted bundle, as indexed.

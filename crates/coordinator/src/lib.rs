@@ -10,10 +10,13 @@
 //! checkpoint is consistent with every earlier one).
 
 pub mod blobs;
+pub mod blobs_s3;
 pub mod config;
 pub mod index;
+pub mod index_pg;
 pub mod intake;
 pub mod log;
+pub mod runtime;
 pub mod server;
 
 use std::path::PathBuf;
@@ -93,6 +96,30 @@ pub fn open_storage(config: &Config) -> Result<Storage, OpenError> {
             let blobs = blobs::Folder::open(path)?;
             let index = index::Local::open(&path.join("index.sqlite"))?;
             (Box::new(index), Box::new(blobs))
+        }
+        config::Storage::Separate { index, blobs } => {
+            // Blobs first: a folder's or a spool's parent is made there, and the SQLite file
+            // of `kind = "local"` with a bucket lives beside the spool.
+            let blobs: Box<dyn blobs::Blobs> = match blobs {
+                config::BlobStore::Folder(path) => Box::new(blobs::Folder::open(path)?),
+                config::BlobStore::S3 { bucket, spool } => {
+                    Box::new(blobs_s3::S3Blobs::open(bucket, spool)?)
+                }
+            };
+            let index: Box<dyn index::Index> = match index {
+                config::IndexStore::Sqlite(path) => {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir).map_err(|source| blobs::BlobError::Io {
+                            action: "create",
+                            path: dir.to_owned(),
+                            source,
+                        })?;
+                    }
+                    Box::new(index::Local::open(path)?)
+                }
+                config::IndexStore::Postgres(url) => Box::new(index_pg::Postgres::open(url)?),
+            };
+            (index, blobs)
         }
     })
 }

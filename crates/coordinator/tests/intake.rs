@@ -1,6 +1,10 @@
-//! The chain rules, through the intake with a real SQLite index and blob folder: next, again,
-//! gap, each kind of fork, a heartbeat contradicted, signers not in `labs`, malformed bodies; and
-//! every receipt and the log checked with the bundle crate's verifier.
+//! The chain rules, through the intake on every storage: next, again, gap, each kind of fork, a
+//! heartbeat contradicted, signers not in `labs`, malformed bodies; and every receipt and the log
+//! checked with the bundle crate's verifier.
+//!
+//! Each scenario runs on the embedded storage (SQLite and a folder), on PostgreSQL with an S3
+//! bucket (the scale-out mode), and on the two mixes (PostgreSQL and a folder, SQLite and a
+//! bucket), against real servers the tests start (`servers`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +19,80 @@ use tsagent_bundle::tlog;
 use tsagent_bundle::{
     ArtefactInfo, InstrumentInfo, ReadingExport, SealInput, SealedBundle, SigningKey, seal,
 };
+use tsagent_coordinator::config::{BlobStore, Storage};
 use tsagent_coordinator::{Intake, Outcome, config, log};
+
+mod servers;
+
+/// Where a scenario's pilot keeps things.
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    /// SQLite and a folder: the default.
+    Local,
+    /// SQLite and a bucket.
+    LocalS3,
+    /// PostgreSQL and a folder.
+    PostgresFolder,
+    /// PostgreSQL and a bucket: the scale-out mode.
+    PostgresS3,
+}
+
+impl Store {
+    /// The `[storage]` section.
+    fn section(self) -> String {
+        let s3 = || {
+            let place = servers::s3().place();
+            format!(
+                "[storage.s3]\nendpoint = \"{}\"\nbucket = \"{}\"\nprefix = \"{}\"\n",
+                place.endpoint, place.bucket, place.prefix
+            )
+        };
+        match self {
+            Self::Local => String::new(),
+            Self::LocalS3 => format!("[storage]\nkind = \"local\"\n{}", s3()),
+            Self::PostgresFolder => format!(
+                "[storage]\nkind = \"postgres\"\nurl = \"{}\"\npath = \"blobs\"\n",
+                servers::postgres().database()
+            ),
+            Self::PostgresS3 => format!(
+                "[storage]\nkind = \"postgres\"\nurl = \"{}\"\nspool = \"spool\"\n{}",
+                servers::postgres().database(),
+                s3()
+            ),
+        }
+    }
+}
+
+/// Runs each scenario on every [`Store`], as tests `<scenario>::<store>`.
+macro_rules! on_every_storage {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::Store;
+            #[test]
+            fn local() {
+                super::$scenario(Store::Local);
+            }
+            #[test]
+            fn local_s3() {
+                super::$scenario(Store::LocalS3);
+            }
+            #[test]
+            fn postgres_folder() {
+                super::$scenario(Store::PostgresFolder);
+            }
+            #[test]
+            fn postgres_s3() {
+                super::$scenario(Store::PostgresS3);
+            }
+        }
+    )*};
+}
+
+on_every_storage!(
+    next_again_gap_and_forks,
+    a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork,
+    signers_not_in_labs_and_malformed_bodies_are_refused,
+);
 
 fn key(dir: &Path, name: &str) -> SigningKey {
     let path = dir.join(name);
@@ -151,7 +228,7 @@ struct Pilot {
     public: ssh_key::PublicKey,
 }
 
-fn pilot(labs: &[&Lab]) -> Pilot {
+fn pilot(labs: &[&Lab], store: Store) -> Pilot {
     let dir = tempfile::tempdir().unwrap();
     let k = key(dir.path(), "coordinator");
     let public = k.public_key().clone();
@@ -160,11 +237,22 @@ fn pilot(labs: &[&Lab]) -> Pilot {
         .map(|l| tsagent_bundle::allowed_signers_line(l.id, l.key.public_key()).unwrap() + "\n")
         .collect();
     std::fs::write(dir.path().join("labs"), signers).unwrap();
-    let cfg = config::Config::parse(
+    let mut cfg = config::Config::parse(
         &dir.path().join("c.toml"),
-        "[coordinator]\nid = \"pilot\"\nlisten = \"127.0.0.1:0\"\nkey = \"coordinator\"\nlabs = \"labs\"\n",
+        &format!(
+            "[coordinator]\nid = \"pilot\"\nlisten = \"127.0.0.1:0\"\nkey = \"coordinator\"\nlabs = \"labs\"\n{}",
+            store.section()
+        ),
     )
     .unwrap();
+    // The bucket's keys: here from the test's server, in a deployment from the environment.
+    if let Storage::Separate {
+        blobs: BlobStore::S3 { bucket, .. },
+        ..
+    } = &mut cfg.storage
+    {
+        bucket.credentials = Some(servers::credentials());
+    }
     let intake = tsagent_coordinator::open(&cfg).unwrap();
     Pilot {
         _dir: dir,
@@ -191,11 +279,10 @@ fn accepted(o: Outcome) -> SignedReceipt {
     }
 }
 
-#[test]
-fn next_again_gap_and_forks() {
+fn next_again_gap_and_forks(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let mut lab = Lab::new(dir.path(), "NIM");
-    let p = pilot(&[&lab]);
+    let p = pilot(&[&lab], store);
 
     let b1 = lab.next(3);
     let r1 = accepted(send(&p, &b1.file_name, &b1.tar));
@@ -262,18 +349,32 @@ fn next_again_gap_and_forks() {
         (s.bundles, s.last_bundle_seq, s.gaps, s.incidents),
         (4, 4, 0, 3)
     );
+    // The index and the blobs agree: every accepted bundle kept, and nothing else (the forks
+    // went to quarantine), each readable back as it was sent.
+    let mut indexed: Vec<Hash32> = p
+        .intake
+        .index
+        .bundles(None)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.sha256)
+        .collect();
+    indexed.sort_by_key(|h| h.0);
+    assert_eq!(p.intake.blobs.list().unwrap(), indexed);
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut p.intake.blobs.open(&indexed[0]).unwrap(), &mut back).unwrap();
+    assert_eq!(Hash32(sha2::Sha256::digest(&back).into()), indexed[0]);
 }
 
 fn beat(p: &Pilot, body: &[u8]) -> Outcome {
     p.intake.heartbeat(body).unwrap()
 }
 
-#[test]
-fn a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork() {
+fn a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let mut lab = Lab::new(dir.path(), "PTB");
     let stranger = Lab::new(dir.path(), "KRISS");
-    let p = pilot(&[&lab]);
+    let p = pilot(&[&lab], store);
     let b1 = lab.next(3);
     accepted(send(&p, &b1.file_name, &b1.tar));
     // Readings 4 and 5 are taken; the heartbeat names the chain after 5.
@@ -316,12 +417,11 @@ fn a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork() {
     assert_eq!(kinds, ["heartbeat_contradicted", "heartbeat_contradicted"]);
 }
 
-#[test]
-fn signers_not_in_labs_and_malformed_bodies_are_refused() {
+fn signers_not_in_labs_and_malformed_bodies_are_refused(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let mut lab = Lab::new(dir.path(), "NIM");
     let mut stranger = Lab::new(dir.path(), "KRISS");
-    let p = pilot(&[&lab]);
+    let p = pilot(&[&lab], store);
     let s = stranger.next(1);
     assert!(matches!(
         send(&p, &s.file_name, &s.tar),
