@@ -34,7 +34,7 @@ const LAYERS: &[&[&str]] = &[
 const COORDINATOR_LAYERS: &[&[&str]] = &[
     &["config", "blobs", "index"],
     &["log"],
-    &["intake"],
+    &["intake", "check"],
     &["server"],
 ];
 

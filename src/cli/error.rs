@@ -8,7 +8,7 @@
 //! | 1 | `INTERNAL` | internal error |
 //! | 2 | `USAGE` | usage or configuration error |
 //! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), or an official run refused by custody |
-//! | 4 | `INTEGRITY` | integrity failure: `db check` found a problem, or a bundle failed verification |
+//! | 4 | `INTEGRITY` | integrity failure: `db check` or `coordinator check` found a problem, or a bundle failed verification |
 //! | 5 | `STORAGE` | storage error |
 //! | 6 | `KEY` | key or signing error |
 //! | 128 + N | `SIGNALLED` + N | stopped by signal N: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP |
@@ -115,6 +115,17 @@ pub enum Error {
     /// The coordinator's key, labs or storage.
     #[error(transparent)]
     Coordinator(#[from] tsagent_coordinator::OpenError),
+    /// `coordinator check` could not read the storage.
+    #[error("cannot check the coordinator's storage")]
+    CoordinatorCheck(#[from] tsagent_coordinator::check::CheckError),
+    /// `coordinator check` found the index, the blobs or the log in disagreement.
+    #[error("the coordinator's storage is not sound: {first} ({count} problem(s) in all)")]
+    CoordinatorUnsound {
+        /// The first problem.
+        first: String,
+        /// How many problems.
+        count: usize,
+    },
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -235,7 +246,8 @@ impl Error {
                 | tsagent_coordinator::OpenError::LabsRead { .. },
             ) => USAGE,
             Error::Coordinator(tsagent_coordinator::OpenError::Key(_)) => KEY,
-            Error::Coordinator(_) => STORAGE,
+            Error::Coordinator(_) | Error::CoordinatorCheck(_) => STORAGE,
+            Error::CoordinatorUnsound { .. } => INTEGRITY,
             Error::Config(_)
             | Error::Usage(_)
             | Error::Signers { .. }

@@ -13,6 +13,7 @@ mod alerts;
 mod bundles;
 mod check;
 mod control;
+mod coordinator;
 mod crash;
 mod custody;
 mod daemon;

@@ -158,22 +158,31 @@ fn sync_dir(path: &Path) -> Result<(), BlobError> {
 }
 
 impl Folder {
-    /// Opens (creating) the folders under `root`, removing any spool files a crash left.
+    /// Opens (creating) the folders under `root`.
     pub fn open(root: &Path) -> Result<Self, BlobError> {
         for sub in ["blobs", "quarantine", "spool"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
-        let spool = root.join("spool");
-        let entries = fs::read_dir(&spool).map_err(io_err("list", &spool))?;
-        for entry in entries.flatten() {
-            // Half-received bodies from before a crash: never acknowledged, so never owed.
-            let _ = fs::remove_file(entry.path());
-        }
         Ok(Self {
             root: root.to_owned(),
             counter: AtomicU64::new(0),
         })
+    }
+
+    /// Removes the spool files a crash left: half-received bodies, never acknowledged, so never
+    /// owed. Only the server starting calls it: `status`, `export` or `check` run beside a
+    /// serving coordinator would otherwise delete the bodies it is receiving.
+    pub fn remove_spool_leftovers(&self) -> Result<usize, BlobError> {
+        let spool = self.root.join("spool");
+        let entries = fs::read_dir(&spool).map_err(io_err("list", &spool))?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn blob_path(&self, sha256: &Hash32) -> PathBuf {

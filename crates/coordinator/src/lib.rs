@@ -10,6 +10,7 @@
 //! checkpoint is consistent with every earlier one).
 
 pub mod blobs;
+pub mod check;
 pub mod config;
 pub mod index;
 pub mod intake;
@@ -56,7 +57,8 @@ pub enum OpenError {
     Index(#[from] index::IndexError),
 }
 
-/// Opens the intake the config describes: key, labs, index and blobs.
+/// Opens the intake the config describes: key, labs, index and blobs; clears what a stop left
+/// half-received (for the server only: see [`open_storage`]).
 pub fn open(config: &Config) -> Result<Intake, OpenError> {
     let key = tsagent_bundle::load_signing_key(&config.key).map_err(OpenError::Key)?;
     let text = tsagent_bundle::file::read_regular_text(
@@ -72,6 +74,14 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
         path: config.labs.clone(),
         source,
     })?;
+    match &config.storage {
+        config::Storage::Local { path } => {
+            let removed = blobs::Folder::open(path)?.remove_spool_leftovers()?;
+            if removed > 0 {
+                tracing::info!("removed {removed} half-received body(ies) left by a stop");
+            }
+        }
+    }
     let (index, blobs) = open_storage(config)?;
     Ok(Intake {
         id: config.id.clone(),
@@ -86,7 +96,8 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
 /// The index and the blobs, whichever the storage.
 pub type Storage = (Box<dyn index::Index>, Box<dyn blobs::Blobs>);
 
-/// Opens the index and blobs alone (for `status` and `export`, which need no key).
+/// Opens the index and blobs alone (for `status`, `export` and `check`, which need no key and may
+/// run beside a serving coordinator, so they leave its spool alone).
 pub fn open_storage(config: &Config) -> Result<Storage, OpenError> {
     Ok(match &config.storage {
         config::Storage::Local { path } => {
@@ -102,6 +113,8 @@ pub fn limits(config: &Config) -> server::Limits {
     server::Limits {
         max_bundle_bytes: config.max_bundle_bytes,
         body_timeout: config.body_timeout,
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
         per_client: config.max_connections_per_client,
     }
 }
