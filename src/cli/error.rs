@@ -115,6 +115,12 @@ pub enum Error {
     /// The coordinator's key, labs or storage.
     #[error(transparent)]
     Coordinator(#[from] tsagent_coordinator::OpenError),
+    /// Several bundles verified, but some failed or their links do not hold.
+    #[error("not every bundle verified and linked: {problems}")]
+    Links {
+        /// What failed, comma-separated.
+        problems: String,
+    },
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -259,9 +265,10 @@ impl Error {
             Error::Client(_) => INTERNAL,
             Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
-            Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
-                INTEGRITY
-            }
+            Error::Verify { .. }
+            | Error::Links { .. }
+            | Error::CheckFailed { .. }
+            | Error::BundleTooLarge { .. } => INTEGRITY,
             Error::Store(s)
             | Error::Seal(SealingError::Store(s))
             | Error::Custody(CustodyError::Store(s)) => store_code(s),
