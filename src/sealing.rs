@@ -295,6 +295,13 @@ fn seal_one(
             })
         })
         .collect();
+    // The coordinator's latest receipt, verified when it came: the pilot sees in each bundle what
+    // the lab last saw of the log.
+    let previous_receipt = store.latest_receipt()?.and_then(|(seq, text)| {
+        serde_json::from_str(&text)
+            .ok()
+            .and_then(|signed| bundle::receipt::receipt_ref(seq, &signed))
+    });
     let begin = |start: &SealStart, instruments| {
         let header = SealHeader {
             lab_id: config.lab.id.clone(),
@@ -314,6 +321,7 @@ fn seal_one(
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             custody: custody.clone(),
             traceability: traceability.clone(),
+            previous_receipt: previous_receipt.clone(),
         };
         Ok::<_, SealingError>(Sealer::new(
             header,

@@ -446,7 +446,9 @@ fn several_bundles_verify_with_their_links_and_a_gap_or_a_bad_one_is_named() {
         .stdout(predicate::str::contains(
             "TEST-LAB Z1: GAP: bundle 3 arrived, the next expected is 2",
         ))
-        .stderr(predicate::str::contains("not every bundle verified and linked"));
+        .stderr(predicate::str::contains(
+            "not every bundle verified and linked",
+        ));
     // A damaged bundle among good ones is named; the others are still checked.
     let damaged = s.lab.path().join("damaged.tar");
     let mut bytes = std::fs::read(b(2)).unwrap();

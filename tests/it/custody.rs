@@ -478,7 +478,7 @@ fn custody_records_travel_in_the_bundle_and_verify_with_stock_tools() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["format"], "tsagent-bundle-v2");
+    assert_eq!(manifest["format"], "tsagent-bundle-v3");
     assert_eq!(manifest["custody"]["count"], 5);
     assert_eq!(manifest["custody"]["state"], "dispatched");
     assert_eq!(
