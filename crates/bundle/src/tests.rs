@@ -1097,7 +1097,10 @@ fn a_bundle_of_format_v2_still_verifies_and_may_not_carry_a_receipt() {
     let sealed = seal(&input(), &key).unwrap();
     let signers = signers_for(&[(LAB, &key)]);
     let v3 = verify(&sealed.tar, &signers, Some(LAB)).unwrap();
-    assert_eq!(v3.manifest.previous_receipt.as_ref().map(|r| r.log_index), Some(41));
+    assert_eq!(
+        v3.manifest.previous_receipt.as_ref().map(|r| r.log_index),
+        Some(41)
+    );
     let (folder, mut files) = files_of(&sealed.tar);
     files[0] = String::from_utf8(files[0].clone())
         .unwrap()
