@@ -2,6 +2,7 @@
 //! resolved form that the rest of the agent receives explicitly. Errors name the file, line and key.
 
 mod date;
+pub mod instant;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,29 @@ pub struct Artefact {
     /// When official measurements may start (`[artefact.stabilisation]`).
     #[serde(skip)]
     pub stabilisation: Stabilisation,
+    /// The pilot's circulation timetable for this lab (`[artefact.deadlines]`).
+    #[serde(skip)]
+    pub deadlines: Deadlines,
+}
+
+/// `[artefact.deadlines]`: by when the pilot's circulation timetable expects this lab to have
+/// received the standard and to have sent it on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The standard is to be received by then.
+    pub receive_by: Option<Deadline>,
+    /// The standard is to be dispatched by then.
+    pub dispatch_by: Option<Deadline>,
+}
+
+/// One deadline of the timetable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// As the config writes it, e.g. `2026-12-10` or `2026-12-10T17:00:00+08:00`.
+    pub text: String,
+    /// The instant it falls at, UTC µs: for a date, the end of that day (UTC), as a calibration
+    /// due on a date is valid through it.
+    pub utc_us: i64,
 }
 
 /// One item of the arrival checklist.
@@ -217,6 +241,9 @@ pub struct Alerts {
     pub disk_free_below: Option<u64>,
     /// The least time between two alerts of one condition.
     pub repeat: Duration,
+    /// How long before a custody deadline whose action is not recorded it alerts (and status
+    /// calls it due).
+    pub deadline_notice: Duration,
 }
 
 /// `[sealing]`.
@@ -577,6 +604,10 @@ impl Validator<'_> {
             unit: raw.artefact.unit,
             inspection: self.inspection(&raw.artefact.inspection)?,
             stabilisation: Stabilisation::default(),
+            deadlines: match &raw.artefact.deadlines {
+                Some(d) => self.deadlines(d)?,
+                None => Deadlines::default(),
+            },
         };
         let policy = Policy {
             expired_calibration: match raw.policy.expired_calibration {
@@ -880,6 +911,11 @@ impl Validator<'_> {
             failed_runs,
             disk_free_below,
             repeat: duration_or(&raw.repeat, "alerts.repeat", 3600)?,
+            deadline_notice: duration_or(
+                &raw.deadline_notice,
+                "alerts.deadline_notice",
+                48 * 3600,
+            )?,
         })
     }
 
@@ -1243,6 +1279,53 @@ impl Validator<'_> {
             },
             Ok,
         )
+    }
+
+    /// `[artefact.deadlines]`: each a date or an RFC 3339 time; dispatch after receipt.
+    fn deadlines(&self, raw: &raw::RawDeadlines) -> Result<Deadlines, ConfigError> {
+        let receive_by = match &raw.receive_by {
+            Some(v) => Some(self.deadline(v, "artefact.deadlines.receive_by")?),
+            None => None,
+        };
+        let dispatch_by = match &raw.dispatch_by {
+            Some(v) => Some(self.deadline(v, "artefact.deadlines.dispatch_by")?),
+            None => None,
+        };
+        if let (Some(r), Some(d), Some(span)) = (&receive_by, &dispatch_by, &raw.dispatch_by)
+            && d.utc_us <= r.utc_us
+        {
+            return self.invalid(
+                span.span(),
+                "artefact.deadlines.dispatch_by",
+                format!("must be after `receive_by` ({})", r.text),
+            );
+        }
+        Ok(Deadlines {
+            receive_by,
+            dispatch_by,
+        })
+    }
+
+    /// A deadline: a date means the end of that day, UTC (so `receive_by = "2026-12-10"` is met
+    /// by a receipt any time that day); an RFC 3339 time means that instant.
+    fn deadline(&self, value: &Spanned<String>, key: &str) -> Result<Deadline, ConfigError> {
+        let text = value.get_ref().trim();
+        let utc_us = match CalendarDate::parse(text) {
+            Some(date) => date.end_utc_us(),
+            None => instant::parse(text).or_else(|e| {
+                self.invalid(
+                    value.span(),
+                    key,
+                    format!(
+                        "{e}: a date `YYYY-MM-DD` (through the end of that day, UTC) or an RFC 3339 time, e.g. \"2026-12-10\" or \"2026-12-10T17:00:00+08:00\""
+                    ),
+                )
+            })?,
+        };
+        Ok(Deadline {
+            text: text.to_owned(),
+            utc_us,
+        })
     }
 
     fn calibration(&self, raw: &raw::RawCalibration) -> Result<Calibration, ConfigError> {

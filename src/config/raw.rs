@@ -163,6 +163,19 @@ pub struct RawArtefact {
     pub inspection: Vec<RawInspectionItem>,
     /// `[artefact.stabilisation]`: when official measurements may start after receipt.
     pub stabilisation: Option<RawStabilisation>,
+    /// `[artefact.deadlines]`: the circulation timetable the pilot gave this lab.
+    pub deadlines: Option<RawDeadlines>,
+}
+
+/// `[artefact.deadlines]`: each a date (`"2026-12-10"`, through the end of that day, UTC) or an
+/// RFC 3339 time.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadlines {
+    /// The standard is to be received by then.
+    pub receive_by: Option<Spanned<String>>,
+    /// The standard is to be sent on by then.
+    pub dispatch_by: Option<Spanned<String>>,
 }
 
 /// `[[artefact.inspection]]`: one item of the arrival checklist.
@@ -279,6 +292,8 @@ pub struct RawAlerts {
     pub disk_free_below: Option<Spanned<String>>,
     /// The least time between two alerts of one condition (default "1h").
     pub repeat: Option<Spanned<String>>,
+    /// How long before a custody deadline it alerts (default "48h").
+    pub deadline_notice: Option<Spanned<String>>,
 }
 
 /// `[sealing]`.

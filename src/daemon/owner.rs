@@ -1,7 +1,8 @@
 //! One owner of a lab's instruments and database at a time.
 //!
-//! The process that acquires (`run`, `measure`, `demo`) holds an exclusive `flock` on a lock file
-//! beside the database for as long as it lives, and writes who it is into the file. A second one is
+//! The process that acquires (`run`, `measure`, `demo`, and `custody` for the moment of an action
+//! when no daemon runs) holds an exclusive `flock` on a lock file beside the database for as long
+//! as it lives, and writes who it is into the file. A second one is
 //! refused at once, with the holder's role and pid, and the daemon's control socket. Why a lock
 //! and not only SQLite's: two processes would each open the same serial ports and adapters (one
 //! fails on the port's lock, or times out and blames the meter), and with simulated instruments
@@ -27,6 +28,9 @@ pub enum Role {
     Measure,
     /// `tsagent demo`.
     Demo,
+    /// `tsagent custody`, writing the log directly for the moment of one action because no
+    /// daemon runs (so none can start under it).
+    Custody,
 }
 
 impl Role {
@@ -36,6 +40,7 @@ impl Role {
             Role::Daemon => "run",
             Role::Measure => "measure",
             Role::Demo => "demo",
+            Role::Custody => "custody",
         }
     }
 }
