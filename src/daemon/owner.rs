@@ -118,31 +118,31 @@ impl LabLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(io)?;
+        {
+            Ok(file) => file,
+            // Not this user's to write (the daemon's service user owns it, and this is an
+            // operator of `[control] group`): who holds it can still be read, and a daemon
+            // holding it is what `measure` and `custody` need to know to hand over to it.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let held = File::open(path).ok().and_then(|file| {
+                    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                        Err((file, nix::errno::Errno::EWOULDBLOCK)) => Some(held_by(file, path)),
+                        _ => None,
+                    }
+                });
+                return Err(held.unwrap_or_else(|| io(e)));
+            }
+            Err(e) => return Err(io(e)),
+        };
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
-            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-                let mut text = String::new();
-                let holder = file
-                    .read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| serde_json::from_str::<Holder>(text.trim()).ok());
-                return Err(match holder {
-                    Some(holder) if holder.role == Role::Daemon => {
-                        OwnerError::HeldByDaemon { holder }
-                    }
-                    Some(holder) => OwnerError::Held { holder },
-                    None => OwnerError::HeldByUnknown {
-                        path: path.to_owned(),
-                    },
-                });
-            }
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => return Err(held_by(file, path)),
             Err((_, errno)) => return Err(io(errno.into())),
         };
         let holder = Holder {
@@ -164,6 +164,22 @@ impl LabLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Who holds the lock file `file` (opened at `path`), as it says.
+fn held_by(mut file: File, path: &Path) -> OwnerError {
+    let mut text = String::new();
+    let holder = file
+        .read_to_string(&mut text)
+        .ok()
+        .and_then(|_| serde_json::from_str::<Holder>(text.trim()).ok());
+    match holder {
+        Some(holder) if holder.role == Role::Daemon => OwnerError::HeldByDaemon { holder },
+        Some(holder) => OwnerError::Held { holder },
+        None => OwnerError::HeldByUnknown {
+            path: path.to_owned(),
+        },
     }
 }
 

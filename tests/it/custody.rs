@@ -1046,3 +1046,74 @@ fn the_direct_path_is_not_taken_while_a_daemon_holds_the_lab() {
     );
     assert_eq!(kinds(&lab), ["custody_note"]);
 }
+
+#[test]
+fn an_operator_who_may_not_write_the_lab_records_custody_through_the_daemon() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test makes a user and runs tsagent as it: run it as root (.ci/run does)"
+    );
+    let user = "tsagent-operator";
+    if nix::unistd::User::from_name(user).unwrap().is_none() {
+        let made = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success(), "useradd {user}");
+    }
+    // The daemon runs as root and lets the operator's group steer it; the lab's folder, its
+    // database and the lock are root's, which the operator may read but not write.
+    let (lab, config, d, _socket) = daemon_lab(&format!("[control]\ngroup = \"{user}\"\n"));
+    std::fs::set_permissions(
+        lab.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // The binary where the operator can run it, whatever the build folder's mode.
+    let binary = lab.path().join("tsagent");
+    if std::fs::hard_link(bin(), &binary).is_err() {
+        std::fs::copy(bin(), &binary).unwrap();
+    }
+    let photo = lab.path().join("seal.jpg");
+    std::fs::write(&photo, b"the seal, intact").unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", user, "--regid", user, "--clear-groups"])
+        .arg(&binary)
+        .args(["custody", "receive", "--config"])
+        .arg(&config)
+        .args(["--operator", "op", "--condition", "ok", "--seals", "intact"])
+        .arg("--photo")
+        .arg(&photo)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("handed to the daemon (pid {})", d.pid().as_raw()).as_str()),
+        "{text}"
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let received = details(&lab, "custody_received");
+    assert_eq!(received.len(), 1);
+    let sha = tsagent::custody::photo_sha256(b"the seal, intact");
+    assert_eq!(received[0]["photos"][0]["sha256"], sha.as_str());
+    assert_eq!(received[0]["operator"], "op");
+    assert_eq!(
+        std::fs::read(lab.path().join("photos").join(&sha)).unwrap(),
+        b"the seal, intact"
+    );
+}
