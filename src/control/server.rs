@@ -300,12 +300,20 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
 
 /// The request's body, read up to `cap` bytes; the error response otherwise.
 async fn read_body(req: hyper::Request<Incoming>, cap: usize) -> Result<Bytes, Response<ApiBody>> {
-    match Limited::new(req.into_body(), cap).collect().await {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+    let too_large = || {
+        error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {cap} bytes"),
-        )),
+        )
+    };
+    // A body announced too large is refused before a byte of it is read (a client that sent
+    // `Expect: 100-continue`, as curl does for a large upload, sends none of it).
+    if req.body().size_hint().lower() > cap as u64 {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), cap).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(error(
             StatusCode::BAD_REQUEST,
             format!("bad request body: {e}"),

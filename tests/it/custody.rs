@@ -801,6 +801,23 @@ fn custody_actions_through_the_daemon_by_curl_and_the_cli_reach_the_sealed_bundl
         bytes
     );
 
+    // A photo over the cap is refused before it is read.
+    let big = lab.path().join("big.jpg");
+    std::fs::write(&big, vec![0u8; 32 * 1024 * 1024 + 1]).unwrap();
+    let (code, body) = call(
+        &socket,
+        "POST",
+        "/v1/custody/photos",
+        Some(&format!("@{}", big.display())),
+    );
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(
+        std::fs::read_dir(lab.path().join("photos"))
+            .unwrap()
+            .count(),
+        1
+    );
+
     // Refused: the state says no (409), the body is not JSON (400), the action is unknown (404).
     let dispatch = r#"{"operator":"li","carrier":"DHL","tracking":"JD1","condition":"ok"}"#;
     let (code, body) = call(&socket, "POST", "/v1/custody/dispatch", Some(dispatch));
