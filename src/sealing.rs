@@ -218,6 +218,22 @@ pub fn checked_key(
     Ok(key)
 }
 
+/// The lab's signing key, checked against the one the log records without writing anything:
+/// for a note signed beside the daemon, which alone writes the log while it runs. A key the log
+/// does not record yet passes; the daemon's next seal records it.
+pub fn recorded_key(config: &Config, store: &Store) -> Result<bundle::SigningKey, SealingError> {
+    let key = bundle::load_signing_key(&config.signing.key)?;
+    let fingerprint = bundle::fingerprint(key.public_key());
+    match store.signing_key()? {
+        Some(recorded) if recorded != fingerprint => Err(SealingError::KeyChanged {
+            key: config.signing.key.clone(),
+            recorded,
+            found: fingerprint,
+        }),
+        _ => Ok(key),
+    }
+}
+
 /// Checks the key against the one the log records, recording or (with `new_key`) rotating it.
 fn record_key(
     config: &Config,

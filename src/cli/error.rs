@@ -255,7 +255,7 @@ impl Error {
                 _ => RUN_FAILED,
             },
             Error::Daemon(DaemonError::NothingScheduled { .. }) => USAGE,
-            Error::Daemon(DaemonError::Recover(s)) => store_code(s),
+            Error::Daemon(DaemonError::Recover(s) | DaemonError::CustodyStore(s)) => store_code(s),
             Error::Owner(OwnerError::Io { .. }) => STORAGE,
             Error::Control(ControlError::Bind { .. }) => STORAGE,
             Error::Control(_) => USAGE,
@@ -281,6 +281,9 @@ impl Error {
                 | CustodyError::NoDecisionPending
                 | CustodyError::Item { .. }
                 | CustodyError::Checklist { .. }
+                | CustodyError::Empty { .. }
+                | CustodyError::PhotoHash { .. }
+                | CustodyError::PhotoNotKept { .. }
                 | CustodyError::Photo { .. },
             ) => USAGE,
             // Readings the bundle format cannot carry, or a clash with an existing bundle file:

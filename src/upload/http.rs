@@ -273,15 +273,19 @@ mod tests {
 
     #[test]
     fn urls_parse_to_an_authority_and_a_base() {
-        let e = Endpoint::parse("http://pilot.example:8480/intake/").unwrap();
+        let e = Endpoint::parse("http://pilot.example:8480/intake/", None).unwrap();
         assert_eq!(e.authority, "pilot.example:8480");
         assert_eq!(e.base, "/intake");
-        assert_eq!(
-            Endpoint::parse("http://10.0.0.1").unwrap().authority,
-            "10.0.0.1:80"
-        );
-        assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("http://").is_err());
-        assert!(Endpoint::parse("http://user@host/").is_err());
+        assert!(e.tls.is_none());
+        let p = |u| Endpoint::parse(u, None);
+        assert_eq!(p("http://10.0.0.1").unwrap().authority, "10.0.0.1:80");
+        assert_eq!(p("http://[::1]").unwrap().authority, "[::1]:80");
+        assert_eq!(p("http://[::1]:9").unwrap().authority, "[::1]:9");
+        let s = p("https://pilot.example").unwrap();
+        assert_eq!(s.authority, "pilot.example:443");
+        assert!(s.tls.is_some());
+        assert!(p("ftp://x").is_err());
+        assert!(p("http://").is_err());
+        assert!(p("http://user@host/").is_err());
     }
 }
