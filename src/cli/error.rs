@@ -115,6 +115,12 @@ pub enum Error {
     /// The coordinator's key, labs or storage.
     #[error(transparent)]
     Coordinator(#[from] tsagent_coordinator::OpenError),
+    /// A bundle could not be delivered now (network, coordinator down); the daemon retries.
+    #[error("{0}")]
+    Upload(String),
+    /// The coordinator refused a bundle, or its log did not hold: the queue holds.
+    #[error("{0}")]
+    UploadRefused(String),
     /// Several bundles verified, but some failed or their links do not hold.
     #[error("not every bundle verified and linked: {problems}")]
     Links {
@@ -265,7 +271,9 @@ impl Error {
             Error::Client(_) => INTERNAL,
             Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
+            Error::Upload(_) => RUN_FAILED,
             Error::Verify { .. }
+            | Error::UploadRefused(_)
             | Error::Links { .. }
             | Error::CheckFailed { .. }
             | Error::BundleTooLarge { .. } => INTEGRITY,

@@ -35,6 +35,10 @@ pub enum Condition {
     SigningKey,
     /// A custody deadline whose action is not recorded is in this phase (`Due` or `Past`).
     Deadline(DeadlineAction, Phase),
+    /// The coordinator refused a bundle, or its log misbehaved: uploads hold.
+    NotAccepted,
+    /// The coordinator refused a heartbeat (a contradiction is a fork), or its log misbehaved.
+    HeartbeatRefused,
 }
 
 impl Condition {
@@ -52,6 +56,10 @@ impl Condition {
             (Condition::SigningKey, false) => "signing_key_found",
             (Condition::Deadline(..), true) => "custody_deadline",
             (Condition::Deadline(..), false) => return None,
+            (Condition::NotAccepted, true) => "bundle_not_accepted",
+            (Condition::NotAccepted, false) => "bundle_accepted",
+            (Condition::HeartbeatRefused, true) => "heartbeat_refused",
+            (Condition::HeartbeatRefused, false) => return None,
         })
     }
 }
@@ -177,6 +185,36 @@ impl Alerts {
             }
         }
         events
+    }
+
+    /// What the uploader reported: a refusal raises, an accepted bundle clears.
+    pub fn upload(&mut self, news: &crate::daemon::upload::News, at: Timestamp) -> Vec<NewEvent> {
+        use crate::daemon::upload::News;
+        match news {
+            News::Sent { name, .. } => self.set(
+                Condition::NotAccepted,
+                false,
+                &format!("bundle {name} accepted by the coordinator"),
+                at,
+            ),
+            News::Held { name, error, alert } => self.set(
+                Condition::NotAccepted,
+                true,
+                &format!("bundle {name} not accepted ({alert}): {error}"),
+                at,
+            ),
+            News::HeartbeatRefused { error, alert } => {
+                let events = self.set(
+                    Condition::HeartbeatRefused,
+                    true,
+                    &format!("{alert}: {error}"),
+                    at,
+                );
+                // Each refusal is news; the condition does not stay raised.
+                self.raised.remove(&Condition::HeartbeatRefused);
+                events
+            }
+        }
     }
 
     /// Raises or clears `condition`; returns the events of what was sent.

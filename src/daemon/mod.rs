@@ -22,6 +22,7 @@ pub mod notify;
 pub mod owner;
 mod schedule;
 mod steer;
+mod upload;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -128,6 +129,7 @@ pub async fn run(
     }
 
     let mut desk = custody::Desk::open(config, clock.clone()).map_err(DaemonError::CustodyStore)?;
+    let mut uploader = upload::start(config, clock.clone());
     let mut supervisor = Supervisor::new(config);
     connect_at_start(config, &mut supervisor, &*clock, hub).await;
     store_events(store, &mut supervisor, hub);
@@ -158,6 +160,9 @@ pub async fn run(
             let sealed = steer::seal(config, store, &*clock, hub);
             for reply in queue.seals.drain(..) {
                 let _ = reply.send(sealed.clone());
+            }
+            if let Some(u) = &uploader {
+                u.wake.notify_one();
             }
             if seal_due {
                 next_seal = config.sealing.every.map(|e| Instant::now() + e);
@@ -201,6 +206,14 @@ pub async fn run(
                     steer::handle(request, config, &mut queue, hub, None, &mut refused, &mut desk);
                     continue;
                 }
+                Some(news) = next_news(&mut uploader) => {
+                    let raised = alerts.upload(&news, clock.now());
+                    store_alerts(store, raised);
+                    if let Some(hub) = hub {
+                        steer::refresh(hub, config, &schedule, store, steer::disk_free(config));
+                    }
+                    continue;
+                }
             }
             if Instant::now() >= next_tick {
                 watch
@@ -226,6 +239,22 @@ pub async fn run(
                         config.alerts.deadline_notice,
                     );
                     raised.extend(alerts.deadlines(&open, now));
+                }
+                if let Some(u) = &uploader
+                    && let Ok(mut facts) = u.facts.lock()
+                {
+                    facts.instruments = u32::try_from(config.instruments.len()).unwrap_or(u32::MAX);
+                    facts.online = u32::try_from(
+                        config
+                            .instruments
+                            .iter()
+                            .filter(|i| supervisor.is_online(&i.name))
+                            .count(),
+                    )
+                    .unwrap_or(u32::MAX);
+                    if let Some((custody, _)) = &record {
+                        facts.custody = custody.state.as_str().to_owned();
+                    }
                 }
                 for i in &config.instruments {
                     let online = supervisor.is_online(&i.name);
@@ -336,6 +365,13 @@ pub async fn run(
 }
 
 /// The next request from the API; never, without an API.
+async fn next_news(uploader: &mut Option<upload::Uploader>) -> Option<upload::News> {
+    match uploader {
+        Some(u) => u.news.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_request(requests: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {
     match requests {
         Some(rx) => rx.recv().await,

@@ -283,7 +283,8 @@ pub(super) fn refresh(
             })
         })
         .collect();
-    let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
+    // Counted, not read: a bundle's row holds its archive.
+    let bundles = store.undelivered().unwrap_or(0);
     let mut status = hub.status();
     status.next_slots = next_slots;
     status.disk_free_bytes = disk_free_bytes;
