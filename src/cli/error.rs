@@ -126,6 +126,18 @@ pub enum Error {
         /// How many problems.
         count: usize,
     },
+    /// A bundle could not be delivered now (network, coordinator down); the daemon retries.
+    #[error("{0}")]
+    Upload(String),
+    /// The coordinator refused a bundle, or its log did not hold: the queue holds.
+    #[error("{0}")]
+    UploadRefused(String),
+    /// Several bundles verified, but some failed or their links do not hold.
+    #[error("not every bundle verified and linked: {problems}")]
+    Links {
+        /// What failed, comma-separated.
+        problems: String,
+    },
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -261,7 +273,7 @@ impl Error {
                 _ => RUN_FAILED,
             },
             Error::Daemon(DaemonError::NothingScheduled { .. }) => USAGE,
-            Error::Daemon(DaemonError::Recover(s)) => store_code(s),
+            Error::Daemon(DaemonError::Recover(s) | DaemonError::CustodyStore(s)) => store_code(s),
             Error::Owner(OwnerError::Io { .. }) => STORAGE,
             Error::Control(ControlError::Bind { .. }) => STORAGE,
             Error::Control(_) => USAGE,
@@ -271,9 +283,12 @@ impl Error {
             Error::Client(_) => INTERNAL,
             Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
-            Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
-                INTEGRITY
-            }
+            Error::Upload(_) => RUN_FAILED,
+            Error::Verify { .. }
+            | Error::UploadRefused(_)
+            | Error::Links { .. }
+            | Error::CheckFailed { .. }
+            | Error::BundleTooLarge { .. } => INTEGRITY,
             Error::Store(s)
             | Error::Seal(SealingError::Store(s))
             | Error::Custody(CustodyError::Store(s)) => store_code(s),
@@ -286,6 +301,9 @@ impl Error {
                 | CustodyError::NoDecisionPending
                 | CustodyError::Item { .. }
                 | CustodyError::Checklist { .. }
+                | CustodyError::Empty { .. }
+                | CustodyError::PhotoHash { .. }
+                | CustodyError::PhotoNotKept { .. }
                 | CustodyError::Photo { .. },
             ) => USAGE,
             // Readings the bundle format cannot carry, or a clash with an existing bundle file:

@@ -133,8 +133,148 @@ fn reply_error(reply: &http::Reply) -> String {
     format!("{} {text}", reply.status.as_u16())
 }
 
+/// The target `[upload]` describes, if any.
+pub fn target(config: &crate::config::Config) -> Result<Option<Target>, HttpError> {
+    let Some(upload) = &config.upload else {
+        return Ok(None);
+    };
+    Ok(Some(Target {
+        endpoint: Endpoint::parse(&upload.url, upload.ca.as_deref())?,
+        coordinator_key: upload.coordinator_key.clone(),
+        lab: config.lab.id.clone(),
+        artefact: config.artefact.id.clone(),
+    }))
+}
+
+/// What a heartbeat says besides the chain head.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Instruments online.
+    pub online: u32,
+    /// Instruments configured.
+    pub instruments: u32,
+    /// The custody state.
+    pub custody: String,
+}
+
+/// What sending a heartbeat came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// Logged by the coordinator; its receipt verified and its checkpoint extends the last seen.
+    Logged {
+        /// The reading it named.
+        seq: u64,
+        /// Its log index.
+        log_index: u64,
+    },
+    /// No answer, or a passing failure: the next period tries again.
+    Failed(String),
+    /// Refused (a contradiction with what the coordinator holds is a fork), or the log misbehaved.
+    Refused {
+        /// Why.
+        error: String,
+        /// The alert kind.
+        alert: &'static str,
+    },
+}
+
+/// Sends one heartbeat: the chain head, signed with the lab's key.
+pub async fn heartbeat(
+    store: &mut Store,
+    target: &Target,
+    key: &tsagent_bundle::SigningKey,
+    facts: &Facts,
+    now: Timestamp,
+) -> Result<Beat, UploadError> {
+    let (seq, chain) = store.chain_head()?;
+    let hb = receipt::Heartbeat {
+        format: receipt::HEARTBEAT_FORMAT.to_owned(),
+        lab: target.lab.clone(),
+        artefact: target.artefact.clone(),
+        seq,
+        chain: Hash32(chain),
+        utc: tsagent_bundle::time::rfc3339(now.utc_us),
+        instruments_online: facts.online,
+        instruments: facts.instruments,
+        custody: facts.custody.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let signed = match receipt::sign_heartbeat(key, &hb) {
+        Ok(s) => s,
+        Err(e) => return Ok(Beat::Failed(crate::error::report(&e))),
+    };
+    let body = serde_json::to_vec(&signed).unwrap_or_default();
+    let reply = match http::request(
+        &target.endpoint,
+        Method::POST,
+        "/v1/heartbeats",
+        &[("content-type", "application/json".to_owned())],
+        Bytes::from(body),
+        SMALL_DEADLINE,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return Ok(Beat::Failed(crate::error::report(&e))),
+    };
+    match reply.status {
+        StatusCode::OK | StatusCode::CREATED => {}
+        StatusCode::CONFLICT | StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY => {
+            return Ok(Beat::Refused {
+                error: reply_error(&reply),
+                alert: "heartbeat_refused",
+            });
+        }
+        _ => return Ok(Beat::Failed(reply_error(&reply))),
+    }
+    let expected = LogEntry::Heartbeat {
+        lab: hb.lab.clone(),
+        artefact: hb.artefact.clone(),
+        seq,
+        chain: hb.chain,
+        utc: hb.utc.clone(),
+        sha256: Hash32(Sha256::digest(signed.heartbeat.as_bytes()).into()),
+    };
+    let verified = serde_json::from_slice::<SignedReceipt>(&reply.body)
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            receipt::verify_receipt(&target.coordinator_key, &r, Some(&expected))
+                .map_err(|e| crate::error::report(&e))
+        });
+    let v = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(Beat::Refused {
+                error: format!("the heartbeat's receipt does not verify: {e}"),
+                alert: "log_inconsistent",
+            });
+        }
+    };
+    if let Err(error) = extend_checkpoint(store, target, &v.checkpoint, &v.receipt, now).await? {
+        return Ok(Beat::Refused {
+            error,
+            alert: "log_inconsistent",
+        });
+    }
+    Ok(Beat::Logged {
+        seq,
+        log_index: v.receipt.log_index,
+    })
+}
+
 /// Sends the next bundle if it is due; at most one exchange.
 pub async fn step(store: &mut Store, target: &Target, now: Timestamp) -> Result<Step, UploadError> {
+    step_with(store, target, now, false).await
+}
+
+/// [`step`], and with `now_anyway` a bundle waiting for its retry time goes now (`tsagent
+/// upload`: a person asked).
+pub async fn step_with(
+    store: &mut Store,
+    target: &Target,
+    now: Timestamp,
+    now_anyway: bool,
+) -> Result<Step, UploadError> {
     let Some(next) = store.next_delivery()? else {
         return Ok(Step::Idle);
     };
@@ -145,7 +285,9 @@ pub async fn step(store: &mut Store, target: &Target, now: Timestamp) -> Result<
                 until_utc_us: None,
             });
         }
-        DeliveryState::Retrying if next.next_attempt_utc_us.is_some_and(|t| t > now.utc_us) => {
+        DeliveryState::Retrying
+            if !now_anyway && next.next_attempt_utc_us.is_some_and(|t| t > now.utc_us) =>
+        {
             return Ok(Step::Waiting {
                 name: next.name,
                 until_utc_us: next.next_attempt_utc_us,

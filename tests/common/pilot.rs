@@ -135,6 +135,7 @@ impl SealLab {
                 ..CustodyInfo::default()
             },
             traceability: vec![],
+            previous_receipt: None,
         }
     }
 

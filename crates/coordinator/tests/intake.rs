@@ -108,6 +108,7 @@ impl Lab {
                 ..CustodyInfo::default()
             },
             traceability: vec![],
+            previous_receipt: None,
         }
     }
 
