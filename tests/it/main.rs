@@ -35,3 +35,4 @@ mod signals;
 mod statistics;
 mod supervisor;
 mod systemd;
+mod upload;
