@@ -533,3 +533,125 @@ mod tests {
         assert!(backoff(30, u64::MAX / 2) > Duration::from_secs(600));
     }
 }
+
+#[cfg(test)]
+mod log_tests {
+    //! The lab's guard against a coordinator that rewrites its log: heartbeats against an
+    //! in-process coordinator whose storage is put back to an earlier copy.
+
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct Running {
+        task: tokio::task::JoinHandle<()>,
+        addr: std::net::SocketAddr,
+    }
+
+    async fn serve(dir: &Path, addr: Option<std::net::SocketAddr>) -> Running {
+        let config = tsagent_coordinator::Config::parse(
+            &dir.join("c.toml"),
+            "[coordinator]\nid = \"pilot\"\nlisten = \"127.0.0.1:0\"\nkey = \"key\"\nlabs = \"labs\"\n",
+        )
+        .unwrap();
+        let intake = Arc::new(tsagent_coordinator::open(&config).unwrap());
+        let listener = tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = tsagent_coordinator::limits(&config);
+        let task = tokio::spawn(tsagent_coordinator::server::serve(listener, intake, limits));
+        Running { task, addr }
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let dest = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &dest);
+            } else {
+                std::fs::copy(entry.path(), dest).unwrap();
+            }
+        }
+    }
+
+    async fn stop(r: Running) {
+        r.task.abort();
+        let _ = r.task.await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_log_that_shrank_forked_or_does_not_extend_the_last_checkpoint_is_refused() {
+        let pilot = tempfile::tempdir().unwrap();
+        let lab_dir = tempfile::tempdir().unwrap();
+        tsagent_bundle::generate_key(&pilot.path().join("key"), "pilot").unwrap();
+        let lab_key_path = lab_dir.path().join("lab");
+        let lab_key = {
+            tsagent_bundle::generate_key(&lab_key_path, "lab").unwrap();
+            tsagent_bundle::load_signing_key(&lab_key_path).unwrap()
+        };
+        let line = tsagent_bundle::allowed_signers_line("LAB", lab_key.public_key()).unwrap();
+        std::fs::write(pilot.path().join("labs"), format!("{line}\n")).unwrap();
+        let coordinator_key = tsagent_bundle::load_signing_key(&pilot.path().join("key"))
+            .unwrap()
+            .public_key()
+            .clone();
+        let mut store = Store::open(&lab_dir.path().join("lab.db")).unwrap();
+        let facts = Facts::default();
+        let mut t = 1_800_000_000_000_000;
+        let mut beat = async |store: &mut Store, addr: std::net::SocketAddr| {
+            t += 1_000_000;
+            let target = Target {
+                endpoint: Endpoint::parse(&format!("http://{addr}"), None).unwrap(),
+                coordinator_key: coordinator_key.clone(),
+                lab: "LAB".into(),
+                artefact: "Z1".into(),
+            };
+            let now = Timestamp {
+                utc_us: t,
+                mono_ns: 0,
+            };
+            heartbeat(store, &target, &lab_key, &facts, now)
+                .await
+                .unwrap()
+        };
+        let logged = |b: &Beat| matches!(b, Beat::Logged { .. });
+        let refused = |b: &Beat, what: &str| match b {
+            Beat::Refused { error, alert } => *alert == "log_inconsistent" && error.contains(what),
+            _ => false,
+        };
+
+        let storage = pilot.path().join("intake");
+        let a = serve(pilot.path(), None).await;
+        let addr = a.addr;
+        assert!(logged(&beat(&mut store, addr).await)); // size 1
+        stop(a).await;
+        let snapshot = pilot.path().join("snapshot");
+        copy_dir(&storage, &snapshot);
+        let a = serve(pilot.path(), Some(addr)).await;
+        assert!(logged(&beat(&mut store, addr).await)); // size 2, consistent with 1
+        stop(a).await;
+
+        // Put back to size 1: the next entry makes another log of size 2.
+        std::fs::remove_dir_all(&storage).unwrap();
+        copy_dir(&snapshot, &storage);
+        let a = serve(pilot.path(), Some(addr)).await;
+        let b = beat(&mut store, addr).await;
+        assert!(refused(&b, "two roots"), "{b:?}");
+        // One more: size 3, but not an extension of the size 2 the lab saw.
+        let b = beat(&mut store, addr).await;
+        assert!(refused(&b, "not consistent"), "{b:?}");
+        stop(a).await;
+
+        // A log started afresh: size 1, smaller than the 2 the lab saw.
+        std::fs::remove_dir_all(&storage).unwrap();
+        let a = serve(pilot.path(), Some(addr)).await;
+        let b = beat(&mut store, addr).await;
+        assert!(refused(&b, "shrank"), "{b:?}");
+        stop(a).await;
+        assert_eq!(store.seen_checkpoint().unwrap().map(|c| c.size), Some(2));
+    }
+}

@@ -36,3 +36,4 @@ mod signals;
 mod statistics;
 mod supervisor;
 mod systemd;
+mod upload;
