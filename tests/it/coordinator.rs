@@ -139,6 +139,34 @@ fn curl_sends_a_demo_bundle_201_then_200_and_each_bad_bundle_gets_its_status() {
     let mut tampered = r.text.clone();
     tampered = tampered.replace("\"bundle_seq\":1", "\"bundle_seq\":2");
     assert!(ssh_verify(&pilot, "tsagent-receipt-v1", &tampered, &r.signature).is_err());
+    // And as the README shows it, with jq and ssh-keygen in a shell.
+    let readme = readme_blocks("sh")
+        .into_iter()
+        .find(|b| b.contains("-n tsagent-receipt-v1"))
+        .unwrap()
+        .replace("pilot-NIM", PILOT_ID);
+    let shell = tempfile::tempdir().unwrap();
+    std::fs::write(shell.path().join("receipt.json"), &first).unwrap();
+    std::fs::copy(
+        pilot.path().join("coordinator_key.pub"),
+        shell.path().join("coordinator_key.pub"),
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .args(["-ec", &readme])
+        .current_dir(shell.path())
+        .output()
+        .expect("sh");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{readme}\n{said}");
+    assert!(
+        said.contains("Good \"tsagent-receipt-v1\" signature for pilot"),
+        "{said}"
+    );
     assert_eq!(r.entry["kind"], "bundle");
     assert_eq!(r.entry["lab"], "DEMO-LAB");
     assert_eq!(r.entry["bundle"], name.as_str());
@@ -1196,4 +1224,45 @@ fn check_finds_a_damaged_or_missing_blob_and_an_index_or_log_that_does_not_add_u
         &pilot,
         "logs NIM-Z1-000002.tar, which the index does not hold",
     );
+}
+
+/// The README's fenced blocks of `lang`.
+fn readme_blocks(lang: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l == format!("```{lang}") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_readme_coordinator_config_is_real_and_its_commented_keys_are_the_defaults() {
+    let block = readme_blocks("toml")
+        .into_iter()
+        .find(|b| b.starts_with("[coordinator]"))
+        .unwrap();
+    let path = Path::new("/etc/tsagent/coordinator.toml");
+    let config = tsagent_coordinator::Config::parse(path, &block).unwrap();
+    // Every commented key, switched on, parses and gives what the default already is.
+    let uncommented = block
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let explicit = tsagent_coordinator::Config::parse(path, &uncommented).unwrap();
+    assert_eq!(explicit, config);
+    assert_eq!(config.id, "pilot-NIM");
 }

@@ -9,7 +9,7 @@
 //! labs = "labs_allowed_signers"    # the labs' keys, principal = lab id
 //! # cert = "cert.pem"              # TLS; without it plain HTTP (loopback, or behind a proxy)
 //! # key_pem = "key.pem"
-//! # max_bundle_bytes = 268435456    # larger bodies get 413
+//! # max_bundle_bytes = 1073741824   # larger bodies get 413
 //! # max_connections_per_client = 8 # more from one address get 429
 //! # header_timeout = "10s"         # request line and headers, and an idle keep-alive
 //! # body_timeout = "5m"            # a whole bundle body
