@@ -277,10 +277,12 @@ impl Intake {
         match self.blobs.keep(body) {
             Ok(()) => {}
             Err(BlobError::Full { path }) => {
-                return Ok(Outcome::Full(format!(
-                    "the coordinator's disk is full ({}); nothing was kept",
-                    path.display()
-                )));
+                // The path is the pilot's business, not the sender's: logged, not answered.
+                tracing::error!("no space left for {}", path.display());
+                return Ok(Outcome::Full(
+                    "the coordinator's disk is full; nothing was accepted, send it again later"
+                        .into(),
+                ));
             }
             Err(e) => return Err(IntakeError::Blob(e)),
         }
