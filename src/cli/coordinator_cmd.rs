@@ -86,6 +86,9 @@ fn serve(a: &ConfigArg) -> Result<(), Error> {
         let addr = listener.local_addr().map_err(Error::Runtime)?;
         say!("listening on http://{addr}");
         let _ = std::io::stdout().flush();
+        // Under systemd (Type=notify): started means the key, labs and storage are open and the
+        // port is bound.
+        crate::daemon::notify::Notifier::from_env().ready(&format!("listening on http://{addr}"));
         tracing::info!(id = %config.id, "coordinator listening on http://{addr}");
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;

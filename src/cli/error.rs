@@ -7,8 +7,8 @@
 //! | 0 | `SUCCESS` | success (including "nothing new to seal") |
 //! | 1 | `INTERNAL` | internal error |
 //! | 2 | `USAGE` | usage or configuration error |
-//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), or an official run refused by custody |
-//! | 4 | `INTEGRITY` | integrity failure: `db check` or `coordinator check` found a problem, or a bundle failed verification |
+//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), an official run refused by custody, or `upload` could not reach the coordinator |
+//! | 4 | `INTEGRITY` | integrity failure: `db check` or `coordinator check` found a problem, a bundle failed verification or its links, or the coordinator refused a bundle |
 //! | 5 | `STORAGE` | storage error |
 //! | 6 | `KEY` | key or signing error |
 //! | 128 + N | `SIGNALLED` + N | stopped by signal N: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP |
