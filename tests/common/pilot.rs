@@ -287,9 +287,13 @@ impl Pilot {
         text
     }
 
-    /// The files left in the spool folder (bodies being received).
+    /// The bodies being received (`*.part` in the spool folder; a store may keep other files
+    /// there, such as its processes' lock files).
     pub fn spooled(&self) -> Vec<PathBuf> {
         files_in(&self.storage().join("spool"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "part"))
+            .collect()
     }
 
     /// The blobs kept, as file paths.
