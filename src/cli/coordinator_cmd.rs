@@ -63,12 +63,9 @@ pub fn run(cmd: CoordinatorCommand) -> Result<(), Error> {
 
 fn serve(a: &ConfigArg) -> Result<(), Error> {
     let config = Config::load(&a.config)?;
-    if config.tls.is_some() {
-        return Err(Error::Usage(
-            "coordinator.cert: TLS is not served yet; terminate TLS in a reverse proxy".into(),
-        ));
-    }
     let intake = Arc::new(tsagent_coordinator::open(&config)?);
+    let tls = tsagent_coordinator::tls_acceptor(&config)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let limits = tsagent_coordinator::limits(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,17 +81,23 @@ fn serve(a: &ConfigArg) -> Result<(), Error> {
                 source,
             })?;
         let addr = listener.local_addr().map_err(Error::Runtime)?;
-        say!("listening on http://{addr}");
+        say!("listening on {scheme}://{addr}");
         let _ = std::io::stdout().flush();
         // Under systemd (Type=notify): started means the key, labs and storage are open and the
         // port is bound.
-        crate::daemon::notify::Notifier::from_env().ready(&format!("listening on http://{addr}"));
-        tracing::info!(id = %config.id, "coordinator listening on http://{addr}");
+        crate::daemon::notify::Notifier::from_env()
+            .ready(&format!("listening on {scheme}://{addr}"));
+        tracing::info!(id = %config.id, "coordinator listening on {scheme}://{addr}");
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
         tokio::select! {
-            () = tsagent_coordinator::server::serve(listener, intake, limits) => {}
+            () = async {
+                match tls {
+                    Some(tls) => tsagent_coordinator::server::serve_tls(listener, intake, limits, tls).await,
+                    None => tsagent_coordinator::server::serve(listener, intake, limits).await,
+                }
+            } => {}
             _ = term.recv() => {}
             _ = int.recv() => {}
         }

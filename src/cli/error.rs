@@ -255,7 +255,8 @@ impl Error {
             Error::CoordinatorConfig(_)
             | Error::Coordinator(
                 tsagent_coordinator::OpenError::Labs { .. }
-                | tsagent_coordinator::OpenError::LabsRead { .. },
+                | tsagent_coordinator::OpenError::LabsRead { .. }
+                | tsagent_coordinator::OpenError::Tls { .. },
             ) => USAGE,
             Error::Coordinator(tsagent_coordinator::OpenError::Key(_)) => KEY,
             Error::Coordinator(_) | Error::CoordinatorCheck(_) => STORAGE,

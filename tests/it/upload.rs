@@ -288,3 +288,111 @@ fn the_daemon_uploads_by_itself_sends_heartbeats_and_alerts_when_a_bundle_is_ref
     let listed = bundles(&config);
     assert!(listed.lines().any(|l| l.contains("  sent  ")), "{listed}");
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL takes a certificate whose issuer is its own subject as self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tsagent test pilot CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tsagent test coordinator");
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join("pilot-ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn over_tls_the_lab_trusts_the_pilots_ca_and_nothing_else() {
+    let (_lab, config, line) = lab();
+    let pilot = Pilot::new(&format!("{line}\n"));
+    let (ca, cert, key) = certificates(pilot.dir.path());
+    let coordinator_config = pilot.config();
+    let mut text = std::fs::read_to_string(&coordinator_config).unwrap();
+    text.push_str(&format!(
+        "cert = \"{}\"\nkey_pem = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let p = Proc::spawn(
+        Command::new(bin())
+            .args(["coordinator", "serve", "--config"])
+            .arg({
+                let path = pilot.dir.path().join("tls.toml");
+                std::fs::write(&path, text).unwrap();
+                path
+            }),
+    );
+    let first = p.line();
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    seal(&config);
+
+    // Without the pilot's CA the system's CAs do not vouch for it: not sent, retried later.
+    let plain = std::fs::read_to_string(&config).unwrap();
+    with_upload(&config, &url, &pilot, "");
+    upload(&config)
+        .code(3)
+        .stderr(predicate::str::contains("TLS with 127.0.0.1:"));
+    // With it: delivered, receipt verified.
+    std::fs::write(&config, plain).unwrap();
+    with_upload(
+        &config,
+        &url,
+        &pilot,
+        &format!("ca = \"{}\"\n", ca.display()),
+    );
+    upload(&config).success().stdout(predicate::str::contains(
+        "TEST-LAB-Z1-000001: accepted (log index 0); receipt verified",
+    ));
+    // Plain HTTP to the TLS port is no exchange at all.
+    let http = url.replace("https://", "http://");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("{http}/v1/log/checkpoint"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&out.stdout), "200");
+    // curl with the CA reads the checkpoint the receipt named.
+    let out = Command::new("curl")
+        .args(["-sSf", "--cacert"])
+        .arg(&ca)
+        .arg(format!("{url}/v1/log/checkpoint"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checkpoint: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        checkpoint["checkpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("tsagent/pilot\n1\n")
+    );
+}

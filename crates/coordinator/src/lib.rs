@@ -52,6 +52,14 @@ pub enum OpenError {
     /// The storage folder could not be made.
     #[error("cannot open the storage")]
     Blobs(#[from] blobs::BlobError),
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use the TLS material {path}: {reason}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The index could not be opened.
     #[error("cannot open the index")]
     Index(#[from] index::IndexError),
@@ -106,6 +114,37 @@ pub fn open_storage(config: &Config) -> Result<Storage, OpenError> {
             (Box::new(index), Box::new(blobs))
         }
     })
+}
+
+/// The TLS acceptor `cert` and `key_pem` describe, if any.
+pub fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, OpenError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let bad = |path: &std::path::Path, reason: String| OpenError::Tls {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| bad(&tls.cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&tls.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(&tls.cert, "no certificate in it".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| bad(&tls.key, e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&tls.cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&tls.key, e.to_string()))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        server,
+    ))))
 }
 
 /// The server limits the config sets.

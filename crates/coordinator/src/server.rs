@@ -94,6 +94,25 @@ impl Clients {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, intake: Arc<Intake>, limits: Limits) {
+    accept(listener, intake, limits, None).await;
+}
+
+/// Serves over TLS until the task is dropped.
+pub async fn serve_tls(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    limits: Limits,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    accept(listener, intake, limits, Some(tls)).await;
+}
+
+async fn accept(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let clients = Arc::new(Clients::default());
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else {
@@ -101,27 +120,50 @@ pub async fn serve(listener: TcpListener, intake: Arc<Intake>, limits: Limits) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (intake, clients) = (intake.clone(), clients.clone());
+        let (intake, clients, tls) = (intake.clone(), clients.clone(), tls.clone());
         tokio::spawn(async move {
             let Some(_held) = clients.hold(peer.ip(), limits.per_client) else {
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-                    )
-                    .await;
+                // In clear text only: over TLS the client could not read it before a handshake
+                // its share does not allow, so it is just closed.
+                if tls.is_none() {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                        )
+                        .await;
+                }
                 return;
             };
-            let service = hyper::service::service_fn(move |req| {
-                let intake = intake.clone();
-                async move { Ok::<_, Infallible>(route(req, &intake, limits).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => connection(stream, intake, limits).await,
+                Some(acceptor) => {
+                    // The handshake is held to the header deadline: a silent client costs no
+                    // more than one that sends no request.
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        connection(stream, intake, limits).await;
+                    }
+                }
+            }
         });
     }
+}
+
+/// Serves one connection's requests.
+async fn connection<IO>(io: IO, intake: Arc<Intake>, limits: Limits)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let intake = intake.clone();
+        async move { Ok::<_, Infallible>(route(req, &intake, limits).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 async fn route(req: Request<Incoming>, intake: &Arc<Intake>, limits: Limits) -> Reply {
