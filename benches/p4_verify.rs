@@ -111,6 +111,7 @@ fn seal_whole(db: &Path, key: &Path, dir: &Path) -> PathBuf {
                     agent_version: "bench".into(),
                     custody: Default::default(),
                     traceability: Vec::new(),
+                    previous_receipt: None,
                 };
                 Ok::<_, tsagent::store::StoreError>(
                     Sealer::new(header, instruments, scratch("r.tmp"), scratch("e.tmp")).unwrap(),

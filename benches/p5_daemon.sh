@@ -6,6 +6,9 @@
 #
 #   usage: benches/p5_daemon.sh [DURATION_S]
 #   TSA="label=path label=path …" (default: this tree's target/release/tsagent)
+#   A label ending in `+page` also turns the status page on ([status] listen) and keeps a page
+#   open on it the whole time: a follower of its live events (curl -N /events), and the page
+#   itself fetched every 10 s, as a browser left open on the lab PC would.
 #   A build without `status` (before the control API) is measured without the latency column.
 set -euo pipefail
 DURATION=${1:-600}
@@ -15,7 +18,9 @@ W=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"' EXIT
 
-lab() { # dir
+lab() { # dir [page port]
+  local status=""
+  if [ -n "${2:-}" ]; then status=$'[status]\nlisten = "127.0.0.1:'"$2"'"'; fi
   cat >"$1/lab.toml" <<TOML
 [lab]
 id = "P5"
@@ -29,6 +34,7 @@ unit = "V"
 [storage]
 db = "tsagent.db"
 bundles = "bundles"
+$status
 [[instrument]]
 name = "dmm1"
 resource = "SIM::PTY::INSTR"
@@ -63,13 +69,23 @@ switches() { # pid -> context switches of all threads
 }
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
-labels=(); bins=(); pids=()
+labels=(); bins=(); pids=(); pages=()
+port=18470
 for t in $TSA; do
-  label=${t%%=*}; bin=${t#*=}; d=$W/$label; mkdir -p "$d"; lab "$d"
+  label=${t%%=*}; bin=${t#*=}; d=$W/$label; mkdir -p "$d"
+  page=""
+  if [[ $label == *+page ]]; then page=$port; port=$((port + 1)); fi
+  lab "$d" "$page"
   (cd "$d" && exec "$bin" run --config lab.toml --log warn) 2>"$d/err" &
-  pid=$!; PIDS+=("$pid"); labels+=("$label"); bins+=("$bin"); pids+=("$pid")
+  pid=$!; PIDS+=("$pid"); labels+=("$label"); bins+=("$bin"); pids+=("$pid"); pages+=("$page")
 done
 sleep 5 # start-up (instruments identified) is not the steady state being measured
+for i in "${!pids[@]}"; do
+  if [ -n "${pages[$i]}" ]; then
+    curl -sN "http://127.0.0.1:${pages[$i]}/events" >/dev/null &
+    PIDS+=("$!")
+  fi
+done
 declare -A t0 s0
 for i in "${!pids[@]}"; do p=${pids[$i]}; t0[$i]=$(ticks "$p"); s0[$i]=$(switches "$p"); done
 start=$(date +%s.%N)
@@ -81,6 +97,9 @@ while [ "$(date +%s)" -lt "$end" ]; do
     if "${bins[$i]}" status --config "$d/lab.toml" >/dev/null 2>&1 || [ -n "${lat[$i]:-}" ]; then
       a=$(date +%s%N); "${bins[$i]}" status --config "$d/lab.toml" >/dev/null 2>&1 || true; b=$(date +%s%N)
       lat[$i]="${lat[$i]:-} $(( (b - a) / 1000 ))"
+    fi
+    if [ -n "${pages[$i]}" ]; then
+      curl -sf "http://127.0.0.1:${pages[$i]}/" >/dev/null || echo "page of ${labels[$i]} did not answer" >&2
     fi
   done
   sleep 10

@@ -218,6 +218,22 @@ pub fn checked_key(
     Ok(key)
 }
 
+/// The lab's signing key, checked against the one the log records without writing anything:
+/// for a note signed beside the daemon, which alone writes the log while it runs. A key the log
+/// does not record yet passes; the daemon's next seal records it.
+pub fn recorded_key(config: &Config, store: &Store) -> Result<bundle::SigningKey, SealingError> {
+    let key = bundle::load_signing_key(&config.signing.key)?;
+    let fingerprint = bundle::fingerprint(key.public_key());
+    match store.signing_key()? {
+        Some(recorded) if recorded != fingerprint => Err(SealingError::KeyChanged {
+            key: config.signing.key.clone(),
+            recorded,
+            found: fingerprint,
+        }),
+        _ => Ok(key),
+    }
+}
+
 /// Checks the key against the one the log records, recording or (with `new_key`) rotating it.
 fn record_key(
     config: &Config,
@@ -295,6 +311,13 @@ fn seal_one(
             })
         })
         .collect();
+    // The coordinator's latest receipt, verified when it came: the pilot sees in each bundle what
+    // the lab last saw of the log.
+    let previous_receipt = store.latest_receipt()?.and_then(|(seq, text)| {
+        serde_json::from_str(&text)
+            .ok()
+            .and_then(|signed| bundle::receipt::receipt_ref(seq, &signed))
+    });
     let begin = |start: &SealStart, instruments| {
         let header = SealHeader {
             lab_id: config.lab.id.clone(),
@@ -314,6 +337,7 @@ fn seal_one(
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             custody: custody.clone(),
             traceability: traceability.clone(),
+            previous_receipt: previous_receipt.clone(),
         };
         Ok::<_, SealingError>(Sealer::new(
             header,

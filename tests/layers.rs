@@ -35,7 +35,7 @@ const COORDINATOR_LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["config", "blobs", "index", "blobs_s3", "index_pg"],
     &["log"],
-    &["intake"],
+    &["intake", "check"],
     &["server"],
 ];
 

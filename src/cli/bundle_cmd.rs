@@ -62,11 +62,13 @@ pub enum BundleCommand {
         #[arg(long)]
         new_key: bool,
     },
-    /// Verify a bundle without extracting it: signature, hashes, manifest and the reading chain.
+    /// Verify bundles without extracting them: signature, hashes, manifest and the reading chain;
+    /// with several, also the links between each lab's bundles (previous hash, numbers, chain).
     Verify {
-        /// The bundle (.tar): a file, or a pipe such as `/dev/stdin` (read once, kept in an
-        /// unnamed scratch file for the second pass).
-        file: PathBuf,
+        /// The bundles (.tar): files, folders (every `.tar` in them), or a pipe such as
+        /// `/dev/stdin` (read once, kept in an unnamed scratch file for the second pass).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// OpenSSH allowed_signers file naming the labs' keys.
         #[arg(long, value_name = "FILE")]
         allowed_signers: PathBuf,
@@ -219,14 +221,127 @@ pub fn run(cmd: BundleCommand) -> Result<(), Error> {
             Ok(())
         }
         BundleCommand::Verify {
-            file,
+            files,
             allowed_signers,
             lab,
-        } => {
-            let verified = verify_file(&file, &allowed_signers, lab.as_deref())?;
-            print_verified(&file, &verified);
-            Ok(())
+        } => verify_many(&files, &allowed_signers, lab.as_deref()),
+    }
+}
+
+/// Every `.tar` a path names: itself, or the ones in a folder, by name.
+fn bundle_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
         }
+        let entries = std::fs::read_dir(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut tars: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .collect();
+        if tars.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: no .tar bundle in it",
+                path.display()
+            )));
+        }
+        tars.sort();
+        out.extend(tars);
+    }
+    Ok(out)
+}
+
+/// Verifies each bundle, then the links within each lab and artefact: one bundle's failure does
+/// not hide the others', and every problem is listed before the exit code says integrity.
+fn verify_many(paths: &[PathBuf], signers: &Path, lab: Option<&str>) -> Result<(), Error> {
+    let files = bundle_files(paths)?;
+    if let [only] = files.as_slice() {
+        let verified = verify_file(only, signers, lab)?;
+        print_verified(only, &verified);
+        return Ok(());
+    }
+    let mut problems = Vec::new();
+    let mut chains: std::collections::BTreeMap<(String, String), Vec<(PathBuf, VerifiedBundle)>> =
+        std::collections::BTreeMap::new();
+    for file in &files {
+        match verify_file(file, signers, lab) {
+            Ok(v) => {
+                print_verified(file, &v);
+                let key = (v.manifest.lab.id.clone(), v.manifest.artefact.id.clone());
+                chains.entry(key).or_default().push((file.clone(), v));
+            }
+            // A missing allowed_signers file or a usage error holds for every bundle: stop.
+            Err(e @ (Error::Verify { .. } | Error::BundleTooLarge { .. } | Error::File(_))) => {
+                say!("{}: FAILED: {}", file.display(), crate::error::report(&e));
+                problems.push(file.display().to_string());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for ((lab, artefact), mut bundles) in chains {
+        bundles.sort_by_key(|(_, v)| v.manifest.bundle_seq);
+        let mut broken = false;
+        for pair in bundles.windows(2) {
+            let [(_, prev), (file, next)] = pair else {
+                continue;
+            };
+            if prev.manifest.bundle_seq == next.manifest.bundle_seq {
+                if prev.sums_sha256 != next.sums_sha256 {
+                    say!(
+                        "{lab} {artefact}: FORK: two different bundles numbered {} ({})",
+                        next.manifest.bundle_seq,
+                        file.display()
+                    );
+                    broken = true;
+                }
+                continue;
+            }
+            let head = tsagent_bundle::links::Head::of(prev);
+            if let Err(e) = tsagent_bundle::links::check_link(Some(&head), &next.manifest) {
+                say!(
+                    "{lab} {artefact}: {} ({})",
+                    shout_kind(&e.to_string()),
+                    file.display()
+                );
+                broken = true;
+            }
+        }
+        let (first, last) = (
+            &bundles[0].1.manifest,
+            &bundles[bundles.len() - 1].1.manifest,
+        );
+        if broken {
+            problems.push(format!("{lab} {artefact}"));
+        } else {
+            say!(
+                "{lab} {artefact}: bundles {}–{} linked: each names its predecessor's SHA256SUMS and continues its reading chain (readings {}–{})",
+                first.bundle_seq,
+                last.bundle_seq,
+                first.readings.first_seq,
+                last.readings.last_seq
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Links {
+            problems: problems.join(", "),
+        })
+    }
+}
+
+/// `gap: …` → `GAP: …`: the problem's kind stands out among the ok lines.
+fn shout_kind(text: &str) -> String {
+    match text.split_once(':') {
+        Some((kind, rest)) => format!("{}:{rest}", kind.to_uppercase()),
+        None => text.to_owned(),
     }
 }
 

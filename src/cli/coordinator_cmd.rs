@@ -21,6 +21,10 @@ pub enum CoordinatorCommand {
     Status(ConfigArg),
     /// Every accepted reading of an artefact, with its lab, as CSV on stdout.
     Export(ExportArgs),
+    /// Whether the index, the blobs and the transparency log agree: every indexed bundle's blob
+    /// present with its hash, the log's root recomputed from its entries, the checkpoint signed.
+    /// Orphan blobs (stored, never indexed: a crash between the two) are counted, not refused.
+    Check(ConfigArg),
 }
 
 /// `--config`.
@@ -53,17 +57,15 @@ pub fn run(cmd: CoordinatorCommand) -> Result<(), Error> {
         CoordinatorCommand::Serve(a) => serve(&a),
         CoordinatorCommand::Status(a) => status(&a),
         CoordinatorCommand::Export(a) => export(&a),
+        CoordinatorCommand::Check(a) => check(&a),
     }
 }
 
 fn serve(a: &ConfigArg) -> Result<(), Error> {
     let config = Config::load(&a.config)?;
-    if config.tls.is_some() {
-        return Err(Error::Usage(
-            "coordinator.cert: TLS is not served yet; terminate TLS in a reverse proxy".into(),
-        ));
-    }
     let intake = Arc::new(tsagent_coordinator::open(&config)?);
+    let tls = tsagent_coordinator::tls_acceptor(&config)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let limits = tsagent_coordinator::limits(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -79,14 +81,23 @@ fn serve(a: &ConfigArg) -> Result<(), Error> {
                 source,
             })?;
         let addr = listener.local_addr().map_err(Error::Runtime)?;
-        say!("listening on http://{addr}");
+        say!("listening on {scheme}://{addr}");
         let _ = std::io::stdout().flush();
-        tracing::info!(id = %config.id, "coordinator listening on http://{addr}");
+        // Under systemd (Type=notify): started means the key, labs and storage are open and the
+        // port is bound.
+        crate::daemon::notify::Notifier::from_env()
+            .ready(&format!("listening on {scheme}://{addr}"));
+        tracing::info!(id = %config.id, "coordinator listening on {scheme}://{addr}");
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
         tokio::select! {
-            () = tsagent_coordinator::server::serve(listener, intake, limits) => {}
+            () = async {
+                match tls {
+                    Some(tls) => tsagent_coordinator::server::serve_tls(listener, intake, limits, tls).await,
+                    None => tsagent_coordinator::server::serve(listener, intake, limits).await,
+                }
+            } => {}
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
@@ -94,6 +105,43 @@ fn serve(a: &ConfigArg) -> Result<(), Error> {
     })?;
     // Requests being decided run on blocking threads; each either committed or left nothing.
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    Ok(())
+}
+
+fn check(a: &ConfigArg) -> Result<(), Error> {
+    let config = Config::load(&a.config)?;
+    let key = tsagent_bundle::load_signing_key(&config.key)
+        .map_err(tsagent_coordinator::OpenError::Key)?;
+    let (index, blobs) = tsagent_coordinator::open_storage(&config)?;
+    let r = tsagent_coordinator::check::check(
+        &*index,
+        &*blobs,
+        Some(key.public_key()),
+        &config.origin,
+    )?;
+    for p in &r.problems {
+        say!("{p}");
+    }
+    if let Some(first) = r.problems.first() {
+        return Err(Error::CoordinatorUnsound {
+            first: first.clone(),
+            count: r.problem_count,
+        });
+    }
+    say!(
+        "ok: {} bundle(s), each blob present with its hash; the log's {} entries give the checkpoint's root {}",
+        r.bundles,
+        r.entries,
+        r.root
+    );
+    if !r.orphans.is_empty() {
+        // Not a fault: kept before the index named them, then a crash or a full disk; a re-send
+        // of the same bytes indexes them.
+        say!(
+            "{} orphan blob(s): stored whole but never indexed (a crash or a full disk between the two); a re-send indexes them",
+            r.orphans.len()
+        );
+    }
     Ok(())
 }
 

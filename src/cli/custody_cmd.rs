@@ -1,15 +1,19 @@
-//! `tsagent custody …`: the travelling standard's custody, recorded directly in the lab's log
-//! (the logic is `crate::custody`'s, which the daemon's control API can call the same way).
+//! `tsagent custody …`: the travelling standard's custody. While the daemon holds the lab it is
+//! the one writer of the log, so each action is handed to it through its control socket
+//! (`POST /v1/custody/…`, photos uploaded first); with no daemon the action is recorded here,
+//! under the lab's lock. Either way the same `crate::custody::apply` records it and the output is
+//! the same but for its first line, which says which.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use tsagent_bundle::event::CustodyDispatched;
 
-use super::Error;
+use super::{Error, runtime};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::custody::{self, Gate, notes::NoteKind};
+use crate::control::client::Client;
+use crate::custody::{self, ActionRequest, PhotoRef, Recorded, Report, notes::NoteKind};
+use crate::daemon::owner::{LabLock, OwnerError, Role};
 use crate::store::Store;
 
 /// `tsagent custody …`.
@@ -80,12 +84,12 @@ pub enum IncidentKind {
 }
 
 impl IncidentKind {
-    fn as_str(self) -> &'static str {
+    fn request(self) -> custody::IncidentKind {
         match self {
-            Self::Damage => "damage",
-            Self::PowerLoss => "power_loss",
-            Self::Dropped => "dropped",
-            Self::Other => "other",
+            Self::Damage => custody::IncidentKind::Damage,
+            Self::PowerLoss => custody::IncidentKind::PowerLoss,
+            Self::Dropped => custody::IncidentKind::Dropped,
+            Self::Other => custody::IncidentKind::Other,
         }
     }
 }
@@ -215,116 +219,263 @@ pub struct NoteOutArgs {
     pub signed: Option<PathBuf>,
 }
 
-/// Opens the lab's config and log.
-fn open(config: &ConfigArg) -> Result<(Config, Store), Error> {
-    let config = Config::load(&config.config)?;
-    let store = Store::open(&config.storage.db)?;
-    Ok((config, store))
+/// Where a custody command is carried out.
+enum Route {
+    /// The daemon holds the lab: through its control socket.
+    Daemon {
+        /// The daemon's socket.
+        client: Client,
+        /// Its pid, for the first line.
+        pid: u32,
+        /// The runtime the client runs on.
+        rt: tokio::runtime::Runtime,
+    },
+    /// No daemon: on the log directly.
+    Direct {
+        /// The lab's log.
+        store: Store,
+        /// The lab's lock, when it was free: held for the action, so no daemon starts and writes
+        /// beside it meanwhile.
+        _lock: Option<LabLock>,
+    },
+}
+
+impl Route {
+    /// The daemon when one holds the lab (as `measure` finds it), the log directly otherwise.
+    fn find(config: &Config) -> Result<Route, Error> {
+        let lock = match LabLock::acquire(config, Role::Custody) {
+            Ok(lock) => Some(lock),
+            Err(OwnerError::HeldByDaemon { holder }) => {
+                return Ok(Route::Daemon {
+                    client: Client::new(&holder.socket),
+                    pid: holder.pid,
+                    rt: runtime()?,
+                });
+            }
+            // `measure` (or another `custody`) holds it: it has no API to go through, and each
+            // custody action is its own write transaction, checked against the state it read.
+            Err(OwnerError::Held { .. }) => None,
+            // Held by a process not yet named, which may be a daemon starting: refused as
+            // `measure` refuses it, rather than written beside it.
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Route::Direct {
+            store: Store::open(&config.storage.db)?,
+            _lock: lock,
+        })
+    }
+
+    /// The first line: where the command is carried out (`done`: "recorded", "read").
+    fn announce(&self, handed: &str, done: &str) {
+        match self {
+            Route::Daemon { pid, .. } => say!("{handed} the daemon (pid {pid})"),
+            Route::Direct { .. } => say!("{done} here: no daemon holds this lab"),
+        }
+    }
+
+    /// Keeps the photo files where the receipt's record will find them: uploaded to the daemon,
+    /// or copied beside the database here. Each is named by the hash of the bytes read here, so a
+    /// photo the daemon did not keep whole is refused with the receipt.
+    fn keep_photos(&self, config: &Config, paths: &[PathBuf]) -> Result<Vec<PhotoRef>, Error> {
+        paths
+            .iter()
+            .map(|path| {
+                let (sha256, name) = match self {
+                    Route::Daemon { client, rt, .. } => {
+                        let bytes = custody::read_photo(path)?;
+                        let sha256 = custody::photo_sha256(&bytes);
+                        rt.block_on(client.upload_photo(bytes))?;
+                        (sha256, custody::photo_name(path))
+                    }
+                    Route::Direct { .. } => {
+                        let dir = custody::photo_dir(&config.storage.db);
+                        let photo = custody::store_photo(&dir, path)?;
+                        (photo.sha256, photo.name)
+                    }
+                };
+                Ok(PhotoRef {
+                    sha256,
+                    name: Some(name),
+                })
+            })
+            .collect()
+    }
+
+    /// Records `request`: through the daemon, or here with the same `custody::apply`.
+    fn apply(&mut self, config: &Config, request: &ActionRequest) -> Result<Recorded, Error> {
+        match self {
+            Route::Daemon { client, rt, .. } => Ok(rt.block_on(client.custody(request))?),
+            Route::Direct { store, .. } => Ok(custody::apply(
+                store,
+                config,
+                SystemClock::new().now(),
+                request,
+            )?),
+        }
+    }
+
+    /// The custody report: the daemon's, or made here.
+    fn report(&mut self, config: &Config) -> Result<Report, Error> {
+        match self {
+            Route::Daemon { client, rt, .. } => Ok(rt.block_on(client.custody_report())?),
+            Route::Direct { store, .. } => {
+                Ok(custody::report(store, config, SystemClock::new().now())?)
+            }
+        }
+    }
+}
+
+/// Runs `request` for the config at `path` (the daemon's or here), first line first.
+fn act(
+    path: &Path,
+    request: impl FnOnce(&Route, &Config) -> Result<ActionRequest, Error>,
+) -> Result<Recorded, Error> {
+    let config = Config::load(path)?;
+    let mut route = Route::find(&config)?;
+    route.announce("handed to", "recorded");
+    let request = request(&route, &config)?;
+    route.apply(&config, &request)
 }
 
 /// Runs a `custody` subcommand.
 pub fn run(cmd: CustodyCommand) -> Result<(), Error> {
-    let now = SystemClock::new().now();
     match cmd {
         CustodyCommand::Receive(a) => {
-            let (config, mut store) = open(&a.config)?;
-            let receipt = custody::Receipt {
-                operator: &a.operator,
-                damaged: a.condition == Condition::Damaged,
-                seals_intact: a.seals == Seals::Intact,
-                note: a.note.as_deref(),
-                photos: &a.photos,
-            };
-            custody::receive(&mut store, &config, now, &receipt)?;
+            let damaged = a.condition == Condition::Damaged;
+            act(&a.config.config, |route, config| {
+                Ok(ActionRequest::Receive(custody::ReceiveRequest {
+                    operator: a.operator.clone(),
+                    condition: if damaged {
+                        custody::Condition::Damaged
+                    } else {
+                        custody::Condition::Ok
+                    },
+                    seals: match a.seals {
+                        Seals::Intact => custody::Seals::Intact,
+                        Seals::Broken => custody::Seals::Broken,
+                    },
+                    note: a.note.clone(),
+                    photos: route.keep_photos(config, &a.photos)?,
+                }))
+            })?;
             say!("received: {} photo(s) kept", a.photos.len());
-            if receipt.damaged {
+            if damaged {
                 say!(
                     "damaged: official runs wait for the pilot's decision (`tsagent custody decision`)"
                 );
             }
         }
         CustodyCommand::Inspect(a) => {
-            let (config, mut store) = open(&a.config)?;
-            custody::inspect(&mut store, &config, now, &a.operator, &a.items)?;
+            act(&a.config.config, |_, _| {
+                Ok(ActionRequest::Inspect(custody::InspectRequest {
+                    operator: a.operator.clone(),
+                    items: a.items.clone(),
+                }))
+            })?;
             say!("inspection recorded: {} item(s)", a.items.len());
         }
         CustodyCommand::Incident(a) => {
-            let (config, mut store) = open(&a.config)?;
-            let kind = a.kind.as_str();
-            custody::incident(&mut store, &config, now, &a.operator, kind, &a.note)?;
-            say!("incident recorded: {kind}");
+            let kind = a.kind.request();
+            act(&a.config.config, |_, _| {
+                Ok(ActionRequest::Incident(custody::IncidentRequest {
+                    operator: a.operator.clone(),
+                    kind,
+                    note: a.note.clone(),
+                }))
+            })?;
+            say!("incident recorded: {}", kind.as_str());
         }
         CustodyCommand::Decision(a) => {
-            let (config, mut store) = open(&a.config)?;
-            let event = tsagent_bundle::event::Event::CustodyDecision(
-                tsagent_bundle::event::CustodyDecision {
-                    operator: a.operator,
-                    note: a.note,
-                },
-            );
-            custody::record(&mut store, &config, now, custody::Action::Decision, event)?;
+            act(&a.config.config, |_, _| {
+                Ok(ActionRequest::Decision(custody::DecisionRequest {
+                    operator: a.operator.clone(),
+                    note: a.note.clone(),
+                }))
+            })?;
             say!("decision recorded: official runs are no longer blocked by damage");
         }
         CustodyCommand::Dispatch(a) => {
-            let (config, mut store) = open(&a.config)?;
-            let dispatched = CustodyDispatched {
-                operator: a.operator,
-                carrier: a.carrier,
-                tracking: a.tracking,
-                condition: a.condition,
-            };
-            custody::dispatch(&mut store, &config, now, dispatched)?;
+            act(&a.config.config, |_, _| {
+                Ok(ActionRequest::Dispatch(custody::DispatchRequest {
+                    operator: a.operator.clone(),
+                    carrier: a.carrier.clone(),
+                    tracking: a.tracking.clone(),
+                    condition: a.condition.clone(),
+                }))
+            })?;
             say!("dispatched: official runs are refused from now on");
         }
         CustodyCommand::Note(a) => {
-            let (config, mut store) = open(&a.config)?;
-            custody::note(&mut store, &config, now, &a.operator, &a.text)?;
+            act(&a.config.config, |_, _| {
+                Ok(ActionRequest::Note(custody::NoteRequest {
+                    operator: a.operator.clone(),
+                    text: a.text.clone(),
+                }))
+            })?;
             say!("note recorded");
         }
-        CustodyCommand::Status(a) => status(&a, now)?,
+        CustodyCommand::Status(a) => {
+            let config = Config::load(&a.config)?;
+            let mut route = Route::find(&config)?;
+            route.announce("through", "read");
+            print_report(&route.report(&config)?);
+        }
         CustodyCommand::NoteReceipt(a) => write_note(&a, NoteKind::Receipt)?,
         CustodyCommand::NoteDispatch(a) => write_note(&a, NoteKind::Dispatch)?,
     }
     Ok(())
 }
 
-fn status(a: &ConfigArg, now: crate::clock::Timestamp) -> Result<(), Error> {
-    let (config, mut store) = open(a)?;
-    let gate = custody::gate_now(&mut store, &config, now)?;
-    let (state, rows) = custody::load(&store, &config)?;
-    say!("state: {}", state.state);
-    match &gate {
-        Gate::Open => say!("gate: open — official runs may start"),
-        Gate::Opens(_) => say!("gate: opened now (recorded) — official runs may start"),
-        Gate::Closed(why) => say!("gate: closed — {why}"),
+/// What `custody status` prints, from the daemon's report or one made here alike.
+fn print_report(report: &Report) {
+    say!("state: {}", report.state);
+    match (report.gate.state.as_str(), &report.gate.reason) {
+        ("open", _) => say!("gate: open — official runs may start"),
+        ("opened", _) => say!("gate: opened now (recorded) — official runs may start"),
+        (_, Some(why)) => say!("gate: closed — {why}"),
+        (state, None) => say!("gate: {state}"),
     }
-    for i in &config.instruments {
-        if let Some(c) = &i.calibration {
-            let expired = now.utc_us >= c.due.end_utc_us();
-            say!(
-                "calibration: {} certificate {} calibrated {} due {}{}",
-                i.name,
-                c.certificate,
-                c.calibrated,
-                c.due,
-                if expired { " (past due)" } else { "" }
-            );
-        }
-    }
-    say!("timeline:");
-    for row in &rows {
+    for c in &report.calibrations {
         say!(
-            "  {}  {}  {}",
-            tsagent_bundle::time::rfc3339(row.utc_us),
-            row.kind,
-            row.detail
+            "calibration: {} certificate {} calibrated {} due {}{}",
+            c.instrument,
+            c.certificate,
+            c.calibrated,
+            c.due,
+            if c.past_due { " (past due)" } else { "" }
         );
     }
-    Ok(())
+    if let Some(d) = &report.next_deadline {
+        say!("next deadline: {}{}", d.describe(), deadline_note(d.phase));
+    }
+    say!("timeline:");
+    for line in &report.timeline {
+        say!("  {}  {}  {}", line.utc, line.kind, line.detail);
+    }
 }
 
+/// What a deadline's phase adds to its line.
+pub(super) fn deadline_note(phase: custody::Phase) -> &'static str {
+    match phase {
+        custody::Phase::Ahead => "",
+        custody::Phase::Due => " — due soon",
+        custody::Phase::Past => " — past, and not recorded",
+    }
+}
+
+/// Writes a receipt or dispatch note. It only reads the log when the daemon holds the lab (the
+/// key checked against the recorded one without recording it), so it stays here rather than going
+/// through the API: the note and its signature are files for the operator, made with the lab's
+/// key, which the daemon's user need not be able to reach.
 fn write_note(a: &NoteOutArgs, kind: NoteKind) -> Result<(), Error> {
-    let (config, mut store) = open(&a.config)?;
+    let config = Config::load(&a.config.config)?;
+    let (beside_daemon, _lock) = match LabLock::acquire(&config, Role::Custody) {
+        Ok(lock) => (false, Some(lock)),
+        Err(OwnerError::HeldByDaemon { .. }) => (true, None),
+        Err(OwnerError::Held { .. }) => (false, None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut store = Store::open(&config.storage.db)?;
     let (state, rows) = custody::load(&store, &config)?;
     let Some(text) = custody::notes::render(kind, &config, &rows) else {
         return Err(Error::Usage(format!(
@@ -337,7 +488,11 @@ fn write_note(a: &NoteOutArgs, kind: NoteKind) -> Result<(), Error> {
         )));
     };
     if let Some(dir) = &a.signed {
-        let key = crate::sealing::checked_key(&config, &mut store, &SystemClock::new())?;
+        let key = if beside_daemon {
+            crate::sealing::recorded_key(&config, &store)?
+        } else {
+            crate::sealing::checked_key(&config, &mut store, &SystemClock::new())?
+        };
         let signed = tsagent_bundle::note::sign_note(text.as_bytes(), &key)?;
         let name = format!(
             "{}-{}-{}-note",

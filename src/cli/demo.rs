@@ -191,7 +191,134 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         say!("allowed_signers: {}", signers.display());
         say!("verify it with stock tools (OpenSSH and coreutils):");
         say!("  {}", stock_command(&sealed.path, &signers, &lab));
+        deliver(dir, &config, &mut store, &line, &*clock)?;
     }
+    Ok(())
+}
+
+/// The pilot's side in this process: a coordinator on loopback with the embedded storage under
+/// `DIR/pilot`, to which the lab's bundles not yet delivered go as they would to the real one;
+/// the last receipt is written out with the stock command that verifies it.
+fn deliver(
+    dir: &Path,
+    config: &Config,
+    store: &mut Store,
+    lab_line: &str,
+    clock: &dyn Clock,
+) -> Result<(), Error> {
+    let pilot = dir.join("pilot");
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io {
+            action: "write",
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&pilot).map_err(io(&pilot))?;
+    let key = pilot.join("coordinator_key");
+    if !key.exists() {
+        make_key(&key, "pilot")?;
+    }
+    let public = bundle::load_signing_key(&key)?.public_key().clone();
+    std::fs::write(pilot.join("labs"), format!("{lab_line}\n")).map_err(io(&pilot))?;
+    let coordinator_toml = pilot.join("coordinator.toml");
+    std::fs::write(
+        &coordinator_toml,
+        "[coordinator]\nid = \"pilot\"\nlisten = \"127.0.0.1:0\"\nkey = \"coordinator_key\"\nlabs = \"labs\"\n",
+    )
+    .map_err(io(&coordinator_toml))?;
+    // Receipts are checked by the stock tool against this line: the coordinator's key, for its
+    // receipts only.
+    let public_line = public
+        .to_openssh()
+        .map_err(|e| Error::Usage(format!("the coordinator's key: {e}")))?;
+    let signers = pilot.join("coordinator_signers");
+    std::fs::write(
+        &signers,
+        format!(
+            "pilot namespaces=\"{}\" {public_line}\n",
+            bundle::receipt::RECEIPT_NAMESPACE
+        ),
+    )
+    .map_err(io(&signers))?;
+
+    let coordinator = tsagent_coordinator::Config::load(&coordinator_toml)?;
+    let intake = Arc::new(tsagent_coordinator::open(&coordinator)?);
+    let limits = tsagent_coordinator::limits(&coordinator);
+    let sent = runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(coordinator.listen)
+            .await
+            .map_err(|source| Error::Io {
+                action: "listen on",
+                path: PathBuf::from(coordinator.listen.to_string()),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(Error::Runtime)?;
+        let server = tokio::spawn(tsagent_coordinator::server::serve(listener, intake, limits));
+        let url = format!("http://{addr}");
+        say!(
+            "coordinator (the pilot's intake, in this process): {url}, storage {}",
+            pilot.join("intake").display()
+        );
+        let target = crate::upload::Target {
+            endpoint: crate::upload::Endpoint::parse(&url, None)
+                .map_err(|e| Error::Usage(crate::error::report(&e)))?,
+            coordinator_key: public,
+            lab: config.lab.id.clone(),
+            artefact: config.artefact.id.clone(),
+        };
+        let mut sent = Vec::new();
+        loop {
+            let step = crate::upload::step_with(store, &target, clock.now(), true)
+                .await
+                .map_err(|e| Error::Upload(crate::error::report(&e)))?;
+            match step {
+                crate::upload::Step::Sent {
+                    name, log_index, ..
+                } => {
+                    say!("  {name} uploaded: accepted, log index {log_index}; receipt verified");
+                    sent.push(name);
+                }
+                crate::upload::Step::Idle => break,
+                other => {
+                    server.abort();
+                    return Err(Error::UploadRefused(format!(
+                        "the demo's upload stopped: {other:?}"
+                    )));
+                }
+            }
+        }
+        server.abort();
+        Ok::<_, Error>(sent)
+    })?;
+    let Some((_, receipt)) = store.latest_receipt()? else {
+        return Ok(());
+    };
+    let Some(name) = sent.last() else {
+        return Ok(());
+    };
+    let signed: bundle::receipt::SignedReceipt = serde_json::from_str(&receipt)
+        .map_err(|e| Error::Usage(format!("the stored receipt: {e}")))?;
+    let receipts = dir.join("receipts");
+    std::fs::create_dir_all(&receipts).map_err(io(&receipts))?;
+    let (json, sig) = (
+        receipts.join(format!("{name}.receipt.json")),
+        receipts.join(format!("{name}.receipt.sig")),
+    );
+    std::fs::write(&json, &signed.receipt).map_err(io(&json))?;
+    std::fs::write(&sig, &signed.signature).map_err(io(&sig))?;
+    say!("receipt: {} (signature {})", json.display(), sig.display());
+    say!("verify the receipt with stock tools (OpenSSH):");
+    say!(
+        "  ssh-keygen -Y verify -f {} -I pilot -n {} -s {} < {}",
+        std::path::absolute(&signers)
+            .unwrap_or(signers.clone())
+            .display(),
+        bundle::receipt::RECEIPT_NAMESPACE,
+        std::path::absolute(&sig).unwrap_or(sig.clone()).display(),
+        std::path::absolute(&json).unwrap_or(json.clone()).display()
+    );
     Ok(())
 }
 

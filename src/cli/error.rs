@@ -7,8 +7,8 @@
 //! | 0 | `SUCCESS` | success (including "nothing new to seal") |
 //! | 1 | `INTERNAL` | internal error |
 //! | 2 | `USAGE` | usage or configuration error |
-//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), or an official run refused by custody |
-//! | 4 | `INTEGRITY` | integrity failure: `db check` found a problem, or a bundle failed verification |
+//! | 3 | `RUN_FAILED` | instrument or run failure (readings taken before it are kept), an official run refused by custody, or `upload` could not reach the coordinator |
+//! | 4 | `INTEGRITY` | integrity failure: `db check` or `coordinator check` found a problem, a bundle failed verification or its links, or the coordinator refused a bundle |
 //! | 5 | `STORAGE` | storage error |
 //! | 6 | `KEY` | key or signing error |
 //! | 128 + N | `SIGNALLED` + N | stopped by signal N: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP |
@@ -115,6 +115,29 @@ pub enum Error {
     /// The coordinator's key, labs or storage.
     #[error(transparent)]
     Coordinator(#[from] tsagent_coordinator::OpenError),
+    /// `coordinator check` could not read the storage.
+    #[error("cannot check the coordinator's storage")]
+    CoordinatorCheck(#[from] tsagent_coordinator::check::CheckError),
+    /// `coordinator check` found the index, the blobs or the log in disagreement.
+    #[error("the coordinator's storage is not sound: {first} ({count} problem(s) in all)")]
+    CoordinatorUnsound {
+        /// The first problem.
+        first: String,
+        /// How many problems.
+        count: usize,
+    },
+    /// A bundle could not be delivered now (network, coordinator down); the daemon retries.
+    #[error("{0}")]
+    Upload(String),
+    /// The coordinator refused a bundle, or its log did not hold: the queue holds.
+    #[error("{0}")]
+    UploadRefused(String),
+    /// Several bundles verified, but some failed or their links do not hold.
+    #[error("not every bundle verified and linked: {problems}")]
+    Links {
+        /// What failed, comma-separated.
+        problems: String,
+    },
     /// An allowed_signers file is malformed.
     #[error("bad allowed_signers file `{path}`")]
     Signers {
@@ -232,10 +255,12 @@ impl Error {
             Error::CoordinatorConfig(_)
             | Error::Coordinator(
                 tsagent_coordinator::OpenError::Labs { .. }
-                | tsagent_coordinator::OpenError::LabsRead { .. },
+                | tsagent_coordinator::OpenError::LabsRead { .. }
+                | tsagent_coordinator::OpenError::Tls { .. },
             ) => USAGE,
             Error::Coordinator(tsagent_coordinator::OpenError::Key(_)) => KEY,
-            Error::Coordinator(_) => STORAGE,
+            Error::Coordinator(_) | Error::CoordinatorCheck(_) => STORAGE,
+            Error::CoordinatorUnsound { .. } => INTEGRITY,
             Error::Config(_)
             | Error::Usage(_)
             | Error::Signers { .. }
@@ -249,7 +274,7 @@ impl Error {
                 _ => RUN_FAILED,
             },
             Error::Daemon(DaemonError::NothingScheduled { .. }) => USAGE,
-            Error::Daemon(DaemonError::Recover(s)) => store_code(s),
+            Error::Daemon(DaemonError::Recover(s) | DaemonError::CustodyStore(s)) => store_code(s),
             Error::Owner(OwnerError::Io { .. }) => STORAGE,
             Error::Control(ControlError::Bind { .. }) => STORAGE,
             Error::Control(_) => USAGE,
@@ -259,9 +284,12 @@ impl Error {
             Error::Client(_) => INTERNAL,
             Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
-            Error::Verify { .. } | Error::CheckFailed { .. } | Error::BundleTooLarge { .. } => {
-                INTEGRITY
-            }
+            Error::Upload(_) => RUN_FAILED,
+            Error::Verify { .. }
+            | Error::UploadRefused(_)
+            | Error::Links { .. }
+            | Error::CheckFailed { .. }
+            | Error::BundleTooLarge { .. } => INTEGRITY,
             Error::Store(s)
             | Error::Seal(SealingError::Store(s))
             | Error::Custody(CustodyError::Store(s)) => store_code(s),
@@ -274,6 +302,9 @@ impl Error {
                 | CustodyError::NoDecisionPending
                 | CustodyError::Item { .. }
                 | CustodyError::Checklist { .. }
+                | CustodyError::Empty { .. }
+                | CustodyError::PhotoHash { .. }
+                | CustodyError::PhotoNotKept { .. }
                 | CustodyError::Photo { .. },
             ) => USAGE,
             // Readings the bundle format cannot carry, or a clash with an existing bundle file:

@@ -34,6 +34,7 @@ pub mod progress;
 mod run;
 mod sim;
 mod steer;
+mod upload_cmd;
 
 use std::path::PathBuf;
 
@@ -109,6 +110,10 @@ pub enum Command {
     /// dispatch, and the stabilisation gate official runs wait for.
     #[command(subcommand)]
     Custody(custody_cmd::CustodyCommand),
+    /// Send the sealed bundles to the coordinator now, in order, verifying each receipt.
+    Upload(upload_cmd::UploadArgs),
+    /// List the sealed bundles: sent (with the receipt's log index), waiting, or held, and why.
+    Bundles(upload_cmd::BundlesArgs),
     /// The pilot's coordinator: receive, verify, store and log the bundles labs send.
     #[command(subcommand)]
     Coordinator(coordinator_cmd::CoordinatorCommand),
@@ -176,6 +181,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
         Command::Custody(cmd) => custody_cmd::run(cmd),
         Command::Coordinator(cmd) => coordinator_cmd::run(cmd),
+        Command::Upload(args) => upload_cmd::upload(args),
+        Command::Bundles(args) => upload_cmd::bundles(args),
     }
 }
 

@@ -49,6 +49,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
                 hub: hub.clone(),
                 requests,
                 policy,
+                photos: crate::custody::photo_dir(&config.storage.db),
             },
         ));
         tracing::info!(socket = %config.control.socket.display(), "control API listening");

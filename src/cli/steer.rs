@@ -240,6 +240,13 @@ fn print_status(s: &Status, config: &Config) {
                 ""
             }
         );
+        if let Some(d) = &c.next_deadline {
+            say!(
+                "next deadline: {}{}",
+                d.describe(),
+                super::custody_cmd::deadline_note(d.phase)
+            );
+        }
     }
     say!("bundles not sent: {}", s.bundles_not_sent);
     if let Some(free) = s.disk_free_bytes {

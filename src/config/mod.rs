@@ -2,6 +2,7 @@
 //! resolved form that the rest of the agent receives explicitly. Errors name the file, line and key.
 
 mod date;
+pub mod instant;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,29 @@ pub struct Artefact {
     /// When official measurements may start (`[artefact.stabilisation]`).
     #[serde(skip)]
     pub stabilisation: Stabilisation,
+    /// The pilot's circulation timetable for this lab (`[artefact.deadlines]`).
+    #[serde(skip)]
+    pub deadlines: Deadlines,
+}
+
+/// `[artefact.deadlines]`: by when the pilot's circulation timetable expects this lab to have
+/// received the standard and to have sent it on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deadlines {
+    /// The standard is to be received by then.
+    pub receive_by: Option<Deadline>,
+    /// The standard is to be dispatched by then.
+    pub dispatch_by: Option<Deadline>,
+}
+
+/// One deadline of the timetable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// As the config writes it, e.g. `2026-12-10` or `2026-12-10T17:00:00+08:00`.
+    pub text: String,
+    /// The instant it falls at, UTC µs: for a date, the end of that day (UTC), as a calibration
+    /// due on a date is valid through it.
+    pub utc_us: i64,
 }
 
 /// One item of the arrival checklist.
@@ -217,6 +241,9 @@ pub struct Alerts {
     pub disk_free_below: Option<u64>,
     /// The least time between two alerts of one condition.
     pub repeat: Duration,
+    /// How long before a custody deadline whose action is not recorded it alerts (and status
+    /// calls it due).
+    pub deadline_notice: Duration,
 }
 
 /// `[sealing]`.
@@ -224,6 +251,19 @@ pub struct Alerts {
 pub struct Sealing {
     /// How often the daemon seals the runs that have ended; none: only `bundle seal` or the API.
     pub every: Option<Duration>,
+}
+
+/// `[upload]`: where sealed bundles and heartbeats go.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The coordinator's URL, `http://` or `https://`.
+    pub url: String,
+    /// Its public key: receipts and checkpoints must be signed by it.
+    pub coordinator_key: tsagent_bundle::PublicKey,
+    /// The CA certificate to trust for https, if not the system's.
+    pub ca: Option<PathBuf>,
+    /// How often the daemon sends a heartbeat.
+    pub heartbeat: Duration,
 }
 
 /// `[status]`: the daemon's read-only status page.
@@ -452,6 +492,8 @@ pub struct Config {
     pub control: Control,
     /// `[status]`, when the page is wanted.
     pub status: Option<StatusPage>,
+    /// `[upload]`, when bundles go to a coordinator.
+    pub upload: Option<Upload>,
     /// `[policy]`.
     pub policy: Policy,
     /// The model behind simulated instruments.
@@ -577,6 +619,10 @@ impl Validator<'_> {
             unit: raw.artefact.unit,
             inspection: self.inspection(&raw.artefact.inspection)?,
             stabilisation: Stabilisation::default(),
+            deadlines: match &raw.artefact.deadlines {
+                Some(d) => self.deadlines(d)?,
+                None => Deadlines::default(),
+            },
         };
         let policy = Policy {
             expired_calibration: match raw.policy.expired_calibration {
@@ -639,6 +685,10 @@ impl Validator<'_> {
                     },
                 },
             }),
+        };
+        let upload = match &raw.upload {
+            None => None,
+            Some(table) => Some(self.upload(table.get_ref(), table.span(), base)?),
         };
         let control = Control {
             socket: match raw.control.socket.as_ref() {
@@ -752,6 +802,7 @@ impl Validator<'_> {
             signing,
             alerts,
             sealing,
+            upload,
             control,
             status,
             policy,
@@ -880,6 +931,86 @@ impl Validator<'_> {
             failed_runs,
             disk_free_below,
             repeat: duration_or(&raw.repeat, "alerts.repeat", 3600)?,
+            deadline_notice: duration_or(
+                &raw.deadline_notice,
+                "alerts.deadline_notice",
+                48 * 3600,
+            )?,
+        })
+    }
+
+    /// `[upload]`: a URL the uploader can use, the coordinator's Ed25519 key, an optional CA file.
+    fn upload(
+        &self,
+        raw: &raw::RawUpload,
+        table: std::ops::Range<usize>,
+        base: &Path,
+    ) -> Result<Upload, ConfigError> {
+        let Some(url) = &raw.url else {
+            return self.invalid(
+                table,
+                "upload.url",
+                "is required, e.g. \"https://pilot.example:8480\"",
+            );
+        };
+        let text = url.get_ref().trim();
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains('@')) {
+            return self.invalid(
+                url.span(),
+                "upload.url",
+                "must be http:// or https:// and a host, e.g. \"https://pilot.example:8480\"",
+            );
+        }
+        let Some(key) = &raw.coordinator_key else {
+            return self.invalid(
+                table,
+                "upload.coordinator_key",
+                "is required: the coordinator's public key line, `ssh-ed25519 AAAA…`",
+            );
+        };
+        let coordinator_key = match tsagent_bundle::PublicKey::from_openssh(key.get_ref().trim()) {
+            Ok(k) if k.algorithm() == tsagent_bundle::KeyAlgorithm::Ed25519 => k,
+            Ok(_) => {
+                return self.invalid(
+                    key.span(),
+                    "upload.coordinator_key",
+                    "must be an ssh-ed25519 key",
+                );
+            }
+            Err(_) => {
+                return self.invalid(
+                    key.span(),
+                    "upload.coordinator_key",
+                    "is not a public key line, `ssh-ed25519 AAAA… [comment]`",
+                );
+            }
+        };
+        let ca = match &raw.ca {
+            Some(ca) => Some(self.file_path(Some(ca), "pilot-ca.pem", "upload.ca", base)?),
+            None => None,
+        };
+        let heartbeat = match &raw.heartbeat {
+            Some(h) => {
+                let d = self.duration(h, "upload.heartbeat")?;
+                if d < Duration::from_secs(1) {
+                    return self.invalid(
+                        h.span(),
+                        "upload.heartbeat",
+                        "at least 1s (e.g. \"15m\")",
+                    );
+                }
+                d
+            }
+            None => Duration::from_secs(15 * 60),
+        };
+        Ok(Upload {
+            url: text.to_owned(),
+            coordinator_key,
+            ca,
+            heartbeat,
         })
     }
 
@@ -1243,6 +1374,53 @@ impl Validator<'_> {
             },
             Ok,
         )
+    }
+
+    /// `[artefact.deadlines]`: each a date or an RFC 3339 time; dispatch after receipt.
+    fn deadlines(&self, raw: &raw::RawDeadlines) -> Result<Deadlines, ConfigError> {
+        let receive_by = match &raw.receive_by {
+            Some(v) => Some(self.deadline(v, "artefact.deadlines.receive_by")?),
+            None => None,
+        };
+        let dispatch_by = match &raw.dispatch_by {
+            Some(v) => Some(self.deadline(v, "artefact.deadlines.dispatch_by")?),
+            None => None,
+        };
+        if let (Some(r), Some(d), Some(span)) = (&receive_by, &dispatch_by, &raw.dispatch_by)
+            && d.utc_us <= r.utc_us
+        {
+            return self.invalid(
+                span.span(),
+                "artefact.deadlines.dispatch_by",
+                format!("must be after `receive_by` ({})", r.text),
+            );
+        }
+        Ok(Deadlines {
+            receive_by,
+            dispatch_by,
+        })
+    }
+
+    /// A deadline: a date means the end of that day, UTC (so `receive_by = "2026-12-10"` is met
+    /// by a receipt any time that day); an RFC 3339 time means that instant.
+    fn deadline(&self, value: &Spanned<String>, key: &str) -> Result<Deadline, ConfigError> {
+        let text = value.get_ref().trim();
+        let utc_us = match CalendarDate::parse(text) {
+            Some(date) => date.end_utc_us(),
+            None => instant::parse(text).or_else(|e| {
+                self.invalid(
+                    value.span(),
+                    key,
+                    format!(
+                        "{e}: a date `YYYY-MM-DD` (through the end of that day, UTC) or an RFC 3339 time, e.g. \"2026-12-10\" or \"2026-12-10T17:00:00+08:00\""
+                    ),
+                )
+            })?,
+        };
+        Ok(Deadline {
+            text: text.to_owned(),
+            utc_us,
+        })
     }
 
     fn calibration(&self, raw: &raw::RawCalibration) -> Result<Calibration, ConfigError> {

@@ -31,6 +31,8 @@ pub struct RawConfig {
     /// `[control]`: the daemon's control socket.
     #[serde(default)]
     pub control: RawControl,
+    /// `[upload]`: the coordinator bundles go to.
+    pub upload: Option<Spanned<RawUpload>>,
     /// `[policy]`: what official runs do about the lab's own standards.
     #[serde(default)]
     pub policy: RawPolicy,
@@ -163,6 +165,19 @@ pub struct RawArtefact {
     pub inspection: Vec<RawInspectionItem>,
     /// `[artefact.stabilisation]`: when official measurements may start after receipt.
     pub stabilisation: Option<RawStabilisation>,
+    /// `[artefact.deadlines]`: the circulation timetable the pilot gave this lab.
+    pub deadlines: Option<RawDeadlines>,
+}
+
+/// `[artefact.deadlines]`: each a date (`"2026-12-10"`, through the end of that day, UTC) or an
+/// RFC 3339 time.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeadlines {
+    /// The standard is to be received by then.
+    pub receive_by: Option<Spanned<String>>,
+    /// The standard is to be sent on by then.
+    pub dispatch_by: Option<Spanned<String>>,
 }
 
 /// `[[artefact.inspection]]`: one item of the arrival checklist.
@@ -279,6 +294,8 @@ pub struct RawAlerts {
     pub disk_free_below: Option<Spanned<String>>,
     /// The least time between two alerts of one condition (default "1h").
     pub repeat: Option<Spanned<String>>,
+    /// How long before a custody deadline it alerts (default "48h").
+    pub deadline_notice: Option<Spanned<String>>,
 }
 
 /// `[sealing]`.
@@ -287,6 +304,20 @@ pub struct RawAlerts {
 pub struct RawSealing {
     /// How often the daemon seals the runs that have ended, e.g. "24h".
     pub every: Option<Spanned<String>>,
+}
+
+/// `[upload]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpload {
+    /// The coordinator, `https://host[:port]` (or `http://` on loopback or behind a proxy).
+    pub url: Option<Spanned<String>>,
+    /// The coordinator's public key line, `ssh-ed25519 AAAA… [comment]`.
+    pub coordinator_key: Option<Spanned<String>>,
+    /// The pilot's CA certificate (PEM) for https; the system's CAs when absent.
+    pub ca: Option<Spanned<String>>,
+    /// How often the daemon sends a heartbeat of its chain head (default "15m").
+    pub heartbeat: Option<Spanned<String>>,
 }
 
 /// `[status]`.

@@ -710,3 +710,70 @@ fn sealing_every_is_a_duration_of_at_least_a_second() {
     let err = parse(&format!("{MINIMAL}\n[sealing]\nevery = \"10ms\"\n")).unwrap_err();
     assert!(err.to_string().contains("sealing.every"), "{err}");
 }
+
+#[test]
+fn deadlines_are_dates_through_their_day_or_instants_and_dispatch_comes_after_receipt() {
+    let artefact = "unit = \"V\"\n";
+    let with = |table: &str| MINIMAL.replacen(artefact, &format!("{artefact}{table}"), 1);
+    let c = parse(&with(
+        "[artefact.deadlines]\nreceive_by = \"2026-12-10\"\ndispatch_by = \"2027-01-20T17:00:00+08:00\"\n",
+    ))
+    .unwrap();
+    let receive = c.artefact.deadlines.receive_by.unwrap();
+    assert_eq!(receive.text, "2026-12-10");
+    // Through the whole of the 10th, UTC.
+    assert_eq!(
+        receive.utc_us,
+        crate::clock::parse_rfc3339("2026-12-11T00:00:00Z").unwrap()
+    );
+    let dispatch = c.artefact.deadlines.dispatch_by.unwrap();
+    assert_eq!(
+        dispatch.utc_us,
+        crate::clock::parse_rfc3339("2027-01-20T09:00:00Z").unwrap()
+    );
+    assert_eq!(
+        parse(MINIMAL).unwrap().artefact.deadlines,
+        Deadlines::default()
+    );
+    assert_eq!(
+        parse(MINIMAL).unwrap().alerts.deadline_notice,
+        Duration::from_secs(48 * 3600)
+    );
+
+    // Each refusal names the key and the line of the value.
+    for (table, line, key, reason) in [
+        (
+            "[artefact.deadlines]\nreceive_by = \"10 Dec\"\n",
+            13,
+            "artefact.deadlines.receive_by",
+            "a date `YYYY-MM-DD` (through the end of that day, UTC) or an RFC 3339 time",
+        ),
+        (
+            "[artefact.deadlines]\nreceive_by = \"2026-12-10\"\ndispatch_by = \"2026-02-30\"\n",
+            14,
+            "artefact.deadlines.dispatch_by",
+            "day out of range",
+        ),
+        (
+            "[artefact.deadlines]\nreceive_by = \"2026-12-10\"\ndispatch_by = \"2026-12-10T12:00:00Z\"\n",
+            14,
+            "artefact.deadlines.dispatch_by",
+            "must be after `receive_by` (2026-12-10)",
+        ),
+    ] {
+        let msg = error_text(&with(table));
+        assert!(
+            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
+            "{table}: {msg}"
+        );
+        assert!(msg.contains(reason), "{table}: {msg}");
+    }
+    let msg = error_text(&with("[artefact.deadlines]\nreceive_on = \"2026-12-10\"\n"));
+    assert!(msg.contains("receive_on"), "{msg}");
+    let msg = error_text(&format!(
+        "{MINIMAL}\n[alerts]\ndeadline_notice = \"soon\"\n"
+    ));
+    assert!(msg.contains("invalid `alerts.deadline_notice`"), "{msg}");
+    let c = parse(&format!("{MINIMAL}\n[alerts]\ndeadline_notice = \"3d\"\n")).unwrap();
+    assert_eq!(c.alerts.deadline_notice, Duration::from_secs(3 * 86_400));
+}

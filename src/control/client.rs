@@ -9,7 +9,8 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
-use super::{LiveEvent, Queued, SealSummary, StartRequest, Status};
+use super::{LiveEvent, PhotoKept, Queued, SealSummary, StartRequest, Status};
+use crate::custody::{ActionRequest, Recorded, Report};
 
 /// Why talking to the daemon failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,38 @@ impl Client {
         serde_json::from_slice(&body).map_err(ClientError::Decode)
     }
 
+    /// `POST /v1/custody/{action}`: records a custody action through the daemon.
+    pub async fn custody(&self, action: &ActionRequest) -> Result<Recorded, ClientError> {
+        let body = action.to_json().map_err(ClientError::Decode)?;
+        let path = format!("/v1/custody/{}", action.name());
+        let (_, body) = self.call(Method::POST, &path, Some(body)).await?;
+        serde_json::from_slice(&body).map_err(ClientError::Decode)
+    }
+
+    /// `GET /v1/custody`: the custody report, the gate evaluated by the daemon now.
+    pub async fn custody_report(&self) -> Result<Report, ClientError> {
+        let (_, body) = self.call(Method::GET, "/v1/custody", None).await?;
+        serde_json::from_slice(&body).map_err(ClientError::Decode)
+    }
+
+    /// `POST /v1/custody/photos`: hands a photo's bytes to the daemon, which keeps them by hash.
+    pub async fn upload_photo(&self, bytes: Vec<u8>) -> Result<PhotoKept, ClientError> {
+        let response = self
+            .send_as(
+                Method::POST,
+                "/v1/custody/photos",
+                Some(bytes),
+                "application/octet-stream",
+            )
+            .await?;
+        let status = response.status();
+        let body = self.collect(response).await?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(ClientError::Decode)
+    }
+
     /// `GET /v1/events`: the live events, as they come.
     pub async fn events(&self) -> Result<Events, ClientError> {
         let response = self.send(Method::GET, "/v1/events", None).await?;
@@ -131,6 +164,16 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<hyper::Response<Incoming>, ClientError> {
+        self.send_as(method, path, body, "application/json").await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &'static str,
+    ) -> Result<hyper::Response<Incoming>, ClientError> {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -149,7 +192,7 @@ impl Client {
             .uri(path)
             .header(hyper::header::HOST, "tsagent");
         if body.is_some() {
-            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+            request = request.header(hyper::header::CONTENT_TYPE, content_type);
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

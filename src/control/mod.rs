@@ -85,6 +85,9 @@ pub struct CustodyStatus {
     pub damage_pending: bool,
     /// The custody events, oldest first (the timeline).
     pub timeline: Vec<CustodyLine>,
+    /// The next deadline of `[artefact.deadlines]` whose action is not recorded.
+    #[serde(default)]
+    pub next_deadline: Option<crate::custody::OpenDeadline>,
 }
 
 /// One custody event.
@@ -325,6 +328,51 @@ pub enum RequestError {
     },
 }
 
+/// Why the daemon did not record a custody action, by what the client can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustodyRefusal {
+    /// The action does not fit the standard's state (409): receiving twice, dispatching before
+    /// receipt, a decision with no damage pending.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request's content is not acceptable (422): an unknown checklist item, an empty
+    /// operator, a photo not uploaded.
+    #[error("{0}")]
+    Invalid(String),
+    /// The daemon could not read or write the log (500).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CustodyRefusal {
+    /// The refusal for a custody error, its message the error and its causes on one line.
+    pub fn of(e: &crate::custody::CustodyError) -> CustodyRefusal {
+        use crate::custody::CustodyError as E;
+        let message = crate::error::report(e);
+        match e {
+            E::Transition { .. } | E::NoDecisionPending => CustodyRefusal::Conflict(message),
+            E::Item { .. }
+            | E::Checklist { .. }
+            | E::Empty { .. }
+            | E::PhotoHash { .. }
+            | E::PhotoNotKept { .. }
+            | E::Photo { .. } => CustodyRefusal::Invalid(message),
+            E::OfficialRefused { .. } | E::PhotoStore { .. } | E::Store(_) => {
+                CustodyRefusal::Failed(message)
+            }
+        }
+    }
+}
+
+/// The answer to a photo upload (`POST /v1/custody/photos`): the photo is kept by this hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoKept {
+    /// SHA-256 of the bytes: what a receipt's `photos` names it by.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+}
+
 /// A request the API hands to the daemon's loop, with the way back.
 #[derive(Debug)]
 pub enum Request {
@@ -347,6 +395,18 @@ pub enum Request {
     Seal {
         /// The answer: the bundles made, or why none could be.
         reply: oneshot::Sender<Result<SealSummary, String>>,
+    },
+    /// Apply a custody action (`POST /v1/custody/{action}`).
+    Custody {
+        /// The action.
+        action: crate::custody::ActionRequest,
+        /// The answer: what was recorded, or why nothing was.
+        reply: oneshot::Sender<Result<crate::custody::Recorded, CustodyRefusal>>,
+    },
+    /// The custody report (`GET /v1/custody`), the gate evaluated now.
+    CustodyReport {
+        /// The answer.
+        reply: oneshot::Sender<Result<crate::custody::Report, CustodyRefusal>>,
     },
     /// A peer that may not steer the daemon was refused; the loop records it.
     Refused {

@@ -16,10 +16,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Hub, LiveEvent, Request, RequestError, StartRequest};
+use super::{CustodyRefusal, Hub, LiveEvent, PhotoKept, Request, RequestError, StartRequest};
+use crate::custody::ActionRequest;
 
 /// The largest request body read: a start request is a few dozen bytes.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// The largest photo upload (`POST /v1/custody/photos`): the same cap as `custody receive
+/// --photo`, so a photo is kept or refused whichever way it comes.
+pub const MAX_PHOTO_BODY: usize = crate::custody::MAX_PHOTO_BYTES as usize;
 
 /// How long a client may take to send its request's head: one that connects and sends nothing
 /// is dropped, and holds nothing but its own task meanwhile.
@@ -131,6 +136,8 @@ pub struct Api {
     pub requests: mpsc::Sender<Request>,
     /// Who may connect.
     pub policy: PeerPolicy,
+    /// Where receipt photos are kept, by SHA-256 (`photos/` beside the database).
+    pub photos: PathBuf,
 }
 
 /// Serves the API on `listener` until the task is dropped.
@@ -250,6 +257,12 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
         (&Method::GET, "/v1/events") => events(&api.hub),
         (&Method::POST, "/v1/runs") => start(req, api).await,
         (&Method::POST, "/v1/seal") => seal(api).await,
+        (&Method::GET, "/v1/custody") => custody_report(api).await,
+        (&Method::POST, "/v1/custody/photos") => upload_photo(req, api).await,
+        (&Method::POST, p) if p.starts_with("/v1/custody/") => {
+            let name = p.strip_prefix("/v1/custody/").unwrap_or_default();
+            custody_action(req, api, name).await
+        }
         (&Method::POST, p)
             if p.strip_prefix("/v1/runs/")
                 .and_then(|rest| rest.strip_suffix("/abort"))
@@ -274,23 +287,44 @@ async fn route(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
             };
             abort(api, run).await
         }
-        (_, "/v1/status" | "/v1/events" | "/v1/runs" | "/v1/seal") => {
+        (_, "/v1/status" | "/v1/events" | "/v1/runs" | "/v1/seal" | "/v1/custody") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
+        (_, p) if p.starts_with("/v1/custody/") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed here (POST)",
+        ),
         _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {path}")),
     }
 }
 
+/// The request's body, read up to `cap` bytes; the error response otherwise.
+async fn read_body(req: hyper::Request<Incoming>, cap: usize) -> Result<Bytes, Response<ApiBody>> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {cap} bytes"),
+        )
+    };
+    // A body announced too large is refused before a byte of it is read (a client that sent
+    // `Expect: 100-continue`, as curl does for a large upload, sends none of it).
+    if req.body().size_hint().lower() > cap as u64 {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), cap).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("bad request body: {e}"),
+        )),
+    }
+}
+
 async fn start(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {MAX_BODY} bytes"),
-            );
-        }
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    let body = match read_body(req, MAX_BODY).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let start: StartRequest = match serde_json::from_slice(&body) {
         Ok(start) => start,
@@ -354,6 +388,101 @@ async fn seal(api: &Api) -> Response<ApiBody> {
         // Sealing failed for a reason the lab must fix (no key, a swapped key, a broken chain).
         Ok(Err(reason)) => error(StatusCode::CONFLICT, reason),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping),
+    }
+}
+
+/// `POST /v1/custody/{name}`: a custody action, applied by the daemon's loop.
+async fn custody_action(req: hyper::Request<Incoming>, api: &Api, name: &str) -> Response<ApiBody> {
+    if !ActionRequest::NAMES.contains(&name) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no custody action `{name}` (one of {}; photos takes an upload)",
+                ActionRequest::NAMES.join(", ")
+            ),
+        );
+    }
+    let body = match read_body(req, MAX_BODY).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let action = match ActionRequest::from_json(name, &body) {
+        Some(Ok(action)) => action,
+        Some(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("not a `{name}` request: {e}"),
+            );
+        }
+        None => return error(StatusCode::NOT_FOUND, format!("no custody action `{name}`")),
+    };
+    let (reply, answer) = oneshot::channel();
+    if api
+        .requests
+        .send(Request::Custody { action, reply })
+        .await
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping);
+    }
+    match answer.await {
+        Ok(Ok(recorded)) => json(StatusCode::CREATED, &recorded),
+        Ok(Err(refusal)) => custody_refused(&refusal),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping),
+    }
+}
+
+/// `GET /v1/custody`: what `custody status` shows, from the daemon's loop.
+async fn custody_report(api: &Api) -> Response<ApiBody> {
+    let (reply, answer) = oneshot::channel();
+    if api
+        .requests
+        .send(Request::CustodyReport { reply })
+        .await
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping);
+    }
+    match answer.await {
+        Ok(Ok(report)) => json(StatusCode::OK, &report),
+        Ok(Err(refusal)) => custody_refused(&refusal),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, RequestError::Stopping),
+    }
+}
+
+fn custody_refused(refusal: &CustodyRefusal) -> Response<ApiBody> {
+    let status = match refusal {
+        CustodyRefusal::Conflict(_) => StatusCode::CONFLICT,
+        CustodyRefusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        CustodyRefusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, refusal)
+}
+
+/// `POST /v1/custody/photos`: the raw file as the body, kept by its SHA-256 in the photo folder,
+/// the hash answered for a receipt to name. Only the content-addressed photo folder is written
+/// (never the log), on a blocking thread: hashing and syncing a large photo must not hold the
+/// daemon's loop.
+async fn upload_photo(req: hyper::Request<Incoming>, api: &Api) -> Response<ApiBody> {
+    let body = match read_body(req, MAX_PHOTO_BODY).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    if body.is_empty() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "the photo is empty");
+    }
+    let dir = api.photos.clone();
+    let bytes = body.len() as u64;
+    match tokio::task::spawn_blocking(move || crate::custody::keep_photo(&dir, &body)).await {
+        Ok(Ok(sha256)) => {
+            tracing::info!(%sha256, bytes, "photo kept through the control API");
+            json(StatusCode::CREATED, &PhotoKept { sha256, bytes })
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, crate::error::report(&e)),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the photo could not be kept: {e}"),
+        ),
     }
 }
 

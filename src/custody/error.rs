@@ -34,6 +34,26 @@ pub enum CustodyError {
         /// What is wrong (unknown, repeated or missing items).
         reason: String,
     },
+    /// A required field is empty.
+    #[error("`{field}` must not be empty")]
+    Empty {
+        /// The field, e.g. `operator`.
+        field: &'static str,
+    },
+    /// A receipt names a photo by something that is not a SHA-256.
+    #[error("photo `{text}` is not named by its SHA-256 (64 lowercase hex digits)")]
+    PhotoHash {
+        /// What was given.
+        text: String,
+    },
+    /// A receipt names a photo that is not kept in the photo folder.
+    #[error(
+        "no photo with SHA-256 {sha256} is kept beside the database: upload it first (POST /v1/custody/photos)"
+    )]
+    PhotoNotKept {
+        /// The hash given.
+        sha256: String,
+    },
     /// A photo could not be read.
     #[error("cannot read photo `{}`", path.display())]
     Photo {

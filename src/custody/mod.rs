@@ -5,13 +5,17 @@
 //! `custody_incident`, `custody_decision`, `custody_note`, `custody_dispatched`, `gate_opened`,
 //! `official_skipped`), checked against the state the log's earlier custody events give and
 //! appended in the same write transaction ([`Store::custody_update`]). The functions here work on
-//! a [`Store`] directly, so the CLI calls them now and the daemon's control API can later.
+//! a [`Store`] directly: the daemon calls them for its control API (`POST /v1/custody/…`), and
+//! `tsagent custody` when no daemon holds the lab, both through [`apply`].
 //!
-//! Layers: `state` (the fold and the transitions) and `gate` (the stabilisation rule) are pure,
-//! `items` parses the inspection, `calibration` finds expired instruments; this file joins them to
-//! the store.
+//! Layers: `state` (the fold and the transitions), `gate` (the stabilisation rule) and `deadline`
+//! (the circulation timetable) are pure, `items` parses the inspection, `calibration` finds
+//! expired instruments; `action` is the requests and the report both paths share; this file joins
+//! them to the store.
 
+mod action;
 pub mod calibration;
+pub mod deadline;
 mod error;
 pub mod gate;
 pub mod items;
@@ -31,12 +35,19 @@ use crate::clock::Timestamp;
 use crate::config::{Config, ExpiredCalibration, Sequence};
 use crate::store::{EventRow, NewEvent, Store, StoreError};
 
+pub use action::{
+    ActionRequest, CalibrationLine, Condition, DecisionRequest, DispatchRequest, GateReport,
+    IncidentKind, IncidentRequest, InspectRequest, NoteRequest, PhotoRef, ReceiveRequest, Recorded,
+    Report, Seals, TimelineLine, apply, is_sha256, report,
+};
+pub use deadline::{DeadlineAction, OpenDeadline, Phase};
 pub use error::CustodyError;
 pub use gate::{Closed, Gate};
 pub use state::{Action, BLOCKING_INCIDENTS, Custody, State};
 
-/// Largest photo accepted (a camera's full-size JPEG is a few MiB).
-pub const MAX_PHOTO_BYTES: u64 = 64 << 20;
+/// Largest photo accepted, by `custody receive --photo` and the API's upload alike, so a photo
+/// is kept or refused whichever way it comes (a camera's full-size JPEG is a few MiB).
+pub const MAX_PHOTO_BYTES: u64 = 32 << 20;
 
 /// The folder beside the database where receipt photos are kept, each named by its SHA-256.
 pub fn photo_dir(db: &Path) -> PathBuf {
@@ -80,24 +91,19 @@ pub struct Receipt<'a> {
     pub seals_intact: bool,
     /// A note.
     pub note: Option<&'a str>,
-    /// Photo files to keep, by hash, beside the database.
-    pub photos: &'a [PathBuf],
+    /// Photos already kept by hash in the photo folder ([`store_photo`], [`keep_photo`]): a
+    /// receipt refused after that leaves only content-addressed copies, harmless.
+    pub photos: &'a [Photo],
 }
 
-/// Receives the standard: its photos are copied beside the database first (a receipt refused
-/// after that leaves only content-addressed copies, harmless), then the receipt is recorded.
+/// Records the standard's receipt.
 pub fn receive(
     store: &mut Store,
     config: &Config,
     at: Timestamp,
     receipt: &Receipt<'_>,
 ) -> Result<(), CustodyError> {
-    let dir = photo_dir(store.path());
-    let photos = receipt
-        .photos
-        .iter()
-        .map(|p| store_photo(&dir, p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let photos = receipt.photos.to_vec();
     let event = Event::CustodyReceived(CustodyReceived {
         operator: receipt.operator.to_owned(),
         condition: if receipt.damaged { "damaged" } else { "ok" }.to_owned(),
@@ -113,30 +119,50 @@ pub fn receive(
     record(store, config, at, Action::Receive, event)
 }
 
-/// Copies a photo into `dir` under its SHA-256 (once: the same photo twice is one file).
-pub fn store_photo(dir: &Path, path: &Path) -> Result<Photo, CustodyError> {
-    let bytes =
-        tsagent_bundle::file::read_regular("photo", path, MAX_PHOTO_BYTES).map_err(|source| {
-            CustodyError::Photo {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
-    let sha256 = tsagent_bundle::hex::encode(&Sha256::digest(&bytes));
+/// Reads a photo file for keeping: a regular file of at most [`MAX_PHOTO_BYTES`].
+pub fn read_photo(path: &Path) -> Result<Vec<u8>, CustodyError> {
+    tsagent_bundle::file::read_regular("photo", path, MAX_PHOTO_BYTES).map_err(|source| {
+        CustodyError::Photo {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// The name a photo file is recorded under: its file name.
+pub fn photo_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// The SHA-256 of a photo's bytes, as its file in the photo folder is named.
+pub fn photo_sha256(bytes: &[u8]) -> String {
+    tsagent_bundle::hex::encode(&Sha256::digest(bytes))
+}
+
+/// Keeps a photo's bytes in `dir` under their SHA-256 (once: the same photo twice is one file);
+/// returns the hash.
+pub fn keep_photo(dir: &Path, bytes: &[u8]) -> Result<String, CustodyError> {
+    let sha256 = photo_sha256(bytes);
     let store_err = |source| CustodyError::PhotoStore {
         dir: dir.to_owned(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(store_err)?;
     if !dir.join(&sha256).is_file() {
-        tsagent_bundle::write_file_atomically(dir, &sha256, &bytes).map_err(store_err)?;
+        tsagent_bundle::write_file_atomically(dir, &sha256, bytes).map_err(store_err)?;
     }
+    Ok(sha256)
+}
+
+/// Copies a photo file into `dir` under its SHA-256.
+pub fn store_photo(dir: &Path, path: &Path) -> Result<Photo, CustodyError> {
+    let bytes = read_photo(path)?;
     Ok(Photo {
-        name: path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        ),
-        sha256,
+        name: photo_name(path),
+        sha256: keep_photo(dir, &bytes)?,
     })
 }
 

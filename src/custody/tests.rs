@@ -118,3 +118,142 @@ fn store_kind(store: &Store, kind: &str) -> Vec<serde_json::Value> {
         .map(|e| e.detail)
         .collect()
 }
+
+fn note(text: &str) -> ActionRequest {
+    ActionRequest::Note(NoteRequest {
+        operator: "li".into(),
+        text: text.into(),
+    })
+}
+
+#[test]
+fn apply_records_what_fits_and_refuses_the_rest_writing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("lab.db")).unwrap();
+    let config = config("refuse");
+    let dispatch = ActionRequest::Dispatch(DispatchRequest {
+        operator: "li".into(),
+        carrier: "DHL".into(),
+        tracking: "1".into(),
+        condition: "ok".into(),
+    });
+    let err = apply(&mut store, &config, at(0), &dispatch).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot dispatch the standard: the standard has not been received"
+    );
+    let blank = ActionRequest::Note(NoteRequest {
+        operator: " ".into(),
+        text: "x".into(),
+    });
+    assert!(
+        apply(&mut store, &config, at(0), &blank)
+            .unwrap_err()
+            .to_string()
+            .contains("`operator` must not be empty")
+    );
+    assert!(kinds(&store).is_empty(), "refusals write nothing");
+    // Notes fit any state.
+    let recorded = apply(&mut store, &config, at(0), &note("expected next week")).unwrap();
+    assert_eq!(
+        (recorded.event.as_str(), recorded.state.as_str()),
+        ("custody_note", "expected")
+    );
+
+    let photo = |sha256: &str| {
+        ActionRequest::Receive(ReceiveRequest {
+            operator: "li".into(),
+            condition: Condition::Ok,
+            seals: Seals::Intact,
+            note: None,
+            photos: vec![PhotoRef {
+                sha256: sha256.into(),
+                name: Some("case.jpg".into()),
+            }],
+        })
+    };
+    let err = apply(&mut store, &config, at(0), &photo("../lab.db")).unwrap_err();
+    assert!(matches!(err, CustodyError::PhotoHash { .. }), "{err}");
+    let missing = photo_sha256(b"never uploaded");
+    let err = apply(&mut store, &config, at(0), &photo(&missing)).unwrap_err();
+    assert!(matches!(err, CustodyError::PhotoNotKept { .. }), "{err}");
+    assert!(
+        !kinds(&store).contains(&"custody_received".to_owned()),
+        "a refused receipt writes nothing"
+    );
+
+    let kept = keep_photo(&photo_dir(store.path()), b"a photo").unwrap();
+    assert_eq!(kept, photo_sha256(b"a photo"));
+    let recorded = apply(&mut store, &config, at(H), &photo(&kept)).unwrap();
+    assert_eq!(recorded.event, "custody_received");
+    assert_eq!(recorded.state, "stabilising", "no checklist in this config");
+    let received = store_kind(&store, "custody_received");
+    assert_eq!(received[0]["photos"][0]["sha256"], kept.as_str());
+    assert_eq!(received[0]["photos"][0]["name"], "case.jpg");
+
+    let inspect = ActionRequest::Inspect(InspectRequest {
+        operator: "li".into(),
+        items: vec!["battery=ok".into()],
+    });
+    let err = apply(&mut store, &config, at(H), &inspect).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the config has no [[artefact.inspection]] items"),
+        "{err}"
+    );
+    let recorded = apply(&mut store, &config, at(H), &dispatch).unwrap();
+    assert_eq!(
+        (recorded.event.as_str(), recorded.state.as_str()),
+        ("custody_dispatched", "dispatched")
+    );
+}
+
+#[test]
+fn the_report_gives_the_gate_calibrations_the_next_deadline_and_the_timeline() {
+    let (_dir, mut store, mut config) = received("refuse");
+    config.artefact.deadlines = crate::config::Deadlines {
+        receive_by: Some(crate::config::Deadline {
+            text: "r".into(),
+            utc_us: 0,
+        }),
+        dispatch_by: Some(crate::config::Deadline {
+            text: "d".into(),
+            utc_us: 10 * H,
+        }),
+    };
+    config.alerts.deadline_notice = std::time::Duration::from_secs(2 * 3600);
+    let early = report(&mut store, &config, at(H / 2)).unwrap();
+    assert_eq!(early.state, "stabilising");
+    assert_eq!(early.gate.state, "closed");
+    assert!(
+        early
+            .gate
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("stabilising: the minimum time since receipt"),
+        "{early:?}"
+    );
+    assert_eq!(early.calibrations.len(), 1);
+    assert!(!early.calibrations[0].past_due);
+    let next = early.next_deadline.unwrap();
+    assert_eq!(
+        (next.action, next.phase, next.by.as_str()),
+        (DeadlineAction::Dispatch, Phase::Ahead, "d"),
+        "received: the receipt's deadline is closed"
+    );
+    assert_eq!(early.timeline.len(), 1);
+    assert_eq!(early.timeline[0].kind, "custody_received");
+
+    let opened = report(&mut store, &config, at(9 * H)).unwrap();
+    assert_eq!(opened.gate.state, "opened");
+    assert_eq!(opened.state, "official_window");
+    assert_eq!(opened.next_deadline.unwrap().phase, Phase::Due);
+    assert_eq!(opened.timeline.last().unwrap().kind, "gate_opened");
+    let again = report(&mut store, &config, at(11 * H)).unwrap();
+    assert_eq!(again.gate.state, "open");
+    assert_eq!(again.next_deadline.as_ref().unwrap().phase, Phase::Past);
+    // The report travels as JSON (`GET /v1/custody`) and reads back the same.
+    let json = serde_json::to_string(&again).unwrap();
+    assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), again);
+}

@@ -5,6 +5,11 @@
 //! thousand. A condition that flaps is held to one alert per `repeat` (`[alerts] repeat`, default
 //! 1h). Every alert sent, and every one that could not be, is an event in the log. Without
 //! `[alerts] command` nothing is sent or stored: the daemon's log already says it all.
+//!
+//! A custody deadline (`[artefact.deadlines]`) whose action is not recorded alerts once when it
+//! comes within `deadline_notice`, and once more when it is past (only that once, when the daemon
+//! first sees it already past); recording the action ends it without a message, as the person
+//! who recorded it knows.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -14,6 +19,7 @@ use tsagent_bundle::event::{AlertSent, Event};
 
 use crate::clock::Timestamp;
 use crate::config::Alerts as AlertConfig;
+use crate::custody::{DeadlineAction, OpenDeadline, Phase};
 use crate::store::NewEvent;
 
 /// What can raise an alert.
@@ -27,11 +33,19 @@ pub enum Condition {
     DiskNearlyFull,
     /// The signing key is missing.
     SigningKey,
+    /// A custody deadline whose action is not recorded is in this phase (`Due` or `Past`).
+    Deadline(DeadlineAction, Phase),
+    /// The coordinator refused a bundle, or its log misbehaved: uploads hold.
+    NotAccepted,
+    /// The coordinator refused a heartbeat (a contradiction is a fork), or its log misbehaved.
+    HeartbeatRefused,
 }
 
 impl Condition {
-    fn kind(&self, active: bool) -> &'static str {
-        match (self, active) {
+    /// The alert's kind when the condition begins (`active`) or clears; `None` for a clearing
+    /// that sends nothing.
+    fn kind(&self, active: bool) -> Option<&'static str> {
+        Some(match (self, active) {
             (Condition::InstrumentOffline(_), true) => "instrument_offline",
             (Condition::InstrumentOffline(_), false) => "instrument_online",
             (Condition::RunsFailing, true) => "runs_failing",
@@ -40,7 +54,13 @@ impl Condition {
             (Condition::DiskNearlyFull, false) => "disk_recovered",
             (Condition::SigningKey, true) => "signing_key_missing",
             (Condition::SigningKey, false) => "signing_key_found",
-        }
+            (Condition::Deadline(..), true) => "custody_deadline",
+            (Condition::Deadline(..), false) => return None,
+            (Condition::NotAccepted, true) => "bundle_not_accepted",
+            (Condition::NotAccepted, false) => "bundle_accepted",
+            (Condition::HeartbeatRefused, true) => "heartbeat_refused",
+            (Condition::HeartbeatRefused, false) => return None,
+        })
     }
 }
 
@@ -138,6 +158,65 @@ impl Alerts {
         events
     }
 
+    /// The custody deadlines still open (`crate::custody::deadline::open`), each tick.
+    pub fn deadlines(&mut self, open: &[OpenDeadline], at: Timestamp) -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        for action in [DeadlineAction::Receive, DeadlineAction::Dispatch] {
+            let due = Condition::Deadline(action, Phase::Due);
+            let past = Condition::Deadline(action, Phase::Past);
+            let Some(deadline) = open.iter().find(|d| d.action == action) else {
+                events.extend(self.set(due, false, "", at));
+                events.extend(self.set(past, false, "", at));
+                continue;
+            };
+            let message = deadline.alert_message();
+            match deadline.phase {
+                Phase::Ahead => {
+                    events.extend(self.set(due, false, "", at));
+                    events.extend(self.set(past, false, "", at));
+                }
+                Phase::Due => events.extend(self.set(due, true, &message, at)),
+                Phase::Past => {
+                    // First seen already past (the daemon was down, or the notice is shorter
+                    // than a tick): the past alert says it all, a "due" one would be stale.
+                    self.raised.entry(due).or_insert_with(Instant::now);
+                    events.extend(self.set(past, true, &message, at));
+                }
+            }
+        }
+        events
+    }
+
+    /// What the uploader reported: a refusal raises, an accepted bundle clears.
+    pub fn upload(&mut self, news: &crate::daemon::upload::News, at: Timestamp) -> Vec<NewEvent> {
+        use crate::daemon::upload::News;
+        match news {
+            News::Sent { name, .. } => self.set(
+                Condition::NotAccepted,
+                false,
+                &format!("bundle {name} accepted by the coordinator"),
+                at,
+            ),
+            News::Held { name, error, alert } => self.set(
+                Condition::NotAccepted,
+                true,
+                &format!("bundle {name} not accepted ({alert}): {error}"),
+                at,
+            ),
+            News::HeartbeatRefused { error, alert } => {
+                let events = self.set(
+                    Condition::HeartbeatRefused,
+                    true,
+                    &format!("{alert}: {error}"),
+                    at,
+                );
+                // Each refusal is news; the condition does not stay raised.
+                self.raised.remove(&Condition::HeartbeatRefused);
+                events
+            }
+        }
+    }
+
     /// Raises or clears `condition`; returns the events of what was sent.
     fn set(
         &mut self,
@@ -162,12 +241,15 @@ impl Alerts {
         } else {
             self.raised.remove(&condition);
         }
+        let Some(kind) = condition.kind(active) else {
+            return Vec::new();
+        };
         if self.config.command.is_empty() {
             // No `[alerts]` configured: the daemon's log already says all of this.
             return Vec::new();
         }
-        self.last_sent.insert(condition.clone(), Instant::now());
-        vec![self.send(condition.kind(active), message, at)]
+        self.last_sent.insert(condition, Instant::now());
+        vec![self.send(kind, message, at)]
     }
 
     /// Runs the command with the kind and message as its last two arguments. It is not waited
@@ -232,6 +314,7 @@ mod tests {
             failed_runs: 3,
             disk_free_below: Some(1_000),
             repeat: Duration::from_secs(3600),
+            deadline_notice: Duration::from_secs(48 * 3600),
         })
     }
 
@@ -292,5 +375,82 @@ mod tests {
         );
         // Again within `repeat`: tracked, not sent.
         assert!(a.tick(Some(10), None, at()).is_empty());
+    }
+
+    fn deadline(action: DeadlineAction, phase: Phase) -> OpenDeadline {
+        OpenDeadline {
+            action,
+            by: "2026-12-10".into(),
+            utc: "2026-12-11T00:00:00Z".into(),
+            phase,
+            seconds_left: match phase {
+                Phase::Past => -60,
+                _ => 60,
+            },
+        }
+    }
+
+    #[test]
+    fn a_deadline_alerts_once_when_due_and_once_more_when_past() {
+        let mut a = quiet(Duration::ZERO);
+        let ahead = [deadline(DeadlineAction::Receive, Phase::Ahead)];
+        assert!(a.deadlines(&ahead, at()).is_empty());
+        let due = [deadline(DeadlineAction::Receive, Phase::Due)];
+        let sent = a.deadlines(&due, at());
+        assert_eq!(kinds(&sent), ["custody_deadline"]);
+        let Event::AlertSent(alert) = &sent[0].event else {
+            panic!()
+        };
+        assert!(
+            alert
+                .message
+                .starts_with("the standard is to be received by 2026-12-10"),
+            "{}",
+            alert.message
+        );
+        for _ in 0..5 {
+            assert!(a.deadlines(&due, at()).is_empty(), "not every tick");
+        }
+        let past = [deadline(DeadlineAction::Receive, Phase::Past)];
+        assert_eq!(kinds(&a.deadlines(&past, at())), ["custody_deadline"]);
+        assert!(a.deadlines(&past, at()).is_empty());
+        // Received: the deadline closes without a message.
+        assert!(a.deadlines(&[], at()).is_empty());
+        assert!(a.deadlines(&[], at()).is_empty());
+    }
+
+    #[test]
+    fn a_deadline_first_seen_past_alerts_once_and_each_action_on_its_own() {
+        let mut a = quiet(Duration::ZERO);
+        let open = [
+            deadline(DeadlineAction::Receive, Phase::Past),
+            deadline(DeadlineAction::Dispatch, Phase::Due),
+        ];
+        assert_eq!(
+            kinds(&a.deadlines(&open, at())),
+            ["custody_deadline", "custody_deadline"]
+        );
+        assert!(a.deadlines(&open, at()).is_empty());
+        // The dispatch deadline passes: one more, for it alone.
+        let later = [
+            deadline(DeadlineAction::Receive, Phase::Past),
+            deadline(DeadlineAction::Dispatch, Phase::Past),
+        ];
+        let sent = a.deadlines(&later, at());
+        assert_eq!(kinds(&sent), ["custody_deadline"]);
+        let Event::AlertSent(alert) = &sent[0].event else {
+            panic!()
+        };
+        assert!(alert.message.contains("dispatched"), "{}", alert.message);
+    }
+
+    #[test]
+    fn without_a_command_a_deadline_sends_nothing() {
+        let mut a = Alerts::new(AlertConfig {
+            command: Vec::new(),
+            ..quiet(Duration::ZERO).config
+        });
+        let past = [deadline(DeadlineAction::Dispatch, Phase::Past)];
+        assert!(a.deadlines(&past, at()).is_empty());
     }
 }

@@ -17,10 +17,12 @@
 //! and says `STOPPING=1` when asked to stop ([`notify`]).
 
 mod alerts;
+mod custody;
 pub mod notify;
 pub mod owner;
 mod schedule;
 mod steer;
+mod upload;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,6 +57,9 @@ pub enum DaemonError {
     /// Start-up recovery could not be recorded.
     #[error("cannot recover interrupted runs")]
     Recover(#[source] StoreError),
+    /// The connection for custody actions asked through the API could not be opened.
+    #[error("cannot open the database for custody actions")]
+    CustodyStore(#[source] StoreError),
 }
 
 /// A run to make now: asked for through the API, or a scheduled slot's.
@@ -123,11 +128,15 @@ pub async fn run(
         tracing::warn!(key = %config.signing.key.display(), "{problem}");
     }
 
+    let mut desk = custody::Desk::open(config, clock.clone()).map_err(DaemonError::CustodyStore)?;
+    let mut uploader = upload::start(config, clock.clone());
     let mut supervisor = Supervisor::new(config);
     connect_at_start(config, &mut supervisor, &*clock, hub).await;
     store_events(store, &mut supervisor, hub);
     if let Some(hub) = hub {
         steer::refresh(hub, config, &schedule, store, steer::disk_free(config));
+        let record = custody::read_custody(store, config);
+        custody::refresh_custody(hub, config, record.as_ref(), clock.now().utc_us);
     }
     // Ready once every instrument has been tried: those present are identified, the absent ones
     // logged and left to the background retries, so a missing meter never holds the service in
@@ -151,6 +160,9 @@ pub async fn run(
             let sealed = steer::seal(config, store, &*clock, hub);
             for reply in queue.seals.drain(..) {
                 let _ = reply.send(sealed.clone());
+            }
+            if let Some(u) = &uploader {
+                u.wake.notify_one();
             }
             if seal_due {
                 next_seal = config.sealing.every.map(|e| Instant::now() + e);
@@ -191,7 +203,15 @@ pub async fn run(
                 )) => {}
                 () = stop.until_requested() => break,
                 Some(request) = next_request(&mut requests) => {
-                    steer::handle(request, config, &mut queue, hub, None, &mut refused);
+                    steer::handle(request, config, &mut queue, hub, None, &mut refused, &mut desk);
+                    continue;
+                }
+                Some(news) = next_news(&mut uploader) => {
+                    let raised = alerts.upload(&news, clock.now());
+                    store_alerts(store, raised);
+                    if let Some(hub) = hub {
+                        steer::refresh(hub, config, &schedule, store, steer::disk_free(config));
+                    }
                     continue;
                 }
             }
@@ -201,13 +221,41 @@ pub async fn run(
                     .await;
                 store_events(store, &mut supervisor, hub);
                 let free = steer::disk_free(config);
+                let now = clock.now();
+                // Read once a tick, for the status and the deadlines' alerts alike.
+                let record = custody::read_custody(store, config);
                 if let Some(hub) = hub {
                     steer::refresh(hub, config, &schedule, store, free);
+                    custody::refresh_custody(hub, config, record.as_ref(), now.utc_us);
                 }
                 // Instrument states from the supervisor itself: an outage met inside a run is
                 // recorded by the runner, so the state, not the event stream, is what to follow.
-                let now = clock.now();
                 let mut raised = Vec::new();
+                if let Some((custody, _)) = &record {
+                    let open = crate::custody::deadline::open(
+                        &config.artefact.deadlines,
+                        custody,
+                        now.utc_us,
+                        config.alerts.deadline_notice,
+                    );
+                    raised.extend(alerts.deadlines(&open, now));
+                }
+                if let Some(u) = &uploader
+                    && let Ok(mut facts) = u.facts.lock()
+                {
+                    facts.instruments = u32::try_from(config.instruments.len()).unwrap_or(u32::MAX);
+                    facts.online = u32::try_from(
+                        config
+                            .instruments
+                            .iter()
+                            .filter(|i| supervisor.is_online(&i.name))
+                            .count(),
+                    )
+                    .unwrap_or(u32::MAX);
+                    if let Some((custody, _)) = &record {
+                        facts.custody = custody.state.as_str().to_owned();
+                    }
+                }
                 for i in &config.instruments {
                     let online = supervisor.is_online(&i.name);
                     if let Some(hub) = hub {
@@ -286,10 +334,17 @@ pub async fn run(
             &mut queue,
             hub,
             &mut refused,
+            &mut desk,
         )
         .await;
         let (run_id, failed) =
             log_run_end(&sequence.name, result, hub, job.ticket, clock.now().utc_us);
+        if let Some(hub) = hub {
+            // An official run's admission records custody events (`gate_opened`,
+            // `official_skipped`): shown now rather than at the next tick.
+            let record = custody::read_custody(store, config);
+            custody::refresh_custody(hub, config, record.as_ref(), clock.now().utc_us);
+        }
         store_alerts(store, alerts.run_ended(failed, &sequence.name, clock.now()));
         last_run = Some(LastRun {
             sequence: sequence.name.clone(),
@@ -310,6 +365,13 @@ pub async fn run(
 }
 
 /// The next request from the API; never, without an API.
+async fn next_news(uploader: &mut Option<upload::Uploader>) -> Option<upload::News> {
+    match uploader {
+        Some(u) => u.news.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_request(requests: &mut Option<mpsc::Receiver<Request>>) -> Option<Request> {
     match requests {
         Some(rx) => rx.recv().await,
@@ -318,7 +380,8 @@ async fn next_request(requests: &mut Option<mpsc::Receiver<Request>>) -> Option<
 }
 
 /// Drives a run to its end while answering the API: starts asked for meanwhile are queued behind
-/// it, refusals kept for the store until the run lets go of it.
+/// it, refusals kept for the store until the run lets go of it, custody actions applied at once
+/// on the desk's own connection.
 #[allow(clippy::too_many_arguments)]
 async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, SequenceError>>>(
     run: F,
@@ -329,6 +392,7 @@ async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, Sequence
     queue: &mut steer::Queue,
     hub: Option<&Hub>,
     refused: &mut Vec<ControlRefused>,
+    desk: &mut custody::Desk,
 ) -> Result<RunOutcome, SequenceError> {
     tokio::pin!(run);
     // The run has a stop of its own, so an abort ends this run and not the daemon; the daemon's
@@ -338,7 +402,7 @@ async fn steer_while<F: std::future::Future<Output = Result<RunOutcome, Sequence
         tokio::select! {
             result = &mut run => return result,
             Some(request) = next_request(requests) => {
-                steer::handle(request, config, queue, hub, Some(abort), refused);
+                steer::handle(request, config, queue, hub, Some(abort), refused, desk);
             }
             () = stop.until_requested(), if !passed => {
                 passed = true;

@@ -1,7 +1,8 @@
 //! One owner of a lab's instruments and database at a time.
 //!
-//! The process that acquires (`run`, `measure`, `demo`) holds an exclusive `flock` on a lock file
-//! beside the database for as long as it lives, and writes who it is into the file. A second one is
+//! The process that acquires (`run`, `measure`, `demo`, and `custody` for the moment of an action
+//! when no daemon runs) holds an exclusive `flock` on a lock file beside the database for as long
+//! as it lives, and writes who it is into the file. A second one is
 //! refused at once, with the holder's role and pid, and the daemon's control socket. Why a lock
 //! and not only SQLite's: two processes would each open the same serial ports and adapters (one
 //! fails on the port's lock, or times out and blames the meter), and with simulated instruments
@@ -27,6 +28,9 @@ pub enum Role {
     Measure,
     /// `tsagent demo`.
     Demo,
+    /// `tsagent custody`, writing the log directly for the moment of one action because no
+    /// daemon runs (so none can start under it).
+    Custody,
 }
 
 impl Role {
@@ -36,6 +40,7 @@ impl Role {
             Role::Daemon => "run",
             Role::Measure => "measure",
             Role::Demo => "demo",
+            Role::Custody => "custody",
         }
     }
 }
@@ -113,31 +118,31 @@ impl LabLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(io)?;
+        {
+            Ok(file) => file,
+            // Not this user's to write (the daemon's service user owns it, and this is an
+            // operator of `[control] group`): who holds it can still be read, and a daemon
+            // holding it is what `measure` and `custody` need to know to hand over to it.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let held = File::open(path).ok().and_then(|file| {
+                    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                        Err((file, nix::errno::Errno::EWOULDBLOCK)) => Some(held_by(file, path)),
+                        _ => None,
+                    }
+                });
+                return Err(held.unwrap_or_else(|| io(e)));
+            }
+            Err(e) => return Err(io(e)),
+        };
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
-            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-                let mut text = String::new();
-                let holder = file
-                    .read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| serde_json::from_str::<Holder>(text.trim()).ok());
-                return Err(match holder {
-                    Some(holder) if holder.role == Role::Daemon => {
-                        OwnerError::HeldByDaemon { holder }
-                    }
-                    Some(holder) => OwnerError::Held { holder },
-                    None => OwnerError::HeldByUnknown {
-                        path: path.to_owned(),
-                    },
-                });
-            }
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => return Err(held_by(file, path)),
             Err((_, errno)) => return Err(io(errno.into())),
         };
         let holder = Holder {
@@ -159,6 +164,22 @@ impl LabLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Who holds the lock file `file` (opened at `path`), as it says.
+fn held_by(mut file: File, path: &Path) -> OwnerError {
+    let mut text = String::new();
+    let holder = file
+        .read_to_string(&mut text)
+        .ok()
+        .and_then(|_| serde_json::from_str::<Holder>(text.trim()).ok());
+    match holder {
+        Some(holder) if holder.role == Role::Daemon => OwnerError::HeldByDaemon { holder },
+        Some(holder) => OwnerError::Held { holder },
+        None => OwnerError::HeldByUnknown {
+            path: path.to_owned(),
+        },
     }
 }
 

@@ -11,9 +11,9 @@ use tsagent_bundle::event::{ControlRefused, Event};
 use crate::clock::{Timestamp, rfc3339};
 use crate::config::Config;
 use crate::control::{
-    CustodyLine, CustodyStatus, Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued,
-    QueuedRun, RECENT_RUNS, Request, RequestError, RunLine, RunProgress, SERIES_POINTS,
-    SERIES_SPAN_US, SealSummary, Status,
+    Hub, InstrumentStatus, LastReading, LiveEvent, NextSlot, Queued, QueuedRun, RECENT_RUNS,
+    Request, RequestError, RunLine, RunProgress, SERIES_POINTS, SERIES_SPAN_US, SealSummary,
+    Status,
 };
 use crate::error::report;
 use crate::sequence::{Observer, ReadingReport};
@@ -21,6 +21,7 @@ use crate::session::Identity;
 use crate::store::{NewEvent, Store};
 
 use super::Schedule;
+use super::custody::{Desk, custody_status, read_custody};
 
 /// The control API as the daemon's loop holds it.
 pub struct Control {
@@ -59,7 +60,8 @@ impl Queue {
 
 /// Answers one request. `abort` is the run in progress's stop, when one is (it is ahead of a new
 /// run, and the one an abort stops).
-/// Refusals are returned for the caller to store when the store is free.
+/// Refusals are returned for the caller to store when the store is free. Custody actions are
+/// applied at once, on the desk's own connection, even during a run.
 pub(super) fn handle(
     request: Request,
     config: &Config,
@@ -67,6 +69,7 @@ pub(super) fn handle(
     hub: Option<&Hub>,
     abort: Option<&crate::sequence::StopHandle>,
     refused: &mut Vec<ControlRefused>,
+    desk: &mut Desk,
 ) {
     let running = abort.is_some();
     match request {
@@ -111,6 +114,13 @@ pub(super) fn handle(
             let _ = reply.send(answer);
         }
         Request::Refused { uid, gid, pid } => refused.push(ControlRefused { uid, gid, pid }),
+        Request::Custody { action, reply } => {
+            // The client may have gone; what was recorded stays recorded.
+            let _ = reply.send(desk.act(config, hub, &action));
+        }
+        Request::CustodyReport { reply } => {
+            let _ = reply.send(desk.report(config, hub));
+        }
     }
 }
 
@@ -128,10 +138,13 @@ pub(super) fn store_refusals(store: &mut Store, refused: &mut Vec<ControlRefused
     }
 }
 
-/// The status before anything happened: every instrument unknown, custody as the log has it.
+/// The status before anything happened: every instrument unknown, custody as the log has it
+/// (its next deadline comes with the daemon's first custody refresh, on the daemon's clock).
 pub fn initial_status(config: &Config, store: &Store) -> Status {
     Status {
-        custody: custody_status(store, config),
+        custody: read_custody(store, config)
+            .as_ref()
+            .map(|record| custody_status(config, record, None)),
         lab: config.lab.id.clone(),
         pid: std::process::id(),
         instruments: config
@@ -270,46 +283,12 @@ pub(super) fn refresh(
             })
         })
         .collect();
-    let bundles = store.latest_bundle().ok().flatten().map_or(0, |b| b.seq);
-    // Custody is written by `tsagent custody` beside the daemon, so it is read back here.
-    let custody = custody_status(store, config);
+    // Counted, not read: a bundle's row holds its archive.
+    let bundles = store.undelivered().unwrap_or(0);
     let mut status = hub.status();
-    let before = status.custody.as_ref().map_or(0, |c| c.timeline.len());
-    if let Some(c) = &custody
-        && c.timeline.len() > before
-        && let Some(last) = c.timeline.last()
-    {
-        hub.publish(LiveEvent::Custody {
-            state: c.state.clone(),
-            event: last.kind.clone(),
-        });
-    }
-    status.custody = custody;
     status.next_slots = next_slots;
     status.disk_free_bytes = disk_free_bytes;
     status.bundles_not_sent = bundles;
-}
-
-/// The custody state and timeline from the log; `None` (and a warning) if it cannot be read.
-fn custody_status(store: &Store, config: &Config) -> Option<CustodyStatus> {
-    match crate::custody::load(store, config) {
-        Ok((custody, rows)) => Some(CustodyStatus {
-            state: custody.state.as_str().to_owned(),
-            damage_pending: custody.damage_pending,
-            timeline: rows
-                .iter()
-                .map(|r| CustodyLine {
-                    utc: rfc3339(r.utc_us),
-                    kind: r.kind.clone(),
-                    detail: r.detail.to_string(),
-                })
-                .collect(),
-        }),
-        Err(e) => {
-            tracing::warn!(error = %report(&e), "custody record could not be read for status");
-            None
-        }
-    }
 }
 
 /// Free bytes for the database's folder.

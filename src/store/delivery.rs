@@ -132,6 +132,12 @@ impl Store {
             .optional()?)
     }
 
+    /// The last reading's sequence number and the chain value after it (0 and the genesis value
+    /// before the first reading): what a heartbeat tells the coordinator.
+    pub fn chain_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        super::head(&self.conn)
+    }
+
     /// Bundle `seq`'s reading range and chain value.
     pub fn bundle_summary(&self, seq: u64) -> Result<Option<BundleSummary>, StoreError> {
         let row = self

@@ -133,8 +133,148 @@ fn reply_error(reply: &http::Reply) -> String {
     format!("{} {text}", reply.status.as_u16())
 }
 
+/// The target `[upload]` describes, if any.
+pub fn target(config: &crate::config::Config) -> Result<Option<Target>, HttpError> {
+    let Some(upload) = &config.upload else {
+        return Ok(None);
+    };
+    Ok(Some(Target {
+        endpoint: Endpoint::parse(&upload.url, upload.ca.as_deref())?,
+        coordinator_key: upload.coordinator_key.clone(),
+        lab: config.lab.id.clone(),
+        artefact: config.artefact.id.clone(),
+    }))
+}
+
+/// What a heartbeat says besides the chain head.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Instruments online.
+    pub online: u32,
+    /// Instruments configured.
+    pub instruments: u32,
+    /// The custody state.
+    pub custody: String,
+}
+
+/// What sending a heartbeat came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// Logged by the coordinator; its receipt verified and its checkpoint extends the last seen.
+    Logged {
+        /// The reading it named.
+        seq: u64,
+        /// Its log index.
+        log_index: u64,
+    },
+    /// No answer, or a passing failure: the next period tries again.
+    Failed(String),
+    /// Refused (a contradiction with what the coordinator holds is a fork), or the log misbehaved.
+    Refused {
+        /// Why.
+        error: String,
+        /// The alert kind.
+        alert: &'static str,
+    },
+}
+
+/// Sends one heartbeat: the chain head, signed with the lab's key.
+pub async fn heartbeat(
+    store: &mut Store,
+    target: &Target,
+    key: &tsagent_bundle::SigningKey,
+    facts: &Facts,
+    now: Timestamp,
+) -> Result<Beat, UploadError> {
+    let (seq, chain) = store.chain_head()?;
+    let hb = receipt::Heartbeat {
+        format: receipt::HEARTBEAT_FORMAT.to_owned(),
+        lab: target.lab.clone(),
+        artefact: target.artefact.clone(),
+        seq,
+        chain: Hash32(chain),
+        utc: tsagent_bundle::time::rfc3339(now.utc_us),
+        instruments_online: facts.online,
+        instruments: facts.instruments,
+        custody: facts.custody.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let signed = match receipt::sign_heartbeat(key, &hb) {
+        Ok(s) => s,
+        Err(e) => return Ok(Beat::Failed(crate::error::report(&e))),
+    };
+    let body = serde_json::to_vec(&signed).unwrap_or_default();
+    let reply = match http::request(
+        &target.endpoint,
+        Method::POST,
+        "/v1/heartbeats",
+        &[("content-type", "application/json".to_owned())],
+        Bytes::from(body),
+        SMALL_DEADLINE,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return Ok(Beat::Failed(crate::error::report(&e))),
+    };
+    match reply.status {
+        StatusCode::OK | StatusCode::CREATED => {}
+        StatusCode::CONFLICT | StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY => {
+            return Ok(Beat::Refused {
+                error: reply_error(&reply),
+                alert: "heartbeat_refused",
+            });
+        }
+        _ => return Ok(Beat::Failed(reply_error(&reply))),
+    }
+    let expected = LogEntry::Heartbeat {
+        lab: hb.lab.clone(),
+        artefact: hb.artefact.clone(),
+        seq,
+        chain: hb.chain,
+        utc: hb.utc.clone(),
+        sha256: Hash32(Sha256::digest(signed.heartbeat.as_bytes()).into()),
+    };
+    let verified = serde_json::from_slice::<SignedReceipt>(&reply.body)
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            receipt::verify_receipt(&target.coordinator_key, &r, Some(&expected))
+                .map_err(|e| crate::error::report(&e))
+        });
+    let v = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok(Beat::Refused {
+                error: format!("the heartbeat's receipt does not verify: {e}"),
+                alert: "log_inconsistent",
+            });
+        }
+    };
+    if let Err(error) = extend_checkpoint(store, target, &v.checkpoint, &v.receipt, now).await? {
+        return Ok(Beat::Refused {
+            error,
+            alert: "log_inconsistent",
+        });
+    }
+    Ok(Beat::Logged {
+        seq,
+        log_index: v.receipt.log_index,
+    })
+}
+
 /// Sends the next bundle if it is due; at most one exchange.
 pub async fn step(store: &mut Store, target: &Target, now: Timestamp) -> Result<Step, UploadError> {
+    step_with(store, target, now, false).await
+}
+
+/// [`step`], and with `now_anyway` a bundle waiting for its retry time goes now (`tsagent
+/// upload`: a person asked).
+pub async fn step_with(
+    store: &mut Store,
+    target: &Target,
+    now: Timestamp,
+    now_anyway: bool,
+) -> Result<Step, UploadError> {
     let Some(next) = store.next_delivery()? else {
         return Ok(Step::Idle);
     };
@@ -145,7 +285,9 @@ pub async fn step(store: &mut Store, target: &Target, now: Timestamp) -> Result<
                 until_utc_us: None,
             });
         }
-        DeliveryState::Retrying if next.next_attempt_utc_us.is_some_and(|t| t > now.utc_us) => {
+        DeliveryState::Retrying
+            if !now_anyway && next.next_attempt_utc_us.is_some_and(|t| t > now.utc_us) =>
+        {
             return Ok(Step::Waiting {
                 name: next.name,
                 until_utc_us: next.next_attempt_utc_us,
@@ -389,5 +531,127 @@ mod tests {
         }
         assert!(backoff(0, u64::MAX - 1) <= BACKOFF_BASE);
         assert!(backoff(30, u64::MAX / 2) > Duration::from_secs(600));
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    //! The lab's guard against a coordinator that rewrites its log: heartbeats against an
+    //! in-process coordinator whose storage is put back to an earlier copy.
+
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct Running {
+        task: tokio::task::JoinHandle<()>,
+        addr: std::net::SocketAddr,
+    }
+
+    async fn serve(dir: &Path, addr: Option<std::net::SocketAddr>) -> Running {
+        let config = tsagent_coordinator::Config::parse(
+            &dir.join("c.toml"),
+            "[coordinator]\nid = \"pilot\"\nlisten = \"127.0.0.1:0\"\nkey = \"key\"\nlabs = \"labs\"\n",
+        )
+        .unwrap();
+        let intake = Arc::new(tsagent_coordinator::open(&config).unwrap());
+        let listener = tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = tsagent_coordinator::limits(&config);
+        let task = tokio::spawn(tsagent_coordinator::server::serve(listener, intake, limits));
+        Running { task, addr }
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let dest = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &dest);
+            } else {
+                std::fs::copy(entry.path(), dest).unwrap();
+            }
+        }
+    }
+
+    async fn stop(r: Running) {
+        r.task.abort();
+        let _ = r.task.await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_log_that_shrank_forked_or_does_not_extend_the_last_checkpoint_is_refused() {
+        let pilot = tempfile::tempdir().unwrap();
+        let lab_dir = tempfile::tempdir().unwrap();
+        tsagent_bundle::generate_key(&pilot.path().join("key"), "pilot").unwrap();
+        let lab_key_path = lab_dir.path().join("lab");
+        let lab_key = {
+            tsagent_bundle::generate_key(&lab_key_path, "lab").unwrap();
+            tsagent_bundle::load_signing_key(&lab_key_path).unwrap()
+        };
+        let line = tsagent_bundle::allowed_signers_line("LAB", lab_key.public_key()).unwrap();
+        std::fs::write(pilot.path().join("labs"), format!("{line}\n")).unwrap();
+        let coordinator_key = tsagent_bundle::load_signing_key(&pilot.path().join("key"))
+            .unwrap()
+            .public_key()
+            .clone();
+        let mut store = Store::open(&lab_dir.path().join("lab.db")).unwrap();
+        let facts = Facts::default();
+        let mut t = 1_800_000_000_000_000;
+        let mut beat = async |store: &mut Store, addr: std::net::SocketAddr| {
+            t += 1_000_000;
+            let target = Target {
+                endpoint: Endpoint::parse(&format!("http://{addr}"), None).unwrap(),
+                coordinator_key: coordinator_key.clone(),
+                lab: "LAB".into(),
+                artefact: "Z1".into(),
+            };
+            let now = Timestamp {
+                utc_us: t,
+                mono_ns: 0,
+            };
+            heartbeat(store, &target, &lab_key, &facts, now)
+                .await
+                .unwrap()
+        };
+        let logged = |b: &Beat| matches!(b, Beat::Logged { .. });
+        let refused = |b: &Beat, what: &str| match b {
+            Beat::Refused { error, alert } => *alert == "log_inconsistent" && error.contains(what),
+            _ => false,
+        };
+
+        let storage = pilot.path().join("intake");
+        let a = serve(pilot.path(), None).await;
+        let addr = a.addr;
+        assert!(logged(&beat(&mut store, addr).await)); // size 1
+        stop(a).await;
+        let snapshot = pilot.path().join("snapshot");
+        copy_dir(&storage, &snapshot);
+        let a = serve(pilot.path(), Some(addr)).await;
+        assert!(logged(&beat(&mut store, addr).await)); // size 2, consistent with 1
+        stop(a).await;
+
+        // Put back to size 1: the next entry makes another log of size 2.
+        std::fs::remove_dir_all(&storage).unwrap();
+        copy_dir(&snapshot, &storage);
+        let a = serve(pilot.path(), Some(addr)).await;
+        let b = beat(&mut store, addr).await;
+        assert!(refused(&b, "two roots"), "{b:?}");
+        // One more: size 3, but not an extension of the size 2 the lab saw.
+        let b = beat(&mut store, addr).await;
+        assert!(refused(&b, "not consistent"), "{b:?}");
+        stop(a).await;
+
+        // A log started afresh: size 1, smaller than the 2 the lab saw.
+        std::fs::remove_dir_all(&storage).unwrap();
+        let a = serve(pilot.path(), Some(addr)).await;
+        let b = beat(&mut store, addr).await;
+        assert!(refused(&b, "shrank"), "{b:?}");
+        stop(a).await;
+        assert_eq!(store.seen_checkpoint().unwrap().map(|c| c.size), Some(2));
     }
 }

@@ -409,3 +409,63 @@ fn db_check_catches_edits_and_deletions_made_with_the_sqlite3_shell() {
             .stderr(predicate::str::contains(reason));
     }
 }
+
+#[test]
+fn several_bundles_verify_with_their_links_and_a_gap_or_a_bad_one_is_named() {
+    let s = sealed_lab();
+    let config = s.lab.path().join("lab.toml");
+    for _ in 0..2 {
+        measure(&config).success();
+        tsagent()
+            .args(["bundle", "seal", "--config"])
+            .arg(&config)
+            .assert()
+            .success();
+    }
+    // The folder: three bundles, linked.
+    tsagent()
+        .args(["bundle", "verify"])
+        .arg(s.lab.bundles())
+        .arg("--allowed-signers")
+        .arg(&s.signers)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "TEST-LAB Z1: bundles 1–3 linked: each names its predecessor's SHA256SUMS and continues its reading chain (readings 1–30)",
+        ));
+    // Bundle 2 missing: a gap, exit 4.
+    let b = |n: u32| s.lab.bundles().join(format!("TEST-LAB-Z1-00000{n}.tar"));
+    tsagent()
+        .args(["bundle", "verify"])
+        .arg(b(1))
+        .arg(b(3))
+        .arg("--allowed-signers")
+        .arg(&s.signers)
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains(
+            "TEST-LAB Z1: GAP: bundle 3 arrived, the next expected is 2",
+        ))
+        .stderr(predicate::str::contains(
+            "not every bundle verified and linked",
+        ));
+    // A damaged bundle among good ones is named; the others are still checked.
+    let damaged = s.lab.path().join("damaged.tar");
+    let mut bytes = std::fs::read(b(2)).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&damaged, bytes).unwrap();
+    tsagent()
+        .args(["bundle", "verify"])
+        .arg(b(1))
+        .arg(&damaged)
+        .arg(b(3))
+        .arg("--allowed-signers")
+        .arg(&s.signers)
+        .assert()
+        .code(4)
+        .stdout(
+            predicate::str::contains("damaged.tar: FAILED:")
+                .and(predicate::str::contains("TEST-LAB-Z1-000003.tar: ok")),
+        );
+}

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tsagent::control::LiveEvent;
 use tsagent::control::client::Client;
 
-fn curl() -> Command {
+pub(crate) fn curl() -> Command {
     let found = Command::new("curl").arg("--version").output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
@@ -21,8 +21,8 @@ fn curl() -> Command {
     c
 }
 
-/// curl against the socket: (HTTP status, body).
-fn call(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+/// curl against the socket: (HTTP status, body). A body starting with `@` is that file's bytes.
+pub(crate) fn call(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let mut c = curl();
     c.arg("--unix-socket")
         .arg(socket)
@@ -526,7 +526,7 @@ fn abort_stops_the_run_after_the_reading_in_progress_and_keeps_its_readings() {
 }
 
 #[test]
-fn custody_recorded_beside_the_daemon_shows_in_status_and_the_event_stream() {
+fn custody_through_the_daemon_shows_in_status_and_the_event_stream() {
     let mut lab = Lab::simulated();
     lab.every = Some("1h".into());
     let config = lab.config();
@@ -539,12 +539,24 @@ fn custody_recorded_beside_the_daemon_shows_in_status_and_the_event_stream() {
         let mut events = client.events().await.unwrap();
         let status = client.status().await.unwrap();
         assert_eq!(status.custody.unwrap().state, "expected");
-        tsagent()
+        // A photo from the CLI goes to the daemon too: uploaded, then named by its hash.
+        let photo = lab.path().join("label.jpg");
+        std::fs::write(&photo, b"label photo").unwrap();
+        let out = tsagent()
             .args(["custody", "receive", "--config"])
             .arg(&config)
             .args(["--operator", "li", "--condition", "ok", "--seals", "intact"])
-            .assert()
-            .success();
+            .arg("--photo")
+            .arg(&photo)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(
+            text.lines().next(),
+            Some(format!("handed to the daemon (pid {})", d.pid().as_raw()).as_str()),
+            "{text}"
+        );
         loop {
             match events.next().await.unwrap() {
                 Some(LiveEvent::Custody { state, event }) => {
@@ -560,6 +572,18 @@ fn custody_recorded_beside_the_daemon_shows_in_status_and_the_event_stream() {
         assert_eq!(custody.state, "stabilising");
         assert_eq!(custody.timeline.len(), 1);
         assert_eq!(custody.timeline[0].kind, "custody_received");
+        let sha = tsagent::custody::photo_sha256(b"label photo");
+        assert!(
+            custody.timeline[0]
+                .detail
+                .contains(&format!(r#"{{"name":"label.jpg","sha256":"{sha}"}}"#)),
+            "{custody:?}"
+        );
+        assert_eq!(
+            std::fs::read(lab.path().join("photos").join(&sha)).unwrap(),
+            b"label photo"
+        );
+        assert!(text.contains("received: 1 photo(s) kept"), "{text}");
     });
     let out = tsagent()
         .args(["status", "--config"])

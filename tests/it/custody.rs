@@ -478,7 +478,7 @@ fn custody_records_travel_in_the_bundle_and_verify_with_stock_tools() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(folder.join("manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["format"], "tsagent-bundle-v2");
+    assert_eq!(manifest["format"], "tsagent-bundle-v3");
     assert_eq!(manifest["custody"]["count"], 5);
     assert_eq!(manifest["custody"]["state"], "dispatched");
     assert_eq!(
@@ -721,4 +721,416 @@ read = { instrument = "dmm", count = 5, quantity = "voltage", unit = "V" }
         ),
     );
     assert!(details(&lab, "gate_opened").is_empty());
+}
+
+/// A simulated lab whose official sequence `s` is not scheduled (no official slot can fall in a
+/// test), with a monitoring sequence `mon` the daemon schedules daily, and `custody` appended;
+/// its signing key made. Returns the lab, its config, the daemon and its socket.
+fn daemon_lab(custody: &str) -> (Lab, PathBuf, Proc, PathBuf) {
+    let mut lab = Lab::simulated();
+    lab.count = 3;
+    let config = write_config(
+        &lab,
+        &format!(
+            "{custody}\n[[sequence]]\nname = \"mon\"\nevery = \"24h\"\n[[sequence.step]]\nread = {{ instrument = \"dmm\", count = 1, quantity = \"voltage\", unit = \"V\" }}\n"
+        ),
+    );
+    tsagent()
+        .args(["keygen", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    let d = daemon(&config);
+    d.wait_for_err(|l| l.contains("control API listening"));
+    let socket = lab.path().join("tsagent.sock");
+    (lab, config, d, socket)
+}
+
+/// `tsagent custody …` beside the daemon: its output, checked to say on its first line that it
+/// was handed to the daemon `d`.
+fn through(d: &Proc, config: &Path, args: &[&str]) -> std::process::Output {
+    let out = tsagent()
+        .arg("custody")
+        .arg(args[0])
+        .arg("--config")
+        .arg(config)
+        .args(&args[1..])
+        .timeout(PATIENCE)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    let expected = if args[0] == "status" {
+        "through the daemon"
+    } else {
+        "handed to the daemon"
+    };
+    assert_eq!(
+        first,
+        format!("{expected} (pid {})", d.pid().as_raw()),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn custody_actions_through_the_daemon_by_curl_and_the_cli_reach_the_sealed_bundle() {
+    use crate::control::call;
+    let (lab, config, d, socket) = daemon_lab(&format!(
+        "{CHECKLIST}\n[artefact.stabilisation]\nmin = \"0s\"\n"
+    ));
+
+    // A photo through the API: kept by its SHA-256 beside the database, the hash answered.
+    let bytes = b"\xff\xd8\xff\xe0 a receipt photo".repeat(1000);
+    let photo = lab.path().join("case.jpg");
+    std::fs::write(&photo, &bytes).unwrap();
+    let (code, body) = call(
+        &socket,
+        "POST",
+        "/v1/custody/photos",
+        Some(&format!("@{}", photo.display())),
+    );
+    assert_eq!(code, 201, "{body}");
+    let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sha = kept["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(sha, tsagent::custody::photo_sha256(&bytes));
+    assert_eq!(kept["bytes"], bytes.len());
+    assert_eq!(
+        std::fs::read(lab.path().join("photos").join(&sha)).unwrap(),
+        bytes
+    );
+
+    // A photo over the cap is refused before it is read.
+    let big = lab.path().join("big.jpg");
+    std::fs::write(&big, vec![0u8; 32 * 1024 * 1024 + 1]).unwrap();
+    let (code, body) = call(
+        &socket,
+        "POST",
+        "/v1/custody/photos",
+        Some(&format!("@{}", big.display())),
+    );
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(
+        std::fs::read_dir(lab.path().join("photos"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // Refused: the state says no (409), the body is not JSON (400), the action is unknown (404).
+    let dispatch = r#"{"operator":"li","carrier":"DHL","tracking":"JD1","condition":"ok"}"#;
+    let (code, body) = call(&socket, "POST", "/v1/custody/dispatch", Some(dispatch));
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"],
+        "cannot dispatch the standard: the standard has not been received"
+    );
+    let out = through(
+        &d,
+        &config,
+        &[
+            "dispatch",
+            "--operator",
+            "li",
+            "--carrier",
+            "DHL",
+            "--tracking",
+            "JD1",
+            "--condition",
+            "ok",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot dispatch the standard: the standard has not been received")
+            && stderr.contains("409"),
+        "{stderr}"
+    );
+    let (code, body) = call(&socket, "POST", "/v1/custody/receive", Some("{not json"));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = call(&socket, "POST", "/v1/custody/receipt", Some("{}"));
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = call(&socket, "GET", "/v1/custody/receive", None);
+    assert_eq!(code, 405);
+
+    // A receipt over curl naming the photo; one naming a photo never uploaded is refused (422).
+    let receive = |sha: &str| {
+        format!(
+            r#"{{"operator":"李工","condition":"ok","seals":"intact","note":"case fine","photos":[{{"sha256":"{sha}","name":"case.jpg"}}]}}"#
+        )
+    };
+    let (code, body) = call(
+        &socket,
+        "POST",
+        "/v1/custody/receive",
+        Some(&receive(&"0".repeat(64))),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("upload it first"), "{body}");
+    let (code, body) = call(&socket, "POST", "/v1/custody/receive", Some(&receive(&sha)));
+    assert_eq!(code, 201, "{body}");
+    let recorded: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(recorded["event"], "custody_received");
+    assert_eq!(recorded["state"], "received");
+
+    // An unknown checklist item (422), then the inspection and a note through the CLI.
+    let (code, body) = call(
+        &socket,
+        "POST",
+        "/v1/custody/inspect",
+        Some(r#"{"operator":"li","items":["nope=ok"]}"#),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("no item `nope`"), "{body}");
+    let out = through(
+        &d,
+        &config,
+        &[
+            "inspect",
+            "--operator",
+            "李工",
+            "--item",
+            "battery indicator=ok",
+            "--item",
+            "thermistor=10.02 kOhm",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inspection recorded: 2 item(s)"));
+    let out = through(
+        &d,
+        &config,
+        &["note", "--operator", "李工", "--text", "on bench 2"],
+    );
+    assert!(out.status.success());
+
+    // Status through the daemon, from the CLI and over curl.
+    let out = through(&d, &config, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // Received, inspected and `min = "0s"`: the report finds the gate open, and records it.
+    assert!(text.contains("state: official_window"), "{text}");
+    assert!(
+        text.contains("gate: opened now (recorded) — official runs may start"),
+        "{text}"
+    );
+    assert!(text.contains("custody_received"), "{text}");
+    let (code, body) = call(&socket, "GET", "/v1/custody", None);
+    assert_eq!(code, 200, "{body}");
+    let report: tsagent::custody::Report = serde_json::from_str(&body).unwrap();
+    assert_eq!(report.gate.state, "open");
+    assert_eq!(
+        report.timeline[0].detail["photos"][0]["sha256"],
+        sha.as_str()
+    );
+    let kinds: Vec<&str> = report.timeline.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "custody_received",
+            "custody_inspected",
+            "custody_note",
+            "gate_opened"
+        ]
+    );
+
+    // An official run on the daemon, admitted through the open gate, then the dispatch.
+    tsagent()
+        .args(["start", "s", "--operator", "li", "--wait", "--config"])
+        .arg(&config)
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    let out = through(
+        &d,
+        &config,
+        &[
+            "dispatch",
+            "--operator",
+            "李工",
+            "--carrier",
+            "SF Express",
+            "--tracking",
+            "SF123",
+            "--condition",
+            "ok",
+        ],
+    );
+    assert!(out.status.success());
+    let (code, body) = call(&socket, "POST", "/v1/seal", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("TEST-LAB-Z1-000001.tar"), "{body}");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("custody action recorded through the control API")
+            .count(),
+        4,
+        "receive, inspect, note and dispatch, each written by the daemon: {stderr}"
+    );
+
+    let name = "TEST-LAB-Z1-000001";
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -xf {name}.tar && cd {name} && sha256sum -c --strict SHA256SUMS"
+        ))
+        .current_dir(lab.bundles())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let custody_jsonl =
+        std::fs::read_to_string(lab.bundles().join(name).join("custody.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = custody_jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "custody_received",
+            "custody_inspected",
+            "custody_note",
+            "gate_opened",
+            "custody_dispatched"
+        ]
+    );
+    assert_eq!(lines[0]["detail"]["photos"][0]["sha256"], sha.as_str());
+    assert_eq!(lines[0]["detail"]["photos"][0]["name"], "case.jpg");
+    assert_eq!(lines[0]["detail"]["operator"], "李工");
+    lab.assert_sound();
+}
+
+#[test]
+fn the_direct_path_is_not_taken_while_a_daemon_holds_the_lab() {
+    let (lab, config) = lab("", "");
+    // The lock says a daemon holds the lab, but nothing answers on its socket: the command goes
+    // to the daemon and fails, rather than write the log beside it.
+    let gone = lab.path().join("gone.sock");
+    let held = tsagent::daemon::owner::LabLock::acquire_at(
+        &tsagent::daemon::owner::lock_path(&lab.db()),
+        tsagent::daemon::owner::Role::Daemon,
+        &gone,
+    )
+    .unwrap();
+    for args in [
+        &["note", "--operator", "li", "--text", "x"][..],
+        &["status"][..],
+    ] {
+        let out = tsagent()
+            .arg("custody")
+            .arg(args[0])
+            .arg("--config")
+            .arg(&config)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(8), "{stdout}{stderr}");
+        assert!(
+            stdout.starts_with(&format!(
+                "{} the daemon (pid {})",
+                if args[0] == "status" {
+                    "through"
+                } else {
+                    "handed to"
+                },
+                std::process::id()
+            )),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains("no daemon is running for this config") && stderr.contains("gone.sock"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        !lab.db().exists(),
+        "nothing was written, not even a database"
+    );
+    drop(held);
+    let out = custody(&config, &["note", "--operator", "li", "--text", "x"]).success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["recorded here: no daemon holds this lab", "note recorded"]
+    );
+    assert_eq!(kinds(&lab), ["custody_note"]);
+}
+
+#[test]
+fn an_operator_who_may_not_write_the_lab_records_custody_through_the_daemon() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test makes a user and runs tsagent as it: run it as root (.ci/run does)"
+    );
+    let user = "tsagent-operator";
+    if nix::unistd::User::from_name(user).unwrap().is_none() {
+        let made = Command::new("useradd")
+            .args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success(), "useradd {user}");
+    }
+    // The daemon runs as root and lets the operator's group steer it; the lab's folder, its
+    // database and the lock are root's, which the operator may read but not write.
+    let (lab, config, d, _socket) = daemon_lab(&format!("[control]\ngroup = \"{user}\"\n"));
+    std::fs::set_permissions(
+        lab.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // The binary where the operator can run it, whatever the build folder's mode.
+    let binary = lab.path().join("tsagent");
+    if std::fs::hard_link(bin(), &binary).is_err() {
+        std::fs::copy(bin(), &binary).unwrap();
+    }
+    let photo = lab.path().join("seal.jpg");
+    std::fs::write(&photo, b"the seal, intact").unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", user, "--regid", user, "--clear-groups"])
+        .arg(&binary)
+        .args(["custody", "receive", "--config"])
+        .arg(&config)
+        .args(["--operator", "op", "--condition", "ok", "--seals", "intact"])
+        .arg("--photo")
+        .arg(&photo)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("handed to the daemon (pid {})", d.pid().as_raw()).as_str()),
+        "{text}"
+    );
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (status, stderr) = d.finish();
+    assert!(status.success(), "{stderr}");
+    let received = details(&lab, "custody_received");
+    assert_eq!(received.len(), 1);
+    let sha = tsagent::custody::photo_sha256(b"the seal, intact");
+    assert_eq!(received[0]["photos"][0]["sha256"], sha.as_str());
+    assert_eq!(received[0]["operator"], "op");
+    assert_eq!(
+        std::fs::read(lab.path().join("photos").join(&sha)).unwrap(),
+        b"the seal, intact"
+    );
 }

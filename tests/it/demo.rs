@@ -29,6 +29,7 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         "sealed bundle 1: readings 1–43 (43)",
         "DEMO-LAB-ZENER-10V-000001.tar: ok",
         "tsagent db check --db",
+        "DEMO-LAB-ZENER-10V-000001 uploaded: accepted, log index 0; receipt verified",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -72,6 +73,30 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
     assert!(out.status.success(), "{command}\n{said}");
     assert!(
         said.contains("Good \"tsagent-bundle-v1\" signature for DEMO-LAB"),
+        "{said}"
+    );
+
+    // Delivered to the in-process coordinator, linked to the first, and the receipt's printed
+    // stock command verifies it.
+    assert!(
+        text.contains(
+            "DEMO-LAB-ZENER-10V-000002 uploaded: accepted, log index 1; receipt verified"
+        ),
+        "{text}"
+    );
+    let command = text
+        .lines()
+        .skip_while(|l| !l.starts_with("verify the receipt with stock tools"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = Command::new("sh").arg("-c").arg(&command).output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{command}\n{said}");
+    assert!(
+        said.contains("Good \"tsagent-receipt-v1\" signature for pilot"),
         "{said}"
     );
 

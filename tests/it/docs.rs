@@ -84,4 +84,19 @@ fn readme_examples_validate() {
     assert_eq!(criterion.sequence, "stability");
     assert!(config.sequence("official").unwrap().official);
     assert!(config.instruments[0].calibration.is_some());
+    let deadlines = &config.artefact.deadlines;
+    assert_eq!(deadlines.receive_by.as_ref().unwrap().text, "2026-12-10");
+    assert!(deadlines.dispatch_by.is_some());
+    // The alerts example, deadline_notice included.
+    let alerts = blocks.iter().find(|b| b.starts_with("[alerts]")).unwrap();
+    let config = tsagent::config::Config::parse(
+        &format!("{lab}{alerts}{instrument}{sequence}"),
+        "README",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        config.alerts.deadline_notice,
+        std::time::Duration::from_secs(48 * 3600)
+    );
 }

@@ -1,5 +1,6 @@
-//! `deploy/tsagent.service` as systemd reads it: `systemd-analyze verify` finds nothing to say
-//! about it, and `systemd-analyze security` rates its sandbox at an exposure of 2.0 or less.
+//! `deploy/tsagent.service` and `deploy/tsagent-coordinator.service` as systemd reads them:
+//! `systemd-analyze verify` finds nothing to say about them, and `systemd-analyze security` rates
+//! each sandbox at an exposure of 2.0 or less.
 //!
 //! systemd-analyze works on unit files offline, so no running systemd is needed; when it is
 //! missing the test fails and says how to get it, rather than passing without looking.
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const UNIT: &str = include_str!("../../deploy/tsagent.service");
+const COORDINATOR_UNIT: &str = include_str!("../../deploy/tsagent-coordinator.service");
 
 /// The most exposure `systemd-analyze security` may find (10 is an unprotected root service).
 const MAX_EXPOSURE: f64 = 2.0;
@@ -30,13 +32,16 @@ fn systemd_analyze(args: &[&str], unit: &Path) -> Output {
 /// (verify checks that ExecStart= and ExecStartPre= name executables), in a folder of its own
 /// named as the installed unit is.
 fn installed(dir: &Path, text: &str) -> PathBuf {
+    installed_as(dir, text, "tsagent.service")
+}
+
+fn installed_as(dir: &Path, text: &str, name: &str) -> PathBuf {
     let bin = env!("CARGO_BIN_EXE_tsagent");
     assert!(
-        text.contains("ExecStart=/usr/local/bin/tsagent ")
-            && text.contains("ExecStartPre=/usr/local/bin/tsagent "),
+        text.contains("ExecStart=/usr/local/bin/tsagent "),
         "the unit no longer starts /usr/local/bin/tsagent; update this test"
     );
-    let unit = dir.join("tsagent.service");
+    let unit = dir.join(name);
     std::fs::write(&unit, text.replace("/usr/local/bin/tsagent", bin)).unwrap();
     unit
 }
@@ -70,6 +75,19 @@ fn the_unit_verifies_cleanly() {
     // verify exits 0 even for an unknown key, so its words about the unit are the failure.
     let about_unit: Vec<&str> = stderr.lines().filter(|l| l.contains("tsagent")).collect();
     assert!(about_unit.is_empty(), "{}", about_unit.join("\n"));
+}
+
+#[test]
+fn the_coordinator_unit_verifies_cleanly_and_its_exposure_is_at_most_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = installed_as(dir.path(), COORDINATOR_UNIT, "tsagent-coordinator.service");
+    let out = systemd_analyze(&["verify", "--man=no"], &unit);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let about_unit: Vec<&str> = stderr.lines().filter(|l| l.contains("tsagent")).collect();
+    assert!(about_unit.is_empty(), "{}", about_unit.join("\n"));
+    let (level, report) = security(&unit);
+    assert!(level <= MAX_EXPOSURE, "exposure {level}:\n{report}");
 }
 
 #[test]

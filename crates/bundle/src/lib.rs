@@ -56,8 +56,8 @@ pub use signers::{AllowedSigners, AllowedSignersError};
 pub use ssh::SshError;
 /// The lab's signing key, as sealing takes it.
 pub use ssh_key::PrivateKey as SigningKey;
-/// A public key, as receipts and checkpoints are verified with.
-pub use ssh_key::PublicKey;
+/// A public key, as receipts and checkpoints are verified with, and its algorithm.
+pub use ssh_key::{Algorithm as KeyAlgorithm, PublicKey};
 pub use tar::{TarError, TarLimits, read_tar};
 pub use verify::{
     MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader,

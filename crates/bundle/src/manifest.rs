@@ -9,8 +9,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::hex;
 
 /// The value of the manifest's `format` field; changes whenever the layout does. Version 2 adds
-/// `custody.jsonl` and the manifest's `custody` and `traceability`.
-pub const FORMAT: &str = "tsagent-bundle-v2";
+/// `custody.jsonl` and the manifest's `custody` and `traceability`; version 3 the manifest's
+/// `previous_receipt`.
+pub const FORMAT: &str = "tsagent-bundle-v3";
+
+/// The format of bundles sealed before receipts were carried (no `previous_receipt`); verifiers
+/// still accept it.
+pub const FORMAT_V2: &str = "tsagent-bundle-v2";
 
 /// The format of bundles sealed before custody was recorded (no `custody.jsonl`, no `custody` or
 /// `traceability` in the manifest); verifiers still accept it.
@@ -119,6 +124,21 @@ pub struct Traceability {
     pub due: String,
 }
 
+/// The coordinator's receipt for the lab's latest delivered bundle when this one was sealed
+/// (format v3 on): the lab's own record that the pilot's log held it, at that size and root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRef {
+    /// The bundle the receipt is for.
+    pub bundle_seq: u64,
+    /// Its entry in the coordinator's log.
+    pub log_index: u64,
+    /// The size of the log's checkpoint in the receipt.
+    pub tree_size: u64,
+    /// That checkpoint's root.
+    pub root: Hash32,
+}
+
 /// The lab that sealed the bundle; `id` is also the signing principal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +222,9 @@ pub struct Manifest {
     /// on (written even when empty, so a v2 manifest always says).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceability: Option<Vec<Traceability>>,
+    /// The latest receipt the lab held at sealing; format v3 on, `null` before the first.
+    #[serde(default)]
+    pub previous_receipt: Option<ReceiptRef>,
 }
 
 /// One line of `events.jsonl`.

@@ -379,6 +379,19 @@ pub fn verify_receipt(
     })
 }
 
+/// What a later bundle's manifest records of a receipt already verified (and stored by the lab):
+/// `None` if the stored text does not parse, which a verified receipt always does.
+pub fn receipt_ref(bundle_seq: u64, signed: &SignedReceipt) -> Option<crate::manifest::ReceiptRef> {
+    let receipt: Receipt = serde_json::from_str(&signed.receipt).ok()?;
+    let checkpoint = Checkpoint::parse(&receipt.checkpoint).ok()?;
+    Some(crate::manifest::ReceiptRef {
+        bundle_seq,
+        log_index: receipt.log_index,
+        tree_size: checkpoint.size,
+        root: Hash32(checkpoint.root),
+    })
+}
+
 /// Signs a heartbeat with the lab's key.
 pub fn sign_heartbeat(
     key: &PrivateKey,

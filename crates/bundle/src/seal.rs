@@ -15,7 +15,7 @@ use super::content::{ContentError, EventsCheck, ReadingsCheck};
 use super::csv::MAX_RECORD_BYTES;
 use super::manifest::{
     AGENT_NAME, AgentInfo, ArtefactInfo, CustodyInfo, FORMAT, Hash32, InstrumentInfo, LabInfo,
-    Manifest, Traceability,
+    Manifest, ReceiptRef, Traceability,
 };
 use super::records::{self, EventExport, ReadingExport, RowWriter, format_utc_us};
 use super::ssh::SshError;
@@ -53,6 +53,8 @@ pub struct SealInput {
     pub custody: CustodyInfo,
     /// The lab's instruments' traceability.
     pub traceability: Vec<Traceability>,
+    /// The coordinator's latest receipt the lab holds, if any.
+    pub previous_receipt: Option<ReceiptRef>,
 }
 
 /// A sealed bundle, in memory; the caller records it durably, then writes `tar` to `file_name`.
@@ -179,6 +181,8 @@ pub struct SealHeader {
     pub custody: CustodyInfo,
     /// The lab's instruments' traceability.
     pub traceability: Vec<Traceability>,
+    /// The coordinator's latest receipt the lab holds, if any.
+    pub previous_receipt: Option<ReceiptRef>,
 }
 
 /// Bytes flushed to a sink at a time.
@@ -410,6 +414,7 @@ impl<R: Write, E: Write> Sealer<R, E> {
                 ..h.custody
             }),
             traceability: Some(h.traceability),
+            previous_receipt: h.previous_receipt,
         };
         let mut manifest_json =
             serde_json::to_vec_pretty(&manifest).map_err(|source| SealError::Json {
@@ -535,6 +540,7 @@ pub fn seal(input: &SealInput, key: &PrivateKey) -> Result<SealedBundle, SealErr
         agent_version: input.agent_version.clone(),
         custody: input.custody.clone(),
         traceability: input.traceability.clone(),
+        previous_receipt: input.previous_receipt.clone(),
     };
     let mut sealer = Sealer::new(header, input.instruments.clone(), Vec::new(), Vec::new())?;
     for r in &input.readings {

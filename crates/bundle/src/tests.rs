@@ -118,6 +118,12 @@ fn input() -> SealInput {
             calibrated: "2023-01-10".into(),
             due: "2024-01-10".into(),
         }],
+        previous_receipt: Some(manifest::ReceiptRef {
+            bundle_seq: 0,
+            log_index: 41,
+            tree_size: 57,
+            root: manifest::Hash32([0x99; 32]),
+        }),
     }
 }
 
@@ -223,7 +229,7 @@ fn manifest_layout() {
     let (_, files) = files_of(&sealed.tar);
     let text = String::from_utf8(files[0].clone()).unwrap();
     assert!(
-        text.ends_with("}\n") && text.starts_with("{\n  \"format\": \"tsagent-bundle-v2\",\n"),
+        text.ends_with("}\n") && text.starts_with("{\n  \"format\": \"tsagent-bundle-v3\",\n"),
         "{text}"
     );
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -605,8 +611,8 @@ fn content_failures_are_specific() {
         &with(
             0,
             text(0).replace(
-                "\"format\": \"tsagent-bundle-v2\",",
-                "\"format\": \"tsagent-bundle-v2\", \"extra\": 1,",
+                "\"format\": \"tsagent-bundle-v3\",",
+                "\"format\": \"tsagent-bundle-v3\", \"extra\": 1,",
             ),
         ),
         &folder,
@@ -1073,4 +1079,34 @@ fn links_between_bundles_tell_next_gap_and_each_kind_of_fork() {
             found: 2
         })
     );
+}
+
+#[test]
+fn a_bundle_of_format_v2_still_verifies_and_may_not_carry_a_receipt() {
+    // Sealed by `tsagent demo` before receipts were carried (format v2), kept as bytes.
+    let tar = include_bytes!("../tests/data/v2-bundle.tar");
+    let signers = AllowedSigners::parse(include_str!("../tests/data/v2-allowed_signers")).unwrap();
+    let verified = verify(tar, &signers, Some("DEMO-LAB")).unwrap();
+    assert_eq!(verified.manifest.format, manifest::FORMAT_V2);
+    assert_eq!(verified.manifest.previous_receipt, None);
+    assert!(verified.manifest.custody.is_some());
+
+    // A v3 bundle carries the receipt; relabelled v2 (and re-signed) it is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_in(dir.path(), "lab_key");
+    let sealed = seal(&input(), &key).unwrap();
+    let signers = signers_for(&[(LAB, &key)]);
+    let v3 = verify(&sealed.tar, &signers, Some(LAB)).unwrap();
+    assert_eq!(
+        v3.manifest.previous_receipt.as_ref().map(|r| r.log_index),
+        Some(41)
+    );
+    let (folder, mut files) = files_of(&sealed.tar);
+    files[0] = String::from_utf8(files[0].clone())
+        .unwrap()
+        .replace("tsagent-bundle-v3", "tsagent-bundle-v2")
+        .into_bytes();
+    let relabelled = resign(&folder, files, &key, NAMESPACE);
+    let err = verify(&relabelled, &signers, Some(LAB)).unwrap_err();
+    assert!(err.to_string().contains("previous_receipt"), "{err}");
 }

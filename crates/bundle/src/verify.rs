@@ -18,7 +18,7 @@ use ssh_key::{HashAlg, LineEnding, SshSig};
 use thiserror::Error;
 
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
-use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, Hash32, Manifest};
+use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, FORMAT_V2, Hash32, Manifest};
 use super::records::{EventsReader, ReadingsReader, RecordsError, format_utc_us};
 use super::signers::AllowedSigners;
 use super::ssh::SshError;
@@ -495,7 +495,7 @@ fn check_manifest(manifest: &Manifest, principal: &str, folder: &str) -> Result<
             })
         }
     };
-    if manifest.format != FORMAT_V1 {
+    if manifest.format != FORMAT_V1 && manifest.format != FORMAT_V2 {
         field("format", &manifest.format, FORMAT)?;
     }
     field("agent.name", &manifest.agent.name, AGENT_NAME)?;
@@ -562,6 +562,9 @@ fn check_format(
             problem,
         })
     };
+    if manifest.format != FORMAT && manifest.previous_receipt.is_some() {
+        return fail("has no previous_receipt in its manifest");
+    }
     if manifest.format == FORMAT_V1 {
         if custody.is_some() || listed.custody.is_some() {
             return fail("has no custody.jsonl");

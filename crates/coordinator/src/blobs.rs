@@ -171,6 +171,9 @@ pub trait Blobs: Send + Sync {
     fn open(&self, sha256: &Hash32) -> Result<File, BlobError>;
     /// Every kept blob's hash (for the consistency check).
     fn list(&self) -> Result<Vec<Hash32>, BlobError>;
+    /// Removes what stopped processes left half-received in the spool; how many files. Only the
+    /// server starting calls it, although a serving process's own bodies are safe either way.
+    fn remove_spool_leftovers(&self) -> Result<usize, BlobError>;
 }
 
 /// Blobs in a folder: `blobs/<first two hex digits>/<sha256>.tar`, `quarantine/`, `spool/`.
@@ -202,7 +205,8 @@ fn spool_tag(name: &str) -> Option<&str> {
 }
 
 impl SpoolDir {
-    /// Opens (creating) the folder, removing what processes no longer running left in it.
+    /// Opens (creating) the folder. What stopped processes left stays until
+    /// [`SpoolDir::remove_stale`].
     pub fn open(dir: &Path) -> Result<Self, BlobError> {
         fs::create_dir_all(dir).map_err(io_err("create", dir))?;
         let nanos = std::time::SystemTime::now()
@@ -224,18 +228,18 @@ impl SpoolDir {
         })?;
         let path = dir.join(format!("{tag}.lock"));
         fs::rename(&fresh, &path).map_err(io_err("rename into", &path))?;
-        let this = Self {
+        Ok(Self {
             dir: dir.to_owned(),
             tag,
             counter: AtomicU64::new(0),
             _lock: lock,
-        };
-        this.remove_stale()?;
-        Ok(this)
+        })
     }
 
-    /// Removes the files of tags whose process is gone: never acknowledged, so never owed.
-    fn remove_stale(&self) -> Result<(), BlobError> {
+    /// Removes the files of processes that are gone: half-received bodies, never acknowledged,
+    /// so never owed; how many. The files of running processes (a server, or `status` beside it)
+    /// are left alone.
+    pub fn remove_stale(&self) -> Result<usize, BlobError> {
         let entries: Vec<_> = fs::read_dir(&self.dir)
             .map_err(io_err("list", &self.dir))?
             .flatten()
@@ -257,15 +261,17 @@ impl SpoolDir {
                 let _ = fs::remove_file(entry.path());
             }
         }
+        let mut removed = 0;
         for entry in &entries {
             let name = entry.file_name();
             if let Some(tag) = name.to_str().and_then(spool_tag)
                 && !live.contains(tag)
+                && fs::remove_file(entry.path()).is_ok()
             {
-                let _ = fs::remove_file(entry.path());
+                removed += 1;
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     fn create(&self, suffix: &str) -> Result<(File, PathBuf), BlobError> {
@@ -313,7 +319,7 @@ fn sync_dir(path: &Path) -> Result<(), BlobError> {
 }
 
 impl Folder {
-    /// Opens (creating) the folders under `root`, removing any spool files a crash left.
+    /// Opens (creating) the folders under `root`.
     pub fn open(root: &Path) -> Result<Self, BlobError> {
         for sub in ["blobs", "quarantine"] {
             let p = root.join(sub);
@@ -354,6 +360,10 @@ impl Folder {
 impl Blobs for Folder {
     fn spool(&self) -> Result<Spool, BlobError> {
         self.spool.spool()
+    }
+
+    fn remove_spool_leftovers(&self) -> Result<usize, BlobError> {
+        self.spool.remove_stale()
     }
 
     fn keep(&self, body: Spooled) -> Result<(), BlobError> {
@@ -460,6 +470,8 @@ mod tests {
         fs::write(dir.path().join("17-3.part"), "an older layout").unwrap();
         fs::write(dir.path().join("notes.txt"), "not ours").unwrap();
         let b = SpoolDir::open(dir.path()).unwrap();
+        assert_eq!(parts(dir.path()), 3, "opening removes nothing");
+        assert_eq!(b.remove_stale().unwrap(), 2);
         assert_eq!(parts(dir.path()), 1, "a's body is all that is left");
         assert_eq!(locks(dir.path()), 2, "a's and b's");
         assert!(dir.path().join("notes.txt").exists());
@@ -471,7 +483,8 @@ mod tests {
         // `body` is a's spooled file, still owed a decision: it stays until a is gone.
         std::mem::forget(body);
         drop(a);
-        let _c = SpoolDir::open(dir.path()).unwrap();
+        let c = SpoolDir::open(dir.path()).unwrap();
+        assert_eq!(c.remove_stale().unwrap(), 1);
         assert_eq!(parts(dir.path()), 0);
         assert_eq!(locks(dir.path()), 2, "b's and c's");
     }

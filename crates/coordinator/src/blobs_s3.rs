@@ -182,6 +182,10 @@ impl Blobs for S3Blobs {
         self.spool.spool()
     }
 
+    fn remove_spool_leftovers(&self) -> Result<usize, BlobError> {
+        self.spool.remove_stale()
+    }
+
     fn keep(&self, body: Spooled) -> Result<(), BlobError> {
         self.put(&body, "blobs")
     }

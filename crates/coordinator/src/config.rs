@@ -9,6 +9,11 @@
 //! labs = "labs_allowed_signers"    # the labs' keys, principal = lab id
 //! # cert = "cert.pem"              # TLS; without it plain HTTP (loopback, or behind a proxy)
 //! # key_pem = "key.pem"
+//! # max_bundle_bytes = 1073741824   # larger bodies get 413
+//! # max_connections_per_client = 8 # more from one address get 429
+//! # header_timeout = "10s"         # request line and headers, and an idle keep-alive
+//! # body_timeout = "5m"            # a whole bundle body
+//! # idle_timeout = "30s"           # a body that stops arriving
 //!
 //! [storage]
 //! kind = "local"                   # SQLite index and a folder of blobs
@@ -38,6 +43,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -107,6 +113,10 @@ struct RawCoordinator {
     max_connections_per_client: Option<Spanned<u32>>,
     #[serde(default)]
     body_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    header_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    idle_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,7 +266,11 @@ pub struct Config {
     /// Connections one client address may hold at once.
     pub max_connections_per_client: u32,
     /// Time a request's body may take to arrive.
-    pub body_timeout: std::time::Duration,
+    pub body_timeout: Duration,
+    /// Time the request line and headers may take, and an idle keep-alive connection may wait.
+    pub header_timeout: Duration,
+    /// Time a body may pause between two pieces before the client counts as gone.
+    pub idle_timeout: Duration,
     /// The storage.
     pub storage: Storage,
 }
@@ -287,6 +301,30 @@ impl Checker<'_> {
             line: self.line(span),
             key,
             problem: problem.into(),
+        }
+    }
+
+    /// A duration of at least a second (a shorter limit would cut off honest clients on a slow
+    /// link), or `default` when the key is absent.
+    fn duration(
+        &self,
+        value: Option<&Spanned<String>>,
+        key: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        match humantime::parse_duration(v.get_ref()) {
+            Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+            _ => Err(self.invalid(
+                v.span(),
+                key,
+                format!(
+                    "must be a duration of at least 1s, e.g. \"{}\"",
+                    humantime::format_duration(default)
+                ),
+            )),
         }
     }
 
@@ -578,19 +616,21 @@ impl Config {
             Some(v) => *v.get_ref(),
             None => 8,
         };
-        let body_timeout = match &r.body_timeout {
-            Some(v) => match humantime::parse_duration(v.get_ref()) {
-                Ok(d) if d >= std::time::Duration::from_secs(1) => d,
-                _ => {
-                    return Err(c.invalid(
-                        v.span(),
-                        "coordinator.body_timeout",
-                        "must be a duration of at least 1s, e.g. \"5m\"",
-                    ));
-                }
-            },
-            None => std::time::Duration::from_secs(300),
-        };
+        let body_timeout = c.duration(
+            r.body_timeout.as_ref(),
+            "coordinator.body_timeout",
+            Duration::from_secs(300),
+        )?;
+        let header_timeout = c.duration(
+            r.header_timeout.as_ref(),
+            "coordinator.header_timeout",
+            Duration::from_secs(10),
+        )?;
+        let idle_timeout = c.duration(
+            r.idle_timeout.as_ref(),
+            "coordinator.idle_timeout",
+            Duration::from_secs(30),
+        )?;
         let storage = match &raw.storage {
             None => Storage::Local {
                 path: c.base.join("intake"),
@@ -607,6 +647,8 @@ impl Config {
             max_bundle_bytes,
             max_connections_per_client,
             body_timeout,
+            header_timeout,
+            idle_timeout,
             storage,
         })
     }
@@ -631,6 +673,23 @@ mod tests {
             }
         );
         assert!(c.tls.is_none());
+        assert_eq!(
+            (c.header_timeout, c.body_timeout, c.idle_timeout),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(300),
+                Duration::from_secs(30)
+            )
+        );
+        let c = Config::parse(
+            Path::new("c.toml"),
+            &format!("{GOOD}header_timeout = \"2s\"\nidle_timeout = \"1s\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.header_timeout, c.idle_timeout),
+            (Duration::from_secs(2), Duration::from_secs(1))
+        );
     }
 
     #[test]
@@ -647,6 +706,17 @@ mod tests {
         assert!(e.to_string().starts_with("c.toml:7: `storage.kind`"), "{e}");
         let e = Config::parse(p, &format!("{GOOD}cert = \"c.pem\"\n")).unwrap_err();
         assert!(e.to_string().contains("key_pem"), "{e}");
+        let e = Config::parse(p, &format!("{GOOD}header_timeout = \"500ms\"\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml:6: `coordinator.header_timeout` must be a duration of at least 1s, e.g. \"10s\""
+        );
+        let e = Config::parse(p, &format!("{GOOD}idle_timeout = \"soon\"\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml:6: `coordinator.idle_timeout`"),
+            "{e}"
+        );
     }
 
     const PG: &str =

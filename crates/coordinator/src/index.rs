@@ -39,6 +39,18 @@ pub enum IndexError {
     Runtime(#[source] std::io::Error),
 }
 
+impl IndexError {
+    /// Whether the database could not write because its disk is full: the transaction was rolled
+    /// back, and the sender is told 507 (try later), not 500.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 /// An accepted bundle, as indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleRow {

@@ -71,6 +71,18 @@ pub enum IntakeError {
     Sign(#[from] receipt::SignedError),
 }
 
+impl IntakeError {
+    /// Whether the coordinator's disk is full, wherever that was found: the spool, the blob
+    /// folder or the index. Nothing was committed; the reply is 507 and the lab sends again later.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Blob(BlobError::Full { .. }) => true,
+            Self::Index(e) | Self::Log(LogError::Index(e)) => e.is_disk_full(),
+            _ => false,
+        }
+    }
+}
+
 /// The intake's state: who it is, whom it accepts, where it keeps things.
 pub struct Intake {
     /// The coordinator's id.
@@ -265,10 +277,12 @@ impl Intake {
         match self.blobs.keep(body) {
             Ok(()) => {}
             Err(BlobError::Full { path }) => {
-                return Ok(Outcome::Full(format!(
-                    "the coordinator's disk is full ({}); nothing was kept",
-                    path.display()
-                )));
+                // The path is the pilot's business, not the sender's: logged, not answered.
+                tracing::error!("no space left for {}", path.display());
+                return Ok(Outcome::Full(
+                    "the coordinator's disk is full; nothing was accepted, send it again later"
+                        .into(),
+                ));
             }
             Err(e) => return Err(IntakeError::Blob(e)),
         }

@@ -11,6 +11,7 @@
 
 pub mod blobs;
 pub mod blobs_s3;
+pub mod check;
 pub mod config;
 pub mod index;
 pub mod index_pg;
@@ -54,12 +55,21 @@ pub enum OpenError {
     /// The storage folder could not be made.
     #[error("cannot open the storage")]
     Blobs(#[from] blobs::BlobError),
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use the TLS material {path}: {reason}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The index could not be opened.
     #[error("cannot open the index")]
     Index(#[from] index::IndexError),
 }
 
-/// Opens the intake the config describes: key, labs, index and blobs.
+/// Opens the intake the config describes: key, labs, index and blobs; clears what a stop left
+/// half-received (for the server only: see [`open_storage`]).
 pub fn open(config: &Config) -> Result<Intake, OpenError> {
     let key = tsagent_bundle::load_signing_key(&config.key).map_err(OpenError::Key)?;
     let text = tsagent_bundle::file::read_regular_text(
@@ -76,6 +86,10 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
         source,
     })?;
     let (index, blobs) = open_storage(config)?;
+    let removed = blobs.remove_spool_leftovers()?;
+    if removed > 0 {
+        tracing::info!("removed {removed} half-received body(ies) left by a stop");
+    }
     Ok(Intake {
         id: config.id.clone(),
         origin: config.origin.clone(),
@@ -89,7 +103,8 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
 /// The index and the blobs, whichever the storage.
 pub type Storage = (Box<dyn index::Index>, Box<dyn blobs::Blobs>);
 
-/// Opens the index and blobs alone (for `status` and `export`, which need no key).
+/// Opens the index and blobs alone (for `status`, `export` and `check`, which need no key and may
+/// run beside a serving coordinator, so they leave its spool alone).
 pub fn open_storage(config: &Config) -> Result<Storage, OpenError> {
     Ok(match &config.storage {
         config::Storage::Local { path } => {
@@ -124,11 +139,44 @@ pub fn open_storage(config: &Config) -> Result<Storage, OpenError> {
     })
 }
 
+/// The TLS acceptor `cert` and `key_pem` describe, if any.
+pub fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, OpenError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let bad = |path: &std::path::Path, reason: String| OpenError::Tls {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| bad(&tls.cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&tls.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(&tls.cert, "no certificate in it".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| bad(&tls.key, e.to_string()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&tls.cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| bad(&tls.key, e.to_string()))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        server,
+    ))))
+}
+
 /// The server limits the config sets.
 pub fn limits(config: &Config) -> server::Limits {
     server::Limits {
         max_bundle_bytes: config.max_bundle_bytes,
         body_timeout: config.body_timeout,
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
         per_client: config.max_connections_per_client,
     }
 }

@@ -21,12 +21,8 @@ use tsagent_bundle::manifest::Hash32;
 use crate::intake::{Intake, IntakeError, Outcome, chain_text};
 use crate::log;
 
-/// Time the request line and headers may take.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest heartbeat body.
 const MAX_HEARTBEAT_BYTES: u64 = 64 << 10;
-/// Time between two pieces of a body before the client counts as gone.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The limits the server enforces.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +31,12 @@ pub struct Limits {
     pub max_bundle_bytes: u64,
     /// Time a body may take.
     pub body_timeout: Duration,
+    /// Time the request line and headers may take; also how long a keep-alive connection may
+    /// sit idle between requests (hyper restarts the same timer there), so an idle socket
+    /// cannot hold one of its address's connections.
+    pub header_timeout: Duration,
+    /// Time a body may pause between two pieces.
+    pub idle_timeout: Duration,
     /// Connections one client address may hold.
     pub per_client: u32,
 }
@@ -92,6 +94,25 @@ impl Clients {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, intake: Arc<Intake>, limits: Limits) {
+    accept(listener, intake, limits, None).await;
+}
+
+/// Serves over TLS until the task is dropped.
+pub async fn serve_tls(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    limits: Limits,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    accept(listener, intake, limits, Some(tls)).await;
+}
+
+async fn accept(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let clients = Arc::new(Clients::default());
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else {
@@ -99,27 +120,50 @@ pub async fn serve(listener: TcpListener, intake: Arc<Intake>, limits: Limits) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (intake, clients) = (intake.clone(), clients.clone());
+        let (intake, clients, tls) = (intake.clone(), clients.clone(), tls.clone());
         tokio::spawn(async move {
             let Some(_held) = clients.hold(peer.ip(), limits.per_client) else {
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-                    )
-                    .await;
+                // In clear text only: over TLS the client could not read it before a handshake
+                // its share does not allow, so it is just closed.
+                if tls.is_none() {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                        )
+                        .await;
+                }
                 return;
             };
-            let service = hyper::service::service_fn(move |req| {
-                let intake = intake.clone();
-                async move { Ok::<_, Infallible>(route(req, &intake, limits).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => connection(stream, intake, limits).await,
+                Some(acceptor) => {
+                    // The handshake is held to the header deadline: a silent client costs no
+                    // more than one that sends no request.
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        connection(stream, intake, limits).await;
+                    }
+                }
+            }
         });
     }
+}
+
+/// Serves one connection's requests.
+async fn connection<IO>(io: IO, intake: Arc<Intake>, limits: Limits)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let intake = intake.clone();
+        async move { Ok::<_, Infallible>(route(req, &intake, limits).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 async fn route(req: Request<Incoming>, intake: &Arc<Intake>, limits: Limits) -> Reply {
@@ -145,7 +189,10 @@ async fn route(req: Request<Incoming>, intake: &Arc<Intake>, limits: Limits) -> 
 /// Why a body was not received whole.
 enum BodyCut {
     TooLarge,
+    /// Over the body's deadline as a whole.
     Slow,
+    /// Nothing arrived for the idle timeout.
+    Stalled,
     Gone,
     Store(crate::blobs::BlobError),
 }
@@ -156,12 +203,13 @@ async fn receive(
     spool: &mut crate::blobs::Spool,
     cap: u64,
     deadline: Duration,
+    idle: Duration,
 ) -> Result<(), BodyCut> {
     let read = async {
         let mut body = body;
         loop {
-            let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
-                Err(_) => return Err(BodyCut::Slow),
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(BodyCut::Stalled),
                 Ok(None) => return Ok(()),
                 Ok(Some(Err(_))) => return Err(BodyCut::Gone),
                 Ok(Some(Ok(f))) => f,
@@ -186,10 +234,11 @@ fn cut_reply(cut: BodyCut, cap: u64) -> Reply {
             format!("the body is over the cap of {cap} bytes"),
         ),
         BodyCut::Slow => error(StatusCode::REQUEST_TIMEOUT, "the body took too long"),
+        BodyCut::Stalled => error(StatusCode::REQUEST_TIMEOUT, "the body stopped arriving"),
         BodyCut::Gone => error(StatusCode::BAD_REQUEST, "the body was cut off"),
         BodyCut::Store(crate::blobs::BlobError::Full { .. }) => error(
             StatusCode::INSUFFICIENT_STORAGE,
-            "the coordinator's disk is full; nothing was kept",
+            "the coordinator's disk is full; nothing was accepted, send it again later",
         ),
         BodyCut::Store(e) => internal(&e),
     }
@@ -228,7 +277,15 @@ async fn put_bundle(
         Ok(s) => s,
         Err(e) => return cut_reply(BodyCut::Store(e), cap),
     };
-    if let Err(cut) = receive(req.into_body(), &mut spool, cap, limits.body_timeout).await {
+    if let Err(cut) = receive(
+        req.into_body(),
+        &mut spool,
+        cap,
+        limits.body_timeout,
+        limits.idle_timeout,
+    )
+    .await
+    {
         return cut_reply(cut, cap);
     }
     let intake = intake.clone();
@@ -243,10 +300,11 @@ async fn put_bundle(
 fn outcome(decided: Result<Result<Outcome, IntakeError>, tokio::task::JoinError>) -> Reply {
     let o = match decided {
         Ok(Ok(o)) => o,
-        Ok(Err(IntakeError::Blob(crate::blobs::BlobError::Full { .. }))) => {
+        Ok(Err(e)) if e.is_disk_full() => {
+            tracing::error!("{}", chain_text(&e));
             return error(
                 StatusCode::INSUFFICIENT_STORAGE,
-                "the coordinator's disk is full; nothing was kept",
+                "the coordinator's disk is full; nothing was accepted, send it again later",
             );
         }
         Ok(Err(e)) => return internal(&e),
@@ -296,7 +354,15 @@ async fn heartbeat(req: Request<Incoming>, intake: &Arc<Intake>, limits: Limits)
         Err(e) => return cut_reply(BodyCut::Store(e), MAX_HEARTBEAT_BYTES),
     };
     let deadline = limits.body_timeout.min(Duration::from_secs(30));
-    if let Err(cut) = receive(req.into_body(), &mut spool, MAX_HEARTBEAT_BYTES, deadline).await {
+    if let Err(cut) = receive(
+        req.into_body(),
+        &mut spool,
+        MAX_HEARTBEAT_BYTES,
+        deadline,
+        limits.idle_timeout,
+    )
+    .await
+    {
         return cut_reply(cut, MAX_HEARTBEAT_BYTES);
     }
     let intake = intake.clone();

@@ -185,6 +185,7 @@ impl Lab {
                 ..CustodyInfo::default()
             },
             traceability: vec![],
+            previous_receipt: None,
         }
     }
 

@@ -16,7 +16,7 @@ use tsagent_bundle::receipt::SignedCheckpoint;
 use tsagent_coordinator::blobs::{BlobError, Blobs, Spooled};
 use tsagent_coordinator::blobs_s3::S3Blobs;
 use tsagent_coordinator::config::S3;
-use tsagent_coordinator::index::{Index, Tx};
+use tsagent_coordinator::index::Index;
 use tsagent_coordinator::index_pg::Postgres;
 
 mod servers;
