@@ -30,6 +30,7 @@ mod paths;
 mod profiles;
 mod readings;
 mod runs;
+mod scaleout;
 mod seal_runs;
 mod setup;
 mod signals;

@@ -43,11 +43,13 @@ impl IndexError {
     /// Whether the database could not write because its disk is full: the transaction was rolled
     /// back, and the sender is told 507 (try later), not 500.
     pub fn is_disk_full(&self) -> bool {
-        matches!(
-            self,
-            Self::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::DiskFull
-        )
+        match self {
+            Self::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.code == rusqlite::ErrorCode::DiskFull
+            }
+            Self::Postgres(e) => e.code() == Some(&tokio_postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        }
     }
 }
 
