@@ -254,6 +254,31 @@ fn two_coordinators_on_one_database_and_bucket_accept_each_bundle_once_and_keep_
         "{status}"
     );
 
+    // Every accepted reading comes back out of the bucket, with its lab.
+    let out = with_keys(Command::new(bin()).args([
+        "coordinator",
+        "export",
+        "--artefact",
+        "Z1",
+        "--csv",
+        "--config",
+    ]))
+    .arg(&config)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + LABS * BUNDLES * 2,
+        "a header, then two readings a bundle"
+    );
+    assert!(csv.starts_with("lab,"), "{}", &csv[..csv.len().min(200)]);
+
     // Both took a share of first arrivals, and both stop cleanly on SIGTERM.
     eprintln!(
         "{} bundles to two coordinators: {sending:?}, first accepted by each: {accepted_by:?}",
