@@ -35,8 +35,10 @@ pub enum Condition {
     SigningKey,
     /// A custody deadline whose action is not recorded is in this phase (`Due` or `Past`).
     Deadline(DeadlineAction, Phase),
-    /// The coordinator refused a bundle, or its log misbehaved: uploads hold.
+    /// The coordinator refused a bundle: uploads hold.
     NotAccepted,
+    /// The coordinator's log shrank, forked or did not extend the last checkpoint the lab saw.
+    LogInconsistent,
     /// The coordinator refused a heartbeat (a contradiction is a fork), or its log misbehaved.
     HeartbeatRefused,
 }
@@ -58,6 +60,8 @@ impl Condition {
             (Condition::Deadline(..), false) => return None,
             (Condition::NotAccepted, true) => "bundle_not_accepted",
             (Condition::NotAccepted, false) => "bundle_accepted",
+            (Condition::LogInconsistent, true) => "coordinator_log_inconsistent",
+            (Condition::LogInconsistent, false) => return None,
             (Condition::HeartbeatRefused, true) => "heartbeat_refused",
             (Condition::HeartbeatRefused, false) => return None,
         })
@@ -191,27 +195,41 @@ impl Alerts {
     pub fn upload(&mut self, news: &crate::daemon::upload::News, at: Timestamp) -> Vec<NewEvent> {
         use crate::daemon::upload::News;
         match news {
-            News::Sent { name, .. } => self.set(
-                Condition::NotAccepted,
-                false,
-                &format!("bundle {name} accepted by the coordinator"),
-                at,
-            ),
-            News::Held { name, error, alert } => self.set(
-                Condition::NotAccepted,
-                true,
-                &format!("bundle {name} not accepted ({alert}): {error}"),
-                at,
-            ),
-            News::HeartbeatRefused { error, alert } => {
-                let events = self.set(
-                    Condition::HeartbeatRefused,
-                    true,
-                    &format!("{alert}: {error}"),
+            News::Sent { name, .. } => {
+                let mut events = self.set(
+                    Condition::NotAccepted,
+                    false,
+                    &format!("bundle {name} accepted by the coordinator"),
                     at,
                 );
-                // Each refusal is news; the condition does not stay raised.
-                self.raised.remove(&Condition::HeartbeatRefused);
+                events.extend(self.set(Condition::LogInconsistent, false, "", at));
+                events
+            }
+            News::Held { name, error, alert } => {
+                let condition = if *alert == "log_inconsistent" {
+                    Condition::LogInconsistent
+                } else {
+                    Condition::NotAccepted
+                };
+                self.set(
+                    condition,
+                    true,
+                    &format!("bundle {name} not accepted: {error}"),
+                    at,
+                )
+            }
+            News::HeartbeatRefused { error, alert } => {
+                let condition = if *alert == "log_inconsistent" {
+                    Condition::LogInconsistent
+                } else {
+                    Condition::HeartbeatRefused
+                };
+                let events = self.set(condition.clone(), true, &format!("heartbeat: {error}"), at);
+                // A refused heartbeat is news each time; an inconsistent log stays raised until a
+                // bundle goes through again.
+                if condition == Condition::HeartbeatRefused {
+                    self.raised.remove(&Condition::HeartbeatRefused);
+                }
                 events
             }
         }
@@ -326,6 +344,38 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn uploads_alert_a_refusal_and_an_inconsistent_log_once_and_clear_on_the_next_receipt() {
+        use crate::daemon::upload::News;
+        let mut a = quiet(Duration::ZERO);
+        let held = |alert| News::Held {
+            name: "L-A-000002".into(),
+            error: "409 fork".into(),
+            alert,
+        };
+        assert_eq!(
+            kinds(&a.upload(&held("upload_refused"), at())),
+            ["bundle_not_accepted"]
+        );
+        assert!(a.upload(&held("upload_refused"), at()).is_empty(), "once");
+        assert_eq!(
+            kinds(&a.upload(&held("log_inconsistent"), at())),
+            ["coordinator_log_inconsistent"]
+        );
+        let sent = News::Sent {
+            name: "L-A-000002".into(),
+            log_index: 7,
+        };
+        assert_eq!(kinds(&a.upload(&sent, at())), ["bundle_accepted"]);
+        let refused = News::HeartbeatRefused {
+            error: "409".into(),
+            alert: "heartbeat_refused",
+        };
+        assert_eq!(kinds(&a.upload(&refused, at())), ["heartbeat_refused"]);
+        // Another within `repeat`: the condition is news again, but rate-limited.
+        assert!(a.upload(&refused, at()).is_empty());
     }
 
     #[test]
