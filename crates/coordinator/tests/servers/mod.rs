@@ -256,6 +256,8 @@ fn weed() -> PathBuf {
     }
 }
 
+/// `weed` makes its gRPC sockets in /tmp whatever it is told, and does not always remove them:
+/// they go too, by the ports this run chose ($GRPC_PORTS).
 const WEED_SCRIPT: &str = r#"
 dir=$1; weed=$2; shift 2
 "$weed" mini -dir="$dir/data" "$@" >"$dir/weed.log" 2>&1 &
@@ -263,6 +265,7 @@ pid=$!
 read _ || true
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+for port in $GRPC_PORTS; do rm -f /tmp/seaweedfs-*-grpc-"$port".sock; done
 rm -rf "$dir"
 "#;
 
@@ -306,6 +309,7 @@ impl S3Server {
         ];
         // Every other port too: the defaults (9333, 8888, …) may be taken, and the gRPC ports
         // default to the HTTP ones plus 10000, which nothing reserved.
+        let mut grpc_ports = Vec::new();
         for name in [
             "master.port",
             "master.port.grpc",
@@ -317,8 +321,13 @@ impl S3Server {
             "admin.port",
             "admin.port.grpc",
         ] {
-            flags.push(format!("-{name}={}", free_port()));
+            let port = free_port();
+            if name.ends_with(".grpc") {
+                grpc_ports.push(port.to_string());
+            }
+            flags.push(format!("-{name}={port}"));
         }
+        let grpc_ports = grpc_ports.join(" ");
         let mut args = vec![dir.to_str().unwrap(), weed.to_str().unwrap()];
         args.extend(flags.iter().map(String::as_str));
         let watchdog = watchdog(
@@ -327,6 +336,7 @@ impl S3Server {
             &[
                 ("AWS_ACCESS_KEY_ID", S3_KEY_ID),
                 ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+                ("GRPC_PORTS", &grpc_ports),
             ],
         );
         let endpoint = format!("http://127.0.0.1:{s3_port}");
