@@ -20,8 +20,10 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
@@ -39,6 +41,14 @@ const SINGLE_PUT_BYTES: u64 = 16 << 20;
 /// The size of each part of a larger body: S3's smallest is 5 MiB; one part is in memory at once.
 const PART_BYTES: usize = 8 << 20;
 
+/// Bodies being uploaded are held in slabs of this size, made once and used again.
+const SLAB_BYTES: usize = 1 << 20;
+
+/// Slabs one process makes at most: the largest single PUT and one part. Uploads run beside each
+/// other, outside the log's lock; each waits here for the slabs its body or part needs, so memory
+/// does not grow with the number of labs sending.
+const SLABS: usize = (SINGLE_PUT_BYTES as usize + PART_BYTES) / SLAB_BYTES;
+
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -48,6 +58,125 @@ pub struct S3Blobs {
     prefix: String,
     spool: SpoolDir,
     rt: Runtime,
+    slabs: Arc<Slabs>,
+}
+
+/// The memory bodies are uploaded from. Reused rather than freed: glibc's allocator keeps what
+/// is freed in the arena of the thread that allocated it, and each upload runs on whichever
+/// blocking thread took its request, so buffers allocated per upload left the process at 80 MB
+/// with eight labs sending 23 MB bundles, even one upload at a time (P7 in BENCHMARKS.md).
+struct Slabs {
+    state: Mutex<SlabState>,
+    freed: Condvar,
+}
+
+struct SlabState {
+    free: Vec<Vec<u8>>,
+    /// Slabs that may still be made.
+    unmade: usize,
+    /// Takers are served in turn, so that a body needing many slabs is not passed over for ever
+    /// by bodies needing one.
+    next_turn: u64,
+    serving: u64,
+}
+
+/// A slab lent to a payload; it goes back to the pool when the payload's last copy is dropped.
+struct Lent {
+    slab: Vec<u8>,
+    slabs: Arc<Slabs>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.slab
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut slab = std::mem::take(&mut self.slab);
+        slab.clear();
+        // A list of slabs cannot be left half-updated by a panic, so a poisoned lock is still
+        // right.
+        let mut state = self
+            .slabs
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        state.free.push(slab);
+        drop(state);
+        self.slabs.freed.notify_all();
+    }
+}
+
+impl Slabs {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(SlabState {
+                free: Vec::new(),
+                unmade: SLABS,
+                next_turn: 0,
+                serving: 0,
+            }),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// The next `len` bytes of `file` (at most [`SLABS`] slabs' worth), as a payload; waits for
+    /// the slabs. Blocks the calling thread, which must not be a runtime's worker.
+    fn read(self: &Arc<Self>, file: &mut File, len: usize) -> std::io::Result<PutPayload> {
+        let count = len.div_ceil(SLAB_BYTES).max(1);
+        if count > SLABS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{len} bytes is more than the upload slabs hold"),
+            ));
+        }
+        let mut lent = Vec::with_capacity(count);
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let turn = state.next_turn;
+            state.next_turn += 1;
+            while state.serving != turn || state.free.len() + state.unmade < count {
+                state = self
+                    .freed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.serving += 1;
+            for _ in 0..count {
+                let slab = match state.free.pop() {
+                    Some(slab) => slab,
+                    None => {
+                        state.unmade -= 1;
+                        Vec::with_capacity(SLAB_BYTES)
+                    }
+                };
+                lent.push(Lent {
+                    slab,
+                    slabs: self.clone(),
+                });
+            }
+        }
+        // The next in turn may be served now.
+        self.freed.notify_all();
+        let mut left = len;
+        for l in &mut lent {
+            let n = left.min(SLAB_BYTES);
+            // Into the slab's spare room: nothing is zeroed first, and nothing grows it.
+            (&mut *file).take(n as u64).read_to_end(&mut l.slab)?;
+            if l.slab.len() != n {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            left -= n;
+        }
+        Ok(lent.into_iter().map(Bytes::from_owner).collect())
+    }
+}
+
+/// A length that fits in memory: a part's, or a body's under [`SINGLE_PUT_BYTES`].
+fn len(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn remote(action: &'static str, key: &Key) -> impl FnOnce(object_store::Error) -> BlobError {
@@ -104,6 +233,7 @@ impl S3Blobs {
                 path: spool.to_owned(),
                 source,
             })?,
+            slabs: Slabs::new(),
         };
         let blobs = this.key("blobs/");
         this.rt
@@ -125,10 +255,9 @@ impl S3Blobs {
         let key = self.blob_key(folder, &body.sha256);
         let read = |e| io_err("read back", body.path())(e);
         if body.len <= SINGLE_PUT_BYTES {
-            let bytes = std::fs::read(body.path()).map_err(read)?;
-            let put = self
-                .store
-                .put_opts(&key, PutPayload::from(bytes), PutMode::Create.into());
+            let mut file = File::open(body.path()).map_err(read)?;
+            let payload = self.slabs.read(&mut file, len(body.len)).map_err(read)?;
+            let put = self.store.put_opts(&key, payload, PutMode::Create.into());
             return match self.rt.block_on(put) {
                 Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
                 Err(e) => Err(remote("store", &key)(e)),
@@ -147,17 +276,13 @@ impl S3Blobs {
                 .await
                 .map_err(remote("start uploading", &key))?;
             let parts = async {
-                loop {
-                    let mut part = Vec::with_capacity(PART_BYTES);
-                    (&mut file)
-                        .take(PART_BYTES as u64)
-                        .read_to_end(&mut part)
-                        .map_err(read)?;
-                    if part.is_empty() {
-                        break;
-                    }
+                let mut left = body.len;
+                while left > 0 {
+                    let n = left.min(PART_BYTES as u64);
+                    let part = self.slabs.read(&mut file, len(n)).map_err(read)?;
+                    left -= n;
                     upload
-                        .put_part(PutPayload::from(part))
+                        .put_part(part)
                         .await
                         .map_err(remote("upload a part of", &key))?;
                 }

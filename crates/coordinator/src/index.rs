@@ -348,29 +348,34 @@ impl Drop for LocalTx<'_> {
 
 impl Tx for LocalTx<'_> {
     fn lock_log(&mut self) -> Result<u64, IndexError> {
-        // BEGIN IMMEDIATE already holds SQLite's one write lock.
+        // BEGIN IMMEDIATE already holds SQLite's one write lock. The entries are numbered from 0
+        // without holes, so the size is the last number + 1: one look down the key's b-tree.
+        // COUNT(*) read every entry, under the lock: 10 ms at 100 000 entries and 108 ms at a
+        // million on the P7 machine, and heartbeats alone are 96 entries a day per lab.
         let size: i64 = self
             .guard
-            .query_row("SELECT COUNT(*) FROM tlog_entries", [], |r| r.get(0))?;
+            .prepare_cached("SELECT COALESCE(MAX(idx) + 1, 0) FROM tlog_entries")?
+            .query_row([], |r| r.get(0))?;
         Ok(u(size))
     }
 
     fn head(&mut self, lab: &str, artefact: &str) -> Result<Option<Head>, IndexError> {
+        // Cached, as every statement on the accept path: parsing them again for each bundle was
+        // a tenth of the intake's CPU time, some of it under the lock (P7 in BENCHMARKS.md).
         let row = self
             .guard
-            .query_row(
+            .prepare_cached(
                 "SELECT bundle_seq, sums_sha256, last_seq, chain_last FROM bundles
                  WHERE lab = ?1 AND artefact = ?2 ORDER BY bundle_seq DESC LIMIT 1",
-                params![lab, artefact],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                    ))
-                },
-            )
+            )?
+            .query_row(params![lab, artefact], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
             .optional()?;
         row.map(|(seq, sums, last, chain)| {
             Ok(Head {
@@ -458,10 +463,9 @@ impl Tx for LocalTx<'_> {
         entry: &[u8],
         nodes: &[(u32, u64, Hash)],
     ) -> Result<(), IndexError> {
-        self.guard.execute(
-            "INSERT INTO tlog_entries (idx, entry) VALUES (?1, ?2)",
-            params![i(index), entry],
-        )?;
+        self.guard
+            .prepare_cached("INSERT INTO tlog_entries (idx, entry) VALUES (?1, ?2)")?
+            .execute(params![i(index), entry])?;
         let mut stmt = self
             .guard
             .prepare_cached("INSERT INTO tlog_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
@@ -472,22 +476,23 @@ impl Tx for LocalTx<'_> {
     }
 
     fn set_checkpoint(&mut self, size: u64, signed: &SignedCheckpoint) -> Result<(), IndexError> {
-        self.guard.execute(
-            "INSERT INTO tlog_checkpoint (id, size, checkpoint, signature) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET size = excluded.size,
-                 checkpoint = excluded.checkpoint, signature = excluded.signature",
-            params![i(size), signed.checkpoint, signed.signature],
-        )?;
+        self.guard
+            .prepare_cached(
+                "INSERT INTO tlog_checkpoint (id, size, checkpoint, signature) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET size = excluded.size,
+                     checkpoint = excluded.checkpoint, signature = excluded.signature",
+            )?
+            .execute(params![i(size), signed.checkpoint, signed.signature])?;
         Ok(())
     }
 
     fn insert_bundle(&mut self, b: &BundleRow) -> Result<(), IndexError> {
-        self.guard.execute(
+        self.guard.prepare_cached(
             "INSERT INTO bundles (sha256, lab, artefact, bundle_seq, name, sums_sha256, first_seq,
                  last_seq, chain_last, readings, bytes, received_utc_us, log_index, receipt,
                  last_reading_utc_us)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
+        )?.execute(params![
                 &b.sha256.0[..],
                 b.lab,
                 b.artefact,
@@ -607,11 +612,8 @@ impl Index for Local {
     fn bundle_receipt(&self, sha256: &Hash32) -> Result<Option<(String, String)>, IndexError> {
         Ok(self
             .conn()?
-            .query_row(
-                "SELECT name, receipt FROM bundles WHERE sha256 = ?1",
-                params![&sha256.0[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT name, receipt FROM bundles WHERE sha256 = ?1")?
+            .query_row(params![&sha256.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 

@@ -5,9 +5,9 @@
 //! A bundle, in order: its name; the Idempotency-Key against the body's hash; a re-send of bytes
 //! already accepted gets the stored receipt; the signature for the lab the name names, before
 //! anything else is parsed, then every hash, the manifest and the chain (`tsagent_bundle::verify`);
-//! then one transaction under the log's lock: the links (`tsagent_bundle::links`), the heartbeats
-//! the readings must agree with, the blob kept durably, the log appended, the receipt signed and
-//! indexed, commit. Only then the reply.
+//! then the links (`tsagent_bundle::links`) and the heartbeats the readings must agree with; the
+//! blob kept durably; and one transaction under the log's lock: the links and heartbeats again,
+//! the log appended, the receipt signed and indexed, commit. Only then the reply.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -52,6 +52,16 @@ pub enum Outcome {
     Retry(String),
     /// 507: the disk is full; nothing was kept.
     Full(String),
+}
+
+/// Why the chain rules refuse a verified bundle.
+enum Refusal {
+    /// It does not link to the head: a gap, or a fork.
+    Link(LinkError),
+    /// Its readings contradict a heartbeat (a fork): why.
+    Contradicted(String),
+    /// A heartbeat arrived while it was verified: send it again.
+    Retry(String),
 }
 
 /// An intake failure that is the coordinator's, not the sender's (answered 500).
@@ -221,7 +231,14 @@ impl Intake {
         })
     }
 
-    /// The transaction that accepts a verified bundle, or records why not.
+    /// Accepts a verified bundle, or records why not.
+    ///
+    /// The chain rules are judged twice. First without the log's lock, so that a bundle they
+    /// refuse is refused before anything of it is kept. Then the blob is kept, and the rules are
+    /// judged again under the lock, where the log is appended and the bundle indexed in one
+    /// transaction. Keeping the blob is the slow part of an accept (a file and two folders
+    /// fsync'd, or an upload to the bucket); under the lock, every lab's bundles — and in the
+    /// scale-out mode every process's — would wait for it one at a time (BENCHMARKS.md, P7).
     fn accept(
         &self,
         name: &str,
@@ -231,48 +248,13 @@ impl Intake {
     ) -> Result<Outcome, IntakeError> {
         let m = &v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
-        let mut tx = self.index.begin()?;
-        let size = tx.lock_log()?;
-        let head = tx.head(lab, artefact)?;
-        if let Err(e) = links::check_link(head.as_ref(), m) {
-            return self.refuse_link(tx, e, body, lab, artefact);
-        }
-        // The readings must agree with every heartbeat that named one of them.
-        for (seq, chain) in
-            tx.heartbeats_between(lab, artefact, m.readings.first_seq, m.readings.last_seq)?
-        {
-            match v.marks.iter().find(|(s, _)| *s == seq) {
-                Some((_, c)) if *c == chain => {}
-                Some((_, c)) => {
-                    let detail = format!(
-                        "bundle {} gives chain value {c} after reading {seq}, but a heartbeat said {chain}",
-                        m.bundle_seq
-                    );
-                    return self.fork(tx, body, lab, artefact, "heartbeat_contradicted", detail);
-                }
-                None if marks.binary_search(&seq).is_err() => {
-                    return Ok(Outcome::Retry(format!(
-                        "a heartbeat at reading {seq} arrived while this bundle was verified; send it again"
-                    )));
-                }
-                None => {
-                    return Err(IntakeError::Index(IndexError::Corrupt(format!(
-                        "reading {seq} was asked for and not marked"
-                    ))));
-                }
-            }
-        }
-        let entry = LogEntry::Bundle {
-            lab: lab.to_owned(),
-            artefact: artefact.to_owned(),
-            bundle: name.to_owned(),
-            sha256: body.sha256,
-            bundle_seq: m.bundle_seq,
-            first_seq: m.readings.first_seq,
-            last_seq: m.readings.last_seq,
-            chain_last: m.readings.chain_last,
-        };
         let (sha256, bytes) = (body.sha256, body.len);
+        let mut tx = self.index.begin()?;
+        match self.judge(&mut *tx, v, marks)? {
+            // Nothing was written: committing ends the read and keeps a pooled connection.
+            None => tx.commit()?,
+            Some(refusal) => return self.refuse(tx, refusal, Some(body), sha256, lab, artefact),
+        }
         // Durable before the index names it.
         match self.blobs.keep(body) {
             Ok(()) => {}
@@ -286,6 +268,24 @@ impl Intake {
             }
             Err(e) => return Err(IntakeError::Blob(e)),
         }
+        let mut tx = self.index.begin()?;
+        let size = tx.lock_log()?;
+        if let Some(refusal) = self.judge(&mut *tx, v, marks)? {
+            // Another request for this lab and artefact, or a heartbeat, came in between. The
+            // blob stays kept and unindexed (an orphan, as after a stop between the two): a
+            // re-send of the same bytes indexes it; a fork's incident names it.
+            return self.refuse(tx, refusal, None, sha256, lab, artefact);
+        }
+        let entry = LogEntry::Bundle {
+            lab: lab.to_owned(),
+            artefact: artefact.to_owned(),
+            bundle: name.to_owned(),
+            sha256,
+            bundle_seq: m.bundle_seq,
+            first_seq: m.readings.first_seq,
+            last_seq: m.readings.last_seq,
+            chain_last: m.readings.chain_last,
+        };
         let (signed, received_utc_us, log_index) = self.log_and_sign(&mut *tx, size, entry)?;
         tx.insert_bundle(&BundleRow {
             sha256,
@@ -306,6 +306,67 @@ impl Intake {
         })?;
         tx.commit()?;
         Ok(Outcome::Accepted(signed))
+    }
+
+    /// The chain rules for a verified bundle against what `tx` sees: the link to the head, and
+    /// every heartbeat that named one of its readings. `None`: it is the next one.
+    fn judge(
+        &self,
+        tx: &mut dyn Tx,
+        v: &tsagent_bundle::VerifiedBundle,
+        marks: &[u64],
+    ) -> Result<Option<Refusal>, IntakeError> {
+        let m = &v.manifest;
+        let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
+        let head = tx.head(lab, artefact)?;
+        if let Err(e) = links::check_link(head.as_ref(), m) {
+            return Ok(Some(Refusal::Link(e)));
+        }
+        for (seq, chain) in
+            tx.heartbeats_between(lab, artefact, m.readings.first_seq, m.readings.last_seq)?
+        {
+            match v.marks.iter().find(|(s, _)| *s == seq) {
+                Some((_, c)) if *c == chain => {}
+                Some((_, c)) => {
+                    return Ok(Some(Refusal::Contradicted(format!(
+                        "bundle {} gives chain value {c} after reading {seq}, but a heartbeat said {chain}",
+                        m.bundle_seq
+                    ))));
+                }
+                None if marks.binary_search(&seq).is_err() => {
+                    return Ok(Some(Refusal::Retry(format!(
+                        "a heartbeat at reading {seq} arrived while this bundle was verified; send it again"
+                    ))));
+                }
+                None => {
+                    return Err(IntakeError::Index(IndexError::Corrupt(format!(
+                        "reading {seq} was asked for and not marked"
+                    ))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Answers a refusal of the bundle whose tar hashes to `sha`; `body` is `None` when its blob
+    /// was already kept.
+    fn refuse(
+        &self,
+        tx: Box<dyn Tx + '_>,
+        refusal: Refusal,
+        body: Option<Spooled>,
+        sha: Hash32,
+        lab: &str,
+        artefact: &str,
+    ) -> Result<Outcome, IntakeError> {
+        match refusal {
+            Refusal::Link(e) => self.refuse_link(tx, e, body, sha, lab, artefact),
+            Refusal::Contradicted(detail) => {
+                let kind = "heartbeat_contradicted";
+                self.fork(tx, body, sha, lab, artefact, kind, detail)
+            }
+            Refusal::Retry(message) => Ok(Outcome::Retry(message)),
+        }
     }
 
     /// Appends `entry`, and signs the receipt for it.
@@ -337,7 +398,8 @@ impl Intake {
         &self,
         mut tx: Box<dyn Tx + '_>,
         e: LinkError,
-        body: Spooled,
+        body: Option<Spooled>,
+        sha: Hash32,
         lab: &str,
         artefact: &str,
     ) -> Result<Outcome, IntakeError> {
@@ -351,37 +413,39 @@ impl Intake {
                 })
             }
             LinkError::Taken { found, .. } => {
-                if let Some((sha, receipt)) = tx.bundle_at(lab, artefact, found)?
-                    && sha == body.sha256
+                if let Some((taken, receipt)) = tx.bundle_at(lab, artefact, found)?
+                    && taken == sha
                 {
                     // Accepted by a concurrent request since the first look.
                     return Ok(Outcome::Again(receipt));
                 }
-                self.fork(tx, body, lab, artefact, "fork", e.to_string())
+                self.fork(tx, body, sha, lab, artefact, "fork", e.to_string())
             }
-            _ => self.fork(tx, body, lab, artefact, "fork", e.to_string()),
+            _ => self.fork(tx, body, sha, lab, artefact, "fork", e.to_string()),
         }
     }
 
-    /// Quarantines the body, records the incident, and answers 409.
+    /// Quarantines the body (unless it was already kept: then it stays where it is, unindexed),
+    /// records the incident, and answers 409.
+    #[allow(clippy::too_many_arguments)]
     fn fork(
         &self,
         mut tx: Box<dyn Tx + '_>,
-        body: Spooled,
+        body: Option<Spooled>,
+        sha: Hash32,
         lab: &str,
         artefact: &str,
         kind: &str,
         detail: String,
     ) -> Result<Outcome, IntakeError> {
-        let sha = body.sha256;
-        match self.blobs.quarantine(body) {
-            Ok(()) => {}
-            Err(BlobError::Full { .. }) => {
+        match body.map(|b| self.blobs.quarantine(b)) {
+            None | Some(Ok(())) => {}
+            Some(Err(BlobError::Full { .. })) => {
                 return Ok(Outcome::Full(
                     "the coordinator's disk is full; the refused bundle was not kept".into(),
                 ));
             }
-            Err(e) => return Err(IntakeError::Blob(e)),
+            Some(Err(e)) => return Err(IntakeError::Blob(e)),
         }
         tx.insert_incident(&Incident {
             utc_us: now_us(),
@@ -550,6 +614,144 @@ fn json(signed: &SignedReceipt) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tsagent_bundle::chain::{GENESIS, ReadingRecord, ReadingStatus};
+    use tsagent_bundle::{ArtefactInfo, InstrumentInfo, ReadingExport, SealInput, SealedBundle};
+
+    /// Bundle 1 of lab `NIM`, artefact `Z1`, of two readings; `salt` gives other content.
+    fn bundle_one(key: &PrivateKey, salt: f64) -> SealedBundle {
+        let mut chain = GENESIS;
+        let readings = (1..=2)
+            .map(|seq| {
+                let value = 10.0 + salt + seq as f64 * 1e-7;
+                let record = ReadingRecord {
+                    seq,
+                    run_id: 1,
+                    instrument_id: 1,
+                    quantity: "voltage".into(),
+                    value: Some(value),
+                    status: ReadingStatus::Valid,
+                    unit: "V".into(),
+                    raw: format!("{value}"),
+                    utc_us: 1_790_000_000_000_000 + seq as i64 * 1_000_000,
+                    mono_ns: seq * 1_000_000_000,
+                    boot_id: "boot".into(),
+                };
+                chain = record.chain_after(&chain);
+                ReadingExport {
+                    record,
+                    chain,
+                    sequence: "s".into(),
+                    instrument: "dmm".into(),
+                }
+            })
+            .collect();
+        let input = SealInput {
+            lab_id: "NIM".into(),
+            lab_name: "NIM".into(),
+            artefact: ArtefactInfo {
+                id: "Z1".into(),
+                kind: "zener".into(),
+                serial: "S1".into(),
+                nominal: 10.0,
+                unit: "V".into(),
+            },
+            bundle_seq: 1,
+            prev_sums_sha256: None,
+            chain_prev: GENESIS,
+            readings,
+            events: vec![],
+            instruments: vec![InstrumentInfo {
+                id: 1,
+                name: "dmm".into(),
+                resource: "tcp://127.0.0.1:5025".into(),
+                manufacturer: "HP".into(),
+                model: "3458A".into(),
+                serial: "1".into(),
+                firmware: "9".into(),
+            }],
+            sequences_sha256: [1; 32],
+            created_utc_us: 1_790_000_000_000_000,
+            agent_version: "test".into(),
+            custody: Default::default(),
+            traceability: vec![],
+            previous_receipt: None,
+        };
+        tsagent_bundle::seal(&input, key).unwrap()
+    }
+
+    #[test]
+    fn a_fork_found_under_the_lock_after_the_blob_was_kept_is_recorded_and_left_unindexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        tsagent_bundle::generate_key(&path, "NIM").unwrap();
+        let key = tsagent_bundle::load_signing_key(&path).unwrap();
+        let labs = tsagent_bundle::allowed_signers_line("NIM", key.public_key()).unwrap();
+        let intake = Intake {
+            id: "pilot".into(),
+            origin: "pilot/log".into(),
+            key: key.clone(),
+            labs: AllowedSigners::parse(&labs).unwrap(),
+            index: Box::new(crate::index::Local::open(&dir.path().join("index.sqlite")).unwrap()),
+            blobs: Box::new(crate::blobs::Folder::open(&dir.path().join("store")).unwrap()),
+        };
+        let spooled = |tar: &[u8]| {
+            let mut s = intake.spool().unwrap();
+            s.write(tar).unwrap();
+            s.finish().unwrap()
+        };
+        let (a, b) = (bundle_one(&key, 0.0), bundle_one(&key, 1.0));
+        let a_body = spooled(&a.tar);
+        let key_a = a_body.sha256.to_string();
+        assert!(matches!(
+            intake.bundle(&a.file_name, Some(&key_a), a_body).unwrap(),
+            Outcome::Accepted(_)
+        ));
+        // Another bundle 1, whose first look came before `a` was committed: it was judged the
+        // next one, so its blob was kept; under the lock it is a fork.
+        let b_body = spooled(&b.tar);
+        let b_sha = b_body.sha256;
+        let v = tsagent_bundle::verify_reader_marked(
+            std::io::Cursor::new(&b.tar),
+            &intake.labs,
+            Some("NIM"),
+            SystemTime::now(),
+            &[],
+        )
+        .unwrap();
+        intake.blobs.keep(b_body).unwrap();
+        let mut tx = intake.index.begin().unwrap();
+        tx.lock_log().unwrap();
+        let refusal = intake.judge(&mut *tx, &v, &[]).unwrap().unwrap();
+        assert!(matches!(
+            refusal,
+            Refusal::Link(LinkError::Taken { found: 1, .. })
+        ));
+        let outcome = intake
+            .refuse(tx, refusal, None, b_sha, "NIM", "Z1")
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Fork(_)), "{outcome:?}");
+
+        let incidents = intake.index.incidents().unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            (incidents[0].kind.as_str(), incidents[0].sha256),
+            ("fork", Some(b_sha))
+        );
+        assert_eq!(intake.index.bundles(None).unwrap().len(), 1);
+        let report = crate::check::check(
+            &*intake.index,
+            &*intake.blobs,
+            Some(key.public_key()),
+            "pilot/log",
+        )
+        .unwrap();
+        assert!(report.is_sound(), "{:?}", report.problems);
+        assert_eq!(
+            report.orphans,
+            vec![b_sha],
+            "kept, named by the incident, not indexed"
+        );
+    }
 
     #[test]
     fn names_split_at_the_number() {
