@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["session"],
     &["drivers"],
     &["config", "store"],
+    &["analysis", "report"],
     &["custody"],
     &["supervisor"],
     &["sequence"],
