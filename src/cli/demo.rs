@@ -49,6 +49,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
             }
         }
     }
+    let lab_config = write_lab_config(dir)?;
     let key = config.signing.key.clone();
     let lab = config.lab.id.clone();
     let line = if key.exists() {
@@ -185,6 +186,11 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     super::bundle_cmd::print_seal(&report);
     let db = config.storage.db.display();
     say!("database: {db}   (check it: tsagent db check --db {db})");
+    say!(
+        "lab config: {}   (every command takes it: --config {})",
+        lab_config.display(),
+        lab_config.display()
+    );
     if let Some(sealed) = report.sealed.last() {
         let verified = verify_file(&sealed.path, &signers, Some(&lab))?;
         print_verified(&sealed.path, &verified);
@@ -195,6 +201,22 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Writes the demo lab's config, the embedded one, as `DIR/tsagent.toml`: its paths are relative to
+/// its folder, so `--config DIR/tsagent.toml` names this very lab (its database, key, bundles and
+/// simulated instruments) to every other command.
+fn write_lab_config(dir: &Path) -> Result<PathBuf, Error> {
+    let io = |source| Error::Io {
+        action: "write the demo lab's config in",
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    bundle::write_file_atomically(dir, LAB_CONFIG, crate::config::DEMO_TOML.as_bytes()).map_err(io)
+}
+
+/// The demo lab's config file in the demo folder.
+const LAB_CONFIG: &str = "tsagent.toml";
 
 /// The pilot's side in this process: a coordinator on loopback with the embedded storage under
 /// `DIR/pilot`, to which the lab's bundles not yet delivered go as they would to the real one;

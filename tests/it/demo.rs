@@ -105,4 +105,26 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         .arg(demo.join("tsagent.db"))
         .assert()
         .success();
+
+    // The demo lab's config, written beside its database, names this very lab to other commands.
+    let lab_config = demo.join("tsagent.toml");
+    assert!(
+        text.contains(&format!("lab config: {}", lab_config.display())),
+        "{text}"
+    );
+    tsagent()
+        .args(["config", "check"])
+        .arg(&lab_config)
+        .assert()
+        .success();
+    let bundles = tsagent()
+        .args(["bundles", "--config"])
+        .arg(&lab_config)
+        .assert()
+        .success();
+    let listed = String::from_utf8_lossy(&bundles.get_output().stdout).into_owned();
+    assert!(
+        listed.contains("DEMO-LAB-ZENER-10V-000001") && listed.contains("DEMO-LAB-ZENER-10V-000002"),
+        "{listed}"
+    );
 }
