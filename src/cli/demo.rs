@@ -131,7 +131,7 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
     let mut single: Vec<(String, String)> = Vec::new();
     for series in display::series(&rows) {
         let unit = series.unit.as_str();
-        let Ok(s) = stats::summary(&series.values) else {
+        let Some(s) = series.summary() else {
             if let Some(v) = series.values.first() {
                 single.push((
                     series.instrument.clone(),

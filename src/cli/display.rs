@@ -1,9 +1,10 @@
 //! How a run and its numbers read for people: the closing line, statistics, SI prefixes.
 
 use super::Error;
+pub use crate::analysis::series::{Series, series};
+use crate::control::SeriesStatistics;
 use crate::sequence::RunOutcome;
-use crate::stats;
-use crate::store::{ReadingRow, Store};
+use crate::store::Store;
 
 /// One line about how a run ended.
 pub fn describe(outcome: &RunOutcome) -> String {
@@ -19,84 +20,45 @@ pub fn describe(outcome: &RunOutcome) -> String {
     )
 }
 
-/// The readings of one instrument and quantity in one unit: the only readings that may be pooled
-/// into one statistic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    /// Instrument name.
-    pub instrument: String,
-    /// Quantity name.
-    pub quantity: String,
-    /// Unit.
-    pub unit: String,
-    /// Valid values, in reading order.
-    pub values: Vec<f64>,
-    /// UTC microseconds of each valid value.
-    pub utc_us: Vec<i64>,
-    /// Readings that had no value (overload, not a number).
-    pub invalid: usize,
-}
-
-impl Series {
-    /// `instrument quantity`, as lines start.
-    pub fn label(&self) -> String {
-        format!("{} {}", self.instrument, self.quantity)
-    }
-}
-
-/// Splits readings into series by instrument, quantity and unit, in the order each is first seen.
-pub fn series(rows: &[ReadingRow]) -> Vec<Series> {
-    let mut out: Vec<Series> = Vec::new();
-    for row in rows {
-        let r = &row.record;
-        let index = match out.iter().position(|s| {
-            s.instrument == row.instrument && s.quantity == r.quantity && s.unit == r.unit
-        }) {
-            Some(i) => i,
-            None => {
-                out.push(Series {
-                    instrument: row.instrument.clone(),
-                    quantity: r.quantity.clone(),
-                    unit: r.unit.clone(),
-                    values: Vec::new(),
-                    utc_us: Vec::new(),
-                    invalid: 0,
-                });
-                out.len() - 1
-            }
-        };
-        let s = &mut out[index];
-        match r.value {
-            Some(v) => {
-                s.values.push(v);
-                s.utc_us.push(r.utc_us);
-            }
-            None => s.invalid += 1,
-        }
-    }
-    out
-}
-
 /// One line of statistics for a series: mean and standard deviations from two values on, the
 /// value itself for one.
 pub fn series_line(s: &Series) -> String {
-    let unit = &s.unit;
-    let invalid = match s.invalid {
-        0 => String::new(),
-        n => format!(" ({n} without a value: overload or not a number)"),
-    };
-    let body = match (s.values.as_slice(), stats::summary(&s.values)) {
-        (_, Ok(st)) => format!(
+    match SeriesStatistics::of(0, s) {
+        Some(st) => statistics_line(&st),
+        None => format!(
+            "{}: no valid reading{}",
+            s.label(),
+            invalid_note(s.invalid as u64)
+        ),
+    }
+}
+
+/// One line of a series' statistics, as `measure` and `status` print them.
+pub fn statistics_line(st: &SeriesStatistics) -> String {
+    let unit = &st.unit;
+    let body = match (st.s, st.u_mean) {
+        (Some(s), Some(u_mean)) => format!(
             "n = {}, mean = {:.9} {unit}, s = {}, s/√n = {}",
             st.n,
             st.mean,
-            si(st.std_dev, unit),
-            si(st.std_dev_of_mean, unit)
+            si(s, unit),
+            si(u_mean, unit)
         ),
-        ([one], Err(_)) => format!("n = 1, value = {one} {unit}"),
-        (_, Err(_)) => "no valid reading".to_owned(),
+        _ => format!("n = {}, value = {} {unit}", st.n, st.mean),
     };
-    format!("{}: {body}{invalid}", s.label())
+    format!(
+        "{} {}: {body}{}",
+        st.instrument,
+        st.quantity,
+        invalid_note(st.invalid)
+    )
+}
+
+fn invalid_note(invalid: u64) -> String {
+    match invalid {
+        0 => String::new(),
+        n => format!(" ({n} without a value: overload or not a number)"),
+    }
 }
 
 /// Statistics of a run's readings, one line per instrument and quantity, each in its own unit.
@@ -141,32 +103,7 @@ pub fn si(value: f64, unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tsagent_bundle::chain::{ReadingRecord, ReadingStatus};
-
-    fn row(instrument: &str, quantity: &str, unit: &str, value: Option<f64>) -> ReadingRow {
-        ReadingRow {
-            record: ReadingRecord {
-                seq: 1,
-                run_id: 1,
-                instrument_id: 1,
-                quantity: quantity.into(),
-                value,
-                status: if value.is_some() {
-                    ReadingStatus::Valid
-                } else {
-                    ReadingStatus::Overload
-                },
-                unit: unit.into(),
-                raw: String::new(),
-                utc_us: 0,
-                mono_ns: 0,
-                boot_id: String::new(),
-            },
-            chain: [0; 32],
-            sequence: "s".into(),
-            instrument: instrument.into(),
-        }
-    }
+    use crate::analysis::series::tests::row;
 
     #[test]
     fn series_never_pool_instruments_quantities_or_units() {

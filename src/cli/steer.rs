@@ -248,6 +248,12 @@ fn print_status(s: &Status, config: &Config) {
             );
         }
     }
+    if let Some(first) = s.statistics.first() {
+        say!("last completed run {}:", first.run_id);
+    }
+    for st in &s.statistics {
+        say!("  {}", super::display::statistics_line(st));
+    }
     say!("bundles not sent: {}", s.bundles_not_sent);
     if let Some(free) = s.disk_free_bytes {
         say!("disk free: {:.1} GB", free as f64 / 1e9);

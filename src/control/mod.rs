@@ -47,6 +47,55 @@ pub struct Status {
     /// an older daemon's answer, hence the default.
     #[serde(default)]
     pub runs: Vec<RunLine>,
+    /// Type A statistics of each series of the last completed run, from the same code as
+    /// `measure`'s (`analysis::series`). Absent from an older daemon's answer, hence the default.
+    #[serde(default)]
+    pub statistics: Vec<SeriesStatistics>,
+}
+
+/// Type A statistics of one instrument's quantity in one unit over one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesStatistics {
+    /// The run.
+    pub run_id: u64,
+    /// Instrument name.
+    pub instrument: String,
+    /// Quantity name.
+    pub quantity: String,
+    /// Unit.
+    pub unit: String,
+    /// Valid readings.
+    pub n: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// Experimental standard deviation s; absent for one reading.
+    pub s: Option<f64>,
+    /// Standard deviation of the mean s/√n; absent for one reading.
+    pub u_mean: Option<f64>,
+    /// Readings without a value (overload, not a number).
+    pub invalid: u64,
+}
+
+impl SeriesStatistics {
+    /// The statistics of `series`, read in run `run_id`; `None` without a valid value.
+    pub fn of(run_id: u64, series: &crate::analysis::series::Series) -> Option<SeriesStatistics> {
+        let (mean, s, u_mean) = match (series.values.as_slice(), series.summary()) {
+            (_, Some(st)) => (st.mean, Some(st.std_dev), Some(st.std_dev_of_mean)),
+            ([one], None) => (*one, None, None),
+            _ => return None,
+        };
+        Some(SeriesStatistics {
+            run_id,
+            instrument: series.instrument.clone(),
+            quantity: series.quantity.clone(),
+            unit: series.unit.clone(),
+            n: series.values.len() as u64,
+            mean,
+            s,
+            u_mean,
+            invalid: series.invalid as u64,
+        })
+    }
 }
 
 /// Runs the status lists: enough to see the last day of a typical schedule, bounded however

@@ -337,6 +337,16 @@ pub async fn run(
             &mut desk,
         )
         .await;
+        let completed = match &result {
+            Ok(o) if o.status == crate::store::RunStatus::Completed => {
+                o.seq_range.map(|range| (o.run_id, range))
+            }
+            _ => None,
+        };
+        // Before the run's end is published: whoever waits for it then finds its statistics.
+        if let (Some(hub), Some((run_id, range))) = (hub, completed) {
+            steer::note_statistics(hub, store, run_id, range);
+        }
         let (run_id, failed) =
             log_run_end(&sequence.name, result, hub, job.ticket, clock.now().utc_us);
         if let Some(hub) = hub {

@@ -448,6 +448,22 @@ pub(super) fn run_ended(
     });
 }
 
+/// States the statistics of a completed run's series in status: `run_id`'s readings within
+/// `range`. A failure to read them leaves the previous run's in place and is logged.
+pub(super) fn note_statistics(hub: &Hub, store: &Store, run_id: u64, range: (u64, u64)) {
+    match store.run_readings(run_id, range) {
+        Ok(rows) => {
+            hub.status().statistics = crate::analysis::series::series(&rows)
+                .iter()
+                .filter_map(|s| crate::control::SeriesStatistics::of(run_id, s))
+                .collect();
+        }
+        Err(e) => {
+            tracing::warn!(run_id, error = %report(&e), "the run's readings could not be read for status");
+        }
+    }
+}
+
 /// Seals the runs that have ended (the daemon's `[sealing] every`, or `POST /v1/seal`), logs what
 /// it made and tells subscribers. The store is free: no run is in progress.
 pub(super) fn seal(

@@ -356,6 +356,16 @@ fn measure_beside_the_daemon_hands_the_run_over_and_says_so() {
         "{text}"
     );
     assert!(text.contains("reading 5/5 seq=5"), "{text}");
+    // Status states the run's statistics per series, in the words `measure` uses.
+    let out = tsagent()
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{status}");
+    assert!(status.contains("last completed run 1:"), "{status}");
+    assert!(status.contains("  dmm voltage: n = 5, mean = "), "{status}");
     d.signal(Signal::SIGTERM);
     let (status, stderr) = d.finish();
     assert!(status.success(), "{stderr}");

@@ -124,7 +124,8 @@ fn demo_runs_the_whole_path_and_continues_the_same_lab() {
         .success();
     let listed = String::from_utf8_lossy(&bundles.get_output().stdout).into_owned();
     assert!(
-        listed.contains("DEMO-LAB-ZENER-10V-000001") && listed.contains("DEMO-LAB-ZENER-10V-000002"),
+        listed.contains("DEMO-LAB-ZENER-10V-000001")
+            && listed.contains("DEMO-LAB-ZENER-10V-000002"),
         "{listed}"
     );
 }
