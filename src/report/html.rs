@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use super::input::{Distribution, EvalType, ReportInput};
 use super::plots::Figure;
 use super::text::{Lang, dof, esc, label, name, sig, with_uncertainty};
+use super::units::{prefix_for, takes_prefix};
 
-const STYLE: &str = "body{font-family:'DejaVu Sans','Noto Sans CJK SC',sans-serif;margin:2em auto;max-width:52em;color:#111;line-height:1.4}\
+const STYLE: &str = "body{font-family:'DejaVu Sans','WenQuanYi Micro Hei','Noto Sans CJK SC',sans-serif;margin:2em auto;max-width:52em;color:#111;line-height:1.4}\
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;border-bottom:1px solid #999;margin-top:1.6em}\
 table{border-collapse:collapse;margin:.5em 0}th,td{padding:.15em .6em;text-align:left;vertical-align:top}\
 thead th{border-bottom:1px solid #333}tbody tr:last-child td{border-bottom:1px solid #333}\
@@ -106,7 +107,7 @@ pub fn render(input: &ReportInput, figures: &[Figure], langs: &[Lang]) -> String
             name(langs, &art.kind),
             art.serial,
             label(langs, "nominal", "标称值"),
-            sig(art.nominal, 6),
+            art.nominal,
             art.unit
         )),
     );
@@ -121,79 +122,80 @@ pub fn render(input: &ReportInput, figures: &[Figure], langs: &[Lang]) -> String
     );
     p.push_str("</table></section>");
 
-    // The result.
-    let (value, u_c) = with_uncertainty(r.value, r.u_c);
-    let (_, expanded) = with_uncertainty(r.value, r.expanded);
-    let (slope, slope_u) = with_uncertainty(r.drift.slope_per_day, r.drift.u);
+    // The result: the value in the quantity's unit, to the digits its uncertainty shows;
+    // uncertainties and drift in the prefixed unit that reads best (0.40 µV, not 0.00000040 V).
+    let (value, _) = with_uncertainty(r.value, r.u_c);
+    let (prefix, f) = if takes_prefix(&q.unit) {
+        prefix_for(r.expanded)
+    } else {
+        ("", 1.0)
+    };
+    let small = esc(&format!("{prefix}{}", q.unit));
+    let (_, u_c) = with_uncertainty(0.0, r.u_c * f);
+    let (_, expanded) = with_uncertainty(0.0, r.expanded * f);
+    let (slope, slope_u) = with_uncertainty(r.drift.slope_per_day * f, r.drift.u * f);
+    let prob = format!("{}", (r.coverage_probability * 1000.0).round() / 10.0);
     let _ = write!(
         p,
-        r#"<section id="result"><h2>{}</h2><p class="big">{} = <strong>{value} {unit}</strong>, U = {expanded} {unit} (k = {k:.2}, {prob} %)</p><table class="result kv">"#,
+        r#"<section id="result"><h2>{}</h2><p class="big">{} = <strong>{value} {unit}</strong> ± {expanded} {small} (k = {k:.2}, {prob} %)</p><table class="result kv">"#,
         l("Result", "测量结果"),
         esc(&format!("{} ({})", q.symbol, name(langs, &q.name))),
         unit = esc(&q.unit),
         k = r.k,
-        prob = sig(r.coverage_probability * 100.0, 3),
     );
-    kv(
-        &mut p,
-        l("Value at the mean date", "平均日期的值"),
-        format!("{value} {}", esc(&q.unit)),
-    );
-    kv(
-        &mut p,
-        l("Mean date", "平均日期"),
-        esc(&super::text_utc_s(r.mean_date_utc_us)),
-    );
-    kv(
-        &mut p,
-        l("Combined standard uncertainty", "合成标准不确定度"),
-        format!("u<sub>c</sub> = {u_c} {}", esc(&q.unit)),
-    );
-    kv(
-        &mut p,
-        l("Effective degrees of freedom", "有效自由度"),
-        format!("ν<sub>eff</sub> = {}", dof(r.nu_eff)),
-    );
-    kv(
-        &mut p,
-        l("Coverage factor", "包含因子"),
-        format!("k = {:.2}", r.k),
-    );
-    kv(
-        &mut p,
-        l("Expanded uncertainty", "扩展不确定度"),
-        format!("U = {expanded} {}", esc(&q.unit)),
-    );
-    kv(
-        &mut p,
-        l("Readings used", "使用的读数"),
-        format!("{} ({} {})", r.n, r.left_out, l("left out", "剔除")),
-    );
-    kv(
-        &mut p,
-        l("Drift", "漂移"),
-        format!(
-            "({slope} ± {slope_u}) {}/d, {}",
-            esc(&q.unit),
-            if r.drift.significant {
-                l(
-                    "significant: the result is the drift line's value at the mean date",
-                    "显著：结果取漂移直线在平均日期的值",
-                )
-            } else {
-                l(
-                    "not significant: the result is the mean",
-                    "不显著：结果取平均值",
-                )
-            }
+    let rows = [
+        (
+            l("Value at the mean date", "平均日期的值"),
+            format!("{value} {}", esc(&q.unit)),
         ),
-    );
+        (
+            l("Mean date", "平均日期"),
+            esc(&super::text_utc_s(r.mean_date_utc_us)),
+        ),
+        (
+            l("Combined standard uncertainty", "合成标准不确定度"),
+            format!("u<sub>c</sub> = {u_c} {small}"),
+        ),
+        (
+            l("Effective degrees of freedom", "有效自由度"),
+            format!("ν<sub>eff</sub> = {}", dof(r.nu_eff)),
+        ),
+        (l("Coverage factor", "包含因子"), format!("k = {:.2}", r.k)),
+        (
+            l("Expanded uncertainty", "扩展不确定度"),
+            format!("U = {expanded} {small} ({prob} %)"),
+        ),
+        (
+            l("Readings used", "使用的读数"),
+            format!("{} ({} {})", r.n, r.left_out, l("left out", "剔除")),
+        ),
+        (
+            l("Drift", "漂移"),
+            format!(
+                "({slope} ± {slope_u}) {small}/d, {}",
+                if r.drift.significant {
+                    l(
+                        "significant: the result is the drift line's value at the mean date",
+                        "显著：结果取漂移直线在平均日期的值",
+                    )
+                } else {
+                    l(
+                        "not significant: the result is the mean",
+                        "不显著：结果取平均值",
+                    )
+                }
+            ),
+        ),
+    ];
+    for (k, v) in rows {
+        kv(&mut p, k, v);
+    }
     p.push_str("</table></section>");
 
-    // The budget.
+    // The budget, in the same prefixed unit.
     let _ = write!(
         p,
-        r#"<section id="budget"><h2>{}</h2><table class="budget"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th class="n">{}</th><th class="n">{}</th><th class="n">u</th><th class="n">c</th><th class="n">|c|·u / {unit}</th><th class="n">ν</th><th class="n">{}</th></tr></thead><tbody>"#,
+        r#"<section id="budget"><h2>{}</h2><table class="budget"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th class="n">{}</th><th class="n">{}</th><th class="n">u</th><th class="n">c</th><th class="n">|c|·u / {small}</th><th class="n">ν</th><th class="n">{}</th></tr></thead><tbody>"#,
         l("Uncertainty budget", "不确定度分量表"),
         l("component", "分量"),
         l("type", "类型"),
@@ -201,25 +203,37 @@ pub fn render(input: &ReportInput, figures: &[Figure], langs: &[Lang]) -> String
         l("value", "值"),
         l("divisor", "除数"),
         l("share", "占比"),
-        unit = esc(&q.unit),
     );
     for row in &input.budget {
+        // A row in the quantity's unit is shown in the prefixed one, its sensitivity then being
+        // 1; another's sensitivity is in the prefixed unit per its own.
+        let same = row.unit == q.unit;
+        let (rf, runit, c) = if same {
+            (f, small.clone(), esc(&sig(row.sensitivity, 3)))
+        } else {
+            (
+                1.0,
+                esc(&row.unit),
+                format!(
+                    "{} {small}/{}",
+                    esc(&sig(row.sensitivity * f, 3)),
+                    esc(&row.unit)
+                ),
+            )
+        };
         let _ = write!(
             p,
-            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="n">{} {}</td><td class="n">{}</td><td class="n">{} {}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{} %</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="n">{} {runit}</td><td class="n">{}</td><td class="n">{} {runit}</td><td class="n">{c}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{} %</td></tr>"#,
             esc(&name(langs, &row.name)),
             match row.eval {
                 EvalType::A => "A",
                 EvalType::B => "B",
             },
             esc(&distribution(langs, row.distribution)),
-            esc(&sig(row.value, 3)),
-            esc(&row.unit),
+            esc(&sig(row.value * rf, 3)),
             esc(&sig(row.divisor, 4)),
-            esc(&sig(row.u, 3)),
-            esc(&row.unit),
-            esc(&sig(row.sensitivity, 3)),
-            esc(&sig(row.contribution, 3)),
+            esc(&sig(row.u * rf, 3)),
+            esc(&sig(row.contribution * f, 3)),
             dof(row.dof),
             sig(row.share * 100.0, 3),
         );
@@ -228,10 +242,10 @@ pub fn render(input: &ReportInput, figures: &[Figure], langs: &[Lang]) -> String
         p,
         r#"</tbody><tfoot><tr><td colspan="7">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">100 %</td></tr><tr><td colspan="7">{}</td><td class="n">{}</td><td colspan="2">k = {:.2}</td></tr></tfoot></table></section>"#,
         l("combined standard uncertainty u_c", "合成标准不确定度 u_c"),
-        esc(&sig(r.u_c, 3)),
+        esc(&sig(r.u_c * f, 3)),
         dof(r.nu_eff),
         l("expanded uncertainty U", "扩展不确定度 U"),
-        esc(&sig(r.expanded, 3)),
+        esc(&sig(r.expanded * f, 3)),
         r.k,
     );
 

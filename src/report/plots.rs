@@ -39,7 +39,7 @@ fn value_axis(symbol: &str, unit: &str, nominal: Option<f64>, largest: f64) -> (
         ("", 1.0)
     };
     let name = match nominal {
-        Some(n) => format!("{symbol} \u{2212} {} {unit}", super::text::sig(n, 6)),
+        Some(n) => format!("{symbol} \u{2212} {n} {unit}"),
         None => symbol.to_owned(),
     };
     (format!("{name} / {prefix}{unit}"), factor)

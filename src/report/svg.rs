@@ -13,7 +13,7 @@ pub const WIDTH: f64 = 720.0;
 pub const HEIGHT: f64 = 340.0;
 const LEFT: f64 = 84.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 16.0;
+const TOP: f64 = 34.0;
 const BOTTOM: f64 = 50.0;
 
 /// How an axis maps values to positions.
@@ -210,6 +210,7 @@ pub struct Plot {
     x: Axis,
     y: Axis,
     body: String,
+    legend: String,
     points: usize,
 }
 
@@ -222,6 +223,7 @@ impl Plot {
             x,
             y,
             body: String::new(),
+            legend: String::new(),
             points: 0,
         }
     }
@@ -281,21 +283,27 @@ impl Plot {
         );
     }
 
-    /// A short legend line, top right, `n` from the top.
+    /// A legend entry, the `n`th in a row above the plot, where it can hide no data; outside the
+    /// data group, so its marker is not counted as a point.
     pub fn legend(&mut self, n: usize, class: &str, text: &str) {
-        let y = TOP + 12.0 + 15.0 * n as f64;
-        let x = WIDTH - RIGHT - 190.0;
+        let y = 16.0;
+        let x = LEFT + 190.0 * n as f64;
         let mark = if class == "pt" {
             format!(
                 r#"<circle class="pt" cx="{:.1}" cy="{:.1}" r="2.2"/>"#,
                 x + 9.0,
                 y - 4.0
             )
+        } else if class == "band" {
+            format!(
+                r#"<rect class="band" x="{x:.1}" y="{:.1}" width="18" height="10"/>"#,
+                y - 9.0
+            )
         } else {
             format!(r#"<path class="{class}" d="M{x:.1} {:.1}h18"/>"#, y - 4.0)
         };
         let _ = write!(
-            self.body,
+            self.legend,
             r#"<g class="legend">{mark}<text x="{:.1}" y="{y:.1}">{}</text></g>"#,
             x + 24.0,
             esc(text)
@@ -317,13 +325,17 @@ impl Plot {
         let mut s = String::new();
         let _ = write!(
             s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-kind="{kind}" data-points="{points}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="DejaVu Sans, Noto Sans CJK SC, sans-serif" font-size="12" role="img"><title>{title}</title><style>.pt{{fill:#1f4e79}}.pt.flagged{{fill:none;stroke:#b00;stroke-width:1}}.fit{{fill:none;stroke:#b35900;stroke-width:1.5}}.band{{fill:#f0a050;fill-opacity:.25;stroke:none}}.err{{stroke:#1f4e79;stroke-width:1}}.env{{fill:none;stroke:#1f4e79;stroke-width:1.2}}.rule{{stroke:#888;stroke-dasharray:4 3}}.axis path,.axis line{{stroke:#000;stroke-width:1}}.axis text{{fill:#000}}</style>"#,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-kind="{kind}" data-points="{points}" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="DejaVu Sans, WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif" font-size="12" role="img"><title>{title}</title><style>.pt{{fill:#1f4e79}}.pt.flagged{{fill:none;stroke:#b00;stroke-width:1}}.fit{{fill:none;stroke:#b35900;stroke-width:1.5}}.band{{fill:#f0a050;fill-opacity:.25;stroke:none}}.err{{stroke:#1f4e79;stroke-width:1}}.env{{fill:none;stroke:#1f4e79;stroke-width:1.2}}.rule{{stroke:#888;stroke-dasharray:4 3}}.axis path,.axis line{{stroke:#000;stroke-width:1}}.axis text{{fill:#000}}</style>"#,
             kind = esc(&self.kind),
             points = self.points,
             title = esc(&self.title),
         );
         s.push_str(&self.axes());
-        let _ = write!(s, r#"<g class="data">{}</g></svg>"#, self.body);
+        let _ = write!(
+            s,
+            r#"<g class="data">{}</g>{}</svg>"#,
+            self.body, self.legend
+        );
         s
     }
 
