@@ -331,10 +331,15 @@ pub fn render(input: &ReportInput, figures: &[Figure], langs: &[Lang]) -> String
                     let _ = write!(t, ", {} {due}", label(langs, "due", "到期"));
                 }
                 if let Some(u) = &c.uncertainty {
+                    let (prefix, f) = if takes_prefix(&u.unit) {
+                        prefix_for(u.value)
+                    } else {
+                        ("", 1.0)
+                    };
                     let _ = write!(
                         t,
-                        ", U = {} {} (k = {})",
-                        sig(u.value, 2),
+                        ", U = {} {prefix}{} (k = {})",
+                        sig(u.value * f, 2),
                         u.unit,
                         sig(u.k, 3)
                     );

@@ -592,11 +592,14 @@ fn the_dcc_validates_against_the_schema_and_a_broken_one_does_not() {
     assert!(!ok, "a DCC with a value `ten` validated:\n{said}");
 }
 
+/// A change that makes the fixture bad.
+type Spoil = Box<dyn Fn(&mut ReportInput)>;
+
 #[test]
 fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let cases: Vec<(Box<dyn Fn(&mut ReportInput)>, &str)> = vec![
+    let cases: Vec<(Spoil, &str)> = vec![
         (
             Box::new(|i| i.readings[5].raw = f64::NAN),
             "readings[5].raw",
