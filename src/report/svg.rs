@@ -65,7 +65,8 @@ pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
     let decimals = usize::try_from(-(step.log10().floor() as i32)).unwrap_or(0);
     let mut major = Vec::new();
     let mut i = first;
-    while i <= last + 0.5 {
+    // Bounded, whatever the floating point does: a handful of steps is all a plot can show.
+    while i <= last + 0.5 && major.len() < 4 * target.max(1) + 4 {
         let v = i * step;
         // −0 reads as "-0"; and the minus is the typographic one.
         let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
@@ -80,13 +81,16 @@ pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
     }
 }
 
-/// A range that has width: a single value gets one around it.
+/// A range that has width: a single value, or values a few ulps apart, get one around them, so
+/// the ticks are steps the arithmetic can still tell apart.
 fn widen(lo: f64, hi: f64) -> (f64, f64) {
-    if hi > lo {
+    let least = lo.abs().max(hi.abs()) * 1e-9;
+    if hi - lo > least {
         (lo, hi)
     } else {
-        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 1e-3 };
-        (lo - pad, hi + pad)
+        let mid = lo / 2.0 + hi / 2.0;
+        let pad = if mid == 0.0 { 1.0 } else { mid.abs() * 1e-3 };
+        (mid - pad, mid + pad)
     }
 }
 
@@ -437,6 +441,17 @@ mod tests {
         // One value alone still gets an axis.
         let t = linear_ticks(5.0, 5.0, 5);
         assert!(t.lo < 5.0 && t.hi > 5.0 && t.major.len() >= 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn linear_ticks_cover_the_data_in_a_few_steps(a in -1e12f64..1e12, span in 0f64..1e6, scale in -12i32..12) {
+            let lo = a * 10f64.powi(scale);
+            let hi = lo + span * 10f64.powi(scale);
+            let t = linear_ticks(lo, hi, 6);
+            proptest::prop_assert!(t.major.len() >= 2 && t.major.len() <= 28, "{} ticks", t.major.len());
+            proptest::prop_assert!(t.lo <= lo && t.hi >= hi || t.major.len() == 28);
+        }
     }
 
     #[test]
