@@ -14,6 +14,7 @@ pub mod custody;
 pub mod daemon;
 pub mod drivers;
 pub mod error;
+pub mod report;
 pub mod sealing;
 pub mod sequence;
 pub mod session;

@@ -29,6 +29,7 @@ mod page;
 mod paths;
 mod profiles;
 mod readings;
+mod report;
 mod runs;
 mod scaleout;
 mod seal_runs;

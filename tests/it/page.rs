@@ -13,9 +13,9 @@ use nix::sys::signal::Signal;
 /// How to get what the browser test needs; it fails (never skips) without them.
 const INSTALL: &str = "apt-get install -y chromium && npm ci --prefix tests/browser";
 
-/// The browser test's folder, and the Chromium it drives: checked present, or the test fails
+/// The browser tests' folder (the report's uses it too), and the Chromium they drive: checked present, or the test fails
 /// saying how to install them.
-fn browser() -> (PathBuf, PathBuf) {
+pub(crate) fn browser() -> (PathBuf, PathBuf) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium =
         std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
@@ -47,7 +47,7 @@ fn browser() -> (PathBuf, PathBuf) {
 
 /// Runs `cmd` to its end, killing its process group (node and the browser it started) if it
 /// takes longer than `limit`.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+pub(crate) fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     use std::os::unix::process::CommandExt;
     let child = cmd
         .process_group(0)
