@@ -49,6 +49,11 @@ fn shipped_configs_are_valid() {
     assert_eq!(demo.adapters[0].endpoint, AdapterEndpoint::Simulator);
     assert_eq!(demo.instruments[1].endpoint, Endpoint::SimulatorPty);
     assert!(demo.sequence("zener-10v").is_some());
+    // The demo lab has a result to report: two corrections from its PTU300 and a small budget.
+    assert_eq!(demo.corrections.len(), 2);
+    assert!(demo.corrections.iter().all(|c| c.instrument == "env"));
+    assert_eq!(demo.uncertainty.len(), 2);
+    assert_eq!(demo.report.country.as_deref(), Some("CN"));
     let example = include_str!("../../config/example-zener-10v.toml");
     let c = parse(example).unwrap();
     assert_eq!(c.sequences[0].every, Some(Duration::from_secs(1800)));
