@@ -203,7 +203,11 @@ impl Validator<'_> {
         for r in raw {
             let quantity = r.quantity.get_ref().trim().to_owned();
             if quantity.is_empty() {
-                return self.invalid(r.quantity.span(), "correction.quantity", "must not be empty");
+                return self.invalid(
+                    r.quantity.span(),
+                    "correction.quantity",
+                    "must not be empty",
+                );
             }
             let readers = readers_of(&quantity, instruments, sequences);
             let instrument = match &r.instrument {
@@ -274,8 +278,7 @@ impl Validator<'_> {
             };
             let name_zh = match r.name_zh.as_deref().map(str::trim) {
                 Some(n) if !n.is_empty() => n.to_owned(),
-                _ => known_name_zh(&quantity)
-                    .map_or_else(|| quantity.clone(), str::to_owned),
+                _ => known_name_zh(&quantity).map_or_else(|| quantity.clone(), str::to_owned),
             };
             out.push(Correction {
                 coefficient: self.finite(&r.coefficient, "correction.coefficient")?,
@@ -435,7 +438,11 @@ impl Validator<'_> {
 
 /// The instruments whose read steps yield `quantity`: named by the step, or by a capture of the
 /// operation's reply pattern (a PTU300's `temperature`).
-fn readers_of(quantity: &str, instruments: &[Instrument], sequences: &[Sequence]) -> BTreeSet<String> {
+fn readers_of(
+    quantity: &str,
+    instruments: &[Instrument],
+    sequences: &[Sequence],
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for step in sequences.iter().flat_map(|s| &s.steps) {
         let Step::Read(r) = step else { continue };

@@ -25,9 +25,9 @@ pub use budget::{
     CalibrationUncertainty, ComponentSource, Correction, DEFAULT_WITHIN, UncertaintyComponent,
 };
 pub use date::CalendarDate;
-pub use report::{Language, ReportInfo};
 pub use raw::ExchangeLog;
 use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawStep};
+pub use report::{Language, ReportInfo};
 use tsagent_sim::{SimIdentity, SimParams};
 
 /// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.

@@ -77,9 +77,7 @@ const ISO_3166_ALPHA2: &[&str] = &[
 
 /// A text setting, `None` when absent or blank.
 fn text(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 impl Validator<'_> {
@@ -148,7 +146,8 @@ impl Validator<'_> {
             title: text(raw.title).unwrap_or_else(|| {
                 format!("Measurement of the travelling standard {}", artefact.id)
             }),
-            title_zh: text(raw.title_zh).unwrap_or_else(|| format!("传递标准 {} 测量结果", artefact.id)),
+            title_zh: text(raw.title_zh)
+                .unwrap_or_else(|| format!("传递标准 {} 测量结果", artefact.id)),
             pilot: text(raw.pilot),
             pilot_zh: text(raw.pilot_zh),
             lab_name_zh: text(raw.lab_name_zh).unwrap_or_else(|| lab.name.clone()),

@@ -24,8 +24,8 @@ pub use error::StatsError;
 pub use fit::{LinearFit, Prediction, WeightedFit, ols, wls};
 pub use summary::{Summary, mean, summary};
 pub use uncertainty::{
-    Contribution, Distribution, UncertaintyError, combined_standard_uncertainty, coverage_factor_95,
-    student_t_quantile, table_dof, welch_satterthwaite,
+    Contribution, Distribution, UncertaintyError, combined_standard_uncertainty,
+    coverage_factor_95, student_t_quantile, table_dof, welch_satterthwaite,
 };
 
 /// Fails with [`StatsError::NonFinite`] at the first NaN or infinity in `values`.

@@ -488,7 +488,10 @@ mod tests {
         for p in [0.6, 0.9, 0.975, 0.999, 0.999_999] {
             let cauchy = (std::f64::consts::PI * (p - 0.5)).tan();
             let got = student_t_quantile(p, 1.0).unwrap();
-            assert!((got / cauchy - 1.0).abs() < 1e-10, "p = {p}: {got} vs {cauchy}");
+            assert!(
+                (got / cauchy - 1.0).abs() < 1e-10,
+                "p = {p}: {got} vs {cauchy}"
+            );
             let two = (2.0 * p - 1.0) * (2.0 / (4.0 * p * (1.0 - p))).sqrt();
             let got = student_t_quantile(p, 2.0).unwrap();
             assert!((got / two - 1.0).abs() < 1e-10, "p = {p}: {got} vs {two}");
@@ -527,7 +530,10 @@ mod tests {
         assert!((t_tail(t, 0.5) / 0.05 - 1.0).abs() < 1e-9, "{t}");
         assert_eq!(
             student_t_quantile(0.975, 1e-3),
-            Err(UncertaintyError::Overflow { p: 0.975, dof: 1e-3 })
+            Err(UncertaintyError::Overflow {
+                p: 0.975,
+                dof: 1e-3
+            })
         );
     }
 
@@ -561,12 +567,24 @@ mod tests {
         // Contributions 3 (ν = 4), 4 (ν = 9): u_c² = 25, u_c⁴ = 625,
         // Σ = 81/4 + 256/9 = 20.25 + 28.444… = 48.694…, ν_eff = 625/48.694… = 12.835…
         let c = [
-            Contribution { value: 3.0, dof: 4.0 },
-            Contribution { value: -4.0, dof: 9.0 },
-            Contribution { value: 0.0, dof: 1.0 },
+            Contribution {
+                value: 3.0,
+                dof: 4.0,
+            },
+            Contribution {
+                value: -4.0,
+                dof: 9.0,
+            },
+            Contribution {
+                value: 0.0,
+                dof: 1.0,
+            },
         ];
         let nu = welch_satterthwaite(&c).unwrap();
-        assert!((nu - 625.0 / (81.0 / 4.0 + 256.0 / 9.0)).abs() < 1e-12, "{nu}");
+        assert!(
+            (nu - 625.0 / (81.0 / 4.0 + 256.0 / 9.0)).abs() < 1e-12,
+            "{nu}"
+        );
         assert_eq!(table_dof(nu), 12.0);
         assert_eq!(
             combined_standard_uncertainty(&[3.0, -4.0, 0.0]).unwrap(),
@@ -600,7 +618,10 @@ mod tests {
             welch_satterthwaite(&[c(0.0, 3.0)]),
             Err(UncertaintyError::ZeroCombined)
         );
-        assert_eq!(welch_satterthwaite(&[]), Err(UncertaintyError::ZeroCombined));
+        assert_eq!(
+            welch_satterthwaite(&[]),
+            Err(UncertaintyError::ZeroCombined)
+        );
         assert_eq!(
             welch_satterthwaite(&[c(1.0, 3.0), c(f64::NAN, 3.0)]),
             Err(UncertaintyError::NonFinite { index: 1 })
