@@ -9,6 +9,13 @@ use crate::stats::{
     welch_satterthwaite,
 };
 
+/// How the coverage factor was found, for the report's text (English): the rule of
+/// [`crate::stats::table_dof`], stated where the reader of a result looks for it.
+pub const COVERAGE_RULE_EN: &str = "The coverage factor k is Student's t for a two-sided coverage probability of 95 % with the effective degrees of freedom ν_eff (Welch–Satterthwaite) truncated to the next lower integer, as GUM G.4.1 and JJF 1059.1 prescribe.";
+
+/// The same rule in Chinese.
+pub const COVERAGE_RULE_ZH: &str = "包含因子 k 取 t 分布双侧 95 % 包含概率的分位数，自由度为按韦尔奇-萨特思韦特公式计算的有效自由度 ν_eff 向下取整（GUM G.4.1，JJF 1059.1）。";
+
 /// How a component was evaluated (GUM 4.2, 4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComponentKind {

@@ -8,7 +8,7 @@ mod correct;
 mod error;
 mod result;
 
-pub use budget::{Budget, BudgetRow, ComponentKind, combine};
+pub use budget::{Budget, BudgetRow, COVERAGE_RULE_EN, COVERAGE_RULE_ZH, ComponentKind, combine};
 pub use correct::{
     Corrected, CorrectedReading, EnvSeries, EnvUsed, TimedValue, apply_corrections, nearest,
 };

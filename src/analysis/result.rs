@@ -46,6 +46,32 @@ pub enum ValueBasis {
     Mean,
 }
 
+impl ValueBasis {
+    /// One sentence for the report (English) saying where the value comes from.
+    pub fn text_en(self) -> &'static str {
+        match self {
+            Self::DriftFit => {
+                "The drift is significant (|b|/u(b) > t_0.975(n − 2)): the value is the drift line at the mean date, with the scatter about the line as its Type A uncertainty (n − 2 degrees of freedom)."
+            }
+            Self::Mean => {
+                "No significant drift (|b|/u(b) ≤ t_0.975(n − 2), or too few instants to fit one): the value is the mean of the corrected readings, with the experimental standard deviation of the mean as its Type A uncertainty (n − 1 degrees of freedom)."
+            }
+        }
+    }
+
+    /// The same sentence in Chinese.
+    pub fn text_zh(self) -> &'static str {
+        match self {
+            Self::DriftFit => {
+                "漂移显著（|b|/u(b) > t_0.975(n − 2)）：结果取漂移拟合直线在平均日期的值，A 类不确定度由拟合残差评定（自由度 n − 2）。"
+            }
+            Self::Mean => {
+                "漂移不显著（|b|/u(b) ≤ t_0.975(n − 2)，或时间点不足以拟合）：结果取修正后读数的平均值，A 类不确定度为平均值的实验标准偏差（自由度 n − 1）。"
+            }
+        }
+    }
+}
+
 /// The drift fit of the corrected readings against time, in days.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Drift {

@@ -943,6 +943,17 @@ fn corrections_budget_and_report_are_read() {
 }
 
 #[test]
+fn degrees_of_freedom_may_be_infinite() {
+    let c = parse(&BUDGET.replace("dof = 8", "dof = inf")).unwrap();
+    assert!(matches!(
+        c.uncertainty[2].source,
+        ComponentSource::Stated { dof, .. } if dof == f64::INFINITY
+    ));
+    let msg = error_text(&BUDGET.replace("dof = 8", "dof = nan"));
+    assert!(msg.contains("invalid `uncertainty.dof`"), "{msg}");
+}
+
+#[test]
 fn a_config_without_a_budget_has_defaults() {
     let c = parse(MINIMAL).unwrap();
     assert!(c.corrections.is_empty() && c.uncertainty.is_empty());

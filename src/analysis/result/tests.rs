@@ -435,3 +435,55 @@ mod never_nan {
         }
     }
 }
+
+/// The demo lab's config (two corrections from its PTU300, a calibration and a resolution
+/// component) gives a budget on a day of demo-like readings.
+#[test]
+fn the_demo_labs_budget_computes() {
+    let demo = crate::config::Config::demo(std::path::Path::new("/nonexistent/demo")).unwrap();
+    let minute = 60_000_000;
+    let readings: Vec<TimedValue> = (0..240)
+        .map(|i| TimedValue {
+            utc_us: T0 + i * 6 * minute,
+            value: 10.0 + 23.4e-6 + f64::from((i % 7) as i32 - 3) * 0.05e-6,
+        })
+        .collect();
+    let series = |quantity: &str, unit: &str, f: &dyn Fn(i64) -> f64| EnvSeries {
+        quantity: quantity.into(),
+        instrument: "env".into(),
+        unit: unit.into(),
+        readings: (0..240)
+            .map(|i| TimedValue {
+                utc_us: T0 + i * 6 * minute + minute,
+                value: f(i),
+            })
+            .collect(),
+    };
+    let env = [
+        series("temperature", "°C", &|i| {
+            23.0 + 0.3 * (i as f64 / 38.0).sin()
+        }),
+        series("pressure", "hPa", &|i| 1010.0 + (i % 10) as f64 * 0.1),
+        series("humidity", "%RH", &|_| 45.0),
+    ];
+    let r = lab_result(&LabInput {
+        readings: &readings,
+        env: &env,
+        corrections: &demo.corrections,
+        components: &demo.uncertainty,
+        nominal: demo.artefact.nominal,
+    })
+    .unwrap();
+    assert_eq!((r.n, r.flagged), (240, 0));
+    let names: Vec<&str> = r.budget.rows.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert!(names.contains(&"pressure measurement (env)"), "{names:?}");
+    // The DVM's 0.2 µV/V at k = 2 dominates: u ≈ 1 µV, k = 1.96–2.0.
+    assert!(
+        r.combined() > 1.0e-6 && r.combined() < 1.1e-6,
+        "{}",
+        r.combined()
+    );
+    assert!(r.budget.k > 1.95 && r.budget.k < 2.01, "{}", r.budget.k);
+    assert!(r.residuals.iter().all(|x| x.temperature.is_some()));
+}
