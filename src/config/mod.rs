@@ -1,9 +1,11 @@
 //! Configuration in two stages: [`raw`] records what the TOML file says; [`Config`] is the validated,
 //! resolved form that the rest of the agent receives explicitly. Errors name the file, line and key.
 
+mod budget;
 mod date;
 pub mod instant;
 pub mod raw;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,9 +21,13 @@ use crate::drivers::{Profile, Registry};
 use crate::transport::{
     DataBits, FlowControl, LinkSettings, Parity, Resource, SerialSettings, StopBits,
 };
+pub use budget::{
+    CalibrationUncertainty, ComponentSource, Correction, DEFAULT_WITHIN, UncertaintyComponent,
+};
 pub use date::CalendarDate;
 pub use raw::ExchangeLog;
 use raw::{RawConfig, RawFlowControl, RawInstrument, RawParity, RawSequence, RawStep};
+pub use report::{Language, ReportInfo};
 use tsagent_sim::{SimIdentity, SimParams};
 
 /// The demo lab, compiled in: `tsagent demo` runs it with no file and no hardware.
@@ -208,6 +214,8 @@ pub struct Calibration {
     pub calibrated: CalendarDate,
     /// When the next calibration is due; it is valid through that day.
     pub due: CalendarDate,
+    /// The uncertainty the certificate states, when the lab gives it (for the budget).
+    pub uncertainty: Option<CalibrationUncertainty>,
 }
 
 /// `[storage]`, with paths resolved.
@@ -508,6 +516,12 @@ pub struct Config {
     pub instruments: Vec<Instrument>,
     /// Sequences.
     pub sequences: Vec<Sequence>,
+    /// `[[correction]]`: environmental corrections of the measurand.
+    pub corrections: Vec<Correction>,
+    /// `[[uncertainty]]`: the stated and calibration components of the budget.
+    pub uncertainty: Vec<UncertaintyComponent>,
+    /// `[report]`.
+    pub report: ReportInfo,
 }
 
 /// Largest config file read: far beyond any real one, and a bound on what a wrong path (a log
@@ -793,6 +807,9 @@ impl Validator<'_> {
         if let Some(s) = &raw.artefact.stabilisation {
             artefact.stabilisation = self.stabilisation(s, &sequences, nominal)?;
         }
+        let corrections = self.corrections(&raw.corrections, &instruments, &sequences, nominal)?;
+        let uncertainty = self.uncertainty_components(&raw.uncertainty, &instruments)?;
+        let report = self.report(raw.report, &lab, &artefact)?;
 
         Ok(Config {
             origin: self.origin.to_owned(),
@@ -812,6 +829,9 @@ impl Validator<'_> {
             adapters,
             instruments,
             sequences,
+            corrections,
+            uncertainty,
+            report,
         })
     }
 
@@ -1445,6 +1465,7 @@ impl Validator<'_> {
             certificate,
             calibrated,
             due,
+            uncertainty: self.calibration_uncertainty(raw)?,
         })
     }
 

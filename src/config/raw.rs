@@ -50,6 +50,109 @@ pub struct RawConfig {
     /// `[[sequence]]`.
     #[serde(default, rename = "sequence")]
     pub sequences: Vec<RawSequence>,
+    /// `[[correction]]`: environmental corrections of the measurand's readings.
+    #[serde(default, rename = "correction")]
+    pub corrections: Vec<RawCorrection>,
+    /// `[[uncertainty]]`: the Type B components of the lab's budget.
+    #[serde(default, rename = "uncertainty")]
+    pub uncertainty: Vec<RawUncertainty>,
+    /// `[report]`: administrative data of the report and the calibration certificate.
+    #[serde(default)]
+    pub report: RawReport,
+}
+
+/// `[[correction]]`: one environmental correction, applied with the environment reading nearest
+/// in time to each reading.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrection {
+    /// The environment quantity, as its instrument's readings name it (e.g. `temperature`).
+    pub quantity: Spanned<String>,
+    /// The instrument that reads it; by default the one instrument whose steps read it.
+    pub instrument: Option<Spanned<String>>,
+    /// Sensitivity of the measurand to the quantity: measurand unit per quantity unit, or per
+    /// quantity unit relative to the nominal value when `relative`.
+    pub coefficient: Spanned<f64>,
+    /// Standard uncertainty of `coefficient`.
+    pub u: Spanned<f64>,
+    /// The reference condition the readings are corrected to (e.g. 23 °C, 1013.25 hPa).
+    pub reference: Spanned<f64>,
+    /// The coefficient is relative to the artefact's nominal value (default false).
+    pub relative: Option<bool>,
+    /// Standard uncertainty of the environment sensor's reading, in the quantity's unit.
+    pub u_quantity: Option<Spanned<f64>>,
+    /// Longest time between a reading and the environment reading used (default "10m").
+    pub within: Option<Spanned<String>>,
+    /// Chinese name of the quantity, for the report.
+    pub name_zh: Option<String>,
+}
+
+/// `[[uncertainty]]`: a Type B component, stated or from an instrument's calibration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUncertainty {
+    /// Name in the budget (English).
+    pub name: Spanned<String>,
+    /// Chinese name.
+    pub name_zh: Option<String>,
+    /// The assumed distribution.
+    pub distribution: Option<Spanned<RawDistribution>>,
+    /// Normal: the expanded uncertainty (with `k`); otherwise the half-width a.
+    pub value: Option<Spanned<f64>>,
+    /// Coverage factor of a normal `value`.
+    pub k: Option<Spanned<f64>>,
+    /// Sensitivity coefficient (default 1).
+    pub sensitivity: Option<Spanned<f64>>,
+    /// Degrees of freedom (default infinite).
+    pub dof: Option<Spanned<f64>>,
+    /// The instrument whose calibration gives the component.
+    pub calibration: Option<Spanned<String>>,
+}
+
+/// `distribution = "normal" | "rectangular" | "triangular" | "u-shaped"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawDistribution {
+    /// Normal, stated as U with k.
+    Normal,
+    /// Rectangular of half-width a.
+    Rectangular,
+    /// Triangular of half-width a.
+    Triangular,
+    /// U-shaped (arcsine) of half-width a.
+    UShaped,
+}
+
+/// `[report]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    /// The comparison's identifier, e.g. `CCEM-K11.2026`.
+    pub comparison: Option<String>,
+    /// Title of the report (English).
+    pub title: Option<String>,
+    /// Title of the report (Chinese).
+    pub title_zh: Option<String>,
+    /// The pilot laboratory (English).
+    pub pilot: Option<String>,
+    /// The pilot laboratory (Chinese).
+    pub pilot_zh: Option<String>,
+    /// The lab's name in Chinese (`[lab] name` is the English one).
+    pub lab_name_zh: Option<String>,
+    /// The lab's street address.
+    pub address: Option<String>,
+    /// The lab's city.
+    pub city: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<Spanned<String>>,
+    /// The person responsible for the result.
+    pub responsible: Option<String>,
+    /// The measurement method (English).
+    pub method: Option<String>,
+    /// The measurement method (Chinese).
+    pub method_zh: Option<String>,
+    /// Languages of the report, among `zh` and `en`.
+    pub languages: Option<Spanned<Vec<String>>>,
 }
 
 /// `[drivers]`.
@@ -258,6 +361,15 @@ pub struct RawCalibration {
     pub calibrated: Spanned<String>,
     /// Date the next calibration is due, `YYYY-MM-DD`.
     pub due: Spanned<String>,
+    /// The certificate's expanded uncertainty, in the measurand's unit (or a fraction of the
+    /// reading with `relative = true`).
+    pub uncertainty: Option<Spanned<f64>>,
+    /// `uncertainty` is a fraction of the reading (default false).
+    pub relative: Option<bool>,
+    /// The certificate's coverage factor.
+    pub k: Option<Spanned<f64>>,
+    /// The certificate's effective degrees of freedom (default infinite).
+    pub dof: Option<Spanned<f64>>,
 }
 
 /// `[storage]`.

@@ -49,6 +49,11 @@ fn shipped_configs_are_valid() {
     assert_eq!(demo.adapters[0].endpoint, AdapterEndpoint::Simulator);
     assert_eq!(demo.instruments[1].endpoint, Endpoint::SimulatorPty);
     assert!(demo.sequence("zener-10v").is_some());
+    // The demo lab has a result to report: two corrections from its PTU300 and a small budget.
+    assert_eq!(demo.corrections.len(), 2);
+    assert!(demo.corrections.iter().all(|c| c.instrument == "env"));
+    assert_eq!(demo.uncertainty.len(), 2);
+    assert_eq!(demo.report.country.as_deref(), Some("CN"));
     let example = include_str!("../../config/example-zener-10v.toml");
     let c = parse(example).unwrap();
     assert_eq!(c.sequences[0].every, Some(Duration::from_secs(1800)));
@@ -507,6 +512,23 @@ drain_errors = { instrument = "dvm" }
 
 [[sequence.step]]
 read = { instrument = "env", op = "env_read", count = 1 }
+
+[[correction]]
+quantity = "temperature"
+coefficient = 0.2e-6
+u = 0.02e-6
+reference = 23
+u_quantity = 0.05
+within = "15m"
+
+[[uncertainty]]
+name = "DVM resolution"
+distribution = "rectangular"
+value = 5e-8
+
+[report]
+country = "CN"
+languages = ["en"]
 "#;
 
 /// Values a mutation puts where another was.
@@ -776,4 +798,415 @@ fn deadlines_are_dates_through_their_day_or_instants_and_dispatch_comes_after_re
     assert!(msg.contains("invalid `alerts.deadline_notice`"), "{msg}");
     let c = parse(&format!("{MINIMAL}\n[alerts]\ndeadline_notice = \"3d\"\n")).unwrap();
     assert_eq!(c.alerts.deadline_notice, Duration::from_secs(3 * 86_400));
+}
+
+/// A lab with a DVM (calibrated, with its certificate's uncertainty), a PTU300 and a budget.
+const BUDGET: &str = r#"
+[lab]
+id = "LAB-A"
+name = "Lab A"
+
+[artefact]
+id = "Z1"
+kind = "zener"
+serial = "1"
+nominal = 10.0
+unit = "V"
+
+[[instrument]]
+name = "dvm"
+resource = "ASRL/dev/ttyUSB0::INSTR"
+calibration = { certificate = "C-1", calibrated = "2026-01-10", due = "2027-01-10", uncertainty = 0.4e-6, relative = true, k = 2, dof = 60 }
+
+[[instrument]]
+name = "env"
+resource = "ASRL/dev/ttyUSB1::INSTR"
+driver = "vaisala-ptu300"
+
+[[sequence]]
+name = "s"
+
+[[sequence.step]]
+read = { instrument = "dvm", count = 3, quantity = "voltage", unit = "V" }
+
+[[sequence.step]]
+read = { instrument = "env", op = "env_read", count = 1 }
+
+[[correction]]
+quantity = "temperature"
+coefficient = 0.2e-6
+u = 0.02e-6
+reference = 23
+
+[[correction]]
+quantity = "pressure"
+instrument = "env"
+coefficient = 1.81e-9
+u = 0.03e-9
+reference = 1013.25
+relative = true
+u_quantity = 0.1
+within = "15m"
+name_zh = "大气压"
+
+[[uncertainty]]
+name = "DVM calibration"
+name_zh = "数字电压表校准"
+calibration = "dvm"
+
+[[uncertainty]]
+name = "DVM resolution"
+distribution = "rectangular"
+value = 5e-9
+
+[[uncertainty]]
+name = "leakage"
+distribution = "normal"
+value = 20e-9
+k = 2
+sensitivity = 1
+dof = 8
+
+[report]
+comparison = "CCEM-K11.2026"
+title_zh = "10 V 比对"
+pilot = "BIPM"
+lab_name_zh = "甲实验室"
+city = "Beijing"
+country = "cn"
+responsible = "A. Tech"
+method = "direct reading with a DVM"
+languages = ["en", "zh"]
+"#;
+
+#[test]
+fn corrections_budget_and_report_are_read() {
+    let c = parse(BUDGET).unwrap();
+    let t = &c.corrections[0];
+    // The one instrument whose steps read `temperature` (a capture of the PTU300's pattern).
+    assert_eq!(t.instrument, "env");
+    assert_eq!((t.coefficient, t.u, t.reference), (0.2e-6, 0.02e-6, 23.0));
+    assert!(!t.relative);
+    assert_eq!(t.u_quantity, None);
+    assert_eq!(t.within, DEFAULT_WITHIN);
+    assert_eq!(t.name_zh, "温度");
+    let p = &c.corrections[1];
+    assert!(p.relative);
+    assert_eq!(p.u_quantity, Some(0.1));
+    assert_eq!(p.within, Duration::from_secs(900));
+    assert_eq!(p.name_zh, "大气压");
+
+    let cal = c.instruments[0].calibration.as_ref().unwrap();
+    let stated = CalibrationUncertainty {
+        expanded: 0.4e-6,
+        k: 2.0,
+        relative: true,
+        dof: 60.0,
+    };
+    assert_eq!(cal.uncertainty, Some(stated));
+    assert_eq!(c.uncertainty.len(), 3);
+    assert_eq!(c.uncertainty[0].name_zh, "数字电压表校准");
+    assert_eq!(
+        c.uncertainty[0].source,
+        ComponentSource::Calibration {
+            instrument: "dvm".into(),
+            certificate: "C-1".into(),
+            uncertainty: stated
+        }
+    );
+    assert_eq!(c.uncertainty[1].name_zh, "DVM resolution");
+    assert_eq!(
+        c.uncertainty[1].source,
+        ComponentSource::Stated {
+            distribution: crate::stats::Distribution::Rectangular,
+            value: 5e-9,
+            dof: f64::INFINITY
+        }
+    );
+    assert_eq!(
+        c.uncertainty[2].source,
+        ComponentSource::Stated {
+            distribution: crate::stats::Distribution::Normal { k: 2.0 },
+            value: 20e-9,
+            dof: 8.0
+        }
+    );
+
+    let r = &c.report;
+    assert_eq!(r.comparison.as_deref(), Some("CCEM-K11.2026"));
+    assert_eq!(r.title, "Measurement of the travelling standard Z1");
+    assert_eq!(r.title_zh, "10 V 比对");
+    assert_eq!(r.lab_name_zh, "甲实验室");
+    assert_eq!(r.country.as_deref(), Some("CN"));
+    assert_eq!(r.pilot_zh, None);
+    assert_eq!(r.languages, vec![Language::En, Language::Zh]);
+}
+
+#[test]
+fn degrees_of_freedom_may_be_infinite() {
+    let c = parse(&BUDGET.replace("dof = 8", "dof = inf")).unwrap();
+    assert!(matches!(
+        c.uncertainty[2].source,
+        ComponentSource::Stated { dof, .. } if dof == f64::INFINITY
+    ));
+    let msg = error_text(&BUDGET.replace("dof = 8", "dof = nan"));
+    assert!(msg.contains("invalid `uncertainty.dof`"), "{msg}");
+}
+
+#[test]
+fn a_config_without_a_budget_has_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert!(c.corrections.is_empty() && c.uncertainty.is_empty());
+    assert_eq!(c.report.languages, vec![Language::Zh, Language::En]);
+    assert_eq!(c.report.lab_name_zh, "Lab A");
+    assert_eq!(c.report.title_zh, "传递标准 Z1 测量结果");
+}
+
+/// Each case edits BUDGET (`from` → `to`) and must be refused at the line holding `at` in the
+/// edited text, naming `key`, with `reason` in the message.
+fn assert_budget_invalid(cases: &[(&str, &str, &str, &str, &str)]) {
+    for (from, to, at, key, reason) in cases {
+        assert!(BUDGET.contains(from), "{from}");
+        let text = BUDGET.replacen(from, to, 1);
+        let line = text
+            .lines()
+            .position(|l| l.trim() == *at)
+            .or_else(|| text.lines().position(|l| l.contains(at)))
+            .unwrap_or_else(|| panic!("no `{at}` in the edited text"))
+            + 1;
+        let msg = error_text(&text);
+        assert!(
+            msg.starts_with(&format!("test.toml:{line}: invalid `{key}`")),
+            "{to}: {msg}"
+        );
+        assert!(msg.contains(reason), "{to}: {msg}");
+    }
+}
+
+#[test]
+fn bad_corrections_name_their_key_and_line() {
+    assert_budget_invalid(&[
+        (
+            "quantity = \"temperature\"",
+            "quantity = \"thermistor\"",
+            "thermistor",
+            "correction.quantity",
+            "no sequence reads a quantity `thermistor`",
+        ),
+        (
+            "instrument = \"env\"\ncoefficient",
+            "instrument = \"dvm\"\ncoefficient",
+            "instrument = \"dvm\"",
+            "correction.instrument",
+            "no sequence reads `pressure` from `dvm`",
+        ),
+        (
+            "instrument = \"env\"\ncoefficient",
+            "instrument = \"ptu\"\ncoefficient",
+            "instrument = \"ptu\"",
+            "correction.instrument",
+            "no instrument named `ptu`",
+        ),
+        (
+            "u = 0.02e-6",
+            "u = -0.02e-6",
+            "u = -0.02e-6",
+            "correction.u",
+            "zero or a positive number",
+        ),
+        (
+            "coefficient = 0.2e-6",
+            "coefficient = nan",
+            "coefficient = nan",
+            "correction.coefficient",
+            "finite",
+        ),
+        (
+            "within = \"15m\"",
+            "within = \"0s\"",
+            "within = \"0s\"",
+            "correction.within",
+            "longer than 0s",
+        ),
+        (
+            "u_quantity = 0.1",
+            "u_quantity = -1",
+            "u_quantity = -1",
+            "correction.u_quantity",
+            "zero or a positive",
+        ),
+        (
+            "quantity = \"pressure\"",
+            "quantity = \"temperature\" # again",
+            "# again",
+            "correction.quantity",
+            "corrected for twice",
+        ),
+        (
+            "nominal = 10.0",
+            "nominal = 0.0",
+            "coefficient = 1.81e-9",
+            "correction.relative",
+            "nonzero `artefact.nominal`",
+        ),
+    ]);
+}
+
+#[test]
+fn a_quantity_read_by_two_instruments_needs_its_instrument_named() {
+    let text = BUDGET.replace(
+        "read = { instrument = \"dvm\", count = 3, quantity = \"voltage\", unit = \"V\" }",
+        "read = { instrument = \"dvm\", count = 3, quantity = \"temperature\", unit = \"V\" }",
+    );
+    let msg = error_text(&text);
+    assert!(
+        msg.contains("invalid `correction.instrument`: `temperature` is read by dvm, env"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_uncertainty_components_name_their_key_and_line() {
+    assert_budget_invalid(&[
+        (
+            "calibration = \"dvm\"",
+            "calibration = \"dmm\"",
+            "calibration = \"dmm\"",
+            "uncertainty.calibration",
+            "no instrument named `dmm`",
+        ),
+        (
+            ", uncertainty = 0.4e-6, relative = true, k = 2, dof = 60 }",
+            " }",
+            "calibration = \"dvm\"",
+            "uncertainty.calibration",
+            "states no `uncertainty` and `k`",
+        ),
+        (
+            "calibration = { certificate = \"C-1\", calibrated = \"2026-01-10\", due = \"2027-01-10\", uncertainty = 0.4e-6, relative = true, k = 2, dof = 60 }\n",
+            "",
+            "calibration = \"dvm\"",
+            "uncertainty.calibration",
+            "has no `calibration`",
+        ),
+        (
+            "calibration = \"dvm\"",
+            "calibration = \"dvm\"\nvalue = 1e-6",
+            "value = 1e-6",
+            "uncertainty.value",
+            "from the instrument's certificate",
+        ),
+        (
+            "distribution = \"rectangular\"\n",
+            "",
+            "name = \"DVM resolution\"",
+            "uncertainty.distribution",
+            "give `distribution`",
+        ),
+        (
+            "value = 5e-9",
+            "value = 0",
+            "value = 0",
+            "uncertainty.value",
+            "a positive number",
+        ),
+        (
+            "value = 5e-9",
+            "value = 5e-9\nk = 2",
+            "k = 2",
+            "uncertainty.k",
+            "only a normal distribution",
+        ),
+        (
+            "k = 2\nsensitivity",
+            "sensitivity",
+            "distribution = \"normal\"",
+            "uncertainty.k",
+            "give its coverage factor",
+        ),
+        (
+            "k = 2\nsensitivity",
+            "k = 0\nsensitivity",
+            "k = 0",
+            "uncertainty.k",
+            "positive coverage factor",
+        ),
+        (
+            "dof = 8",
+            "dof = 0",
+            "dof = 0",
+            "uncertainty.dof",
+            "positive degrees of freedom",
+        ),
+        (
+            "name = \"leakage\"",
+            "name = \"DVM resolution\" # again",
+            "# again",
+            "uncertainty.name",
+            "listed twice",
+        ),
+        (
+            "relative = true, k = 2,",
+            "relative = true,",
+            "relative = true, dof",
+            "instrument.calibration.k",
+            "coverage factor",
+        ),
+        (
+            "uncertainty = 0.4e-6, relative = true, k = 2, dof = 60",
+            "k = 2",
+            "k = 2 }",
+            "instrument.calibration.k",
+            "needs `uncertainty`",
+        ),
+        (
+            "uncertainty = 0.4e-6,",
+            "uncertainty = -0.4e-6,",
+            "uncertainty = -0.4e-6",
+            "instrument.calibration.uncertainty",
+            "a positive number",
+        ),
+    ]);
+}
+
+#[test]
+fn bad_report_settings_name_their_key_and_line() {
+    assert_budget_invalid(&[
+        (
+            "country = \"cn\"",
+            "country = \"XX\"",
+            "country = \"XX\"",
+            "report.country",
+            "not an ISO 3166-1 alpha-2",
+        ),
+        (
+            "languages = [\"en\", \"zh\"]",
+            "languages = [\"en\", \"fr\"]",
+            "languages",
+            "report.languages",
+            "`fr`",
+        ),
+        (
+            "languages = [\"en\", \"zh\"]",
+            "languages = [\"en\", \"en\"]",
+            "languages",
+            "report.languages",
+            "listed twice",
+        ),
+        (
+            "languages = [\"en\", \"zh\"]",
+            "languages = []",
+            "languages",
+            "report.languages",
+            "at least one",
+        ),
+    ]);
+}
+
+#[test]
+fn an_unknown_distribution_is_a_parse_error_that_lists_the_known_ones() {
+    let msg = error_text(&BUDGET.replace("\"rectangular\"", "\"uniform\""));
+    assert!(msg.contains("`uncertainty.distribution`"), "{msg}");
+    assert!(msg.contains("u-shaped"), "{msg}");
+    assert_presentable(&msg);
 }

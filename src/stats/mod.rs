@@ -17,11 +17,16 @@ mod allan;
 mod error;
 mod fit;
 mod summary;
+mod uncertainty;
 
 pub use allan::{AllanPoint, AllanRow, adev, allan_table, mdev, oadev};
 pub use error::StatsError;
 pub use fit::{LinearFit, Prediction, WeightedFit, ols, wls};
 pub use summary::{Summary, mean, summary};
+pub use uncertainty::{
+    Contribution, Distribution, UncertaintyError, combined_standard_uncertainty,
+    coverage_factor_95, student_t_quantile, table_dof, welch_satterthwaite,
+};
 
 /// Fails with [`StatsError::NonFinite`] at the first NaN or infinity in `values`.
 fn check_finite(input: &'static str, values: &[f64]) -> Result<(), StatsError> {
