@@ -16,11 +16,13 @@
 mod allan;
 mod error;
 mod fit;
+mod lsq;
 mod summary;
 
 pub use allan::{AllanPoint, AllanRow, adev, allan_table, mdev, oadev};
 pub use error::StatsError;
 pub use fit::{LinearFit, Prediction, WeightedFit, ols, wls};
+pub use lsq::{MultiFit, least_squares};
 pub use summary::{Summary, mean, summary};
 
 /// Fails with [`StatsError::NonFinite`] at the first NaN or infinity in `values`.
