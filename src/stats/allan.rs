@@ -231,6 +231,48 @@ mod tests {
         assert_eq!(mdev(&y, tau0, 1).unwrap().terms, 8);
     }
 
+    /// The NBS14 1000-point set, defined by its generator (NIST SP 1065, Riley 2008, §12.3 and
+    /// Table 31 on p. 108): n₀ = 1234567890, n_{i+1} = 16807·n_i mod 2147483647,
+    /// y_i = n_i/2147483647, τ0 = 1 s. Published to 7 digits at τ = 1, 10, 100 s.
+    pub(crate) fn nbs14_1000() -> Vec<f64> {
+        let mut n: u64 = 1_234_567_890;
+        (0..1000)
+            .map(|_| {
+                let y = n as f64 / 2_147_483_647.0;
+                n = n * 16807 % 2_147_483_647;
+                y
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nbs14_1000_point_published_values() {
+        let y = nbs14_1000();
+        // SP 1065 Table 31: ADEV, OADEV, MDEV at τ = 1, 10, 100.
+        let published = [
+            (1, 2.922319e-01, 2.922319e-01, 2.922319e-01),
+            (10, 9.965736e-02, 9.159953e-02, 6.172376e-02),
+            (100, 3.897804e-02, 3.241343e-02, 2.170921e-02),
+        ];
+        // Printed to 7 significant digits: within half a unit in the last place printed.
+        let close = |what: String, got: f64, want: f64| {
+            let half_ulp = 0.5 * 10f64.powf(want.log10().floor() - 6.0);
+            assert!(
+                (got - want).abs() <= half_ulp,
+                "{what}: {got:e} vs {want:e}"
+            );
+        };
+        for (m, a, o, d) in published {
+            close(format!("ADEV {m}"), adev(&y, 1.0, m).unwrap().deviation, a);
+            close(
+                format!("OADEV {m}"),
+                oadev(&y, 1.0, m).unwrap().deviation,
+                o,
+            );
+            close(format!("MDEV {m}"), mdev(&y, 1.0, m).unwrap().deviation, d);
+        }
+    }
+
     #[test]
     fn nbs14_table() {
         let (y, tau0, tol, v) = nbs14();
