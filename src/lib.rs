@@ -5,6 +5,7 @@
 //! them. Lints (missing docs, no `unsafe`, no `unwrap` outside tests) are the workspace's, in the
 //! root `Cargo.toml`.
 
+pub mod analysis;
 pub mod cli;
 pub mod clock;
 pub mod config;
