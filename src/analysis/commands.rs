@@ -16,7 +16,7 @@ pub enum AnalyzeError {
     #[error(transparent)]
     Table(#[from] TableError),
     /// Fewer rows than the statistic needs.
-    #[error("{origin}: {got} rows, but {what} needs at least {needed}")]
+    #[error("{origin}: {got} rows, too few for {what}: at least {needed} needed")]
     TooFewRows {
         /// The input.
         origin: String,
@@ -360,7 +360,7 @@ mod tests {
             fit(&short, "y", &x(&["a", "b"]), None, &[])
                 .unwrap_err()
                 .to_string(),
-            "t.csv: 3 rows, but a fit with 3 parameters needs at least 4"
+            "t.csv: 3 rows, too few for a fit with 3 parameters: at least 4 needed"
         );
         assert!(matches!(
             fit(&t, "y", &x(&["a"]), None, &[vec![1.0, 2.0]]),
