@@ -18,6 +18,9 @@
 //!   ratio `R_B = √(χ²/(n − p))` say whether the scatter agrees with them, and `s_residual = R_B`.
 //!   Inflate by R_B (or investigate) when R_B ≫ 1; that is the caller's decision, not the fit's.
 
+// Matrix code indexes rows and columns as the formulas do; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::{Prediction, StatsError, check_count, check_finite, finite};
 
 /// A least-squares fit of y = β₀ + Σ β_j x_j.
@@ -210,7 +213,8 @@ pub fn least_squares(
     // ones: the sine of the smallest angle. Below a few rounding units per row, it is noise.
     let tol = 64.0 * f64::EPSILON * (n as f64).sqrt();
     for j in 1..p {
-        if !(r[j * p + j] > tol) {
+        let d = r[j * p + j];
+        if d.is_nan() || d <= tol {
             return Err(StatsError::Singular { regressor: j - 1 });
         }
     }
