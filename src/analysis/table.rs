@@ -224,6 +224,11 @@ impl Table {
         let mut skips = Vec::new();
         let mut skipped: u64 = 0;
         let mut rows = 0usize;
+        // For each field of a row, the column it goes to, if it was asked for.
+        let mut slot: Vec<Option<usize>> = vec![None; header.len()];
+        for (c, &i) in index.iter().enumerate() {
+            slot[i] = Some(c);
+        }
         loop {
             raw.clear();
             if input.read_until(b'\n', &mut raw)? == 0 {
@@ -238,19 +243,32 @@ impl Table {
             if skips.last().map_or(0, |s: &(usize, u64)| s.1) != skipped {
                 skips.push((rows, skipped));
             }
-            split(origin, line_no, text, &mut fields)?;
-            if fields.len() != header.len() {
-                return Err(TableError::FieldCount {
-                    origin: origin.to_owned(),
-                    line: line_no,
-                    expected: header.len(),
-                    found: fields.len(),
+            let field_count = |found| TableError::FieldCount {
+                origin: origin.to_owned(),
+                line: line_no,
+                expected: header.len(),
+                found,
+            };
+            if text.contains('"') {
+                split(origin, line_no, text, &mut fields)?;
+                if fields.len() != header.len() {
+                    return Err(field_count(fields.len()).into());
                 }
-                .into());
-            }
-            for (c, &i) in index.iter().enumerate() {
-                let cell = fields[i].trim();
-                columns[c].push(number(origin, line_no, wanted[c], cell)?);
+                for (c, &i) in index.iter().enumerate() {
+                    columns[c].push(number(origin, line_no, wanted[c], fields[i].trim())?);
+                }
+            } else {
+                // The common case, without a copy of each field: a million rows are read in the
+                // time it takes to parse their numbers.
+                let found = text.bytes().filter(|b| *b == b',').count() + 1;
+                if found != header.len() {
+                    return Err(field_count(found).into());
+                }
+                for (i, cell) in text.split(',').enumerate() {
+                    if let Some(&Some(c)) = slot.get(i) {
+                        columns[c].push(number(origin, line_no, wanted[c], cell.trim())?);
+                    }
+                }
             }
             rows += 1;
         }

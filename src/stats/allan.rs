@@ -157,44 +157,43 @@ fn raw_adev(z: &[f64], m: usize) -> Option<(f64, usize)> {
     Some((sum / (2.0 * terms as f64), terms))
 }
 
-/// The second differences x_{j+2m} − 2x_{j+m} + x_j, j = 0 … N_x − 2m − 1.
-fn second_differences(x: &[f64], m: usize) -> Vec<f64> {
+/// The second differences x_{j+2m} − 2x_{j+m} + x_j, j = 0 … N_x − 2m − 1, as they are needed:
+/// a million-point table keeps one extra array (MDEV's running sum), not three (P8).
+fn second_differences(x: &[f64], m: usize) -> impl Iterator<Item = f64> + '_ {
     x.iter()
         .zip(x.iter().skip(m))
         .zip(x.iter().skip(m.saturating_mul(2)))
         .map(|((a, b), c)| c - 2.0 * b + a)
-        .collect()
 }
 
 /// σ² = Σ (x_{j+2m} − 2x_{j+m} + x_j)² / (2 m² (N_x − 2m)) with τ0 = 1; `None` unless N_x > 2m.
 fn raw_oadev(x: &[f64], m: usize) -> Option<(f64, usize)> {
-    let d = second_differences(x, m);
-    if d.is_empty() {
-        return None;
-    }
+    let terms = x.len().checked_sub(m.checked_mul(2)?).filter(|&k| k > 0)?;
     let mf = m as f64;
-    let sum: f64 = d.iter().map(|v| v * v).sum();
-    Some((sum / (2.0 * mf * mf * d.len() as f64), d.len()))
+    let sum: f64 = second_differences(x, m).map(|v| v * v).sum();
+    Some((sum / (2.0 * mf * mf * terms as f64), terms))
 }
 
 /// Mod σ² = Σ_j [Σ_{i=j}^{j+m−1} (x_{i+2m} − 2x_{i+m} + x_i)]² / (2 m⁴ (N_x − 3m + 1)) with τ0 = 1;
 /// `None` unless N_x ≥ 3m.
 fn raw_mdev(x: &[f64], m: usize) -> Option<(f64, usize)> {
-    let d = second_differences(x, m);
     // The inner sums over m consecutive second differences are differences of their running sum,
     // which makes the whole table O(N log N) instead of O(N²).
-    let running = phase(&d);
-    let inner: Vec<f64> = running
+    let mut running = Vec::with_capacity(x.len());
+    let mut acc = 0.0;
+    running.push(acc);
+    for d in second_differences(x, m) {
+        acc += d;
+        running.push(acc);
+    }
+    let terms = running.len().checked_sub(m).filter(|&k| k > 0)?;
+    let m2 = (m as f64).powi(2);
+    let sum: f64 = running
         .iter()
         .zip(running.iter().skip(m))
-        .map(|(a, b)| b - a)
-        .collect();
-    if inner.is_empty() {
-        return None;
-    }
-    let m2 = (m as f64).powi(2);
-    let sum: f64 = inner.iter().map(|v| v * v).sum();
-    Some((sum / (2.0 * m2 * m2 * inner.len() as f64), inner.len()))
+        .map(|(a, b)| (b - a) * (b - a))
+        .sum();
+    Some((sum / (2.0 * m2 * m2 * terms as f64), terms))
 }
 
 #[cfg(test)]

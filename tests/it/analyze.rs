@@ -517,7 +517,9 @@ fn bad_input_is_named_by_file_row_and_column() {
         &fails(&[
             "allan", "--csv", &p, "--column", "y", "--tau0", "1", "--m", "3",
         ]),
-        &format!("{p}: 4 rows, too few for the Allan deviations of `y` at m = 3: at least 6 needed"),
+        &format!(
+            "{p}: 4 rows, too few for the Allan deviations of `y` at m = 3: at least 6 needed"
+        ),
     );
 }
 
