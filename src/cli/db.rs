@@ -61,7 +61,7 @@ pub struct ReadingsArgs {
 }
 
 /// An instant for `--since`/`--until`, as UTC microseconds.
-fn parse_time(text: &str) -> Result<i64, String> {
+pub(super) fn parse_time(text: &str) -> Result<i64, String> {
     crate::config::instant::parse(text).map_err(|e| {
         format!("{e}; expected RFC 3339 such as 2026-12-02T20:40:00+08:00 or 2026-12-02T12:40:00Z, or a date such as 2026-12-02 (00:00 UTC)")
     })
@@ -137,6 +137,7 @@ fn list(
         run_id: args.run,
         instrument: args.instrument.as_deref(),
         quantity: args.quantity.as_deref(),
+        ..ReadingFilter::default()
     };
     if args.csv {
         let mut line = String::new();

@@ -66,6 +66,9 @@ pub enum Error {
     /// Storage.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `analyze`: the input table or a statistic of it.
+    #[error(transparent)]
+    Analyze(#[from] crate::analysis::commands::AnalyzeError),
     /// A run or an instrument. Boxed: it is the largest error and errors travel by value.
     #[error(transparent)]
     Sequence(Box<SequenceError>),
@@ -263,6 +266,7 @@ impl Error {
             Error::CoordinatorUnsound { .. } => INTEGRITY,
             Error::Config(_)
             | Error::Usage(_)
+            | Error::Analyze(_)
             | Error::Signers { .. }
             | Error::Read { .. }
             | Error::File(_) => USAGE,

@@ -19,6 +19,7 @@ macro_rules! tell {
     }};
 }
 
+mod analyze;
 mod bundle_cmd;
 mod config_cmd;
 mod coordinator_cmd;
@@ -75,6 +76,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run one sequence now and exit.
     Measure(measure::MeasureArgs),
+    /// Statistics of a CSV file or of the log's readings: summary, least-squares fit, Allan
+    /// deviations.
+    #[command(subcommand)]
+    Analyze(analyze::AnalyzeCommand),
     /// Run scheduled sequences until SIGTERM, SIGINT or SIGHUP (the systemd service).
     Run(run::RunArgs),
     /// What the running daemon is doing: instruments, the run in progress, the queue, next slots.
@@ -149,6 +154,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Measure(args) => measure::measure(args),
+        Command::Analyze(cmd) => analyze::run(cmd),
         Command::Run(args) => run::run(args),
         Command::Status(args) => steer::status(args),
         Command::Start(args) => steer::start(args),

@@ -157,44 +157,43 @@ fn raw_adev(z: &[f64], m: usize) -> Option<(f64, usize)> {
     Some((sum / (2.0 * terms as f64), terms))
 }
 
-/// The second differences x_{j+2m} − 2x_{j+m} + x_j, j = 0 … N_x − 2m − 1.
-fn second_differences(x: &[f64], m: usize) -> Vec<f64> {
+/// The second differences x_{j+2m} − 2x_{j+m} + x_j, j = 0 … N_x − 2m − 1, as they are needed:
+/// a million-point table keeps one extra array (MDEV's running sum), not three (P8).
+fn second_differences(x: &[f64], m: usize) -> impl Iterator<Item = f64> + '_ {
     x.iter()
         .zip(x.iter().skip(m))
         .zip(x.iter().skip(m.saturating_mul(2)))
         .map(|((a, b), c)| c - 2.0 * b + a)
-        .collect()
 }
 
 /// σ² = Σ (x_{j+2m} − 2x_{j+m} + x_j)² / (2 m² (N_x − 2m)) with τ0 = 1; `None` unless N_x > 2m.
 fn raw_oadev(x: &[f64], m: usize) -> Option<(f64, usize)> {
-    let d = second_differences(x, m);
-    if d.is_empty() {
-        return None;
-    }
+    let terms = x.len().checked_sub(m.checked_mul(2)?).filter(|&k| k > 0)?;
     let mf = m as f64;
-    let sum: f64 = d.iter().map(|v| v * v).sum();
-    Some((sum / (2.0 * mf * mf * d.len() as f64), d.len()))
+    let sum: f64 = second_differences(x, m).map(|v| v * v).sum();
+    Some((sum / (2.0 * mf * mf * terms as f64), terms))
 }
 
 /// Mod σ² = Σ_j [Σ_{i=j}^{j+m−1} (x_{i+2m} − 2x_{i+m} + x_i)]² / (2 m⁴ (N_x − 3m + 1)) with τ0 = 1;
 /// `None` unless N_x ≥ 3m.
 fn raw_mdev(x: &[f64], m: usize) -> Option<(f64, usize)> {
-    let d = second_differences(x, m);
     // The inner sums over m consecutive second differences are differences of their running sum,
     // which makes the whole table O(N log N) instead of O(N²).
-    let running = phase(&d);
-    let inner: Vec<f64> = running
+    let mut running = Vec::with_capacity(x.len());
+    let mut acc = 0.0;
+    running.push(acc);
+    for d in second_differences(x, m) {
+        acc += d;
+        running.push(acc);
+    }
+    let terms = running.len().checked_sub(m).filter(|&k| k > 0)?;
+    let m2 = (m as f64).powi(2);
+    let sum: f64 = running
         .iter()
         .zip(running.iter().skip(m))
-        .map(|(a, b)| b - a)
-        .collect();
-    if inner.is_empty() {
-        return None;
-    }
-    let m2 = (m as f64).powi(2);
-    let sum: f64 = inner.iter().map(|v| v * v).sum();
-    Some((sum / (2.0 * m2 * m2 * inner.len() as f64), inner.len()))
+        .map(|(a, b)| (b - a) * (b - a))
+        .sum();
+    Some((sum / (2.0 * m2 * m2 * terms as f64), terms))
 }
 
 #[cfg(test)]
@@ -229,6 +228,48 @@ mod tests {
         assert_eq!(oadev(&y, tau0, 2).unwrap().terms, 6);
         assert_eq!(mdev(&y, tau0, 2).unwrap().terms, 5);
         assert_eq!(mdev(&y, tau0, 1).unwrap().terms, 8);
+    }
+
+    /// The NBS14 1000-point set, defined by its generator (NIST SP 1065, Riley 2008, §12.3 and
+    /// Table 31 on p. 108): n₀ = 1234567890, n_{i+1} = 16807·n_i mod 2147483647,
+    /// y_i = n_i/2147483647, τ0 = 1 s. Published to 7 digits at τ = 1, 10, 100 s.
+    pub(crate) fn nbs14_1000() -> Vec<f64> {
+        let mut n: u64 = 1_234_567_890;
+        (0..1000)
+            .map(|_| {
+                let y = n as f64 / 2_147_483_647.0;
+                n = n * 16807 % 2_147_483_647;
+                y
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nbs14_1000_point_published_values() {
+        let y = nbs14_1000();
+        // SP 1065 Table 31: ADEV, OADEV, MDEV at τ = 1, 10, 100.
+        let published = [
+            (1, 2.922319e-01, 2.922319e-01, 2.922319e-01),
+            (10, 9.965736e-02, 9.159953e-02, 6.172376e-02),
+            (100, 3.897804e-02, 3.241343e-02, 2.170921e-02),
+        ];
+        // Printed to 7 significant digits: within half a unit in the last place printed.
+        let close = |what: String, got: f64, want: f64| {
+            let half_ulp = 0.5 * 10f64.powf(want.log10().floor() - 6.0);
+            assert!(
+                (got - want).abs() <= half_ulp,
+                "{what}: {got:e} vs {want:e}"
+            );
+        };
+        for (m, a, o, d) in published {
+            close(format!("ADEV {m}"), adev(&y, 1.0, m).unwrap().deviation, a);
+            close(
+                format!("OADEV {m}"),
+                oadev(&y, 1.0, m).unwrap().deviation,
+                o,
+            );
+            close(format!("MDEV {m}"), mdev(&y, 1.0, m).unwrap().deviation, d);
+        }
     }
 
     #[test]

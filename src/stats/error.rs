@@ -62,4 +62,11 @@ pub enum StatsError {
         /// The quantity that could not be represented.
         quantity: &'static str,
     },
+    /// A regressor is constant or a linear combination of the intercept and the regressors before
+    /// it (e.g. the same column given twice), so its coefficient is not determined.
+    #[error("singular design: regressor {regressor} is constant or a combination of the others")]
+    Singular {
+        /// Position of the offending regressor among those given (0 = the first).
+        regressor: usize,
+    },
 }

@@ -16,12 +16,14 @@
 mod allan;
 mod error;
 mod fit;
+mod lsq;
 mod summary;
 mod uncertainty;
 
 pub use allan::{AllanPoint, AllanRow, adev, allan_table, mdev, oadev};
 pub use error::StatsError;
 pub use fit::{LinearFit, Prediction, WeightedFit, ols, wls};
+pub use lsq::{MultiFit, least_squares};
 pub use summary::{Summary, mean, summary};
 pub use uncertainty::{
     Contribution, Distribution, UncertaintyError, combined_standard_uncertainty,

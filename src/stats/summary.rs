@@ -160,6 +160,22 @@ mod tests {
         );
     }
 
+    /// NIST StRD NumAcc3 (defined by its generator): 1000000.2, then 500 × (1000000.1,
+    /// 1000000.3); certified mean 1000000.2, sd 0.1.
+    #[test]
+    fn nist_numacc3() {
+        let data = numacc_like(1000000.2, 1000000.1, 1000000.3);
+        let s = summary(&data).unwrap();
+        assert_eq!((s.n, s.dof), (1001, 1000));
+        assert_rel("NumAcc3 mean", s.mean, 1000000.2, 1e-15);
+        // The doubles nearest the decimals sit up to 5.8e-11 from them (ulp 1.16e-10), so 1e-9
+        // relative is what the binary inputs allow against the decimal certificate …
+        assert_rel("NumAcc3 sd vs certificate", s.std_dev, 0.1, 1e-9);
+        // … and nothing is lost against their exact sd: [2^19, 2^20) is on the 2^-33 grid.
+        let exact = exact_variance(&data, 33).sqrt();
+        assert_rel("NumAcc3 sd vs exact", s.std_dev, exact, 1e-14);
+    }
+
     /// The vector is only a test if the naive formula fails on it (statistics.md: it gives −2.0).
     #[test]
     fn numacc4_defeats_the_one_pass_formula() {

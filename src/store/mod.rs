@@ -8,6 +8,7 @@ mod check;
 mod delivery;
 mod schema;
 mod seal;
+mod select;
 mod wal;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub type InstrumentRow = InstrumentInfo;
 pub use check::{CheckReport, Problem};
 pub use delivery::{BundleSummary, Delivery, DeliveryState, SeenCheckpoint};
 pub use seal::{BundleInfo, KeyCheck, Scan, Scanned, SealStart, SealWindow};
+pub use select::SelectedReading;
 
 /// Most readings one bundle takes (its `readings.csv` stays near 20 MB); a longer backlog is
 /// sealed into several bundles.
@@ -323,7 +325,8 @@ pub struct RecentRun {
     pub official: bool,
 }
 
-/// Which readings `tsagent readings` lists; `None` places no condition.
+/// Which readings `tsagent readings` lists and `tsagent analyze` reads; `None` (and `false`)
+/// places no condition.
 #[derive(Debug, Clone, Default)]
 pub struct ReadingFilter<'a> {
     /// Taken at or after this instant (UTC microseconds).
@@ -336,6 +339,10 @@ pub struct ReadingFilter<'a> {
     pub instrument: Option<&'a str>,
     /// Of this quantity.
     pub quantity: Option<&'a str>,
+    /// Taken by runs of this sequence.
+    pub sequence: Option<&'a str>,
+    /// Taken by official runs only.
+    pub official: bool,
 }
 
 /// A reading as listed: the row and what its run says about it.
@@ -1070,6 +1077,8 @@ impl Store {
                     AND (?3 IS NULL OR r.run_id = ?3)
                     AND (?4 IS NULL OR i.name = ?4)
                     AND (?5 IS NULL OR r.quantity = ?5)
+                    AND (?6 IS NULL OR u.sequence = ?6)
+                    AND (?7 = 0 OR u.official = 1)
                  ORDER BY r.seq",
             )
             .map_err(StoreError::from)?;
@@ -1080,6 +1089,8 @@ impl Store {
                 filter.run_id.map(to_i64),
                 filter.instrument,
                 filter.quantity,
+                filter.sequence,
+                filter.official,
             ])
             .map_err(StoreError::from)?;
         while let Some(row) = rows.next().map_err(StoreError::from)? {

@@ -10,6 +10,7 @@
 mod common;
 
 mod alerts;
+mod analyze;
 mod bundles;
 mod check;
 mod control;

@@ -1,0 +1,698 @@
+//! Named columns of numbers: the input of `tsagent analyze`.
+//!
+//! From a CSV file (a header row, then comma-separated rows; RFC 4180 quotes, CRLF or LF line ends,
+//! blank lines and `#` comment lines skipped) only the columns asked for are parsed, so a file
+//! exported by `tsagent readings --csv` can be analysed though its `utc` and `raw` columns are
+//! text, and a million rows cost the memory of the columns used, not of the file. From the log,
+//! the columns are `seq`, `run`, `utc`, `days` and `value` of the selected valid readings.
+//!
+//! Every value keeps where it came from (file and line, or reading seq), so an error names the
+//! file, the row and the column, never just an index.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use tsagent_bundle::chain::ReadingStatus;
+
+use crate::store::SelectedReading;
+
+/// Why a table could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// The file could not be opened or read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has no header row (it is empty, or only blank and comment lines).
+    #[error("{origin}: empty file: no header row")]
+    Empty {
+        /// The file.
+        origin: String,
+    },
+    /// A line breaks the CSV format (an unterminated or stray quote).
+    #[error("{origin}:{line}: {reason}")]
+    Syntax {
+        /// The file.
+        origin: String,
+        /// Line number, from 1.
+        line: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A row has more or fewer fields than the header.
+    #[error("{origin}:{line}: {found} fields, but the header has {expected}")]
+    FieldCount {
+        /// The file.
+        origin: String,
+        /// Line number, from 1.
+        line: u64,
+        /// Fields in the header.
+        expected: usize,
+        /// Fields in this row.
+        found: usize,
+    },
+    /// A column asked for is not in the header.
+    #[error("{origin}: no column `{column}`; the columns are {available}")]
+    MissingColumn {
+        /// The file.
+        origin: String,
+        /// The column asked for.
+        column: String,
+        /// The header's columns, quoted and comma-separated.
+        available: String,
+    },
+    /// A column asked for appears more than once in the header.
+    #[error("{origin}: column `{column}` appears more than once in the header")]
+    DuplicateColumn {
+        /// The file.
+        origin: String,
+        /// The column.
+        column: String,
+    },
+    /// A cell of a column asked for is not a number.
+    #[error("{origin}:{line}: column `{column}`: `{text}` is not a number")]
+    NotANumber {
+        /// The file.
+        origin: String,
+        /// Line number, from 1.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell's text (cut to 40 characters).
+        text: String,
+    },
+    /// The selected readings are of more than one series (instrument, quantity and unit): a
+    /// mean of a voltage and a temperature means nothing.
+    #[error(
+        "{origin}: the selection mixes series: {series}; choose one with --instrument and --quantity"
+    )]
+    MixedSeries {
+        /// The selection.
+        origin: String,
+        /// The series, as `instrument/quantity (unit)`, comma-separated.
+        series: String,
+    },
+    /// A cell of a column asked for is NaN or infinite.
+    #[error("{origin}:{line}: column `{column}`: `{text}` is not a finite number")]
+    NonFinite {
+        /// The file.
+        origin: String,
+        /// Line number, from 1.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell's text.
+        text: String,
+    },
+}
+
+/// Where a row of a table came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef {
+    /// A line of a file (from 1).
+    Line(u64),
+    /// A reading of the log, by its sequence number.
+    Reading(u64),
+}
+
+/// Named columns of finite numbers, all of one length, and where each row came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// The file's path, or a description of the selection.
+    origin: String,
+    /// Columns by name, in the order they were asked for (or made).
+    columns: Vec<(String, Vec<f64>)>,
+    /// Units by column name, when known.
+    units: HashMap<String, String>,
+    /// Rows' origins: lines (`first_line` + index + lines skipped before) or reading seqs.
+    rows: Rows,
+    /// Rows of the selection left out because their reading was not valid.
+    left_out: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Rows {
+    /// Row i is on line `first + i + (skipped lines before it)`; `skips` holds (row index, total
+    /// lines skipped before that row) at each row where the count grows: usually empty.
+    Lines {
+        first: u64,
+        skips: Vec<(usize, u64)>,
+    },
+    /// Row i is the reading with this seq.
+    Readings(Vec<u64>),
+}
+
+impl Table {
+    /// Reads the columns `wanted` of the CSV file at `path`.
+    pub fn read_csv(path: &Path, wanted: &[&str]) -> Result<Table, TableError> {
+        let io = |source| TableError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        Table::parse_csv(&path.display().to_string(), reader, wanted).map_err(|e| match e {
+            ParseError::Table(e) => e,
+            ParseError::Io(source) => io(source),
+        })
+    }
+
+    /// Parses CSV text from `input`; `origin` names it in errors.
+    pub fn parse_csv(
+        origin: &str,
+        mut input: impl BufRead,
+        wanted: &[&str],
+    ) -> Result<Table, ParseError> {
+        let mut raw = Vec::new();
+        let mut line_no: u64 = 0;
+        let mut fields: Vec<String> = Vec::new();
+        // The header: the first line that is neither blank nor a comment.
+        let header = loop {
+            raw.clear();
+            if input.read_until(b'\n', &mut raw)? == 0 {
+                return Err(TableError::Empty {
+                    origin: origin.to_owned(),
+                }
+                .into());
+            }
+            line_no += 1;
+            let text = line_text(origin, line_no, &raw)?;
+            if skip(text) {
+                continue;
+            }
+            split(origin, line_no, text, &mut fields)?;
+            break fields
+                .iter()
+                .map(|f| f.trim().to_owned())
+                .collect::<Vec<_>>();
+        };
+        let mut index = Vec::with_capacity(wanted.len());
+        for name in wanted {
+            let mut at = header.iter().enumerate().filter(|(_, h)| h == name);
+            match (at.next(), at.next()) {
+                (Some((i, _)), None) => index.push(i),
+                (Some(_), Some(_)) => {
+                    return Err(TableError::DuplicateColumn {
+                        origin: origin.to_owned(),
+                        column: (*name).to_owned(),
+                    }
+                    .into());
+                }
+                (None, _) => {
+                    return Err(TableError::MissingColumn {
+                        origin: origin.to_owned(),
+                        column: (*name).to_owned(),
+                        available: header
+                            .iter()
+                            .map(|h| format!("`{h}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                    .into());
+                }
+            }
+        }
+        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
+        let first = line_no + 1;
+        let mut skips = Vec::new();
+        let mut skipped: u64 = 0;
+        let mut rows = 0usize;
+        // Each field's byte range in the line: reused across rows.
+        let mut cells: Vec<(usize, usize)> = Vec::with_capacity(header.len());
+        loop {
+            raw.clear();
+            if input.read_until(b'\n', &mut raw)? == 0 {
+                break;
+            }
+            line_no += 1;
+            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if skip_bytes(line) {
+                skipped += 1;
+                continue;
+            }
+            if skips.last().map_or(0, |s: &(usize, u64)| s.1) != skipped {
+                skips.push((rows, skipped));
+            }
+            let field_count = |found| TableError::FieldCount {
+                origin: origin.to_owned(),
+                line: line_no,
+                expected: header.len(),
+                found,
+            };
+            if line.contains(&b'"') {
+                let text = line_text(origin, line_no, line)?;
+                split(origin, line_no, text, &mut fields)?;
+                if fields.len() != header.len() {
+                    return Err(field_count(fields.len()).into());
+                }
+                for (c, &i) in index.iter().enumerate() {
+                    columns[c].push(number(origin, line_no, wanted[c], fields[i].trim())?);
+                }
+            } else {
+                // The common case, in one pass over the bytes and without a copy of any field:
+                // a million rows are read in about the time it takes to parse their numbers (P8).
+                cells.clear();
+                let mut start = 0;
+                for (i, &b) in line.iter().enumerate() {
+                    if b == b',' {
+                        cells.push((start, i));
+                        start = i + 1;
+                    }
+                }
+                cells.push((start, line.len()));
+                if cells.len() != header.len() {
+                    return Err(field_count(cells.len()).into());
+                }
+                for (c, &i) in index.iter().enumerate() {
+                    let (a, b) = cells[i];
+                    let bytes = line.get(a..b).unwrap_or_default();
+                    let cell = match std::str::from_utf8(bytes) {
+                        Ok(cell) => cell.trim(),
+                        Err(_) => {
+                            return Err(TableError::NotANumber {
+                                origin: origin.to_owned(),
+                                line: line_no,
+                                column: wanted[c].to_owned(),
+                                text: String::from_utf8_lossy(bytes).chars().take(40).collect(),
+                            }
+                            .into());
+                        }
+                    };
+                    columns[c].push(number(origin, line_no, wanted[c], cell)?);
+                }
+            }
+            rows += 1;
+        }
+        Ok(Table {
+            origin: origin.to_owned(),
+            columns: wanted
+                .iter()
+                .map(|w| (*w).to_owned())
+                .zip(columns)
+                .collect(),
+            units: HashMap::new(),
+            rows: Rows::Lines { first, skips },
+            left_out: 0,
+        })
+    }
+
+    /// The table of `readings` (one series): columns `seq`, `run`, `utc` (seconds since the
+    /// Unix epoch), `days` (since the first valid reading) and `value`, valid readings only.
+    /// `origin` describes the selection for errors.
+    pub fn from_readings(origin: &str, readings: &[SelectedReading]) -> Result<Table, TableError> {
+        let valid: Vec<(&SelectedReading, f64)> = readings
+            .iter()
+            .filter(|r| r.status == ReadingStatus::Valid)
+            .filter_map(|r| r.value.filter(|v| v.is_finite()).map(|v| (r, v)))
+            .collect();
+        let mut series: Vec<String> = Vec::new();
+        for (r, _) in &valid {
+            let name = format!("{}/{} ({})", r.instrument, r.quantity, r.unit);
+            if !series.contains(&name) {
+                series.push(name);
+            }
+        }
+        if series.len() > 1 {
+            return Err(TableError::MixedSeries {
+                origin: origin.to_owned(),
+                series: series.join(", "),
+            });
+        }
+        let t0 = valid.first().map_or(0, |(r, _)| r.utc_us);
+        let mut units = HashMap::new();
+        if let Some((r, _)) = valid.first() {
+            units.insert("value".to_owned(), r.unit.clone());
+        }
+        units.insert("utc".to_owned(), "s".to_owned());
+        units.insert("days".to_owned(), "d".to_owned());
+        let column = |f: &dyn Fn(&SelectedReading, f64) -> f64| -> Vec<f64> {
+            valid.iter().map(|(r, v)| f(r, *v)).collect()
+        };
+        Ok(Table {
+            origin: origin.to_owned(),
+            columns: vec![
+                ("seq".to_owned(), column(&|r, _| r.seq as f64)),
+                ("run".to_owned(), column(&|r, _| r.run as f64)),
+                ("utc".to_owned(), column(&|r, _| r.utc_us as f64 / 1e6)),
+                (
+                    "days".to_owned(),
+                    // Integer microseconds first, so the difference is exact.
+                    column(&|r, _| (r.utc_us - t0) as f64 / 86_400e6),
+                ),
+                ("value".to_owned(), column(&|_, v| v)),
+            ],
+            units,
+            rows: Rows::Readings(valid.iter().map(|(r, _)| r.seq).collect()),
+            left_out: readings.len() - valid.len(),
+        })
+    }
+
+    /// The file's path or the selection's description.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.1.len())
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Readings of the selection left out because they were not valid (overload, not a number).
+    pub fn left_out(&self) -> usize {
+        self.left_out
+    }
+
+    /// The column `name`, or [`TableError::MissingColumn`] listing those there are.
+    pub fn column(&self, name: &str) -> Result<&[f64], TableError> {
+        match self.columns.iter().find(|(n, _)| n == name) {
+            Some((_, c)) => Ok(c),
+            None => Err(TableError::MissingColumn {
+                origin: self.origin.clone(),
+                column: name.to_owned(),
+                available: self
+                    .columns
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// The unit of column `name`, when known.
+    pub fn unit(&self, name: &str) -> Option<&str> {
+        self.units.get(name).map(String::as_str)
+    }
+
+    /// Where row `index` came from.
+    pub fn row(&self, index: usize) -> RowRef {
+        match &self.rows {
+            Rows::Lines { first, skips } => {
+                let before = match skips.partition_point(|s| s.0 <= index) {
+                    0 => 0,
+                    k => skips[k - 1].1,
+                };
+                RowRef::Line(first + index as u64 + before)
+            }
+            Rows::Readings(seqs) => RowRef::Reading(seqs.get(index).copied().unwrap_or(0)),
+        }
+    }
+}
+
+impl fmt::Display for RowRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowRef::Line(l) => write!(f, "line {l}"),
+            RowRef::Reading(s) => write!(f, "reading {s}"),
+        }
+    }
+}
+
+/// Why CSV text could not be parsed: its content, or reading it.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The content.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// Reading the input.
+    #[error("cannot read the input")]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes `columns` (name, values) as CSV text that [`Table::parse_csv`] reads back exactly:
+/// the shortest decimal that round-trips each double.
+pub fn write_csv(columns: &[(&str, &[f64])]) -> String {
+    let mut out = String::new();
+    let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    tsagent_bundle::csv::write_record(&mut out, &names);
+    let rows = columns.first().map_or(0, |c| c.1.len());
+    let mut buf = ryu::Buffer::new();
+    for i in 0..rows {
+        for (j, (_, values)) in columns.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(buf.format(values.get(i).copied().unwrap_or(f64::NAN)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The line without its end (LF or CRLF), as UTF-8.
+fn line_text<'a>(origin: &str, line: u64, raw: &'a [u8]) -> Result<&'a str, TableError> {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    std::str::from_utf8(raw).map_err(|_| TableError::Syntax {
+        origin: origin.to_owned(),
+        line,
+        reason: "not UTF-8 text",
+    })
+}
+
+/// Blank lines and `#` comments carry no row (as [`skip`], on the line's bytes).
+fn skip_bytes(line: &[u8]) -> bool {
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => true,
+        Some(b) => *b == b'#',
+    }
+}
+
+/// Blank lines and `#` comments carry no row.
+fn skip(text: &str) -> bool {
+    let t = text.trim_start();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// Splits one line into fields: commas, with RFC 4180 quotes (`""` for a quote inside them).
+fn split(origin: &str, line: u64, text: &str, fields: &mut Vec<String>) -> Result<(), TableError> {
+    fields.clear();
+    let syntax = |reason| TableError::Syntax {
+        origin: origin.to_owned(),
+        line,
+        reason,
+    };
+    if !text.contains('"') {
+        fields.extend(text.split(',').map(str::to_owned));
+        return Ok(());
+    }
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut field = String::new();
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+            chars.next();
+        }
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => return Err(syntax("unterminated quoted field")),
+                }
+            }
+            while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
+                chars.next();
+            }
+            match chars.next() {
+                Some(',') => fields.push(field),
+                None => {
+                    fields.push(field);
+                    return Ok(());
+                }
+                Some(_) => return Err(syntax("text after a closing quote")),
+            }
+        } else {
+            loop {
+                match chars.next() {
+                    Some(',') => break,
+                    Some('"') => return Err(syntax("quote inside an unquoted field")),
+                    Some(c) => field.push(c),
+                    None => {
+                        fields.push(field);
+                        return Ok(());
+                    }
+                }
+            }
+            fields.push(field);
+        }
+    }
+}
+
+/// The number in `cell`; NaN and infinities (which Rust's parser accepts) are refused.
+fn number(origin: &str, line: u64, column: &str, cell: &str) -> Result<f64, TableError> {
+    match cell.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(TableError::NonFinite {
+            origin: origin.to_owned(),
+            line,
+            column: column.to_owned(),
+            text: cell.to_owned(),
+        }),
+        Err(_) => Err(TableError::NotANumber {
+            origin: origin.to_owned(),
+            line,
+            column: column.to_owned(),
+            text: cell.chars().take(40).collect(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(text: &str, wanted: &[&str]) -> Result<Table, TableError> {
+        Table::parse_csv("f.csv", text.as_bytes(), wanted).map_err(|e| match e {
+            ParseError::Table(e) => e,
+            ParseError::Io(e) => panic!("{e}"),
+        })
+    }
+
+    #[test]
+    fn reads_only_the_columns_asked_for() {
+        let t = parse(
+            "# exported\nutc,value,raw\r\n2026-12-01T00:00:00Z,1.5,\"a, b\"\n\n2026-12-02T00:00:00Z,2.5,x\n",
+            &["value"],
+        )
+        .unwrap();
+        assert_eq!(t.column("value").unwrap(), [1.5, 2.5]);
+        assert_eq!(t.row(0), RowRef::Line(3));
+        assert_eq!(t.row(1), RowRef::Line(5));
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let e = |text: &str, wanted: &[&str]| parse(text, wanted).unwrap_err().to_string();
+        assert_eq!(e("", &["y"]), "f.csv: empty file: no header row");
+        assert_eq!(e("# only\n\n", &["y"]), "f.csv: empty file: no header row");
+        assert_eq!(
+            e("a,b\n1,2\n", &["y"]),
+            "f.csv: no column `y`; the columns are `a`, `b`"
+        );
+        assert_eq!(
+            e("a,b\n1,2\n3,zz\n", &["b"]),
+            "f.csv:3: column `b`: `zz` is not a number"
+        );
+        assert_eq!(
+            e("a,b\n1,NaN\n", &["b"]),
+            "f.csv:2: column `b`: `NaN` is not a finite number"
+        );
+        assert_eq!(
+            e("a,b\n1,-inf\n", &["b"]),
+            "f.csv:2: column `b`: `-inf` is not a finite number"
+        );
+        assert_eq!(
+            e("a,b\n1,\n", &["b"]),
+            "f.csv:2: column `b`: `` is not a number"
+        );
+        assert_eq!(
+            e("a,b\n1,2,3\n", &["b"]),
+            "f.csv:2: 3 fields, but the header has 2"
+        );
+        assert_eq!(
+            e("a,b\n1,\"2\n", &["b"]),
+            "f.csv:2: unterminated quoted field"
+        );
+        assert_eq!(
+            e("a,a\n1,2\n", &["a"]),
+            "f.csv: column `a` appears more than once in the header"
+        );
+        // A column not asked for may hold anything.
+        assert!(parse("a,b\n1,NaN\n", &["a"]).is_ok());
+    }
+
+    #[test]
+    fn readings_become_columns_and_invalid_ones_are_counted() {
+        let r = |seq, utc_us, value: Option<f64>, status| SelectedReading {
+            seq,
+            run: 7,
+            instrument: "dmm".into(),
+            quantity: "voltage".into(),
+            unit: "V".into(),
+            utc_us,
+            value,
+            status,
+        };
+        let t = Table::from_readings(
+            "db",
+            &[
+                r(10, 1_000_000, Some(10.0), ReadingStatus::Valid),
+                r(11, 2_000_000, None, ReadingStatus::Overload),
+                r(
+                    12,
+                    1_000_000 + 43_200_000_000,
+                    Some(10.5),
+                    ReadingStatus::Valid,
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.left_out(), 1);
+        assert_eq!(t.column("days").unwrap(), [0.0, 0.5]);
+        assert_eq!(t.column("utc").unwrap(), [1.0, 43_201.0]);
+        assert_eq!(t.column("seq").unwrap(), [10.0, 12.0]);
+        assert_eq!(t.unit("value"), Some("V"));
+        assert_eq!(t.row(1), RowRef::Reading(12));
+        assert!(
+            t.column("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("`seq`, `run`")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in ".{0,200}", wanted in prop::collection::vec("[a-c,\"]{0,3}", 0..3)) {
+            let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            let _ = Table::parse_csv("f", text.as_bytes(), &wanted);
+        }
+
+        #[test]
+        fn never_panics_on_csv_like_text(
+            lines in prop::collection::vec("[a-c0-9.eE+\\-,\" #\r]{0,12}", 0..8)
+        ) {
+            let text = lines.join("\n");
+            let _ = Table::parse_csv("f", text.as_bytes(), &["a", "b"]);
+        }
+
+        #[test]
+        fn round_trips(
+            cols in prop::collection::vec(
+                prop::collection::vec(prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO, 5),
+                1..4,
+            )
+        ) {
+            let names: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
+            let pairs: Vec<(&str, &[f64])> =
+                names.iter().map(String::as_str).zip(cols.iter().map(Vec::as_slice)).collect();
+            let text = write_csv(&pairs);
+            let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+            let t = Table::parse_csv("f", text.as_bytes(), &wanted).unwrap();
+            for (name, col) in names.iter().zip(&cols) {
+                prop_assert_eq!(t.column(name).unwrap(), col.as_slice());
+            }
+        }
+    }
+}
