@@ -52,6 +52,9 @@ pub struct BudgetRow {
     pub dof: f64,
     /// The component's share of the combined variance, (c_i u_i)² / u_c², between 0 and 1.
     pub share: f64,
+    /// The unit of `value` and `standard_uncertainty` when it is not the measurand's: a
+    /// correction's coefficient (`V/K`) or its sensor's reading (`°C`).
+    pub unit: Option<String>,
 }
 
 impl BudgetRow {
@@ -80,7 +83,14 @@ impl BudgetRow {
             contribution: (sensitivity * standard_uncertainty).abs(),
             dof,
             share: 0.0,
+            unit: None,
         }
+    }
+
+    /// The same row with its input in `unit` rather than the measurand's.
+    pub fn in_unit(mut self, unit: String) -> Self {
+        self.unit = Some(unit);
+        self
     }
 }
 

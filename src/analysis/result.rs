@@ -35,6 +35,8 @@ pub struct LabInput<'a> {
     /// The artefact's nominal value: relative coefficients and relative calibration uncertainties
     /// are fractions of it or of the value.
     pub nominal: f64,
+    /// The measurand's unit (`V`), for the units of the corrections' budget rows.
+    pub unit: &'a str,
 }
 
 /// Where the reported value comes from.
@@ -262,28 +264,42 @@ pub fn lab_result(input: &LabInput<'_>) -> Result<LabResult, AnalysisError> {
     let mut rows = vec![type_a];
     rows.extend(input.components.iter().map(|c| component_row(c, value)));
     for (c, mean_abs) in input.corrections.iter().zip(&corrected.mean_abs_deviation) {
+        // The coefficient's row in measurand units per environment unit (a relative one times
+        // the nominal value), so its sensitivity is the mean deviation from the reference.
         let per_unit = if c.relative { input.nominal } else { 1.0 };
-        rows.push(BudgetRow::new(
-            format!("{} coefficient", c.quantity),
-            format!("{}系数", c.name_zh),
-            ComponentKind::B,
-            Some(Distribution::Normal { k: 1.0 }),
-            c.u,
-            1.0,
-            mean_abs * per_unit,
-            f64::INFINITY,
-        ));
-        if let Some(u_x) = c.u_quantity {
-            rows.push(BudgetRow::new(
-                format!("{} measurement ({})", c.quantity, c.instrument),
-                format!("{}测量（{}）", c.name_zh, c.instrument),
+        let env_unit = input
+            .env
+            .iter()
+            .find(|s| s.quantity == c.quantity && s.instrument == c.instrument)
+            .map(|s| s.unit.clone())
+            .unwrap_or_default();
+        rows.push(
+            BudgetRow::new(
+                format!("{} coefficient", c.quantity),
+                format!("{}系数", c.name_zh),
                 ComponentKind::B,
                 Some(Distribution::Normal { k: 1.0 }),
-                u_x,
+                c.u * per_unit,
                 1.0,
-                scale(c, input.nominal),
+                *mean_abs,
                 f64::INFINITY,
-            ));
+            )
+            .in_unit(format!("{}/{env_unit}", input.unit)),
+        );
+        if let Some(u_x) = c.u_quantity {
+            rows.push(
+                BudgetRow::new(
+                    format!("{} measurement ({})", c.quantity, c.instrument),
+                    format!("{}测量（{}）", c.name_zh, c.instrument),
+                    ComponentKind::B,
+                    Some(Distribution::Normal { k: 1.0 }),
+                    u_x,
+                    1.0,
+                    scale(c, input.nominal),
+                    f64::INFINITY,
+                )
+                .in_unit(env_unit),
+            );
         }
     }
     let budget = combine(rows)?;

@@ -199,6 +199,32 @@ pub fn run(args: DemoArgs) -> Result<(), Error> {
         say!("  {}", stock_command(&sealed.path, &signers, &lab));
         deliver(dir, &config, &mut store, &line, &*clock)?;
     }
+
+    // The lab's result for this run, as the lab would send it: the report, its plots and a DCC.
+    let out = dir.join("report");
+    let made = super::report_cmd::make(
+        &config,
+        &store,
+        &super::report_cmd::Window {
+            run: Some(outcome.run_id),
+            ..Default::default()
+        },
+        None,
+        &out,
+        crate::report::Options {
+            languages: super::report_cmd::languages(&config),
+            dcc: Some(out.join("dcc.xml")),
+        },
+        &*clock,
+    )?;
+    say!("{}", made.line);
+    say!("DCC: {}", out.join("dcc.xml").display());
+    say!(
+        "(every command takes the demo lab: tsagent report --config {} --run {} --out DIR)",
+        lab_config.display(),
+        outcome.run_id
+    );
+    say!("report: {}", made.written.html.display());
     Ok(())
 }
 

@@ -69,6 +69,40 @@ pub enum Error {
     /// `analyze`: the input table or a statistic of it.
     #[error(transparent)]
     Analyze(#[from] crate::analysis::commands::AnalyzeError),
+    /// `report`: the lab's result could not be computed from the readings selected.
+    #[error("the lab's result cannot be computed")]
+    Result(#[from] crate::analysis::AnalysisError),
+    /// `report`: the files could not be made or written.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// `report`: the window holds no reading of the standard.
+    #[error(
+        "no reading in {unit} in the window ({window}): choose one with --run, --since/--until or --official"
+    )]
+    NothingToReport {
+        /// The artefact's unit.
+        unit: String,
+        /// The window, described.
+        window: String,
+    },
+    /// `report`: a `[report]` setting the report and its certificate cannot do without.
+    #[error("a report needs `{key}` ({what}): add it to {origin}")]
+    ReportSetting {
+        /// The key, with its table.
+        key: &'static str,
+        /// What it is for.
+        what: &'static str,
+        /// The config file.
+        origin: String,
+    },
+    /// `report`: more than one instrument read the standard in the window.
+    #[error(
+        "several instruments read the standard in the window ({instruments}): choose one with --instrument"
+    )]
+    SeveralMeasurers {
+        /// Their names.
+        instruments: String,
+    },
     /// A run or an instrument. Boxed: it is the largest error and errors travel by value.
     #[error(transparent)]
     Sequence(Box<SequenceError>),
@@ -267,6 +301,15 @@ impl Error {
             Error::Config(_)
             | Error::Usage(_)
             | Error::Analyze(_)
+            | Error::Result(_)
+            | Error::NothingToReport { .. }
+            | Error::ReportSetting { .. }
+            | Error::SeveralMeasurers { .. }
+            | Error::Report(
+                crate::report::ReportError::Input { .. }
+                | crate::report::ReportError::Language(_)
+                | crate::report::ReportError::Unit(_),
+            )
             | Error::Signers { .. }
             | Error::Read { .. }
             | Error::File(_) => USAGE,
@@ -288,6 +331,7 @@ impl Error {
             Error::Client(_) => INTERNAL,
             Error::Owner(_) => BUSY,
             Error::Sim(_) => RUN_FAILED,
+            Error::Report(_) => STORAGE,
             Error::Upload(_) => RUN_FAILED,
             Error::Verify { .. }
             | Error::UploadRefused(_)

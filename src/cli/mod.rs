@@ -32,6 +32,7 @@ mod error;
 mod measure;
 mod ports;
 pub mod progress;
+mod report_cmd;
 mod run;
 mod sim;
 mod steer;
@@ -119,6 +120,9 @@ pub enum Command {
     Upload(upload_cmd::UploadArgs),
     /// List the sealed bundles: sent (with the receipt's log index), waiting, or held, and why.
     Bundles(upload_cmd::BundlesArgs),
+    /// The lab's result for a window (official by default): report.html, summary.json,
+    /// readings.csv, plots and, with --dcc, a Digital Calibration Certificate.
+    Report(report_cmd::ReportArgs),
     /// The pilot's coordinator: receive, verify, store and log the bundles labs send.
     #[command(subcommand)]
     Coordinator(coordinator_cmd::CoordinatorCommand),
@@ -187,6 +191,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
         Command::Custody(cmd) => custody_cmd::run(cmd),
         Command::Coordinator(cmd) => coordinator_cmd::run(cmd),
+        Command::Report(args) => report_cmd::run(args),
         Command::Upload(args) => upload_cmd::upload(args),
         Command::Bundles(args) => upload_cmd::bundles(args),
     }

@@ -95,6 +95,12 @@ pub struct Artefact {
     pub kind: String,
     /// Serial number.
     pub serial: String,
+    /// Manufacturer, when the lab names it (a report needs it).
+    #[serde(skip)]
+    pub manufacturer: Option<String>,
+    /// Model, when the lab names it.
+    #[serde(skip)]
+    pub model: Option<String>,
     /// Nominal value.
     pub nominal: f64,
     /// Unit of the nominal value.
@@ -629,6 +635,16 @@ impl Validator<'_> {
             id: self.id(&raw.artefact.id, "artefact.id")?,
             kind: raw.artefact.kind,
             serial: raw.artefact.serial,
+            manufacturer: raw
+                .artefact
+                .manufacturer
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty()),
+            model: raw
+                .artefact
+                .model
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty()),
             nominal,
             unit: raw.artefact.unit,
             inspection: self.inspection(&raw.artefact.inspection)?,

@@ -137,6 +137,10 @@ pub struct RawReport {
     pub pilot: Option<String>,
     /// The pilot laboratory (Chinese).
     pub pilot_zh: Option<String>,
+    /// The pilot's city.
+    pub pilot_city: Option<String>,
+    /// The pilot's country, ISO 3166-1 alpha-2.
+    pub pilot_country: Option<Spanned<String>>,
     /// The lab's name in Chinese (`[lab] name` is the English one).
     pub lab_name_zh: Option<String>,
     /// The lab's street address.
@@ -259,6 +263,10 @@ pub struct RawArtefact {
     pub kind: String,
     /// Its serial number.
     pub serial: String,
+    /// Its manufacturer (the report's and the certificate's item).
+    pub manufacturer: Option<String>,
+    /// Its model.
+    pub model: Option<String>,
     /// Nominal value in `unit`.
     pub nominal: Spanned<f64>,
     /// Unit of the nominal value.

@@ -37,6 +37,10 @@ pub struct ReportInfo {
     pub pilot: Option<String>,
     /// The pilot laboratory, in Chinese.
     pub pilot_zh: Option<String>,
+    /// The pilot's city.
+    pub pilot_city: Option<String>,
+    /// The pilot's country, ISO 3166-1 alpha-2, upper case.
+    pub pilot_country: Option<String>,
     /// The lab's name in Chinese (default: `[lab] name`).
     pub lab_name_zh: String,
     /// Street address.
@@ -89,23 +93,25 @@ impl Validator<'_> {
         lab: &Lab,
         artefact: &Artefact,
     ) -> Result<ReportInfo, ConfigError> {
-        let country = match &raw.country {
-            None => None,
+        let country = |value: &Option<toml::Spanned<String>>, key: &'static str| match value {
+            None => Ok(None),
             Some(c) => {
                 let code = c.get_ref().trim().to_ascii_uppercase();
                 if ISO_3166_ALPHA2.binary_search(&code.as_str()).is_err() {
                     return self.invalid(
                         c.span(),
-                        "report.country",
+                        key,
                         format!(
                             "`{}` is not an ISO 3166-1 alpha-2 country code, e.g. \"CN\" or \"DE\"",
                             c.get_ref()
                         ),
                     );
                 }
-                Some(code)
+                Ok(Some(code))
             }
         };
+        let pilot_country = country(&raw.pilot_country, "report.pilot_country")?;
+        let country = country(&raw.country, "report.country")?;
         let languages = match &raw.languages {
             None => vec![Language::Zh, Language::En],
             Some(list) => {
@@ -150,6 +156,8 @@ impl Validator<'_> {
                 .unwrap_or_else(|| format!("传递标准 {} 测量结果", artefact.id)),
             pilot: text(raw.pilot),
             pilot_zh: text(raw.pilot_zh),
+            pilot_city: text(raw.pilot_city),
+            pilot_country,
             lab_name_zh: text(raw.lab_name_zh).unwrap_or_else(|| lab.name.clone()),
             address: text(raw.address),
             city: text(raw.city),

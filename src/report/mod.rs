@@ -34,7 +34,7 @@ pub use input::{
 };
 pub use plots::Figure;
 pub use svg::{Axis, Plot, Scale, Ticks, linear_ticks, log_ticks, time_ticks};
-pub use text::{Lang, parse_languages};
+pub use text::{Lang, parse_languages, with_uncertainty};
 pub use units::{dsi, prefix_for};
 
 /// How to write a report.

@@ -308,7 +308,7 @@ impl Store {
     }
 
     /// Every recorded instrument identity (one row per distinct identity: a handful per lab).
-    fn instruments(&self) -> Result<Vec<InstrumentRow>, StoreError> {
+    pub fn instruments(&self) -> Result<Vec<InstrumentRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, name, resource, manufacturer, model, serial, firmware FROM instruments ORDER BY id",
         )?;

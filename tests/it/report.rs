@@ -332,7 +332,7 @@ fn schema() -> PathBuf {
 }
 
 /// `xmllint --schema` on `file`: its exit status and what it said.
-fn xmllint(file: &Path) -> (bool, String) {
+pub(crate) fn xmllint(file: &Path) -> (bool, String) {
     let out = Command::new("xmllint")
         .args(["--nonet", "--noout", "--schema"])
         .arg(schema())

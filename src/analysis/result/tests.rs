@@ -133,6 +133,7 @@ fn the_budget_matches_a_hand_worked_example() {
         corrections: &corrections,
         components: &components,
         nominal: 10.0,
+        unit: "V",
     })
     .unwrap();
 
@@ -256,6 +257,7 @@ fn a_significant_drift_gives_the_value_at_the_mean_date_from_the_fit() {
         corrections: &[],
         components: &components,
         nominal: 10.0,
+        unit: "V",
     })
     .unwrap();
     let d = r.drift.as_ref().unwrap();
@@ -298,6 +300,7 @@ fn readings_without_environment_are_flagged_and_left_out() {
         corrections: &corrections,
         components: &[],
         nominal: 10.0,
+        unit: "V",
     })
     .unwrap();
     assert_eq!((r.n, r.flagged), (3, 1));
@@ -316,6 +319,7 @@ fn bad_windows_are_typed_errors_never_nan() {
         corrections: &[],
         components: &[],
         nominal: 10.0,
+        unit: "V",
     };
     assert_eq!(lab_result(&input(&[], &[])), Err(AnalysisError::NoReadings));
 
@@ -329,6 +333,7 @@ fn bad_windows_are_typed_errors_never_nan() {
         corrections: &corrections,
         components: &[],
         nominal: 10.0,
+        unit: "V",
     };
     assert_eq!(
         lab_result(&all_flagged),
@@ -385,6 +390,7 @@ fn readings_at_one_instant_have_no_drift_but_a_mean() {
         corrections: &[],
         components: &[],
         nominal: 10.0,
+        unit: "V",
     })
     .unwrap();
     assert!(r.drift.is_none() && r.band.is_empty());
@@ -423,6 +429,7 @@ mod never_nan {
                 corrections: &corrections,
                 components: &components,
                 nominal: 10.0,
+                unit: "V",
             };
             if let Ok(r) = lab_result(&input) {
                 let b = &r.budget;
@@ -472,6 +479,7 @@ fn the_demo_labs_budget_computes() {
         corrections: &demo.corrections,
         components: &demo.uncertainty,
         nominal: demo.artefact.nominal,
+        unit: "V",
     })
     .unwrap();
     assert_eq!((r.n, r.flagged), (240, 0));
