@@ -124,17 +124,20 @@ pub fn log_ticks(lo: f64, hi: f64) -> Ticks {
 const HOUR_US: f64 = 3_600e6;
 const DAY_US: f64 = 86_400e6;
 
-/// Time ticks at whole hours or days (UTC), at most about eight, labelled `MM-DD`, or `HH:MM`
-/// between midnights.
+/// Time ticks at whole seconds, minutes, hours or days (UTC), at most about eight, labelled
+/// `MM-DD`, `HH:MM` between midnights, `HH:MM:SS` when they are seconds apart, or `HH:MM:SS.s`
+/// closer still (the demo's simulated lab reads 200 times in a second or two).
 pub fn time_ticks(lo: f64, hi: f64) -> Ticks {
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
         (lo - HOUR_US, hi + HOUR_US)
     };
-    let steps = [1.0, 2.0, 3.0, 6.0, 12.0]
-        .map(|h| h * HOUR_US)
+    let steps = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0]
+        .map(|s| s * 1e6)
         .into_iter()
+        .chain([1.0, 2.0, 5.0, 10.0, 15.0, 30.0].map(|m| m * 60e6))
+        .chain([1.0, 2.0, 3.0, 6.0, 12.0].map(|h| h * HOUR_US))
         .chain([1.0, 2.0, 7.0, 14.0, 28.0, 91.0, 182.0, 364.0].map(|d| d * DAY_US));
     let span = hi - lo;
     let mut step = 364.0 * DAY_US;
@@ -148,8 +151,12 @@ pub fn time_ticks(lo: f64, hi: f64) -> Ticks {
     let mut t = (lo / step).ceil() * step;
     while t <= hi {
         let text = super::text_utc(t as i64);
-        let label = if step >= DAY_US || t % DAY_US == 0.0 {
+        let label = if step >= DAY_US || (t % DAY_US == 0.0 && step >= 60e6) {
             text.get(5..10).unwrap_or_default().to_owned()
+        } else if step < 1e6 {
+            text.get(11..21).unwrap_or_default().to_owned()
+        } else if step < 60e6 {
+            text.get(11..19).unwrap_or_default().to_owned()
         } else {
             text.get(11..16).unwrap_or_default().to_owned()
         };
@@ -182,7 +189,7 @@ impl Axis {
             Scale::Linear => linear_ticks(lo, hi, 6),
             Scale::Log => log_ticks(lo, hi),
             Scale::Time => {
-                let pad = (hi - lo).max(HOUR_US) * 0.02;
+                let pad = (hi - lo).max(1e6) * 0.02;
                 time_ticks(lo - pad, hi + pad)
             }
         };
@@ -475,6 +482,11 @@ mod tests {
         // Six hours: hourly ticks as times.
         let t = time_ticks(lo + HOUR_US, lo + 7.0 * HOUR_US);
         assert_eq!(t.major[0].1, "01:00");
+        // Twenty seconds (a run of the demo's): ticks five seconds apart, with the seconds.
+        let t = time_ticks(lo + 12e6, lo + 32e6);
+        assert_eq!(t.major[0].1, "00:00:15");
+        assert_eq!(t.major[1].1, "00:00:20");
+        assert!(t.major.len() <= 8);
     }
 
     #[test]

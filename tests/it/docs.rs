@@ -100,3 +100,24 @@ fn readme_examples_validate() {
         std::time::Duration::from_secs(48 * 3600)
     );
 }
+
+#[test]
+fn readme_result_example_validates_on_the_demo_lab() {
+    let readme = include_str!("../../README.md");
+    let block = toml_blocks(readme)
+        .into_iter()
+        .find(|b| b.contains("[[correction]]"))
+        .expect("the corrections and budget example");
+    // The demo lab without its own corrections, budget and report data, then the README's.
+    let demo = tsagent::config::DEMO_TOML;
+    let base = &demo[..demo.find("[[correction]]").unwrap()];
+    let config = tsagent::config::Config::parse(
+        &format!("{base}{block}"),
+        "README + demo",
+        Path::new("/tmp"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.corrections.len(), 1);
+    assert_eq!(config.uncertainty.len(), 2);
+    assert_eq!(config.report.pilot_country.as_deref(), Some("CN"));
+}
