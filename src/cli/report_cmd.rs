@@ -657,7 +657,7 @@ fn allan(result: &LabResult, unit: &str) -> Option<rep::AllanSeries> {
     let mut gaps: Vec<i64> = used.windows(2).map(|w| w[1].0 - w[0].0).collect();
     gaps.sort_unstable();
     let tau0 = *gaps.get(gaps.len() / 2)? as f64 / 1e6;
-    if !(tau0 > 0.0) {
+    if !tau0.is_finite() || tau0 <= 0.0 {
         return None;
     }
     let y: Vec<f64> = used.iter().map(|u| u.1).collect();
