@@ -224,8 +224,9 @@ impl Table {
         let mut skips = Vec::new();
         let mut skipped: u64 = 0;
         let mut rows = 0usize;
-        // Each field's byte range in the line: reused across rows.
+        // Each field's byte range in the line, up to the last one asked for: reused across rows.
         let mut cells: Vec<(usize, usize)> = Vec::with_capacity(header.len());
+        let last = index.iter().copied().max().unwrap_or(0);
         loop {
             raw.clear();
             if input.read_until(b'\n', &mut raw)? == 0 {
@@ -259,20 +260,20 @@ impl Table {
             } else {
                 // The common case, in one pass over the bytes and without a copy of any field:
                 // a million rows are read in about the time it takes to parse their numbers (P8).
+                // Counting is one vectorised pass; the fields are then found only as far as the
+                // last column asked for.
+                let found = line.iter().filter(|&&b| b == b',').count() + 1;
+                if found != header.len() {
+                    return Err(field_count(found).into());
+                }
                 cells.clear();
                 let mut start = 0;
-                for (i, &b) in line.iter().enumerate() {
-                    if b == b',' {
-                        cells.push((start, i));
-                        start = i + 1;
-                    }
-                }
-                cells.push((start, line.len()));
-                if cells.len() != header.len() {
-                    return Err(field_count(cells.len()).into());
+                for piece in line.split(|&b| b == b',').take(last + 1) {
+                    cells.push((start, start + piece.len()));
+                    start += piece.len() + 1;
                 }
                 for (c, &i) in index.iter().enumerate() {
-                    let (a, b) = cells[i];
+                    let (a, b) = cells.get(i).copied().unwrap_or_default();
                     let bytes = line.get(a..b).unwrap_or_default();
                     let cell = match std::str::from_utf8(bytes) {
                         Ok(cell) => cell.trim(),
