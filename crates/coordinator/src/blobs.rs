@@ -180,6 +180,10 @@ pub trait Blobs: Send + Sync {
 pub struct Folder {
     root: PathBuf,
     spool: SpoolDir,
+    /// The folders whose own entry this process has synced in their parent: that entry is
+    /// durable from then on, so each blob kept later syncs only its own folder (one sync a bundle
+    /// fewer, P7 in BENCHMARKS.md).
+    settled: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// A folder of bodies being received, which several processes may share.
@@ -328,6 +332,7 @@ impl Folder {
         Ok(Self {
             root: root.to_owned(),
             spool: SpoolDir::open(&root.join("spool"))?,
+            settled: std::sync::Mutex::default(),
         })
     }
 
@@ -341,17 +346,33 @@ impl Folder {
 
     fn move_into(&self, mut body: Spooled, dest: &Path) -> Result<(), BlobError> {
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
-        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
-        if dest.exists() {
-            // Content-addressed: a blob of this name already holds these bytes (a crash after
-            // the rename and before the index); the spool file goes when `body` drops.
-            return Ok(());
+        let settled = self
+            .settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&dir);
+        if !settled {
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
-        fs::rename(&body.path, dest).map_err(io_err("rename into", dest))?;
-        body.kept = true;
+        if dest.exists() {
+            // Content-addressed: a blob of this name already holds these bytes (a stop after the
+            // rename and before the index); the spool file goes when `body` drops. The folder is
+            // synced all the same: the process that renamed it may have died before doing so.
+        } else {
+            fs::rename(&body.path, dest).map_err(io_err("rename into", dest))?;
+            body.kept = true;
+        }
         sync_dir(&dir)?;
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
+        if !settled {
+            // The folder's own entry, once per process: whoever created it (this process,
+            // another, or one that died before syncing), it is on disk after this.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+            self.settled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(dir);
         }
         Ok(())
     }

@@ -320,6 +320,15 @@ impl Local {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // One plan per statement, whatever the values bound: without it this SQLite (built with
+        // STAT4) marks the parameters compared with an index's columns as steering the plan and
+        // prepares each such statement again at every use, defeating the statement cache: 7 % of
+        // the coordinator's CPU for small bundles (`perf`, P7 in BENCHMARKS.md). There is no
+        // ANALYZE data for a value to steer anything with.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -758,5 +767,46 @@ impl Index for Local {
             out.push(n);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_paths_statements_are_prepared_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Local::open(&dir.path().join("i.sqlite")).unwrap();
+        for n in 0..5 {
+            let mut tx = l.begin().unwrap();
+            let size = tx.lock_log().unwrap();
+            tx.head("NIM", "Z1").unwrap();
+            tx.heartbeats_between("NIM", "Z1", n, n + 10).unwrap();
+            tx.append_entry(size, b"entry", &[(0, size, [1; 32])])
+                .unwrap();
+            tx.subtree(0, size).unwrap();
+            tx.commit().unwrap();
+            l.pending_heartbeat_seqs("NIM", "Z1").unwrap();
+            l.bundle_receipt(&Hash32([1; 32])).unwrap();
+        }
+        let conn = l.conn().unwrap();
+        for sql in [
+            "SELECT bundle_seq, sums_sha256, last_seq, chain_last FROM bundles
+                 WHERE lab = ?1 AND artefact = ?2 ORDER BY bundle_seq DESC LIMIT 1",
+            "SELECT seq, chain FROM heartbeats
+             WHERE lab = ?1 AND artefact = ?2 AND seq BETWEEN ?3 AND ?4 ORDER BY seq",
+            "SELECT DISTINCT seq FROM heartbeats WHERE lab = ?1 AND artefact = ?2
+                 AND seq > (SELECT COALESCE(MAX(last_seq), 0) FROM bundles
+                            WHERE lab = ?1 AND artefact = ?2)
+             ORDER BY seq",
+        ] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
     }
 }

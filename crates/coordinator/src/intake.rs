@@ -9,8 +9,10 @@
 //! blob kept durably; and one transaction under the log's lock: the links and heartbeats again,
 //! the log appended, the receipt signed and indexed, commit. Only then the reply.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -79,6 +81,13 @@ pub enum IntakeError {
     /// The receipt could not be signed.
     #[error(transparent)]
     Sign(#[from] receipt::SignedError),
+    /// The transaction of the group this bundle was committed with failed, and so did the
+    /// bundle's own transaction when tried alone.
+    #[error("the commit of this bundle failed")]
+    Group(#[source] Arc<IntakeError>),
+    /// The request committing this bundle's group stopped before deciding it.
+    #[error("the commit of this bundle's group was abandoned")]
+    Abandoned,
 }
 
 impl IntakeError {
@@ -88,6 +97,7 @@ impl IntakeError {
         match self {
             Self::Blob(BlobError::Full { .. }) => true,
             Self::Index(e) | Self::Log(LogError::Index(e)) => e.is_disk_full(),
+            Self::Group(e) => e.is_disk_full(),
             _ => false,
         }
     }
@@ -107,6 +117,64 @@ pub struct Intake {
     pub index: Box<dyn Index>,
     /// The blobs.
     pub blobs: Box<dyn Blobs>,
+    /// The bundles waiting for a transaction, and whether one is being committed.
+    group: GroupCommit,
+}
+
+/// Group commit: the bundles that finish verification while one transaction is being committed
+/// wait here, and the next request to find no transaction running commits them all in one
+/// (one lock of the log, one WAL sync; each its own entry and receipt). A commit's sync is the
+/// slowest step under the log's lock: taken once per group rather than once per bundle, labs
+/// sending at once share it (P7 in BENCHMARKS.md).
+#[derive(Default)]
+struct GroupCommit {
+    state: Mutex<Queue>,
+    decided: Condvar,
+}
+
+/// What [`GroupCommit`] guards.
+#[derive(Default)]
+struct Queue {
+    /// The number the next bundle gets, to find its outcome by.
+    next: u64,
+    /// Bundles waiting for the next transaction, in the order they arrived.
+    waiting: Vec<(u64, Pending)>,
+    /// Whether a request is committing a group now (it is the group's leader).
+    busy: bool,
+    /// Outcomes decided and not yet taken by their requests.
+    decided: HashMap<u64, Result<Outcome, IntakeError>>,
+}
+
+/// A verified bundle whose blob is kept, waiting for its group's transaction.
+struct Pending {
+    name: String,
+    sha256: Hash32,
+    bytes: u64,
+    v: tsagent_bundle::VerifiedBundle,
+    marks: Vec<u64>,
+}
+
+/// The leader's hold on the queue: if it unwinds before deciding its group, every bundle of the
+/// group is answered with an error rather than waited for forever.
+struct Leading<'a> {
+    group: &'a GroupCommit,
+    ids: Vec<u64>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut q = self
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in self.ids.drain(..) {
+            q.decided.entry(id).or_insert(Err(IntakeError::Abandoned));
+        }
+        q.busy = false;
+        drop(q);
+        self.group.decided.notify_all();
+    }
 }
 
 fn now_us() -> i64 {
@@ -127,6 +195,26 @@ fn split_name(name: &str) -> Option<(&str, u64)> {
 }
 
 impl Intake {
+    /// An intake on these keys and storages.
+    pub fn new(
+        id: String,
+        origin: String,
+        key: PrivateKey,
+        labs: AllowedSigners,
+        index: Box<dyn Index>,
+        blobs: Box<dyn Blobs>,
+    ) -> Self {
+        Self {
+            id,
+            origin,
+            key,
+            labs,
+            index,
+            blobs,
+            group: GroupCommit::default(),
+        }
+    }
+
     /// Starts spooling a body.
     pub fn spool(&self) -> Result<crate::blobs::Spool, BlobError> {
         self.blobs.spool()
@@ -215,7 +303,7 @@ impl Intake {
                             "the bundle inside is `{expected}`, sent as `{name}`"
                         )));
                     }
-                    return self.accept(name, body, &v, &marks);
+                    return self.accept(name, body, v, marks);
                 }
                 Err(e) => last = Some(e),
             }
@@ -235,25 +323,30 @@ impl Intake {
     ///
     /// The chain rules are judged twice. First without the log's lock, so that a bundle they
     /// refuse is refused before anything of it is kept. Then the blob is kept, and the rules are
-    /// judged again under the lock, where the log is appended and the bundle indexed in one
-    /// transaction. Keeping the blob is the slow part of an accept (a file and two folders
-    /// fsync'd, or an upload to the bucket); under the lock, every lab's bundles — and in the
-    /// scale-out mode every process's — would wait for it one at a time (BENCHMARKS.md, P7).
+    /// judged again under the lock, where the log is appended and the bundle indexed, in the
+    /// transaction of its group ([`GroupCommit`]). Keeping the blob is the slow part of an accept
+    /// (a file and its folder fsync'd, or an upload to the bucket); under the lock, every lab's
+    /// bundles — and in the scale-out mode every process's — would wait for it one at a time
+    /// (BENCHMARKS.md, P7).
     fn accept(
         &self,
         name: &str,
         body: Spooled,
-        v: &tsagent_bundle::VerifiedBundle,
-        marks: &[u64],
+        v: tsagent_bundle::VerifiedBundle,
+        marks: Vec<u64>,
     ) -> Result<Outcome, IntakeError> {
         let m = &v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
         let (sha256, bytes) = (body.sha256, body.len);
         let mut tx = self.index.begin()?;
-        match self.judge(&mut *tx, v, marks)? {
+        match self.judge(&mut *tx, &v, &marks)? {
             // Nothing was written: committing ends the read and keeps a pooled connection.
             None => tx.commit()?,
-            Some(refusal) => return self.refuse(tx, refusal, Some(body), sha256, lab, artefact),
+            Some(refusal) => {
+                let outcome = self.refuse(&mut *tx, refusal, Some(body), sha256, lab, artefact)?;
+                tx.commit()?;
+                return Ok(outcome);
+            }
         }
         // Durable before the index names it.
         match self.blobs.keep(body) {
@@ -268,43 +361,165 @@ impl Intake {
             }
             Err(e) => return Err(IntakeError::Blob(e)),
         }
+        self.commit_in_group(Pending {
+            name: name.to_owned(),
+            sha256,
+            bytes,
+            v,
+            marks,
+        })
+    }
+
+    /// Queues a bundle for the next group's transaction and waits for its outcome, committing
+    /// the group itself when no other request is committing one. It returns only once the
+    /// transaction that decided it has committed (or failed).
+    fn commit_in_group(&self, pending: Pending) -> Result<Outcome, IntakeError> {
+        let id = self.enqueue(pending);
+        self.wait_for(id)
+    }
+
+    /// Queues a bundle for the next group; the number to wait for its outcome by.
+    fn enqueue(&self, pending: Pending) -> u64 {
+        let mut q = self.queue();
+        let id = q.next;
+        q.next += 1;
+        q.waiting.push((id, pending));
+        id
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic elsewhere left the queue as it was between two whole steps: still usable.
+        self.group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for bundle `id`'s outcome, committing a group (its own and whatever else waits)
+    /// whenever no other request is committing one.
+    fn wait_for(&self, id: u64) -> Result<Outcome, IntakeError> {
+        let lock = || self.queue();
+        let mut q = lock();
+        loop {
+            if let Some(outcome) = q.decided.remove(&id) {
+                return outcome;
+            }
+            if q.busy {
+                q = self
+                    .group
+                    .decided
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // No transaction running: this request commits everything waiting, its own
+            // bundle included, while the next ones queue behind it.
+            q.busy = true;
+            let group = std::mem::take(&mut q.waiting);
+            drop(q);
+            let mut leading = Leading {
+                group: &self.group,
+                ids: group.iter().map(|(id, _)| *id).collect(),
+            };
+            let outcomes = self.commit_group(group);
+            let mut q2 = lock();
+            q2.decided.extend(outcomes);
+            drop(q2);
+            // Marks the queue free and wakes the waiting requests.
+            leading.ids.clear();
+            drop(leading);
+            q = lock();
+        }
+    }
+
+    /// One transaction for `group`, in order: each bundle judged against what the ones before
+    /// it in the group wrote, appended and indexed, or refused. If the transaction fails as a
+    /// whole, each bundle is tried again alone, so that one bundle's failure is not its group's.
+    fn commit_group(&self, group: Vec<(u64, Pending)>) -> Vec<(u64, Result<Outcome, IntakeError>)> {
+        if group.len() > 1 {
+            match self.decide_in_one(&group) {
+                Ok(outcomes) => {
+                    return group
+                        .iter()
+                        .map(|(id, _)| *id)
+                        .zip(outcomes.into_iter().map(Ok))
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "a group of {} bundles failed to commit ({}); each is tried alone",
+                        group.len(),
+                        chain_text(&e)
+                    );
+                }
+            }
+        }
+        group
+            .iter()
+            .map(|(id, p)| {
+                let outcome = self
+                    .decide_in_one(std::slice::from_ref(&(*id, p)))
+                    .map(|mut o| o.remove(0));
+                (*id, outcome)
+            })
+            .collect()
+    }
+
+    /// Decides `group` in one transaction under the log's lock; the outcomes in its order.
+    fn decide_in_one<P: std::borrow::Borrow<Pending>>(
+        &self,
+        group: &[(u64, P)],
+    ) -> Result<Vec<Outcome>, IntakeError> {
         let mut tx = self.index.begin()?;
-        let size = tx.lock_log()?;
-        if let Some(refusal) = self.judge(&mut *tx, v, marks)? {
+        let mut size = tx.lock_log()?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (_, p) in group {
+            let p = p.borrow();
+            outcomes.push(self.decide(&mut *tx, &mut size, p)?);
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    /// One bundle of a group, under the log's lock: judged again, then appended and indexed.
+    fn decide(&self, tx: &mut dyn Tx, size: &mut u64, p: &Pending) -> Result<Outcome, IntakeError> {
+        let m = &p.v.manifest;
+        let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
+        if let Some(refusal) = self.judge(tx, &p.v, &p.marks)? {
             // Another request for this lab and artefact, or a heartbeat, came in between. The
             // blob stays kept and unindexed (an orphan, as after a stop between the two): a
             // re-send of the same bytes indexes it; a fork's incident names it.
-            return self.refuse(tx, refusal, None, sha256, lab, artefact);
+            return self.refuse(tx, refusal, None, p.sha256, lab, artefact);
         }
         let entry = LogEntry::Bundle {
             lab: lab.to_owned(),
             artefact: artefact.to_owned(),
-            bundle: name.to_owned(),
-            sha256,
+            bundle: p.name.clone(),
+            sha256: p.sha256,
             bundle_seq: m.bundle_seq,
             first_seq: m.readings.first_seq,
             last_seq: m.readings.last_seq,
             chain_last: m.readings.chain_last,
         };
-        let (signed, received_utc_us, log_index) = self.log_and_sign(&mut *tx, size, entry)?;
+        let (signed, received_utc_us, log_index) = self.log_and_sign(tx, *size, entry)?;
+        *size += 1;
         tx.insert_bundle(&BundleRow {
-            sha256,
+            sha256: p.sha256,
             lab: lab.to_owned(),
             artefact: artefact.to_owned(),
             bundle_seq: m.bundle_seq,
-            name: name.to_owned(),
-            sums_sha256: Hash32(v.sums_sha256),
+            name: p.name.clone(),
+            sums_sha256: Hash32(p.v.sums_sha256),
             first_seq: m.readings.first_seq,
             last_seq: m.readings.last_seq,
             chain_last: m.readings.chain_last,
             readings: m.readings.count,
-            bytes,
-            last_reading_utc_us: v.last_reading_utc_us,
+            bytes: p.bytes,
+            last_reading_utc_us: p.v.last_reading_utc_us,
             received_utc_us,
             log_index,
             receipt: json(&signed),
         })?;
-        tx.commit()?;
         Ok(Outcome::Accepted(signed))
     }
 
@@ -348,11 +563,11 @@ impl Intake {
         Ok(None)
     }
 
-    /// Answers a refusal of the bundle whose tar hashes to `sha`; `body` is `None` when its blob
-    /// was already kept.
+    /// Answers a refusal of the bundle whose tar hashes to `sha`, writing what it records in `tx`
+    /// (the caller commits); `body` is `None` when its blob was already kept.
     fn refuse(
         &self,
-        tx: Box<dyn Tx + '_>,
+        tx: &mut dyn Tx,
         refusal: Refusal,
         body: Option<Spooled>,
         sha: Hash32,
@@ -396,7 +611,7 @@ impl Intake {
 
     fn refuse_link(
         &self,
-        mut tx: Box<dyn Tx + '_>,
+        tx: &mut dyn Tx,
         e: LinkError,
         body: Option<Spooled>,
         sha: Hash32,
@@ -406,7 +621,6 @@ impl Intake {
         match e {
             LinkError::Gap { expected, found } => {
                 tx.note_gap(lab, artefact, found)?;
-                tx.commit()?;
                 Ok(Outcome::Gap {
                     expected,
                     message: e.to_string(),
@@ -426,11 +640,11 @@ impl Intake {
     }
 
     /// Quarantines the body (unless it was already kept: then it stays where it is, unindexed),
-    /// records the incident, and answers 409.
+    /// records the incident in `tx` (the caller commits), and answers 409.
     #[allow(clippy::too_many_arguments)]
     fn fork(
         &self,
-        mut tx: Box<dyn Tx + '_>,
+        tx: &mut dyn Tx,
         body: Option<Spooled>,
         sha: Hash32,
         lab: &str,
@@ -455,7 +669,6 @@ impl Intake {
             detail: detail.clone(),
             sha256: Some(sha),
         })?;
-        tx.commit()?;
         tracing::warn!(lab, artefact, kind, "{detail}");
         Ok(Outcome::Fork(detail))
     }
@@ -645,9 +858,14 @@ mod tests {
                 }
             })
             .collect();
-        let input = SealInput {
-            lab_id: "NIM".into(),
-            lab_name: "NIM".into(),
+        tsagent_bundle::seal(&bundle_input("NIM", readings), key).unwrap()
+    }
+
+    /// Bundle 1 of `lab`, artefact `Z1`, with these readings.
+    fn bundle_input(lab: &str, readings: Vec<ReadingExport>) -> SealInput {
+        SealInput {
+            lab_id: lab.into(),
+            lab_name: lab.into(),
             artefact: ArtefactInfo {
                 id: "Z1".into(),
                 kind: "zener".into(),
@@ -675,8 +893,7 @@ mod tests {
             custody: Default::default(),
             traceability: vec![],
             previous_receipt: None,
-        };
-        tsagent_bundle::seal(&input, key).unwrap()
+        }
     }
 
     #[test]
@@ -686,14 +903,14 @@ mod tests {
         tsagent_bundle::generate_key(&path, "NIM").unwrap();
         let key = tsagent_bundle::load_signing_key(&path).unwrap();
         let labs = tsagent_bundle::allowed_signers_line("NIM", key.public_key()).unwrap();
-        let intake = Intake {
-            id: "pilot".into(),
-            origin: "pilot/log".into(),
-            key: key.clone(),
-            labs: AllowedSigners::parse(&labs).unwrap(),
-            index: Box::new(crate::index::Local::open(&dir.path().join("index.sqlite")).unwrap()),
-            blobs: Box::new(crate::blobs::Folder::open(&dir.path().join("store")).unwrap()),
-        };
+        let intake = Intake::new(
+            "pilot".into(),
+            "pilot/log".into(),
+            key.clone(),
+            AllowedSigners::parse(&labs).unwrap(),
+            Box::new(crate::index::Local::open(&dir.path().join("index.sqlite")).unwrap()),
+            Box::new(crate::blobs::Folder::open(&dir.path().join("store")).unwrap()),
+        );
         let spooled = |tar: &[u8]| {
             let mut s = intake.spool().unwrap();
             s.write(tar).unwrap();
@@ -727,8 +944,9 @@ mod tests {
             Refusal::Link(LinkError::Taken { found: 1, .. })
         ));
         let outcome = intake
-            .refuse(tx, refusal, None, b_sha, "NIM", "Z1")
+            .refuse(&mut *tx, refusal, None, b_sha, "NIM", "Z1")
             .unwrap();
+        tx.commit().unwrap();
         assert!(matches!(outcome, Outcome::Fork(_)), "{outcome:?}");
 
         let incidents = intake.index.incidents().unwrap();
@@ -751,6 +969,271 @@ mod tests {
             vec![b_sha],
             "kept, named by the incident, not indexed"
         );
+    }
+
+    /// A lab sealing consecutive bundles of two readings; `other` seals the next one with other
+    /// readings (a fork) without advancing.
+    struct Lab {
+        id: &'static str,
+        key: PrivateKey,
+        bundle_seq: u64,
+        chain: [u8; 32],
+        prev_sums: Option<[u8; 32]>,
+    }
+
+    impl Lab {
+        fn seal(&self, salt: f64) -> (SealedBundle, [u8; 32]) {
+            let first = self.bundle_seq * 2 + 1;
+            let mut chain = self.chain;
+            let readings = (first..first + 2)
+                .map(|seq| {
+                    let value = 10.0 + salt + seq as f64 * 1e-7;
+                    let record = ReadingRecord {
+                        seq,
+                        run_id: 1,
+                        instrument_id: 1,
+                        quantity: "voltage".into(),
+                        value: Some(value),
+                        status: ReadingStatus::Valid,
+                        unit: "V".into(),
+                        raw: format!("{value}"),
+                        utc_us: 1_790_000_000_000_000 + seq as i64 * 1_000_000,
+                        mono_ns: seq * 1_000_000_000,
+                        boot_id: "boot".into(),
+                    };
+                    chain = record.chain_after(&chain);
+                    ReadingExport {
+                        record,
+                        chain,
+                        sequence: "s".into(),
+                        instrument: "dmm".into(),
+                    }
+                })
+                .collect();
+            let mut input = bundle_input(self.id, readings);
+            input.bundle_seq = self.bundle_seq + 1;
+            input.prev_sums_sha256 = self.prev_sums;
+            input.chain_prev = self.chain;
+            (tsagent_bundle::seal(&input, &self.key).unwrap(), chain)
+        }
+
+        fn next(&mut self) -> SealedBundle {
+            let (sealed, chain) = self.seal(0.0);
+            self.bundle_seq += 1;
+            self.chain = chain;
+            self.prev_sums = Some(sealed.sums_sha256);
+            sealed
+        }
+
+        fn other(&self) -> SealedBundle {
+            self.seal(1.0).0
+        }
+    }
+
+    /// A bundle verified and its blob kept, as a request hands it to its group.
+    fn pending(intake: &Intake, b: &SealedBundle) -> Pending {
+        let mut s = intake.spool().unwrap();
+        s.write(&b.tar).unwrap();
+        let body = s.finish().unwrap();
+        let (sha256, bytes) = (body.sha256, body.len);
+        let lab = b.file_name.split('-').next().unwrap();
+        let v = tsagent_bundle::verify_reader_marked(
+            std::io::Cursor::new(&b.tar),
+            &intake.labs,
+            Some(lab),
+            SystemTime::now(),
+            &[],
+        )
+        .unwrap();
+        intake.blobs.keep(body).unwrap();
+        Pending {
+            name: b.file_name.clone(),
+            sha256,
+            bytes,
+            v,
+            marks: vec![],
+        }
+    }
+
+    #[test]
+    fn one_group_decides_each_bundle_in_order_and_a_fork_in_it_harms_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut labs: Vec<Lab> = ["NIM", "PTB"]
+            .into_iter()
+            .map(|id| {
+                let path = dir.path().join(id);
+                tsagent_bundle::generate_key(&path, id).unwrap();
+                Lab {
+                    id,
+                    key: tsagent_bundle::load_signing_key(&path).unwrap(),
+                    bundle_seq: 0,
+                    chain: GENESIS,
+                    prev_sums: None,
+                }
+            })
+            .collect();
+        let signers: String = labs
+            .iter()
+            .map(|l| tsagent_bundle::allowed_signers_line(l.id, l.key.public_key()).unwrap() + "\n")
+            .collect();
+        let path = dir.path().join("coordinator");
+        tsagent_bundle::generate_key(&path, "coordinator").unwrap();
+        let key = tsagent_bundle::load_signing_key(&path).unwrap();
+        let intake = Intake::new(
+            "pilot".into(),
+            "pilot/log".into(),
+            key.clone(),
+            AllowedSigners::parse(&signers).unwrap(),
+            Box::new(crate::index::Local::open(&dir.path().join("index.sqlite")).unwrap()),
+            Box::new(crate::blobs::Folder::open(&dir.path().join("store")).unwrap()),
+        );
+        let nim1 = labs[0].next();
+        let ptb1 = labs[1].next();
+        let fork2 = labs[0].other();
+        let nim2 = labs[0].next();
+        let ptb2 = labs[1].next();
+        let nim3 = labs[0].next();
+        // As they might queue while another group commits: NIM's 1, 2 and 3 in the order the lab
+        // sent them, another lab's between, a second bundle 2 of NIM's (sent by a forked copy of
+        // the lab, judged next before either 2 was committed) after the true one, and a re-send
+        // of NIM's bundle 1.
+        let order = [&nim1, &ptb1, &nim2, &fork2, &ptb2, &nim1, &nim3];
+        let group: Vec<(u64, Pending)> = order
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u64, pending(&intake, b)))
+            .collect();
+        let fork_sha = group[3].1.sha256;
+        let outcomes: Vec<Outcome> = intake
+            .commit_group(group)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, o))| {
+                assert_eq!(id, i as u64);
+                o.unwrap()
+            })
+            .collect();
+        let mut logged = Vec::new();
+        for (i, o) in outcomes.iter().enumerate() {
+            match (i, o) {
+                (3, Outcome::Fork(detail)) => assert!(detail.contains("bundle 2"), "{detail}"),
+                (5, Outcome::Again(text)) => {
+                    let Outcome::Accepted(first) = &outcomes[0] else {
+                        panic!("{:?}", outcomes[0]);
+                    };
+                    assert_eq!(text, &json(first));
+                }
+                (_, Outcome::Accepted(signed)) if i != 3 && i != 5 => {
+                    let v = receipt::verify_receipt(key.public_key(), signed, None).unwrap();
+                    let LogEntry::Bundle { bundle, .. } = &v.receipt.entry else {
+                        panic!("{:?}", v.receipt.entry);
+                    };
+                    assert_eq!(bundle, &order[i].file_name);
+                    logged.push(v.receipt.log_index);
+                }
+                other => panic!("bundle {i} of the group: {other:?}"),
+            }
+        }
+        assert_eq!(
+            logged,
+            [0, 1, 2, 3, 4],
+            "in the group's order, the refused ones skipped"
+        );
+        let incidents = intake.index.incidents().unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            (incidents[0].lab.as_str(), incidents[0].kind.as_str()),
+            ("NIM", "fork")
+        );
+        assert_eq!(incidents[0].sha256, Some(fork_sha));
+        let status = intake.index.status().unwrap();
+        let seqs: Vec<(&str, u64, u64)> = status
+            .iter()
+            .map(|s| (s.lab.as_str(), s.bundles, s.last_bundle_seq))
+            .collect();
+        assert_eq!(seqs, [("NIM", 3, 3), ("PTB", 2, 2)]);
+        let report = crate::check::check(
+            &*intake.index,
+            &*intake.blobs,
+            Some(key.public_key()),
+            "pilot/log",
+        )
+        .unwrap();
+        assert!(report.is_sound(), "{:?}", report.problems);
+        assert_eq!(
+            report.orphans,
+            vec![fork_sha],
+            "kept, named by its incident"
+        );
+    }
+
+    #[test]
+    fn requests_committing_at_once_each_get_their_own_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        tsagent_bundle::generate_key(&path, "NIM").unwrap();
+        let key = tsagent_bundle::load_signing_key(&path).unwrap();
+        let labs = tsagent_bundle::allowed_signers_line("NIM", key.public_key()).unwrap();
+        let intake = Intake::new(
+            "pilot".into(),
+            "pilot/log".into(),
+            key.clone(),
+            AllowedSigners::parse(&labs).unwrap(),
+            Box::new(crate::index::Local::open(&dir.path().join("index.sqlite")).unwrap()),
+            Box::new(crate::blobs::Folder::open(&dir.path().join("store")).unwrap()),
+        );
+        let mut lab = Lab {
+            id: "NIM",
+            key: key.clone(),
+            bundle_seq: 0,
+            chain: GENESIS,
+            prev_sums: None,
+        };
+        let bundles: Vec<SealedBundle> = (0..16).map(|_| lab.next()).collect();
+        // Sixteen requests queue at once, each for the next bundle in turn; whichever groups
+        // they fall into, the log takes them in the order they queued and each request leaves
+        // with its own bundle's receipt.
+        let pendings: Vec<Pending> = bundles.iter().map(|b| pending(&intake, b)).collect();
+        let order = std::sync::Mutex::new(pendings.into_iter());
+        let outcomes: Vec<(String, Outcome)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        // Queued in bundle order: the lock is held while queueing.
+                        let mut order = order.lock().unwrap();
+                        let p = order.next().unwrap();
+                        let name = p.name.clone();
+                        let id = intake.enqueue(p);
+                        drop(order);
+                        (name, intake.wait_for(id).unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (name, o) in &outcomes {
+            let Outcome::Accepted(signed) = o else {
+                panic!("{name}: {o:?}");
+            };
+            let v = receipt::verify_receipt(key.public_key(), signed, None).unwrap();
+            let LogEntry::Bundle {
+                bundle, bundle_seq, ..
+            } = &v.receipt.entry
+            else {
+                panic!("{:?}", v.receipt.entry);
+            };
+            assert_eq!(bundle, name);
+            assert_eq!(v.receipt.log_index + 1, *bundle_seq);
+        }
+        let report = crate::check::check(
+            &*intake.index,
+            &*intake.blobs,
+            Some(key.public_key()),
+            "pilot/log",
+        )
+        .unwrap();
+        assert!(report.is_sound(), "{:?}", report.problems);
+        assert_eq!(report.bundles, 16);
     }
 
     #[test]

@@ -90,14 +90,14 @@ pub fn open(config: &Config) -> Result<Intake, OpenError> {
     if removed > 0 {
         tracing::info!("removed {removed} half-received body(ies) left by a stop");
     }
-    Ok(Intake {
-        id: config.id.clone(),
-        origin: config.origin.clone(),
+    Ok(Intake::new(
+        config.id.clone(),
+        config.origin.clone(),
         key,
         labs,
         index,
         blobs,
-    })
+    ))
 }
 
 /// The index and the blobs, whichever the storage.

@@ -92,6 +92,7 @@ on_every_storage!(
     next_again_gap_and_forks,
     a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork,
     signers_not_in_labs_and_malformed_bodies_are_refused,
+    labs_sending_at_once_each_get_their_own_receipts,
 );
 
 fn key(dir: &Path, name: &str) -> SigningKey {
@@ -474,4 +475,67 @@ fn signers_not_in_labs_and_malformed_bodies_are_refused(store: Store) {
     ));
     accepted(send(&p, &b.file_name, &b.tar));
     assert!(p.intake.index.incidents().unwrap().is_empty());
+}
+
+/// Six labs send eight bundles each at once, each lab in order as the agent does: whatever
+/// groups the commits formed, each bundle has a receipt of its own that verifies, at its own
+/// place in a log that checks, and the index holds each lab's bundles in order.
+fn labs_sending_at_once_each_get_their_own_receipts(store: Store) {
+    const LABS: [&str; 6] = ["NIM", "PTB", "NPL", "NIST", "LNE", "KRISS"];
+    const EACH: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let mut labs: Vec<Lab> = LABS.iter().map(|id| Lab::new(dir.path(), id)).collect();
+    let p = pilot(&labs.iter().collect::<Vec<_>>(), store);
+    let sets: Vec<Vec<SealedBundle>> = labs
+        .iter_mut()
+        .map(|lab| (0..EACH).map(|_| lab.next(3)).collect())
+        .collect();
+    let receipts: Vec<Vec<SignedReceipt>> = std::thread::scope(|s| {
+        let handles: Vec<_> = sets
+            .iter()
+            .map(|set| {
+                let p = &p;
+                s.spawn(move || {
+                    set.iter()
+                        .map(|b| accepted(send(p, &b.file_name, &b.tar)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut places = Vec::new();
+    for (set, signed) in sets.iter().zip(&receipts) {
+        let mut last = None;
+        for (b, r) in set.iter().zip(signed) {
+            let v = receipt::verify_receipt(&p.public, r, None).unwrap();
+            let LogEntry::Bundle { bundle, sha256, .. } = &v.receipt.entry else {
+                panic!("{:?}", v.receipt.entry);
+            };
+            assert_eq!(bundle, &b.file_name);
+            assert_eq!(*sha256, Hash32(sha2::Sha256::digest(&b.tar).into()));
+            // A lab's bundles are logged in the order it sent them.
+            assert!(last.is_none_or(|l| l < v.receipt.log_index));
+            last = Some(v.receipt.log_index);
+            places.push(v.receipt.log_index);
+        }
+    }
+    places.sort_unstable();
+    assert_eq!(places, (0..(LABS.len() * EACH) as u64).collect::<Vec<_>>());
+    let status = p.intake.index.status().unwrap();
+    assert_eq!(status.len(), LABS.len());
+    assert!(
+        status
+            .iter()
+            .all(|s| (s.bundles, s.last_bundle_seq, s.gaps, s.incidents) == (8, 8, 0, 0))
+    );
+    let report = tsagent_coordinator::check::check(
+        &*p.intake.index,
+        &*p.intake.blobs,
+        Some(&p.public),
+        &p.intake.origin,
+    )
+    .unwrap();
+    assert!(report.is_sound(), "{:?}", report.problems);
+    assert!(report.orphans.is_empty());
 }
