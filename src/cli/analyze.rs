@@ -258,13 +258,26 @@ fn num(v: f64, unit: Option<&str>) -> String {
     }
 }
 
+/// The mean to the digits its uncertainty supports (u(mean) to two significant digits): a 10 V
+/// Zener's mean read to nV shows its nV, which seven significant digits would cut off.
+fn mean_text(mean: f64, u_mean: f64, unit: Option<&str>) -> String {
+    if !(u_mean.is_finite() && u_mean > 0.0) || mean.abs() >= 1e15 {
+        return num(mean, unit);
+    }
+    let text = crate::report::with_uncertainty(mean, u_mean).0;
+    match unit {
+        Some(u) if !u.is_empty() => format!("{text} {u}"),
+        _ => text,
+    }
+}
+
 fn summary_text(table: &Table, column: &str, r: &SummaryResult) -> String {
     let unit = table.unit(column);
     format!(
         "{} `{column}`\n  n        {}\n  mean     {}\n  s        {}\n  u(mean)  {}  (s/√n: valid for uncorrelated readings; see `analyze allan`)\n  dof      {}\n",
         table.origin(),
         r.n,
-        num(r.mean, unit),
+        mean_text(r.mean, r.u_mean, unit),
         num(r.s, unit),
         num(r.u_mean, unit),
         r.dof
@@ -354,5 +367,20 @@ fn allan_text(table: &Table, column: &str, r: &AllanResult) -> String {
 impl From<TableError> for Error {
     fn from(e: TableError) -> Self {
         Error::Analyze(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mean_shows_the_digits_its_uncertainty_supports() {
+        // A 10 V Zener read to nV: seven significant digits would cut its µV and nV off.
+        assert_eq!(
+            mean_text(10.000_024_826_3, 6.0e-8, Some("V")),
+            "10.000024826 V"
+        );
+        assert_eq!(mean_text(1.5, 0.0, None), num(1.5, None));
     }
 }
