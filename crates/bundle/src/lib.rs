@@ -49,9 +49,12 @@ pub use keys::{
     KeyError, MAX_SIGNERS_FILE_BYTES, SignersUpdate, allowed_signers_line, fingerprint,
     generate_key, load_signing_key, write_allowed_signers,
 };
-pub use manifest::{ArtefactInfo, InstrumentInfo, Manifest};
+pub use manifest::{ArtefactInfo, Attachment, InstrumentInfo, Manifest};
 pub use records::{EventExport, ReadingExport};
-pub use seal::{SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal};
+pub use seal::{
+    SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal,
+    seal_with_attachments,
+};
 pub use signers::{AllowedSigners, AllowedSignersError};
 pub use ssh::SshError;
 /// The lab's signing key, as sealing takes it.
@@ -60,8 +63,8 @@ pub use ssh_key::PrivateKey as SigningKey;
 pub use ssh_key::{Algorithm as KeyAlgorithm, PublicKey};
 pub use tar::{TarError, TarLimits, read_tar};
 pub use verify::{
-    MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader,
-    verify_reader_marked,
+    AttachmentProblem, MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at,
+    verify_reader, verify_reader_marked,
 };
 
 /// The SSHSIG namespace bundles are signed in; `allowed_signers` lines restrict keys to it.
