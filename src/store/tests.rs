@@ -362,6 +362,7 @@ fn seal_material_takes_what_is_not_yet_sealed() {
         sums_sha256: [7; 32],
         created_utc_us: 5,
         tar: b"tar",
+        attachments: &[],
     };
     f.store.record_seal(&seal).unwrap();
     assert!(matches!(
@@ -422,6 +423,7 @@ fn seal(f: &mut Fixture, m: &SealMaterial) {
             sums_sha256: archive.1,
             created_utc_us: 0,
             tar: &archive.0,
+            attachments: &[],
         })
         .unwrap();
 }

@@ -52,7 +52,7 @@ pub use keys::{
 pub use manifest::{ArtefactInfo, Attachment, InstrumentInfo, Manifest};
 pub use records::{EventExport, ReadingExport};
 pub use seal::{
-    SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal,
+    SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, check_attachment, seal,
     seal_with_attachments,
 };
 pub use signers::{AllowedSigners, AllowedSignersError};

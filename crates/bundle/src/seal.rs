@@ -60,6 +60,22 @@ pub struct SealInput {
     pub previous_receipt: Option<ReceiptRef>,
 }
 
+/// Whether a file of `size` bytes may ride in a bundle as `report/<name>`: what [`Sealer::attach`]
+/// checks, for a lab to check when it stages a file rather than when it seals.
+pub fn check_attachment(name: &str, size: u64) -> Result<(), SealError> {
+    if !is_attachment_name(name) {
+        return Err(SealError::AttachmentName(name.to_owned()));
+    }
+    if size > MAX_ATTACHMENT_BYTES {
+        return Err(SealError::AttachmentTooLarge {
+            name: name.to_owned(),
+            size,
+            cap: MAX_ATTACHMENT_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// A sealed bundle, in memory; the caller records it durably, then writes `tar` to `file_name`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SealedBundle {
@@ -365,23 +381,13 @@ impl<R: Write, E: Write> Sealer<R, E> {
     /// bundle with attachments is of format v4. Checked here against what verifiers accept, so a
     /// lab never signs a bundle a verifier refuses.
     pub fn attach(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), SealError> {
-        if !is_attachment_name(name) {
-            return Err(SealError::AttachmentName(name.to_owned()));
-        }
+        check_attachment(name, u64::try_from(bytes.len()).unwrap_or(u64::MAX))?;
         if self.attachments.contains_key(name) {
             return Err(SealError::DuplicateAttachment(name.to_owned()));
         }
         if self.attachments.len() >= MAX_ATTACHMENTS {
             return Err(SealError::TooManyAttachments {
                 cap: MAX_ATTACHMENTS,
-            });
-        }
-        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if size > MAX_ATTACHMENT_BYTES {
-            return Err(SealError::AttachmentTooLarge {
-                name: name.to_owned(),
-                size,
-                cap: MAX_ATTACHMENT_BYTES,
             });
         }
         self.attachments.insert(name.to_owned(), bytes);
