@@ -120,4 +120,42 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_version_5_database_gains_the_table_and_a_sealed_row_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &super::super::schema::MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        store
+            .stage_attachments(&[("report.html".to_owned(), b"<p>".to_vec())], 1)
+            .unwrap();
+        assert_eq!(store.staged_attachments().unwrap().len(), 1);
+        drop(store);
+        // A row once sealed stays as sealed, whoever writes the file.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             UPDATE attachments SET bundle_seq = 1;",
+        )
+        .unwrap();
+        for sql in [
+            "UPDATE attachments SET bytes = x'00'",
+            "UPDATE attachments SET bundle_seq = NULL",
+            "DELETE FROM attachments",
+        ] {
+            let e = conn.execute_batch(sql).unwrap_err();
+            assert!(e.to_string().contains("stays as sealed"), "{sql}: {e}");
+        }
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        assert!(store.staged_attachments().unwrap().is_empty());
+        assert_eq!(store.sealed_attachments(1).unwrap(), ["report.html"]);
+    }
 }
