@@ -12,6 +12,9 @@
 //! `tsagent-bundle-v1`). The signature covers the sums, the sums cover the files, the manifest
 //! pins the reading chain's ends, and the chain pins every reading.
 //!
+//! From format v4 a bundle may also carry the lab's report in `report/` (attachments, listed in
+//! `SHA256SUMS` as `report/<name>` and in the manifest), which the same three commands verify.
+//!
 //! **Architecture invariants:** sealing is pure (deterministic for the same input and key; it
 //! streams into the caller's sinks); nothing here touches the store or the CLI; the format types in
 //! [`manifest`] depend on serde only; the verifier never extracts, refuses any byte it did not
