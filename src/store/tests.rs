@@ -774,9 +774,9 @@ fn a_version_3_log_is_rebuilt_for_aborted_runs_with_its_rows_and_references_whol
         std::fs::copy(&f.path, &path).unwrap();
     }
     {
-        // Take it back to version 3, as an older tsagent left it (without what V5 adds).
+        // Take it back to version 3, as an older tsagent left it (without what V5 and V6 add).
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE tlog_seen; DROP TABLE deliveries;")
+        conn.execute_batch("DROP TABLE attachments; DROP TABLE tlog_seen; DROP TABLE deliveries;")
             .unwrap();
         conn.pragma_update(None, "user_version", 3).unwrap();
     }
