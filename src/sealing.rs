@@ -101,6 +101,8 @@ pub struct Sealed {
     pub readings: (u64, u64),
     /// Events in it.
     pub events: usize,
+    /// The staged report files it carries in `report/`, by name.
+    pub attachments: Vec<String>,
 }
 
 /// What happened to the lab's key record.
@@ -135,6 +137,9 @@ pub struct SealReport {
     pub sealed: Vec<Sealed>,
     /// A run still in progress whose readings wait for it to end (not with `include_running`).
     pub waiting_for_run: Option<u64>,
+    /// Report files still staged after sealing (no reading was waiting): they ride in the next
+    /// bundle.
+    pub staged: Vec<String>,
 }
 
 /// Seals every reading not yet in a bundle, of runs that have ended, into the next bundle(s)
@@ -200,6 +205,11 @@ pub fn seal_pending_with(
             Next::Sealed(sealed) => report.sealed.push(sealed),
             Next::Nothing { waiting_for_run } => {
                 report.waiting_for_run = waiting_for_run;
+                report.staged = store
+                    .staged_attachments()?
+                    .into_iter()
+                    .map(|a| a.name)
+                    .collect();
                 return Ok(report);
             }
         }
@@ -358,6 +368,16 @@ fn seal_one(
         Scan::Bundle(sealer, scanned) => (sealer, scanned),
         Scan::Nothing { waiting_for_run } => return Ok(Next::Nothing { waiting_for_run }),
     };
+    // Every staged report file rides in this bundle; its record marks them sealed, in the same
+    // transaction, so a file is carried by exactly one bundle.
+    let mut sealer = sealer;
+    let staged = store.staged_attachments()?;
+    let staged_ids: Vec<i64> = staged.iter().map(|a| a.id).collect();
+    let mut attached = Vec::with_capacity(staged.len());
+    for a in staged {
+        sealer.attach(&a.name, a.bytes)?;
+        attached.push(a.name);
+    }
     let (parts, mut readings, mut events) = sealer.finish(key)?;
     let path = out_dir.join(&parts.file_name);
     let mut archive = |out: &mut dyn Write| -> Result<(), SealingError> {
@@ -376,7 +396,8 @@ fn seal_one(
     if existing_matches(&path, parts.archive_len(), &mut archive)? == Some(false) {
         return Err(SealingError::Exists { path });
     }
-    let record = record_of(&parts, scanned.readings, scanned.chain_last, scanned.events);
+    let mut record = record_of(&parts, scanned.readings, scanned.chain_last, scanned.events);
+    record.attachments = &staged_ids;
     store.record_seal_streamed(&record, parts.archive_len(), &mut archive)?;
     // Only the process whose seal was committed writes the file, so two seals racing for the same
     // bundle number cannot leave the loser's bytes under its name.
@@ -399,6 +420,7 @@ fn seal_one(
         path,
         readings: scanned.readings,
         events: scanned.event_count,
+        attachments: attached,
     }))
 }
 
@@ -419,6 +441,7 @@ fn record_of(
         sums_sha256: parts.sums_sha256,
         created_utc_us: parts.manifest.created_utc_us,
         tar: &[],
+        attachments: &[],
     }
 }
 

@@ -385,6 +385,9 @@ pub(super) fn print_seal(report: &SealReport) {
             s.events,
             s.path.display()
         );
+        if !s.attachments.is_empty() {
+            say!("  with the report in report/: {}", s.attachments.join(", "));
+        }
     }
     if let Some(run) = report.waiting_for_run {
         say!(
@@ -392,6 +395,12 @@ pub(super) fn print_seal(report: &SealReport) {
         );
     } else if report.sealed.is_empty() {
         say!("nothing new to seal: every reading is already in a bundle");
+    }
+    if !report.staged.is_empty() {
+        say!(
+            "report files staged: {} (they ride in the next bundle, sealed once new readings are waiting)",
+            report.staged.join(", ")
+        );
     }
 }
 
@@ -550,4 +559,14 @@ pub(super) fn print_verified(file: &Path, v: &VerifiedBundle) {
         m.bundle_seq,
         m.created_utc
     );
+    // Each attachment was hashed against SHA256SUMS and the manifest: say which, so the pilot
+    // sees the lab's report arrived signed.
+    for a in m.attachments.iter().flatten() {
+        say!(
+            "  attachment {} ({} bytes, sha256 {}) verified",
+            a.file,
+            a.size,
+            a.sha256
+        );
+    }
 }

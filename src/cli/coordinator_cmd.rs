@@ -203,9 +203,9 @@ fn export(a: &ExportArgs) -> Result<(), Error> {
         let result = tsagent_bundle::tar::read_tar_stream(
             BufReader::new(file),
             tsagent_bundle::TarLimits::DEFAULT,
-            |index, data| {
-                // Member 1 is readings.csv.
-                if index != 1 {
+            |member, data| {
+                // Member 1 is readings.csv (the bundle's, not an attachment's).
+                if member != tsagent_bundle::tar::Member::File(1) {
                     return Ok(());
                 }
                 let mut lines = BufReader::new(data).lines();

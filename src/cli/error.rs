@@ -131,6 +131,9 @@ pub enum Error {
     /// The lab is held by another process.
     #[error(transparent)]
     Owner(#[from] OwnerError),
+    /// A report file cannot ride in a bundle (its name or size), so none is staged.
+    #[error("cannot stage the report for the next bundle")]
+    Stage(#[source] tsagent_bundle::SealError),
     /// The simulator.
     #[error(transparent)]
     Sim(#[from] SimError),
@@ -304,6 +307,7 @@ impl Error {
             | Error::Result(_)
             | Error::NothingToReport { .. }
             | Error::ReportSetting { .. }
+            | Error::Stage(_)
             | Error::SeveralMeasurers { .. }
             | Error::Report(
                 crate::report::ReportError::Input { .. }

@@ -16,6 +16,7 @@ use super::db::parse_time;
 use crate::analysis::{self, EnvSeries, LabInput, LabResult, TimedValue};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ComponentSource, Config, Language};
+use crate::daemon::owner::{LabLock, Role};
 use crate::report::{self as rep, Bilingual, ReportInput};
 use crate::stats;
 use crate::store::{InstrumentRow, ReadingFilter, SelectedReading, Store};
@@ -52,6 +53,11 @@ pub struct ReportArgs {
     /// Also write a Digital Calibration Certificate (PTB DCC 3.2.0) of the result here.
     #[arg(long, value_name = "FILE.xml")]
     pub dcc: Option<PathBuf>,
+    /// Also stage the files written (report.html, summary.json, readings.csv, the plots; not
+    /// the DCC, a certificate the lab issues on its own) to ride, signed, in `report/` of the
+    /// next bundle sealed. Takes the lab's lock, so it is refused while the daemon runs.
+    #[arg(long)]
+    pub seal: bool,
 }
 
 /// The files written and the result, for the caller to print (the demo prints them too).
@@ -67,7 +73,13 @@ pub struct Made {
 pub fn run(args: ReportArgs) -> Result<(), Error> {
     let config = Config::load(&args.config)?;
     required_settings(&config)?;
-    let store = Store::open_existing(&config.storage.db)?;
+    // Staging writes the log: hold the lab for it, as any other writer beside the daemon would.
+    let _lock = if args.seal {
+        Some(LabLock::acquire(&config, Role::Report)?)
+    } else {
+        None
+    };
+    let mut store = Store::open_existing(&config.storage.db)?;
     let window = Window {
         official: args.official
             || (args.since.is_none() && args.until.is_none() && args.run.is_none()),
@@ -92,7 +104,46 @@ pub fn run(args: ReportArgs) -> Result<(), Error> {
         &SystemClock::new(),
     )?;
     print_made(&made);
+    if args.seal {
+        let names = stage(&mut store, &made.written, SystemClock::new().now().utc_us)?;
+        say!(
+            "staged for the next bundle: {} (they ride, signed, in its report/ once readings are sealed: `tsagent bundle seal` or the daemon's next seal)",
+            names.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// Stages the report's files (not the DCC) for the next bundle, all or none: each is checked
+/// against what a bundle may carry before any is staged.
+fn stage(store: &mut Store, written: &rep::Written, utc_us: i64) -> Result<Vec<String>, Error> {
+    let paths = [&written.html, &written.summary, &written.readings]
+        .into_iter()
+        .chain(&written.plots);
+    let mut files = Vec::new();
+    for path in paths {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        tsagent_bundle::check_attachment(&name, u64::try_from(bytes.len()).unwrap_or(u64::MAX))
+            .map_err(Error::Stage)?;
+        files.push((name, bytes));
+    }
+    if files.len() > tsagent_bundle::tar::MAX_ATTACHMENTS {
+        return Err(Error::Stage(
+            tsagent_bundle::SealError::TooManyAttachments {
+                cap: tsagent_bundle::tar::MAX_ATTACHMENTS,
+            },
+        ));
+    }
+    store.stage_attachments(&files, utc_us)?;
+    Ok(files.into_iter().map(|(name, _)| name).collect())
 }
 
 /// Fails naming the first `[report]` setting a report cannot do without: where the lab and the

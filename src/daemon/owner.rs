@@ -31,6 +31,8 @@ pub enum Role {
     /// `tsagent custody`, writing the log directly for the moment of one action because no
     /// daemon runs (so none can start under it).
     Custody,
+    /// `tsagent report --seal`, staging the report for the next bundle.
+    Report,
 }
 
 impl Role {
@@ -41,6 +43,7 @@ impl Role {
             Role::Measure => "measure",
             Role::Demo => "demo",
             Role::Custody => "custody",
+            Role::Report => "report",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! reading and the exchanges that produced it are on disk, chained to every reading before it (see
 //! [`tsagent_bundle::chain`]). Callers report a reading, and trigger the next one, only after that.
 
+mod attachments;
 mod check;
 mod delivery;
 mod schema;
@@ -29,6 +30,7 @@ pub type EventRow = EventExport;
 /// A stored instrument identity, in the bundle's manifest shape.
 pub type InstrumentRow = InstrumentInfo;
 
+pub use attachments::StagedAttachment;
 pub use check::{CheckReport, Problem};
 pub use delivery::{BundleSummary, Delivery, DeliveryState, SeenCheckpoint};
 pub use seal::{BundleInfo, KeyCheck, Scan, Scanned, SealStart, SealWindow};
@@ -117,6 +119,14 @@ pub enum StoreError {
         last: u64,
         /// Last reading the head records.
         head: u64,
+    },
+    /// The staged attachments changed between reading them for a bundle and recording it.
+    #[error(
+        "the staged report files changed while bundle {seq} was being sealed; run the command again"
+    )]
+    AttachmentsChanged {
+        /// The bundle number.
+        seq: u64,
     },
     /// Another process sealed the same bundle number first.
     #[error("bundle {seq} was sealed by another process at the same time; run the command again")]
@@ -399,6 +409,8 @@ pub struct SealRecord<'a> {
     /// The archive, for [`Store::record_seal`] (which takes it in memory);
     /// [`Store::record_seal_streamed`] ignores it and takes the archive from its writer.
     pub tar: &'a [u8],
+    /// The staged attachments (their ids) the bundle carries, marked sealed with it.
+    pub attachments: &'a [i64],
 }
 
 /// A sealed bundle.

@@ -2,7 +2,7 @@
 //! runs in one transaction with the version bump, so a crash leaves the old or the new schema.
 
 /// The migrations in order; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 const V1: &str = r#"
 CREATE TABLE instruments (
@@ -175,4 +175,25 @@ CREATE TABLE tlog_seen (
     signature TEXT NOT NULL,
     seen_utc_us INTEGER NOT NULL
 );
+"#;
+
+/// Files staged to ride in the next bundle (`tsagent report --seal`): the lab's report, held here
+/// so the bundle carries exactly the bytes staged, whatever happens to the report folder. A name
+/// is staged at most once at a time (staging it again replaces the staged one); `bundle_seq` is
+/// set in the transaction that records the bundle carrying it, and from then on the row is final.
+const V6: &str = r#"
+CREATE TABLE attachments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    staged_utc_us INTEGER NOT NULL,
+    bundle_seq INTEGER REFERENCES bundles (seq)
+);
+CREATE UNIQUE INDEX attachments_staged_name ON attachments (name) WHERE bundle_seq IS NULL;
+CREATE TRIGGER attachments_sealed_is_final BEFORE UPDATE ON attachments
+    WHEN OLD.bundle_seq IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'a sealed attachment stays as sealed'); END;
+CREATE TRIGGER attachments_sealed_no_delete BEFORE DELETE ON attachments
+    WHEN OLD.bundle_seq IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'a sealed attachment stays as sealed'); END;
 "#;

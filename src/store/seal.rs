@@ -394,6 +394,7 @@ impl Store {
                 .into());
             }
         }
+        super::attachments::mark_sealed(&tx, seal.attachments, seal.seq)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(())
     }
@@ -681,6 +682,7 @@ mod tests {
                     sums_sha256: [seq as u8; 32],
                     created_utc_us: 0,
                     tar: b"archive",
+                    attachments: &[],
                 })
                 .unwrap();
         }
@@ -779,6 +781,7 @@ mod tests {
             sums_sha256: [1; 32],
             created_utc_us: 0,
             tar: &[],
+            attachments: &[],
         };
         // A writer that stops short commits nothing.
         let short = lab.store.record_seal_streamed(&record, 10, |out| {

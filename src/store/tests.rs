@@ -362,6 +362,7 @@ fn seal_material_takes_what_is_not_yet_sealed() {
         sums_sha256: [7; 32],
         created_utc_us: 5,
         tar: b"tar",
+        attachments: &[],
     };
     f.store.record_seal(&seal).unwrap();
     assert!(matches!(
@@ -422,6 +423,7 @@ fn seal(f: &mut Fixture, m: &SealMaterial) {
             sums_sha256: archive.1,
             created_utc_us: 0,
             tar: &archive.0,
+            attachments: &[],
         })
         .unwrap();
 }
@@ -772,9 +774,9 @@ fn a_version_3_log_is_rebuilt_for_aborted_runs_with_its_rows_and_references_whol
         std::fs::copy(&f.path, &path).unwrap();
     }
     {
-        // Take it back to version 3, as an older tsagent left it (without what V5 adds).
+        // Take it back to version 3, as an older tsagent left it (without what V5 and V6 add).
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE tlog_seen; DROP TABLE deliveries;")
+        conn.execute_batch("DROP TABLE attachments; DROP TABLE tlog_seen; DROP TABLE deliveries;")
             .unwrap();
         conn.pragma_update(None, "user_version", 3).unwrap();
     }

@@ -11,6 +11,7 @@ mod common;
 
 mod alerts;
 mod analyze;
+mod attach;
 mod bundles;
 mod check;
 mod control;

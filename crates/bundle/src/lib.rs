@@ -12,6 +12,9 @@
 //! `tsagent-bundle-v1`). The signature covers the sums, the sums cover the files, the manifest
 //! pins the reading chain's ends, and the chain pins every reading.
 //!
+//! From format v4 a bundle may also carry the lab's report in `report/` (attachments, listed in
+//! `SHA256SUMS` as `report/<name>` and in the manifest), which the same three commands verify.
+//!
 //! **Architecture invariants:** sealing is pure (deterministic for the same input and key; it
 //! streams into the caller's sinks); nothing here touches the store or the CLI; the format types in
 //! [`manifest`] depend on serde only; the verifier never extracts, refuses any byte it did not
@@ -49,9 +52,12 @@ pub use keys::{
     KeyError, MAX_SIGNERS_FILE_BYTES, SignersUpdate, allowed_signers_line, fingerprint,
     generate_key, load_signing_key, write_allowed_signers,
 };
-pub use manifest::{ArtefactInfo, InstrumentInfo, Manifest};
+pub use manifest::{ArtefactInfo, Attachment, InstrumentInfo, Manifest};
 pub use records::{EventExport, ReadingExport};
-pub use seal::{SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, seal};
+pub use seal::{
+    SealError, SealHeader, SealInput, SealedBundle, SealedParts, Sealer, check_attachment, seal,
+    seal_with_attachments,
+};
 pub use signers::{AllowedSigners, AllowedSignersError};
 pub use ssh::SshError;
 /// The lab's signing key, as sealing takes it.
@@ -60,8 +66,8 @@ pub use ssh_key::PrivateKey as SigningKey;
 pub use ssh_key::{Algorithm as KeyAlgorithm, PublicKey};
 pub use tar::{TarError, TarLimits, read_tar};
 pub use verify::{
-    MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at, verify_reader,
-    verify_reader_marked,
+    AttachmentProblem, MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at,
+    verify_reader, verify_reader_marked,
 };
 
 /// The SSHSIG namespace bundles are signed in; `allowed_signers` lines restrict keys to it.

@@ -13,6 +13,13 @@ use crate::hex;
 /// `previous_receipt`.
 pub const FORMAT: &str = "tsagent-bundle-v3";
 
+/// The format of a bundle that carries attachments (the lab's report) in `report/`: version 3
+/// with the manifest's `attachments`. A bundle without attachments is sealed as [`FORMAT`],
+/// byte for byte as before; a new version, rather than an optional field of v3, makes a verifier
+/// that predates attachments refuse such a bundle by its format, naming it, instead of by an
+/// unexpected tar member, and lets the verifier demand of each version exactly its files.
+pub const FORMAT_V4: &str = "tsagent-bundle-v4";
+
 /// The format of bundles sealed before receipts were carried (no `previous_receipt`); verifiers
 /// still accept it.
 pub const FORMAT_V2: &str = "tsagent-bundle-v2";
@@ -225,6 +232,21 @@ pub struct Manifest {
     /// The latest receipt the lab held at sealing; format v3 on, `null` before the first.
     #[serde(default)]
     pub previous_receipt: Option<ReceiptRef>,
+    /// The files in `report/`, by name in sorted order; format v4 only (at least one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<Attachment>>,
+}
+
+/// One file a bundle carries in `report/` (format v4): the lab's report, summary, plots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// `report/<name>`, as `SHA256SUMS` lists it.
+    pub file: String,
+    /// Its SHA-256.
+    pub sha256: Hash32,
+    /// Its length in bytes.
+    pub size: u64,
 }
 
 /// One line of `events.jsonl`.

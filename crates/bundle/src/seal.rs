@@ -14,12 +14,15 @@ use super::chain::ReadingRef;
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
 use super::csv::MAX_RECORD_BYTES;
 use super::manifest::{
-    AGENT_NAME, AgentInfo, ArtefactInfo, CustodyInfo, FORMAT, Hash32, InstrumentInfo, LabInfo,
-    Manifest, ReceiptRef, Traceability,
+    AGENT_NAME, AgentInfo, ArtefactInfo, Attachment, CustodyInfo, FORMAT, FORMAT_V4, Hash32,
+    InstrumentInfo, LabInfo, Manifest, ReceiptRef, Traceability,
 };
 use super::records::{self, EventExport, ReadingExport, RowWriter, format_utc_us};
 use super::ssh::SshError;
-use super::tar::{CUSTODY, FILE_NAMES, MAX_FOLDER_LEN, MEMBER_CAPS, TarPlan, TarWriteError};
+use super::tar::{
+    ATTACHMENT_DIR, CUSTODY, FILE_NAMES, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_FOLDER_LEN,
+    MEMBER_CAPS, TarLimits, TarPlan, TarWriteError, is_attachment_name,
+};
 use super::{NAMESPACE, bundle_name, is_valid_id, sums};
 
 /// Everything a bundle is made of; the store reads it as one consistent snapshot.
@@ -55,6 +58,22 @@ pub struct SealInput {
     pub traceability: Vec<Traceability>,
     /// The coordinator's latest receipt the lab holds, if any.
     pub previous_receipt: Option<ReceiptRef>,
+}
+
+/// Whether a file of `size` bytes may ride in a bundle as `report/<name>`: what [`Sealer::attach`]
+/// checks, for a lab to check when it stages a file rather than when it seals.
+pub fn check_attachment(name: &str, size: u64) -> Result<(), SealError> {
+    if !is_attachment_name(name) {
+        return Err(SealError::AttachmentName(name.to_owned()));
+    }
+    if size > MAX_ATTACHMENT_BYTES {
+        return Err(SealError::AttachmentTooLarge {
+            name: name.to_owned(),
+            size,
+            cap: MAX_ATTACHMENT_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// A sealed bundle, in memory; the caller records it durably, then writes `tar` to `file_name`.
@@ -150,6 +169,30 @@ pub enum SealError {
     /// Building the archive failed.
     #[error("cannot build the bundle archive")]
     Tar(#[from] TarWriteError),
+    /// An attachment's name is not 1 to 64 bytes of `[A-Za-z0-9._-]` not starting with `.` or `-`.
+    #[error(
+        "invalid attachment name `{0}` (expected [A-Za-z0-9._-]{{1,64}}, not starting with . or -)"
+    )]
+    AttachmentName(String),
+    /// The same attachment name twice.
+    #[error("attachment `{0}` is given twice")]
+    DuplicateAttachment(String),
+    /// More attachments than verifiers accept.
+    #[error("more than {cap} attachments")]
+    TooManyAttachments {
+        /// The cap.
+        cap: usize,
+    },
+    /// An attachment larger than verifiers accept.
+    #[error("attachment `{name}` is {size} bytes, over the {cap}-byte cap verifiers apply")]
+    AttachmentTooLarge {
+        /// Its name.
+        name: String,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -272,6 +315,9 @@ pub struct Sealer<R, E> {
     readings_check: ReadingsCheck,
     events_check: EventsCheck,
     rows: RowWriter,
+    /// The attachments, by name: held in memory, as a report is a few small files (each under
+    /// its cap, and no more than [`MAX_ATTACHMENTS`] of them).
+    attachments: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 impl<R: Write, E: Write> Sealer<R, E> {
@@ -327,7 +373,25 @@ impl<R: Write, E: Write> Sealer<R, E> {
             readings_check,
             events_check: EventsCheck::default(),
             rows,
+            attachments: std::collections::BTreeMap::new(),
         })
+    }
+
+    /// Attaches a file to carry in `report/<name>`, listed in `SHA256SUMS` and the manifest; a
+    /// bundle with attachments is of format v4. Checked here against what verifiers accept, so a
+    /// lab never signs a bundle a verifier refuses.
+    pub fn attach(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), SealError> {
+        check_attachment(name, u64::try_from(bytes.len()).unwrap_or(u64::MAX))?;
+        if self.attachments.contains_key(name) {
+            return Err(SealError::DuplicateAttachment(name.to_owned()));
+        }
+        if self.attachments.len() >= MAX_ATTACHMENTS {
+            return Err(SealError::TooManyAttachments {
+                cap: MAX_ATTACHMENTS,
+            });
+        }
+        self.attachments.insert(name.to_owned(), bytes);
+        Ok(())
     }
 
     /// The bundle's name, `<lab>-<artefact>-<seq:06>`.
@@ -390,8 +454,18 @@ impl<R: Write, E: Write> Sealer<R, E> {
         let (readings_sha256, readings_len, readings_out) = self.readings.finish()?;
         let (events_sha256, events_len, events_out) = self.events.finish()?;
         let h = self.header;
+        let attachments: Vec<(String, Vec<u8>)> = self.attachments.into_iter().collect();
+        let listed: Vec<(String, [u8; 32])> = attachments
+            .iter()
+            .map(|(name, bytes)| (name.clone(), sha256(bytes)))
+            .collect();
         let manifest = Manifest {
-            format: FORMAT.to_owned(),
+            format: if attachments.is_empty() {
+                FORMAT
+            } else {
+                FORMAT_V4
+            }
+            .to_owned(),
             lab: LabInfo {
                 id: h.lab_id,
                 name: h.lab_name,
@@ -415,6 +489,17 @@ impl<R: Write, E: Write> Sealer<R, E> {
             }),
             traceability: Some(h.traceability),
             previous_receipt: h.previous_receipt,
+            attachments: (!attachments.is_empty()).then(|| {
+                attachments
+                    .iter()
+                    .zip(&listed)
+                    .map(|((name, bytes), (_, hash))| Attachment {
+                        file: format!("{ATTACHMENT_DIR}/{name}"),
+                        sha256: Hash32(*hash),
+                        size: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                    })
+                    .collect()
+            }),
         };
         let mut manifest_json =
             serde_json::to_vec_pretty(&manifest).map_err(|source| SealError::Json {
@@ -435,6 +520,7 @@ impl<R: Write, E: Write> Sealer<R, E> {
             events: events_sha256,
             manifest: sha256(&manifest_json),
             readings: readings_sha256,
+            attachments: listed,
         });
         let signature = key
             .sign(NAMESPACE, HashAlg::Sha512, sums_text.as_bytes())
@@ -445,7 +531,11 @@ impl<R: Write, E: Write> Sealer<R, E> {
             .into_bytes();
         let sums = sums_text.into_bytes();
         let len = |b: &[u8]| u64::try_from(b.len()).unwrap_or(u64::MAX);
-        let plan = TarPlan::new(
+        let sizes: Vec<(&str, u64)> = attachments
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), len(bytes)))
+            .collect();
+        let plan = TarPlan::with_attachments(
             &self.name,
             [
                 Some(manifest_len),
@@ -455,8 +545,17 @@ impl<R: Write, E: Write> Sealer<R, E> {
                 Some(len(&sums)),
                 Some(len(&sig)),
             ],
+            &sizes,
             self.mtime,
         )?;
+        let cap = TarLimits::DEFAULT.max_total_bytes;
+        if plan.len() > cap {
+            return Err(SealError::TooLarge {
+                file: "tar",
+                size: plan.len(),
+                cap,
+            });
+        }
         Ok((
             SealedParts {
                 file_name: format!("{}.tar", self.name),
@@ -467,6 +566,7 @@ impl<R: Write, E: Write> Sealer<R, E> {
                 custody: self.custody,
                 sums,
                 sig,
+                attachments,
                 plan,
             },
             readings_out,
@@ -495,6 +595,8 @@ pub struct SealedParts {
     pub sums: Vec<u8>,
     /// `SHA256SUMS.sig`.
     pub sig: Vec<u8>,
+    /// The attachments, name and bytes, sorted by name.
+    pub attachments: Vec<(String, Vec<u8>)>,
     plan: TarPlan,
 }
 
@@ -512,7 +614,10 @@ impl SealedParts {
         readings: &mut dyn Read,
         events: &mut dyn Read,
     ) -> io::Result<()> {
-        self.plan.write(
+        let mut slices: Vec<&[u8]> = self.attachments.iter().map(|(_, b)| &b[..]).collect();
+        let mut attached: Vec<&mut dyn Read> =
+            slices.iter_mut().map(|s| s as &mut dyn Read).collect();
+        self.plan.write_with(
             out,
             [
                 &mut &self.manifest_json[..],
@@ -522,12 +627,22 @@ impl SealedParts {
                 &mut &self.sums[..],
                 &mut &self.sig[..],
             ],
+            &mut attached,
         )
     }
 }
 
 /// Builds and signs a bundle in memory. Pure: the same input and key give the same bytes.
 pub fn seal(input: &SealInput, key: &PrivateKey) -> Result<SealedBundle, SealError> {
+    seal_with_attachments(input, &[], key)
+}
+
+/// [`seal`], carrying `attachments` (name and bytes) in `report/`: format v4 when there are any.
+pub fn seal_with_attachments(
+    input: &SealInput,
+    attachments: &[(&str, &[u8])],
+    key: &PrivateKey,
+) -> Result<SealedBundle, SealError> {
     let header = SealHeader {
         lab_id: input.lab_id.clone(),
         lab_name: input.lab_name.clone(),
@@ -548,6 +663,9 @@ pub fn seal(input: &SealInput, key: &PrivateKey) -> Result<SealedBundle, SealErr
     }
     for e in &input.events {
         sealer.push_event(e)?;
+    }
+    for (name, bytes) in attachments {
+        sealer.attach(name, bytes.to_vec())?;
     }
     let (parts, readings, events) = sealer.finish(key)?;
     let mut tar = Vec::with_capacity(usize::try_from(parts.archive_len()).unwrap_or(0));

@@ -13,8 +13,13 @@ pub const SUMMED_FILES: [&str; 4] = [
     "readings.csv",
 ];
 
+/// The folder of the bundle that attachments live in, and the prefix of their `SHA256SUMS` lines:
+/// apart from the bundle's own files, so the report's `readings.csv` cannot collide with the
+/// bundle's.
+pub const ATTACHMENT_DIR: &str = "report";
+
 /// The hashes `SHA256SUMS` lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sums {
     /// `custody.jsonl`'s; `None` in a bundle of format v1, which has no such file.
     pub custody: Option<[u8; 32]>,
@@ -24,6 +29,9 @@ pub struct Sums {
     pub manifest: [u8; 32],
     /// `readings.csv`'s.
     pub readings: [u8; 32],
+    /// Each attachment's name (without `report/`) and hash, names strictly increasing in byte
+    /// order; empty below format v4.
+    pub attachments: Vec<(String, [u8; 32])>,
 }
 
 /// Why `SHA256SUMS` was rejected.
@@ -42,9 +50,28 @@ pub enum SumsError {
         "SHA256SUMS must list exactly custody.jsonl (from format v2 on), events.jsonl, manifest.json and readings.csv"
     )]
     WrongFiles,
+    /// A line after the bundle's own files is not `<sha256>  report/<name>` with a valid name.
+    #[error("SHA256SUMS line {line} is not `<sha256>  report/<name>` with a valid attachment name")]
+    BadAttachmentLine {
+        /// Line number from 1.
+        line: usize,
+    },
+    /// Attachment lines out of byte order or repeated, which `sort` would not give.
+    #[error("SHA256SUMS line {line}: attachments are not in sorted order without repeats")]
+    AttachmentOrder {
+        /// Line number from 1.
+        line: usize,
+    },
+    /// More attachment lines than a bundle may carry.
+    #[error("SHA256SUMS lists more than {cap} attachments")]
+    TooManyAttachments {
+        /// The cap.
+        cap: usize,
+    },
 }
 
-/// Renders the lines, `custody.jsonl`'s first when the bundle has one.
+/// Renders the lines, `custody.jsonl`'s first when the bundle has one, the attachments' last
+/// (`report/…` sorts after `readings.csv`), in the order given, which the caller keeps sorted.
 pub fn render(sums: &Sums) -> String {
     let hashes = [
         sums.custody,
@@ -52,23 +79,60 @@ pub fn render(sums: &Sums) -> String {
         Some(sums.manifest),
         Some(sums.readings),
     ];
-    SUMMED_FILES
+    let own = SUMMED_FILES
         .iter()
         .zip(hashes)
-        .filter_map(|(name, hash)| hash.map(|h| format!("{}  {name}\n", Hash32(h))))
-        .collect()
+        .filter_map(|(name, hash)| hash.map(|h| format!("{}  {name}\n", Hash32(h))));
+    let attached = sums
+        .attachments
+        .iter()
+        .map(|(name, h)| format!("{}  {ATTACHMENT_DIR}/{name}\n", Hash32(*h)));
+    own.chain(attached).collect()
 }
 
-/// Parses the lines back: three (format v1) or four (v2, with `custody.jsonl`).
+/// Parses the lines back: three (format v1) or four (v2 on, with `custody.jsonl`), then, from
+/// format v4, one line per attachment, sorted (the verifier checks the format allows them).
 pub fn parse(bytes: &[u8]) -> Result<Sums, SumsError> {
     let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-    let names: &[&'static str] = match lines.len() {
+    // The bundle's own files come first, and attachments (`report/…`) sort after them all.
+    let own_count = lines
+        .iter()
+        .position(|l| l.windows(9).any(|w| w == b"  report/"))
+        .unwrap_or(lines.len());
+    let names: &[&'static str] = match own_count {
         3 => &SUMMED_FILES[1..],
         4 => &SUMMED_FILES,
         _ => return Err(SumsError::WrongFiles),
     };
+    let (own, attached) = lines.split_at(names.len());
+    if attached.len() > MAX_ATTACHMENTS {
+        return Err(SumsError::TooManyAttachments {
+            cap: MAX_ATTACHMENTS,
+        });
+    }
+    let mut attachments: Vec<(String, [u8; 32])> = Vec::with_capacity(attached.len());
+    for (k, line) in attached.iter().enumerate() {
+        let number = names.len() + k + 1;
+        let (hash, name) = std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.strip_suffix('\n'))
+            .and_then(|l| l.split_once("  "))
+            .and_then(|(hash, path)| {
+                let name = path.strip_prefix(ATTACHMENT_DIR)?.strip_prefix('/')?;
+                Some((Hash32::parse(hash)?, name))
+            })
+            .filter(|(_, name)| is_attachment_name(name))
+            .ok_or(SumsError::BadAttachmentLine { line: number })?;
+        if attachments
+            .last()
+            .is_some_and(|(prev, _)| prev.as_str() >= name)
+        {
+            return Err(SumsError::AttachmentOrder { line: number });
+        }
+        attachments.push((name.to_owned(), hash.0));
+    }
     let mut out = Vec::with_capacity(4);
-    for (i, (line, name)) in lines.iter().zip(names).enumerate() {
+    for (i, (line, name)) in own.iter().zip(names).enumerate() {
         let bad = SumsError::BadLine {
             line: i + 1,
             expected: name,
@@ -88,15 +152,34 @@ pub fn parse(bytes: &[u8]) -> Result<Sums, SumsError> {
             events,
             manifest,
             readings,
+            attachments,
         },
         [custody, events, manifest, readings] => Sums {
             custody: Some(custody),
             events,
             manifest,
             readings,
+            attachments,
         },
         _ => return Err(SumsError::WrongFiles),
     })
+}
+
+/// Most attachments one bundle may carry.
+pub const MAX_ATTACHMENTS: usize = 64;
+
+/// Longest attachment name: `<folder>/report/<name>` then always splits into ustar's prefix
+/// (the folder) and name (`report/<name>`, at most 100 bytes) fields.
+pub const MAX_ATTACHMENT_NAME: usize = 64;
+
+/// True for an attachment's name: 1 to [`MAX_ATTACHMENT_NAME`] bytes of `[A-Za-z0-9._-]`, not
+/// starting with `.` or `-` (so never `.`, `..`, a hidden file or an option to a stock tool).
+pub fn is_attachment_name(name: &str) -> bool {
+    (1..=MAX_ATTACHMENT_NAME).contains(&name.len())
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -111,6 +194,7 @@ mod tests {
             events,
             manifest,
             readings,
+            attachments: Vec::new(),
         };
         let text = render(&v1([1; 32], [2; 32], [3; 32]));
         assert_eq!(
@@ -177,13 +261,96 @@ mod tests {
         assert_eq!(parse(b""), Err(SumsError::WrongFiles));
     }
 
+    #[test]
+    fn attachments_follow_in_sorted_order() {
+        let sums = Sums {
+            custody: Some([4; 32]),
+            events: [1; 32],
+            manifest: [2; 32],
+            readings: [3; 32],
+            attachments: vec![
+                ("readings.csv".into(), [5; 32]),
+                ("report.html".into(), [6; 32]),
+            ],
+        };
+        let text = render(&sums);
+        assert!(text.ends_with(&format!(
+            "{}  report/readings.csv\n{}  report/report.html\n",
+            "05".repeat(32),
+            "06".repeat(32)
+        )));
+        // The byte order `sort` gives, so a lab's own `sort` would list them the same way.
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable_by(|a, b| a.as_bytes()[66..].cmp(&b.as_bytes()[66..]));
+        assert_eq!(lines, text.lines().collect::<Vec<_>>());
+        assert_eq!(parse(text.as_bytes()), Ok(sums.clone()));
+        let swapped = Sums {
+            attachments: sums.attachments.iter().rev().cloned().collect(),
+            ..sums.clone()
+        };
+        assert_eq!(
+            parse(render(&swapped).as_bytes()),
+            Err(SumsError::AttachmentOrder { line: 6 })
+        );
+        let twice = Sums {
+            attachments: vec![("a".into(), [5; 32]), ("a".into(), [5; 32])],
+            ..sums.clone()
+        };
+        assert_eq!(
+            parse(render(&twice).as_bytes()),
+            Err(SumsError::AttachmentOrder { line: 6 })
+        );
+        for bad in [
+            "..",
+            ".hidden",
+            "a/b",
+            "",
+            "a b",
+            &"x".repeat(MAX_ATTACHMENT_NAME + 1),
+        ] {
+            let text = format!("{}{}  report/{bad}\n", render(&sums), "07".repeat(32));
+            assert_eq!(
+                parse(text.as_bytes()),
+                Err(SumsError::BadAttachmentLine { line: 7 }),
+                "{bad}"
+            );
+        }
+        let many = Sums {
+            attachments: (0..=MAX_ATTACHMENTS)
+                .map(|i| (format!("f{i:03}"), [0; 32]))
+                .collect(),
+            ..sums
+        };
+        assert_eq!(
+            parse(render(&many).as_bytes()),
+            Err(SumsError::TooManyAttachments {
+                cap: MAX_ATTACHMENTS
+            })
+        );
+    }
+
     proptest! {
+        #[test]
+        fn round_trip_with_attachments(
+            names in proptest::collection::btree_set("[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", 0..8),
+            hash in proptest::array::uniform32(any::<u8>()),
+        ) {
+            let sums = Sums {
+                custody: Some(hash),
+                events: hash,
+                manifest: hash,
+                readings: hash,
+                attachments: names.into_iter().map(|n| (n, hash)).collect(),
+            };
+            prop_assert_eq!(parse(render(&sums).as_bytes()), Ok(sums));
+        }
+
         #[test]
         fn round_trip(
             hashes in proptest::array::uniform3(proptest::array::uniform32(any::<u8>())),
             custody in proptest::option::of(proptest::array::uniform32(any::<u8>())),
         ) {
-            let sums = Sums { custody, events: hashes[0], manifest: hashes[1], readings: hashes[2] };
+            let sums = Sums { custody, events: hashes[0], manifest: hashes[1], readings: hashes[2], attachments: Vec::new() };
             prop_assert_eq!(parse(render(&sums).as_bytes()), Ok(sums));
         }
 

@@ -1,7 +1,8 @@
 //! The bundle's tar: a tiny, deterministic ustar writer and a strict streaming reader.
 //!
 //! The reader accepts exactly the shape the writer produces (one folder, the bundle files: five in
-//! format v1, six from v2 on, which adds `custody.jsonl`) and
+//! format v1, six from v2 on, which adds `custody.jsonl`; from v4 a `report/` subfolder of
+//! attachments between `custody.jsonl` and `SHA256SUMS`, sorted by name) and
 //! refuses everything archive tools have been bitten by: links, pax and GNU extension headers,
 //! absolute paths, `..`, duplicates, sizes that run past the input. It reads the archive once, front
 //! to back, never extracts, and never allocates in proportion to a header's claims: each member's
@@ -37,8 +38,25 @@ pub const MAX_FOLDER_LEN: usize = 99;
 /// signs a bundle a verifier refuses: `readings.csv` and `events.jsonl` up to 512 MiB (a day of
 /// readings at 10 Hz is about 200 MiB of CSV); the manifest, the sums and the signature are small
 /// by construction.
-/// `custody.jsonl` is a handful of lines per circulation; 16 MiB is far beyond any.
-pub const MEMBER_CAPS: [u64; 6] = [1 << 20, 512 << 20, 512 << 20, 16 << 20, 4 << 10, 64 << 10];
+/// `custody.jsonl` is a handful of lines per circulation; 16 MiB is far beyond any. `SHA256SUMS`
+/// has room for [`MAX_ATTACHMENTS`] lines of the longest attachment name (138 bytes each).
+pub const MEMBER_CAPS: [u64; 6] = [1 << 20, 512 << 20, 512 << 20, 16 << 20, 16 << 10, 64 << 10];
+
+/// The largest one attachment may be: a report page, its summary, readings and plots are a few
+/// MiB at most; 16 MiB keeps a bundle of [`MAX_ATTACHMENTS`] of them under the archive cap with
+/// room for the readings.
+pub const MAX_ATTACHMENT_BYTES: u64 = 16 << 20;
+
+pub use crate::sums::{ATTACHMENT_DIR, MAX_ATTACHMENT_NAME, MAX_ATTACHMENTS, is_attachment_name};
+
+/// A member of the archive as the streaming reader hands it to its visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<'n> {
+    /// A bundle file, by its index in [`FILE_NAMES`].
+    File(usize),
+    /// An attachment in `report/`, by its name.
+    Attachment(&'n str),
+}
 
 /// Zero bytes accepted after the two end-of-archive blocks (tar pads an archive to its record
 /// size, 10 KiB by default; 1 MiB allows any blocking factor up to 2048).
@@ -98,6 +116,8 @@ pub struct TarBundle<'a> {
     pub folder: String,
     /// The files inside it.
     pub files: BundleFiles<'a>,
+    /// The attachments in `report/`, by name in sorted order; empty below format v4.
+    pub attachments: Vec<(String, &'a [u8])>,
 }
 
 /// Why the writer could not produce a tar.
@@ -106,6 +126,16 @@ pub enum TarWriteError {
     /// The folder name is empty, too long or uses characters outside `[A-Za-z0-9._-]`.
     #[error("invalid bundle folder name `{0}`")]
     BadFolder(String),
+    /// An attachment's name is not `[A-Za-z0-9._-]` (1 to 64 bytes, not starting with `.` or
+    /// `-`), or the names are not strictly increasing.
+    #[error("invalid or out-of-order attachment name `{0}`")]
+    BadAttachment(String),
+    /// More attachments than a bundle may carry.
+    #[error("{count} attachments, over the cap of {MAX_ATTACHMENTS}")]
+    TooManyAttachments {
+        /// How many were given.
+        count: usize,
+    },
     /// A number does not fit its octal header field.
     #[error("{field} {value} does not fit a ustar header")]
     FieldOverflow {
@@ -263,6 +293,14 @@ pub enum TarError {
         /// Its name.
         name: &'static str,
     },
+    /// More attachments than a bundle may carry, refused at the first one too many.
+    #[error("more than {cap} attachments, at `{path}`")]
+    TooManyAttachments {
+        /// The first path past the cap.
+        path: String,
+        /// The cap.
+        cap: usize,
+    },
 }
 
 /// True for a usable folder or id: non-empty `[A-Za-z0-9._-]` and not `.` or `..`.
@@ -283,12 +321,30 @@ pub fn write_tar(
     files: &BundleFiles<'_>,
     mtime: u64,
 ) -> Result<Vec<u8>, TarWriteError> {
+    write_tar_with(folder, files, &[], mtime)
+}
+
+/// [`write_tar`] with attachments in `report/` (names valid and strictly increasing, which the
+/// plan checks).
+pub fn write_tar_with(
+    folder: &str,
+    files: &BundleFiles<'_>,
+    attachments: &[(&str, &[u8])],
+    mtime: u64,
+) -> Result<Vec<u8>, TarWriteError> {
     let data = files.in_order();
-    let plan = TarPlan::new(folder, data.map(|d| d.map(len64)), mtime)?;
+    let sizes: Vec<(&str, u64)> = attachments.iter().map(|(n, d)| (*n, len64(d))).collect();
+    let plan = TarPlan::with_attachments(folder, data.map(|d| d.map(len64)), &sizes, mtime)?;
     let mut out = Vec::with_capacity(usize::try_from(plan.len()).unwrap_or(0));
     let [mut a, mut b, mut c, mut d, mut e, mut f] = data.map(Option::unwrap_or_default);
+    let mut readers: Vec<&[u8]> = attachments.iter().map(|(_, d)| *d).collect();
+    let mut attached: Vec<&mut dyn Read> = readers.iter_mut().map(|r| r as &mut dyn Read).collect();
     // Writing to a Vec from slices of the declared sizes cannot fail.
-    let _ = plan.write(&mut out, [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f]);
+    let _ = plan.write_with(
+        &mut out,
+        [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f],
+        &mut attached,
+    );
     Ok(out)
 }
 
@@ -309,12 +365,54 @@ pub struct TarPlan {
     folder: [u8; BLOCK],
     headers: [Option<[u8; BLOCK]>; 6],
     sizes: [u64; 6],
+    /// `report/`'s header, then each attachment's header and size; empty without attachments.
+    report_dir: Option<[u8; BLOCK]>,
+    attachments: Vec<([u8; BLOCK], u64)>,
 }
 
 impl TarPlan {
     /// Plans `folder/` and the files of `sizes` (in [`FILE_NAMES`] order; `None` for a file the
     /// bundle lacks, which only `custody.jsonl` of a format v1 bundle may be).
     pub fn new(folder: &str, sizes: [Option<u64>; 6], mtime: u64) -> Result<Self, TarWriteError> {
+        Self::with_attachments(folder, sizes, &[], mtime)
+    }
+
+    /// [`TarPlan::new`] with attachments (name and size) in `report/`, which come between
+    /// `custody.jsonl` and `SHA256SUMS`; names must be valid, strictly increasing, and at most
+    /// [`MAX_ATTACHMENTS`] of them.
+    pub fn with_attachments(
+        folder: &str,
+        sizes: [Option<u64>; 6],
+        attachments: &[(&str, u64)],
+        mtime: u64,
+    ) -> Result<Self, TarWriteError> {
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(TarWriteError::TooManyAttachments {
+                count: attachments.len(),
+            });
+        }
+        let mut previous: Option<&str> = None;
+        let mut planned = Vec::with_capacity(attachments.len());
+        for &(name, size) in attachments {
+            if !is_attachment_name(name) || previous.is_some_and(|p| p >= name) {
+                return Err(TarWriteError::BadAttachment(name.to_owned()));
+            }
+            previous = Some(name);
+            let path = format!("{ATTACHMENT_DIR}/{name}");
+            planned.push((header(folder, &path, b'0', 0o644, size, mtime)?, size));
+        }
+        let report_dir = if attachments.is_empty() {
+            None
+        } else {
+            Some(header(
+                folder,
+                &format!("{ATTACHMENT_DIR}/"),
+                b'5',
+                0o755,
+                0,
+                mtime,
+            )?)
+        };
         if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
             return Err(TarWriteError::BadFolder(folder.to_owned()));
         }
@@ -328,6 +426,8 @@ impl TarPlan {
             folder: header(folder, "", b'5', 0o755, 0, mtime)?,
             headers,
             sizes: sizes.map(Option::unwrap_or_default),
+            report_dir,
+            attachments: planned,
         })
     }
 
@@ -340,7 +440,17 @@ impl TarPlan {
             .filter(|(h, _)| h.is_some())
             .map(|(_, s)| BLOCK as u64 + padded(s))
             .sum();
-        BLOCK as u64 + data + 2 * BLOCK as u64
+        let attached: u64 = self
+            .report_dir
+            .iter()
+            .map(|_| BLOCK as u64)
+            .chain(
+                self.attachments
+                    .iter()
+                    .map(|(_, s)| BLOCK as u64 + padded(*s)),
+            )
+            .sum();
+        BLOCK as u64 + data + attached + 2 * BLOCK as u64
     }
 
     /// Always false: an archive has at least its folder header and end blocks.
@@ -356,28 +466,72 @@ impl TarPlan {
         out: &mut W,
         files: [&mut dyn Read; 6],
     ) -> io::Result<()> {
-        const ZEROS: [u8; BLOCK] = [0; BLOCK];
+        self.write_with(out, files, &mut [])
+    }
+
+    /// [`TarPlan::write`], also copying each planned attachment from its reader in `attachments`
+    /// (in the plan's order; one reader per attachment).
+    pub fn write_with<W: Write + ?Sized>(
+        &self,
+        out: &mut W,
+        files: [&mut dyn Read; 6],
+        attachments: &mut [&mut dyn Read],
+    ) -> io::Result<()> {
+        if attachments.len() != self.attachments.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} attachment readers for {} planned attachments",
+                    attachments.len(),
+                    self.attachments.len()
+                ),
+            ));
+        }
         out.write_all(&self.folder)?;
-        for ((file, header), (size, name)) in files
+        for (i, ((file, header), (size, name))) in files
             .into_iter()
             .zip(&self.headers)
             .zip(self.sizes.iter().zip(FILE_NAMES))
+            .enumerate()
         {
-            let Some(header) = header else { continue };
-            out.write_all(header)?;
-            let copied = io::copy(&mut file.take(*size), out)?;
-            if copied != *size {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{name} gave {copied} of its {size} bytes"),
-                ));
+            if i == CUSTODY + 1 {
+                // Attachments sit between custody.jsonl and SHA256SUMS.
+                if let Some(dir) = &self.report_dir {
+                    out.write_all(dir)?;
+                }
+                for ((header, size), reader) in self.attachments.iter().zip(attachments.iter_mut())
+                {
+                    copy_member(out, header, *reader, *size, ATTACHMENT_DIR)?;
+                }
             }
-            let pad = usize::try_from(padded(*size) - size).unwrap_or(0);
-            out.write_all(&ZEROS[..pad])?;
+            let Some(header) = header else { continue };
+            copy_member(out, header, file, *size, name)?;
         }
         out.write_all(&ZEROS)?;
         out.write_all(&ZEROS)
     }
+}
+
+const ZEROS: [u8; BLOCK] = [0; BLOCK];
+
+/// One member: its header, exactly `size` bytes from `file`, and the padding.
+fn copy_member<W: Write + ?Sized>(
+    out: &mut W,
+    header: &[u8; BLOCK],
+    file: &mut dyn Read,
+    size: u64,
+    name: &str,
+) -> io::Result<()> {
+    out.write_all(header)?;
+    let copied = io::copy(&mut file.take(size), out)?;
+    if copied != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{name} gave {copied} of its {size} bytes"),
+        ));
+    }
+    let pad = usize::try_from(padded(size) - size).unwrap_or(0);
+    out.write_all(&ZEROS[..pad])
 }
 
 /// One header for `folder/name` (or `folder/` when `name` is empty).
@@ -482,6 +636,8 @@ pub struct TarLayout {
     pub folder: String,
     /// Each file's data; only `custody.jsonl` ([`CUSTODY`]) may be absent.
     pub members: [Option<MemberSpan>; 6],
+    /// Each attachment's name and data, in the archive's (sorted) order.
+    pub attachments: Vec<(String, MemberSpan)>,
 }
 
 impl TarLayout {
@@ -507,14 +663,19 @@ pub fn read_tar(bytes: &[u8], limits: TarLimits) -> Result<TarBundle<'_>, TarErr
     }
     let layout = read_tar_stream(bytes, limits, |_, _| Ok::<(), SliceError>(()))
         .map_err(|SliceError(e)| e)?;
-    let file = |i: usize| {
-        let span = layout.span(i);
+    let slice = |span: MemberSpan| {
         let start = usize::try_from(span.offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(usize::try_from(span.len).unwrap_or(usize::MAX));
         // The reader consumed exactly these bytes from `bytes`.
         bytes.get(start..end).unwrap_or(&[])
     };
+    let file = |i: usize| slice(layout.span(i));
     Ok(TarBundle {
+        attachments: layout
+            .attachments
+            .iter()
+            .map(|(name, span)| (name.clone(), slice(*span)))
+            .collect(),
         files: BundleFiles {
             manifest: file(0),
             readings: file(1),
@@ -578,10 +739,11 @@ fn offset_usize(offset: u64) -> usize {
 }
 
 /// Reads a bundle tar strictly and in one pass from `input`, handing each file's data to `visit`
-/// (its index in [`FILE_NAMES`] and a reader of exactly its bytes) as it passes; whatever the
+/// (which [`Member`] it is and a reader of exactly its bytes) as it passes; whatever the
 /// visitor leaves unread is skipped. Memory does not depend on the input: a file's size is checked
-/// against its cap by name ([`MEMBER_CAPS`]) and `limits` before its first byte is read, and only
-/// the bundle's own files in the bundle's own folder are ever handed on.
+/// against its cap by name ([`MEMBER_CAPS`], [`MAX_ATTACHMENT_BYTES`]) and `limits` before its
+/// first byte is read, attachments are counted against [`MAX_ATTACHMENTS`] as their headers
+/// pass, and only the bundle's own files in the bundle's own folder are ever handed on.
 ///
 /// Every check of [`read_tar`] is made, in the same order of precedence: structure and paths as
 /// each header passes, then the end of the archive, completeness, and last whether the headers
@@ -590,7 +752,7 @@ pub fn read_tar_stream<R, E, V>(input: R, limits: TarLimits, mut visit: V) -> Re
 where
     R: Read,
     E: From<TarError> + From<io::Error>,
-    V: FnMut(usize, &mut dyn Read) -> Result<(), E>,
+    V: FnMut(Member<'_>, &mut dyn Read) -> Result<(), E>,
 {
     let mut input = Counting {
         inner: input,
@@ -599,8 +761,10 @@ where
     let mut folder: Option<String> = None;
     let mut folder_seen = false;
     let mut members: [Option<MemberSpan>; 6] = [None; 6];
-    // The index of the last file seen, for the order check (`None` until the first file).
-    let mut last_file: Option<usize> = None;
+    let mut attachments: Vec<(String, MemberSpan)> = Vec::new();
+    let mut report_dir_seen = false;
+    // The rank of the last entry seen, for the order check: each must come after the one before.
+    let mut last_rank: Option<(u8, Option<String>)> = None;
     let mut mtime: Option<u64> = None;
     let mut canonical = true;
     let mut entries = 0usize;
@@ -629,14 +793,20 @@ where
                     return Err(TarError::MissingFile { name }.into());
                 }
             }
-            let present = members.iter().filter(|m| m.is_some()).count();
+            let present = members.iter().filter(|m| m.is_some()).count()
+                + attachments.len()
+                + usize::from(report_dir_seen);
             // Headers are not covered by the signature, so accept only the exact bytes our writer
             // makes for these files: any other mode, owner, time, order or spare field is a change
-            // we refuse.
-            if !canonical || entries != 1 + present {
+            // we refuse; `report/` is there exactly when attachments are.
+            if !canonical || entries != 1 + present || report_dir_seen == attachments.is_empty() {
                 return Err(TarError::NotCanonical.into());
             }
-            return Ok(TarLayout { folder, members });
+            return Ok(TarLayout {
+                folder,
+                members,
+                attachments,
+            });
         }
         let at = offset_usize(offset);
         let entry = parse_header(&h, at, limits)?;
@@ -654,59 +824,112 @@ where
             Some(_) => {}
         }
         let entry_mtime = *mtime.get_or_insert_with(|| parse_octal(&h[136..148]).unwrap_or(0));
-        // In order: each file follows the one before it in FILE_NAMES, or the one before that
-        // when the skipped one is the optional custody.jsonl.
-        let in_order = |i: usize| {
-            let next = last_file.map_or(0, |p| p + 1);
-            i == next || (next == CUSTODY && i == CUSTODY + 1)
+        // In order: the folder first, then the files in FILE_NAMES order with `report/` and its
+        // attachments (sorted by name) between custody.jsonl and SHA256SUMS. A file skipped is
+        // reported as missing at the end, so only the order of those present is checked here.
+        let rank: (u8, Option<String>) = match &file {
+            Place::Folder => (0, None),
+            // Ranks 1 to 4 are the files before the attachments, 7 and 8 those after.
+            Place::File(i) if *i <= CUSTODY => (1 + u8::try_from(*i).unwrap_or(0), None),
+            Place::ReportDir => (5, None),
+            Place::Attachment(name) => (6, Some((*name).to_owned())),
+            Place::File(i) => (3 + u8::try_from(*i).unwrap_or(0), None),
         };
-        let expected = match (entries, file) {
-            (0, None) => header(entry_folder, "", b'5', 0o755, 0, entry_mtime).ok(),
-            (k, Some(i)) if k > 0 && in_order(i) => header(
+        let in_order = (entries == 0) == (rank.0 == 0) && last_rank.as_ref() < Some(&rank);
+        let expected = match &file {
+            Place::Folder => header(entry_folder, "", b'5', 0o755, 0, entry_mtime).ok(),
+            Place::ReportDir => header(
                 entry_folder,
-                FILE_NAMES[i],
+                &format!("{ATTACHMENT_DIR}/"),
+                b'5',
+                0o755,
+                0,
+                entry_mtime,
+            )
+            .ok(),
+            Place::File(i) => header(
+                entry_folder,
+                FILE_NAMES[*i],
                 b'0',
                 0o644,
                 entry.size,
                 entry_mtime,
             )
             .ok(),
-            _ => None,
+            Place::Attachment(name) => header(
+                entry_folder,
+                &format!("{ATTACHMENT_DIR}/{name}"),
+                b'0',
+                0o644,
+                entry.size,
+                entry_mtime,
+            )
+            .ok(),
         };
-        canonical &= expected == Some(h);
+        canonical &= in_order && expected == Some(h);
         entries += 1;
-        match file {
-            None if folder_seen => {
+        let (index, cap) = match file {
+            Place::Folder if folder_seen => {
                 return Err(TarError::Duplicate { path: entry.path }.into());
             }
-            None => folder_seen = true,
-            Some(index) => {
+            Place::Folder => {
+                folder_seen = true;
+                (None, 0)
+            }
+            Place::ReportDir if report_dir_seen => {
+                return Err(TarError::Duplicate { path: entry.path }.into());
+            }
+            Place::ReportDir => {
+                report_dir_seen = true;
+                (None, 0)
+            }
+            Place::File(index) => {
                 if members[index].is_some() {
                     return Err(TarError::Duplicate { path: entry.path }.into());
                 }
-                let cap = MEMBER_CAPS[index].min(limits.max_file_bytes);
-                if entry.size > cap {
-                    return Err(TarError::FileTooLarge {
+                (Some(Member::File(index)), MEMBER_CAPS[index])
+            }
+            Place::Attachment(name) => {
+                if attachments.iter().any(|(n, _)| n == name) {
+                    return Err(TarError::Duplicate { path: entry.path }.into());
+                }
+                if attachments.len() >= MAX_ATTACHMENTS {
+                    return Err(TarError::TooManyAttachments {
                         path: entry.path,
-                        size: entry.size,
-                        cap,
+                        cap: MAX_ATTACHMENTS,
                     }
                     .into());
                 }
-                let mut data = (&mut input).take(entry.size);
-                visit(index, &mut data)?;
-                io::copy(&mut data, &mut io::sink())?;
-                if input.offset != data_start + entry.size {
-                    return Err(TarError::Truncated {
-                        offset: offset_usize(data_start),
-                    }
-                    .into());
+                (Some(Member::Attachment(name)), MAX_ATTACHMENT_BYTES)
+            }
+        };
+        last_rank = Some(rank);
+        if let Some(member) = index {
+            let cap = cap.min(limits.max_file_bytes);
+            if entry.size > cap {
+                return Err(TarError::FileTooLarge {
+                    path: entry.path,
+                    size: entry.size,
+                    cap,
                 }
-                members[index] = Some(MemberSpan {
-                    offset: data_start,
-                    len: entry.size,
-                });
-                last_file = Some(index);
+                .into());
+            }
+            let mut data = (&mut input).take(entry.size);
+            visit(member, &mut data)?;
+            io::copy(&mut data, &mut io::sink())?;
+            if input.offset != data_start + entry.size {
+                return Err(TarError::Truncated {
+                    offset: offset_usize(data_start),
+                }
+                .into());
+            }
+            let span = MemberSpan {
+                offset: data_start,
+                len: entry.size,
+            };
+            match member {
+                Member::File(index) => members[index] = Some(span),
+                Member::Attachment(name) => attachments.push((name.to_owned(), span)),
             }
         }
         let pad = usize::try_from(padded(entry.size) - entry.size).unwrap_or(0);
@@ -848,8 +1071,20 @@ fn parse_header(h: &[u8; BLOCK], offset: usize, limits: TarLimits) -> Result<Ent
     })
 }
 
-/// Splits a path into the folder and the index of the bundle file (`None` for the folder itself).
-fn split_path(path: &str, is_dir: bool) -> Result<(&str, Option<usize>), TarError> {
+/// What a path in the archive names.
+enum Place<'p> {
+    /// The bundle folder itself.
+    Folder,
+    /// A bundle file, by its index in [`FILE_NAMES`].
+    File(usize),
+    /// The `report/` folder.
+    ReportDir,
+    /// An attachment in `report/`.
+    Attachment(&'p str),
+}
+
+/// Splits a path into the folder and what it names inside it.
+fn split_path(path: &str, is_dir: bool) -> Result<(&str, Place<'_>), TarError> {
     let unexpected = || TarError::UnexpectedPath {
         path: path.to_owned(),
     };
@@ -857,14 +1092,19 @@ fn split_path(path: &str, is_dir: bool) -> Result<(&str, Option<usize>), TarErro
     if !is_safe_name(folder) || folder.len() > MAX_FOLDER_LEN {
         return Err(unexpected());
     }
-    match (is_dir, rest) {
-        (true, "") => Ok((folder, None)),
-        (false, name) => FILE_NAMES
+    let attachment = rest
+        .strip_prefix(ATTACHMENT_DIR)
+        .and_then(|r| r.strip_prefix('/'));
+    match (is_dir, rest, attachment) {
+        (true, "", _) => Ok((folder, Place::Folder)),
+        (true, _, Some("")) => Ok((folder, Place::ReportDir)),
+        (false, _, Some(name)) if is_attachment_name(name) => Ok((folder, Place::Attachment(name))),
+        (false, name, None) => FILE_NAMES
             .iter()
             .position(|&n| n == name)
-            .map(|i| (folder, Some(i)))
+            .map(|i| (folder, Place::File(i)))
             .ok_or_else(unexpected),
-        (true, _) => Err(unexpected()),
+        _ => Err(unexpected()),
     }
 }
 
@@ -1314,8 +1554,10 @@ mod tests {
 
     fn stream(input: impl Read) -> (Result<TarLayout, TarError>, Vec<usize>) {
         let mut visited = Vec::new();
-        let result = read_tar_stream(input, TarLimits::DEFAULT, |i, data: &mut dyn Read| {
-            visited.push(i);
+        let result = read_tar_stream(input, TarLimits::DEFAULT, |m, data: &mut dyn Read| {
+            if let Member::File(i) = m {
+                visited.push(i);
+            }
             io::copy(data, &mut io::sink())?;
             Ok::<(), Io>(())
         })
@@ -1447,6 +1689,40 @@ mod tests {
             let got = read(&tar).unwrap();
             prop_assert_eq!(got.folder, folder);
             prop_assert_eq!(got.files, files);
+        }
+
+        #[test]
+        fn attachments_round_trip(
+            folder in folder_name(),
+            attached in proptest::collection::btree_map(
+                "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}",
+                proptest::collection::vec(any::<u8>(), 0..700),
+                0..6,
+            ),
+            mtime in 0u64..0o77_777_777_777,
+        ) {
+            let list: Vec<(&str, &[u8])> =
+                attached.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+            let tar = write_tar_with(&folder, &SAMPLE, &list, mtime).unwrap();
+            let got = read(&tar).unwrap();
+            prop_assert_eq!(got.files, SAMPLE);
+            prop_assert_eq!(
+                got.attachments,
+                list.iter().map(|(n, d)| ((*n).to_owned(), *d)).collect::<Vec<_>>()
+            );
+        }
+
+        #[test]
+        fn never_panics_on_mutated_archives_with_attachments(
+            edits in proptest::collection::vec((0usize..8192, any::<u8>()), 1..8),
+        ) {
+            let list: [(&str, &[u8]); 2] = [("a.svg", b"<svg/>"), ("report.html", b"<p>")];
+            let mut tar = write_tar_with("B", &SAMPLE, &list, 0).unwrap();
+            for (at, value) in edits {
+                let len = tar.len();
+                tar[at % len] = value;
+            }
+            let _ = read(&tar);
         }
 
         #[test]

@@ -166,6 +166,7 @@ fn resign(folder: &str, mut files: [Vec<u8>; 6], key: &PrivateKey, namespace: &s
         events: hash(&files[2]),
         manifest: hash(&files[0]),
         readings: hash(&files[1]),
+        attachments: Vec::new(),
     });
     let sig = key
         .sign(namespace, HashAlg::Sha512, text.as_bytes())
@@ -1109,4 +1110,478 @@ fn a_bundle_of_format_v2_still_verifies_and_may_not_carry_a_receipt() {
     let relabelled = resign(&folder, files, &key, NAMESPACE);
     let err = verify(&relabelled, &signers, Some(LAB)).unwrap_err();
     assert!(err.to_string().contains("previous_receipt"), "{err}");
+}
+
+/// Attachments (format v4): the lab's report carried in `report/`, signed with the readings.
+mod attachments {
+    use super::*;
+    use crate::tar::{
+        MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MEMBER_CAPS, read_tar_stream, write_tar_with,
+    };
+    use crate::verify::AttachmentProblem;
+
+    const REPORT: [(&str, &[u8]); 3] = [
+        ("readings.csv", b"seq,value\n1,10.0\n"),
+        ("report.html", b"<!doctype html><title>result</title>\n"),
+        ("summary.json", b"{\"mean\": 10.0}\n"),
+    ];
+
+    fn sealed_with(key: &PrivateKey, attachments: &[(&str, &[u8])]) -> SealedBundle {
+        seal_with_attachments(&input(), attachments, key).unwrap()
+    }
+
+    /// The bundle's files and attachments, owned, for editing.
+    type Parts = (String, [Vec<u8>; 6], Vec<(String, Vec<u8>)>);
+
+    fn parts_of(tar: &[u8]) -> Parts {
+        let (folder, files) = files_of(tar);
+        let b = read_tar(tar, TarLimits::DEFAULT).unwrap();
+        let attached = b
+            .attachments
+            .into_iter()
+            .map(|(n, d)| (n, d.to_vec()))
+            .collect();
+        (folder, files, attached)
+    }
+
+    fn pack_with((folder, files, attached): &Parts) -> Vec<u8> {
+        let [manifest, readings, events, custody, sums, sig] = files;
+        let bundle = BundleFiles {
+            manifest,
+            readings,
+            events,
+            custody: Some(custody),
+            sums,
+            sig,
+        };
+        let list: Vec<(&str, &[u8])> = attached
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        write_tar_with(folder, &bundle, &list, 0).unwrap()
+    }
+
+    /// Fresh sums over the files and `listed` (name, bytes), signed by `key`.
+    fn resign_with(parts: &mut Parts, listed: &[(&str, &[u8])], key: &PrivateKey) {
+        let hash = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+        let files = &mut parts.1;
+        let text = sums::render(&sums::Sums {
+            custody: Some(hash(&files[3])),
+            events: hash(&files[2]),
+            manifest: hash(&files[0]),
+            readings: hash(&files[1]),
+            attachments: listed
+                .iter()
+                .map(|(n, d)| ((*n).to_owned(), hash(d)))
+                .collect(),
+        });
+        let sig = key
+            .sign(NAMESPACE, HashAlg::Sha512, text.as_bytes())
+            .unwrap();
+        files[4] = text.into_bytes();
+        files[5] = sig.to_pem(LineEnding::LF).unwrap().into_bytes();
+    }
+
+    fn refused(tar: &[u8], signers: &AllowedSigners) -> VerifyError {
+        verify(tar, signers, Some(LAB)).unwrap_err()
+    }
+
+    fn attachment_error(e: &VerifyError) -> Option<(&str, AttachmentProblem)> {
+        match e {
+            VerifyError::Attachment { file, problem } => Some((file, *problem)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_bundle_carries_the_report_signed_and_listed_three_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let signers = signers_for(&[(LAB, &key)]);
+        let sealed = sealed_with(&key, &REPORT);
+        assert_eq!(sealed.manifest.format, manifest::FORMAT_V4);
+        let verified = verify(&sealed.tar, &signers, Some(LAB)).unwrap();
+        let listed = verified.manifest.attachments.clone().unwrap();
+        assert_eq!(
+            listed.iter().map(|a| a.file.as_str()).collect::<Vec<_>>(),
+            [
+                "report/readings.csv",
+                "report/report.html",
+                "report/summary.json"
+            ]
+        );
+        for (entry, (_, bytes)) in listed.iter().zip(REPORT) {
+            assert_eq!(entry.size, bytes.len() as u64);
+            assert_eq!(entry.sha256.0, <[u8; 32]>::from(Sha256::digest(bytes)));
+        }
+        // Given in any order, sealed sorted: the same bytes.
+        let mut reversed = REPORT;
+        reversed.reverse();
+        assert_eq!(sealed_with(&key, &reversed).tar, sealed.tar);
+        let b = read_tar(&sealed.tar, TarLimits::DEFAULT).unwrap();
+        assert_eq!(
+            b.attachments,
+            REPORT
+                .iter()
+                .map(|(n, d)| ((*n).to_owned(), *d))
+                .collect::<Vec<_>>()
+        );
+        // The report's readings.csv is its own; the bundle's is untouched.
+        assert_ne!(b.files.readings, REPORT[0].1);
+        let sums = std::str::from_utf8(b.files.sums).unwrap();
+        assert_eq!(sums.lines().count(), 7);
+        assert!(sums.ends_with("  report/summary.json\n"), "{sums}");
+    }
+
+    #[test]
+    fn without_attachments_the_bundle_is_format_v3_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let sealed = seal(&input(), &key).unwrap();
+        assert_eq!(sealed, sealed_with(&key, &[]));
+        assert_eq!(sealed.manifest.format, manifest::FORMAT);
+        let (folder, files) = files_of(&sealed.tar);
+        // Byte for byte the v3 layout: the six files packed by the writer without attachments,
+        // and no `attachments` key in the manifest.
+        let [manifest, readings, events, custody, sums, sig] = &files;
+        let bundle = BundleFiles {
+            manifest,
+            readings,
+            events,
+            custody: Some(custody),
+            sums,
+            sig,
+        };
+        let mtime = (sealed.manifest.created_utc_us / 1_000_000) as u64;
+        assert!(write_tar(&folder, &bundle, mtime).unwrap() == sealed.tar);
+        let value: serde_json::Value = serde_json::from_slice(&files[0]).unwrap();
+        assert!(value.get("attachments").is_none());
+        assert_eq!(std::str::from_utf8(&files[4]).unwrap().lines().count(), 4);
+    }
+
+    #[test]
+    fn a_changed_attachment_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let signers = signers_for(&[(LAB, &key)]);
+        let mut parts = parts_of(&sealed_with(&key, &REPORT).tar);
+        parts.2[1].1[3] ^= 1;
+        let e = refused(&pack_with(&parts), &signers);
+        assert_eq!(
+            attachment_error(&e),
+            Some(("report/report.html", AttachmentProblem::HashMismatch)),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "attachment report/report.html does not match its SHA256SUMS entry"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_an_unlisted_attachment_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let signers = signers_for(&[(LAB, &key)]);
+        let sealed = sealed_with(&key, &REPORT);
+        let mut missing = parts_of(&sealed.tar);
+        missing.2.remove(2);
+        assert_eq!(
+            attachment_error(&refused(&pack_with(&missing), &signers)),
+            Some(("report/summary.json", AttachmentProblem::NotInArchive))
+        );
+        let mut extra = parts_of(&sealed.tar);
+        extra.2.insert(0, ("plot.svg".into(), b"<svg/>".to_vec()));
+        assert_eq!(
+            attachment_error(&refused(&pack_with(&extra), &signers)),
+            Some(("report/plot.svg", AttachmentProblem::NotInSums))
+        );
+        // A v3 bundle given a report member is refused too: its format has none.
+        let mut smuggled = parts_of(&seal(&input(), &key).unwrap().tar);
+        smuggled.2.push(("report.html".into(), b"x".to_vec()));
+        assert_eq!(
+            attachment_error(&refused(&pack_with(&smuggled), &signers)),
+            Some(("report/report.html", AttachmentProblem::NotInSums))
+        );
+        let listed: Vec<(&str, &[u8])> = vec![("report.html", b"x")];
+        resign_with(&mut smuggled, &listed, &key);
+        assert!(matches!(
+            refused(&pack_with(&smuggled), &signers),
+            VerifyError::FormatFiles {
+                problem: "has no attachments",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_sums_and_the_manifest_must_list_the_same_attachments() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let signers = signers_for(&[(LAB, &key)]);
+        let sealed = sealed_with(&key, &REPORT[..2]);
+        // Signed sums and the archive both have summary.json; the manifest does not.
+        let mut parts = parts_of(&sealed.tar);
+        parts.2.push(("summary.json".into(), REPORT[2].1.to_vec()));
+        resign_with(&mut parts, &REPORT, &key);
+        assert_eq!(
+            attachment_error(&refused(&pack_with(&parts), &signers)),
+            Some(("report/summary.json", AttachmentProblem::NotInManifest))
+        );
+        // The manifest lists one that neither the sums nor the archive have.
+        let mut manifest = sealed.manifest.clone();
+        let mut entries = manifest.attachments.take().unwrap();
+        entries.push(Attachment {
+            file: "report/zzz.svg".into(),
+            sha256: manifest::Hash32([1; 32]),
+            size: 1,
+        });
+        manifest.attachments = Some(entries.clone());
+        let mut parts = parts_of(&sealed.tar);
+        parts.1[0] = serde_json::to_vec_pretty(&manifest).unwrap();
+        resign_with(&mut parts, &REPORT[..2], &key);
+        assert_eq!(
+            attachment_error(&refused(&pack_with(&parts), &signers)),
+            Some(("report/zzz.svg", AttachmentProblem::OnlyInManifest))
+        );
+        // The manifest's size for one is wrong.
+        entries.pop();
+        entries[0].size += 1;
+        manifest.attachments = Some(entries);
+        parts.1[0] = serde_json::to_vec_pretty(&manifest).unwrap();
+        resign_with(&mut parts, &REPORT[..2], &key);
+        assert_eq!(
+            attachment_error(&refused(&pack_with(&parts), &signers)),
+            Some(("report/readings.csv", AttachmentProblem::ManifestMismatch))
+        );
+        // A v4 manifest whose bundle carries no attachment at all.
+        manifest.attachments = None;
+        let mut bare = parts_of(&sealed.tar);
+        bare.2.clear();
+        bare.1[0] = serde_json::to_vec_pretty(&manifest).unwrap();
+        resign_with(&mut bare, &[], &key);
+        assert!(matches!(
+            refused(&pack_with(&bare), &signers),
+            VerifyError::FormatFiles { .. }
+        ));
+    }
+
+    #[test]
+    fn caps_on_attachments_hold_at_sealing_and_before_any_byte_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let big = vec![b'x'; MAX_ATTACHMENT_BYTES as usize + 1];
+        assert!(matches!(
+            seal_with_attachments(&input(), &[("big.svg", &big)], &key),
+            Err(SealError::AttachmentTooLarge { size, .. }) if size == MAX_ATTACHMENT_BYTES + 1
+        ));
+        let names: Vec<String> = (0..=MAX_ATTACHMENTS)
+            .map(|i| format!("p{i:03}.svg"))
+            .collect();
+        let many: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"<svg/>"[..])).collect();
+        assert!(matches!(
+            seal_with_attachments(&input(), &many, &key),
+            Err(SealError::TooManyAttachments {
+                cap: MAX_ATTACHMENTS
+            })
+        ));
+        // The most a bundle may carry verifies, with SHA256SUMS under its cap.
+        let longest: Vec<String> = (0..MAX_ATTACHMENTS)
+            .map(|i| format!("{i:03}{}", "x".repeat(tar::MAX_ATTACHMENT_NAME - 3)))
+            .collect();
+        let full: Vec<(&str, &[u8])> = longest.iter().map(|n| (n.as_str(), &b"a"[..])).collect();
+        let sealed = seal_with_attachments(&input(), &full, &key).unwrap();
+        let parts = parts_of(&sealed.tar);
+        assert!(parts.1[4].len() as u64 <= MEMBER_CAPS[4]);
+        verify(&sealed.tar, &signers_for(&[(LAB, &key)]), Some(LAB)).unwrap();
+        for bad in ["..", "../x", ".hidden", "-rf", "a/b", ""] {
+            assert!(
+                matches!(
+                    seal_with_attachments(&input(), &[(bad, b"x")], &key),
+                    Err(SealError::AttachmentName(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            seal_with_attachments(&input(), &[("a", b"x"), ("a", b"y")], &key),
+            Err(SealError::DuplicateAttachment(_))
+        ));
+
+        // A header claiming more than the cap is refused before its data is read.
+        let folder = raw_header(b"B/", b"", b'5', 0);
+        let dir_header = raw_header(b"B/report/", b"", b'5', 0);
+        let claim = raw_header(b"B/report/x.svg", b"", b'0', MAX_ATTACHMENT_BYTES + 1);
+        let tar = [
+            &folder[..],
+            &dir_header[..],
+            &claim[..],
+            &[0u8; 2 * 512][..],
+        ]
+        .concat();
+        let mut visited = 0;
+        let result = read_tar_stream(&tar[..], TarLimits::DEFAULT, |_, _| {
+            visited += 1;
+            Ok::<(), VerifyError>(())
+        });
+        let Err(VerifyError::Tar(e)) = result else {
+            panic!("not a tar error")
+        };
+        assert_eq!(
+            e,
+            TarError::FileTooLarge {
+                path: "B/report/x.svg".into(),
+                size: MAX_ATTACHMENT_BYTES + 1,
+                cap: MAX_ATTACHMENT_BYTES
+            }
+        );
+        assert_eq!(visited, 0);
+        // And one attachment past the count is refused at its header.
+        let mut tar = [&folder[..], &dir_header[..]].concat();
+        for i in 0..=MAX_ATTACHMENTS {
+            tar.extend_from_slice(&raw_header(
+                format!("B/report/f{i:03}").as_bytes(),
+                b"",
+                b'0',
+                0,
+            ));
+        }
+        tar.extend_from_slice(&[0u8; 2 * 512]);
+        assert!(matches!(
+            read_tar(&tar, TarLimits::DEFAULT),
+            Err(TarError::TooManyAttachments {
+                cap: MAX_ATTACHMENTS,
+                ..
+            })
+        ));
+        // Names outside the rules, nested folders and `..` never reach a visitor.
+        for path in [
+            "B/report/.x",
+            "B/report/a/b",
+            "B/report/../x",
+            "B/reports/x",
+            "B/report",
+        ] {
+            let entry = raw_header(path.as_bytes(), b"", b'0', 0);
+            let tar = [&folder[..], &dir_header[..], &entry[..], &[0u8; 1024][..]].concat();
+            assert!(
+                matches!(
+                    read_tar(&tar, TarLimits::DEFAULT),
+                    Err(TarError::UnexpectedPath { .. } | TarError::ParentComponent { .. })
+                ),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn attachments_out_of_order_or_without_their_folder_are_not_canonical() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let tar = sealed_with(&key, &REPORT).tar;
+        // Swap the first two attachments' members (headers and data) in the archive.
+        let spans: Vec<(usize, usize)> = {
+            let layout = read_tar_stream(&tar[..], TarLimits::DEFAULT, |_, _| {
+                Ok::<(), VerifyError>(())
+            })
+            .unwrap();
+            layout
+                .attachments
+                .iter()
+                .map(|(_, s)| {
+                    (
+                        s.offset as usize - 512,
+                        (s.offset + s.len).div_ceil(512) as usize * 512,
+                    )
+                })
+                .collect()
+        };
+        let (a, b) = (spans[0], spans[1]);
+        let swapped = [&tar[..a.0], &tar[b.0..b.1], &tar[a.0..a.1], &tar[b.1..]].concat();
+        assert_eq!(
+            read_tar(&swapped, TarLimits::DEFAULT),
+            Err(TarError::NotCanonical)
+        );
+        // Without the `report/` folder entry.
+        let dir_start = a.0 - 512;
+        let no_dir = [&tar[..dir_start], &tar[a.0..]].concat();
+        assert_eq!(
+            read_tar(&no_dir, TarLimits::DEFAULT),
+            Err(TarError::NotCanonical)
+        );
+        // A `report/` folder with nothing in it.
+        let last = spans[spans.len() - 1];
+        let empty = [&tar[..a.0], &tar[last.1..]].concat();
+        assert_eq!(
+            read_tar(&empty, TarLimits::DEFAULT),
+            Err(TarError::NotCanonical)
+        );
+    }
+
+    #[test]
+    fn stock_tools_verify_a_bundle_with_attachments() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_in(dir.path(), "lab_key");
+        let sealed = sealed_with(&key, &REPORT);
+        let out = tempfile::tempdir().unwrap();
+        let path = write_file_atomically(out.path(), &sealed.file_name, &sealed.tar).unwrap();
+        let run = |cmd: &mut Command, at: &Path| {
+            cmd.current_dir(at)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(run(Command::new("tar").arg("-xf").arg(&path), out.path()));
+        let folder = out.path().join(&sealed.name);
+        for (name, bytes) in REPORT {
+            assert_eq!(
+                std::fs::read(folder.join("report").join(name)).unwrap(),
+                bytes
+            );
+        }
+        let line = allowed_signers_line(LAB, key.public_key()).unwrap();
+        std::fs::write(folder.join("allowed_signers"), format!("{line}\n")).unwrap();
+        let sums = std::fs::File::open(folder.join("SHA256SUMS")).unwrap();
+        let verified = Command::new("ssh-keygen")
+            .args([
+                "-Y",
+                "verify",
+                "-f",
+                "allowed_signers",
+                "-I",
+                LAB,
+                "-n",
+                NAMESPACE,
+            ])
+            .args(["-s", "SHA256SUMS.sig"])
+            .current_dir(&folder)
+            .stdin(sums)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(verified);
+        let sha_check = || {
+            run(
+                Command::new("sha256sum").args(["-c", "--strict", "SHA256SUMS"]),
+                &folder,
+            )
+        };
+        assert!(sha_check());
+        // The lines are in the order `sort` gives.
+        let text = std::fs::read_to_string(folder.join("SHA256SUMS")).unwrap();
+        let sorted = Command::new("sort")
+            .args(["-k", "2"])
+            .env("LC_ALL", "C")
+            .stdin(std::fs::File::open(folder.join("SHA256SUMS")).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(sorted.stdout).unwrap(), text);
+        // And a changed attachment fails the stock check.
+        std::fs::write(folder.join("report/summary.json"), b"{}\n").unwrap();
+        assert!(!sha_check());
+    }
 }

@@ -18,12 +18,12 @@ use ssh_key::{HashAlg, LineEnding, SshSig};
 use thiserror::Error;
 
 use super::content::{ContentError, EventsCheck, ReadingsCheck};
-use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, FORMAT_V2, Hash32, Manifest};
+use super::manifest::{AGENT_NAME, FORMAT, FORMAT_V1, FORMAT_V2, FORMAT_V4, Hash32, Manifest};
 use super::records::{EventsReader, ReadingsReader, RecordsError, format_utc_us};
 use super::signers::AllowedSigners;
 use super::ssh::SshError;
 use super::sums::{self, SUMMED_FILES, SumsError};
-use super::tar::{self, CUSTODY, MemberSpan, TarError, TarLimits};
+use super::tar::{self, ATTACHMENT_DIR, CUSTODY, Member, MemberSpan, TarError, TarLimits};
 use super::{NAMESPACE, bundle_name, is_valid_id};
 
 /// Largest bundle `verify` accepts; the CLI checks the file size against it before reading.
@@ -162,6 +162,15 @@ pub enum VerifyError {
         /// What is wrong.
         problem: String,
     },
+    /// 3 or 4. The attachments in the archive, in `SHA256SUMS` and in the manifest are not the
+    ///    same set, or one's bytes are not what is listed for it.
+    #[error("attachment {file} {problem}")]
+    Attachment {
+        /// `report/<name>`.
+        file: String,
+        /// What is wrong with it.
+        problem: AttachmentProblem,
+    },
     /// 5. A manifest summary field disagrees with the file it summarises.
     #[error("manifest.json: {field} is {manifest}, but {file} gives {actual}")]
     Summary {
@@ -174,6 +183,36 @@ pub enum VerifyError {
         /// The value computed from the file.
         actual: String,
     },
+}
+
+/// How an attachment fails its listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentProblem {
+    /// In the archive, but `SHA256SUMS` does not list it.
+    NotInSums,
+    /// Listed in `SHA256SUMS`, but not in the archive.
+    NotInArchive,
+    /// Listed in `SHA256SUMS`, but not in the manifest's `attachments`.
+    NotInManifest,
+    /// In the manifest's `attachments`, but `SHA256SUMS` does not list it.
+    OnlyInManifest,
+    /// Its bytes do not hash to its `SHA256SUMS` line.
+    HashMismatch,
+    /// The manifest's hash or size for it is not the file's.
+    ManifestMismatch,
+}
+
+impl std::fmt::Display for AttachmentProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotInSums => "is in the archive but not listed in SHA256SUMS",
+            Self::NotInArchive => "is listed in SHA256SUMS but missing from the archive",
+            Self::NotInManifest => "is listed in SHA256SUMS but not in manifest.json",
+            Self::OnlyInManifest => "is in manifest.json but not listed in SHA256SUMS",
+            Self::HashMismatch => "does not match its SHA256SUMS entry",
+            Self::ManifestMismatch => "does not match its manifest.json entry",
+        })
+    }
 }
 
 /// Verifies a bundle in memory with the current time for key validity; see [`verify_reader`].
@@ -199,12 +238,14 @@ pub fn verify_at(
 /// Bytes read from the archive at a time.
 const CHUNK: usize = 64 << 10;
 
-/// What the first pass keeps: the small files.
+/// What the first pass keeps: the small files, and each attachment's hash and size (hashed as
+/// it passes, never parsed).
 #[derive(Default)]
 struct FirstPass {
     manifest: Vec<u8>,
     sums: Vec<u8>,
     sig: Vec<u8>,
+    attachments: Vec<(String, [u8; 32], u64)>,
 }
 
 /// Verifies a bundle read from `input` (a file, or a spooled stream: it is read twice), evaluating
@@ -237,12 +278,20 @@ pub fn verify_reader_marked<R: Read + Seek>(
     // 1. Structure and caps, in one pass; the small files kept, the others passed over.
     let start = input.stream_position()?;
     let mut first = FirstPass::default();
-    let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |index, data| {
-        let keep = match index {
-            0 => &mut first.manifest,
-            4 => &mut first.sums,
-            5 => &mut first.sig,
-            _ => return Ok(()),
+    let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |member, data| {
+        let keep = match member {
+            Member::File(0) => &mut first.manifest,
+            Member::File(4) => &mut first.sums,
+            Member::File(5) => &mut first.sig,
+            Member::Attachment(name) => {
+                let mut hasher = Sha256::new();
+                let size = io::copy(data, &mut hasher)?;
+                first
+                    .attachments
+                    .push((name.to_owned(), hasher.finalize().into(), size));
+                return Ok(());
+            }
+            Member::File(_) => return Ok(()),
         };
         // Small by their caps, which the reader checked before handing them over.
         data.read_to_end(keep)?;
@@ -293,13 +342,15 @@ pub fn verify_reader_marked<R: Read + Seek>(
         });
     }
 
-    // 3. The manifest's hash, before it is parsed; the other files' as they are read.
+    // 3. The manifest's hash, before it is parsed; the attachments', hashed in the first pass;
+    // the other files' as they are read.
     let listed = sums::parse(&first.sums)?;
     if <[u8; 32]>::from(Sha256::digest(&first.manifest)) != listed.manifest {
         return Err(VerifyError::HashMismatch {
             file: SUMMED_FILES[2],
         });
     }
+    check_attachment_sums(&first.attachments, &listed.attachments)?;
 
     // 4. The manifest, and whose bundle it is: the lab asked for, or the lab it names, must be one
     // the signing key is allowed for.
@@ -319,6 +370,7 @@ pub fn verify_reader_marked<R: Read + Seek>(
     }
     check_manifest(&manifest, &principal, &layout.folder)?;
     let custody_span = check_format(&manifest, &layout, &listed)?;
+    check_attachment_manifest(&manifest, &first.attachments)?;
 
     // 5. The content, hashed as it is parsed.
     let mut marked = Vec::new();
@@ -495,7 +547,7 @@ fn check_manifest(manifest: &Manifest, principal: &str, folder: &str) -> Result<
             })
         }
     };
-    if manifest.format != FORMAT_V1 && manifest.format != FORMAT_V2 {
+    if ![FORMAT_V1, FORMAT_V2, FORMAT_V4].contains(&manifest.format.as_str()) {
         field("format", &manifest.format, FORMAT)?;
     }
     field("agent.name", &manifest.agent.name, AGENT_NAME)?;
@@ -562,8 +614,20 @@ fn check_format(
             problem,
         })
     };
-    if manifest.format != FORMAT && manifest.previous_receipt.is_some() {
+    if manifest.format != FORMAT
+        && manifest.format != FORMAT_V4
+        && manifest.previous_receipt.is_some()
+    {
         return fail("has no previous_receipt in its manifest");
+    }
+    // Attachments are what v4 adds, and a v4 bundle has at least one: one without is sealed v3.
+    let attached = !layout.attachments.is_empty() || !listed.attachments.is_empty();
+    if manifest.format == FORMAT_V4 {
+        if !attached || manifest.attachments.as_ref().is_none_or(Vec::is_empty) {
+            return fail("carries attachments in report/, listed in SHA256SUMS and manifest.json");
+        }
+    } else if attached || manifest.attachments.is_some() {
+        return fail("has no attachments");
     }
     if manifest.format == FORMAT_V1 {
         if custody.is_some() || listed.custody.is_some() {
@@ -581,6 +645,78 @@ fn check_format(
         return fail("has custody and traceability in its manifest");
     }
     Ok(custody)
+}
+
+/// The attachments in the archive (as hashed in the first pass) against `SHA256SUMS`'s lines:
+/// both sorted by name (the tar reader and the sums parser each insist), so one merge finds an
+/// unlisted, a missing or a changed one.
+fn check_attachment_sums(
+    found: &[(String, [u8; 32], u64)],
+    listed: &[(String, [u8; 32])],
+) -> Result<(), VerifyError> {
+    let fail = |name: &str, problem| VerifyError::Attachment {
+        file: format!("{ATTACHMENT_DIR}/{name}"),
+        problem,
+    };
+    let (mut a, mut b) = (found.iter().peekable(), listed.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return Ok(()),
+            (Some((name, _, _)), None) => return Err(fail(name, AttachmentProblem::NotInSums)),
+            (None, Some((name, _))) => return Err(fail(name, AttachmentProblem::NotInArchive)),
+            (Some((x, hash, _)), Some((y, signed))) => match x.cmp(y) {
+                std::cmp::Ordering::Less => return Err(fail(x, AttachmentProblem::NotInSums)),
+                std::cmp::Ordering::Greater => {
+                    return Err(fail(y, AttachmentProblem::NotInArchive));
+                }
+                std::cmp::Ordering::Equal if hash != signed => {
+                    return Err(fail(x, AttachmentProblem::HashMismatch));
+                }
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+}
+
+/// The manifest's `attachments` against the archive's, which by now are exactly `SHA256SUMS`'s:
+/// the same names in the same order, each with the file's hash and size.
+fn check_attachment_manifest(
+    manifest: &Manifest,
+    found: &[(String, [u8; 32], u64)],
+) -> Result<(), VerifyError> {
+    let listed = manifest.attachments.as_deref().unwrap_or_default();
+    let fail = |file: &str, problem| VerifyError::Attachment {
+        file: file.to_owned(),
+        problem,
+    };
+    let files: Vec<String> = found
+        .iter()
+        .map(|(name, _, _)| format!("{ATTACHMENT_DIR}/{name}"))
+        .collect();
+    if let Some(extra) = listed.iter().find(|e| !files.contains(&e.file)) {
+        return Err(fail(&extra.file, AttachmentProblem::OnlyInManifest));
+    }
+    if let Some(file) = files.iter().find(|f| !listed.iter().any(|e| &e.file == *f)) {
+        return Err(fail(file, AttachmentProblem::NotInManifest));
+    }
+    // The same set; now each in its place (no repeats, sorted) with the file's hash and size.
+    for (i, (file, (_, hash, size))) in files.iter().zip(found).enumerate() {
+        let same = listed
+            .get(i)
+            .is_some_and(|e| &e.file == file && e.sha256.0 == *hash && e.size == *size);
+        if !same {
+            return Err(fail(file, AttachmentProblem::ManifestMismatch));
+        }
+    }
+    if listed.len() != files.len() {
+        // Only a repeated entry can make the lengths differ now.
+        let repeated = listed.get(files.len()).map_or("", |e| e.file.as_str());
+        return Err(fail(repeated, AttachmentProblem::ManifestMismatch));
+    }
+    Ok(())
 }
 
 /// An optional id, displayed as `null` when absent.

@@ -201,6 +201,18 @@ impl Lab {
         sealed
     }
 
+    /// The next bundle carrying `attachments` in `report/` (format v4), advancing the lab.
+    fn next_with(&mut self, n: u64, attachments: &[(&str, &[u8])]) -> SealedBundle {
+        let (readings, chain) = self.readings(n, 0.0);
+        let input = self.input(self.bundle_seq + 1, readings);
+        let sealed = tsagent_bundle::seal_with_attachments(&input, attachments, &self.key).unwrap();
+        self.bundle_seq += 1;
+        self.next_seq += n;
+        self.chain = chain;
+        self.prev_sums = Some(sealed.sums_sha256);
+        sealed
+    }
+
     /// What the next bundle would be with other readings, without advancing.
     fn other_next(&self, n: u64) -> SealedBundle {
         let (readings, _) = self.readings(n, 1.0);
@@ -538,4 +550,36 @@ fn labs_sending_at_once_each_get_their_own_receipts(store: Store) {
     .unwrap();
     assert!(report.is_sound(), "{:?}", report.problems);
     assert!(report.orphans.is_empty());
+}
+
+/// A bundle carrying the lab's report (format v4) is taken like any other; one whose report was
+/// changed after signing is refused, naming the file, and leaves the lab's chain where it was.
+#[test]
+fn a_bundle_carrying_the_labs_report_is_taken_and_a_changed_report_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::new(dir.path(), "NIM");
+    let p = pilot(&[&lab], Store::Local);
+    let b1 = lab.next(3);
+    accepted(send(&p, &b1.file_name, &b1.tar));
+    let report: [(&str, &[u8]); 2] = [
+        ("report.html", b"<!doctype html><p>U = 10.0000012 V</p>\n"),
+        ("summary.json", b"{\"value\": 10.0000012}\n"),
+    ];
+    let b2 = lab.next_with(2, &report);
+    assert_eq!(b2.manifest.format, tsagent_bundle::manifest::FORMAT_V4);
+    let mut changed = b2.tar.clone();
+    let at = changed
+        .windows(10)
+        .position(|w| w == b"10.0000012")
+        .unwrap();
+    changed[at] = b'2';
+    match send(&p, &b2.file_name, &changed) {
+        Outcome::Unprocessable(text) => {
+            assert!(text.contains("report/report.html"), "{text}");
+        }
+        other => panic!("expected 422, got {other:?}"),
+    }
+    let r2 = accepted(send(&p, &b2.file_name, &b2.tar));
+    let v2 = receipt::verify_receipt(&p.public, &r2, None).unwrap();
+    assert_eq!(v2.receipt.log_index, 1);
 }
