@@ -191,7 +191,7 @@ impl Table {
                 match memchr::memchr(b'\n', chunk) {
                     Some(end) => {
                         carry.extend_from_slice(&chunk[..end]);
-                        rows.line(&carry)?;
+                        rows.line(&carry, None)?;
                         carry.clear();
                         start = end + 1;
                     }
@@ -203,17 +203,21 @@ impl Table {
                 }
             }
             let rest = &chunk[start..];
+            let whole = memchr::memrchr(b'\n', rest).map_or(0, |end| end + 1);
+            // One UTF-8 check of the buffer's whole lines instead of one per cell; a buffer with
+            // bytes that are not UTF-8 is checked cell by cell, as only the cells used matter.
+            let text = std::str::from_utf8(&rest[..whole]).ok();
             let mut from = 0;
-            for end in memchr::memchr_iter(b'\n', rest) {
-                rows.line(&rest[from..end])?;
+            for end in memchr::memchr_iter(b'\n', &rest[..whole]) {
+                rows.line(&rest[from..end], text.and_then(|t| t.get(from..end)))?;
                 from = end + 1;
             }
-            carry.extend_from_slice(&rest[from..]);
+            carry.extend_from_slice(&rest[whole..]);
             input.consume(taken);
         }
         // The last line, when the text does not end with a line end.
         if !carry.is_empty() {
-            rows.line(&carry)?;
+            rows.line(&carry, None)?;
         }
         Ok(rows.finish()?)
     }
@@ -382,12 +386,13 @@ impl<'a> RowReader<'a> {
         }
     }
 
-    /// One line, without its `\n` (a `\r` before it is still there).
-    fn line(&mut self, line: &[u8]) -> Result<(), TableError> {
+    /// One line, without its `\n` (a `\r` before it is still there), and the same as text when
+    /// it is known to be UTF-8.
+    fn line(&mut self, line: &[u8], text: Option<&str>) -> Result<(), TableError> {
         self.line_no += 1;
         match &self.header {
             None => self.header_line(line),
-            Some(_) => self.row(line),
+            Some(_) => self.row(line, text),
         }
     }
 
@@ -433,7 +438,7 @@ impl<'a> RowReader<'a> {
         Ok(())
     }
 
-    fn row(&mut self, line: &[u8]) -> Result<(), TableError> {
+    fn row(&mut self, line: &[u8], text: Option<&str>) -> Result<(), TableError> {
         let Some(header) = &self.header else {
             return Ok(());
         };
@@ -485,7 +490,8 @@ impl<'a> RowReader<'a> {
                 let end = commas.next().unwrap_or(line.len());
                 self.cells.push((start, end));
                 let after = line.get(end + 1..).unwrap_or_default();
-                self.cells.len() + after.iter().filter(|&&b| b == b',').count()
+                self.cells.len()
+                    + after.iter().filter(|&&b| b == b',').count()
                     + usize::from(end < line.len())
             };
             if found != header.width {
@@ -494,7 +500,10 @@ impl<'a> RowReader<'a> {
             for (c, &i) in header.index.iter().enumerate() {
                 let (a, b) = self.cells.get(i).copied().unwrap_or_default();
                 let bytes = line.get(a..b).unwrap_or_default();
-                let cell = match std::str::from_utf8(bytes) {
+                let cell = match text
+                    .and_then(|t| t.get(a..b))
+                    .map_or_else(|| std::str::from_utf8(bytes), Ok)
+                {
                     Ok(cell) => cell.trim(),
                     Err(_) => {
                         return Err(TableError::NotANumber {
@@ -765,7 +774,11 @@ mod tests {
         }
         Ok(Table {
             origin: o.into(),
-            columns: wanted.iter().map(|w| (*w).to_owned()).zip(columns).collect(),
+            columns: wanted
+                .iter()
+                .map(|w| (*w).to_owned())
+                .zip(columns)
+                .collect(),
             units: HashMap::new(),
             rows: Rows::Lines { first, skips },
             left_out: 0,
@@ -824,6 +837,18 @@ mod tests {
         );
         // A column not asked for may hold anything.
         assert!(parse("a,b\n1,NaN\n", &["a"]).is_ok());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_matter_only_in_the_columns_used() {
+        let text = b"a,b\n1,\xff\n2,3\n";
+        let t = Table::parse_csv("f.csv", &text[..], &["a"]).unwrap();
+        assert_eq!(t.column("a").unwrap(), [1.0, 2.0]);
+        let e = Table::parse_csv("f.csv", &text[..], &["b"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv:2: column `b`: `\u{fffd}` is not a number"
+        );
     }
 
     #[test]
