@@ -165,144 +165,61 @@ impl Table {
     }
 
     /// Parses CSV text from `input`; `origin` names it in errors.
+    ///
+    /// The text is taken a buffer of `input` at a time and its lines are read in place: only a
+    /// line cut by the end of a buffer is copied (to join it with the rest in the next one).
     pub fn parse_csv(
         origin: &str,
         mut input: impl BufRead,
         wanted: &[&str],
     ) -> Result<Table, ParseError> {
-        let mut raw = Vec::new();
-        let mut line_no: u64 = 0;
-        let mut fields: Vec<String> = Vec::new();
-        // The header: the first line that is neither blank nor a comment.
-        let header = loop {
-            raw.clear();
-            if input.read_until(b'\n', &mut raw)? == 0 {
-                return Err(TableError::Empty {
-                    origin: origin.to_owned(),
-                }
-                .into());
-            }
-            line_no += 1;
-            let text = line_text(origin, line_no, &raw)?;
-            if skip(text) {
-                continue;
-            }
-            split(origin, line_no, text, &mut fields)?;
-            break fields
-                .iter()
-                .map(|f| f.trim().to_owned())
-                .collect::<Vec<_>>();
-        };
-        let mut index = Vec::with_capacity(wanted.len());
-        for name in wanted {
-            let mut at = header.iter().enumerate().filter(|(_, h)| h == name);
-            match (at.next(), at.next()) {
-                (Some((i, _)), None) => index.push(i),
-                (Some(_), Some(_)) => {
-                    return Err(TableError::DuplicateColumn {
-                        origin: origin.to_owned(),
-                        column: (*name).to_owned(),
-                    }
-                    .into());
-                }
-                (None, _) => {
-                    return Err(TableError::MissingColumn {
-                        origin: origin.to_owned(),
-                        column: (*name).to_owned(),
-                        available: header
-                            .iter()
-                            .map(|h| format!("`{h}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
-                    .into());
-                }
-            }
-        }
-        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); wanted.len()];
-        let first = line_no + 1;
-        let mut skips = Vec::new();
-        let mut skipped: u64 = 0;
-        let mut rows = 0usize;
-        // Each field's byte range in the line, up to the last one asked for: reused across rows.
-        let mut cells: Vec<(usize, usize)> = Vec::with_capacity(header.len());
-        let last = index.iter().copied().max().unwrap_or(0);
+        let mut rows = RowReader::new(origin, wanted);
+        // The start of a line cut by the end of the previous buffer.
+        let mut carry: Vec<u8> = Vec::new();
         loop {
-            raw.clear();
-            if input.read_until(b'\n', &mut raw)? == 0 {
+            let chunk = match input.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if chunk.is_empty() {
                 break;
             }
-            line_no += 1;
-            let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if skip_bytes(line) {
-                skipped += 1;
-                continue;
-            }
-            if skips.last().map_or(0, |s: &(usize, u64)| s.1) != skipped {
-                skips.push((rows, skipped));
-            }
-            let field_count = |found| TableError::FieldCount {
-                origin: origin.to_owned(),
-                line: line_no,
-                expected: header.len(),
-                found,
-            };
-            if line.contains(&b'"') {
-                let text = line_text(origin, line_no, line)?;
-                split(origin, line_no, text, &mut fields)?;
-                if fields.len() != header.len() {
-                    return Err(field_count(fields.len()).into());
-                }
-                for (c, &i) in index.iter().enumerate() {
-                    columns[c].push(number(origin, line_no, wanted[c], fields[i].trim())?);
-                }
-            } else {
-                // The common case, in one pass over the bytes and without a copy of any field:
-                // a million rows are read in about the time it takes to parse their numbers (P8).
-                // Counting is one vectorised pass; the fields are then found only as far as the
-                // last column asked for.
-                let found = line.iter().filter(|&&b| b == b',').count() + 1;
-                if found != header.len() {
-                    return Err(field_count(found).into());
-                }
-                cells.clear();
-                let mut start = 0;
-                for piece in line.split(|&b| b == b',').take(last + 1) {
-                    cells.push((start, start + piece.len()));
-                    start += piece.len() + 1;
-                }
-                for (c, &i) in index.iter().enumerate() {
-                    let (a, b) = cells.get(i).copied().unwrap_or_default();
-                    let bytes = line.get(a..b).unwrap_or_default();
-                    let cell = match std::str::from_utf8(bytes) {
-                        Ok(cell) => cell.trim(),
-                        Err(_) => {
-                            return Err(TableError::NotANumber {
-                                origin: origin.to_owned(),
-                                line: line_no,
-                                column: wanted[c].to_owned(),
-                                text: String::from_utf8_lossy(bytes).chars().take(40).collect(),
-                            }
-                            .into());
-                        }
-                    };
-                    columns[c].push(number(origin, line_no, wanted[c], cell)?);
+            let taken = chunk.len();
+            let mut start = 0;
+            if !carry.is_empty() {
+                match memchr::memchr(b'\n', chunk) {
+                    Some(end) => {
+                        carry.extend_from_slice(&chunk[..end]);
+                        rows.line(&carry, None)?;
+                        carry.clear();
+                        start = end + 1;
+                    }
+                    None => {
+                        carry.extend_from_slice(chunk);
+                        input.consume(taken);
+                        continue;
+                    }
                 }
             }
-            rows += 1;
+            let rest = &chunk[start..];
+            let whole = memchr::memrchr(b'\n', rest).map_or(0, |end| end + 1);
+            // One UTF-8 check of the buffer's whole lines instead of one per cell; a buffer with
+            // bytes that are not UTF-8 is checked cell by cell, as only the cells used matter.
+            let text = std::str::from_utf8(&rest[..whole]).ok();
+            let mut from = 0;
+            for end in memchr::memchr_iter(b'\n', &rest[..whole]) {
+                rows.line(&rest[from..end], text.and_then(|t| t.get(from..end)))?;
+                from = end + 1;
+            }
+            carry.extend_from_slice(&rest[whole..]);
+            input.consume(taken);
         }
-        Ok(Table {
-            origin: origin.to_owned(),
-            columns: wanted
-                .iter()
-                .map(|w| (*w).to_owned())
-                .zip(columns)
-                .collect(),
-            units: HashMap::new(),
-            rows: Rows::Lines { first, skips },
-            left_out: 0,
-        })
+        // The last line, when the text does not end with a line end.
+        if !carry.is_empty() {
+            rows.line(&carry, None)?;
+        }
+        Ok(rows.finish()?)
     }
 
     /// The table of `readings` (one series): columns `seq`, `run`, `utc` (seconds since the
@@ -419,6 +336,212 @@ impl fmt::Display for RowRef {
             RowRef::Line(l) => write!(f, "line {l}"),
             RowRef::Reading(s) => write!(f, "reading {s}"),
         }
+    }
+}
+
+/// The header found, and where each column asked for is in it.
+struct Header {
+    /// Fields in the header.
+    width: usize,
+    /// Field index of each column asked for, in the order asked.
+    index: Vec<usize>,
+    /// The largest of `index`: a row's fields are located only up to it.
+    last: usize,
+}
+
+/// The state of reading a CSV text line by line, whatever buffers the lines come in.
+struct RowReader<'a> {
+    origin: &'a str,
+    wanted: &'a [&'a str],
+    /// Lines seen so far (the number of the current line once it is counted).
+    line_no: u64,
+    /// `None` until the first line that is neither blank nor a comment.
+    header: Option<Header>,
+    columns: Vec<Vec<f64>>,
+    /// Line of the first row.
+    first: u64,
+    skips: Vec<(usize, u64)>,
+    skipped: u64,
+    rows: usize,
+    /// Byte ranges of a row's fields up to the last one asked for: reused across rows.
+    cells: Vec<(usize, usize)>,
+    /// A quoted row's fields: reused across rows.
+    fields: Vec<String>,
+}
+
+impl<'a> RowReader<'a> {
+    fn new(origin: &'a str, wanted: &'a [&'a str]) -> Self {
+        RowReader {
+            origin,
+            wanted,
+            line_no: 0,
+            header: None,
+            columns: vec![Vec::new(); wanted.len()],
+            first: 0,
+            skips: Vec::new(),
+            skipped: 0,
+            rows: 0,
+            cells: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// One line, without its `\n` (a `\r` before it is still there), and the same as text when
+    /// it is known to be UTF-8.
+    fn line(&mut self, line: &[u8], text: Option<&str>) -> Result<(), TableError> {
+        self.line_no += 1;
+        match &self.header {
+            None => self.header_line(line),
+            Some(_) => self.row(line, text),
+        }
+    }
+
+    fn header_line(&mut self, line: &[u8]) -> Result<(), TableError> {
+        let origin = self.origin;
+        let text = line_text(origin, self.line_no, line)?;
+        if skip(text) {
+            return Ok(());
+        }
+        split(origin, self.line_no, text, &mut self.fields)?;
+        let header: Vec<String> = self.fields.iter().map(|f| f.trim().to_owned()).collect();
+        let mut index = Vec::with_capacity(self.wanted.len());
+        for name in self.wanted {
+            let mut at = header.iter().enumerate().filter(|(_, h)| h == name);
+            match (at.next(), at.next()) {
+                (Some((i, _)), None) => index.push(i),
+                (Some(_), Some(_)) => {
+                    return Err(TableError::DuplicateColumn {
+                        origin: origin.to_owned(),
+                        column: (*name).to_owned(),
+                    });
+                }
+                (None, _) => {
+                    return Err(TableError::MissingColumn {
+                        origin: origin.to_owned(),
+                        column: (*name).to_owned(),
+                        available: header
+                            .iter()
+                            .map(|h| format!("`{h}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
+        }
+        self.first = self.line_no + 1;
+        self.cells = Vec::with_capacity(header.len());
+        self.header = Some(Header {
+            width: header.len(),
+            last: index.iter().copied().max().unwrap_or(0),
+            index,
+        });
+        Ok(())
+    }
+
+    fn row(&mut self, line: &[u8], text: Option<&str>) -> Result<(), TableError> {
+        let Some(header) = &self.header else {
+            return Ok(());
+        };
+        let (origin, wanted, line_no) = (self.origin, self.wanted, self.line_no);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if skip_bytes(line) {
+            self.skipped += 1;
+            return Ok(());
+        }
+        if self.skips.last().map_or(0, |s| s.1) != self.skipped {
+            self.skips.push((self.rows, self.skipped));
+        }
+        let field_count = |found| TableError::FieldCount {
+            origin: origin.to_owned(),
+            line: line_no,
+            expected: header.width,
+            found,
+        };
+        if memchr::memchr(b'"', line).is_some() {
+            let text = line_text(origin, line_no, line)?;
+            split(origin, line_no, text, &mut self.fields)?;
+            if self.fields.len() != header.width {
+                return Err(field_count(self.fields.len()));
+            }
+            for (c, &i) in header.index.iter().enumerate() {
+                let cell = self.fields.get(i).map_or("", |f| f.trim());
+                self.columns[c].push(number(origin, line_no, wanted[c], cell)?);
+            }
+        } else {
+            // The common case, without a copy of any field: one scan finds the fields up to the
+            // last column asked for, and a vectorised count of the commas after it checks the
+            // row's width (P8).
+            self.cells.clear();
+            let mut start = 0;
+            let mut commas = memchr::memchr_iter(b',', line);
+            while self.cells.len() < header.last {
+                match commas.next() {
+                    Some(end) => {
+                        self.cells.push((start, end));
+                        start = end + 1;
+                    }
+                    None => break,
+                }
+            }
+            let found = if self.cells.len() < header.last {
+                // The row ends before the last column asked for.
+                self.cells.len() + 1
+            } else {
+                let end = commas.next().unwrap_or(line.len());
+                self.cells.push((start, end));
+                let after = line.get(end + 1..).unwrap_or_default();
+                self.cells.len()
+                    + after.iter().filter(|&&b| b == b',').count()
+                    + usize::from(end < line.len())
+            };
+            if found != header.width {
+                return Err(field_count(found));
+            }
+            for (c, &i) in header.index.iter().enumerate() {
+                let (a, b) = self.cells.get(i).copied().unwrap_or_default();
+                let bytes = line.get(a..b).unwrap_or_default();
+                let cell = match text
+                    .and_then(|t| t.get(a..b))
+                    .map_or_else(|| std::str::from_utf8(bytes), Ok)
+                {
+                    Ok(cell) => cell.trim(),
+                    Err(_) => {
+                        return Err(TableError::NotANumber {
+                            origin: origin.to_owned(),
+                            line: line_no,
+                            column: wanted[c].to_owned(),
+                            text: String::from_utf8_lossy(bytes).chars().take(40).collect(),
+                        });
+                    }
+                };
+                self.columns[c].push(number(origin, line_no, wanted[c], cell)?);
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Table, TableError> {
+        if self.header.is_none() {
+            return Err(TableError::Empty {
+                origin: self.origin.to_owned(),
+            });
+        }
+        Ok(Table {
+            origin: self.origin.to_owned(),
+            columns: self
+                .wanted
+                .iter()
+                .map(|w| (*w).to_owned())
+                .zip(self.columns)
+                .collect(),
+            units: HashMap::new(),
+            rows: Rows::Lines {
+                first: self.first,
+                skips: self.skips,
+            },
+            left_out: 0,
+        })
     }
 }
 
@@ -568,6 +691,100 @@ mod tests {
         })
     }
 
+    /// A plain reader to check the buffered one against: a line at a time, every field split
+    /// and trimmed, the same errors in the same order.
+    fn reference(text: &[u8], wanted: &[&str]) -> Result<Table, TableError> {
+        let o = "f";
+        let mut lines = text.split(|&b| b == b'\n').enumerate().peekable();
+        let mut fields = Vec::new();
+        let mut columns = vec![Vec::new(); wanted.len()];
+        let mut header = None;
+        let (mut first, mut skips, mut skipped, mut rows) = (0, Vec::new(), 0, 0);
+        while let Some((i, line)) = lines.next() {
+            if line.is_empty() && lines.peek().is_none() {
+                break;
+            }
+            let n = i as u64 + 1;
+            let Some((width, index)) = &header else {
+                let text = line_text(o, n, line)?;
+                if skip(text) {
+                    continue;
+                }
+                split(o, n, text, &mut fields)?;
+                let names: Vec<&str> = fields.iter().map(|f| f.trim()).collect();
+                let mut index = Vec::new();
+                for w in wanted {
+                    let at: Vec<usize> = (0..names.len()).filter(|&j| names[j] == *w).collect();
+                    match at[..] {
+                        [j] => index.push(j),
+                        [] => {
+                            return Err(TableError::MissingColumn {
+                                origin: o.into(),
+                                column: (*w).into(),
+                                available: names
+                                    .iter()
+                                    .map(|h| format!("`{h}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                            });
+                        }
+                        _ => {
+                            return Err(TableError::DuplicateColumn {
+                                origin: o.into(),
+                                column: (*w).into(),
+                            });
+                        }
+                    }
+                }
+                header = Some((names.len(), index));
+                first = n + 1;
+                continue;
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if skip_bytes(line) {
+                skipped += 1;
+                continue;
+            }
+            if skips.last().map_or(0, |s: &(usize, u64)| s.1) != skipped {
+                skips.push((rows, skipped));
+            }
+            let cells: Vec<String> = if line.contains(&b'"') {
+                split(o, n, line_text(o, n, line)?, &mut fields)?;
+                fields.clone()
+            } else {
+                line.split(|&b| b == b',')
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect()
+            };
+            if cells.len() != *width {
+                return Err(TableError::FieldCount {
+                    origin: o.into(),
+                    line: n,
+                    expected: *width,
+                    found: cells.len(),
+                });
+            }
+            for (c, &j) in index.iter().enumerate() {
+                columns[c].push(number(o, n, wanted[c], cells[j].trim())?);
+            }
+            rows += 1;
+        }
+        if header.is_none() {
+            return Err(TableError::Empty { origin: o.into() });
+        }
+        Ok(Table {
+            origin: o.into(),
+            columns: wanted
+                .iter()
+                .map(|w| (*w).to_owned())
+                .zip(columns)
+                .collect(),
+            units: HashMap::new(),
+            rows: Rows::Lines { first, skips },
+            left_out: 0,
+        })
+    }
+
     #[test]
     fn reads_only_the_columns_asked_for() {
         let t = parse(
@@ -620,6 +837,18 @@ mod tests {
         );
         // A column not asked for may hold anything.
         assert!(parse("a,b\n1,NaN\n", &["a"]).is_ok());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_matter_only_in_the_columns_used() {
+        let text = b"a,b\n1,\xff\n2,3\n";
+        let t = Table::parse_csv("f.csv", &text[..], &["a"]).unwrap();
+        assert_eq!(t.column("a").unwrap(), [1.0, 2.0]);
+        let e = Table::parse_csv("f.csv", &text[..], &["b"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv:2: column `b`: `\u{fffd}` is not a number"
+        );
     }
 
     #[test]
@@ -676,6 +905,28 @@ mod tests {
         ) {
             let text = lines.join("\n");
             let _ = Table::parse_csv("f", text.as_bytes(), &["a", "b"]);
+        }
+
+        #[test]
+        fn buffers_of_any_size_read_as_the_reference_does(
+            lines in prop::collection::vec(
+                prop_oneof![
+                    3 => "[0-9]{1,3}(\\.[0-9]{1,3})?(,[0-9]{1,3}(\\.[0-9]{1,3})?){1,3}",
+                    1 => "[ab0-9.eE+\\-,\" #\r]{0,12}",
+                    1 => Just(String::new()),
+                ],
+                0..12,
+            ),
+            header in prop_oneof![Just("a,b,c"), Just("b, a"), Just("# note\r\na,\"b\",c,d"), Just("a,a")],
+            capacity in 1usize..24,
+            wanted in prop_oneof![Just(vec!["a"]), Just(vec!["b", "a"]), Just(vec![])],
+            end in prop_oneof![Just(""), Just("\n"), Just("\r\n")],
+        ) {
+            let text = format!("{header}\n{}{end}", lines.join("\n"));
+            let input = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            let ours = Table::parse_csv("f", input, &wanted).map_err(|e| e.to_string());
+            let theirs = reference(text.as_bytes(), &wanted).map_err(|e| e.to_string());
+            prop_assert_eq!(ours, theirs);
         }
 
         #[test]
