@@ -9,30 +9,12 @@
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), REPORT_TIMEOUT_MS (default 60000).
 
-import { chromium } from "playwright-core";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
+import { fail, run, withBrowser } from "./browser.mjs";
 
 const [html, screenshot] = process.argv.slice(2);
 const TIMEOUT_MS = Number(process.env.REPORT_TIMEOUT_MS || 60000);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-// As status_page.mjs: headless, no sandbox (root in CI), nothing reaching out to the network.
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
 
 // What the page shows: the result, the budget's rows, each plot's axes and markers, and any
 // resource it tried to load (it must need none).
@@ -60,16 +42,7 @@ function snapshot() {
 
 async function main() {
   if (!html || !screenshot) fail("usage: node report.mjs REPORT_HTML SCREENSHOT_PNG");
-  let browser;
-  try {
-    try {
-      browser = await chromium.launch({ executablePath, headless: true, args: ARGS, timeout: TIMEOUT_MS });
-    } catch (e) {
-      fail(
-        `cannot start ${executablePath} (${e.message.split("\n")[0]}); ` +
-          "install it with `apt-get install -y chromium && npm ci --prefix tests/browser`",
-      );
-    }
+  await withBrowser(TIMEOUT_MS, async (browser) => {
     const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1000, height: 800 } });
     const page = await context.newPage();
     const requests = [];
@@ -104,15 +77,7 @@ async function main() {
         `; screenshot ${screenshot}`,
     );
     await context.close();
-  } finally {
-    if (browser) await browser.close();
-  }
+  });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`report: ${e instanceof Failure ? e.message : e.stack || e}`);
-    process.exit(1);
-  },
-);
+run("report", main);

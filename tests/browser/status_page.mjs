@@ -13,30 +13,10 @@
 //
 // Environment: CHROMIUM (default /usr/bin/chromium), STATUS_PAGE_TIMEOUT_MS (default 60000).
 
-import { chromium } from "playwright-core";
+import { fail, run, withBrowser } from "./browser.mjs";
 
 const [url, ...instruments] = process.argv.slice(2);
 const TIMEOUT_MS = Number(process.env.STATUS_PAGE_TIMEOUT_MS || 60000);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-// Headless, as root in CI (no sandbox), and nothing reaching out to the network: a CI machine's
-// network may be closed, and Chromium's background connections would only be refused. Each launch
-// has a fresh profile (playwright makes a scratch user-data-dir and removes it).
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
-class Failure extends Error {}
-
-function fail(message) {
-  throw new Failure(message);
-}
 
 // Waits for `predicate` to hold in the page; on timeout, fails with `what`.
 async function until(page, what, predicate, arg) {
@@ -170,35 +150,13 @@ async function withScript(browser) {
 
 async function main() {
   if (!url) fail("usage: node status_page.mjs URL [INSTRUMENT…]");
-  let browser;
-  try {
-    try {
-      browser = await chromium.launch({
-        executablePath,
-        headless: true,
-        args: ARGS,
-        timeout: TIMEOUT_MS,
-      });
-    } catch (e) {
-      fail(
-        `cannot start ${executablePath} (${e.message.split("\n")[0]}); ` +
-          "install it with `apt-get install -y chromium && npm ci --prefix tests/browser`",
-      );
-    }
+  await withBrowser(TIMEOUT_MS, async (browser) => {
     const plain = await withoutScript(browser);
     const { before, after } = await withScript(browser);
     const dots = (s) => s.plots.map((p) => `${p.series}: ${p.dots}`).join(", ");
     console.log(`ok without JavaScript: ${plain.instruments.length} instrument(s), points ${dots(plain)}, ${plain.runs.length} run(s)`);
     console.log(`ok with JavaScript: points ${dots(before)} → ${dots(after)}; runs ${before.runs[0].id} → ${after.runs[0].id} (${after.runs[0].status})`);
-  } finally {
-    if (browser) await browser.close();
-  }
+  });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`status page: ${e instanceof Failure ? e.message : e.stack || e}`);
-    process.exit(1);
-  },
-);
+run("status page", main);
