@@ -85,6 +85,15 @@ pub enum Problem {
         /// The event's id.
         id: u64,
     },
+    /// A report file a sealed bundle's stored archive carries (in `report/`) differs from the
+    /// log's record of what that bundle carried, or one is on only one side: the attachments are
+    /// not chained, so this is what shows an edit of a sealed one.
+    SealedAttachmentDiffers {
+        /// Bundle number.
+        bundle: u64,
+        /// The file's name in `report/`.
+        name: String,
+    },
     /// A sealed bundle's recorded chain value differs from the log's at its last reading.
     SealMismatch {
         /// Bundle number.
@@ -136,6 +145,10 @@ impl fmt::Display for Problem {
             Self::SealedCustodyDiffers { bundle, id } => write!(
                 f,
                 "custody event {id}, sealed in bundle {bundle}, differs from the log or is missing (edited or deleted after sealing)"
+            ),
+            Self::SealedAttachmentDiffers { bundle, name } => write!(
+                f,
+                "report file {name}, sealed in bundle {bundle}, differs from the log's record or is on one side only (edited, added or deleted after sealing)"
             ),
             Self::SealMismatch { bundle, seq } => write!(
                 f,
@@ -300,8 +313,48 @@ pub(super) fn run(conn: &Connection) -> Result<CheckReport, StoreError> {
                 Err(_) => {}
             }
         }
+        if let Some(t) = &parsed {
+            compare_attachments(conn, bundle, &t.attachments, &mut report)?;
+        }
     }
     Ok(report)
+}
+
+/// Compares the report files a bundle's archive carries with the log's record of them, by name
+/// and bytes; both lists are sorted by name.
+fn compare_attachments(
+    conn: &Connection,
+    bundle: u64,
+    sealed: &[(String, &[u8])],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, bytes FROM attachments WHERE bundle_seq = ?1 ORDER BY name",
+    )?;
+    let logged: Vec<(String, Vec<u8>)> = stmt
+        .query_map([to_i64(bundle)], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut names: Vec<&str> = sealed
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(logged.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let in_archive = sealed.iter().find(|(n, _)| n == name).map(|(_, b)| *b);
+        let in_log = logged
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice());
+        if in_archive != in_log {
+            report.push(Problem::SealedAttachmentDiffers {
+                bundle,
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Compares a bundle's sealed custody events with the log's rows of the same ids.

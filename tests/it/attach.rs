@@ -167,4 +167,24 @@ fn a_report_staged_with_seal_rides_signed_in_the_next_bundle() {
         .arg(lab.join("tsagent.db"))
         .assert()
         .success();
+
+    // A sealed report file changed in the log, past its triggers, is what `db check` finds.
+    let conn = rusqlite::Connection::open(lab.join("tsagent.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER attachments_sealed_is_final;
+         UPDATE attachments SET bytes = CAST('{}' AS BLOB) WHERE name = 'summary.json';",
+    )
+    .unwrap();
+    drop(conn);
+    let found = tsagent()
+        .args(["db", "check", "--db"])
+        .arg(lab.join("tsagent.db"))
+        .assert()
+        .failure();
+    let said = String::from_utf8_lossy(&found.get_output().stdout).into_owned()
+        + &String::from_utf8_lossy(&found.get_output().stderr);
+    assert!(
+        said.contains("report file summary.json, sealed in bundle 2, differs"),
+        "{said}"
+    );
 }
