@@ -429,98 +429,114 @@ fn fails(args: &[&str]) -> String {
 
 #[test]
 fn bad_input_is_named_by_file_row_and_column() {
+    // (file, its text, the arguments after `analyze`, what stderr must say); `{p}` is the file.
+    const CASES: &[(&str, &str, &str, &str)] = &[
+        (
+            "text.csv",
+            "t,y\n1,2\n2,abc\n",
+            "summary --column y",
+            "{p}:3: column `y`: `abc` is not a number",
+        ),
+        (
+            "text.csv",
+            "t,y\n1,2\n2,abc\n",
+            "summary --column v",
+            "{p}: no column `v`; the columns are `t`, `y`",
+        ),
+        (
+            "empty.csv",
+            "",
+            "summary --column y",
+            "{p}: empty file: no header row",
+        ),
+        (
+            "nan.csv",
+            "t,y\n1,2\n2,nan\n",
+            "summary --column y",
+            "{p}:3: column `y`: `nan` is not a finite number",
+        ),
+        (
+            "inf.csv",
+            "t,y\n1,inf\n2,3\n",
+            "fit --y t --x y",
+            "{p}:2: column `y`: `inf` is not a finite number",
+        ),
+        (
+            "short.csv",
+            "t,y,z\n1,2,5\n2,3,1\n4,5,0\n",
+            "fit --y y --x t --x z",
+            "{p}: 3 rows, too few for a fit with 3 parameters: at least 4 needed",
+        ),
+        (
+            "header-only.csv",
+            "t,y\n",
+            "summary --column y",
+            "{p}: 0 rows, too few for the summary of `y`: at least 2 needed",
+        ),
+        (
+            "twice.csv",
+            "t,y,t2\n1,2,1\n2,3,2\n3,5,3\n4,4,4\n",
+            "fit --y y --x t --x t2",
+            "{p}: singular design: column `t2` is constant or a linear combination",
+        ),
+        (
+            "weights.csv",
+            "t,y,u\n1,2,0.1\n2,3,0\n3,5,0.1\n",
+            "fit --y y --x t --weights u",
+            "{p}: line 3: column `u`: standard uncertainty 0 is not positive",
+        ),
+        (
+            "negative.csv",
+            "t,y,u\n1,2,0.1\n2,3,0.1\n\n3,5,-0.2\n",
+            "fit --y y --x t --weights u",
+            "{p}: line 5: column `u`: standard uncertainty -0.2 is not positive",
+        ),
+        (
+            "ragged.csv",
+            "t,y\n1,2\n2\n",
+            "summary --column y",
+            "{p}:3: 1 fields, but the header has 2",
+        ),
+        (
+            "freq.csv",
+            "y\n1\n2\n3\n1\n",
+            "allan --column y --tau0 0",
+            "{p}: tau0 must be finite and positive, got 0",
+        ),
+        (
+            "freq.csv",
+            "y\n1\n2\n3\n1\n",
+            "allan --column y --tau0 1 --m 0",
+            "{p}: the averaging factor m must be at least 1",
+        ),
+        (
+            "freq.csv",
+            "y\n1\n2\n3\n1\n",
+            "allan --column y --tau0 1 --m 3",
+            "{p}: 4 rows, too few for the Allan deviations of `y` at m = 3: at least 6 needed",
+        ),
+    ];
     let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| -> String {
+    for (name, text, args, want) in CASES {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
-        p.to_str().unwrap().to_owned()
-    };
-    let has = |err: &str, want: &str| assert!(err.contains(want), "want {want:?} in:\n{err}");
-
-    let p = write("text.csv", "t,y\n1,2\n2,abc\n");
-    has(
-        &fails(&["summary", "--csv", &p, "--column", "y"]),
-        &format!("{p}:3: column `y`: `abc` is not a number"),
-    );
-    has(
-        &fails(&["summary", "--csv", &p, "--column", "v"]),
-        &format!("{p}: no column `v`; the columns are `t`, `y`"),
-    );
-    let p = write("empty.csv", "");
-    has(
-        &fails(&["summary", "--csv", &p, "--column", "y"]),
-        &format!("{p}: empty file: no header row"),
-    );
-    let p = write("nan.csv", "t,y\n1,2\n2,nan\n");
-    has(
-        &fails(&["summary", "--csv", &p, "--column", "y"]),
-        &format!("{p}:3: column `y`: `nan` is not a finite number"),
-    );
-    let p = write("inf.csv", "t,y\n1,inf\n2,3\n");
-    has(
-        &fails(&["fit", "--csv", &p, "--y", "t", "--x", "y"]),
-        &format!("{p}:2: column `y`: `inf` is not a finite number"),
-    );
-    let p = write("short.csv", "t,y,z\n1,2,5\n2,3,1\n4,5,0\n");
-    has(
-        &fails(&["fit", "--csv", &p, "--y", "y", "--x", "t", "--x", "z"]),
-        &format!("{p}: 3 rows, too few for a fit with 3 parameters: at least 4 needed"),
-    );
-    let p = write("header-only.csv", "t,y\n");
-    has(
-        &fails(&["summary", "--csv", &p, "--column", "y"]),
-        &format!("{p}: 0 rows, too few for the summary of `y`: at least 2 needed"),
-    );
-    let p = write("twice.csv", "t,y,t2\n1,2,1\n2,3,2\n3,5,3\n4,4,4\n");
-    has(
-        &fails(&["fit", "--csv", &p, "--y", "y", "--x", "t", "--x", "t2"]),
-        &format!("{p}: singular design: column `t2` is constant or a linear combination"),
-    );
-    let p = write("weights.csv", "t,y,u\n1,2,0.1\n2,3,0\n3,5,0.1\n");
-    has(
-        &fails(&["fit", "--csv", &p, "--y", "y", "--x", "t", "--weights", "u"]),
-        &format!("{p}: line 3: column `u`: standard uncertainty 0 is not positive"),
-    );
-    let p = write("negative.csv", "t,y,u\n1,2,0.1\n2,3,0.1\n\n3,5,-0.2\n");
-    has(
-        &fails(&["fit", "--csv", &p, "--y", "y", "--x", "t", "--weights", "u"]),
-        &format!("{p}: line 5: column `u`: standard uncertainty -0.2 is not positive"),
-    );
-    let p = write("ragged.csv", "t,y\n1,2\n2\n");
-    has(
-        &fails(&["summary", "--csv", &p, "--column", "y"]),
-        &format!("{p}:3: 1 fields, but the header has 2"),
-    );
+        let p = p.to_str().unwrap();
+        let mut args: Vec<&str> = args.split(' ').collect();
+        args.splice(1..1, ["--csv", p]);
+        let err = fails(&args);
+        let want = want.replace("{p}", p);
+        assert!(err.contains(&want), "{name}: want {want:?} in:\n{err}");
+    }
     let missing = dir.path().join("missing.csv");
-    has(
-        &fails(&[
-            "summary",
-            "--csv",
-            missing.to_str().unwrap(),
-            "--column",
-            "y",
-        ]),
-        &format!("cannot read {}", missing.display()),
-    );
-    let p = write("freq.csv", "y\n1\n2\n3\n1\n");
-    has(
-        &fails(&["allan", "--csv", &p, "--column", "y", "--tau0", "0"]),
-        &format!("{p}: tau0 must be finite and positive, got 0"),
-    );
-    has(
-        &fails(&[
-            "allan", "--csv", &p, "--column", "y", "--tau0", "1", "--m", "0",
-        ]),
-        &format!("{p}: the averaging factor m must be at least 1"),
-    );
-    has(
-        &fails(&[
-            "allan", "--csv", &p, "--column", "y", "--tau0", "1", "--m", "3",
-        ]),
-        &format!(
-            "{p}: 4 rows, too few for the Allan deviations of `y` at m = 3: at least 6 needed"
-        ),
-    );
+    let err = fails(&[
+        "summary",
+        "--csv",
+        missing.to_str().unwrap(),
+        "--column",
+        "y",
+    ]);
+    let want = format!("cannot read {}", missing.display());
+    assert!(err.contains(&want), "want {want:?} in:\n{err}");
 }
 
 const LAB: &str = r#"
