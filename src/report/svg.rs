@@ -125,17 +125,19 @@ const HOUR_US: f64 = 3_600e6;
 const DAY_US: f64 = 86_400e6;
 
 /// Time ticks at whole seconds, minutes, hours or days (UTC), at most about eight, labelled
-/// `MM-DD`, `HH:MM` between midnights, `HH:MM:SS` when they are seconds apart, or `HH:MM:SS.s`
-/// closer still (the demo's simulated lab reads 200 times in a second or two).
+/// `MM-DD`, `HH:MM` between midnights, `HH:MM:SS` when they are seconds apart, or with the
+/// decimals of the second closer still, down to milliseconds (the demo's simulated lab reads 200
+/// times in a fraction of a second).
 pub fn time_ticks(lo: f64, hi: f64) -> Ticks {
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
         (lo - HOUR_US, hi + HOUR_US)
     };
-    let steps = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0]
-        .map(|s| s * 1e6)
+    // In µs, whole numbers, so that the ticks land exactly on them.
+    let steps = [1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5]
         .into_iter()
+        .chain([1.0, 2.0, 5.0, 10.0, 15.0, 30.0].map(|s| s * 1e6))
         .chain([1.0, 2.0, 5.0, 10.0, 15.0, 30.0].map(|m| m * 60e6))
         .chain([1.0, 2.0, 3.0, 6.0, 12.0].map(|h| h * HOUR_US))
         .chain([1.0, 2.0, 7.0, 14.0, 28.0, 91.0, 182.0, 364.0].map(|d| d * DAY_US));
@@ -154,7 +156,15 @@ pub fn time_ticks(lo: f64, hi: f64) -> Ticks {
         let label = if step >= DAY_US || (t % DAY_US == 0.0 && step >= 60e6) {
             text.get(5..10).unwrap_or_default().to_owned()
         } else if step < 1e6 {
-            text.get(11..21).unwrap_or_default().to_owned()
+            // As many decimals of the second as the step has: 0.1 s, 0.01 s or 1 ms.
+            let decimals = if step >= 1e5 {
+                1
+            } else if step >= 1e4 {
+                2
+            } else {
+                3
+            };
+            text.get(11..20 + decimals).unwrap_or_default().to_owned()
         } else if step < 60e6 {
             text.get(11..19).unwrap_or_default().to_owned()
         } else {
@@ -189,7 +199,7 @@ impl Axis {
             Scale::Linear => linear_ticks(lo, hi, 6),
             Scale::Log => log_ticks(lo, hi),
             Scale::Time => {
-                let pad = (hi - lo).max(1e6) * 0.02;
+                let pad = (hi - lo).max(1e3) * 0.02;
                 time_ticks(lo - pad, hi + pad)
             }
         };
@@ -487,6 +497,25 @@ mod tests {
         assert_eq!(t.major[0].1, "00:00:15");
         assert_eq!(t.major[1].1, "00:00:20");
         assert!(t.major.len() <= 8);
+        // 130 ms (the demo's 200 readings): ticks 20 ms apart, with hundredths of a second.
+        let t = time_ticks(lo + 531_690.0, lo + 663_004.0);
+        let labels: Vec<&str> = t.major.iter().map(|m| m.1.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "00:00:00.54",
+                "00:00:00.56",
+                "00:00:00.58",
+                "00:00:00.60",
+                "00:00:00.62",
+                "00:00:00.64",
+                "00:00:00.66"
+            ]
+        );
+        // 5 ms: ticks a millisecond apart.
+        let t = time_ticks(lo + 1_000_100.0, lo + 1_005_000.0);
+        assert_eq!(t.major[0].1, "00:00:01.001");
+        assert_eq!(t.major.len(), 5);
     }
 
     #[test]
