@@ -80,9 +80,9 @@ pub struct SummaryArgs {
     /// The input.
     #[command(flatten)]
     pub input: Input,
-    /// The column.
-    #[arg(long, value_name = "C")]
-    pub column: String,
+    /// The column [default with --config or --db: value].
+    #[arg(long, value_name = "C", required_unless_present_any = ["config", "db"])]
+    pub column: Option<String>,
 }
 
 /// `tsagent analyze fit`.
@@ -92,9 +92,9 @@ pub struct FitArgs {
     /// The input.
     #[command(flatten)]
     pub input: Input,
-    /// The response column.
-    #[arg(long, value_name = "C")]
-    pub y: String,
+    /// The response column [default with --config or --db: value].
+    #[arg(long, value_name = "C", required_unless_present_any = ["config", "db"])]
+    pub y: Option<String>,
     /// A regressor column; give --x once per regressor (drift, temperature, pressure …).
     #[arg(long = "x", value_name = "C", required = true)]
     pub x: Vec<String>,
@@ -121,9 +121,10 @@ pub struct AllanArgs {
     /// The input.
     #[command(flatten)]
     pub input: Input,
-    /// The column of equally spaced values (fractional frequency, or readings).
-    #[arg(long, value_name = "C")]
-    pub column: String,
+    /// The column of equally spaced values (fractional frequency, or readings) [default with
+    /// --config or --db: value].
+    #[arg(long, value_name = "C", required_unless_present_any = ["config", "db"])]
+    pub column: Option<String>,
     /// The sampling interval τ0, in seconds.
     #[arg(long, value_name = "S")]
     pub tau0: f64,
@@ -136,11 +137,10 @@ pub struct AllanArgs {
 pub fn run(cmd: AnalyzeCommand) -> Result<(), Error> {
     match cmd {
         AnalyzeCommand::Summary(a) => {
-            let table = load(&a.input, &[&a.column])?;
-            let result = commands::summary(&table, &a.column)?;
-            output(&a.input, &result, || {
-                summary_text(&table, &a.column, &result)
-            })
+            let column = a.column.as_deref().unwrap_or(LOG_VALUE);
+            let table = load(&a.input, &[column])?;
+            let result = commands::summary(&table, column)?;
+            output(&a.input, &result, || summary_text(&table, column, &result))
         }
         AnalyzeCommand::Fit(a) => {
             let k = a.x.len();
@@ -151,21 +151,27 @@ pub fn run(cmd: AnalyzeCommand) -> Result<(), Error> {
                 )));
             }
             let points: Vec<Vec<f64>> = a.predict.chunks(k).map(<[f64]>::to_vec).collect();
-            let mut wanted: Vec<&str> = vec![&a.y];
+            let y = a.y.as_deref().unwrap_or(LOG_VALUE);
+            let mut wanted: Vec<&str> = vec![y];
             wanted.extend(a.x.iter().map(String::as_str));
             wanted.extend(a.weights.as_deref());
             wanted.dedup();
             let table = load(&a.input, &wanted)?;
-            let result = commands::fit(&table, &a.y, &a.x, a.weights.as_deref(), &points)?;
-            output(&a.input, &result, || fit_text(&table, &a, &result))
+            let result = commands::fit(&table, y, &a.x, a.weights.as_deref(), &points)?;
+            output(&a.input, &result, || fit_text(&table, &a, y, &result))
         }
         AnalyzeCommand::Allan(a) => {
-            let table = load(&a.input, &[&a.column])?;
-            let result = commands::allan(&table, &a.column, a.tau0, a.m.as_deref())?;
-            output(&a.input, &result, || allan_text(&table, &a.column, &result))
+            let column = a.column.as_deref().unwrap_or(LOG_VALUE);
+            let table = load(&a.input, &[column])?;
+            let result = commands::allan(&table, column, a.tau0, a.m.as_deref())?;
+            output(&a.input, &result, || allan_text(&table, column, &result))
         }
     }
 }
+
+/// The column of the reading itself when the table is the log's, so that a technician asking
+/// for the summary of the readings need not name it.
+const LOG_VALUE: &str = "value";
 
 /// The table the input names, with the columns `wanted` (a CSV file parses only those).
 fn load(input: &Input, wanted: &[&str]) -> Result<Table, Error> {
@@ -284,12 +290,12 @@ fn summary_text(table: &Table, column: &str, r: &SummaryResult) -> String {
     )
 }
 
-fn fit_text(table: &Table, a: &FitArgs, r: &FitResult) -> String {
-    let y_unit = table.unit(&a.y).unwrap_or("");
+fn fit_text(table: &Table, a: &FitArgs, y: &str, r: &FitResult) -> String {
+    let y_unit = table.unit(y).unwrap_or("");
     let mut out = format!(
         "{} `{}` on {} ({}, n = {}, dof = {})\n",
         table.origin(),
-        a.y,
+        y,
         a.x.iter()
             .map(|x| format!("`{x}`"))
             .collect::<Vec<_>>()

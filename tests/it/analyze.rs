@@ -602,6 +602,17 @@ fn analyzes_the_log_of_a_real_measure() {
     assert_eq!(out["n"], 24);
     let mean = out["mean"].as_f64().unwrap();
     assert!((mean - 10.0).abs() < 1e-3, "{mean}");
+    // On the log the column is the reading's value unless named.
+    let unnamed = json(&[
+        "summary",
+        "--config",
+        cfg,
+        "--quantity",
+        "voltage",
+        "--sequence",
+        "s",
+    ]);
+    assert_eq!(unnamed, out);
     let one_run = json(&[
         "summary",
         "--db",
