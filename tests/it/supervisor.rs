@@ -126,18 +126,7 @@ fn serial_gone_thirty_seconds_under_a_new_name_is_waited_for_and_resumed() {
     assert!(!since.is_empty());
     assert!(online[0].2["offline_s"].as_f64().unwrap() >= 25.0);
 
-    // Nothing was measured while the instrument was gone: no fabricated readings.
-    let readings = lab.readings();
-    assert!(
-        readings
-            .iter()
-            .all(|r| r.record.utc_us < t0 || r.record.utc_us > t1),
-        "a reading inside the outage"
-    );
-    assert!(
-        readings.iter().any(|r| r.record.utc_us > t1),
-        "monitoring resumed"
-    );
+    measured_around(&lab, t0, t1);
     lab.assert_sound();
 }
 
@@ -375,19 +364,8 @@ fn adapter_gone_and_back(sim: &Proc, lab: &Lab) {
             outage = Some((t0, t1));
         }
     }
-    // Nothing was measured while the adapter was gone, and monitoring resumed after.
     let (t0, t1) = outage.unwrap();
-    let readings = lab.readings();
-    assert!(
-        readings
-            .iter()
-            .all(|r| r.record.utc_us < t0 || r.record.utc_us > t1),
-        "a reading inside the outage"
-    );
-    assert!(
-        readings.iter().any(|r| r.record.utc_us > t1),
-        "monitoring resumed"
-    );
+    measured_around(&lab, t0, t1);
     lab.assert_sound();
 }
 
@@ -473,4 +451,20 @@ fn a_different_unit_behind_a_returned_adapter_is_refused() {
         "{events:?}"
     );
     lab.assert_sound();
+}
+
+/// Nothing was measured between `t0` and `t1` (µs UTC) while the instrument was gone — no
+/// fabricated readings — and monitoring resumed after.
+fn measured_around(lab: &Lab, t0: i64, t1: i64) {
+    let readings = lab.readings();
+    assert!(
+        readings
+            .iter()
+            .all(|r| r.record.utc_us < t0 || r.record.utc_us > t1),
+        "a reading inside the outage"
+    );
+    assert!(
+        readings.iter().any(|r| r.record.utc_us > t1),
+        "monitoring resumed"
+    );
 }
