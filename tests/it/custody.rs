@@ -83,6 +83,18 @@ kind = "value"
 unit = "kOhm"
 "#;
 
+/// A dispatch of the standard as a technician records it.
+const DISPATCH: &[&str] = &[
+    "dispatch",
+    "--operator",
+    "li",
+    "--carrier",
+    "DHL",
+    "--tracking",
+    "JD0001",
+    "--condition",
+    "ok",
+];
 #[test]
 fn an_official_run_waits_for_receipt_inspection_and_the_minimum_time_and_stops_at_dispatch() {
     let settle = format!("{CHECKLIST}\n[artefact.stabilisation]\nmin = \"72h\"\n");
@@ -162,21 +174,7 @@ fn an_official_run_waits_for_receipt_inspection_and_the_minimum_time_and_stops_a
         .success()
         .stdout(predicate::str::contains("state: official_window"));
 
-    custody(
-        &config,
-        &[
-            "dispatch",
-            "--operator",
-            "li",
-            "--carrier",
-            "DHL",
-            "--tracking",
-            "JD0001",
-            "--condition",
-            "ok",
-        ],
-    )
-    .success();
+    custody(&config, DISPATCH).success();
     refused(&config, "the standard has been dispatched");
     custody(
         &config,
@@ -555,21 +553,7 @@ fn receipt_and_dispatch_notes_are_bilingual() {
     custody(&config, &["note-dispatch"])
         .code(2)
         .stderr(predicate::str::contains("no dispatch to write a note of"));
-    custody(
-        &config,
-        &[
-            "dispatch",
-            "--operator",
-            "li",
-            "--carrier",
-            "DHL",
-            "--tracking",
-            "JD0001",
-            "--condition",
-            "ok",
-        ],
-    )
-    .success();
+    custody(&config, DISPATCH).success();
     custody(&config, &["note-dispatch"])
         .success()
         .stdout(predicate::str::contains("运单号 / Tracking number: JD0001"));
