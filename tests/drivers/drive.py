@@ -1,0 +1,404 @@
+"""Drive public instrument drivers (QCoDeS, PyMeasure, plain PyVISA) against tsagent's simulated
+instruments: construct each, set and read back NPLC and range, take readings, read the error
+queue, close. Run by tests/drivers/run.sh, which starts the simulators and passes their ports.
+
+Every message a driver writes and every line it reads goes through PyVISA's message-based
+resource, so both are recorded; a failing case prints its last exchanges.
+
+Usage: drive.py --tcp PERSONALITY=PORT ... --prologix PORT=ADDR:PERSONALITY,...
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import pyvisa
+from pyvisa.resources import MessageBasedResource
+
+TIMEOUT_MS = 5000
+TERM = "\n"
+
+# The last exchanges of the case that runs, newest last.
+EXCHANGE: collections.deque[str] = collections.deque(maxlen=16)
+
+_write = MessageBasedResource.write
+_read = MessageBasedResource.read
+
+
+def _recording_write(self, message, *args, **kwargs):
+    EXCHANGE.append(f"> {message!r}")
+    return _write(self, message, *args, **kwargs)
+
+
+def _recording_read(self, *args, **kwargs):
+    try:
+        reply = _read(self, *args, **kwargs)
+    except Exception as e:
+        EXCHANGE.append(f"< ({type(e).__name__}: {e})")
+        raise
+    EXCHANGE.append(f"< {reply!r}")
+    return reply
+
+
+MessageBasedResource.write = _recording_write
+MessageBasedResource.read = _recording_read
+
+
+class Mismatch(AssertionError):
+    """A driver got an answer that is not what the instrument sends."""
+
+
+def expect(what: str, got, want) -> None:
+    ok = (
+        math.isclose(got, want, rel_tol=1e-9)
+        if isinstance(want, float) and isinstance(got, (int, float))
+        else got == want
+    )
+    if not ok:
+        raise Mismatch(f"{what}: got {got!r}, want {want!r}")
+
+
+def expect_reading(what: str, value, volts: float = 10.0) -> None:
+    v = float(value)
+    if not abs(v - volts) < 0.01 * volts:
+        raise Mismatch(f"{what}: reading {v!r} is not about {volts} V")
+
+
+@dataclass
+class Case:
+    """One driver against one personality over one transport."""
+
+    driver: str
+    framework: str
+    personality: str
+    transport: str
+    run: Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# QCoDeS
+
+
+def qcodes_truevolt(cls_name: str) -> Callable[[str], None]:
+    def run(resource: str) -> None:
+        from qcodes.instrument_drivers import Keysight
+
+        cls = getattr(Keysight, cls_name)
+        dmm = cls(
+            f"dmm_{cls_name}",
+            resource,
+            visalib="@py",
+            terminator=TERM,
+            timeout=TIMEOUT_MS / 1000,
+        )
+        try:
+            model = cls_name.removeprefix("Keysight")
+            expect("IDN model", dmm.IDN()["model"], model)
+            expect("error queue after init", dmm.error(), (0, "No error"))
+            expect("line frequency", dmm.line_frequency(), 50)
+            dmm.sense_function("DC Voltage")
+            expect("sense function", dmm.sense_function(), "DC Voltage")
+            dmm.NPLC(1)
+            expect("NPLC", dmm.NPLC(), 1.0)
+            dmm.range(10)
+            expect("range", dmm.range(), 10.0)
+            expect("autorange", dmm.autorange(), "OFF")
+            dmm.autorange("ON")
+            expect("autorange", dmm.autorange(), "ON")
+            dmm.range(10)
+            dmm.autozero("OFF")
+            expect("autozero", dmm.autozero(), "OFF")
+            dmm.autozero("ON")
+            expect("autozero", dmm.autozero(), "ON")
+            dmm.resolution()
+            dmm.aperture_time(0.1)
+            expect("aperture mode", dmm.aperture_mode(), "ON")
+            expect("aperture time", dmm.aperture_time(), 0.1)
+            dmm.NPLC(10)
+            expect("aperture mode after NPLC", dmm.aperture_mode(), "OFF")
+            dmm.trigger.source("BUS")
+            expect("trigger source", dmm.trigger.source(), "BUS")
+            dmm.trigger.source("IMM")
+            dmm.trigger.count(2)
+            expect("trigger count", dmm.trigger.count(), 2)
+            dmm.trigger.delay(0.01)
+            expect("trigger delay", dmm.trigger.delay(), 0.01)
+            dmm.trigger.auto_delay_enabled(True)
+            expect("trigger auto delay", dmm.trigger.auto_delay_enabled(), True)
+            dmm.sample.count(3)
+            expect("sample count", dmm.sample.count(), 3)
+            readings = dmm.read()
+            expect("readings in READ?", len(readings), 6)
+            for r in readings:
+                expect_reading("READ?", r)
+            expect("readings in FETCh?", len(dmm.fetch()), 6)
+            dmm.trigger.count(1)
+            dmm.sample.count(1)
+            expect_reading("volt", dmm.volt())
+            dmm.display.text("tsagent")
+            expect("display text", dmm.display.text(), "tsagent")
+            dmm.display.clear()
+            expect("display text after clear", dmm.display.text(), "")
+            expect("error queue", dmm.error(), (0, "No error"))
+            # An undefined header: the real meter queues -113 and sends nothing.
+            dmm.write("BOGus:HEADer")
+            expect("undefined header", dmm.error(), (-113, "Undefined header"))
+            expect("error queue", dmm.error(), (0, "No error"))
+        finally:
+            dmm.close()
+
+    return run
+
+
+def qcodes_dmm6500(resource: str) -> None:
+    from qcodes.instrument_drivers.Keithley import Keithley6500
+
+    dmm = Keithley6500(
+        "dmm6500", resource, visalib="@py", terminator=TERM, timeout=TIMEOUT_MS / 1000
+    )
+    try:
+        expect("IDN model", dmm.IDN()["model"], "MODEL DMM6500")
+        dmm.mode("dc voltage")
+        expect("mode", dmm.mode(), "dc voltage")
+        dmm.nplc(1)
+        expect("nplc", dmm.nplc(), 1.0)
+        dmm.range(10)
+        expect("range", dmm.range(), 10.0)
+        expect("auto range", dmm.auto_range_enabled(), False)
+        dmm.auto_range_enabled(True)
+        expect("auto range", dmm.auto_range_enabled(), True)
+        expect_reading("amplitude", dmm.amplitude())
+        expect("error queue", dmm.ask("SYST:ERR?"), '0,"No error;0;0 0"')
+        dmm.write("BOGus:HEADer")
+        expect("error count", dmm.ask("SYST:ERR:COUN?"), "1")
+        code = dmm.ask("SYST:ERR?").split(",")[0]
+        expect("undefined header", code, "-113")
+    finally:
+        dmm.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# PyMeasure
+
+
+def pymeasure_adapter(resource: str):
+    from pymeasure.adapters import VISAAdapter
+
+    return VISAAdapter(
+        resource,
+        visa_library="@py",
+        read_termination=TERM,
+        write_termination=TERM,
+        timeout=TIMEOUT_MS,
+    )
+
+
+def pymeasure_errors(dmm) -> None:
+    expect("error queue", dmm.check_errors(), [])
+    dmm.write("BOGus:HEADer")
+    errors = dmm.check_errors()
+    expect("undefined header", [int(e[0]) for e in errors], [-113])
+
+
+def pymeasure_dmm6500(resource: str) -> None:
+    from pymeasure.instruments.keithley import KeithleyDMM6500
+
+    dmm = KeithleyDMM6500(pymeasure_adapter(resource))
+    try:
+        expect("command set", dmm.command_set, "SCPI")
+        expect("line frequency", dmm.line_frequency, 50)
+        dmm.measure_voltage(max_voltage=10)
+        expect("mode", dmm.mode, "voltage")
+        dmm.voltage_nplc = 1
+        expect("voltage nplc", dmm.voltage_nplc, 1.0)
+        dmm.voltage_range = 10
+        expect("voltage range", dmm.voltage_range, 10.0)
+        expect_reading("voltage", dmm.voltage)
+        pymeasure_errors(dmm)
+    finally:
+        dmm.close()
+
+
+def pymeasure_34401a(resource: str) -> None:
+    from pymeasure.instruments.hp import HP34401A
+
+    dmm = HP34401A(pymeasure_adapter(resource))
+    try:
+        dmm.function_ = "DCV"
+        expect("function", dmm.function_, "DCV")
+        dmm.nplc = 1
+        expect("nplc", dmm.nplc, 1.0)
+        dmm.range_ = 10
+        expect("range", dmm.range_, 10.0)
+        dmm.autorange = True
+        expect("autorange", dmm.autorange, True)
+        dmm.autozero_enabled = False
+        expect("autozero", dmm.autozero_enabled, False)
+        dmm.autozero_enabled = True
+        dmm.trigger_source = "BUS"
+        expect("trigger source", dmm.trigger_source, "BUS")
+        dmm.trigger_source = "IMM"
+        dmm.trigger_delay = 0.01
+        expect("trigger delay", dmm.trigger_delay, 0.01)
+        dmm.sample_count = 2
+        expect("sample count", dmm.sample_count, 2)
+        dmm.trigger_count = 1
+        expect("trigger count", dmm.trigger_count, 1)
+        for r in dmm.reading:
+            expect_reading("reading", r)
+        dmm.sample_count = 1
+        expect_reading("voltage", dmm.voltage)
+        expect("display text", dmm.displayed_text, "")
+        pymeasure_errors(dmm)
+    finally:
+        dmm.adapter.close()
+
+
+def pymeasure_34410a(resource: str) -> None:
+    from pymeasure.instruments.agilent import Agilent34410A
+
+    dmm = Agilent34410A(pymeasure_adapter(resource))
+    try:
+        # The class has no settings of its own: NPLC and range through its SCPI methods.
+        dmm.write("VOLT:NPLC 1")
+        expect("nplc", float(dmm.ask("VOLT:NPLC?")), 1.0)
+        dmm.write("VOLT:RANG 10")
+        expect("range", float(dmm.ask("VOLT:RANG?")), 10.0)
+        expect_reading("voltage_dc", dmm.voltage_dc)
+        pymeasure_errors(dmm)
+    finally:
+        dmm.adapter.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain PyVISA, for models no framework has a driver for
+
+
+def pyvisa_3458a(resource: str) -> None:
+    rm = pyvisa.ResourceManager("@py")
+    dmm = rm.open_resource(resource, read_termination="\r\n", write_termination=TERM)
+    dmm.timeout = TIMEOUT_MS
+    try:
+        dmm.clear()
+        dmm.write("END ALWAYS")
+        expect("ID?", dmm.query("ID?"), "HP3458A")
+        dmm.write("NPLC 1")
+        expect("NPLC?", float(dmm.query("NPLC?")), 1.0)
+        dmm.write("DCV 10")
+        expect("RANGE?", float(dmm.query("RANGE?")), 10.0)
+        dmm.write("TARM HOLD")
+        dmm.write("TARM SGL")
+        expect_reading("reading", dmm.read())
+        expect("ERR?", dmm.query("ERR?"), "0")
+        dmm.write("BOGUS")
+        expect("ERRSTR? after a bad header", dmm.query("ERRSTR?").split(",")[0], "103")
+    finally:
+        dmm.close()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def cases(tcp: dict[str, int], prologix: dict[int, dict[int, str]]):
+    """Every (driver, personality, transport) this run can reach."""
+    by_personality = {
+        "keysight-34465a": [
+            ("QCoDeS Keysight34465A", "qcodes", qcodes_truevolt("Keysight34465A")),
+            ("PyMeasure HP34401A", "pymeasure", pymeasure_34401a),
+            ("PyMeasure Agilent34410A", "pymeasure", pymeasure_34410a),
+        ],
+        "keysight-34470a": [
+            ("QCoDeS Keysight34470A", "qcodes", qcodes_truevolt("Keysight34470A")),
+            ("PyMeasure HP34401A", "pymeasure", pymeasure_34401a),
+            ("PyMeasure Agilent34410A", "pymeasure", pymeasure_34410a),
+        ],
+        "keithley-dmm6500": [
+            ("QCoDeS Keithley6500", "qcodes", qcodes_dmm6500),
+            ("PyMeasure KeithleyDMM6500", "pymeasure", pymeasure_dmm6500),
+        ],
+        "keysight-3458a": [("PyVISA (no public driver)", "pyvisa", pyvisa_3458a)],
+    }
+    for personality, port in tcp.items():
+        for driver, framework, run in by_personality.get(personality, []):
+            yield (
+                Case(driver, framework, personality, "tcp", run),
+                f"TCPIP0::127.0.0.1::{port}::SOCKET",
+                None,
+            )
+    for board, (port, bus) in enumerate(prologix.items()):
+        intfc = f"PRLGX-TCPIP{board}::127.0.0.1::{port}::INTFC"
+        for addr, personality in bus.items():
+            for driver, framework, run in by_personality.get(personality, []):
+                yield (
+                    Case(driver, framework, personality, f"prologix gpib {addr}", run),
+                    f"GPIB{board}::{addr}::INSTR",
+                    intfc,
+                )
+
+
+def versions() -> str:
+    from importlib.metadata import version
+
+    names = ["qcodes", "pymeasure", "pyvisa", "pyvisa-py"]
+    return ", ".join(f"{n} {version(n)}" for n in names)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tcp", action="append", default=[], metavar="PERSONALITY=PORT")
+    ap.add_argument("--prologix", action="append", default=[], metavar="PORT=ADDR:P,...")
+    args = ap.parse_args()
+    tcp = {}
+    for item in args.tcp:
+        personality, port = item.split("=", 1)
+        tcp[personality] = int(port)
+    prologix: dict[int, dict[int, str]] = {}
+    for item in args.prologix:
+        port, bus = item.split("=", 1)
+        prologix[int(port)] = {
+            int(a): p for a, p in (entry.split(":", 1) for entry in bus.split(","))
+        }
+
+    warnings.simplefilter("ignore")
+    print(f"drivers: {versions()}")
+    rm = pyvisa.ResourceManager("@py")
+    interfaces = {}
+    failed = 0
+    total = 0
+    for case, resource, intfc in cases(tcp, prologix):
+        total += 1
+        EXCHANGE.clear()
+        label = f"{case.driver} | {case.personality} | {case.transport}"
+        try:
+            if intfc is not None and intfc not in interfaces:
+                interfaces[intfc] = rm.open_resource(intfc)
+            case.run(resource)
+        except Exception as e:
+            failed += 1
+            print(f"FAIL {label}")
+            print(f"  {type(e).__name__}: {e}")
+            if not isinstance(e, Mismatch):
+                tb = traceback.extract_tb(e.__traceback__)
+                here = [f for f in tb if f.filename == __file__]
+                if here:
+                    print(f"  at drive.py line {here[-1].lineno}: {here[-1].line}")
+            print("  last exchanges:")
+            for line in EXCHANGE:
+                print(f"    {line}")
+        else:
+            print(f"ok   {label}")
+    for r in interfaces.values():
+        r.close()
+    print(f"{total - failed} of {total} driver cases pass")
+    return 1 if failed or total == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
