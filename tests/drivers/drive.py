@@ -5,14 +5,19 @@ queue, close. Run by tests/drivers/run.sh, which starts the simulators and passe
 Every message a driver writes and every line it reads goes through PyVISA's message-based
 resource, so both are recorded; a failing case prints its last exchanges.
 
-Usage: drive.py --tcp PERSONALITY=PORT ... --prologix PORT=ADDR:PERSONALITY,...
+Each case gets a simulator of its own (`tsagent sim --tcp 127.0.0.1:0 …`), so one driver's
+settings, errors or unclosed connection cannot decide another's result.
+
+Usage: drive.py --tsagent PATH
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import math
+import subprocess
 import sys
 import traceback
 import warnings
@@ -22,7 +27,7 @@ from typing import Callable
 import pyvisa
 from pyvisa.resources import MessageBasedResource
 
-TIMEOUT_MS = 5000
+TIMEOUT_MS = 2000
 TERM = "\n"
 
 # The last exchanges of the case that runs, newest last.
@@ -51,6 +56,37 @@ MessageBasedResource.write = _recording_write
 MessageBasedResource.read = _recording_read
 
 
+def _allow_termchar_on_prologix() -> None:
+    """PyVISA-py 0.8.1's Prologix GPIB session refuses VI_ATTR_TERMCHAR(_EN), so every driver
+    that sets a read termination (all of them) fails to open before a byte is sent. The adapter
+    ends each read at EOI (`++read eoi`) whatever the termination, so holding the two attributes
+    in the session, as its other sessions do, changes nothing on the wire; PyVISA itself then
+    strips the terminator from what was read."""
+    from pyvisa import constants
+    from pyvisa_py.prologix import PrologixInstrSession
+
+    held = (constants.ResourceAttribute.termchar, constants.ResourceAttribute.termchar_enabled)
+    original_set = PrologixInstrSession._set_attribute
+    original_get = PrologixInstrSession._get_attribute
+
+    def set_attribute(self, attribute, state):
+        if attribute in held:
+            self.__dict__.setdefault("_held", {})[attribute] = state
+            return constants.StatusCode.success
+        return original_set(self, attribute, state)
+
+    def get_attribute(self, attribute):
+        if attribute in held and attribute in self.__dict__.get("_held", {}):
+            return self._held[attribute], constants.StatusCode.success
+        return original_get(self, attribute)
+
+    PrologixInstrSession._set_attribute = set_attribute
+    PrologixInstrSession._get_attribute = get_attribute
+
+
+_allow_termchar_on_prologix()
+
+
 class Mismatch(AssertionError):
     """A driver got an answer that is not what the instrument sends."""
 
@@ -76,7 +112,6 @@ class Case:
     """One driver against one personality over one transport."""
 
     driver: str
-    framework: str
     personality: str
     transport: str
     run: Callable[[str], None]
@@ -306,41 +341,86 @@ def pyvisa_3458a(resource: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def cases(tcp: dict[str, int], prologix: dict[int, dict[int, str]]):
-    """Every (driver, personality, transport) this run can reach."""
-    by_personality = {
-        "keysight-34465a": [
-            ("QCoDeS Keysight34465A", "qcodes", qcodes_truevolt("Keysight34465A")),
-            ("PyMeasure HP34401A", "pymeasure", pymeasure_34401a),
-            ("PyMeasure Agilent34410A", "pymeasure", pymeasure_34410a),
-        ],
-        "keysight-34470a": [
-            ("QCoDeS Keysight34470A", "qcodes", qcodes_truevolt("Keysight34470A")),
-            ("PyMeasure HP34401A", "pymeasure", pymeasure_34401a),
-            ("PyMeasure Agilent34410A", "pymeasure", pymeasure_34410a),
-        ],
-        "keithley-dmm6500": [
-            ("QCoDeS Keithley6500", "qcodes", qcodes_dmm6500),
-            ("PyMeasure KeithleyDMM6500", "pymeasure", pymeasure_dmm6500),
-        ],
-        "keysight-3458a": [("PyVISA (no public driver)", "pyvisa", pyvisa_3458a)],
-    }
-    for personality, port in tcp.items():
-        for driver, framework, run in by_personality.get(personality, []):
+# The personalities each driver is run against.
+BY_PERSONALITY = {
+    "keysight-34465a": [
+        ("QCoDeS Keysight34465A", qcodes_truevolt("Keysight34465A")),
+        ("PyMeasure HP34401A", pymeasure_34401a),
+        ("PyMeasure Agilent34410A", pymeasure_34410a),
+    ],
+    "keysight-34470a": [
+        ("QCoDeS Keysight34470A", qcodes_truevolt("Keysight34470A")),
+        ("PyMeasure HP34401A", pymeasure_34401a),
+        ("PyMeasure Agilent34410A", pymeasure_34410a),
+    ],
+    "keithley-dmm6500": [
+        ("QCoDeS Keithley6500", qcodes_dmm6500),
+        ("PyMeasure KeithleyDMM6500", pymeasure_dmm6500),
+    ],
+    "keysight-3458a": [("PyVISA (no public driver)", pyvisa_3458a)],
+}
+
+# The GPIB address each personality gets behind the simulated Prologix adapter.
+GPIB_ADDRESS = {
+    "keysight-34465a": 10,
+    "keysight-34470a": 11,
+    "keithley-dmm6500": 16,
+    "keysight-3458a": 22,
+}
+
+
+def cases():
+    """Every (driver, personality, transport) case, with the simulator arguments it needs."""
+    for personality, drivers in BY_PERSONALITY.items():
+        for driver, run in drivers:
+            yield Case(driver, personality, "tcp", run), ["--personality", personality]
+            addr = GPIB_ADDRESS[personality]
             yield (
-                Case(driver, framework, personality, "tcp", run),
-                f"TCPIP0::127.0.0.1::{port}::SOCKET",
-                None,
+                Case(driver, personality, f"prologix gpib {addr}", run),
+                ["--prologix", f"{addr}={personality}"],
             )
-    for board, (port, bus) in enumerate(prologix.items()):
-        intfc = f"PRLGX-TCPIP{board}::127.0.0.1::{port}::INTFC"
-        for addr, personality in bus.items():
-            for driver, framework, run in by_personality.get(personality, []):
-                yield (
-                    Case(driver, framework, personality, f"prologix gpib {addr}", run),
-                    f"GPIB{board}::{addr}::INSTR",
-                    intfc,
-                )
+
+
+class Simulator:
+    """`tsagent sim --tcp 127.0.0.1:0 ARGS`, stopped on exit."""
+
+    def __init__(self, tsagent: str, args: list[str]):
+        self.proc = subprocess.Popen(
+            [tsagent, "sim", "--tcp", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("tcp 127.0.0.1:"):
+            self.proc.kill()
+            raise RuntimeError(f"tsagent sim {' '.join(args)} did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def close_everything(rm: pyvisa.ResourceManager) -> None:
+    """Closes what a failed driver left open (QCoDeS keeps instruments it could not finish
+    constructing registered, and their sockets open)."""
+    try:
+        from qcodes.instrument import Instrument
+
+        Instrument.close_all()
+    except Exception:
+        pass
+    gc.collect()
+    for r in list(rm.list_opened_resources()):
+        try:
+            r.close()
+        except Exception:
+            pass
 
 
 def versions() -> str:
@@ -352,34 +432,33 @@ def versions() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tcp", action="append", default=[], metavar="PERSONALITY=PORT")
-    ap.add_argument("--prologix", action="append", default=[], metavar="PORT=ADDR:P,...")
+    ap.add_argument("--tsagent", required=True, help="the tsagent binary")
+    ap.add_argument("filter", nargs="?", default="", help="run only cases whose label has this")
     args = ap.parse_args()
-    tcp = {}
-    for item in args.tcp:
-        personality, port = item.split("=", 1)
-        tcp[personality] = int(port)
-    prologix: dict[int, dict[int, str]] = {}
-    for item in args.prologix:
-        port, bus = item.split("=", 1)
-        prologix[int(port)] = {
-            int(a): p for a, p in (entry.split(":", 1) for entry in bus.split(","))
-        }
 
     warnings.simplefilter("ignore")
     print(f"drivers: {versions()}")
     rm = pyvisa.ResourceManager("@py")
-    interfaces = {}
     failed = 0
     total = 0
-    for case, resource, intfc in cases(tcp, prologix):
+    for case, sim_args in cases():
+        label = f"{case.driver} | {case.personality} | {case.transport}"
+        if args.filter not in label:
+            continue
         total += 1
         EXCHANGE.clear()
-        label = f"{case.driver} | {case.personality} | {case.transport}"
         try:
-            if intfc is not None and intfc not in interfaces:
-                interfaces[intfc] = rm.open_resource(intfc)
-            case.run(resource)
+            with Simulator(args.tsagent, sim_args) as sim:
+                try:
+                    if case.transport == "tcp":
+                        case.run(f"TCPIP0::127.0.0.1::{sim.port}::SOCKET")
+                    else:
+                        intfc = rm.open_resource(f"PRLGX-TCPIP0::127.0.0.1::{sim.port}::INTFC")
+                        addr = GPIB_ADDRESS[case.personality]
+                        case.run(f"GPIB0::{addr}::INSTR")
+                        intfc.close()
+                finally:
+                    close_everything(rm)
         except Exception as e:
             failed += 1
             print(f"FAIL {label}")
@@ -394,8 +473,6 @@ def main() -> int:
                 print(f"    {line}")
         else:
             print(f"ok   {label}")
-    for r in interfaces.values():
-        r.close()
     print(f"{total - failed} of {total} driver cases pass")
     return 1 if failed or total == 0 else 0
 

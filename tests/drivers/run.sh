@@ -3,7 +3,8 @@
 # (PyVISA-py, no vendor VISA) drive each personality they have a driver for, over its TCP socket
 # and through the simulated Prologix GPIB-ETHERNET (tests/drivers/drive.py says what each does).
 # Exits non-zero if any driver fails; each failure prints the driver, the personality and the
-# last exchanges. Run from anywhere: `bash tests/drivers/run.sh`. The frameworks are installed,
+# last exchanges. Run from anywhere: `bash tests/drivers/run.sh [FILTER]` (FILTER: only the cases
+# whose `driver | personality | transport` label contains it). The frameworks are installed,
 # pinned, into a venv of their own under ~/.cache/tsagent-tests (TSAGENT_DRIVERS_VENV to move it);
 # TSAGENT=path/to/tsagent uses that binary instead of building the debug one.
 set -euo pipefail
@@ -35,46 +36,4 @@ else
     "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/tsagent"
 fi
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Starts `tsagent sim --tcp 127.0.0.1:0 ARGS…` and sets `port` to the one it reports on its first
-# line (not a command substitution: the simulator must stay this shell's child, for the cleanup).
-serve() {
-  local out="$work/sim.${#pids[@]}"
-  "$tsagent" sim --tcp 127.0.0.1:0 "$@" >"$out" 2>"$out.err" &
-  pids+=($!)
-  local pid=$! line=""
-  for _ in $(seq 100); do
-    line="$(head -n1 "$out")"
-    [ -n "$line" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  case "$line" in
-    "tcp 127.0.0.1:"*) port="${line##*:}" ;;
-    *)
-      echo "tests/drivers: tsagent sim $* did not start:" >&2
-      cat "$out.err" >&2
-      exit 1
-      ;;
-  esac
-}
-
-args=()
-port=""
-for p in keysight-34465a keysight-34470a keithley-dmm6500 keysight-3458a; do
-  serve --personality "$p"
-  args+=(--tcp "$p=$port")
-done
-bus="22:keysight-3458a,10:keysight-34465a,16:keithley-dmm6500"
-serve --prologix "${bus//:/=}"
-args+=(--prologix "$port=$bus")
-
-"$venv/bin/python" tests/drivers/drive.py "${args[@]}"
+"$venv/bin/python" tests/drivers/drive.py --tsagent "$tsagent" "$@"
