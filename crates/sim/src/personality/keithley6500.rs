@@ -14,6 +14,12 @@
 //! makes them into the buffer without sending anything. A buffer is a ring of its capacity
 //! (100 000 for the default buffers). `TRAC:DATA?` indexes are 1-based and must lie within the
 //! buffer's readings (-222 otherwise). A dc voltage range above 1000 V is refused (-222).
+//!
+//! Also what QCoDeS's and PyMeasure's drivers send while they start and for their common
+//! settings: `*LANG?` (`SCPI`) and `*LANG SCPI|TSP|SCPI2000|SCPI34401`, `SYST:LFR?` (`50`),
+//! `FORM[:DATA] ASC|REAL|SRE` (and `?`), and the range queries `…:RANG?` (`1.000000000E+01`),
+//! which report the range autoranging picked while it is on. Each function keeps its own range;
+//! a value selects the smallest range that covers it, as the meter does.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,6 +49,40 @@ const COUNT: Limits = Limits {
     max: 1e6,
     def: 1.0,
 };
+
+/// DC voltage ranges, V.
+const VOLT_RANGES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+
+/// Resistance ranges, Ω.
+const OHM_RANGES: [f64; 9] = [1.0, 10.0, 100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6];
+
+/// A range reads up to 120 % of its nominal value before it overloads, so autoranging keeps a
+/// value on a range up to that.
+const OVERRANGE: f64 = 1.2;
+
+/// The command sets `*LANG` names. The meter switches only at its next power-up, which the
+/// simulator never has: `*LANG?` keeps answering `SCPI`, the set this personality speaks.
+/// Unconfirmed: whether the real meter answers the set in use or the one chosen for next time.
+const LANGUAGES: [(&[u8], ()); 4] = [
+    (b"SCPI", ()),
+    (b"TSP", ()),
+    (b"SCPI2000", ()),
+    (b"SCPI34401", ()),
+];
+
+/// `FORMat:DATA`: kept for the query; readings are always sent as ASCII here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataFormat {
+    Ascii,
+    Real,
+    Sreal,
+}
+
+const DATA_FORMATS: [(&[u8], DataFormat); 3] = [
+    (b"ASCii", DataFormat::Ascii),
+    (b"REAL", DataFormat::Real),
+    (b"SREal", DataFormat::Sreal),
+];
 
 /// Largest buffer `TRAC:MAKE` will create in the simulator.
 const MAX_BUFFER_CAP: usize = 1_000_000;
@@ -86,6 +126,10 @@ pub(crate) struct Dmm6500 {
     auto_range: bool,
     /// Readings per measurement request (`SENS:COUN`).
     count: u32,
+    /// The fixed dc voltage range, V, and resistance range, Ω, used while autorange is off.
+    volt_range: f64,
+    ohm_range: f64,
+    data_format: DataFormat,
     buffers: BTreeMap<String, Buffer>,
     busy: Duration,
 }
@@ -99,6 +143,9 @@ impl ScpiModel for Dmm6500 {
         self.azero = true;
         self.auto_range = true;
         self.count = 1;
+        self.volt_range = 10.0;
+        self.ohm_range = 10e3;
+        self.data_format = DataFormat::Ascii;
         self.buffers.clear();
         for name in ["defbuffer1", "defbuffer2"] {
             self.buffers
@@ -121,6 +168,9 @@ impl Dmm6500 {
             azero: true,
             auto_range: true,
             count: 1,
+            volt_range: 10.0,
+            ohm_range: 10e3,
+            data_format: DataFormat::Ascii,
             buffers: BTreeMap::new(),
             busy: Duration::ZERO,
         };
@@ -139,6 +189,26 @@ impl Dmm6500 {
             value,
             at: self.standard.elapsed(),
         }
+    }
+
+    /// The range in use for the function of `ranges`: the fixed one, or while autoranging the
+    /// smallest that holds the standard's present value.
+    fn range(&self, ranges: &[f64], fixed: f64) -> f64 {
+        if !self.auto_range {
+            return fixed;
+        }
+        // The resistance functions measure a 10 kΩ resistor (`Function::read`).
+        let value = if ranges == OHM_RANGES.as_slice() {
+            10_000.0
+        } else {
+            self.standard.params.nominal
+        };
+        ranges
+            .iter()
+            .copied()
+            .find(|r| value.abs() <= OVERRANGE * r)
+            .or(ranges.last().copied())
+            .unwrap_or(fixed)
     }
 
     fn unit(&self) -> &'static str {
@@ -338,10 +408,26 @@ fn trac_data_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) 
     Ok(())
 }
 
-/// The settings branch, shared by `VOLT[:DC]`, `RES` and `FRES`; `$max` is the function's
-/// largest range.
+/// `RANGe[:UPPer] <value>|MIN|MAX|DEF` on a function with `ranges`: the smallest range that
+/// covers the value (DEF is the largest); autorange off.
+fn range_setting(p: &mut Parameters<'_, '_>, ranges: &[f64]) -> ScpiResult<f64> {
+    let (min, max) = match (ranges.first(), ranges.last()) {
+        (Some(a), Some(b)) => (*a, *b),
+        _ => return Err(ErrorCode::ExecutionError.into()),
+    };
+    let v = Limits { min: 0.0, max, def: max }.setting(p)?;
+    Ok(ranges
+        .iter()
+        .copied()
+        .find(|r| v <= *r * (1.0 + 1e-9))
+        .unwrap_or(max)
+        .max(min))
+}
+
+/// The settings branch, shared by `VOLT[:DC]`, `RES` and `FRES`; `$ranges` are the function's
+/// ranges and `$field` the fixed range it keeps.
 macro_rules! settings {
-    ($max:expr) => {
+    ($ranges:expr, $field:ident) => {
         [
             Leaf!(b"NPLCycles" => &Cmd::<D>::ev_text(
                 |d, p| {
@@ -352,26 +438,39 @@ macro_rules! settings {
             )),
             Leaf!(b"AZERo" => &Cmd::<D>::flag(|d, on| d.azero = on, |d| d.azero)),
             Branch![b"RANGe";
-                Leaf!(default b"UPPer" => &Cmd::<D>::ev(|d, p| {
-                    fixed_range(p, 0.0, $max)?;
-                    d.auto_range = false;
-                    Ok(())
-                })),
+                Leaf!(default b"UPPer" => &Cmd::<D>::ev_text(
+                    |d, p| {
+                        d.$field = range_setting(p, &$ranges)?;
+                        d.auto_range = false;
+                        Ok(())
+                    },
+                    |d| format_sci(d.range(&$ranges, d.$field), 9, false)
+                )),
                 Leaf!(b"AUTO" => &Cmd::<D>::flag(|d, on| d.auto_range = on, |d| d.auto_range))
             ]
         ]
     };
 }
 
-const VOLT_SETTINGS: [Node<'static, D>; 3] = settings!(1000.0);
-const RES_SETTINGS: [Node<'static, D>; 3] = settings!(1e9);
+const VOLT_SETTINGS: [Node<'static, D>; 3] = settings!(VOLT_RANGES, volt_range);
+const RES_SETTINGS: [Node<'static, D>; 3] = settings!(OHM_RANGES, ohm_range);
 
 const TREE: Node<'static, D> = scpi_tree![Dmm6500;
+    Leaf!(b"*LANG" => &Cmd::<D>::ev_text(
+        |_, p| one_of(p, &LANGUAGES),
+        |_| "SCPI".to_owned()
+    )),
     Branch![b"SYSTem";
         Branch![b"ERRor";
             Leaf!(default b"NEXT" => &Cmd::q(syst_err_q::<Dmm6500>)),
             Leaf!(b"COUNt" => &Cmd::text(D::error_count))
-        ]
+        ],
+        // The mains frequency detected at power-up. Unconfirmed: `50` as NR1 is our reading of
+        // the reference manual's example.
+        Leaf!(b"LFRequency" => &Cmd::text(|_| format!("{MAINS_HZ:.0}")))
+    ],
+    Branch![b"FORMat";
+        Leaf!(default b"DATA" => keyword_setting!(D, DATA_FORMATS, data_format))
     ],
     sense_branch!(VOLT_SETTINGS, RES_SETTINGS;
         Leaf!(b"FUNCtion" => &Cmd::<D>::ev_text(

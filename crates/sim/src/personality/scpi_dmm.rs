@@ -65,6 +65,65 @@ const COUNT_LIMITS: Limits = Limits {
     def: 1.0,
 };
 
+/// Trigger delay, s (`TRIGger:DELay`); `*RST` turns automatic delay on, which reads as 0 here.
+const TRIGGER_DELAY_LIMITS: Limits = Limits {
+    min: 0.0,
+    max: 3600.0,
+    def: 0.0,
+};
+
+/// Sample interval, s (`SAMPle:TIMer`). Unconfirmed: the 20 µs minimum is the DIG option's
+/// reading rate as QCoDeS's driver assumes it, not read in the manual.
+const SAMPLE_TIMER_LIMITS: Limits = Limits {
+    min: 20e-6,
+    max: 3600.0,
+    def: 1.0,
+};
+
+/// Aperture, s (`[SENSe:]VOLTage[:DC]:APERture`). Unconfirmed: the limits (20 µs with DIG, 1 s)
+/// and the 100 ms default are the Truevolt data sheet's as we remember it.
+const APERTURE_LIMITS: Limits = Limits {
+    min: 20e-6,
+    max: 1.0,
+    def: 0.1,
+};
+
+/// Trigger level, V (`TRIGger:LEVel`, for level triggering on the 34465A/34470A).
+const TRIGGER_LEVEL_LIMITS: Limits = Limits {
+    min: -1200.0,
+    max: 1200.0,
+    def: 0.0,
+};
+
+/// What `*OPT?` answers: one field per option slot, `0` where none is installed. Unconfirmed:
+/// the field order is that of QCoDeS's own simulation of the 34465A (`0,0,DIG,MEM,0`); this
+/// meter has the DIG option (NPLC down to 0.001) and the standard 50 000-reading memory.
+const OPTIONS: &str = "0,0,DIG,0,0";
+
+/// What `SYSTem:LICense:CATalog?` answers, the licences of [`OPTIONS`]; unconfirmed format.
+const LICENSES: &str = "\"DIG\"";
+
+/// Resolution, in parts of the range, at each step of [`NPLC_STEPS`] (the Truevolt data sheets'
+/// resolution tables, 34465A with the DIG option).
+const RESOLUTION_34465A: [f64; 9] = [
+    30e-6, 15e-6, 6e-6, 3e-6, 1.5e-6, 0.7e-6, 0.3e-6, 0.1e-6, 0.03e-6,
+];
+
+/// As [`RESOLUTION_34465A`], for the 34470A.
+const RESOLUTION_34470A: [f64; 9] = [
+    30e-6, 10e-6, 3e-6, 1e-6, 0.5e-6, 0.3e-6, 0.1e-6, 0.03e-6, 0.01e-6,
+];
+
+/// `TRIGger:SLOPe`.
+const SLOPES: [(&[u8], bool); 2] = [(b"POSitive", true), (b"NEGative", false)];
+
+/// `SAMPle:SOURce`: `true` for the timer.
+const SAMPLE_SOURCES: [(&[u8], bool); 2] = [(b"IMMediate", false), (b"TIMer", true)];
+
+/// Longest `DISPlay:TEXT` the meter shows. Unconfirmed: the Truevolt manual's limit was not
+/// found; longer text is refused with -223 "Too much data" as a 488.2 instrument would.
+const DISPLAY_TEXT_MAX: usize = 40;
+
 /// `FORMat:DATA`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataFormat {
@@ -108,6 +167,25 @@ pub(crate) struct ScpiDmm {
     swapped: bool,
     /// Wall time the readings of the current message would take; the server waits it out.
     busy: Duration,
+    /// Resolution per NPLC step, this model's.
+    resolution: &'static [f64; 9],
+    /// `[SENSe:]VOLTage[:DC]:APERture:ENABled`: integrate for `aperture` instead of `nplc`.
+    aperture_on: bool,
+    /// `[SENSe:]VOLTage[:DC]:APERture`, s.
+    aperture: f64,
+    /// `TRIGger:DELay`, s, and whether the meter chooses it (`TRIGger:DELay:AUTO`).
+    trigger_delay: f64,
+    trigger_delay_auto: bool,
+    /// `TRIGger:SLOPe POSitive`.
+    trigger_slope_positive: bool,
+    /// `TRIGger:LEVel`, V.
+    trigger_level: f64,
+    /// `SAMPle:SOURce TIMer`, and `SAMPle:TIMer`, s.
+    sample_timed: bool,
+    sample_timer: f64,
+    /// `DISPlay[:STATe]` and `DISPlay:TEXT`.
+    display_on: bool,
+    display_text: String,
 }
 
 impl ScpiModel for ScpiDmm {
@@ -126,6 +204,16 @@ impl ScpiModel for ScpiDmm {
         self.trigger_source = "IMM";
         self.data_format = DataFormat::Ascii;
         self.swapped = false;
+        self.aperture_on = false;
+        self.aperture = APERTURE_LIMITS.def;
+        self.trigger_delay = TRIGGER_DELAY_LIMITS.def;
+        self.trigger_delay_auto = true;
+        self.trigger_slope_positive = false;
+        self.trigger_level = TRIGGER_LEVEL_LIMITS.def;
+        self.sample_timed = false;
+        self.sample_timer = SAMPLE_TIMER_LIMITS.def;
+        self.display_on = true;
+        self.display_text.clear();
     }
 
     fn take_busy(&mut self) -> Duration {
@@ -162,6 +250,20 @@ impl ScpiDmm {
             data_format: DataFormat::Ascii,
             swapped: false,
             busy: Duration::ZERO,
+            resolution: match id {
+                PersonalityId::Keysight34470a => &RESOLUTION_34470A,
+                _ => &RESOLUTION_34465A,
+            },
+            aperture_on: false,
+            aperture: APERTURE_LIMITS.def,
+            trigger_delay: TRIGGER_DELAY_LIMITS.def,
+            trigger_delay_auto: true,
+            trigger_slope_positive: false,
+            trigger_level: TRIGGER_LEVEL_LIMITS.def,
+            sample_timed: false,
+            sample_timer: SAMPLE_TIMER_LIMITS.def,
+            display_on: true,
+            display_text: String::new(),
         };
         meter.reset();
         Scpi::new(id, identity, meter)
@@ -182,10 +284,29 @@ impl ScpiDmm {
         self.triggers = 1;
     }
 
+    /// The integration time in use, s: the aperture when it is enabled, NPLC otherwise.
+    fn integration(&self) -> f64 {
+        if self.aperture_on {
+            self.aperture
+        } else {
+            self.nplc / MAINS_HZ
+        }
+    }
+
+    /// The resolution of the present range and integration time, V.
+    fn resolution_now(&self) -> f64 {
+        let plc = self.integration() * MAINS_HZ;
+        let step = NPLC_STEPS
+            .iter()
+            .rposition(|s| *s <= plc * (1.0 + 1e-9))
+            .unwrap_or(0);
+        self.range * self.resolution.get(step).copied().unwrap_or(0.0)
+    }
+
     /// Takes one reading and returns it as it will be sent.
     fn measure(&mut self) -> f64 {
         let value = self.standard.volts();
-        let integration = self.standard.busy(self.nplc / MAINS_HZ);
+        let integration = self.standard.busy(self.integration());
         self.busy = self.busy.saturating_add(integration);
         self.apply_range(value)
     }
@@ -417,11 +538,25 @@ fn respond_count(
 // The command tree
 
 const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
+    Leaf!(b"*OPT" => &Cmd::text(|_| OPTIONS.to_owned())),
     Branch![b"SYSTem";
         Branch![b"ERRor";
             Leaf!(default b"NEXT" => &Cmd::q(syst_err_q::<ScpiDmm>))
         ],
-        Leaf!(b"VERSion" => &Cmd::text(|_| "1999.0".to_owned()))
+        Leaf!(b"VERSion" => &Cmd::text(|_| "1999.0".to_owned())),
+        // `+50` or `+60`, the mains frequency the meter measured at power-on.
+        Leaf!(b"LFRequency" => &Cmd::text(|_| format!("+{MAINS_HZ:.0}"))),
+        Branch![b"LICense";
+            Leaf!(b"CATalog" => &Cmd::text(|_| LICENSES.to_owned()))
+        ]
+    ],
+    Leaf!(b"ABORt" => &Cmd::plain(|_| {})),
+    Branch![b"DISPlay";
+        Leaf!(default b"STATe" => &Cmd::<D>::flag(|d, on| d.display_on = on, |d| d.display_on)),
+        Branch![b"TEXT";
+            Leaf!(default b"DATA" => &Cmd::ev_text(disp_text_ev, |d| quoted(&d.display_text))),
+            Leaf!(b"CLEar" => &Cmd::<D>::plain(|d| d.display_text.clear()))
+        ]
     ],
     Branch![b"CONFigure";
         Branch![b"VOLTage";
@@ -448,16 +583,56 @@ const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
         Leaf!(b"BORDer" => keyword_setting!(D, BYTE_ORDERS, swapped))
     ],
     Branch![b"SAMPle";
-        Leaf!(b"COUNt" => &Cmd::both(samp_count_ev, samp_count_q))
+        Leaf!(b"COUNt" => &Cmd::both(samp_count_ev, samp_count_q)),
+        Leaf!(b"SOURce" => keyword_setting!(D, SAMPLE_SOURCES, sample_timed)),
+        Leaf!(b"TIMer" => &Cmd::<D>::both(
+            |d, p| {
+                d.sample_timer = SAMPLE_TIMER_LIMITS.setting(p)?;
+                Ok(())
+            },
+            |d, p, r| respond_setting(r, p, SAMPLE_TIMER_LIMITS, d.sample_timer)
+        ))
     ],
     Branch![b"TRIGger";
         Leaf!(b"COUNt" => &Cmd::both(trig_count_ev, trig_count_q)),
-        Leaf!(b"SOURce" => &Cmd::ev_text(trig_source_ev, |d| d.trigger_source.to_owned()))
+        Leaf!(b"SOURce" => &Cmd::ev_text(trig_source_ev, |d| d.trigger_source.to_owned())),
+        // `TRIGger:DELay` and `TRIGger:DELay:AUTO`; the crate needs a name for the branch's own
+        // setting, so `TRIGger:DELay:DELay` is accepted too, which the meter would refuse.
+        Branch![b"DELay";
+            Leaf!(default b"DELay" => &Cmd::<D>::both(
+                |d, p| {
+                    d.trigger_delay = TRIGGER_DELAY_LIMITS.setting(p)?;
+                    d.trigger_delay_auto = false;
+                    Ok(())
+                },
+                |d, p, r| respond_setting(r, p, TRIGGER_DELAY_LIMITS, d.trigger_delay)
+            )),
+            Leaf!(b"AUTO" => &Cmd::<D>::flag(
+                |d, on| d.trigger_delay_auto = on,
+                |d| d.trigger_delay_auto
+            ))
+        ],
+        Leaf!(b"SLOPe" => keyword_setting!(D, SLOPES, trigger_slope_positive)),
+        Leaf!(b"LEVel" => &Cmd::<D>::both(
+            |d, p| {
+                d.trigger_level = TRIGGER_LEVEL_LIMITS.setting(p)?;
+                Ok(())
+            },
+            |d, p, r| respond_setting(r, p, TRIGGER_LEVEL_LIMITS, d.trigger_level)
+        ))
     ],
     Branch![default b"SENSe";
+        Branch![b"FUNCtion";
+            Leaf!(default b"ON" => &Cmd::ev_text(func_ev, |_| "\"VOLT\"".to_owned()))
+        ],
         Branch![b"VOLTage";
             Branch![default b"DC";
                 Leaf!(b"NPLCycles" => &Cmd::both(nplc_ev, nplc_q)),
+                Leaf!(b"RESolution" => &Cmd::both(resolution_ev, resolution_q)),
+                Branch![b"APERture";
+                    Leaf!(default b"TIME" => &Cmd::both(aperture_ev, aperture_q)),
+                    Leaf!(b"ENABled" => &Cmd::<D>::flag(|d, on| d.aperture_on = on, |d| d.aperture_on))
+                ],
                 Branch![b"RANGe";
                     Leaf!(default b"UPPer" => &Cmd::both(range_ev, range_q)),
                     Leaf!(b"AUTO" => &Cmd::ev(range_auto_ev).and_flag(|d| d.auto_range))
@@ -582,12 +757,90 @@ fn trig_source_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     Ok(())
 }
 
-/// `[SENSe:]VOLTage[:DC]:NPLCycles <n>|MIN|MAX|DEF`.
+/// `[SENSe:]VOLTage[:DC]:NPLCycles <n>|MIN|MAX|DEF`; selecting NPLC turns the aperture off.
 fn nplc_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let nplc = NPLC_LIMITS.parse(p.next_token()?, |t| nplc_step(f64::try_from(t)?))?;
     no_more(p)?;
     d.nplc = nplc;
+    d.aperture_on = false;
     Ok(())
+}
+
+/// `[SENSe:]FUNCtion[:ON] "<function>"`: the simulated meter measures dc volts only, so any
+/// other function is refused with -224 "Illegal parameter value" (the real meter has them).
+fn func_ev(_: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let name: &[u8] = p.next_data()?;
+    no_more(p)?;
+    match name.to_ascii_uppercase().as_slice() {
+        b"VOLT" | b"VOLTAGE" | b"VOLT:DC" | b"VOLTAGE:DC" => Ok(()),
+        _ => Err(ErrorCode::IllegalParameterValue.into()),
+    }
+}
+
+/// `[SENSe:]VOLTage[:DC]:RESolution <volts>|MIN|MAX|DEF`: the meter picks the shortest
+/// integration time whose resolution on the present range is at least this fine (MIN is the
+/// finest, MAX the coarsest).
+fn resolution_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let t = p.next_token()?;
+    no_more(p)?;
+    let step = match t {
+        t @ Token::CharacterProgramData(_) => choice(
+            t,
+            &[
+                (b"MINimum", NPLC_STEPS.len() - 1),
+                (b"MAXimum", 0),
+                (b"DEFault", NPLC_STEPS.len() - 2),
+            ],
+        )?,
+        t => {
+            let wanted = volts(t)?;
+            if !(wanted.is_finite() && wanted > 0.0) {
+                return Err(ErrorCode::DataOutOfRange.into());
+            }
+            d.resolution
+                .iter()
+                .position(|f| f * d.range <= wanted * (1.0 + 1e-6))
+                .ok_or(Error::new(ErrorCode::DataOutOfRange))?
+        }
+    };
+    d.nplc = NPLC_STEPS.get(step).copied().unwrap_or(DEFAULT_NPLC);
+    d.aperture_on = false;
+    Ok(())
+}
+
+fn resolution_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(r, &format_reading(d.resolution_now()))
+}
+
+/// `[SENSe:]VOLTage[:DC]:APERture <seconds>|MIN|MAX|DEF`: also enables the aperture.
+fn aperture_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    d.aperture = APERTURE_LIMITS.setting(p)?;
+    d.aperture_on = true;
+    Ok(())
+}
+
+fn aperture_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    respond_setting(r, p, APERTURE_LIMITS, d.aperture)
+}
+
+/// `DISPlay:TEXT[:DATA] "<text>"`: shown until `DISPlay:TEXT:CLEar`.
+fn disp_text_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let text: &[u8] = p.next_data()?;
+    no_more(p)?;
+    if text.len() > DISPLAY_TEXT_MAX {
+        return Err(ErrorCode::TooMuchData.into());
+    }
+    if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return Err(ErrorCode::IllegalParameterValue.into());
+    }
+    d.display_text = String::from_utf8_lossy(text).into_owned();
+    Ok(())
+}
+
+/// `text` as SCPI string response data: in double quotes, a quote doubled.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 fn nplc_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
