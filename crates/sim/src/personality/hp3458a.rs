@@ -88,7 +88,9 @@ impl Function {
     fn ranges(self) -> &'static [f64] {
         match self {
             Function::Dcv => &[0.1, 1.0, 10.0, 100.0, 1000.0],
-            Function::Ohm | Function::Ohmf => &[10.0, 100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6, 1e9],
+            Function::Ohm | Function::Ohmf => {
+                &[10.0, 100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6, 1e9]
+            }
         }
     }
 }
@@ -643,6 +645,23 @@ mod tests {
 
     fn meter(realistic: bool) -> Hp3458a {
         Hp3458a::new(setup(realistic).0)
+    }
+
+    #[test]
+    fn range_query_reports_the_fixed_or_autoranged_range() {
+        let mut m = meter(false);
+        ask(&mut m, "END ALWAYS");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+01\r\n");
+        ask(&mut m, "DCV 0.5");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+00\r\n");
+        ask(&mut m, "RANGE 100");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+02\r\n");
+        ask(&mut m, "FUNC OHM");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+04\r\n");
+        ask(&mut m, "RANGE 2E9");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
+        ask(&mut m, "RANGE 200;RANGE AUTO;FUNC OHMF,1E6");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+06\r\n");
     }
 
     #[test]

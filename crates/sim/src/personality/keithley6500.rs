@@ -415,7 +415,12 @@ fn range_setting(p: &mut Parameters<'_, '_>, ranges: &[f64]) -> ScpiResult<f64> 
         (Some(a), Some(b)) => (*a, *b),
         _ => return Err(ErrorCode::ExecutionError.into()),
     };
-    let v = Limits { min: 0.0, max, def: max }.setting(p)?;
+    let v = Limits {
+        min: 0.0,
+        max,
+        def: max,
+    }
+    .setting(p)?;
     Ok(ranges
         .iter()
         .copied()
@@ -545,6 +550,46 @@ mod tests {
         assert_eq!(ask(&mut d, "SYST:ERR:COUN?"), "1\n");
         assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
         assert_eq!(ask(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
+    }
+
+    #[test]
+    fn language_line_frequency_and_data_format() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        assert_eq!(ask(&mut d, "*LANG?"), "SCPI\n");
+        // Another command set takes effect only at the next power-up.
+        assert_eq!(ask(&mut d, "*LANG TSP;*LANG?"), "SCPI\n");
+        assert_eq!(ask(&mut d, "*LANG BASIC"), "");
+        assert_eq!(ask(&mut d, ":SYST:LFR?"), "50\n");
+        assert_eq!(ask(&mut d, "FORM:DATA?"), "ASC\n");
+        assert_eq!(ask(&mut d, "FORM REAL;:FORM?"), "REAL\n");
+        assert_eq!(ask(&mut d, "FORM:DATA ASCII;DATA?"), "ASC\n");
+        assert_eq!(
+            ask(&mut d, "SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
+    }
+
+    #[test]
+    fn ranges_are_kept_per_function_and_reported() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        // Autoranging: the range that holds the 10 V standard and the 10 kΩ resistor.
+        assert_eq!(ask(&mut d, "VOLT:RANG?"), "1.000000000E+01\n");
+        assert_eq!(ask(&mut d, "RES:RANG?"), "1.000000000E+04\n");
+        ask(&mut d, ":SENS:VOLT:RANG:AUTO 0;:SENS:VOLT:RANG 5");
+        assert_eq!(
+            ask(&mut d, "VOLT:DC:RANG?;RANG:AUTO?"),
+            "1.000000000E+01;0\n"
+        );
+        ask(&mut d, "RES:RANG 150e3");
+        assert_eq!(ask(&mut d, "RES:RANG?"), "1.000000000E+06\n");
+        assert_eq!(ask(&mut d, "VOLT:RANG MAX;RANG?"), "1.000000000E+03\n");
+        ask(&mut d, "VOLT:RANG 1001");
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
+        ask(&mut d, "*RST");
+        assert_eq!(ask(&mut d, "VOLT:RANG:AUTO?"), "1\n");
     }
 
     #[test]

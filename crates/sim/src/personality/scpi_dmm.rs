@@ -834,7 +834,8 @@ fn disp_text_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         return Err(ErrorCode::IllegalParameterValue.into());
     }
-    d.display_text = String::from_utf8_lossy(text).into_owned();
+    // The parser hands string data over with its doubled quotes still doubled.
+    d.display_text = String::from_utf8_lossy(text).replace("\"\"", "\"");
     Ok(())
 }
 
@@ -1541,6 +1542,121 @@ mod tests {
         q(&mut d, "SAMP:COUN 1000;:TRIG:COUN 1000;:INIT");
         assert_eq!(q(&mut d, "DATA:POIN?"), format!("+{MEMORY_CAP}\n"));
         assert_eq!(errors(&mut d), ["531,\"Insufficient memory\""]);
+    }
+
+    #[test]
+    fn options_licences_and_line_frequency() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        assert_eq!(q(&mut d, "*OPT?"), "0,0,DIG,0,0\n");
+        assert_eq!(q(&mut d, "SYST:LIC:CAT?"), "\"DIG\"\n");
+        assert_eq!(q(&mut d, "SYSTem:LFRequency?"), "+50\n");
+        // Query-only: the event forms are undefined headers, and nothing is sent.
+        assert_eq!(q(&mut d, "*OPT"), "");
+        assert_eq!(q(&mut d, "SYST:LFR 60"), "");
+        assert_eq!(errors(&mut d).len(), 2);
+    }
+
+    #[test]
+    fn function_is_dc_volts_and_quoted() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        assert_eq!(q(&mut d, "SENS:FUNC?"), "\"VOLT\"\n");
+        assert_eq!(q(&mut d, "FUNC \"VOLT:DC\";FUNC?"), "\"VOLT\"\n");
+        assert_eq!(q(&mut d, "SENSe:FUNCtion:ON \"VOLT\""), "");
+        assert_eq!(q(&mut d, "FUNC \"RES\""), "");
+        assert_eq!(q(&mut d, "FUNC VOLT"), "");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-104,\"Data type error\""
+            ]
+        );
+    }
+
+    #[test]
+    fn resolution_follows_range_and_nplc_and_selects_nplc() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        q(&mut d, "VOLT:RANG 10;NPLC 1");
+        assert_eq!(q(&mut d, "VOLT:RES?"), "+1.00000000E-06\n");
+        q(&mut d, "VOLT:NPLC 100");
+        assert_eq!(q(&mut d, "VOLT:DC:RES?"), "+1.00000000E-07\n");
+        // A resolution picks the shortest integration that reaches it.
+        q(&mut d, "VOLT:DC:RES 3e-6");
+        assert_eq!(q(&mut d, "VOLT:NPLC?"), "+2.00000000E-01\n");
+        q(&mut d, "VOLT:RES MAX");
+        assert_eq!(q(&mut d, "VOLT:NPLC?"), "+1.00000000E-03\n");
+        let mut e = truevolt(PersonalityId::Keysight34465a);
+        q(&mut e, "VOLT:RANG 10;NPLC 1");
+        assert_eq!(q(&mut e, "VOLT:RES?"), "+3.00000000E-06\n");
+        q(&mut e, "VOLT:RES 1e-9");
+        assert_eq!(errors(&mut e), ["-222,\"Data out of range\""]);
+    }
+
+    #[test]
+    fn aperture_and_nplc_exclude_each_other() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        assert_eq!(
+            q(&mut d, "VOLT:APER:ENAB?;:VOLT:APER?"),
+            "0;+1.00000000E-01\n"
+        );
+        q(&mut d, "VOLT:APER 0.2");
+        assert_eq!(
+            q(&mut d, "VOLT:APER:ENAB?;:VOLT:APER?"),
+            "1;+2.00000000E-01\n"
+        );
+        // 0.2 s is 10 PLC at 50 Hz.
+        assert_eq!(q(&mut d, "VOLT:RES?"), "+1.00000000E-06\n");
+        q(&mut d, "VOLT:NPLC 1");
+        assert_eq!(q(&mut d, "VOLT:APER:ENAB?"), "0\n");
+        q(&mut d, "VOLT:APER:ENAB ON;:VOLT:APER 2");
+        assert_eq!(q(&mut d, "VOLT:APER:ENAB?"), "1\n");
+        assert_eq!(errors(&mut d), ["-222,\"Data out of range\""]);
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "VOLT:APER:ENAB?"), "0\n");
+    }
+
+    #[test]
+    fn trigger_delay_slope_level_and_sample_timer() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        assert_eq!(q(&mut d, "TRIG:DEL:AUTO?"), "1\n");
+        q(&mut d, "TRIG:DEL 0.01");
+        assert_eq!(q(&mut d, "TRIG:DEL?;DEL:AUTO?"), "+1.00000000E-02;0\n");
+        assert_eq!(q(&mut d, "TRIG:DEL? MAX"), "+3.60000000E+03\n");
+        q(&mut d, "TRIG:DEL:AUTO ON;:TRIG:SLOP POS;LEV -2.5");
+        assert_eq!(
+            q(&mut d, "TRIG:DEL:AUTO?;:TRIG:SLOP?;LEV?"),
+            "1;POS;-2.50000000E+00\n"
+        );
+        assert_eq!(q(&mut d, "SAMP:SOUR?;TIM?"), "IMM;+1.00000000E+00\n");
+        q(&mut d, "SAMP:SOUR TIM;TIM 0.5");
+        assert_eq!(q(&mut d, "SAMP:SOUR?;TIM?"), "TIM;+5.00000000E-01\n");
+        q(&mut d, "TRIG:DEL -1");
+        q(&mut d, "TRIG:SLOP UP");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-222,\"Data out of range\"",
+                "-224,\"Illegal parameter value\""
+            ]
+        );
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "TRIG:SLOP?;:SAMP:SOUR?"), "NEG;IMM\n");
+    }
+
+    #[test]
+    fn display_state_and_text() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        assert_eq!(q(&mut d, "DISP?;DISP:TEXT?"), "1;\"\"\n");
+        q(&mut d, "DISPLAY:TEXT \"say \"\"hi\"\"\";:DISP OFF");
+        assert_eq!(q(&mut d, "DISP:STAT?;TEXT?"), "0;\"say \"\"hi\"\"\"\n");
+        q(&mut d, "DISPlay:TEXT:CLEar");
+        assert_eq!(q(&mut d, "DISP:TEXT:DATA?"), "\"\"\n");
+        q(
+            &mut d,
+            &format!("DISP:TEXT \"{}\"", "x".repeat(DISPLAY_TEXT_MAX + 1)),
+        );
+        assert_eq!(errors(&mut d), ["-223,\"Too much data\""]);
+        assert_eq!(q(&mut d, "ABOR;*OPC?"), "1\n");
     }
 
     #[test]
