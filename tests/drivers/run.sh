@@ -10,13 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# Pinned: the newest of each that installs on Debian 12's Python 3.11 (QCoDeS 0.59 and later need
-# Python 3.12). numpy is QCoDeS's and PyMeasure's; pinned so a new release cannot change a run.
-pins=(qcodes==0.58.0 pymeasure==0.16.0 pyvisa==1.16.2 pyvisa-py==0.8.1 numpy==2.4.6)
-
+# Pinned, with everything they pull in, in tests/drivers/requirements.txt: QCoDeS 0.58.0,
+# PyMeasure 0.16.0, PyVISA 1.16.2 and PyVISA-py 0.8.1, the newest of each that installs on
+# Debian 12's Python 3.11 (QCoDeS 0.59 and later need Python 3.12).
+requirements=tests/drivers/requirements.txt
 venv="${TSAGENT_DRIVERS_VENV:-$HOME/.cache/tsagent-tests/drivers-venv}"
-stamp="$venv/.pins"
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${pins[*]}" ]; then
+stamp="$venv/requirements.txt"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s "$requirements" "$stamp"; then
   if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     echo "tests/drivers: python3 cannot make a virtual environment;" \
       "install it with: sudo apt-get install python3-venv" >&2
@@ -24,8 +24,8 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "${pins[*]}
   fi
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "${pins[@]}"
-  echo "${pins[*]}" >"$stamp"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$requirements"
+  cp "$requirements" "$stamp"
 fi
 
 if [ -n "${TSAGENT:-}" ]; then
