@@ -20,6 +20,13 @@
 //! `FORM[:DATA] ASC|REAL|SRE` (and `?`), and the range queries `…:RANG?` (`1.000000000E+01`),
 //! which report the range autoranging picked while it is on. Each function keeps its own range;
 //! a value selects the smallest range that covers it, as the meter does.
+//!
+//! Front panel: `DISP:CLE`, `DISP:SCR <screen>`, `DISP:USER1|USER2:TEXT "…"` (kept, not
+//! queryable), `DISP:LIGH:STAT ON100|ON75|ON50|ON25|OFF|BLAC` (and `?`), `DISP:VOLT[:DC]|RES|
+//! FRES:DIG 3..6` (and `?`, default 6). Triggering, simplified: `TRIG:LOAD "SimpleLoop",count
+//! [,delay]` sets how many readings `INIT` makes into `defbuffer1` (no trigger model otherwise),
+//! `ABOR` and `AZER:ONCE` are accepted. Unconfirmed: the screen names and backlight levels are
+//! PyMeasure's and QCoDeS's lists, the trigger-model behaviour a reading of the manual's summary.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,6 +91,47 @@ const DATA_FORMATS: [(&[u8], DataFormat); 3] = [
     (b"SREal", DataFormat::Sreal),
 ];
 
+/// `DISP:LIGH:STAT`: the backlight levels.
+const BACKLIGHT: [(&[u8], u8); 6] = [
+    (b"ON100", 100),
+    (b"ON75", 75),
+    (b"ON50", 50),
+    (b"ON25", 25),
+    (b"OFF", 0),
+    (b"BLACkout", 255),
+];
+
+/// `DISP:SCR`: the front-panel screens.
+const SCREENS: [(&[u8], ()); 17] = [
+    (b"HOME", ()),
+    (b"HOME_LARGe_reading", ()),
+    (b"READing_table", ()),
+    (b"HISTogram", ()),
+    (b"SWIPE_FUNCtions", ()),
+    (b"SWIPE_GRAPh", ()),
+    (b"SWIPE_SECondary", ()),
+    (b"SWIPE_SETTings", ()),
+    (b"SWIPE_STATistics", ()),
+    (b"SWIPE_USER", ()),
+    (b"SWIPE_CHANnel", ()),
+    (b"SWIPE_NONSwitch", ()),
+    (b"SWIPE_SCAN", ()),
+    (b"CHANNEL_CONTrol", ()),
+    (b"CHANNEL_SETTings", ()),
+    (b"CHANNEL_SCAN", ()),
+    (b"PROCessing", ()),
+];
+
+/// `DISP:…:DIG`: digits shown, 3½ to 6½.
+const DIGITS: Limits = Limits {
+    min: 3.0,
+    max: 6.0,
+    def: 6.0,
+};
+
+/// `DISP:USERn:TEXT`: the longest line, top (`USER1`) and bottom (`USER2`). Unconfirmed.
+const USER_TEXT_MAX: [usize; 2] = [20, 32];
+
 /// Largest buffer `TRAC:MAKE` will create in the simulator.
 const MAX_BUFFER_CAP: usize = 1_000_000;
 
@@ -130,6 +178,15 @@ pub(crate) struct Dmm6500 {
     volt_range: f64,
     ohm_range: f64,
     data_format: DataFormat,
+    /// `DISP:LIGH:STAT`, as a percentage (255 for blackout).
+    backlight: u8,
+    /// `DISP:…:DIG` of dc volts and of the resistance functions.
+    volt_digits: u8,
+    ohm_digits: u8,
+    /// The USER swipe screen's two lines.
+    user_text: [String; 2],
+    /// Readings `INIT` makes (`TRIG:LOAD "SimpleLoop",n`).
+    loop_count: u32,
     buffers: BTreeMap<String, Buffer>,
     busy: Duration,
 }
@@ -146,6 +203,11 @@ impl ScpiModel for Dmm6500 {
         self.volt_range = 10.0;
         self.ohm_range = 10e3;
         self.data_format = DataFormat::Ascii;
+        self.backlight = 100;
+        self.volt_digits = 6;
+        self.ohm_digits = 6;
+        self.user_text = Default::default();
+        self.loop_count = 1;
         self.buffers.clear();
         for name in ["defbuffer1", "defbuffer2"] {
             self.buffers
@@ -171,6 +233,11 @@ impl Dmm6500 {
             volt_range: 10.0,
             ohm_range: 10e3,
             data_format: DataFormat::Ascii,
+            backlight: 100,
+            volt_digits: 6,
+            ohm_digits: 6,
+            user_text: Default::default(),
+            loop_count: 1,
             buffers: BTreeMap::new(),
             busy: Duration::ZERO,
         };
@@ -332,6 +399,48 @@ fn meas_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> Sc
     read_q(d, p, r)
 }
 
+/// `TRIG:LOAD "SimpleLoop",count[,delay]`; other trigger models are refused (-224).
+fn trig_load_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let model: &[u8] = p.next_data()?;
+    if !model.eq_ignore_ascii_case(b"SimpleLoop") {
+        return Err(ErrorCode::IllegalParameterValue.into());
+    }
+    let count = COUNT.number(p.next_token()?)?;
+    if let Some(t) = p.next_optional_token()? {
+        number_in(t, 0.0, 10_000.0)?;
+    }
+    no_more(p)?;
+    d.loop_count = count as u32;
+    Ok(())
+}
+
+/// `INIT`: runs the loaded trigger model, its readings going to `defbuffer1`.
+fn init_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    no_more(p)?;
+    for _ in 0..d.loop_count {
+        measure_into(d, "defbuffer1")?;
+    }
+    Ok(())
+}
+
+/// `DISP:USERn:TEXT[:DATA] "<text>"` for line `n` (0: top).
+fn user_text(d: &mut D, p: &mut Parameters<'_, '_>, n: usize) -> ScpiResult<()> {
+    let text: &[u8] = p.next_data()?;
+    no_more(p)?;
+    if text.len() > USER_TEXT_MAX.get(n).copied().unwrap_or(0) {
+        return Err(ErrorCode::TooMuchData.into());
+    }
+    if let Some(line) = d.user_text.get_mut(n) {
+        *line = String::from_utf8_lossy(text).replace("\"\"", "\"");
+    }
+    Ok(())
+}
+
+/// `DISP:…:DIGits 3..6|MIN|MAX|DEF`.
+fn digits(p: &mut Parameters<'_, '_>) -> ScpiResult<u8> {
+    Ok(DIGITS.setting(p)?.round() as u8)
+}
+
 fn trac_make_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let name = Dmm6500::buffer_name(p)?.ok_or(Error::new(ErrorCode::MissingParameter))?;
     let cap = number_in(p.next_token()?, 1.0, MAX_BUFFER_CAP as f64)? as usize;
@@ -477,6 +586,62 @@ const TREE: Node<'static, D> = scpi_tree![Dmm6500;
     Branch![b"FORMat";
         Leaf!(default b"DATA" => keyword_setting!(D, DATA_FORMATS, data_format))
     ],
+    Branch![b"DISPlay";
+        Leaf!(b"CLEar" => &Cmd::<D>::plain(|d| d.user_text = Default::default())),
+        Leaf!(b"SCReen" => &Cmd::<D>::ev(|_, p| one_of(p, &SCREENS))),
+        Branch![b"USER1";
+            Branch![b"TEXT";
+                Leaf!(default b"DATA" => &Cmd::<D>::ev(|d, p| user_text(d, p, 0)))
+            ]
+        ],
+        Branch![b"USER2";
+            Branch![b"TEXT";
+                Leaf!(default b"DATA" => &Cmd::<D>::ev(|d, p| user_text(d, p, 1)))
+            ]
+        ],
+        Branch![b"LIGHt";
+            Leaf!(b"STATe" => keyword_setting!(D, BACKLIGHT, backlight))
+        ],
+        Branch![b"VOLTage";
+            Branch![default b"DC";
+                Leaf!(b"DIGits" => &Cmd::<D>::ev_text(
+                    |d, p| {
+                        d.volt_digits = digits(p)?;
+                        Ok(())
+                    },
+                    |d| d.volt_digits.to_string()
+                ))
+            ]
+        ],
+        Branch![b"RESistance";
+            Leaf!(b"DIGits" => &Cmd::<D>::ev_text(
+                |d, p| {
+                    d.ohm_digits = digits(p)?;
+                    Ok(())
+                },
+                |d| d.ohm_digits.to_string()
+            ))
+        ],
+        Branch![b"FRESistance";
+            Leaf!(b"DIGits" => &Cmd::<D>::ev_text(
+                |d, p| {
+                    d.ohm_digits = digits(p)?;
+                    Ok(())
+                },
+                |d| d.ohm_digits.to_string()
+            ))
+        ]
+    ],
+    Branch![b"TRIGger";
+        Leaf!(b"LOAD" => &Cmd::ev(trig_load_ev))
+    ],
+    Branch![b"INITiate";
+        Leaf!(default b"IMMediate" => &Cmd::ev(init_ev))
+    ],
+    Leaf!(b"ABORt" => &Cmd::<D>::plain(|_| {})),
+    Branch![b"AZERo";
+        Leaf!(b"ONCE" => &Cmd::<D>::plain(|_| {}))
+    ],
     sense_branch!(VOLT_SETTINGS, RES_SETTINGS;
         Leaf!(b"FUNCtion" => &Cmd::<D>::ev_text(
             |d, p| {
@@ -590,6 +755,50 @@ mod tests {
         assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
         ask(&mut d, "*RST");
         assert_eq!(ask(&mut d, "VOLT:RANG:AUTO?"), "1\n");
+    }
+
+    #[test]
+    fn front_panel_settings() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        assert_eq!(ask(&mut d, ":DISP:LIGH:STAT?"), "ON100\n");
+        assert_eq!(ask(&mut d, ":DISP:LIGH:STAT ON25;STAT?"), "ON25\n");
+        assert_eq!(ask(&mut d, "DISP:VOLT:DC:DIG?;:DISP:RES:DIG?"), "6;6\n");
+        assert_eq!(ask(&mut d, "DISP:VOLT:DIG 4;DIG?"), "4\n");
+        ask(
+            &mut d,
+            ":DISP:CLE;:DISP:SCR SWIPE_USER;:DISP:USER1:TEXT \"tsagent\"",
+        );
+        ask(&mut d, ":DISP:USER2:TEXT:DATA \"sim\"");
+        assert_eq!(d.user_text, ["tsagent".to_owned(), "sim".to_owned()]);
+        assert_eq!(ask(&mut d, "SYST:ERR:COUN?"), "0\n");
+        ask(&mut d, ":DISP:SCR NOWHERE");
+        ask(&mut d, ":DISP:VOLT:DIG 7");
+        ask(&mut d, &format!(":DISP:USER1:TEXT \"{}\"", "x".repeat(21)));
+        let errors: Vec<String> = (0..3).map(|_| ask(&mut d, "SYST:ERR?")).collect();
+        assert_eq!(
+            errors,
+            [
+                "-224,\"Illegal parameter value\"\n",
+                "-222,\"Data out of range\"\n",
+                "-223,\"Too much data\"\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn simple_loop_trigger_model_fills_the_default_buffer() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        ask(&mut d, "TRAC:CLE;:TRIG:LOAD \"SimpleLoop\",3,0.01");
+        ask(&mut d, ":INIT;*WAI");
+        assert_eq!(ask(&mut d, "TRAC:ACT?"), "3\n");
+        assert_eq!(ask(&mut d, "ABOR;:AZER:ONCE;*OPC?"), "1\n");
+        ask(&mut d, "TRIG:LOAD \"DurationLoop\",3");
+        assert_eq!(
+            ask(&mut d, "SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
     }
 
     #[test]
