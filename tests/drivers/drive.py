@@ -331,6 +331,51 @@ def pymeasure_34410a(resource: str) -> None:
         dmm.adapter.close()
 
 
+def qcodes_2000_on_2002(resource: str) -> None:
+    """QCoDeS's Keithley 2000 driver on a 2002, whose SCPI set is the 2000's and more; the 2002's
+    ranges are 200 mV to 1000 V by decades of 2, so asking for 10 V gives the 20 V range."""
+    from qcodes.instrument_drivers.Keithley import Keithley2000
+
+    dmm = Keithley2000("k2002", resource, visalib="@py", terminator=TERM, timeout=TIMEOUT_MS / 1000)
+    try:
+        expect("IDN model", dmm.IDN()["model"], "2002")
+        dmm.mode("dc voltage")
+        expect("mode", dmm.mode(), "dc voltage")
+        dmm.nplc(1)
+        expect("nplc", dmm.nplc(), 1.0)
+        dmm.range(10)
+        expect("range", dmm.range(), 20.0)
+        dmm.auto_range_enabled(True)
+        expect("auto range", dmm.auto_range_enabled(), True)
+        dmm.trigger_count(1)
+        expect("trigger count", dmm.trigger_count(), 1)
+        dmm.trigger()
+        expect_reading("amplitude", dmm.amplitude())
+        expect("error queue", dmm.ask(":SYST:ERR?"), '0,"No error"')
+        dmm.write("BOGus:HEADer")
+        expect("undefined header", dmm.ask(":SYST:ERR?").split(",")[0], "-113")
+    finally:
+        dmm.close()
+
+
+def pymeasure_2000_on_2002(resource: str) -> None:
+    """PyMeasure's Keithley 2000 class on a 2002 (see `qcodes_2000_on_2002`)."""
+    from pymeasure.instruments.keithley import Keithley2000
+
+    dmm = Keithley2000(pymeasure_adapter(resource))
+    try:
+        dmm.measure_voltage(max_voltage=10)
+        expect("mode", dmm.mode, "voltage")
+        dmm.voltage_nplc = 1
+        expect("voltage nplc", dmm.voltage_nplc, 1.0)
+        expect("voltage range", dmm.voltage_range, 20.0)
+        dmm.write(":FORM:ELEM READ")
+        expect_reading("voltage", dmm.voltage)
+        pymeasure_errors(dmm)
+    finally:
+        dmm.adapter.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Plain PyVISA, for models no framework has a driver for
 
@@ -376,6 +421,10 @@ BY_PERSONALITY = {
         ("QCoDeS Keithley6500", qcodes_dmm6500),
         ("PyMeasure KeithleyDMM6500", pymeasure_dmm6500),
     ],
+    "keithley-2002": [
+        ("QCoDeS Keithley2000", qcodes_2000_on_2002),
+        ("PyMeasure Keithley2000", pymeasure_2000_on_2002),
+    ],
     "keysight-3458a": [("PyVISA (no public driver)", pyvisa_3458a)],
 }
 
@@ -384,6 +433,7 @@ GPIB_ADDRESS = {
     "keysight-34465a": 10,
     "keysight-34470a": 11,
     "keithley-dmm6500": 16,
+    "keithley-2002": 17,
     "keysight-3458a": 22,
 }
 

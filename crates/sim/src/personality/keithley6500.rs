@@ -417,7 +417,11 @@ fn trig_load_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
 /// `INIT`: runs the loaded trigger model, its readings going to `defbuffer1`.
 fn init_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     no_more(p)?;
-    for _ in 0..d.loop_count {
+    // Each pass makes the measure count of readings; the whole run stays within one message's
+    // cap, as a runaway count must not stall the simulator.
+    let per_pass = u64::from(d.count.max(1));
+    let passes = u64::from(d.loop_count).min((MAX_READINGS_PER_MESSAGE / per_pass).max(1));
+    for _ in 0..passes {
         measure_into(d, "defbuffer1")?;
     }
     Ok(())
