@@ -12,6 +12,16 @@
 //! erases them. `FORMat:DATA REAL,64|REAL,32` makes `FETCh?`/`READ?` send an IEEE 488.2
 //! definite-length block (big-endian, or little-endian after `FORMat:BORDer SWAP`) followed by
 //! LF; `R?` always sends a block, holding ASCII text in ASCII format, as the Truevolt meters do.
+//!
+//! What QCoDeS's and PyMeasure's Truevolt drivers send at start and for their common settings is
+//! answered as the Truevolt manual gives it: `*OPT?`, `SYSTem:LFRequency?` (`+50`),
+//! `SYSTem:LICense:CATalog?`, `[SENSe:]FUNCtion[:ON]` (dc volts only; `"VOLT"`),
+//! `…:RESolution` (from the model's resolution table, range × factor at the NPLC in use; setting
+//! it selects the NPLC), `…:APERture[:ENABled]` (NPLC and aperture turn each other off),
+//! `TRIGger:DELay[:AUTO]`, `TRIGger:SLOPe`, `TRIGger:LEVel`, `SAMPle:SOURce`, `SAMPle:TIMer`,
+//! `DISPlay[:STATe]`, `DISPlay:TEXT[:DATA]` (a quoted string) and `:CLEar`, and `ABORt`. Replies
+//! the manual did not confirm are flagged where they are defined. The 34401A's root
+//! `[SENSe:]ZERO:AUTO` is not in the Truevolt manual and stays an undefined header.
 
 use std::time::Duration;
 
