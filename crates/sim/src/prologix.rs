@@ -679,6 +679,19 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn a_host_that_leaves_mid_line_does_not_hold_up_the_next() {
+            let (server, mut c) = bus("22=keysight-3458a").await;
+            // Half a data line, then gone: the fragment reaches no instrument.
+            send(&mut c, b"++addr 22\nEND ALW").await;
+            drop(c);
+            let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+            let mut c = BufReader::new(stream);
+            send(&mut c, b"ID?\n++read eoi\nERRSTR?\n++read eoi\n").await;
+            assert_eq!(line(&mut c).await, "HP3458A\r\n");
+            assert_eq!(line(&mut c).await, "0,\"NO ERROR\"\r\n");
+        }
+
+        #[tokio::test]
         async fn adapter_commands_and_queries() {
             let (_server, mut c) = bus("22=keysight-3458a").await;
             send(

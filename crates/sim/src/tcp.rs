@@ -216,6 +216,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn clients_that_leave_mid_exchange_do_not_hold_up_the_next() {
+        let server = generic().await;
+        // Half a command, then gone: the fragment is not carried over to the next client.
+        let mut a = connect(&server).await;
+        a.get_mut()
+            .write_all(b"VOLT:NPLC 0.2;:SYST:ERR")
+            .await
+            .unwrap();
+        drop(a);
+        // Queries whose replies (some 16 MB) fill both socket buffers and are never read, so the
+        // simulator is blocked writing when the client goes.
+        let mut b = connect(&server).await;
+        b.get_mut().write_all(b"SAMP:COUN 50000\n").await.unwrap();
+        for _ in 0..20 {
+            b.get_mut().write_all(b"READ?\n").await.unwrap();
+        }
+        drop(b);
+        // A query sent and the connection closed before the reply.
+        let mut c = connect(&server).await;
+        c.get_mut().write_all(b"*IDN?\n").await.unwrap();
+        drop(c);
+        let mut d = connect(&server).await;
+        assert_eq!(query(&mut d, "*OPC?\n").await, "1\n");
+        assert_eq!(query(&mut d, "VOLT:NPLC?\n").await, "+1.00000000E+01\n");
+        assert_eq!(query(&mut d, "SYST:ERR?\n").await, "0,\"No error\"\n");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn clients_are_served_one_at_a_time() {
         let server = generic().await;
         let mut a = connect(&server).await;

@@ -2,7 +2,8 @@
 //!
 //! Commands: `ID?`, `RESET`, `PRESET [NORM|FAST|DIG]`, `END [OFF|ON|ALWAYS]`, `OFORMAT`/`MFORMAT
 //! ASCII|SINT|DINT|SREAL|DREAL` (and `OFORMAT?`), `FUNC DCV|OHM|OHMF[,range]` (`DCV`, `OHM`,
-//! `OHMF` alone too), `RANGE AUTO|max`, `ARANGE ON|OFF|ONCE`, `NPLC n` (`NPLC?`), `NDIG 3..8`,
+//! `OHMF` alone too), `RANGE AUTO|max` (`RANGE?`), `ARANGE ON|OFF|ONCE`, `NPLC n` (`NPLC?`),
+//! `NDIG 3..8`,
 //! `AZERO ON|OFF|ONCE`, `NRDGS n[,event]`, `TARM AUTO|EXT|SGL[,n]|HOLD|SYN` (`TARM?`),
 //! `TRIG AUTO|EXT|SGL|HOLD|SYN|LEVEL|LINE` (`TRIG?`), `MEM OFF|LIFO|FIFO|CONT`, `MCOUNT?`,
 //! `RMEM first[,count]`, `ERRSTR?`, `ERR?`, `TEMP?`, `ACAL DCV|OHMS|AC|ALL`, and, accepted
@@ -24,6 +25,10 @@
 //! PARAMETER MISSING. `ERR?` returns the error register (bit per kind, as on the 3457A family:
 //! 4 trigger too fast, 8 syntax, 16 unknown command, 32 unknown parameter, 64 out of range, 128
 //! missing) and clears errors. Codes other than 0 and 102 are the simulator's own choice.
+//!
+//! `RANGE?` answers the range in use like `NPLC?` (`+1.000000E+01`): the fixed one, or while
+//! autoranging the smallest that holds the input at 120 %. Unconfirmed: the manual's query form
+//! of RANGE was not read; the reply mirrors the sim's `NPLC?`.
 //!
 //! With realistic timing a reading takes NPLC/50 s, twice that with `AZERO ON` (a zero
 //! measurement per reading, as the cheat-sheet says); `ACAL ALL` 14 min, `ACAL DCV` 2.5 min.
@@ -76,6 +81,18 @@ enum Function {
     Dcv,
     Ohm,
     Ohmf,
+}
+
+impl Function {
+    /// The ranges of the function: dc volts 100 mV to 1000 V, ohms 10 Ω to 1 GΩ.
+    fn ranges(self) -> &'static [f64] {
+        match self {
+            Function::Dcv => &[0.1, 1.0, 10.0, 100.0, 1000.0],
+            Function::Ohm | Function::Ohmf => {
+                &[10.0, 100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6, 1e9]
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +148,8 @@ pub(crate) struct Hp3458a {
     end: End,
     oformat: Format,
     function: Function,
+    /// The fixed range, or `None` while autoranging.
+    range: Option<f64>,
     nplc: f64,
     ndig: u8,
     azero: bool,
@@ -151,6 +170,7 @@ impl Hp3458a {
             end: End::Off,
             oformat: Format::Ascii,
             function: Function::Dcv,
+            range: None,
             nplc: 10.0,
             ndig: 7,
             azero: true,
@@ -170,6 +190,7 @@ impl Hp3458a {
         self.end = End::Off;
         self.oformat = Format::Ascii;
         self.function = Function::Dcv;
+        self.range = None;
         self.nplc = 10.0;
         self.ndig = 7;
         self.azero = true;
@@ -312,15 +333,48 @@ impl Hp3458a {
                 return;
             }
         };
-        if let Some(r) = range {
-            self.check_range(r);
+        // The range parameter defaults to AUTO.
+        match range {
+            Some(r) => self.check_range(r),
+            None => self.range = None,
         }
     }
 
+    /// `RANGE AUTO|max_input`: the smallest range of the function that covers `max_input`.
     fn check_range(&mut self, r: &str) {
-        if !r.eq_ignore_ascii_case("AUTO") && number(r).is_none_or(|v| !(0.0..=1e9).contains(&v)) {
-            self.error(ERR_RANGE);
+        if r.eq_ignore_ascii_case("AUTO") {
+            self.range = None;
+            return;
         }
+        let ranges = self.function.ranges();
+        match number(r) {
+            Some(v) if (0.0..=1e9).contains(&v) => {
+                self.range = ranges.iter().copied().find(|x| v <= *x * (1.0 + 1e-9));
+                if self.range.is_none() {
+                    self.error(ERR_RANGE);
+                }
+            }
+            _ => self.error(ERR_RANGE),
+        }
+    }
+
+    /// The range in use: the fixed one, or the one autoranging picks for the input.
+    fn range_now(&self) -> f64 {
+        if let Some(r) = self.range {
+            return r;
+        }
+        // The nominal input, not a reading: a query must not draw from the noise sequence.
+        let value = match self.function {
+            Function::Dcv => self.standard.params.nominal.abs(),
+            Function::Ohm | Function::Ohmf => 10_000.0,
+        };
+        let ranges = self.function.ranges();
+        ranges
+            .iter()
+            .copied()
+            .find(|r| value <= 1.2 * r)
+            .or(ranges.last().copied())
+            .unwrap_or(1000.0)
     }
 
     fn format_param(&mut self, p: Option<&str>) -> Option<Format> {
@@ -408,6 +462,10 @@ impl UnitDialect for Hp3458a {
             }
             "NPLC?" => {
                 let t = format_sci(self.nplc, 6, true);
+                self.text(reply, &t);
+            }
+            "RANGE?" => {
+                let t = format_sci(self.range_now(), 6, true);
                 self.text(reply, &t);
             }
             "NDIG" => {
@@ -587,6 +645,23 @@ mod tests {
 
     fn meter(realistic: bool) -> Hp3458a {
         Hp3458a::new(setup(realistic).0)
+    }
+
+    #[test]
+    fn range_query_reports_the_fixed_or_autoranged_range() {
+        let mut m = meter(false);
+        ask(&mut m, "END ALWAYS");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+01\r\n");
+        ask(&mut m, "DCV 0.5");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+00\r\n");
+        ask(&mut m, "RANGE 100");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+02\r\n");
+        ask(&mut m, "FUNC OHM");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+04\r\n");
+        ask(&mut m, "RANGE 2E9");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
+        ask(&mut m, "RANGE 200;RANGE AUTO;FUNC OHMF,1E6");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+06\r\n");
     }
 
     #[test]

@@ -7,7 +7,17 @@
 //! `:RANG:AUTO`, `:DIG`, `:AVER:COUN`, `:AVER:TCON MOV|REP`, `:AVER[:STAT]` (the same under
 //! `RES`/`FRES`), `:TRAC:CLE`, `:TRAC:POIN n` (and `?`), `:TRAC:FEED SENS|CALC|NONE`,
 //! `:TRAC:FEED:CONT NEV|NEXT|ALW|PRET`, `:TRAC:DATA?`, `:TRAC:FREE?`, `:INIT`, `:INIT:CONT`,
-//! `:ABOR`, `:TRIG:COUN`, `:FETC?`, `:READ?`, `:MEAS?`.
+//! `:ABOR`, `:TRIG:COUN`, `:FETC?`, `:READ?`, `:MEAS?`, `:CONF:VOLT[:DC]|RES|FRES` and `:CONF?`
+//! (the function, quoted like `:FUNC?`), `…:RANG?` (`+2.000000E+01`), `[:SENS]:DATA[:LAT]?`
+//! (the latest reading, like `:FETC?`) and `[:SENS]:DATA:FRES?` (the latest reading once; a
+//! second ask before another reading queues -230 and sends nothing, where the meter would wait
+//! for one and hold the bus).
+//!
+//! Ranges: 200 mV, 2, 20, 200 and 1000 V; 20 Ω to 200 MΩ by decades of 2, and 1 GΩ. A value
+//! selects the smallest range that covers it; while autoranging `…:RANG?` reports the range that
+//! holds the input. Each function keeps its own range. Unconfirmed: `:CONF?` and the reply
+//! format of `…:RANG?` were not read in the 2002 manual; they follow the Keithley 2000's, which
+//! QCoDeS's and PyMeasure's 2000 drivers expect.
 //!
 //! The default reply carries every element, as in the cheat-sheet:
 //! `+10.0000000E+00NVDC,00:00:00.00,01-Jan-2026,+00001RDNG#`; after `:FORM:ELEM READ` it is the
@@ -29,6 +39,12 @@ use super::model::{MAINS_HZ, MAX_READINGS_PER_MESSAGE, Standard};
 use super::scpi_util::*;
 use crate::format::format_sci;
 use crate::id::PersonalityId;
+
+/// DC voltage ranges, V.
+const VOLT_RANGES: [f64; 5] = [0.2, 2.0, 20.0, 200.0, 1000.0];
+
+/// Resistance ranges, Ω.
+const OHM_RANGES: [f64; 9] = [20.0, 200.0, 2e3, 20e3, 200e3, 2e6, 20e6, 200e6, 1e9];
 
 const EL_READ: u8 = 1;
 const EL_UNIT: u8 = 2;
@@ -104,6 +120,9 @@ pub(crate) struct Keithley2002 {
     func: Function,
     nplc: f64,
     auto_range: bool,
+    /// The fixed dc voltage range, V, and resistance range, Ω, used while autorange is off.
+    volt_range: f64,
+    ohm_range: f64,
     average: bool,
     trigger_count: u32,
     init_continuous: bool,
@@ -112,6 +131,8 @@ pub(crate) struct Keithley2002 {
     feed_control: FeedControl,
     buffer: Vec<Sample>,
     last: Option<Sample>,
+    /// `last` has not been sent by `:DATA:FRESh?` yet.
+    fresh: bool,
     readings: u64,
     busy: Duration,
 }
@@ -126,6 +147,8 @@ impl ScpiModel for Keithley2002 {
         self.func = Function::Dcv;
         self.nplc = 1.0;
         self.auto_range = true;
+        self.volt_range = 1000.0;
+        self.ohm_range = 1e9;
         self.average = false;
         self.trigger_count = 1;
         self.init_continuous = false;
@@ -152,6 +175,8 @@ impl Keithley2002 {
             func: Function::Dcv,
             nplc: 1.0,
             auto_range: true,
+            volt_range: 1000.0,
+            ohm_range: 1e9,
             average: false,
             trigger_count: 1,
             init_continuous: false,
@@ -159,6 +184,7 @@ impl Keithley2002 {
             feed: false,
             feed_control: FeedControl::Never,
             buffer: Vec::new(),
+            fresh: false,
             last: None,
             readings: 0,
             busy: Duration::ZERO,
@@ -179,6 +205,7 @@ impl Keithley2002 {
             at: self.standard.elapsed(),
         };
         self.last = Some(s);
+        self.fresh = true;
         s
     }
 
@@ -427,6 +454,17 @@ fn fetch_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> S
     k.respond_samples(r, &[s])
 }
 
+/// `[:SENS]:DATA:FRESh?`: the latest reading, if no `:DATA:FRESh?` has sent it yet.
+fn data_fresh_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    let s = k
+        .last
+        .filter(|_| k.fresh)
+        .ok_or(Error::new(ErrorCode::DataCorruptOrStale))?;
+    k.fresh = false;
+    k.respond_samples(r, &[s])
+}
+
 fn read_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
     no_more(p)?;
     // `:READ?` is `:INIT` then `:FETC?`: the trigger count of readings, then the latest one.
@@ -451,10 +489,56 @@ fn meas_q(k: &mut K, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> Sc
     k.respond_samples(r, &samples)
 }
 
+/// The range in use for the function of `ranges`: `fixed`, or while autoranging the smallest
+/// that holds the standard's present value (the resistance functions read a 10 kΩ resistor).
+fn range_now(k: &K, ranges: &[f64], fixed: f64) -> f64 {
+    if !k.auto_range {
+        return fixed;
+    }
+    let value = if ranges == OHM_RANGES.as_slice() {
+        10_000.0
+    } else {
+        k.standard.params.nominal.abs()
+    };
+    ranges
+        .iter()
+        .copied()
+        .find(|r| value <= *r)
+        .or(ranges.last().copied())
+        .unwrap_or(fixed)
+}
+
+/// `RANGe[:UPPer] <value>|MIN|MAX|DEF` within ±`max`: the smallest range of `ranges` that
+/// covers the value's magnitude.
+fn range_setting(p: &mut Parameters<'_, '_>, ranges: &[f64], max: f64) -> ScpiResult<f64> {
+    let v = Limits {
+        min: -max,
+        max,
+        def: max,
+    }
+    .setting(p)?
+    .abs();
+    Ok(ranges
+        .iter()
+        .copied()
+        .find(|r| v <= *r * (1.0 + 1e-9))
+        .or(ranges.last().copied())
+        .unwrap_or(max))
+}
+
+/// `:CONFigure:<function>`: selects the function, as `:FUNC` does.
+fn configure(k: &mut K, p: &mut Parameters<'_, '_>, func: Function) -> ScpiResult<()> {
+    no_more(p)?;
+    k.func = func;
+    k.last = None;
+    Ok(())
+}
+
 /// The settings branch, shared by `VOLT[:DC]`, `RES` and `FRES`; `$max` is the function's
-/// largest range (±1100 V, 1.05 GΩ on a 2002).
+/// largest input (±1100 V, 1.05 GΩ on a 2002), `$ranges` its ranges and `$field` the fixed range
+/// it keeps.
 macro_rules! settings {
-    ($max:expr) => {
+    ($max:expr, $ranges:expr, $field:ident) => {
         [
             Leaf!(b"NPLCycles" => &Cmd::<K>::ev_text(
                 |k, p| {
@@ -464,11 +548,14 @@ macro_rules! settings {
                 |k| format_sci(k.nplc, 6, true)
             )),
             Branch![b"RANGe";
-                Leaf!(default b"UPPer" => &Cmd::<K>::ev(|k, p| {
-                    fixed_range(p, -$max, $max)?;
-                    k.auto_range = false;
-                    Ok(())
-                })),
+                Leaf!(default b"UPPer" => &Cmd::<K>::ev_text(
+                    |k, p| {
+                        k.$field = range_setting(p, &$ranges, $max)?;
+                        k.auto_range = false;
+                        Ok(())
+                    },
+                    |k| format_sci(range_now(k, &$ranges, k.$field), 6, true)
+                )),
                 Leaf!(b"AUTO" => &Cmd::<K>::flag(|k, on| k.auto_range = on, |k| k.auto_range))
             ],
             Leaf!(b"DIGits" => &Cmd::ev(digits_ev)),
@@ -481,8 +568,8 @@ macro_rules! settings {
     };
 }
 
-const VOLT_SETTINGS: [Node<'static, K>; 4] = settings!(1100.0);
-const RES_SETTINGS: [Node<'static, K>; 4] = settings!(1.05e9);
+const VOLT_SETTINGS: [Node<'static, K>; 4] = settings!(1100.0, VOLT_RANGES, volt_range);
+const RES_SETTINGS: [Node<'static, K>; 4] = settings!(1.05e9, OHM_RANGES, ohm_range);
 
 const TREE: Node<'static, K> = scpi_tree![Keithley2002;
     Leaf!(b"*TRG" => &Cmd::<K>::plain(|k| {
@@ -507,7 +594,11 @@ const TREE: Node<'static, K> = scpi_tree![Keithley2002;
                 Ok(())
             },
             |k| format!("\"{}\"", k.func.name())
-        ))
+        )),
+        Branch![b"DATA";
+            Leaf!(default b"LATest" => &Cmd::q(fetch_q)),
+            Leaf!(b"FRESh" => &Cmd::q(data_fresh_q))
+        ]
     ),
     Branch![b"TRACe";
         Leaf!(b"CLEar" => &Cmd::<K>::plain(|k| k.buffer.clear())),
@@ -533,6 +624,16 @@ const TREE: Node<'static, K> = scpi_tree![Keithley2002;
         Branch![default b"VOLTage";
             Leaf!(default b"DC" => &Cmd::q(meas_q))
         ]
+    ],
+    // `:CONF?` is the branch's own query; the crate needs a name for it, so `:CONF:FUNC?` is
+    // accepted too, which the meter may refuse.
+    Branch![b"CONFigure";
+        Leaf!(default b"FUNCtion" => &Cmd::<K>::text(|k| format!("\"{}\"", k.func.name()))),
+        Branch![b"VOLTage";
+            Leaf!(default b"DC" => &Cmd::<K>::ev(|k, p| configure(k, p, Function::Dcv)))
+        ],
+        Leaf!(b"RESistance" => &Cmd::<K>::ev(|k, p| configure(k, p, Function::Res))),
+        Leaf!(b"FRESistance" => &Cmd::<K>::ev(|k, p| configure(k, p, Function::Fres)))
     ]
 ];
 
@@ -545,6 +646,44 @@ mod tests {
     fn meter(realistic: bool) -> (K, crate::ManualClock) {
         let (s, c) = setup(realistic);
         (Keithley2002::new(s), c)
+    }
+
+    #[test]
+    fn configure_and_ranges_per_function() {
+        let (mut k, _) = meter(false);
+        assert_eq!(ask(&mut k, ":CONF?"), "\"VOLT:DC\"\n");
+        assert_eq!(ask(&mut k, ":CONF:FRES;:CONF?"), "\"FRES\"\n");
+        assert_eq!(ask(&mut k, ":FUNC?"), "\"FRES\"\n");
+        ask(&mut k, ":CONF:VOLT:DC");
+        // Autoranging: the 20 V range holds the 10 V standard, 20 kΩ the 10 kΩ resistor.
+        assert_eq!(ask(&mut k, ":VOLT:RANG?"), "+2.000000E+01\n");
+        assert_eq!(ask(&mut k, ":RES:RANG?"), "+2.000000E+04\n");
+        ask(&mut k, ":SENS:VOLT:RANG:AUTO 0;:SENS:VOLT:RANG -10");
+        assert_eq!(ask(&mut k, ":VOLT:RANG?;RANG:AUTO?"), "+2.000000E+01;0\n");
+        ask(&mut k, ":RES:RANG 2.5e3");
+        assert_eq!(ask(&mut k, ":RES:RANG?"), "+2.000000E+04\n");
+        ask(&mut k, ":VOLT:RANG 1100");
+        assert_eq!(ask(&mut k, ":VOLT:RANG?"), "+1.000000E+03\n");
+        ask(&mut k, ":VOLT:RANG 1101");
+        ask(&mut k, ":CONF:TEMP");
+        ask(&mut k, ":CONF:RES 10");
+        ask(&mut k, ":FORM:ELEM READ;:INIT");
+        assert_eq!(ask(&mut k, ":SENS:DATA:FRES?"), "+10.0000000E+00\n");
+        assert_eq!(
+            ask(&mut k, ":DATA?;:DATA:LAT?"),
+            "+10.0000000E+00;+10.0000000E+00\n"
+        );
+        assert_eq!(ask(&mut k, ":DATA:FRES?"), "");
+        let errors: Vec<String> = (0..4).map(|_| ask(&mut k, ":SYST:ERR?")).collect();
+        assert_eq!(
+            errors,
+            [
+                "-222,\"Data out of range\"\n",
+                "-113,\"Undefined header\"\n",
+                "-108,\"Parameter not allowed\"\n",
+                "-230,\"Data corrupt or stale\"\n"
+            ]
+        );
     }
 
     #[test]

@@ -14,6 +14,19 @@
 //! makes them into the buffer without sending anything. A buffer is a ring of its capacity
 //! (100 000 for the default buffers). `TRAC:DATA?` indexes are 1-based and must lie within the
 //! buffer's readings (-222 otherwise). A dc voltage range above 1000 V is refused (-222).
+//!
+//! Also what QCoDeS's and PyMeasure's drivers send while they start and for their common
+//! settings: `*LANG?` (`SCPI`) and `*LANG SCPI|TSP|SCPI2000|SCPI34401`, `SYST:LFR?` (`50`),
+//! `FORM[:DATA] ASC|REAL|SRE` (and `?`), and the range queries `…:RANG?` (`1.000000000E+01`),
+//! which report the range autoranging picked while it is on. Each function keeps its own range;
+//! a value selects the smallest range that covers it, as the meter does.
+//!
+//! Front panel: `DISP:CLE`, `DISP:SCR <screen>`, `DISP:USER1|USER2:TEXT "…"` (kept, not
+//! queryable), `DISP:LIGH:STAT ON100|ON75|ON50|ON25|OFF|BLAC` (and `?`), `DISP:VOLT[:DC]|RES|
+//! FRES:DIG 3..6` (and `?`, default 6). Triggering, simplified: `TRIG:LOAD "SimpleLoop",count
+//! [,delay]` sets how many readings `INIT` makes into `defbuffer1` (no trigger model otherwise),
+//! `ABOR` and `AZER:ONCE` are accepted. Unconfirmed: the screen names and backlight levels are
+//! PyMeasure's and QCoDeS's lists, the trigger-model behaviour a reading of the manual's summary.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,6 +56,81 @@ const COUNT: Limits = Limits {
     max: 1e6,
     def: 1.0,
 };
+
+/// DC voltage ranges, V.
+const VOLT_RANGES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+
+/// Resistance ranges, Ω.
+const OHM_RANGES: [f64; 9] = [1.0, 10.0, 100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6];
+
+/// A range reads up to 120 % of its nominal value before it overloads, so autoranging keeps a
+/// value on a range up to that.
+const OVERRANGE: f64 = 1.2;
+
+/// The command sets `*LANG` names. The meter switches only at its next power-up, which the
+/// simulator never has: `*LANG?` keeps answering `SCPI`, the set this personality speaks.
+/// Unconfirmed: whether the real meter answers the set in use or the one chosen for next time.
+const LANGUAGES: [(&[u8], ()); 4] = [
+    (b"SCPI", ()),
+    (b"TSP", ()),
+    (b"SCPI2000", ()),
+    (b"SCPI34401", ()),
+];
+
+/// `FORMat:DATA`: kept for the query; readings are always sent as ASCII here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataFormat {
+    Ascii,
+    Real,
+    Sreal,
+}
+
+const DATA_FORMATS: [(&[u8], DataFormat); 3] = [
+    (b"ASCii", DataFormat::Ascii),
+    (b"REAL", DataFormat::Real),
+    (b"SREal", DataFormat::Sreal),
+];
+
+/// `DISP:LIGH:STAT`: the backlight levels.
+const BACKLIGHT: [(&[u8], u8); 6] = [
+    (b"ON100", 100),
+    (b"ON75", 75),
+    (b"ON50", 50),
+    (b"ON25", 25),
+    (b"OFF", 0),
+    (b"BLACkout", 255),
+];
+
+/// `DISP:SCR`: the front-panel screens.
+const SCREENS: [(&[u8], ()); 17] = [
+    (b"HOME", ()),
+    (b"HOME_LARGe_reading", ()),
+    (b"READing_table", ()),
+    (b"HISTogram", ()),
+    (b"SWIPE_FUNCtions", ()),
+    (b"SWIPE_GRAPh", ()),
+    (b"SWIPE_SECondary", ()),
+    (b"SWIPE_SETTings", ()),
+    (b"SWIPE_STATistics", ()),
+    (b"SWIPE_USER", ()),
+    (b"SWIPE_CHANnel", ()),
+    (b"SWIPE_NONSwitch", ()),
+    (b"SWIPE_SCAN", ()),
+    (b"CHANNEL_CONTrol", ()),
+    (b"CHANNEL_SETTings", ()),
+    (b"CHANNEL_SCAN", ()),
+    (b"PROCessing", ()),
+];
+
+/// `DISP:…:DIG`: digits shown, 3½ to 6½.
+const DIGITS: Limits = Limits {
+    min: 3.0,
+    max: 6.0,
+    def: 6.0,
+};
+
+/// `DISP:USERn:TEXT`: the longest line, top (`USER1`) and bottom (`USER2`). Unconfirmed.
+const USER_TEXT_MAX: [usize; 2] = [20, 32];
 
 /// Largest buffer `TRAC:MAKE` will create in the simulator.
 const MAX_BUFFER_CAP: usize = 1_000_000;
@@ -86,6 +174,19 @@ pub(crate) struct Dmm6500 {
     auto_range: bool,
     /// Readings per measurement request (`SENS:COUN`).
     count: u32,
+    /// The fixed dc voltage range, V, and resistance range, Ω, used while autorange is off.
+    volt_range: f64,
+    ohm_range: f64,
+    data_format: DataFormat,
+    /// `DISP:LIGH:STAT`, as a percentage (255 for blackout).
+    backlight: u8,
+    /// `DISP:…:DIG` of dc volts and of the resistance functions.
+    volt_digits: u8,
+    ohm_digits: u8,
+    /// The USER swipe screen's two lines.
+    user_text: [String; 2],
+    /// Readings `INIT` makes (`TRIG:LOAD "SimpleLoop",n`).
+    loop_count: u32,
     buffers: BTreeMap<String, Buffer>,
     busy: Duration,
 }
@@ -99,6 +200,14 @@ impl ScpiModel for Dmm6500 {
         self.azero = true;
         self.auto_range = true;
         self.count = 1;
+        self.volt_range = 10.0;
+        self.ohm_range = 10e3;
+        self.data_format = DataFormat::Ascii;
+        self.backlight = 100;
+        self.volt_digits = 6;
+        self.ohm_digits = 6;
+        self.user_text = Default::default();
+        self.loop_count = 1;
         self.buffers.clear();
         for name in ["defbuffer1", "defbuffer2"] {
             self.buffers
@@ -121,6 +230,14 @@ impl Dmm6500 {
             azero: true,
             auto_range: true,
             count: 1,
+            volt_range: 10.0,
+            ohm_range: 10e3,
+            data_format: DataFormat::Ascii,
+            backlight: 100,
+            volt_digits: 6,
+            ohm_digits: 6,
+            user_text: Default::default(),
+            loop_count: 1,
             buffers: BTreeMap::new(),
             busy: Duration::ZERO,
         };
@@ -139,6 +256,26 @@ impl Dmm6500 {
             value,
             at: self.standard.elapsed(),
         }
+    }
+
+    /// The range in use for the function of `ranges`: the fixed one, or while autoranging the
+    /// smallest that holds the standard's present value.
+    fn range(&self, ranges: &[f64], fixed: f64) -> f64 {
+        if !self.auto_range {
+            return fixed;
+        }
+        // The resistance functions measure a 10 kΩ resistor (`Function::read`).
+        let value = if ranges == OHM_RANGES.as_slice() {
+            10_000.0
+        } else {
+            self.standard.params.nominal
+        };
+        ranges
+            .iter()
+            .copied()
+            .find(|r| value.abs() <= OVERRANGE * r)
+            .or(ranges.last().copied())
+            .unwrap_or(fixed)
     }
 
     fn unit(&self) -> &'static str {
@@ -262,6 +399,52 @@ fn meas_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> Sc
     read_q(d, p, r)
 }
 
+/// `TRIG:LOAD "SimpleLoop",count[,delay]`; other trigger models are refused (-224).
+fn trig_load_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let model: &[u8] = p.next_data()?;
+    if !model.eq_ignore_ascii_case(b"SimpleLoop") {
+        return Err(ErrorCode::IllegalParameterValue.into());
+    }
+    let count = COUNT.number(p.next_token()?)?;
+    if let Some(t) = p.next_optional_token()? {
+        number_in(t, 0.0, 10_000.0)?;
+    }
+    no_more(p)?;
+    d.loop_count = count as u32;
+    Ok(())
+}
+
+/// `INIT`: runs the loaded trigger model, its readings going to `defbuffer1`.
+fn init_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    no_more(p)?;
+    // Each pass makes the measure count of readings; the whole run stays within one message's
+    // cap, as a runaway count must not stall the simulator.
+    let per_pass = u64::from(d.count.max(1));
+    let passes = u64::from(d.loop_count).min((MAX_READINGS_PER_MESSAGE / per_pass).max(1));
+    for _ in 0..passes {
+        measure_into(d, "defbuffer1")?;
+    }
+    Ok(())
+}
+
+/// `DISP:USERn:TEXT[:DATA] "<text>"` for line `n` (0: top).
+fn user_text(d: &mut D, p: &mut Parameters<'_, '_>, n: usize) -> ScpiResult<()> {
+    let text: &[u8] = p.next_data()?;
+    no_more(p)?;
+    if text.len() > USER_TEXT_MAX.get(n).copied().unwrap_or(0) {
+        return Err(ErrorCode::TooMuchData.into());
+    }
+    if let Some(line) = d.user_text.get_mut(n) {
+        *line = String::from_utf8_lossy(text).replace("\"\"", "\"");
+    }
+    Ok(())
+}
+
+/// `DISP:…:DIGits 3..6|MIN|MAX|DEF`.
+fn digits(p: &mut Parameters<'_, '_>) -> ScpiResult<u8> {
+    Ok(DIGITS.setting(p)?.round() as u8)
+}
+
 fn trac_make_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let name = Dmm6500::buffer_name(p)?.ok_or(Error::new(ErrorCode::MissingParameter))?;
     let cap = number_in(p.next_token()?, 1.0, MAX_BUFFER_CAP as f64)? as usize;
@@ -338,10 +521,31 @@ fn trac_data_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) 
     Ok(())
 }
 
-/// The settings branch, shared by `VOLT[:DC]`, `RES` and `FRES`; `$max` is the function's
-/// largest range.
+/// `RANGe[:UPPer] <value>|MIN|MAX|DEF` on a function with `ranges`: the smallest range that
+/// covers the value (DEF is the largest); autorange off.
+fn range_setting(p: &mut Parameters<'_, '_>, ranges: &[f64]) -> ScpiResult<f64> {
+    let (min, max) = match (ranges.first(), ranges.last()) {
+        (Some(a), Some(b)) => (*a, *b),
+        _ => return Err(ErrorCode::ExecutionError.into()),
+    };
+    let v = Limits {
+        min: 0.0,
+        max,
+        def: max,
+    }
+    .setting(p)?;
+    Ok(ranges
+        .iter()
+        .copied()
+        .find(|r| v <= *r * (1.0 + 1e-9))
+        .unwrap_or(max)
+        .max(min))
+}
+
+/// The settings branch, shared by `VOLT[:DC]`, `RES` and `FRES`; `$ranges` are the function's
+/// ranges and `$field` the fixed range it keeps.
 macro_rules! settings {
-    ($max:expr) => {
+    ($ranges:expr, $field:ident) => {
         [
             Leaf!(b"NPLCycles" => &Cmd::<D>::ev_text(
                 |d, p| {
@@ -352,26 +556,95 @@ macro_rules! settings {
             )),
             Leaf!(b"AZERo" => &Cmd::<D>::flag(|d, on| d.azero = on, |d| d.azero)),
             Branch![b"RANGe";
-                Leaf!(default b"UPPer" => &Cmd::<D>::ev(|d, p| {
-                    fixed_range(p, 0.0, $max)?;
-                    d.auto_range = false;
-                    Ok(())
-                })),
+                Leaf!(default b"UPPer" => &Cmd::<D>::ev_text(
+                    |d, p| {
+                        d.$field = range_setting(p, &$ranges)?;
+                        d.auto_range = false;
+                        Ok(())
+                    },
+                    |d| format_sci(d.range(&$ranges, d.$field), 9, false)
+                )),
                 Leaf!(b"AUTO" => &Cmd::<D>::flag(|d, on| d.auto_range = on, |d| d.auto_range))
             ]
         ]
     };
 }
 
-const VOLT_SETTINGS: [Node<'static, D>; 3] = settings!(1000.0);
-const RES_SETTINGS: [Node<'static, D>; 3] = settings!(1e9);
+const VOLT_SETTINGS: [Node<'static, D>; 3] = settings!(VOLT_RANGES, volt_range);
+const RES_SETTINGS: [Node<'static, D>; 3] = settings!(OHM_RANGES, ohm_range);
 
 const TREE: Node<'static, D> = scpi_tree![Dmm6500;
+    Leaf!(b"*LANG" => &Cmd::<D>::ev_text(
+        |_, p| one_of(p, &LANGUAGES),
+        |_| "SCPI".to_owned()
+    )),
     Branch![b"SYSTem";
         Branch![b"ERRor";
             Leaf!(default b"NEXT" => &Cmd::q(syst_err_q::<Dmm6500>)),
             Leaf!(b"COUNt" => &Cmd::text(D::error_count))
+        ],
+        // The mains frequency detected at power-up. Unconfirmed: `50` as NR1 is our reading of
+        // the reference manual's example.
+        Leaf!(b"LFRequency" => &Cmd::text(|_| format!("{MAINS_HZ:.0}")))
+    ],
+    Branch![b"FORMat";
+        Leaf!(default b"DATA" => keyword_setting!(D, DATA_FORMATS, data_format))
+    ],
+    Branch![b"DISPlay";
+        Leaf!(b"CLEar" => &Cmd::<D>::plain(|d| d.user_text = Default::default())),
+        Leaf!(b"SCReen" => &Cmd::<D>::ev(|_, p| one_of(p, &SCREENS))),
+        Branch![b"USER1";
+            Branch![b"TEXT";
+                Leaf!(default b"DATA" => &Cmd::<D>::ev(|d, p| user_text(d, p, 0)))
+            ]
+        ],
+        Branch![b"USER2";
+            Branch![b"TEXT";
+                Leaf!(default b"DATA" => &Cmd::<D>::ev(|d, p| user_text(d, p, 1)))
+            ]
+        ],
+        Branch![b"LIGHt";
+            Leaf!(b"STATe" => keyword_setting!(D, BACKLIGHT, backlight))
+        ],
+        Branch![b"VOLTage";
+            Branch![default b"DC";
+                Leaf!(b"DIGits" => &Cmd::<D>::ev_text(
+                    |d, p| {
+                        d.volt_digits = digits(p)?;
+                        Ok(())
+                    },
+                    |d| d.volt_digits.to_string()
+                ))
+            ]
+        ],
+        Branch![b"RESistance";
+            Leaf!(b"DIGits" => &Cmd::<D>::ev_text(
+                |d, p| {
+                    d.ohm_digits = digits(p)?;
+                    Ok(())
+                },
+                |d| d.ohm_digits.to_string()
+            ))
+        ],
+        Branch![b"FRESistance";
+            Leaf!(b"DIGits" => &Cmd::<D>::ev_text(
+                |d, p| {
+                    d.ohm_digits = digits(p)?;
+                    Ok(())
+                },
+                |d| d.ohm_digits.to_string()
+            ))
         ]
+    ],
+    Branch![b"TRIGger";
+        Leaf!(b"LOAD" => &Cmd::ev(trig_load_ev))
+    ],
+    Branch![b"INITiate";
+        Leaf!(default b"IMMediate" => &Cmd::ev(init_ev))
+    ],
+    Leaf!(b"ABORt" => &Cmd::<D>::plain(|_| {})),
+    Branch![b"AZERo";
+        Leaf!(b"ONCE" => &Cmd::<D>::plain(|_| {}))
     ],
     sense_branch!(VOLT_SETTINGS, RES_SETTINGS;
         Leaf!(b"FUNCtion" => &Cmd::<D>::ev_text(
@@ -446,6 +719,90 @@ mod tests {
         assert_eq!(ask(&mut d, "SYST:ERR:COUN?"), "1\n");
         assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
         assert_eq!(ask(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
+    }
+
+    #[test]
+    fn language_line_frequency_and_data_format() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        assert_eq!(ask(&mut d, "*LANG?"), "SCPI\n");
+        // Another command set takes effect only at the next power-up.
+        assert_eq!(ask(&mut d, "*LANG TSP;*LANG?"), "SCPI\n");
+        assert_eq!(ask(&mut d, "*LANG BASIC"), "");
+        assert_eq!(ask(&mut d, ":SYST:LFR?"), "50\n");
+        assert_eq!(ask(&mut d, "FORM:DATA?"), "ASC\n");
+        assert_eq!(ask(&mut d, "FORM REAL;:FORM?"), "REAL\n");
+        assert_eq!(ask(&mut d, "FORM:DATA ASCII;DATA?"), "ASC\n");
+        assert_eq!(
+            ask(&mut d, "SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "0,\"No error\"\n");
+    }
+
+    #[test]
+    fn ranges_are_kept_per_function_and_reported() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        // Autoranging: the range that holds the 10 V standard and the 10 kΩ resistor.
+        assert_eq!(ask(&mut d, "VOLT:RANG?"), "1.000000000E+01\n");
+        assert_eq!(ask(&mut d, "RES:RANG?"), "1.000000000E+04\n");
+        ask(&mut d, ":SENS:VOLT:RANG:AUTO 0;:SENS:VOLT:RANG 5");
+        assert_eq!(
+            ask(&mut d, "VOLT:DC:RANG?;RANG:AUTO?"),
+            "1.000000000E+01;0\n"
+        );
+        ask(&mut d, "RES:RANG 150e3");
+        assert_eq!(ask(&mut d, "RES:RANG?"), "1.000000000E+06\n");
+        assert_eq!(ask(&mut d, "VOLT:RANG MAX;RANG?"), "1.000000000E+03\n");
+        ask(&mut d, "VOLT:RANG 1001");
+        assert_eq!(ask(&mut d, "SYST:ERR?"), "-222,\"Data out of range\"\n");
+        ask(&mut d, "*RST");
+        assert_eq!(ask(&mut d, "VOLT:RANG:AUTO?"), "1\n");
+    }
+
+    #[test]
+    fn front_panel_settings() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        assert_eq!(ask(&mut d, ":DISP:LIGH:STAT?"), "ON100\n");
+        assert_eq!(ask(&mut d, ":DISP:LIGH:STAT ON25;STAT?"), "ON25\n");
+        assert_eq!(ask(&mut d, "DISP:VOLT:DC:DIG?;:DISP:RES:DIG?"), "6;6\n");
+        assert_eq!(ask(&mut d, "DISP:VOLT:DIG 4;DIG?"), "4\n");
+        ask(
+            &mut d,
+            ":DISP:CLE;:DISP:SCR SWIPE_USER;:DISP:USER1:TEXT \"tsagent\"",
+        );
+        ask(&mut d, ":DISP:USER2:TEXT:DATA \"sim\"");
+        assert_eq!(d.user_text, ["tsagent".to_owned(), "sim".to_owned()]);
+        assert_eq!(ask(&mut d, "SYST:ERR:COUN?"), "0\n");
+        ask(&mut d, ":DISP:SCR NOWHERE");
+        ask(&mut d, ":DISP:VOLT:DIG 7");
+        ask(&mut d, &format!(":DISP:USER1:TEXT \"{}\"", "x".repeat(21)));
+        let errors: Vec<String> = (0..3).map(|_| ask(&mut d, "SYST:ERR?")).collect();
+        assert_eq!(
+            errors,
+            [
+                "-224,\"Illegal parameter value\"\n",
+                "-222,\"Data out of range\"\n",
+                "-223,\"Too much data\"\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn simple_loop_trigger_model_fills_the_default_buffer() {
+        let (s, _) = setup(false);
+        let mut d = Dmm6500::new(s);
+        ask(&mut d, "TRAC:CLE;:TRIG:LOAD \"SimpleLoop\",3,0.01");
+        ask(&mut d, ":INIT;*WAI");
+        assert_eq!(ask(&mut d, "TRAC:ACT?"), "3\n");
+        assert_eq!(ask(&mut d, "ABOR;:AZER:ONCE;*OPC?"), "1\n");
+        ask(&mut d, "TRIG:LOAD \"DurationLoop\",3");
+        assert_eq!(
+            ask(&mut d, "SYST:ERR?"),
+            "-224,\"Illegal parameter value\"\n"
+        );
     }
 
     #[test]

@@ -12,6 +12,16 @@
 //! erases them. `FORMat:DATA REAL,64|REAL,32` makes `FETCh?`/`READ?` send an IEEE 488.2
 //! definite-length block (big-endian, or little-endian after `FORMat:BORDer SWAP`) followed by
 //! LF; `R?` always sends a block, holding ASCII text in ASCII format, as the Truevolt meters do.
+//!
+//! What QCoDeS's and PyMeasure's Truevolt drivers send at start and for their common settings is
+//! answered as the Truevolt manual gives it: `*OPT?`, `SYSTem:LFRequency?` (`+50`),
+//! `SYSTem:LICense:CATalog?`, `[SENSe:]FUNCtion[:ON]` (dc volts only; `"VOLT"`),
+//! `…:RESolution` (from the model's resolution table, range × factor at the NPLC in use; setting
+//! it selects the NPLC), `…:APERture[:ENABled]` (NPLC and aperture turn each other off),
+//! `TRIGger:DELay[:AUTO]`, `TRIGger:SLOPe`, `TRIGger:LEVel`, `SAMPle:SOURce`, `SAMPle:TIMer`,
+//! `DISPlay[:STATe]`, `DISPlay:TEXT[:DATA]` (a quoted string) and `:CLEar`, and `ABORt`. Replies
+//! the manual did not confirm are flagged where they are defined. The 34401A's root
+//! `[SENSe:]ZERO:AUTO` is not in the Truevolt manual and stays an undefined header.
 
 use std::time::Duration;
 
@@ -65,6 +75,65 @@ const COUNT_LIMITS: Limits = Limits {
     def: 1.0,
 };
 
+/// Trigger delay, s (`TRIGger:DELay`); `*RST` turns automatic delay on, which reads as 0 here.
+const TRIGGER_DELAY_LIMITS: Limits = Limits {
+    min: 0.0,
+    max: 3600.0,
+    def: 0.0,
+};
+
+/// Sample interval, s (`SAMPle:TIMer`). Unconfirmed: the 20 µs minimum is the DIG option's
+/// reading rate as QCoDeS's driver assumes it, not read in the manual.
+const SAMPLE_TIMER_LIMITS: Limits = Limits {
+    min: 20e-6,
+    max: 3600.0,
+    def: 1.0,
+};
+
+/// Aperture, s (`[SENSe:]VOLTage[:DC]:APERture`). Unconfirmed: the limits (20 µs with DIG, 1 s)
+/// and the 100 ms default are the Truevolt data sheet's as we remember it.
+const APERTURE_LIMITS: Limits = Limits {
+    min: 20e-6,
+    max: 1.0,
+    def: 0.1,
+};
+
+/// Trigger level, V (`TRIGger:LEVel`, for level triggering on the 34465A/34470A).
+const TRIGGER_LEVEL_LIMITS: Limits = Limits {
+    min: -1200.0,
+    max: 1200.0,
+    def: 0.0,
+};
+
+/// What `*OPT?` answers: one field per option slot, `0` where none is installed. Unconfirmed:
+/// the field order is that of QCoDeS's own simulation of the 34465A (`0,0,DIG,MEM,0`); this
+/// meter has the DIG option (NPLC down to 0.001) and the standard 50 000-reading memory.
+const OPTIONS: &str = "0,0,DIG,0,0";
+
+/// What `SYSTem:LICense:CATalog?` answers, the licences of [`OPTIONS`]; unconfirmed format.
+const LICENSES: &str = "\"DIG\"";
+
+/// Resolution, in parts of the range, at each step of [`NPLC_STEPS`] (the Truevolt data sheets'
+/// resolution tables, 34465A with the DIG option).
+const RESOLUTION_34465A: [f64; 9] = [
+    30e-6, 15e-6, 6e-6, 3e-6, 1.5e-6, 0.7e-6, 0.3e-6, 0.1e-6, 0.03e-6,
+];
+
+/// As [`RESOLUTION_34465A`], for the 34470A.
+const RESOLUTION_34470A: [f64; 9] = [
+    30e-6, 10e-6, 3e-6, 1e-6, 0.5e-6, 0.3e-6, 0.1e-6, 0.03e-6, 0.01e-6,
+];
+
+/// `TRIGger:SLOPe`.
+const SLOPES: [(&[u8], bool); 2] = [(b"POSitive", true), (b"NEGative", false)];
+
+/// `SAMPle:SOURce`: `true` for the timer.
+const SAMPLE_SOURCES: [(&[u8], bool); 2] = [(b"IMMediate", false), (b"TIMer", true)];
+
+/// Longest `DISPlay:TEXT` the meter shows. Unconfirmed: the Truevolt manual's limit was not
+/// found; longer text is refused with -223 "Too much data" as a 488.2 instrument would.
+const DISPLAY_TEXT_MAX: usize = 40;
+
 /// `FORMat:DATA`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataFormat {
@@ -108,6 +177,25 @@ pub(crate) struct ScpiDmm {
     swapped: bool,
     /// Wall time the readings of the current message would take; the server waits it out.
     busy: Duration,
+    /// Resolution per NPLC step, this model's.
+    resolution: &'static [f64; 9],
+    /// `[SENSe:]VOLTage[:DC]:APERture:ENABled`: integrate for `aperture` instead of `nplc`.
+    aperture_on: bool,
+    /// `[SENSe:]VOLTage[:DC]:APERture`, s.
+    aperture: f64,
+    /// `TRIGger:DELay`, s, and whether the meter chooses it (`TRIGger:DELay:AUTO`).
+    trigger_delay: f64,
+    trigger_delay_auto: bool,
+    /// `TRIGger:SLOPe POSitive`.
+    trigger_slope_positive: bool,
+    /// `TRIGger:LEVel`, V.
+    trigger_level: f64,
+    /// `SAMPle:SOURce TIMer`, and `SAMPle:TIMer`, s.
+    sample_timed: bool,
+    sample_timer: f64,
+    /// `DISPlay[:STATe]` and `DISPlay:TEXT`.
+    display_on: bool,
+    display_text: String,
 }
 
 impl ScpiModel for ScpiDmm {
@@ -126,6 +214,16 @@ impl ScpiModel for ScpiDmm {
         self.trigger_source = "IMM";
         self.data_format = DataFormat::Ascii;
         self.swapped = false;
+        self.aperture_on = false;
+        self.aperture = APERTURE_LIMITS.def;
+        self.trigger_delay = TRIGGER_DELAY_LIMITS.def;
+        self.trigger_delay_auto = true;
+        self.trigger_slope_positive = false;
+        self.trigger_level = TRIGGER_LEVEL_LIMITS.def;
+        self.sample_timed = false;
+        self.sample_timer = SAMPLE_TIMER_LIMITS.def;
+        self.display_on = true;
+        self.display_text.clear();
     }
 
     fn take_busy(&mut self) -> Duration {
@@ -162,6 +260,20 @@ impl ScpiDmm {
             data_format: DataFormat::Ascii,
             swapped: false,
             busy: Duration::ZERO,
+            resolution: match id {
+                PersonalityId::Keysight34470a => &RESOLUTION_34470A,
+                _ => &RESOLUTION_34465A,
+            },
+            aperture_on: false,
+            aperture: APERTURE_LIMITS.def,
+            trigger_delay: TRIGGER_DELAY_LIMITS.def,
+            trigger_delay_auto: true,
+            trigger_slope_positive: false,
+            trigger_level: TRIGGER_LEVEL_LIMITS.def,
+            sample_timed: false,
+            sample_timer: SAMPLE_TIMER_LIMITS.def,
+            display_on: true,
+            display_text: String::new(),
         };
         meter.reset();
         Scpi::new(id, identity, meter)
@@ -182,10 +294,29 @@ impl ScpiDmm {
         self.triggers = 1;
     }
 
+    /// The integration time in use, s: the aperture when it is enabled, NPLC otherwise.
+    fn integration(&self) -> f64 {
+        if self.aperture_on {
+            self.aperture
+        } else {
+            self.nplc / MAINS_HZ
+        }
+    }
+
+    /// The resolution of the present range and integration time, V.
+    fn resolution_now(&self) -> f64 {
+        let plc = self.integration() * MAINS_HZ;
+        let step = NPLC_STEPS
+            .iter()
+            .rposition(|s| *s <= plc * (1.0 + 1e-9))
+            .unwrap_or(0);
+        self.range * self.resolution.get(step).copied().unwrap_or(0.0)
+    }
+
     /// Takes one reading and returns it as it will be sent.
     fn measure(&mut self) -> f64 {
         let value = self.standard.volts();
-        let integration = self.standard.busy(self.nplc / MAINS_HZ);
+        let integration = self.standard.busy(self.integration());
         self.busy = self.busy.saturating_add(integration);
         self.apply_range(value)
     }
@@ -417,11 +548,25 @@ fn respond_count(
 // The command tree
 
 const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
+    Leaf!(b"*OPT" => &Cmd::text(|_| OPTIONS.to_owned())),
     Branch![b"SYSTem";
         Branch![b"ERRor";
             Leaf!(default b"NEXT" => &Cmd::q(syst_err_q::<ScpiDmm>))
         ],
-        Leaf!(b"VERSion" => &Cmd::text(|_| "1999.0".to_owned()))
+        Leaf!(b"VERSion" => &Cmd::text(|_| "1999.0".to_owned())),
+        // `+50` or `+60`, the mains frequency the meter measured at power-on.
+        Leaf!(b"LFRequency" => &Cmd::text(|_| format!("+{MAINS_HZ:.0}"))),
+        Branch![b"LICense";
+            Leaf!(b"CATalog" => &Cmd::text(|_| LICENSES.to_owned()))
+        ]
+    ],
+    Leaf!(b"ABORt" => &Cmd::plain(|_| {})),
+    Branch![b"DISPlay";
+        Leaf!(default b"STATe" => &Cmd::<D>::flag(|d, on| d.display_on = on, |d| d.display_on)),
+        Branch![b"TEXT";
+            Leaf!(default b"DATA" => &Cmd::ev_text(disp_text_ev, |d| quoted(&d.display_text))),
+            Leaf!(b"CLEar" => &Cmd::<D>::plain(|d| d.display_text.clear()))
+        ]
     ],
     Branch![b"CONFigure";
         Branch![b"VOLTage";
@@ -448,16 +593,56 @@ const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
         Leaf!(b"BORDer" => keyword_setting!(D, BYTE_ORDERS, swapped))
     ],
     Branch![b"SAMPle";
-        Leaf!(b"COUNt" => &Cmd::both(samp_count_ev, samp_count_q))
+        Leaf!(b"COUNt" => &Cmd::both(samp_count_ev, samp_count_q)),
+        Leaf!(b"SOURce" => keyword_setting!(D, SAMPLE_SOURCES, sample_timed)),
+        Leaf!(b"TIMer" => &Cmd::<D>::both(
+            |d, p| {
+                d.sample_timer = SAMPLE_TIMER_LIMITS.setting(p)?;
+                Ok(())
+            },
+            |d, p, r| respond_setting(r, p, SAMPLE_TIMER_LIMITS, d.sample_timer)
+        ))
     ],
     Branch![b"TRIGger";
         Leaf!(b"COUNt" => &Cmd::both(trig_count_ev, trig_count_q)),
-        Leaf!(b"SOURce" => &Cmd::ev_text(trig_source_ev, |d| d.trigger_source.to_owned()))
+        Leaf!(b"SOURce" => &Cmd::ev_text(trig_source_ev, |d| d.trigger_source.to_owned())),
+        // `TRIGger:DELay` and `TRIGger:DELay:AUTO`; the crate needs a name for the branch's own
+        // setting, so `TRIGger:DELay:DELay` is accepted too, which the meter would refuse.
+        Branch![b"DELay";
+            Leaf!(default b"DELay" => &Cmd::<D>::both(
+                |d, p| {
+                    d.trigger_delay = TRIGGER_DELAY_LIMITS.setting(p)?;
+                    d.trigger_delay_auto = false;
+                    Ok(())
+                },
+                |d, p, r| respond_setting(r, p, TRIGGER_DELAY_LIMITS, d.trigger_delay)
+            )),
+            Leaf!(b"AUTO" => &Cmd::<D>::flag(
+                |d, on| d.trigger_delay_auto = on,
+                |d| d.trigger_delay_auto
+            ))
+        ],
+        Leaf!(b"SLOPe" => keyword_setting!(D, SLOPES, trigger_slope_positive)),
+        Leaf!(b"LEVel" => &Cmd::<D>::both(
+            |d, p| {
+                d.trigger_level = TRIGGER_LEVEL_LIMITS.setting(p)?;
+                Ok(())
+            },
+            |d, p, r| respond_setting(r, p, TRIGGER_LEVEL_LIMITS, d.trigger_level)
+        ))
     ],
     Branch![default b"SENSe";
+        Branch![b"FUNCtion";
+            Leaf!(default b"ON" => &Cmd::ev_text(func_ev, |_| "\"VOLT\"".to_owned()))
+        ],
         Branch![b"VOLTage";
             Branch![default b"DC";
                 Leaf!(b"NPLCycles" => &Cmd::both(nplc_ev, nplc_q)),
+                Leaf!(b"RESolution" => &Cmd::both(resolution_ev, resolution_q)),
+                Branch![b"APERture";
+                    Leaf!(default b"TIME" => &Cmd::both(aperture_ev, aperture_q)),
+                    Leaf!(b"ENABled" => &Cmd::<D>::flag(|d, on| d.aperture_on = on, |d| d.aperture_on))
+                ],
                 Branch![b"RANGe";
                     Leaf!(default b"UPPer" => &Cmd::both(range_ev, range_q)),
                     Leaf!(b"AUTO" => &Cmd::ev(range_auto_ev).and_flag(|d| d.auto_range))
@@ -582,12 +767,91 @@ fn trig_source_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     Ok(())
 }
 
-/// `[SENSe:]VOLTage[:DC]:NPLCycles <n>|MIN|MAX|DEF`.
+/// `[SENSe:]VOLTage[:DC]:NPLCycles <n>|MIN|MAX|DEF`; selecting NPLC turns the aperture off.
 fn nplc_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let nplc = NPLC_LIMITS.parse(p.next_token()?, |t| nplc_step(f64::try_from(t)?))?;
     no_more(p)?;
     d.nplc = nplc;
+    d.aperture_on = false;
     Ok(())
+}
+
+/// `[SENSe:]FUNCtion[:ON] "<function>"`: the simulated meter measures dc volts only, so any
+/// other function is refused with -224 "Illegal parameter value" (the real meter has them).
+fn func_ev(_: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let name: &[u8] = p.next_data()?;
+    no_more(p)?;
+    match name.to_ascii_uppercase().as_slice() {
+        b"VOLT" | b"VOLTAGE" | b"VOLT:DC" | b"VOLTAGE:DC" => Ok(()),
+        _ => Err(ErrorCode::IllegalParameterValue.into()),
+    }
+}
+
+/// `[SENSe:]VOLTage[:DC]:RESolution <volts>|MIN|MAX|DEF`: the meter picks the shortest
+/// integration time whose resolution on the present range is at least this fine (MIN is the
+/// finest, MAX the coarsest).
+fn resolution_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let t = p.next_token()?;
+    no_more(p)?;
+    let step = match t {
+        t @ Token::CharacterProgramData(_) => choice(
+            t,
+            &[
+                (b"MINimum", NPLC_STEPS.len() - 1),
+                (b"MAXimum", 0),
+                (b"DEFault", NPLC_STEPS.len() - 2),
+            ],
+        )?,
+        t => {
+            let wanted = volts(t)?;
+            if !(wanted.is_finite() && wanted > 0.0) {
+                return Err(ErrorCode::DataOutOfRange.into());
+            }
+            d.resolution
+                .iter()
+                .position(|f| f * d.range <= wanted * (1.0 + 1e-6))
+                .ok_or(Error::new(ErrorCode::DataOutOfRange))?
+        }
+    };
+    d.nplc = NPLC_STEPS.get(step).copied().unwrap_or(DEFAULT_NPLC);
+    d.aperture_on = false;
+    Ok(())
+}
+
+fn resolution_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    respond_text(r, &format_reading(d.resolution_now()))
+}
+
+/// `[SENSe:]VOLTage[:DC]:APERture <seconds>|MIN|MAX|DEF`: also enables the aperture.
+fn aperture_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    d.aperture = APERTURE_LIMITS.setting(p)?;
+    d.aperture_on = true;
+    Ok(())
+}
+
+fn aperture_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    respond_setting(r, p, APERTURE_LIMITS, d.aperture)
+}
+
+/// `DISPlay:TEXT[:DATA] "<text>"`: shown until `DISPlay:TEXT:CLEar`.
+fn disp_text_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+    let text: &[u8] = p.next_data()?;
+    no_more(p)?;
+    if text.len() > DISPLAY_TEXT_MAX {
+        return Err(ErrorCode::TooMuchData.into());
+    }
+    if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        return Err(ErrorCode::IllegalParameterValue.into());
+    }
+    // The parser hands string data over with its doubled quotes still doubled.
+    d.display_text = String::from_utf8_lossy(text).replace("\"\"", "\"");
+    Ok(())
+}
+
+/// `text` as SCPI string response data: in double quotes, a quote doubled.
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 fn nplc_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
@@ -1291,6 +1555,121 @@ mod tests {
     }
 
     #[test]
+    fn options_licences_and_line_frequency() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        assert_eq!(q(&mut d, "*OPT?"), "0,0,DIG,0,0\n");
+        assert_eq!(q(&mut d, "SYST:LIC:CAT?"), "\"DIG\"\n");
+        assert_eq!(q(&mut d, "SYSTem:LFRequency?"), "+50\n");
+        // Query-only: the event forms are undefined headers, and nothing is sent.
+        assert_eq!(q(&mut d, "*OPT"), "");
+        assert_eq!(q(&mut d, "SYST:LFR 60"), "");
+        assert_eq!(errors(&mut d).len(), 2);
+    }
+
+    #[test]
+    fn function_is_dc_volts_and_quoted() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        assert_eq!(q(&mut d, "SENS:FUNC?"), "\"VOLT\"\n");
+        assert_eq!(q(&mut d, "FUNC \"VOLT:DC\";FUNC?"), "\"VOLT\"\n");
+        assert_eq!(q(&mut d, "SENSe:FUNCtion:ON \"VOLT\""), "");
+        assert_eq!(q(&mut d, "FUNC \"RES\""), "");
+        assert_eq!(q(&mut d, "FUNC VOLT"), "");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-224,\"Illegal parameter value\"",
+                "-104,\"Data type error\""
+            ]
+        );
+    }
+
+    #[test]
+    fn resolution_follows_range_and_nplc_and_selects_nplc() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        q(&mut d, "VOLT:RANG 10;NPLC 1");
+        assert_eq!(q(&mut d, "VOLT:RES?"), "+1.00000000E-06\n");
+        q(&mut d, "VOLT:NPLC 100");
+        assert_eq!(q(&mut d, "VOLT:DC:RES?"), "+1.00000000E-07\n");
+        // A resolution picks the shortest integration that reaches it.
+        q(&mut d, "VOLT:DC:RES 3e-6");
+        assert_eq!(q(&mut d, "VOLT:NPLC?"), "+2.00000000E-01\n");
+        q(&mut d, "VOLT:RES MAX");
+        assert_eq!(q(&mut d, "VOLT:NPLC?"), "+1.00000000E-03\n");
+        let mut e = truevolt(PersonalityId::Keysight34465a);
+        q(&mut e, "VOLT:RANG 10;NPLC 1");
+        assert_eq!(q(&mut e, "VOLT:RES?"), "+3.00000000E-06\n");
+        q(&mut e, "VOLT:RES 1e-9");
+        assert_eq!(errors(&mut e), ["-222,\"Data out of range\""]);
+    }
+
+    #[test]
+    fn aperture_and_nplc_exclude_each_other() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        assert_eq!(
+            q(&mut d, "VOLT:APER:ENAB?;:VOLT:APER?"),
+            "0;+1.00000000E-01\n"
+        );
+        q(&mut d, "VOLT:APER 0.2");
+        assert_eq!(
+            q(&mut d, "VOLT:APER:ENAB?;:VOLT:APER?"),
+            "1;+2.00000000E-01\n"
+        );
+        // 0.2 s is 10 PLC at 50 Hz.
+        assert_eq!(q(&mut d, "VOLT:RES?"), "+1.00000000E-06\n");
+        q(&mut d, "VOLT:NPLC 1");
+        assert_eq!(q(&mut d, "VOLT:APER:ENAB?"), "0\n");
+        q(&mut d, "VOLT:APER:ENAB ON;:VOLT:APER 2");
+        assert_eq!(q(&mut d, "VOLT:APER:ENAB?"), "1\n");
+        assert_eq!(errors(&mut d), ["-222,\"Data out of range\""]);
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "VOLT:APER:ENAB?"), "0\n");
+    }
+
+    #[test]
+    fn trigger_delay_slope_level_and_sample_timer() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        assert_eq!(q(&mut d, "TRIG:DEL:AUTO?"), "1\n");
+        q(&mut d, "TRIG:DEL 0.01");
+        assert_eq!(q(&mut d, "TRIG:DEL?;DEL:AUTO?"), "+1.00000000E-02;0\n");
+        assert_eq!(q(&mut d, "TRIG:DEL? MAX"), "+3.60000000E+03\n");
+        q(&mut d, "TRIG:DEL:AUTO ON;:TRIG:SLOP POS;LEV -2.5");
+        assert_eq!(
+            q(&mut d, "TRIG:DEL:AUTO?;:TRIG:SLOP?;LEV?"),
+            "1;POS;-2.50000000E+00\n"
+        );
+        assert_eq!(q(&mut d, "SAMP:SOUR?;TIM?"), "IMM;+1.00000000E+00\n");
+        q(&mut d, "SAMP:SOUR TIM;TIM 0.5");
+        assert_eq!(q(&mut d, "SAMP:SOUR?;TIM?"), "TIM;+5.00000000E-01\n");
+        q(&mut d, "TRIG:DEL -1");
+        q(&mut d, "TRIG:SLOP UP");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-222,\"Data out of range\"",
+                "-224,\"Illegal parameter value\""
+            ]
+        );
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "TRIG:SLOP?;:SAMP:SOUR?"), "NEG;IMM\n");
+    }
+
+    #[test]
+    fn display_state_and_text() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        assert_eq!(q(&mut d, "DISP?;DISP:TEXT?"), "1;\"\"\n");
+        q(&mut d, "DISPLAY:TEXT \"say \"\"hi\"\"\";:DISP OFF");
+        assert_eq!(q(&mut d, "DISP:STAT?;TEXT?"), "0;\"say \"\"hi\"\"\"\n");
+        q(&mut d, "DISPlay:TEXT:CLEar");
+        assert_eq!(q(&mut d, "DISP:TEXT:DATA?"), "\"\"\n");
+        q(
+            &mut d,
+            &format!("DISP:TEXT \"{}\"", "x".repeat(DISPLAY_TEXT_MAX + 1)),
+        );
+        assert_eq!(errors(&mut d), ["-223,\"Too much data\""]);
+        assert_eq!(q(&mut d, "ABOR;*OPC?"), "1\n");
+    }
+
+    #[test]
     fn real_formats_send_definite_length_blocks() {
         let mut d = truevolt(PersonalityId::Keysight34465a);
         q(&mut d, "FORM:DATA REAL,64;:SAMP:COUN 2");
@@ -1384,6 +1763,20 @@ mod tests {
             Just("#15abcde"),
             Just("#0xyz\n"),
             Just("#9"),
+            Just("*OPT?"),
+            Just("SYST:LFR?"),
+            Just("SYST:LIC:CAT?"),
+            Just("FUNC"),
+            Just("VOLT:RES"),
+            Just("VOLT:APER"),
+            Just(":ENAB"),
+            Just("TRIG:DEL"),
+            Just("TRIG:SLOP POS"),
+            Just("TRIG:LEV"),
+            Just("SAMP:SOUR TIM"),
+            Just("SAMP:TIM"),
+            Just("DISP:TEXT"),
+            Just(":CLE"),
             Just("'str'"),
             Just("\"q\"\"q\""),
             Just("(@1:3)"),

@@ -601,12 +601,6 @@ macro_rules! keyword_setting {
 }
 pub(crate) use keyword_setting;
 
-/// `RANGe[:UPPer] <range>|MIN|MAX|DEF` on a meter whose ranges reach from `min` to `max`:
-/// checked, and nothing more; the simulated readings do not depend on the range.
-pub(crate) fn fixed_range(params: &mut Parameters<'_, '_>, min: f64, max: f64) -> ScpiResult<()> {
-    Limits { min, max, def: max }.setting(params).map(|_| ())
-}
-
 /// Readings as IEEE-754 binary: single or double precision, big-endian unless `swapped`.
 pub(crate) fn ieee754(
     readings: impl IntoIterator<Item = f64>,
