@@ -278,7 +278,8 @@ pub fn verify_reader_marked<R: Read + Seek>(
     // 1. Structure and caps, in one pass; the small files kept, the others passed over.
     let start = input.stream_position()?;
     let mut first = FirstPass::default();
-    let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |member, data| {
+    // Seeking past what it does not keep: readings.csv is read once, in the second pass.
+    let layout = tar::read_tar_seekable(&mut input, TarLimits::DEFAULT, |member, data| {
         let keep = match member {
             Member::File(0) => &mut first.manifest,
             Member::File(4) => &mut first.sums,

@@ -194,8 +194,10 @@ impl Drop for Leading<'_> {
     }
 }
 
-/// The buffer a spooled body is read back through for verification.
-const READ_BUFFER: usize = 256 << 10;
+/// The buffer a spooled body of `len` bytes is read back through for verification: 8 to 256 KiB.
+fn read_buffer(len: u64) -> usize {
+    usize::try_from(len).map_or(256 << 10, |n| n.clamp(8 << 10, 256 << 10))
+}
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -304,8 +306,9 @@ impl Intake {
             })?;
             match tsagent_bundle::verify_reader_marked(
                 // The first pass reads every byte; 8 KiB at a time (the default) was a read call
-                // per 8 KiB of a 23 MB bundle (P7 in BENCHMARKS.md).
-                BufReader::with_capacity(READ_BUFFER, file),
+                // per 8 KiB of a 23 MB bundle (P7 in BENCHMARKS.md). A small body needs no more
+                // than its size.
+                BufReader::with_capacity(read_buffer(body.len), file),
                 &self.labs,
                 Some(lab),
                 now,
