@@ -2,9 +2,10 @@
 //! `sha256sum -c` do on an extracted bundle, then checking the content against the manifest and
 //! the reading chain.
 //!
-//! Two passes over the archive, in memory bounded whatever the input. The first streams it once:
-//! strict structure, a cap per file by name checked before the file is read, and only the three
-//! small files kept (`manifest.json`, `SHA256SUMS`, `SHA256SUMS.sig`). Then the signature over
+//! Two passes over the archive, in memory bounded whatever the input. The first goes through it
+//! once, seeking past the files it does not keep: strict structure, a cap per file by name checked
+//! before the file is read, and only the three small files kept (`manifest.json`, `SHA256SUMS`,
+//! `SHA256SUMS.sig`). Then the signature over
 //! `SHA256SUMS` is checked, and only then is anything the signer vouches for parsed: the manifest
 //! once its hash matches, and in the second pass (seeking back) `readings.csv` and `events.jsonl`,
 //! hashed as they pass and parsed one row at a time. A file whose hash does not match is reported
