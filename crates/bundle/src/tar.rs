@@ -827,7 +827,15 @@ where
     V: FnMut(Member<'_>, &mut dyn Read) -> Result<(), E>,
 {
     let start = input.stream_position()?;
-    let end = input.seek(SeekFrom::End(0))?;
+    let end = match input.seek(SeekFrom::End(0)) {
+        Ok(end) => end,
+        // A stream made seekable backwards only (`bundle verify /dev/stdin`) cannot tell its end:
+        // it is read through, which is also how it keeps what the second pass reads again.
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            return read_tar_from(Streamed(input), limits, visit);
+        }
+        Err(e) => return Err(e.into()),
+    };
     input.seek(SeekFrom::Start(start))?;
     let seeking = Seeking {
         inner: input,
@@ -1671,10 +1679,12 @@ mod tests {
         }
     }
 
-    /// A seekable input whose reads are counted.
+    /// A seekable input whose reads are counted; with `no_end`, one that cannot seek to its end
+    /// (as the CLI's stream input).
     struct CountedReads<'a> {
         inner: io::Cursor<&'a [u8]>,
         read: u64,
+        no_end: bool,
     }
 
     impl Read for CountedReads<'_> {
@@ -1687,6 +1697,9 @@ mod tests {
 
     impl Seek for CountedReads<'_> {
         fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            if self.no_end && matches!(to, SeekFrom::End(_)) {
+                return Err(io::ErrorKind::Unsupported.into());
+            }
             self.inner.seek(to)
         }
     }
@@ -1694,9 +1707,18 @@ mod tests {
     /// The seekable reader on `bytes` from offset `start`, keeping only the small files as the
     /// verifier's first pass does; its result, what it visited, and the bytes it read.
     fn seekable(bytes: &[u8], start: u64) -> (Result<TarLayout, TarError>, Vec<usize>, u64) {
+        seekable_with(bytes, start, false)
+    }
+
+    fn seekable_with(
+        bytes: &[u8],
+        start: u64,
+        no_end: bool,
+    ) -> (Result<TarLayout, TarError>, Vec<usize>, u64) {
         let mut input = CountedReads {
             inner: io::Cursor::new(bytes),
             read: 0,
+            no_end,
         };
         input.inner.set_position(start);
         let mut visited = Vec::new();
@@ -1728,6 +1750,9 @@ mod tests {
             len64(&good) - 10 * BLOCK as u64,
             "readings.csv was seeked past, everything else read"
         );
+        // An input that cannot tell its end is read through, with the same outcome.
+        let (through, _, all) = seekable_with(&good, 0, true);
+        assert_eq!((through, all), (stream(&good[..]).0, len64(&good)));
         // From a position other than the start, the offsets are the archive's own.
         let shifted = [&[7u8; 3][..], &good].concat();
         assert_eq!(seekable(&shifted, 3).0, stream(&good[..]).0);
