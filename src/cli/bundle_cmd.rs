@@ -527,7 +527,8 @@ impl Seek for Spooled {
             SeekFrom::End(_) => None,
         };
         match target {
-            // Only back into what was read: the verifier never skips ahead by seeking.
+            // Only back into what was read. The verifier's first pass asks for the end (to seek
+            // past what it does not keep) and, told it is unsupported, reads the stream through.
             Some(n) if n <= self.spooled => {
                 self.pos = n;
                 Ok(n)

@@ -228,27 +228,25 @@ impl<R: BufRead> Reader<R> {
         fields: &mut Vec<Range<usize>>,
     ) -> Result<bool, ReadError> {
         let available = self.input.fill_buf()?;
-        let mut start = 0;
-        let mut end = None;
-        for (i, &b) in available.iter().enumerate() {
-            match b {
-                b',' => {
-                    fields.push(start..i);
-                    start = i + 1;
-                }
-                b'\n' => {
-                    fields.push(start..i);
-                    end = Some(i);
-                    break;
-                }
-                b'"' | b'\r' => break,
-                _ => {}
-            }
-        }
-        let Some(end) = end else {
-            fields.clear();
+        // Scanned with `memchr`'s vector search rather than byte by byte: this is most of the
+        // per-row cost of verifying a big bundle (P7 in BENCHMARKS.md).
+        let Some(end) = memchr::memchr(b'\n', available) else {
             return Ok(false);
         };
+        let line = &available[..end];
+        if memchr::memchr2(b'"', b'\r', line).is_some() {
+            return Ok(false);
+        }
+        let mut start = 0;
+        for i in memchr::memchr_iter(b',', line) {
+            if fields.len() > self.width {
+                // Already too many: the count is all the error needs.
+                break;
+            }
+            fields.push(start..i);
+            start = i + 1;
+        }
+        fields.push(start..end);
         let record = self.record;
         if end > MAX_RECORD_BYTES {
             return Err(CsvError::RecordTooLong {
@@ -385,6 +383,16 @@ mod tests {
             2,
             Err(CsvError::FieldCount {
                 record: 1,
+                expected: 2,
+                found: 3,
+            }),
+        );
+        // Far more fields than the width: the count stops one past it.
+        check(
+            "a,b\nc,d,e,f,g,h\n",
+            2,
+            Err(CsvError::FieldCount {
+                record: 2,
                 expected: 2,
                 found: 3,
             }),

@@ -412,11 +412,57 @@ fn canonical_i64(text: &str) -> Option<i64> {
 }
 
 /// A finite number only in the form `Display` writes it, so each value has one spelling.
+///
+/// Formatting the value again and comparing was a tenth of verifying a big bundle (P7 in
+/// BENCHMARKS.md), so the common case is decided without it. `Display` writes a finite value in
+/// plain notation, `-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?`, with its shortest round-trip digits: text
+/// of any other shape is not canonical. Text of that shape with at most 15 significant digits,
+/// whose value is normal (or which is `0` or `-0`), is exactly what `Display` writes: decimals of at most 15
+/// significant digits map to distinct doubles in the normal range (`DBL_DIG`), so no shorter
+/// spelling and no other of the same length reaches that value. Anything else (16 or 17 digits,
+/// subnormals) is formatted and compared as before.
 fn canonical_f64(text: &str, scratch: &mut String) -> Option<f64> {
+    let significant = plain_decimal_digits(text.as_bytes())?;
     let value: f64 = text.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
+    // A text of zero digits is `0` or `-0`; other text whose value rounded to zero (below the
+    // subnormals) is not canonical, and the comparison below says so.
+    if significant <= 15 && (value.is_normal() || significant == 0) {
+        return Some(value);
+    }
     scratch.clear();
     let _ = write!(scratch, "{value}");
-    (value.is_finite() && scratch == text).then_some(value)
+    (scratch == text).then_some(value)
+}
+
+/// The number of significant digits of `text` if it has the shape `Display` writes a finite
+/// `f64` in, `-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?`; `None` otherwise.
+fn plain_decimal_digits(text: &[u8]) -> Option<usize> {
+    let unsigned = text.strip_prefix(b"-").unwrap_or(text);
+    let (int, frac) = match memchr::memchr(b'.', unsigned) {
+        Some(dot) => (&unsigned[..dot], Some(&unsigned[dot + 1..])),
+        None => (unsigned, None),
+    };
+    let digits = |part: &[u8]| !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+    if !digits(int) || (int.len() > 1 && int[0] == b'0') {
+        return None;
+    }
+    if let Some(frac) = frac
+        && (!digits(frac) || frac.last() == Some(&b'0'))
+    {
+        return None;
+    }
+    // From the first non-zero digit to the last, the point skipped.
+    let all = int.iter().chain(frac.unwrap_or_default());
+    let first = all.clone().position(|&d| d != b'0');
+    let Some(first) = first else {
+        return Some(0);
+    };
+    let last =
+        int.len() + frac.map_or(0, <[u8]>::len) - all.rev().position(|&d| d != b'0').unwrap_or(0);
+    Some(last - first)
 }
 
 fn parse_row<'a>(
@@ -949,7 +995,112 @@ mod tests {
         }
     }
 
+    /// What `canonical_f64` must answer: the value, if `Display` writes it exactly as `text`.
+    fn canonical_by_formatting(text: &str) -> Option<f64> {
+        let value: f64 = text.parse().ok()?;
+        (value.is_finite() && format!("{value}") == text).then_some(value)
+    }
+
+    fn same_as_formatting(text: &str) {
+        let fast = canonical_f64(text, &mut String::new());
+        let reference = canonical_by_formatting(text);
+        assert_eq!(
+            fast.map(f64::to_bits),
+            reference.map(f64::to_bits),
+            "`{text}`"
+        );
+    }
+
+    #[test]
+    fn canonical_numbers_without_formatting_agree_with_formatting() {
+        for text in [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "00",
+            "01",
+            "1",
+            "1.",
+            ".5",
+            "+1",
+            "1e5",
+            "1E5",
+            "10",
+            "1000",
+            "10.0",
+            "10.5",
+            "10.50",
+            "0.1",
+            "0.10",
+            "-0.1",
+            "--1",
+            "1.2.3",
+            "",
+            "-",
+            "0.30000000000000004",
+            "0.3000000000000000",
+            "0.300000000000000",
+            "123456789012345",
+            "1234567890123456",
+            "12345678901234567",
+            "9007199254740993",
+            "9007199254740992",
+            "inf",
+            "NaN",
+            "-inf",
+        ] {
+            same_as_formatting(text);
+        }
+        // Subnormals: a spelling of one digit that is not its value's (4e-324 is read as the
+        // smallest subnormal, which is written 5e-324), and one that underflows to zero.
+        let smallest = format!("{}", 5e-324_f64);
+        same_as_formatting(&smallest.replace('5', "4"));
+        same_as_formatting(&smallest.replace('5', "04"));
+        same_as_formatting(&smallest.replace('5', "1"));
+        for value in [
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::EPSILON,
+            1e21,
+            1e-7,
+            5e-324,
+        ] {
+            same_as_formatting(&format!("{value}"));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn canonical_numbers_agree_with_formatting_on_any_double(bits in any::<u64>()) {
+            let text = format!("{}", f64::from_bits(bits));
+            same_as_formatting(&text);
+            // Respellings of the same value, and near misses.
+            same_as_formatting(&format!("{text}0"));
+            same_as_formatting(&format!("0{text}"));
+            if !text.contains('.') {
+                same_as_formatting(&format!("{text}.0"));
+            }
+            if text.len() > 1 {
+                same_as_formatting(&text[..text.len() - 1]);
+            }
+        }
+
+        #[test]
+        fn canonical_numbers_agree_with_formatting_on_short_decimals(
+            int in 0u64..1_000_000_000,
+            frac in "[0-9]{0,12}",
+            negative in any::<bool>(),
+            exponent in 0usize..40,
+        ) {
+            let sign = if negative { "-" } else { "" };
+            same_as_formatting(&format!("{sign}{int}.{frac}"));
+            same_as_formatting(&format!("{sign}{int}{}", "0".repeat(exponent)));
+            same_as_formatting(&format!("{sign}0.{}{int}", "0".repeat(exponent)));
+        }
+
         #[test]
         fn readings_round_trip(
             texts in proptest::collection::vec(any::<String>(), 6),

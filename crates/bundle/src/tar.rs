@@ -10,7 +10,7 @@
 //! before its first byte is read. Both the writer and the reader stream, so neither holds a bundle
 //! in memory; [`write_tar`] and [`read_tar`] are the in-memory forms of the same code.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use thiserror::Error;
 
@@ -718,6 +718,65 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// An input the reader can pass over bytes of: by reading them, or by seeking.
+trait Source: Read {
+    /// Passes over up to `n` bytes; how many there were before the input's end.
+    fn skip(&mut self, n: u64) -> io::Result<u64>;
+}
+
+/// An input that is only read: bytes are passed over by reading them.
+struct Streamed<R>(R);
+
+impl<R: Read> Read for Streamed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Source for Streamed<R> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        io::copy(&mut (&mut self.0).take(n), &mut io::sink())
+    }
+}
+
+/// A seekable input of `len` bytes from where the reader started: bytes are passed over by
+/// seeking, up to its end, as reading them would.
+struct Seeking<R> {
+    inner: R,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read> Read for Seeking<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += len64(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Source for Seeking<R> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let to = self.pos.saturating_add(n).min(self.len).max(self.pos);
+        let by = to - self.pos;
+        if by > 0 {
+            let step =
+                i64::try_from(by).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            self.inner.seek(SeekFrom::Current(step))?;
+        }
+        self.pos = to;
+        Ok(by)
+    }
+}
+
+impl<R: Source> Counting<R> {
+    /// Passes over up to `n` bytes, counting those that were there.
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        self.offset += self.inner.skip(n)?;
+        Ok(())
+    }
+}
+
 impl<R: Read> Counting<R> {
     /// Fills `buf` completely; `Ok(false)` if the input ends first.
     fn fill(&mut self, buf: &mut [u8]) -> io::Result<bool> {
@@ -748,9 +807,47 @@ fn offset_usize(offset: u64) -> usize {
 /// Every check of [`read_tar`] is made, in the same order of precedence: structure and paths as
 /// each header passes, then the end of the archive, completeness, and last whether the headers
 /// are byte for byte the canonical ones.
-pub fn read_tar_stream<R, E, V>(input: R, limits: TarLimits, mut visit: V) -> Result<TarLayout, E>
+pub fn read_tar_stream<R, E, V>(input: R, limits: TarLimits, visit: V) -> Result<TarLayout, E>
 where
     R: Read,
+    E: From<TarError> + From<io::Error>,
+    V: FnMut(Member<'_>, &mut dyn Read) -> Result<(), E>,
+{
+    read_tar_from(Streamed(input), limits, visit)
+}
+
+/// [`read_tar_stream`] on a seekable input (a file), from its current position: what the visitor
+/// leaves unread is seeked past rather than read, with the same checks and the same errors. The
+/// verifier's first pass keeps only the small files, so a big bundle's `readings.csv` is read
+/// once, in the second pass, not twice (P7 in BENCHMARKS.md).
+pub fn read_tar_seekable<R, E, V>(mut input: R, limits: TarLimits, visit: V) -> Result<TarLayout, E>
+where
+    R: Read + Seek,
+    E: From<TarError> + From<io::Error>,
+    V: FnMut(Member<'_>, &mut dyn Read) -> Result<(), E>,
+{
+    let start = input.stream_position()?;
+    let end = match input.seek(SeekFrom::End(0)) {
+        Ok(end) => end,
+        // A stream made seekable backwards only (`bundle verify /dev/stdin`) cannot tell its end:
+        // it is read through, which is also how it keeps what the second pass reads again.
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+            return read_tar_from(Streamed(input), limits, visit);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    input.seek(SeekFrom::Start(start))?;
+    let seeking = Seeking {
+        inner: input,
+        pos: 0,
+        len: end.saturating_sub(start),
+    };
+    read_tar_from(seeking, limits, visit)
+}
+
+fn read_tar_from<R, E, V>(input: R, limits: TarLimits, mut visit: V) -> Result<TarLayout, E>
+where
+    R: Source,
     E: From<TarError> + From<io::Error>,
     V: FnMut(Member<'_>, &mut dyn Read) -> Result<(), E>,
 {
@@ -916,7 +1013,8 @@ where
             }
             let mut data = (&mut input).take(entry.size);
             visit(member, &mut data)?;
-            io::copy(&mut data, &mut io::sink())?;
+            let left = data.limit();
+            input.skip(left)?;
             if input.offset != data_start + entry.size {
                 return Err(TarError::Truncated {
                     offset: offset_usize(data_start),
@@ -948,7 +1046,7 @@ where
 
 /// After the first end-of-archive block at `offset`: the second one, then nothing but a bounded
 /// run of zeros to the end of the input.
-fn finish_stream<R: Read, E: From<TarError> + From<io::Error>>(
+fn finish_stream<R: Source, E: From<TarError> + From<io::Error>>(
     input: &mut Counting<R>,
     offset: u64,
     limits: TarLimits,
@@ -1578,6 +1676,99 @@ mod tests {
     impl From<io::Error> for Io {
         fn from(e: io::Error) -> Self {
             panic!("{e}")
+        }
+    }
+
+    /// A seekable input whose reads are counted; with `no_end`, one that cannot seek to its end
+    /// (as the CLI's stream input).
+    struct CountedReads<'a> {
+        inner: io::Cursor<&'a [u8]>,
+        read: u64,
+        no_end: bool,
+    }
+
+    impl Read for CountedReads<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += len64(&buf[..n]);
+            Ok(n)
+        }
+    }
+
+    impl Seek for CountedReads<'_> {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            if self.no_end && matches!(to, SeekFrom::End(_)) {
+                return Err(io::ErrorKind::Unsupported.into());
+            }
+            self.inner.seek(to)
+        }
+    }
+
+    /// The seekable reader on `bytes` from offset `start`, keeping only the small files as the
+    /// verifier's first pass does; its result, what it visited, and the bytes it read.
+    fn seekable(bytes: &[u8], start: u64) -> (Result<TarLayout, TarError>, Vec<usize>, u64) {
+        seekable_with(bytes, start, false)
+    }
+
+    fn seekable_with(
+        bytes: &[u8],
+        start: u64,
+        no_end: bool,
+    ) -> (Result<TarLayout, TarError>, Vec<usize>, u64) {
+        let mut input = CountedReads {
+            inner: io::Cursor::new(bytes),
+            read: 0,
+            no_end,
+        };
+        input.inner.set_position(start);
+        let mut visited = Vec::new();
+        let result = read_tar_seekable(&mut input, TarLimits::DEFAULT, |m, data: &mut dyn Read| {
+            if let Member::File(i) = m {
+                visited.push(i);
+                if i != 1 {
+                    io::copy(data, &mut io::sink())?;
+                }
+            }
+            Ok::<(), Io>(())
+        })
+        .map_err(|Io(e)| e);
+        (result, visited, input.read)
+    }
+
+    #[test]
+    fn the_seekable_reader_passes_over_what_it_skips_and_judges_as_the_streaming_one() {
+        let files = BundleFiles {
+            readings: &[b'r'; 10 * BLOCK],
+            ..SAMPLE
+        };
+        let good = write_tar("B", &files, 0).unwrap();
+        let (layout, visited, read) = seekable(&good, 0);
+        assert_eq!(layout, stream(&good[..]).0);
+        assert_eq!(visited, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            read,
+            len64(&good) - 10 * BLOCK as u64,
+            "readings.csv was seeked past, everything else read"
+        );
+        // An input that cannot tell its end is read through, with the same outcome.
+        let (through, _, all) = seekable_with(&good, 0, true);
+        assert_eq!((through, all), (stream(&good[..]).0, len64(&good)));
+        // From a position other than the start, the offsets are the archive's own.
+        let shifted = [&[7u8; 3][..], &good].concat();
+        assert_eq!(seekable(&shifted, 3).0, stream(&good[..]).0);
+        // Cut anywhere, or with a byte changed anywhere in the headers and the padding, the two
+        // readers refuse alike.
+        for cut in (0..good.len()).step_by(97) {
+            assert_eq!(
+                seekable(&good[..cut], 0).0,
+                stream(&good[..cut]).0,
+                "cut at {cut}"
+            );
+        }
+        for at in (0..good.len()).step_by(61) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x41;
+            assert_eq!(seekable(&bad, 0).0, stream(&bad[..]).0, "byte {at} changed");
         }
     }
 

@@ -2,9 +2,10 @@
 //! `sha256sum -c` do on an extracted bundle, then checking the content against the manifest and
 //! the reading chain.
 //!
-//! Two passes over the archive, in memory bounded whatever the input. The first streams it once:
-//! strict structure, a cap per file by name checked before the file is read, and only the three
-//! small files kept (`manifest.json`, `SHA256SUMS`, `SHA256SUMS.sig`). Then the signature over
+//! Two passes over the archive, in memory bounded whatever the input. The first goes through it
+//! once, seeking past the files it does not keep: strict structure, a cap per file by name checked
+//! before the file is read, and only the three small files kept (`manifest.json`, `SHA256SUMS`,
+//! `SHA256SUMS.sig`). Then the signature over
 //! `SHA256SUMS` is checked, and only then is anything the signer vouches for parsed: the manifest
 //! once its hash matches, and in the second pass (seeking back) `readings.csv` and `events.jsonl`,
 //! hashed as they pass and parsed one row at a time. A file whose hash does not match is reported
@@ -278,7 +279,8 @@ pub fn verify_reader_marked<R: Read + Seek>(
     // 1. Structure and caps, in one pass; the small files kept, the others passed over.
     let start = input.stream_position()?;
     let mut first = FirstPass::default();
-    let layout = tar::read_tar_stream(&mut input, TarLimits::DEFAULT, |member, data| {
+    // Seeking past what it does not keep: readings.csv is read once, in the second pass.
+    let layout = tar::read_tar_seekable(&mut input, TarLimits::DEFAULT, |member, data| {
         let keep = match member {
             Member::File(0) => &mut first.manifest,
             Member::File(4) => &mut first.sums,

@@ -195,6 +195,9 @@ pub trait Tx {
     fn set_checkpoint(&mut self, size: u64, signed: &SignedCheckpoint) -> Result<(), IndexError>;
     /// Records an accepted bundle.
     fn insert_bundle(&mut self, row: &BundleRow) -> Result<(), IndexError>;
+    /// Sets the receipt of the bundle whose tar hashes to `sha256`, recorded earlier in this
+    /// transaction: a group's receipts are signed once every bundle of it is in the log.
+    fn set_receipt(&mut self, sha256: &Hash32, receipt: &str) -> Result<(), IndexError>;
     /// Records a heartbeat.
     fn insert_heartbeat(&mut self, row: &HeartbeatRow) -> Result<(), IndexError>;
     /// Records an incident.
@@ -519,6 +522,19 @@ impl Tx for LocalTx<'_> {
                 b.last_reading_utc_us
             ],
         )?;
+        Ok(())
+    }
+
+    fn set_receipt(&mut self, sha256: &Hash32, receipt: &str) -> Result<(), IndexError> {
+        let n = self
+            .guard
+            .prepare_cached("UPDATE bundles SET receipt = ?2 WHERE sha256 = ?1")?
+            .execute(params![&sha256.0[..], receipt])?;
+        if n != 1 {
+            return Err(IndexError::Corrupt(format!(
+                "bundle {sha256} is not in the index to take its receipt"
+            )));
+        }
         Ok(())
     }
 

@@ -511,6 +511,19 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    fn set_receipt(&mut self, sha256: &Hash32, receipt: &str) -> Result<(), IndexError> {
+        let n = self.lease.execute(
+            "UPDATE bundles SET receipt = $2 WHERE sha256 = $1",
+            &[&&sha256.0[..], &receipt],
+        )?;
+        if n != 1 {
+            return Err(IndexError::Corrupt(format!(
+                "bundle {sha256} is not in the index to take its receipt"
+            )));
+        }
+        Ok(())
+    }
+
     fn insert_heartbeat(&mut self, h: &HeartbeatRow) -> Result<(), IndexError> {
         self.lease.execute(
             "INSERT INTO heartbeats (sha256, lab, artefact, seq, chain, received_utc_us, log_index,

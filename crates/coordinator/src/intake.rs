@@ -20,7 +20,8 @@ use ssh_key::{PrivateKey, SshSig};
 use tsagent_bundle::links::{self, LinkError};
 use tsagent_bundle::manifest::Hash32;
 use tsagent_bundle::receipt::{
-    self, HEARTBEAT_NAMESPACE, LogEntry, RECEIPT_FORMAT, Receipt, SignedHeartbeat, SignedReceipt,
+    self, HEARTBEAT_NAMESPACE, LogEntry, RECEIPT_FORMAT, Receipt, SignedCheckpoint,
+    SignedHeartbeat, SignedReceipt,
 };
 use tsagent_bundle::{AllowedSigners, NAMESPACE, VerifyError};
 
@@ -154,6 +155,22 @@ struct Pending {
     marks: Vec<u64>,
 }
 
+/// What became of one bundle of a group before the group's checkpoint is signed.
+enum Decided {
+    /// Refused, or found already accepted.
+    Done(Outcome),
+    /// Appended to the log and indexed; its receipt waits for the group's checkpoint.
+    Added(Added),
+}
+
+/// A bundle appended to the log, its receipt not yet signed.
+struct Added {
+    entry: LogEntry,
+    index: u64,
+    received_utc_us: i64,
+    sha256: Hash32,
+}
+
 /// The leader's hold on the queue: if it unwinds before deciding its group, every bundle of the
 /// group is answered with an error rather than waited for forever.
 struct Leading<'a> {
@@ -175,6 +192,11 @@ impl Drop for Leading<'_> {
         drop(q);
         self.group.decided.notify_all();
     }
+}
+
+/// The buffer a spooled body of `len` bytes is read back through for verification: 8 to 256 KiB.
+fn read_buffer(len: u64) -> usize {
+    usize::try_from(len).map_or(256 << 10, |n| n.clamp(8 << 10, 256 << 10))
 }
 
 fn now_us() -> i64 {
@@ -283,7 +305,10 @@ impl Intake {
                 })
             })?;
             match tsagent_bundle::verify_reader_marked(
-                BufReader::new(file),
+                // The first pass reads every byte; 8 KiB at a time (the default) was a read call
+                // per 8 KiB of a 23 MB bundle (P7 in BENCHMARKS.md). A small body needs no more
+                // than its size.
+                BufReader::with_capacity(read_buffer(body.len), file),
                 &self.labs,
                 Some(lab),
                 now,
@@ -466,6 +491,12 @@ impl Intake {
     }
 
     /// Decides `group` in one transaction under the log's lock; the outcomes in its order.
+    ///
+    /// The bundles accepted are appended one by one, and the log's checkpoint is signed once,
+    /// for the group, after the last: each receipt's inclusion proof is against that checkpoint.
+    /// A checkpoint signed per bundle would have been the newest for a moment only, inside a
+    /// transaction no one else sees; one signature per group is one fewer per bundle, and fewer
+    /// subtree reads (P7 in BENCHMARKS.md).
     fn decide_in_one<P: std::borrow::Borrow<Pending>>(
         &self,
         group: &[(u64, P)],
@@ -473,23 +504,67 @@ impl Intake {
         let mut tx = self.index.begin()?;
         let mut size = tx.lock_log()?;
         let mut outcomes = Vec::with_capacity(group.len());
-        for (_, p) in group {
-            let p = p.borrow();
-            outcomes.push(self.decide(&mut *tx, &mut size, p)?);
+        let mut added = Vec::new();
+        for (at, (_, p)) in group.iter().enumerate() {
+            match self.decide(&mut *tx, &mut size, p.borrow())? {
+                Decided::Done(outcome) => outcomes.push(Some(outcome)),
+                Decided::Added(a) => {
+                    outcomes.push(None);
+                    added.push((at, a));
+                }
+            }
+        }
+        let mut receipts = HashMap::with_capacity(added.len());
+        if !added.is_empty() {
+            let checkpoint = log::checkpoint(&mut *tx, size, &self.key, &self.origin)?;
+            for (at, a) in added {
+                let inclusion = log::inclusion_in(&mut *tx, a.index, size)?;
+                let signed =
+                    self.sign_receipt(a.entry, a.received_utc_us, a.index, &checkpoint, inclusion)?;
+                let text = json(&signed);
+                tx.set_receipt(&a.sha256, &text)?;
+                receipts.insert(a.sha256, text);
+                outcomes[at] = Some(Outcome::Accepted(signed));
+            }
+        }
+        let mut decided = Vec::with_capacity(outcomes.len());
+        for (outcome, (_, p)) in outcomes.into_iter().zip(group) {
+            decided.push(match outcome {
+                // A re-send of a bundle accepted earlier in this group found its row before
+                // its receipt was signed: it gets that receipt.
+                Some(Outcome::Again(text)) if text.is_empty() => {
+                    let Some(text) = receipts.get(&p.borrow().sha256) else {
+                        return Err(IntakeError::Index(IndexError::Corrupt(format!(
+                            "bundle {} has no receipt",
+                            p.borrow().sha256
+                        ))));
+                    };
+                    Outcome::Again(text.clone())
+                }
+                Some(outcome) => outcome,
+                None => {
+                    return Err(IntakeError::Index(IndexError::Corrupt(
+                        "a bundle of the group was left undecided".into(),
+                    )));
+                }
+            });
         }
         tx.commit()?;
-        Ok(outcomes)
+        Ok(decided)
     }
 
-    /// One bundle of a group, under the log's lock: judged again, then appended and indexed.
-    fn decide(&self, tx: &mut dyn Tx, size: &mut u64, p: &Pending) -> Result<Outcome, IntakeError> {
+    /// One bundle of a group, under the log's lock: judged again, then appended and indexed; its
+    /// receipt is signed with its group's checkpoint ([`Intake::decide_in_one`]).
+    fn decide(&self, tx: &mut dyn Tx, size: &mut u64, p: &Pending) -> Result<Decided, IntakeError> {
         let m = &p.v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
         if let Some(refusal) = self.judge(tx, &p.v, &p.marks)? {
             // Another request for this lab and artefact, or a heartbeat, came in between. The
             // blob stays kept and unindexed (an orphan, as after a stop between the two): a
             // re-send of the same bytes indexes it; a fork's incident names it.
-            return self.refuse(tx, refusal, None, p.sha256, lab, artefact);
+            return Ok(Decided::Done(
+                self.refuse(tx, refusal, None, p.sha256, lab, artefact)?,
+            ));
         }
         let entry = LogEntry::Bundle {
             lab: lab.to_owned(),
@@ -501,8 +576,10 @@ impl Intake {
             last_seq: m.readings.last_seq,
             chain_last: m.readings.chain_last,
         };
-        let (signed, received_utc_us, log_index) = self.log_and_sign(tx, *size, entry)?;
+        let index = *size;
+        log::add(tx, index, &entry)?;
         *size += 1;
+        let received_utc_us = now_us();
         tx.insert_bundle(&BundleRow {
             sha256: p.sha256,
             lab: lab.to_owned(),
@@ -517,10 +594,16 @@ impl Intake {
             bytes: p.bytes,
             last_reading_utc_us: p.v.last_reading_utc_us,
             received_utc_us,
-            log_index,
-            receipt: json(&signed),
+            log_index: index,
+            // Set once the group's checkpoint is signed, before the commit.
+            receipt: String::new(),
         })?;
-        Ok(Outcome::Accepted(signed))
+        Ok(Decided::Added(Added {
+            entry,
+            index,
+            received_utc_us,
+            sha256: p.sha256,
+        }))
     }
 
     /// The chain rules for a verified bundle against what `tx` sees: the link to the head, and
@@ -584,7 +667,7 @@ impl Intake {
         }
     }
 
-    /// Appends `entry`, and signs the receipt for it.
+    /// Appends `entry` alone, with its own checkpoint, and signs the receipt for it.
     fn log_and_sign(
         &self,
         tx: &mut dyn Tx,
@@ -593,20 +676,38 @@ impl Intake {
     ) -> Result<(SignedReceipt, i64, u64), IntakeError> {
         let appended = log::append(tx, size, &entry, &self.key, &self.origin)?;
         let received_utc_us = now_us();
-        let signed = receipt::sign_receipt(
+        let signed = self.sign_receipt(
+            entry,
+            received_utc_us,
+            appended.index,
+            &appended.checkpoint,
+            appended.inclusion,
+        )?;
+        Ok((signed, received_utc_us, appended.index))
+    }
+
+    /// The receipt for entry `log_index`, with its inclusion proof in `checkpoint`.
+    fn sign_receipt(
+        &self,
+        entry: LogEntry,
+        received_utc_us: i64,
+        log_index: u64,
+        checkpoint: &SignedCheckpoint,
+        inclusion: Vec<Hash32>,
+    ) -> Result<SignedReceipt, IntakeError> {
+        Ok(receipt::sign_receipt(
             &self.key,
             &Receipt {
                 format: RECEIPT_FORMAT.to_owned(),
                 coordinator: self.id.clone(),
                 entry,
                 received_utc: tsagent_bundle::time::rfc3339(received_utc_us),
-                log_index: appended.index,
-                checkpoint: appended.checkpoint.checkpoint,
-                checkpoint_signature: appended.checkpoint.signature,
-                inclusion: appended.inclusion,
+                log_index,
+                checkpoint: checkpoint.checkpoint.clone(),
+                checkpoint_signature: checkpoint.signature.clone(),
+                inclusion,
             },
-        )?;
-        Ok((signed, received_utc_us, appended.index))
+        )?)
     }
 
     fn refuse_link(
@@ -1114,6 +1215,7 @@ mod tests {
             })
             .collect();
         let mut logged = Vec::new();
+        let mut sizes = Vec::new();
         for (i, o) in outcomes.iter().enumerate() {
             match (i, o) {
                 (3, Outcome::Fork(detail)) => assert!(detail.contains("bundle 2"), "{detail}"),
@@ -1130,6 +1232,7 @@ mod tests {
                     };
                     assert_eq!(bundle, &order[i].file_name);
                     logged.push(v.receipt.log_index);
+                    sizes.push(v.checkpoint.size);
                 }
                 other => panic!("bundle {i} of the group: {other:?}"),
             }
@@ -1138,6 +1241,15 @@ mod tests {
             logged,
             [0, 1, 2, 3, 4],
             "in the group's order, the refused ones skipped"
+        );
+        assert_eq!(
+            sizes, [5; 5],
+            "one checkpoint for the group, each receipt proving its entry in it"
+        );
+        assert_eq!(
+            log::size(&*intake.index).unwrap(),
+            5,
+            "the group's checkpoint is the newest"
         );
         let incidents = intake.index.incidents().unwrap();
         assert_eq!(incidents.len(), 1);

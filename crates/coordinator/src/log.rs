@@ -75,30 +75,57 @@ pub fn append(
     key: &PrivateKey,
     origin: &str,
 ) -> Result<Appended, LogError> {
-    let bytes = entry.to_bytes();
-    let cell = RefCell::new(tx);
-    let nodes = tlog::completed_by_append(&InTx(&cell), size, tlog::leaf_hash(&bytes))?;
-    cell.borrow_mut().append_entry(size, &bytes, &nodes)?;
+    add(tx, size, entry)?;
     let new_size = size + 1;
-    let root = tlog::root(&InTx(&cell), new_size)?;
-    let inclusion = tlog::inclusion_proof(&InTx(&cell), size, new_size)?
-        .into_iter()
-        .map(Hash32)
-        .collect();
-    let checkpoint = receipt::sign_checkpoint(
-        key,
-        &Checkpoint {
-            origin: origin.to_owned(),
-            size: new_size,
-            root,
-        },
-    )?;
-    cell.borrow_mut().set_checkpoint(new_size, &checkpoint)?;
+    let checkpoint = checkpoint(tx, new_size, key, origin)?;
+    let inclusion = inclusion_in(tx, size, new_size)?;
     Ok(Appended {
         index: size,
         checkpoint,
         inclusion,
     })
+}
+
+/// Appends `entry` as entry `size` in `tx` (under the log's lock), without a checkpoint: a group
+/// of entries is appended one by one and then signed once ([`checkpoint`]), each entry's proof
+/// against that one checkpoint ([`inclusion_in`]).
+pub fn add(tx: &mut dyn Tx, size: u64, entry: &LogEntry) -> Result<(), LogError> {
+    let bytes = entry.to_bytes();
+    let cell = RefCell::new(tx);
+    let nodes = tlog::completed_by_append(&InTx(&cell), size, tlog::leaf_hash(&bytes))?;
+    cell.borrow_mut().append_entry(size, &bytes, &nodes)?;
+    Ok(())
+}
+
+/// Signs the checkpoint of the log's first `size` entries, as `tx` sees them, and records it as
+/// the newest.
+pub fn checkpoint(
+    tx: &mut dyn Tx,
+    size: u64,
+    key: &PrivateKey,
+    origin: &str,
+) -> Result<SignedCheckpoint, LogError> {
+    let cell = RefCell::new(tx);
+    let root = tlog::root(&InTx(&cell), size)?;
+    let checkpoint = receipt::sign_checkpoint(
+        key,
+        &Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root,
+        },
+    )?;
+    cell.borrow_mut().set_checkpoint(size, &checkpoint)?;
+    Ok(checkpoint)
+}
+
+/// The inclusion proof of entry `leaf` in the tree of `size`, as `tx` sees the log.
+pub fn inclusion_in(tx: &mut dyn Tx, leaf: u64, size: u64) -> Result<Vec<Hash32>, LogError> {
+    let cell = RefCell::new(tx);
+    Ok(tlog::inclusion_proof(&InTx(&cell), leaf, size)?
+        .into_iter()
+        .map(Hash32)
+        .collect())
 }
 
 /// The size of the newest checkpoint, 0 for an empty log.
