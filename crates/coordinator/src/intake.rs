@@ -933,8 +933,14 @@ mod tests {
 
     /// Bundle 1 of lab `NIM`, artefact `Z1`, of two readings; `salt` gives other content.
     fn bundle_one(key: &PrivateKey, salt: f64) -> SealedBundle {
-        let mut chain = GENESIS;
-        let readings = (1..=2)
+        let (readings, _) = readings(1, GENESIS, salt);
+        tsagent_bundle::seal(&bundle_input("NIM", readings), key).unwrap()
+    }
+
+    /// Two chained readings from `first`, after `chain`; `salt` gives other values. Returns
+    /// them and the chain value after the last.
+    fn readings(first: u64, mut chain: [u8; 32], salt: f64) -> (Vec<ReadingExport>, [u8; 32]) {
+        let readings = (first..first + 2)
             .map(|seq| {
                 let value = 10.0 + salt + seq as f64 * 1e-7;
                 let record = ReadingRecord {
@@ -959,7 +965,7 @@ mod tests {
                 }
             })
             .collect();
-        tsagent_bundle::seal(&bundle_input("NIM", readings), key).unwrap()
+        (readings, chain)
     }
 
     /// Bundle 1 of `lab`, artefact `Z1`, with these readings.
@@ -1084,33 +1090,7 @@ mod tests {
 
     impl Lab {
         fn seal(&self, salt: f64) -> (SealedBundle, [u8; 32]) {
-            let first = self.bundle_seq * 2 + 1;
-            let mut chain = self.chain;
-            let readings = (first..first + 2)
-                .map(|seq| {
-                    let value = 10.0 + salt + seq as f64 * 1e-7;
-                    let record = ReadingRecord {
-                        seq,
-                        run_id: 1,
-                        instrument_id: 1,
-                        quantity: "voltage".into(),
-                        value: Some(value),
-                        status: ReadingStatus::Valid,
-                        unit: "V".into(),
-                        raw: format!("{value}"),
-                        utc_us: 1_790_000_000_000_000 + seq as i64 * 1_000_000,
-                        mono_ns: seq * 1_000_000_000,
-                        boot_id: "boot".into(),
-                    };
-                    chain = record.chain_after(&chain);
-                    ReadingExport {
-                        record,
-                        chain,
-                        sequence: "s".into(),
-                        instrument: "dmm".into(),
-                    }
-                })
-                .collect();
+            let (readings, chain) = readings(self.bundle_seq * 2 + 1, self.chain, salt);
             let mut input = bundle_input(self.id, readings);
             input.bundle_seq = self.bundle_seq + 1;
             input.prev_sums_sha256 = self.prev_sums;
