@@ -150,24 +150,62 @@ pub fn least_squares(
     };
     let q = |i: usize| -> f64 { u.map_or(1.0, |u| u_min / u[i]) };
 
-    let total_weight = finite("sum of weights", neumaier((0..n).map(|i| q(i) * q(i))))?;
-    let y_mean = weighted_mean(y, &q, total_weight)?;
-    let mut means = Vec::with_capacity(k);
+    // The unweighted total is n exactly (a sum of ones); only weights need the sum.
+    let total_weight = match u {
+        Some(_) => finite("sum of weights", neumaier((0..n).map(|i| q(i) * q(i))))?,
+        None => n as f64,
+    };
+    // y, then the regressors: the means of all of them are taken in the same passes over the
+    // rows (P8: each pass over a million rows costs milliseconds, and one chain of compensated
+    // sums per column keeps the processor busy where one column alone would wait on each add).
+    let cols: Vec<&[f64]> = std::iter::once(y)
+        .chain(regressors.iter().copied())
+        .collect();
+    let reference: Vec<f64> = cols
+        .iter()
+        .map(|c| c.first().copied().unwrap_or(0.0))
+        .collect();
+    let mut sums = vec![Neumaier::default(); cols.len()];
+    for i in 0..n {
+        let w = q(i) * q(i);
+        for (c, col) in cols.iter().enumerate() {
+            sums[c].add(w * (col[i] - reference[c]));
+        }
+    }
+    let first: Vec<f64> = sums.iter().map(|s| s.total() / total_weight).collect();
+    // The corrected two-pass mean (the second pass takes out what rounding left in the first),
+    // and in the same pass the regressors' norms about the first-pass mean, corrected to the
+    // final one: Σq²(x − m)² = Σq²d² − W c², with d the offset from the first-pass mean and c
+    // the correction. The norms only scale the columns, so their last digits do not matter.
+    let mut corrections = vec![Neumaier::default(); cols.len()];
+    let mut squares = vec![Neumaier::default(); cols.len()];
+    for i in 0..n {
+        let qi = q(i);
+        for (c, col) in cols.iter().enumerate() {
+            let d = (col[i] - reference[c]) - first[c];
+            corrections[c].add(qi * qi * d);
+            squares[c].add((qi * d) * (qi * d));
+        }
+    }
+    let mut means = Vec::with_capacity(p);
     let mut scales = Vec::with_capacity(p);
     scales.push(total_weight.sqrt());
-    for (j, x) in regressors.iter().enumerate() {
-        let m = weighted_mean(x, &q, total_weight)?;
-        let norm = finite(
-            "regressor norm",
-            neumaier((0..n).map(|i| (q(i) * (x[i] - m)).powi(2))),
-        )?
-        .sqrt();
-        if norm == 0.0 {
-            return Err(StatsError::Singular { regressor: j });
+    for c in 0..cols.len() {
+        let correction = corrections[c].total() / total_weight;
+        means.push(finite("mean", reference[c] + (first[c] + correction))?);
+        if c > 0 {
+            let norm_sq = finite(
+                "regressor norm",
+                squares[c].total() - total_weight * correction * correction,
+            )?;
+            let norm = norm_sq.max(0.0).sqrt();
+            if norm == 0.0 {
+                return Err(StatsError::Singular { regressor: c - 1 });
+            }
+            scales.push(norm);
         }
-        means.push(m);
-        scales.push(norm);
     }
+    let y_mean = means.remove(0);
 
     // Row i of the weighted, centred, scaled design and its right-hand side.
     let row = |i: usize, a: &mut [f64]| -> f64 {
@@ -179,36 +217,36 @@ pub fn least_squares(
         qi * (y[i] - y_mean)
     };
 
-    let mut r = vec![0.0; p * p];
-    let mut qty = vec![0.0; p];
-    let mut a = vec![0.0; p];
+    // The rows are folded into STREAMS triangular factors in turn (row i into factor i mod
+    // STREAMS), which are then folded into the first: the same QR of the same rows, only in
+    // another order. One factor alone makes each row wait on the square root and divisions of
+    // the row before it; independent factors let the processor overlap them (P8).
+    const STREAMS: usize = 4;
+    let mut r = vec![0.0; STREAMS * p * p];
+    let mut qty = vec![0.0; STREAMS * p];
+    let mut a = vec![0.0; STREAMS * p];
     for i in 0..n {
-        let mut b = row(i, &mut a);
+        let s = i % STREAMS;
+        let a = &mut a[s * p..(s + 1) * p];
+        let b = row(i, a);
+        fold_row(
+            &mut r[s * p * p..(s + 1) * p * p],
+            &mut qty[s * p..(s + 1) * p],
+            a,
+            b,
+            p,
+        )?;
+    }
+    let (r, others) = r.split_at_mut(p * p);
+    let (qty, other_qty) = qty.split_at_mut(p);
+    let mut a = vec![0.0; p];
+    for s in 0..STREAMS - 1 {
         for j in 0..p {
-            let aj = a[j];
-            if aj == 0.0 {
-                continue;
-            }
-            let rjj = r[j * p + j];
-            // Columns have unit norm, so no entry exceeds 1 and the plain form cannot overflow.
-            let h = (rjj * rjj + aj * aj).sqrt();
-            let (c, s) = (rjj / h, aj / h);
-            r[j * p + j] = h;
-            for l in j + 1..p {
-                let (rl, al) = (r[j * p + l], a[l]);
-                r[j * p + l] = c * rl + s * al;
-                a[l] = c * al - s * rl;
-            }
-            let qj = qty[j];
-            qty[j] = c * qj + s * b;
-            b = c * b - s * qj;
-        }
-        if !b.is_finite() {
-            return Err(StatsError::Overflow {
-                quantity: "residual",
-            });
+            a.copy_from_slice(&others[s * p * p + j * p..s * p * p + (j + 1) * p]);
+            fold_row(r, qty, &mut a, other_qty[s * p + j], p)?;
         }
     }
+    let (r, qty) = (&*r, &*qty);
     // Columns have unit norm, so R_jj is the distance of column j from the span of the earlier
     // ones: the sine of the smallest angle. Below a few rounding units per row, it is noise.
     let tol = 64.0 * f64::EPSILON * (n as f64).sqrt();
@@ -219,28 +257,28 @@ pub fn least_squares(
         }
     }
 
-    let mut gamma = back_substitute(&r, p, &qty);
-    // One step of refinement: γ += (RᵀR)⁻¹ Aᵀ(b − Aγ), with the residual computed from the data.
+    let mut gamma = back_substitute(r, p, qty);
+    // One step of refinement: γ += δ, δ = (RᵀR)⁻¹ Aᵀe with e = b − Aγ computed from the data.
+    // The same pass sums e²: the refined residual is e − Aδ, and with AᵀA = RᵀR and Rδ = z,
+    // ‖e − Aδ‖² = ‖e‖² − 2δᵀAᵀe + ‖Rδ‖² = ‖e‖² − ‖z‖², so no third pass is needed.
     let mut g = vec![0.0; p];
+    let mut squares = Neumaier::default();
     for i in 0..n {
         let b = row(i, &mut a);
         let e = b - dot(&a, &gamma);
         for j in 0..p {
             g[j] += a[j] * e;
         }
+        squares.add(e * e);
     }
-    let z = forward_substitute_transposed(&r, p, &g);
-    let delta = back_substitute(&r, p, &z);
+    let z = forward_substitute_transposed(r, p, &g);
+    let delta = back_substitute(r, p, &z);
     for (c, d) in gamma.iter_mut().zip(&delta) {
         *c += d;
     }
     let rss = finite(
         "residual sum of squares",
-        neumaier((0..n).map(|i| {
-            let b = row(i, &mut a);
-            let e = b - dot(&a, &gamma);
-            e * e
-        })),
+        (squares.total() - z.iter().map(|z| z * z).sum::<f64>()).max(0.0),
     )?;
 
     let dof = n - p;
@@ -256,7 +294,7 @@ pub fn least_squares(
         }
     };
 
-    let r_inv = invert_upper(&r, p);
+    let r_inv = invert_upper(r, p);
     // β = c + T γ: β_j = γ_j/s_j, β₀ = ȳ + γ₀/s₀ − Σ β_j m_j. M = T R⁻¹ gives cov(β) = σ² M Mᵀ.
     let mut coefficients = vec![0.0; p];
     for j in 1..p {
@@ -316,33 +354,71 @@ fn check_len(
 /// Σ of `terms` with Neumaier's compensation: the error does not grow with n, which matters at
 /// 10⁶ points.
 fn neumaier(terms: impl Iterator<Item = f64>) -> f64 {
-    let (mut sum, mut comp) = (0.0f64, 0.0f64);
+    let mut sum = Neumaier::default();
     for t in terms {
-        let s = sum + t;
-        if sum.abs() >= t.abs() {
-            comp += (sum - s) + t;
-        } else {
-            comp += (t - s) + sum;
-        }
-        sum = s;
+        sum.add(t);
     }
-    sum + comp
+    sum.total()
 }
 
-/// Weighted mean with weights q_i², on offsets from the first value and with one correction pass.
-fn weighted_mean(v: &[f64], q: &impl Fn(usize) -> f64, total: f64) -> Result<f64, StatsError> {
-    let reference = v.first().copied().unwrap_or(0.0);
-    let first = neumaier(
-        v.iter()
-            .enumerate()
-            .map(|(i, x)| q(i) * q(i) * (x - reference)),
-    ) / total;
-    let correction = neumaier(
-        v.iter()
-            .enumerate()
-            .map(|(i, x)| q(i) * q(i) * ((x - reference) - first)),
-    ) / total;
-    finite("mean", reference + (first + correction))
+/// A running sum with Neumaier's compensation, for sums taken several at a time in one pass.
+#[derive(Debug, Clone, Copy, Default)]
+struct Neumaier {
+    sum: f64,
+    comp: f64,
+}
+
+impl Neumaier {
+    fn add(&mut self, t: f64) {
+        let s = self.sum + t;
+        if self.sum.abs() >= t.abs() {
+            self.comp += (self.sum - s) + t;
+        } else {
+            self.comp += (t - s) + self.sum;
+        }
+        self.sum = s;
+    }
+
+    fn total(self) -> f64 {
+        self.sum + self.comp
+    }
+}
+
+/// Folds the row `a` (length p, overwritten) with right-hand side `b` into the triangular factor
+/// `r` (row-major p × p) and `qty` (Qᵀb) by Givens rotations.
+fn fold_row(
+    r: &mut [f64],
+    qty: &mut [f64],
+    a: &mut [f64],
+    mut b: f64,
+    p: usize,
+) -> Result<(), StatsError> {
+    for j in 0..p {
+        let aj = a[j];
+        if aj == 0.0 {
+            continue;
+        }
+        let rjj = r[j * p + j];
+        // Columns have unit norm, so no entry exceeds 1 and the plain form cannot overflow.
+        let h = (rjj * rjj + aj * aj).sqrt();
+        let (c, s) = (rjj / h, aj / h);
+        r[j * p + j] = h;
+        for l in j + 1..p {
+            let (rl, al) = (r[j * p + l], a[l]);
+            r[j * p + l] = c * rl + s * al;
+            a[l] = c * al - s * rl;
+        }
+        let qj = qty[j];
+        qty[j] = c * qj + s * b;
+        b = c * b - s * qj;
+    }
+    if b.is_finite() {
+        Ok(())
+    } else {
+        Err(StatsError::Overflow {
+            quantity: "residual",
+        })
+    }
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
