@@ -4,11 +4,14 @@
 //! **Method.** Never the normal equations: their condition number is the square of the design's, and
 //! NIST StRD Wampler and Longley lose every digit through them. Each column (y and every regressor)
 //! is centred on its (weighted) mean by the corrected two-pass mean, the regressors are scaled to
-//! unit norm, and the rows are folded one at a time into the triangular factor R of a QR
-//! factorisation by Givens rotations. Memory is O(p²) whatever n (the P8 memory target), the
-//! intercept column is orthogonal to the centred ones (so it costs no digits), and one step of
-//! iterative refinement by the corrected semi-normal equations (Björck 1987) recovers the digits
-//! that rounding in the factorisation takes from ill-conditioned designs.
+//! a norm in (½, 1] by a power of two (exactly, so the scaling costs no digits), and the rows are
+//! folded 128 at a time into the triangular factor R of a QR factorisation by Householder
+//! reflections. Memory is O(p²) whatever n (the P8 memory target), the intercept column is
+//! orthogonal to the centred ones (so it costs no digits), and one step of iterative refinement
+//! by the corrected semi-normal equations (Björck 1987) recovers the digits that rounding in the
+//! factorisation takes from ill-conditioned designs. The data are read in four passes: two for
+//! the means and norms of all columns together, one for the factorisation, one for the
+//! refinement and the residuals.
 //!
 //! **Convention for the covariance** (it matters to anyone combining the result):
 //! - ordinary (no uncertainties given): the scatter is unknown and estimated, so
@@ -189,7 +192,7 @@ pub fn least_squares(
     }
     let mut means = Vec::with_capacity(p);
     let mut scales = Vec::with_capacity(p);
-    scales.push(total_weight.sqrt());
+    scales.push(power_of_two_above(total_weight.sqrt()));
     for c in 0..cols.len() {
         let correction = corrections[c].total() / total_weight;
         means.push(finite("mean", reference[c] + (first[c] + correction))?);
@@ -202,53 +205,57 @@ pub fn least_squares(
             if norm == 0.0 {
                 return Err(StatsError::Singular { regressor: c - 1 });
             }
-            scales.push(norm);
+            scales.push(power_of_two_above(norm));
         }
     }
     let y_mean = means.remove(0);
 
+    // The scales are powers of two, so dividing by them (multiplying by their inverses) is
+    // exact: the design is the centred data to the last bit, and a million rows cost no division.
+    let inverse: Vec<f64> = scales.iter().map(|s| 1.0 / s).collect();
     // Row i of the weighted, centred, scaled design and its right-hand side.
     let row = |i: usize, a: &mut [f64]| -> f64 {
         let qi = q(i);
-        a[0] = qi / scales[0];
+        a[0] = qi * inverse[0];
         for j in 0..k {
-            a[j + 1] = qi * (regressors[j][i] - means[j]) / scales[j + 1];
+            a[j + 1] = qi * (regressors[j][i] - means[j]) * inverse[j + 1];
         }
         qi * (y[i] - y_mean)
     };
 
-    // The rows are folded into STREAMS triangular factors in turn (row i into factor i mod
-    // STREAMS), which are then folded into the first: the same QR of the same rows, only in
-    // another order. One factor alone makes each row wait on the square root and divisions of
-    // the row before it; independent factors let the processor overlap them (P8).
-    const STREAMS: usize = 4;
-    let mut r = vec![0.0; STREAMS * p * p];
-    let mut qty = vec![0.0; STREAMS * p];
-    let mut a = vec![0.0; STREAMS * p];
-    for i in 0..n {
-        let s = i % STREAMS;
-        let a = &mut a[s * p..(s + 1) * p];
-        let b = row(i, a);
-        fold_row(
-            &mut r[s * p * p..(s + 1) * p * p],
-            &mut qty[s * p..(s + 1) * p],
-            a,
-            b,
+    // The rows are folded into R a block at a time by Householder reflections: as stable as
+    // rotating them in one by one, but a block costs one square root and one division per
+    // column instead of one of each per row and column, which left each row waiting on the
+    // one before (P8).
+    let mut r = vec![0.0; p * p];
+    let mut qty = vec![0.0; p];
+    let mut block = vec![0.0; BLOCK * p];
+    let mut rhs = vec![0.0; BLOCK];
+    let mut from = 0;
+    while from < n {
+        let rows = BLOCK.min(n - from);
+        for (i, (a, b)) in block
+            .chunks_exact_mut(p)
+            .zip(&mut rhs)
+            .take(rows)
+            .enumerate()
+        {
+            *b = row(from + i, a);
+        }
+        fold_block(
+            &mut r,
+            &mut qty,
+            &mut block[..rows * p],
+            &mut rhs[..rows],
             p,
         )?;
+        from += rows;
     }
-    let (r, others) = r.split_at_mut(p * p);
-    let (qty, other_qty) = qty.split_at_mut(p);
     let mut a = vec![0.0; p];
-    for s in 0..STREAMS - 1 {
-        for j in 0..p {
-            a.copy_from_slice(&others[s * p * p + j * p..s * p * p + (j + 1) * p]);
-            fold_row(r, qty, &mut a, other_qty[s * p + j], p)?;
-        }
-    }
     let (r, qty) = (&*r, &*qty);
-    // Columns have unit norm, so R_jj is the distance of column j from the span of the earlier
-    // ones: the sine of the smallest angle. Below a few rounding units per row, it is noise.
+    // Columns have norms in (½, 1], so R_jj is at most the distance of column j from the span of
+    // the earlier ones: the sine of the smallest angle. Below a few rounding units per row, it
+    // is noise.
     let tol = 64.0 * f64::EPSILON * (n as f64).sqrt();
     for j in 1..p {
         let d = r[j * p + j];
@@ -384,41 +391,83 @@ impl Neumaier {
     }
 }
 
-/// Folds the row `a` (length p, overwritten) with right-hand side `b` into the triangular factor
-/// `r` (row-major p × p) and `qty` (Qᵀb) by Givens rotations.
-fn fold_row(
+/// Rows of the design folded into R at a time.
+const BLOCK: usize = 128;
+
+/// Folds the rows of `block` (row-major, p columns, overwritten) with right-hand sides `rhs`
+/// (overwritten) into the upper triangular `r` (row-major p × p, non-negative diagonal, kept
+/// so) and `qty` (Qᵀb): the QR factorisation of R stacked on the block, by one Householder
+/// reflection per column that zeroes the block's part of it (Golub & Van Loan §5.2, on the
+/// structure of [R; A]).
+fn fold_block(
     r: &mut [f64],
     qty: &mut [f64],
-    a: &mut [f64],
-    mut b: f64,
+    block: &mut [f64],
+    rhs: &mut [f64],
     p: usize,
 ) -> Result<(), StatsError> {
+    let mut dots = vec![0.0; p];
     for j in 0..p {
-        let aj = a[j];
-        if aj == 0.0 {
+        // The reflection's vector is (v₀, block[.., j]); one pass finds its norm and its dot
+        // products with the columns to its right and with the right-hand side.
+        dots.iter_mut().for_each(|d| *d = 0.0);
+        let mut dot_b = 0.0;
+        for (a, b) in block.chunks_exact(p).zip(rhs.iter()) {
+            let aj = a[j];
+            for l in j..p {
+                dots[l] += aj * a[l];
+            }
+            dot_b += aj * b;
+        }
+        let sigma = dots[j];
+        if sigma == 0.0 {
             continue;
         }
-        let rjj = r[j * p + j];
-        // Columns have unit norm, so no entry exceeds 1 and the plain form cannot overflow.
-        let h = (rjj * rjj + aj * aj).sqrt();
-        let (c, s) = (rjj / h, aj / h);
-        r[j * p + j] = h;
+        let x0 = r[j * p + j];
+        // Entries are at most 1 in magnitude, so σ cannot overflow.
+        let norm = (x0 * x0 + sigma).sqrt();
+        // v₀ = x₀ − ‖x‖ without cancellation when x₀ > 0 (Parlett), so that R_jj = ‖x‖ ≥ 0.
+        let v0 = if x0 <= 0.0 {
+            x0 - norm
+        } else {
+            -sigma / (x0 + norm)
+        };
+        let tau = 2.0 / (v0 * v0 + sigma);
+        r[j * p + j] = norm;
         for l in j + 1..p {
-            let (rl, al) = (r[j * p + l], a[l]);
-            r[j * p + l] = c * rl + s * al;
-            a[l] = c * al - s * rl;
+            let w = tau * (v0 * r[j * p + l] + dots[l]);
+            r[j * p + l] -= w * v0;
+            for a in block.chunks_exact_mut(p) {
+                a[l] -= w * a[j];
+            }
         }
-        let qj = qty[j];
-        qty[j] = c * qj + s * b;
-        b = c * b - s * qj;
+        let w = tau * (v0 * qty[j] + dot_b);
+        qty[j] -= w * v0;
+        for (a, b) in block.chunks_exact(p).zip(rhs.iter_mut()) {
+            *b -= w * a[j];
+        }
     }
-    if b.is_finite() {
+    if qty.iter().chain(rhs.iter()).all(|v| v.is_finite()) {
         Ok(())
     } else {
         Err(StatsError::Overflow {
             quantity: "residual",
         })
     }
+}
+
+/// The smallest power of two at least `x` (x > 0 and finite), or 2¹⁰²³ above that.
+fn power_of_two_above(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let exponent = (bits >> 52) & 0x7ff;
+    let power = match exponent {
+        // Subnormal: 2⁻¹⁰²² is above it.
+        0 => 1,
+        // Exactly a power of two.
+        e if bits & ((1 << 52) - 1) == 0 => e,
+        e => (e + 1).min(2046),
+    };
+    f64::from_bits(power << 52)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -711,6 +760,19 @@ mod tests {
             fit.predict(&[f64::NAN]),
             Err(StatsError::NonFinite { .. })
         ));
+    }
+
+    #[test]
+    fn scales_are_the_powers_of_two_just_above() {
+        assert_eq!(power_of_two_above(1.0), 1.0);
+        assert_eq!(power_of_two_above(1.5), 2.0);
+        assert_eq!(power_of_two_above(0.3), 0.5);
+        assert_eq!(power_of_two_above(1000.0), 1024.0);
+        assert_eq!(
+            power_of_two_above(f64::MIN_POSITIVE / 8.0),
+            f64::MIN_POSITIVE
+        );
+        assert_eq!(power_of_two_above(f64::MAX), 2f64.powi(1023));
     }
 
     fn wild() -> impl Strategy<Value = f64> {
