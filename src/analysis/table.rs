@@ -256,7 +256,7 @@ impl Table {
                 match memchr::memchr(b'\n', chunk) {
                     Some(end) => {
                         carry.extend_from_slice(&chunk[..end]);
-                        rows.line(&carry, None)?;
+                        rows.line(&carry)?;
                         carry.clear();
                         start = end + 1;
                     }
@@ -275,7 +275,7 @@ impl Table {
         }
         // The last line, when the text does not end with a line end.
         if !carry.is_empty() {
-            rows.line(&carry, None)?;
+            rows.line(&carry)?;
         }
         Ok(rows.finish()?)
     }
@@ -463,7 +463,7 @@ impl<'a> RowReader<'a> {
             let Some(end) = memchr::memchr(b'\n', text) else {
                 return Ok(());
             };
-            self.line(&text[..end], None)?;
+            self.line(&text[..end])?;
             text = &text[end + 1..];
         }
         let Some(header) = self
@@ -508,14 +508,46 @@ impl<'a> RowReader<'a> {
         }
     }
 
-    /// Whole lines, on this thread. One UTF-8 check of them all instead of one per cell; lines
-    /// with bytes that are not UTF-8 are checked cell by cell, as only the cells used matter.
+    /// Whole lines, on this thread, with one scan for the line ends, commas and quotes of them
+    /// all: it finds a row's fields up to the last column asked for and counts the rest, where
+    /// a scan per line and per field cost more in starting than in scanning (P8). A line with a
+    /// quote, or any line before the header, is read by itself.
     fn lines_here(&mut self, text: &[u8]) -> Result<(), TableError> {
-        let utf8 = std::str::from_utf8(text).ok();
-        let mut from = 0;
-        for end in memchr::memchr_iter(b'\n', text) {
-            self.line(&text[from..end], utf8.and_then(|t| t.get(from..end)))?;
-            from = end + 1;
+        let Some(last) = self.header.as_ref().map(|h| h.last) else {
+            let mut from = 0;
+            for end in memchr::memchr_iter(b'\n', text) {
+                self.line(&text[from..end])?;
+                from = end + 1;
+            }
+            return Ok(());
+        };
+        let (mut start, mut field, mut commas, mut quoted) = (0, 0, 0, false);
+        self.cells.clear();
+        for at in memchr::memchr3_iter(b',', b'\n', b'"', text) {
+            match text[at] {
+                b',' => {
+                    if self.cells.len() <= last {
+                        self.cells.push((field - start, at - start));
+                    }
+                    commas += 1;
+                    field = at + 1;
+                }
+                b'"' => quoted = true,
+                _ => {
+                    let line = &text[start..at];
+                    if quoted {
+                        self.line(line)?;
+                    } else {
+                        if self.cells.len() <= last {
+                            self.cells.push((field - start, at - start));
+                        }
+                        self.line_no += 1;
+                        self.row(line, Some(commas + 1))?;
+                    }
+                    (start, field, commas, quoted) = (at + 1, at + 1, 0, false);
+                    self.cells.clear();
+                }
+            }
         }
         Ok(())
     }
@@ -543,13 +575,12 @@ impl<'a> RowReader<'a> {
         self.rows += part.rows;
     }
 
-    /// One line, without its `\n` (a `\r` before it is still there), and the same as text when
-    /// it is known to be UTF-8.
-    fn line(&mut self, line: &[u8], text: Option<&str>) -> Result<(), TableError> {
+    /// One line, without its `\n` (a `\r` before it is still there).
+    fn line(&mut self, line: &[u8]) -> Result<(), TableError> {
         self.line_no += 1;
         match &self.header {
             None => self.header_line(line),
-            Some(_) => self.row(line, text),
+            Some(_) => self.row(line, None),
         }
     }
 
@@ -595,7 +626,10 @@ impl<'a> RowReader<'a> {
         Ok(())
     }
 
-    fn row(&mut self, line: &[u8], text: Option<&str>) -> Result<(), TableError> {
+    /// A line after the header, without its `\n`. `scanned`: the line has no quote, its fields
+    /// up to the last asked for are in `cells` (from `lines_here`'s scan, so possibly with a
+    /// `\r` at the end of the last) and it has this many fields.
+    fn row(&mut self, line: &[u8], scanned: Option<usize>) -> Result<(), TableError> {
         let Some(header) = &self.header else {
             return Ok(());
         };
@@ -614,65 +648,68 @@ impl<'a> RowReader<'a> {
             expected: header.width,
             found,
         };
-        if memchr::memchr(b'"', line).is_some() {
-            let text = line_text(origin, line_no, line)?;
-            split(origin, line_no, text, &mut self.fields)?;
-            if self.fields.len() != header.width {
-                return Err(field_count(self.fields.len()));
+        let found = match scanned {
+            Some(found) => found,
+            None if memchr::memchr(b'"', line).is_some() => {
+                let text = line_text(origin, line_no, line)?;
+                split(origin, line_no, text, &mut self.fields)?;
+                if self.fields.len() != header.width {
+                    return Err(field_count(self.fields.len()));
+                }
+                for (c, &i) in header.index.iter().enumerate() {
+                    let cell = self.fields.get(i).map_or("", |f| f.trim());
+                    self.columns[c].push(number(origin, line_no, wanted[c], cell)?);
+                }
+                self.rows += 1;
+                return Ok(());
             }
-            for (c, &i) in header.index.iter().enumerate() {
-                let cell = self.fields.get(i).map_or("", |f| f.trim());
-                self.columns[c].push(number(origin, line_no, wanted[c], cell)?);
-            }
-        } else {
-            // The common case, without a copy of any field: one scan finds the fields up to the
-            // last column asked for, and a vectorised count of the commas after it checks the
-            // row's width (P8).
-            self.cells.clear();
-            let mut start = 0;
-            let mut commas = memchr::memchr_iter(b',', line);
-            while self.cells.len() < header.last {
-                match commas.next() {
-                    Some(end) => {
-                        self.cells.push((start, end));
-                        start = end + 1;
+            None => {
+                // The fields up to the last column asked for, and a count of the commas after
+                // it for the row's width.
+                self.cells.clear();
+                let mut start = 0;
+                let mut commas = memchr::memchr_iter(b',', line);
+                while self.cells.len() < header.last {
+                    match commas.next() {
+                        Some(end) => {
+                            self.cells.push((start, end));
+                            start = end + 1;
+                        }
+                        None => break,
                     }
-                    None => break,
+                }
+                if self.cells.len() < header.last {
+                    // The row ends before the last column asked for.
+                    self.cells.len() + 1
+                } else {
+                    let end = commas.next().unwrap_or(line.len());
+                    self.cells.push((start, end));
+                    let after = line.get(end + 1..).unwrap_or_default();
+                    self.cells.len()
+                        + after.iter().filter(|&&b| b == b',').count()
+                        + usize::from(end < line.len())
                 }
             }
-            let found = if self.cells.len() < header.last {
-                // The row ends before the last column asked for.
-                self.cells.len() + 1
-            } else {
-                let end = commas.next().unwrap_or(line.len());
-                self.cells.push((start, end));
-                let after = line.get(end + 1..).unwrap_or_default();
-                self.cells.len()
-                    + after.iter().filter(|&&b| b == b',').count()
-                    + usize::from(end < line.len())
+        };
+        if found != header.width {
+            return Err(field_count(found));
+        }
+        for (c, &i) in header.index.iter().enumerate() {
+            let (a, b) = self.cells.get(i).copied().unwrap_or_default();
+            // Only the cells used need be UTF-8 (and are checked one by one: a few bytes each).
+            let bytes = line.get(a..b.min(line.len())).unwrap_or_default();
+            let cell = match std::str::from_utf8(bytes) {
+                Ok(cell) => trim(cell),
+                Err(_) => {
+                    return Err(TableError::NotANumber {
+                        origin: origin.to_owned(),
+                        line: line_no,
+                        column: wanted[c].to_owned(),
+                        text: String::from_utf8_lossy(bytes).chars().take(40).collect(),
+                    });
+                }
             };
-            if found != header.width {
-                return Err(field_count(found));
-            }
-            for (c, &i) in header.index.iter().enumerate() {
-                let (a, b) = self.cells.get(i).copied().unwrap_or_default();
-                let bytes = line.get(a..b).unwrap_or_default();
-                let cell = match text
-                    .and_then(|t| t.get(a..b))
-                    .map_or_else(|| std::str::from_utf8(bytes), Ok)
-                {
-                    Ok(cell) => trim(cell),
-                    Err(_) => {
-                        return Err(TableError::NotANumber {
-                            origin: origin.to_owned(),
-                            line: line_no,
-                            column: wanted[c].to_owned(),
-                            text: String::from_utf8_lossy(bytes).chars().take(40).collect(),
-                        });
-                    }
-                };
-                self.columns[c].push(number(origin, line_no, wanted[c], cell)?);
-            }
+            self.columns[c].push(number(origin, line_no, wanted[c], cell)?);
         }
         self.rows += 1;
         Ok(())
