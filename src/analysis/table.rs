@@ -521,6 +521,9 @@ impl<'a> RowReader<'a> {
             }
             return Ok(());
         };
+        // One UTF-8 check of all the lines instead of one per cell; lines with bytes that are
+        // not UTF-8 are checked cell by cell, as only the cells used matter.
+        let utf8 = std::str::from_utf8(text).ok();
         let (mut start, mut field, mut commas, mut quoted) = (0, 0, 0, false);
         self.cells.clear();
         for at in memchr::memchr3_iter(b',', b'\n', b'"', text) {
@@ -542,7 +545,8 @@ impl<'a> RowReader<'a> {
                             self.cells.push((field - start, at - start));
                         }
                         self.line_no += 1;
-                        self.row(line, Some(commas + 1))?;
+                        let text = utf8.and_then(|t| t.get(start..at));
+                        self.row(line, text, Some(commas + 1))?;
                     }
                     (start, field, commas, quoted) = (at + 1, at + 1, 0, false);
                     self.cells.clear();
@@ -580,7 +584,7 @@ impl<'a> RowReader<'a> {
         self.line_no += 1;
         match &self.header {
             None => self.header_line(line),
-            Some(_) => self.row(line, None),
+            Some(_) => self.row(line, None, None),
         }
     }
 
@@ -626,10 +630,16 @@ impl<'a> RowReader<'a> {
         Ok(())
     }
 
-    /// A line after the header, without its `\n`. `scanned`: the line has no quote, its fields
-    /// up to the last asked for are in `cells` (from `lines_here`'s scan, so possibly with a
-    /// `\r` at the end of the last) and it has this many fields.
-    fn row(&mut self, line: &[u8], scanned: Option<usize>) -> Result<(), TableError> {
+    /// A line after the header, without its `\n`, and the same as text when it is known to be
+    /// UTF-8. `scanned`: the line has no quote, its fields up to the last asked for are in
+    /// `cells` (from `lines_here`'s scan, so possibly with a `\r` at the end of the last) and it
+    /// has this many fields.
+    fn row(
+        &mut self,
+        line: &[u8],
+        text: Option<&str>,
+        scanned: Option<usize>,
+    ) -> Result<(), TableError> {
         let Some(header) = &self.header else {
             return Ok(());
         };
@@ -696,9 +706,12 @@ impl<'a> RowReader<'a> {
         }
         for (c, &i) in header.index.iter().enumerate() {
             let (a, b) = self.cells.get(i).copied().unwrap_or_default();
-            // Only the cells used need be UTF-8 (and are checked one by one: a few bytes each).
-            let bytes = line.get(a..b.min(line.len())).unwrap_or_default();
-            let cell = match std::str::from_utf8(bytes) {
+            let b = b.min(line.len());
+            let bytes = line.get(a..b).unwrap_or_default();
+            let cell = match text
+                .and_then(|t| t.get(a..b))
+                .map_or_else(|| std::str::from_utf8(bytes), Ok)
+            {
                 Ok(cell) => trim(cell),
                 Err(_) => {
                     return Err(TableError::NotANumber {
