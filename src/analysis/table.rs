@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::BufRead;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tsagent_bundle::chain::ReadingStatus;
@@ -209,10 +209,7 @@ impl Table {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        // Buffers of 4 MiB: each is read on both cores (see `RowReader::lines`), and a thread
-        // per buffer costs little beside the work of 40,000 lines.
-        let reader = std::io::BufReader::with_capacity(4 << 20, file);
-        Table::parse_csv(&path.display().to_string(), reader, wanted).map_err(|e| match e {
+        Table::parse_csv(&path.display().to_string(), file, wanted).map_err(|e| match e {
             ParseError::Table(e) => e,
             ParseError::Io(source) => io(source),
         })
@@ -220,62 +217,44 @@ impl Table {
 
     /// Parses CSV text from `input`; `origin` names it in errors.
     ///
-    /// The text is taken a buffer of `input` at a time and its lines are read in place: only a
-    /// line cut by the end of a buffer is copied (to join it with the rest in the next one).
-    pub fn parse_csv(
-        origin: &str,
-        input: impl BufRead,
-        wanted: &[&str],
-    ) -> Result<Table, ParseError> {
-        Table::parse_csv_split(origin, input, wanted, PARALLEL_MIN)
+    /// The text is read in blocks of 4 MiB, and the lines of a block are read in place while
+    /// the next block is read: only a line cut by the end of a block is copied (to join it with
+    /// the rest in the next one).
+    pub fn parse_csv(origin: &str, input: impl Read, wanted: &[&str]) -> Result<Table, ParseError> {
+        Table::parse_csv_split(origin, input, wanted, BLOCK, PARALLEL_MIN)
     }
 
-    /// [`Table::parse_csv`], with the lines of a buffer of at least `parallel_min` bytes read
-    /// on two threads (tests set it low, so that small texts are split too).
+    /// [`Table::parse_csv`] with blocks of `block` bytes, whose lines are read on two threads
+    /// from `parallel_min` bytes on (tests set both low, so that small texts are cut and split).
     fn parse_csv_split(
         origin: &str,
-        mut input: impl BufRead,
+        mut input: impl Read,
         wanted: &[&str],
+        block: usize,
         parallel_min: usize,
     ) -> Result<Table, ParseError> {
         let mut rows = RowReader::new(origin, wanted, parallel_min);
-        // The start of a line cut by the end of the previous buffer.
-        let mut carry: Vec<u8> = Vec::new();
+        let block = block.max(1);
+        let mut this = Vec::with_capacity(block);
+        let mut next = Vec::with_capacity(block);
+        let mut more = fill(&mut input, &mut this, block)?;
         loop {
-            let chunk = match input.fill_buf() {
-                Ok(chunk) => chunk,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            if chunk.is_empty() {
+            // The whole lines of this block; the rest starts the next one. A line longer than a
+            // block leaves no whole line, and the next block is read after it.
+            let whole = memchr::memrchr(b'\n', &this).map_or(0, |end| end + 1);
+            next.clear();
+            next.extend_from_slice(&this[whole..]);
+            if !more {
+                rows.lines(&this[..whole], || Ok(false))?;
                 break;
             }
-            let taken = chunk.len();
-            let mut start = 0;
-            if !carry.is_empty() {
-                match memchr::memchr(b'\n', chunk) {
-                    Some(end) => {
-                        carry.extend_from_slice(&chunk[..end]);
-                        rows.line(&carry)?;
-                        carry.clear();
-                        start = end + 1;
-                    }
-                    None => {
-                        carry.extend_from_slice(chunk);
-                        input.consume(taken);
-                        continue;
-                    }
-                }
-            }
-            let rest = &chunk[start..];
-            let whole = memchr::memrchr(b'\n', rest).map_or(0, |end| end + 1);
-            rows.lines(&rest[..whole])?;
-            carry.extend_from_slice(&rest[whole..]);
-            input.consume(taken);
+            let want = next.len() + block;
+            more = rows.lines(&this[..whole], || fill(&mut input, &mut next, want))?;
+            std::mem::swap(&mut this, &mut next);
         }
         // The last line, when the text does not end with a line end.
-        if !carry.is_empty() {
-            rows.line(&carry)?;
+        if !next.is_empty() {
+            rows.line(&next)?;
         }
         Ok(rows.finish()?)
     }
@@ -430,6 +409,19 @@ struct RowReader<'a> {
     parallel_min: usize,
 }
 
+/// Bytes read at a time: a thread per block costs little beside the work of 40,000 lines, and
+/// two blocks (the one read and the one being read) are 8 MiB of the 64 MB target (P8).
+const BLOCK: usize = 4 << 20;
+
+/// Reads `input` onto the end of `buf` until it holds `want` bytes or the input ends; whether
+/// the input may have more.
+fn fill(input: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let need = want.saturating_sub(buf.len());
+    buf.reserve(need);
+    let got = input.take(need as u64).read_to_end(buf)?;
+    Ok(got == need)
+}
+
 /// Below this many bytes, the lines of a buffer are read on one thread: starting a thread would
 /// cost more than it saves.
 const PARALLEL_MIN: usize = 256 << 10;
@@ -452,60 +444,66 @@ impl<'a> RowReader<'a> {
         }
     }
 
-    /// Whole lines (each ends with `\n`). Once the header is known, a large buffer is cut at the
-    /// line end nearest its middle and the second half is read on another thread, by a reader
-    /// that counts its lines, rows and skips from zero; its results are appended to ours in file
-    /// order and its error, if ours has none, is moved to its place in the file. So the rows,
-    /// their lines and the first error are exactly those of reading the lines one by one (P8).
-    fn lines(&mut self, mut text: &[u8]) -> Result<(), TableError> {
+    /// Whole lines (each ends with `\n`), while `read` reads the next block; whether the input
+    /// may have more, as `read` says.
+    ///
+    /// Once the header is known, a large block is cut at a line end and its second part is read
+    /// on another thread, by a reader that counts its lines, rows and skips from zero; its
+    /// results are appended to ours in file order and its error, if ours has none, is moved to
+    /// its place in the file. So the rows, their lines and the first error are exactly those of
+    /// reading the lines one by one (P8). This thread also reads the next block, so it takes
+    /// the smaller part: 2/5.
+    fn lines(
+        &mut self,
+        mut text: &[u8],
+        read: impl FnOnce() -> std::io::Result<bool>,
+    ) -> Result<bool, ParseError> {
         // The lines up to the header, one by one: the rest can be split.
         while self.header.is_none() {
             let Some(end) = memchr::memchr(b'\n', text) else {
-                return Ok(());
+                return Ok(read()?);
             };
             self.line(&text[..end])?;
             text = &text[end + 1..];
         }
-        let Some(header) = self
-            .header
-            .clone()
-            .filter(|_| text.len() >= self.parallel_min)
-        else {
-            return self.lines_here(text);
-        };
-        let half = text.len() / 2;
-        let cut = match memchr::memchr(b'\n', text.get(half..).unwrap_or_default()) {
-            Some(end) if half + end + 1 < text.len() => half + end + 1,
-            _ => return self.lines_here(text),
+        let at = text.len() / 5 * 2;
+        let cut = match memchr::memchr(b'\n', text.get(at..).unwrap_or_default()) {
+            Some(end) if text.len() >= self.parallel_min && at + end + 1 < text.len() => {
+                at + end + 1
+            }
+            _ => {
+                self.lines_here(text)?;
+                return Ok(read()?);
+            }
         };
         let (front, back) = text.split_at(cut);
         let mut part = RowReader::new(self.origin, self.wanted, usize::MAX);
-        part.cells = Vec::with_capacity(header.width);
-        part.header = Some(header);
-        let (ours, theirs) = std::thread::scope(|scope| {
+        part.cells = Vec::with_capacity(self.header.as_ref().map_or(0, |h| h.width));
+        part.header = self.header.clone();
+        let (ours, read, theirs) = std::thread::scope(|scope| {
             let worker = std::thread::Builder::new().spawn_scoped(scope, move || {
-                let read = part.lines_here(back);
-                (read, part)
+                let result = part.lines_here(back);
+                (result, part)
             });
             match worker {
                 Ok(worker) => {
+                    let read = read();
                     let ours = self.lines_here(front);
-                    (ours, Some(worker.join()))
+                    (ours, read, Some(worker.join()))
                 }
                 // No thread to be had: all of it here, in order.
-                Err(_) => (self.lines_here(text), None),
+                Err(_) => (self.lines_here(text), read(), None),
             }
         });
+        // Errors in file order: ours, the other part's, then reading what follows.
         ours?;
         match theirs {
-            None => Ok(()),
-            Some(Ok((Ok(()), part))) => {
-                self.append(part);
-                Ok(())
-            }
-            Some(Ok((Err(e), _))) => Err(e.after_lines(self.line_no)),
+            None => {}
+            Some(Ok((Ok(()), part))) => self.append(part),
+            Some(Ok((Err(e), _))) => return Err(e.after_lines(self.line_no).into()),
             Some(Err(panic)) => std::panic::resume_unwind(panic),
         }
+        Ok(read?)
     }
 
     /// Whole lines, on this thread, with one scan for the line ends, commas and quotes of them
@@ -1061,9 +1059,10 @@ mod tests {
     #[test]
     fn lines_read_on_two_threads_keep_their_numbers_skips_and_first_error() {
         let split = |text: &str| {
-            Table::parse_csv_split("f.csv", text.as_bytes(), &["b"], 1).map_err(|e| e.to_string())
+            Table::parse_csv_split("f.csv", text.as_bytes(), &["b"], 4096, 1)
+                .map_err(|e| e.to_string())
         };
-        // Cut after line 4 (the middle of the text after the header): skips on both sides.
+        // Cut after line 5 (2/5 into the text after the header): skips on both sides.
         let t = split("a,b\n1,2\n\n# c\n3,4\n\n5,6\n7,8\n").unwrap();
         assert_eq!(t.column("b").unwrap(), [2.0, 4.0, 6.0, 8.0]);
         let lines: Vec<RowRef> = (0..4).map(|i| t.row(i)).collect();
@@ -1162,14 +1161,13 @@ mod tests {
                 0..12,
             ),
             header in prop_oneof![Just("a,b,c"), Just("b, a"), Just("# note\r\na,\"b\",c,d"), Just("a,a")],
-            capacity in 1usize..64,
+            block in 1usize..64,
             wanted in prop_oneof![Just(vec!["a"]), Just(vec!["b", "a"]), Just(vec![])],
             end in prop_oneof![Just(""), Just("\n"), Just("\r\n")],
             parallel_min in prop_oneof![Just(usize::MAX), 1usize..32],
         ) {
             let text = format!("{header}\n{}{end}", lines.join("\n"));
-            let input = std::io::BufReader::with_capacity(capacity, text.as_bytes());
-            let ours = Table::parse_csv_split("f", input, &wanted, parallel_min)
+            let ours = Table::parse_csv_split("f", text.as_bytes(), &wanted, block, parallel_min)
                 .map_err(|e| e.to_string());
             let theirs = reference(text.as_bytes(), &wanted).map_err(|e| e.to_string());
             prop_assert_eq!(ours, theirs);
