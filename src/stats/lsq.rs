@@ -591,8 +591,9 @@ mod tests {
 
     /// Wampler3–5 add ever larger noise to Wampler1, so the coefficients (certified 1) carry
     /// standard deviations up to 2e7. A double-precision solver gets the coefficients to
-    /// cond(X)·ε of the data's scale, which is what the LRE floors below hold (measured: W3 ≥ 9.9,
-    /// W4 ≥ 8.1, W5 ≥ 6.6; R's `lm` gets 7.5–11.7 on W4), i.e. errors below 1e-12 of each
+    /// cond(X)·ε of the data's scale, which is what the LRE floors below hold (measured with the
+    /// blocked Householder QR: W3 exact, W4 ≥ 8.9, W5 ≥ 7.6; with Givens rotations they were 9.9,
+    /// 8.1 and 6.6; R's `lm` gets 7.5–11.7 on W4), i.e. errors below 1e-12 of each
     /// coefficient's standard deviation; the uncertainties and s come to 13 digits or more.
     #[test]
     fn wampler3_to_5_match_certified_values() {
