@@ -239,9 +239,14 @@ impl Table {
         let mut next = Vec::with_capacity(block);
         let mut more = fill(&mut input, &mut this, block)?;
         loop {
-            // The whole lines of this block; the rest starts the next one. A line longer than a
-            // block leaves no whole line, and the next block is read after it.
+            // The whole lines of this block; the rest starts the next one.
             let whole = memchr::memrchr(b'\n', &this).map_or(0, |end| end + 1);
+            if whole == 0 && more {
+                // A line longer than a block: read on after it, without copying it each time.
+                let want = this.len() + block;
+                more = fill(&mut input, &mut this, want)?;
+                continue;
+            }
             next.clear();
             next.extend_from_slice(&this[whole..]);
             if !more {
