@@ -365,7 +365,7 @@ fn adapter_gone_and_back(sim: &Proc, lab: &Lab) {
         }
     }
     let (t0, t1) = outage.unwrap();
-    measured_around(&lab, t0, t1);
+    measured_around(lab, t0, t1);
     lab.assert_sound();
 }
 
