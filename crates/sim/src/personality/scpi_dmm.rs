@@ -43,6 +43,29 @@ const RANGES: [f64; 5] = [MIN_RANGE, 1.0, 10.0, 100.0, MAX_RANGE];
 const MIN_RANGE: f64 = 0.1;
 const MAX_RANGE: f64 = 1000.0;
 
+/// Ac voltage ranges, V (Truevolt data sheet: 100 mV to 750 V).
+const AC_VOLT_RANGES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 750.0];
+
+/// Dc current ranges, A, on the 3 A terminals (Truevolt data sheet: 1 µA to 3 A). The 10 A
+/// terminal (`CURRent:TERMinals 10`) is not simulated.
+const DC_CURRENT_RANGES: [f64; 8] = [1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 0.1, 1.0, 3.0];
+
+/// Ac current ranges, A, on the 3 A terminals (Truevolt data sheet: 100 µA to 3 A).
+const AC_CURRENT_RANGES: [f64; 6] = [100e-6, 1e-3, 10e-3, 0.1, 1.0, 3.0];
+
+/// Resistance ranges, Ω, 2- and 4-wire (Truevolt data sheet: 100 Ω to 1 GΩ).
+const OHM_RANGES: [f64; 8] = [100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6, 1e9];
+
+/// What the ac and current functions read with the standard on the voltage terminals: nothing
+/// is connected to the current terminals and a Zener has no ac output, so they read the meter's
+/// own noise, this many parts of the range in use (times a standard normal deviate; its size for
+/// ac). Unconfirmed: a plausible floor of the order of the data sheet's offset terms.
+const NOISE_OF_RANGE: f64 = 20e-6;
+
+/// Time an ac reading takes, s. Unconfirmed: the real meter's depends on its ac filter and
+/// settling delay; the simulator takes the dc default integration time (10 NPLC at 50 Hz).
+const AC_READING_TIME: f64 = 0.2;
+
 /// A range reads up to 120 % of its nominal value before it overloads.
 const OVERRANGE: f64 = 1.2;
 
@@ -61,11 +84,6 @@ const NPLC_LIMITS: Limits = Limits {
     min: MIN_NPLC,
     max: MAX_NPLC,
     def: DEFAULT_NPLC,
-};
-const RANGE_LIMITS: Limits = Limits {
-    min: MIN_RANGE,
-    max: MAX_RANGE,
-    def: DEFAULT_RANGE,
 };
 
 /// Most samples per trigger and most triggers the meter accepts.
@@ -134,6 +152,182 @@ const SAMPLE_SOURCES: [(&[u8], bool); 2] = [(b"IMMediate", false), (b"TIMer", tr
 /// found; longer text is refused with -223 "Too much data" as a 488.2 instrument would.
 const DISPLAY_TEXT_MAX: usize = 40;
 
+/// A measurement function of `[SENSe:]FUNCtion`, with the settings each keeps of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    VoltDc,
+    VoltAc,
+    CurrDc,
+    CurrAc,
+    Res,
+    FRes,
+}
+
+impl Function {
+    const ALL: [Function; 6] = [
+        Function::VoltDc,
+        Function::VoltAc,
+        Function::CurrDc,
+        Function::CurrAc,
+        Function::Res,
+        Function::FRes,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// As `FUNCtion?` answers it, without the quotes: the meter's short form.
+    fn name(self) -> &'static str {
+        match self {
+            Function::VoltDc => "VOLT",
+            Function::VoltAc => "VOLT:AC",
+            Function::CurrDc => "CURR",
+            Function::CurrAc => "CURR:AC",
+            Function::Res => "RES",
+            Function::FRes => "FRES",
+        }
+    }
+
+    /// Whether the function integrates (NPLC, aperture, resolution); the ac functions do not.
+    fn is_dc(self) -> bool {
+        !matches!(self, Function::VoltAc | Function::CurrAc)
+    }
+
+    /// The unit `DATA:LAST?` appends. Unconfirmed: only `VDC` is in the manual's example; the
+    /// others follow its pattern.
+    fn unit(self) -> &'static str {
+        match self {
+            Function::VoltDc => "VDC",
+            Function::VoltAc => "VAC",
+            Function::CurrDc => "ADC",
+            Function::CurrAc => "AAC",
+            Function::Res | Function::FRes => "OHM",
+        }
+    }
+
+    /// The function's ranges, smallest first.
+    fn ranges(self) -> &'static [f64] {
+        match self {
+            Function::VoltDc => &RANGES,
+            Function::VoltAc => &AC_VOLT_RANGES,
+            Function::CurrDc => &DC_CURRENT_RANGES,
+            Function::CurrAc => &AC_CURRENT_RANGES,
+            Function::Res | Function::FRes => &OHM_RANGES,
+        }
+    }
+
+    /// `MIN`, `MAX` and `DEF` of the function's `RANGe`.
+    fn range_limits(self) -> Limits {
+        let ranges = self.ranges();
+        Limits {
+            min: ranges.first().copied().unwrap_or(MIN_RANGE),
+            max: ranges.last().copied().unwrap_or(MAX_RANGE),
+            def: self.default_range(),
+        }
+    }
+
+    /// The range after `*RST`. Unconfirmed for all but dc volts: the manual gives autorange as
+    /// the default and no number for `RANGe? DEF`; these are the decade ranges nearest the middle
+    /// of each table.
+    fn default_range(self) -> f64 {
+        match self {
+            Function::VoltDc | Function::VoltAc => DEFAULT_RANGE,
+            Function::CurrDc | Function::CurrAc => 0.1,
+            Function::Res | Function::FRes => 1e3,
+        }
+    }
+
+    /// The unit suffixes a value of this function may carry, with their scale.
+    fn suffixes(self) -> &'static [(&'static [u8], f64)] {
+        match self {
+            Function::VoltDc | Function::VoltAc => {
+                &[(b"V", 1.0), (b"MV", 1e-3), (b"UV", 1e-6), (b"KV", 1e3)]
+            }
+            Function::CurrDc | Function::CurrAc => &[(b"A", 1.0), (b"MA", 1e-3), (b"UA", 1e-6)],
+            // In SCPI `MOHM` is the megohm, not the milliohm.
+            Function::Res | Function::FRes => &[
+                (b"OHM", 1.0),
+                (b"KOHM", 1e3),
+                (b"MOHM", 1e6),
+                (b"GOHM", 1e9),
+            ],
+        }
+    }
+
+    /// The function a `FUNCtion` string names, long or short form, any case (`VOLT` and
+    /// `CURR` are their dc functions).
+    fn parse(text: &[u8]) -> Option<Function> {
+        let mut words = text.split(|b| *b == b':');
+        let head = words.next()?;
+        let tail = words.next();
+        if words.next().is_some() {
+            return None;
+        }
+        let is = |word: &[u8], long: &[u8], short: usize| {
+            word.eq_ignore_ascii_case(long)
+                || long
+                    .get(..short)
+                    .is_some_and(|s| word.eq_ignore_ascii_case(s))
+        };
+        let ac = match tail {
+            None => false,
+            Some(w) if is(w, b"DC", 2) => false,
+            Some(w) if is(w, b"AC", 2) => true,
+            Some(_) => return None,
+        };
+        let dc_only = |f: Function| (!ac && tail.is_none()).then_some(f);
+        if is(head, b"VOLTAGE", 4) {
+            Some(if ac {
+                Function::VoltAc
+            } else {
+                Function::VoltDc
+            })
+        } else if is(head, b"CURRENT", 4) {
+            Some(if ac {
+                Function::CurrAc
+            } else {
+                Function::CurrDc
+            })
+        } else if is(head, b"RESISTANCE", 3) {
+            dc_only(Function::Res)
+        } else if is(head, b"FRESISTANCE", 4) {
+            dc_only(Function::FRes)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a function keeps of its own: the Truevolt meters remember range, integration and
+/// auto-zero per function, so switching away and back restores them.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    auto_range: bool,
+    /// The range in use; follows the input when autoranging.
+    range: f64,
+    nplc: f64,
+    auto_zero: bool,
+    /// `…:APERture:ENABled`: integrate for `aperture` instead of `nplc`.
+    aperture_on: bool,
+    /// `…:APERture`, s.
+    aperture: f64,
+}
+
+impl Settings {
+    /// As `*RST` leaves `function`.
+    fn reset(function: Function) -> Self {
+        Self {
+            auto_range: true,
+            range: function.default_range(),
+            nplc: DEFAULT_NPLC,
+            auto_zero: true,
+            aperture_on: false,
+            aperture: APERTURE_LIMITS.def,
+        }
+    }
+}
+
 /// `FORMat:DATA`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataFormat {
@@ -158,11 +352,10 @@ type D = Scpi<ScpiDmm>;
 /// The meter's own state; its identity, status registers and error queue are the SCPI layer's.
 pub(crate) struct ScpiDmm {
     standard: Standard,
-    auto_range: bool,
-    /// The range in use, V; follows the input when autoranging.
-    range: f64,
-    nplc: f64,
-    auto_zero: bool,
+    /// `[SENSe:]FUNCtion`.
+    function: Function,
+    /// Each function's settings, by [`Function::index`].
+    settings: [Settings; 6],
     impedance_auto: bool,
     /// Reading memory, as the readings are sent (overload and NaN as markers).
     memory: Vec<f64>,
@@ -179,10 +372,6 @@ pub(crate) struct ScpiDmm {
     busy: Duration,
     /// Resolution per NPLC step, this model's.
     resolution: &'static [f64; 9],
-    /// `[SENSe:]VOLTage[:DC]:APERture:ENABled`: integrate for `aperture` instead of `nplc`.
-    aperture_on: bool,
-    /// `[SENSe:]VOLTage[:DC]:APERture`, s.
-    aperture: f64,
     /// `TRIGger:DELay`, s, and whether the meter chooses it (`TRIGger:DELay:AUTO`).
     trigger_delay: f64,
     trigger_delay_auto: bool,
@@ -203,10 +392,8 @@ impl ScpiModel for ScpiDmm {
 
     /// Measurement settings to defaults, reading memory cleared; also the power-on state.
     fn reset(&mut self) {
-        self.auto_range = true;
-        self.range = DEFAULT_RANGE;
-        self.nplc = DEFAULT_NPLC;
-        self.auto_zero = true;
+        self.function = Function::VoltDc;
+        self.settings = Function::ALL.map(Settings::reset);
         self.impedance_auto = false;
         self.memory.clear();
         self.samples = 1;
@@ -214,8 +401,6 @@ impl ScpiModel for ScpiDmm {
         self.trigger_source = "IMM";
         self.data_format = DataFormat::Ascii;
         self.swapped = false;
-        self.aperture_on = false;
-        self.aperture = APERTURE_LIMITS.def;
         self.trigger_delay = TRIGGER_DELAY_LIMITS.def;
         self.trigger_delay_auto = true;
         self.trigger_slope_positive = false;
@@ -248,10 +433,8 @@ impl ScpiDmm {
         };
         let mut meter = Self {
             standard: Standard::new(&setup),
-            auto_range: true,
-            range: DEFAULT_RANGE,
-            nplc: DEFAULT_NPLC,
-            auto_zero: true,
+            function: Function::VoltDc,
+            settings: Function::ALL.map(Settings::reset),
             impedance_auto: false,
             memory: Vec::new(),
             samples: 1,
@@ -264,8 +447,6 @@ impl ScpiDmm {
                 PersonalityId::Keysight34470a => &RESOLUTION_34470A,
                 _ => &RESOLUTION_34465A,
             },
-            aperture_on: false,
-            aperture: APERTURE_LIMITS.def,
             trigger_delay: TRIGGER_DELAY_LIMITS.def,
             trigger_delay_auto: true,
             trigger_slope_positive: false,
@@ -279,44 +460,94 @@ impl ScpiDmm {
         Scpi::new(id, identity, meter)
     }
 
-    /// Applies a `CONFigure`/`MEASure` range; like the real meter this clears reading memory
-    /// and sets one sample per trigger, one trigger.
-    fn configure(&mut self, range: RangeArg) {
-        match range {
-            RangeArg::Auto => self.auto_range = true,
-            RangeArg::Fixed(r) => {
-                self.auto_range = false;
-                self.range = r;
-            }
-        }
+    /// `function`'s settings.
+    fn of(&self, function: Function) -> &Settings {
+        // `index` is below `Function::ALL.len()`, the array's length, by construction.
+        &self.settings[function.index()]
+    }
+
+    /// `function`'s settings, to change them.
+    fn of_mut(&mut self, function: Function) -> &mut Settings {
+        &mut self.settings[function.index()]
+    }
+
+    /// The settings of the function in use.
+    fn cur(&self) -> &Settings {
+        self.of(self.function)
+    }
+
+    /// Applies a `CONFigure`/`MEASure` range to `function`, which it selects; like the real
+    /// meter this clears reading memory and sets one sample per trigger, one trigger.
+    fn configure(&mut self, function: Function, range: RangeArg) {
+        self.function = function;
+        self.set_range(function, range);
         self.memory.clear();
         self.samples = 1;
         self.triggers = 1;
     }
 
-    /// The integration time in use, s: the aperture when it is enabled, NPLC otherwise.
-    fn integration(&self) -> f64 {
-        if self.aperture_on {
-            self.aperture
-        } else {
-            self.nplc / MAINS_HZ
+    /// `range` for `function`: autorange, or a fixed range with autoranging off.
+    fn set_range(&mut self, function: Function, range: RangeArg) {
+        let s = self.of_mut(function);
+        match range {
+            RangeArg::Auto => s.auto_range = true,
+            RangeArg::Fixed(r) => {
+                s.auto_range = false;
+                s.range = r;
+            }
         }
     }
 
-    /// The resolution of the present range and integration time, V.
-    fn resolution_now(&self) -> f64 {
-        let plc = self.integration() * MAINS_HZ;
+    /// The integration time `function` uses, s: the aperture when it is enabled, NPLC otherwise;
+    /// the ac functions have neither and take [`AC_READING_TIME`].
+    fn integration(&self, function: Function) -> f64 {
+        let s = self.of(function);
+        if !function.is_dc() {
+            AC_READING_TIME
+        } else if s.aperture_on {
+            s.aperture
+        } else {
+            s.nplc / MAINS_HZ
+        }
+    }
+
+    /// The resolution of `function`'s range and integration time, in its unit.
+    fn resolution_now(&self, function: Function) -> f64 {
+        let plc = self.integration(function) * MAINS_HZ;
         let step = NPLC_STEPS
             .iter()
             .rposition(|s| *s <= plc * (1.0 + 1e-9))
             .unwrap_or(0);
-        self.range * self.resolution.get(step).copied().unwrap_or(0.0)
+        self.of(function).range * self.resolution.get(step).copied().unwrap_or(0.0)
+    }
+
+    /// What the input reads in the function in use, before ranging: the standard in dc volts,
+    /// the meter's noise in the others, and an overload in the resistance functions, as the
+    /// ohms current source cannot drive a 10 V source's output (the real meter shows
+    /// `OVLD`). The first deviate of dc volts is drawn for every function so that a seed
+    /// names one sequence.
+    fn input(&mut self) -> f64 {
+        let s = *self.cur();
+        match self.function {
+            Function::VoltDc => self.standard.volts(),
+            Function::Res | Function::FRes => OVERLOAD,
+            f => {
+                let z = self.standard.normal();
+                let range = if s.auto_range {
+                    f.ranges().first().copied().unwrap_or(s.range)
+                } else {
+                    s.range
+                };
+                let noise = NOISE_OF_RANGE * range * z;
+                if f.is_dc() { noise } else { noise.abs() }
+            }
+        }
     }
 
     /// Takes one reading and returns it as it will be sent.
     fn measure(&mut self) -> f64 {
-        let value = self.standard.volts();
-        let integration = self.standard.busy(self.integration());
+        let value = self.input();
+        let integration = self.standard.busy(self.integration(self.function));
         self.busy = self.busy.saturating_add(integration);
         self.apply_range(value)
     }
@@ -325,10 +556,12 @@ impl ScpiDmm {
         if !value.is_finite() {
             return NOT_A_NUMBER;
         }
-        if self.auto_range {
-            self.range = autorange(value);
+        let function = self.function;
+        let s = self.of_mut(function);
+        if s.auto_range {
+            s.range = autorange(function, value);
         }
-        if value.abs() > OVERRANGE * self.range {
+        if value.abs() > OVERRANGE * s.range {
             OVERLOAD.copysign(value)
         } else {
             value
@@ -383,7 +616,7 @@ impl D {
         match self.memory.last().copied() {
             Some(v) => {
                 self.standard.counted(1);
-                format!("{} VDC", format_reading(v))
+                format!("{} {}", format_reading(v), self.function.unit())
             }
             None => format_reading(NOT_A_NUMBER),
         }
@@ -399,19 +632,23 @@ impl D {
     }
 }
 
-/// The smallest range that holds `value` without overloading; the top range otherwise.
-fn autorange(value: f64) -> f64 {
-    RANGES
+/// `function`'s smallest range that holds `value` without overloading; its top range otherwise.
+fn autorange(function: Function, value: f64) -> f64 {
+    let ranges = function.ranges();
+    ranges
         .iter()
         .copied()
         .find(|r| value.abs() <= OVERRANGE * r)
+        .or_else(|| ranges.last().copied())
         .unwrap_or(MAX_RANGE)
 }
 
-/// The smallest range whose nominal value covers `volts` (what `CONF:VOLT:DC 5` selects: 10 V).
-fn range_for(volts: f64) -> ScpiResult<f64> {
-    let v = volts.abs();
-    RANGES
+/// `function`'s smallest range whose nominal value covers `value` (what `CONF:VOLT:DC 5`
+/// selects: 10 V).
+fn range_for(function: Function, value: f64) -> ScpiResult<f64> {
+    let v = value.abs();
+    function
+        .ranges()
         .iter()
         .copied()
         .find(|r| v <= *r)
@@ -434,21 +671,19 @@ fn nplc_step(nplc: f64) -> ScpiResult<f64> {
 // ---------------------------------------------------------------------------------------------
 // Parameter parsing
 
-/// A number of volts: plain, or with a `V`, `MV`, `UV` or `KV` suffix.
-fn volts(token: Token<'_>) -> ScpiResult<f64> {
+/// A value in `function`'s unit: plain, or with one of its suffixes (`V`, `MV`, `UV`, `KV` for
+/// volts).
+fn quantity(function: Function, token: Token<'_>) -> ScpiResult<f64> {
     match token {
         Token::DecimalNumericProgramData(_) => f64::try_from(token),
         Token::DecimalNumericSuffixProgramData(number, suffix) => {
-            let scale = [
-                (b"V".as_slice(), 1.0),
-                (b"MV", 1e-3),
-                (b"UV", 1e-6),
-                (b"KV", 1e3),
-            ]
-            .into_iter()
-            .find(|(s, _)| s.eq_ignore_ascii_case(suffix))
-            .map(|(_, k)| k)
-            .ok_or(Error::new(ErrorCode::InvalidSuffix))?;
+            let scale = function
+                .suffixes()
+                .iter()
+                .copied()
+                .find(|(s, _)| s.eq_ignore_ascii_case(suffix))
+                .map(|(_, k)| k)
+                .ok_or(Error::new(ErrorCode::InvalidSuffix))?;
             Ok(f64::try_from(Token::DecimalNumericProgramData(number))? * scale)
         }
         _ => Err(ErrorCode::DataTypeError.into()),
@@ -461,8 +696,9 @@ enum RangeArg {
     Fixed(f64),
 }
 
-/// The `range` parameter of `CONFigure`/`MEASure`: a voltage, `MIN`, `MAX`, `DEF` or `AUTO`.
-fn range_arg(token: Option<Token<'_>>) -> ScpiResult<RangeArg> {
+/// The `range` parameter of `CONFigure`/`MEASure`: a value, `MIN`, `MAX`, `DEF` or `AUTO`.
+fn range_arg(function: Function, token: Option<Token<'_>>) -> ScpiResult<RangeArg> {
+    let limits = function.range_limits();
     match token {
         None => Ok(RangeArg::Auto),
         Some(t @ Token::CharacterProgramData(_)) => choice(
@@ -470,23 +706,26 @@ fn range_arg(token: Option<Token<'_>>) -> ScpiResult<RangeArg> {
             &[
                 (b"AUTO", RangeArg::Auto),
                 (b"DEFault", RangeArg::Auto),
-                (b"MINimum", RangeArg::Fixed(MIN_RANGE)),
-                (b"MAXimum", RangeArg::Fixed(MAX_RANGE)),
+                (b"MINimum", RangeArg::Fixed(limits.min)),
+                (b"MAXimum", RangeArg::Fixed(limits.max)),
             ],
         ),
-        Some(t) => Ok(RangeArg::Fixed(range_for(volts(t)?)?)),
+        Some(t) => Ok(RangeArg::Fixed(range_for(
+            function,
+            quantity(function, t)?,
+        )?)),
     }
 }
 
 /// The `resolution` parameter: validated, then ignored (the simulator always sends 9 digits).
-fn resolution_arg(token: Option<Token<'_>>) -> ScpiResult<()> {
+fn resolution_arg(function: Function, token: Option<Token<'_>>) -> ScpiResult<()> {
     match token {
         None => Ok(()),
         Some(t @ Token::CharacterProgramData(_)) => {
             choice(t, &[(b"MINimum", ()), (b"MAXimum", ()), (b"DEFault", ())])
         }
         Some(t) => {
-            let r = volts(t)?;
+            let r = quantity(function, t)?;
             if r.is_finite() && r > 0.0 {
                 Ok(())
             } else {
@@ -496,10 +735,10 @@ fn resolution_arg(token: Option<Token<'_>>) -> ScpiResult<()> {
     }
 }
 
-/// `[range[,resolution]]` of `CONFigure`/`MEASure`, and nothing more.
-fn configure_args(p: &mut Parameters<'_, '_>) -> ScpiResult<RangeArg> {
-    let range = range_arg(p.next_optional_token()?)?;
-    resolution_arg(p.next_optional_token()?)?;
+/// `[range[,resolution]]` of `CONFigure`/`MEASure` for `function`, and nothing more.
+fn configure_args(function: Function, p: &mut Parameters<'_, '_>) -> ScpiResult<RangeArg> {
+    let range = range_arg(function, p.next_optional_token()?)?;
+    resolution_arg(function, p.next_optional_token()?)?;
     no_more(p)?;
     Ok(range)
 }
@@ -547,6 +786,63 @@ fn respond_count(
 // ---------------------------------------------------------------------------------------------
 // The command tree
 
+/// `…:NPLCycles` of `$f`.
+macro_rules! nplc {
+    ($f:expr) => {
+        &Cmd::<D>::both(|d, p| nplc_ev(d, p, $f), |d, p, r| nplc_q(d, p, r, $f))
+    };
+}
+
+/// `…:RESolution` of `$f`.
+macro_rules! resolution {
+    ($f:expr) => {
+        &Cmd::<D>::both(
+            |d, p| resolution_ev(d, p, $f),
+            |d, p, r| resolution_q(d, p, r, $f),
+        )
+    };
+}
+
+/// `…:APERture[:TIME]` and `…:APERture:ENABled` of `$f`.
+macro_rules! aperture {
+    ($f:expr) => {
+        Branch![b"APERture";
+            Leaf!(default b"TIME" => &Cmd::<D>::both(
+                |d, p| aperture_ev(d, p, $f),
+                |d, p, r| aperture_q(d, p, r, $f)
+            )),
+            Leaf!(b"ENABled" => &Cmd::<D>::flag(
+                |d, on| d.of_mut($f).aperture_on = on,
+                |d| d.of($f).aperture_on
+            ))
+        ]
+    };
+}
+
+/// `…:RANGe[:UPPer]` and `…:RANGe:AUTO` of `$f`.
+macro_rules! range {
+    ($f:expr) => {
+        Branch![b"RANGe";
+            Leaf!(default b"UPPer" => &Cmd::<D>::both(
+                |d, p| range_ev(d, p, $f),
+                |d, p, r| range_q(d, p, r, $f)
+            )),
+            Leaf!(b"AUTO" => &Cmd::<D>::ev(|d, p| range_auto_ev(d, p, $f))
+                .and_flag(|d| d.of($f).auto_range))
+        ]
+    };
+}
+
+/// `…:ZERO:AUTO` of `$f`.
+macro_rules! zero {
+    ($f:expr) => {
+        Branch![b"ZERO";
+            Leaf!(b"AUTO" => &Cmd::<D>::ev(|d, p| zero_auto_ev(d, p, $f))
+                .and_flag(|d| d.of($f).auto_zero))
+        ]
+    };
+}
+
 const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
     Leaf!(b"*OPT" => &Cmd::text(|_| OPTIONS.to_owned())),
     Branch![b"SYSTem";
@@ -570,13 +866,27 @@ const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
     ],
     Branch![b"CONFigure";
         Branch![b"VOLTage";
-            Leaf!(default b"DC" => &Cmd::ev(conf_volt_ev))
-        ]
+            Leaf!(default b"DC" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::VoltDc))),
+            Leaf!(b"AC" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::VoltAc)))
+        ],
+        Branch![b"CURRent";
+            Leaf!(default b"DC" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::CurrDc))),
+            Leaf!(b"AC" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::CurrAc)))
+        ],
+        Leaf!(b"RESistance" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::Res))),
+        Leaf!(b"FRESistance" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::FRes)))
     ],
     Branch![b"MEASure";
         Branch![b"VOLTage";
-            Leaf!(default b"DC" => &Cmd::q(meas_volt_q))
-        ]
+            Leaf!(default b"DC" => &Cmd::<D>::q(|d, p, r| meas_q(d, p, r, Function::VoltDc))),
+            Leaf!(b"AC" => &Cmd::<D>::q(|d, p, r| meas_q(d, p, r, Function::VoltAc)))
+        ],
+        Branch![b"CURRent";
+            Leaf!(default b"DC" => &Cmd::<D>::q(|d, p, r| meas_q(d, p, r, Function::CurrDc))),
+            Leaf!(b"AC" => &Cmd::<D>::q(|d, p, r| meas_q(d, p, r, Function::CurrAc)))
+        ],
+        Leaf!(b"RESistance" => &Cmd::<D>::q(|d, p, r| meas_q(d, p, r, Function::Res))),
+        Leaf!(b"FRESistance" => &Cmd::<D>::q(|d, p, r| meas_q(d, p, r, Function::FRes)))
     ],
     Leaf!(b"READ" => &Cmd::q(read_q)),
     Leaf!(b"FETCh" => &Cmd::q(fetch_q)),
@@ -633,42 +943,71 @@ const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
     ],
     Branch![default b"SENSe";
         Branch![b"FUNCtion";
-            Leaf!(default b"ON" => &Cmd::ev_text(func_ev, |_| "\"VOLT\"".to_owned()))
+            Leaf!(default b"ON" => &Cmd::ev_text(func_ev, |d| quoted(d.function.name())))
         ],
         Branch![b"VOLTage";
             Branch![default b"DC";
-                Leaf!(b"NPLCycles" => &Cmd::both(nplc_ev, nplc_q)),
-                Leaf!(b"RESolution" => &Cmd::both(resolution_ev, resolution_q)),
-                Branch![b"APERture";
-                    Leaf!(default b"TIME" => &Cmd::both(aperture_ev, aperture_q)),
-                    Leaf!(b"ENABled" => &Cmd::<D>::flag(|d, on| d.aperture_on = on, |d| d.aperture_on))
-                ],
-                Branch![b"RANGe";
-                    Leaf!(default b"UPPer" => &Cmd::both(range_ev, range_q)),
-                    Leaf!(b"AUTO" => &Cmd::ev(range_auto_ev).and_flag(|d| d.auto_range))
-                ],
-                Branch![b"ZERO";
-                    Leaf!(b"AUTO" => &Cmd::ev(zero_auto_ev).and_flag(|d| d.auto_zero))
-                ],
+                Leaf!(b"NPLCycles" => nplc!(Function::VoltDc)),
+                Leaf!(b"RESolution" => resolution!(Function::VoltDc)),
+                aperture!(Function::VoltDc),
+                range!(Function::VoltDc),
+                zero!(Function::VoltDc),
                 Branch![b"IMPedance";
                     Leaf!(b"AUTO" => &Cmd::<D>::flag(|d, on| d.impedance_auto = on, |d| d.impedance_auto))
                 ]
+            ],
+            // The real meter has no NPLC, aperture, resolution or auto-zero for ac: those headers
+            // are undefined (-113) here as there.
+            Branch![b"AC";
+                range!(Function::VoltAc)
             ]
+        ],
+        Branch![b"CURRent";
+            Branch![default b"DC";
+                Leaf!(b"NPLCycles" => nplc!(Function::CurrDc)),
+                Leaf!(b"RESolution" => resolution!(Function::CurrDc)),
+                aperture!(Function::CurrDc),
+                range!(Function::CurrDc),
+                zero!(Function::CurrDc)
+            ],
+            Branch![b"AC";
+                range!(Function::CurrAc)
+            ]
+        ],
+        Branch![b"RESistance";
+            Leaf!(b"NPLCycles" => nplc!(Function::Res)),
+            Leaf!(b"RESolution" => resolution!(Function::Res)),
+            aperture!(Function::Res),
+            range!(Function::Res),
+            zero!(Function::Res)
+        ],
+        // No `ZERO:AUTO`: 4-wire ohms always auto-zero (Truevolt manual lists the command for dc
+        // volts, dc current and 2-wire ohms only).
+        Branch![b"FRESistance";
+            Leaf!(b"NPLCycles" => nplc!(Function::FRes)),
+            Leaf!(b"RESolution" => resolution!(Function::FRes)),
+            aperture!(Function::FRes),
+            range!(Function::FRes)
         ]
     ]
 ];
 
-/// `CONFigure:VOLTage[:DC] [range|MIN|MAX|DEF|AUTO[,resolution]]`.
-fn conf_volt_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
-    let range = configure_args(p)?;
-    d.configure(range);
+/// `CONFigure:<function> [range|MIN|MAX|DEF|AUTO[,resolution]]`: selects the function.
+fn conf_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
+    let range = configure_args(f, p)?;
+    d.configure(f, range);
     Ok(())
 }
 
-/// `MEASure:VOLTage[:DC]? [range|MIN|MAX|DEF|AUTO[,resolution]]`: configure, then read.
-fn meas_volt_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
-    let range = configure_args(p)?;
-    d.configure(range);
+/// `MEASure:<function>? [range|MIN|MAX|DEF|AUTO[,resolution]]`: configure, then read.
+fn meas_q(
+    d: &mut D,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+    f: Function,
+) -> ScpiResult<()> {
+    let range = configure_args(f, p)?;
+    d.configure(f, range);
     read_q(d, p, r)
 }
 
@@ -767,30 +1106,30 @@ fn trig_source_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     Ok(())
 }
 
-/// `[SENSe:]VOLTage[:DC]:NPLCycles <n>|MIN|MAX|DEF`; selecting NPLC turns the aperture off.
-fn nplc_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+/// `[SENSe:]<function>:NPLCycles <n>|MIN|MAX|DEF`; selecting NPLC turns the aperture off.
+fn nplc_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
     let nplc = NPLC_LIMITS.parse(p.next_token()?, |t| nplc_step(f64::try_from(t)?))?;
     no_more(p)?;
-    d.nplc = nplc;
-    d.aperture_on = false;
+    let s = d.of_mut(f);
+    s.nplc = nplc;
+    s.aperture_on = false;
     Ok(())
 }
 
-/// `[SENSe:]FUNCtion[:ON] "<function>"`: the simulated meter measures dc volts only, so any
-/// other function is refused with -224 "Illegal parameter value" (the real meter has them).
-fn func_ev(_: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+/// `[SENSe:]FUNCtion[:ON] "<function>"`: one of the functions of [`Function`]; others (the real
+/// meter's frequency, temperature, … which the simulator lacks) are refused with -224 "Illegal
+/// parameter value".
+fn func_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let name: &[u8] = p.next_data()?;
     no_more(p)?;
-    match name.to_ascii_uppercase().as_slice() {
-        b"VOLT" | b"VOLTAGE" | b"VOLT:DC" | b"VOLTAGE:DC" => Ok(()),
-        _ => Err(ErrorCode::IllegalParameterValue.into()),
-    }
+    d.function = Function::parse(name).ok_or(Error::new(ErrorCode::IllegalParameterValue))?;
+    Ok(())
 }
 
-/// `[SENSe:]VOLTage[:DC]:RESolution <volts>|MIN|MAX|DEF`: the meter picks the shortest
-/// integration time whose resolution on the present range is at least this fine (MIN is the
+/// `[SENSe:]<function>:RESolution <value>|MIN|MAX|DEF`: the meter picks the shortest
+/// integration time whose resolution on the function's range is at least this fine (MIN is the
 /// finest, MAX the coarsest).
-fn resolution_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+fn resolution_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
     let t = p.next_token()?;
     no_more(p)?;
     let step = match t {
@@ -803,35 +1142,49 @@ fn resolution_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
             ],
         )?,
         t => {
-            let wanted = volts(t)?;
+            let wanted = quantity(f, t)?;
             if !(wanted.is_finite() && wanted > 0.0) {
                 return Err(ErrorCode::DataOutOfRange.into());
             }
+            let range = d.of(f).range;
             d.resolution
                 .iter()
-                .position(|f| f * d.range <= wanted * (1.0 + 1e-6))
+                .position(|k| k * range <= wanted * (1.0 + 1e-6))
                 .ok_or(Error::new(ErrorCode::DataOutOfRange))?
         }
     };
-    d.nplc = NPLC_STEPS.get(step).copied().unwrap_or(DEFAULT_NPLC);
-    d.aperture_on = false;
+    let s = d.of_mut(f);
+    s.nplc = NPLC_STEPS.get(step).copied().unwrap_or(DEFAULT_NPLC);
+    s.aperture_on = false;
     Ok(())
 }
 
-fn resolution_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+fn resolution_q(
+    d: &mut D,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+    f: Function,
+) -> ScpiResult<()> {
     no_more(p)?;
-    respond_text(r, &format_reading(d.resolution_now()))
+    respond_text(r, &format_reading(d.resolution_now(f)))
 }
 
-/// `[SENSe:]VOLTage[:DC]:APERture <seconds>|MIN|MAX|DEF`: also enables the aperture.
-fn aperture_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
-    d.aperture = APERTURE_LIMITS.setting(p)?;
-    d.aperture_on = true;
+/// `[SENSe:]<function>:APERture <seconds>|MIN|MAX|DEF`: also enables the aperture.
+fn aperture_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
+    let aperture = APERTURE_LIMITS.setting(p)?;
+    let s = d.of_mut(f);
+    s.aperture = aperture;
+    s.aperture_on = true;
     Ok(())
 }
 
-fn aperture_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
-    respond_setting(r, p, APERTURE_LIMITS, d.aperture)
+fn aperture_q(
+    d: &mut D,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+    f: Function,
+) -> ScpiResult<()> {
+    respond_setting(r, p, APERTURE_LIMITS, d.of(f).aperture)
 }
 
 /// `DISPlay:TEXT[:DATA] "<text>"`: shown until `DISPlay:TEXT:CLEar`.
@@ -854,40 +1207,64 @@ fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-fn nplc_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
-    respond_setting(r, p, NPLC_LIMITS, d.nplc)
+fn nplc_q(
+    d: &mut D,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+    f: Function,
+) -> ScpiResult<()> {
+    respond_setting(r, p, NPLC_LIMITS, d.of(f).nplc)
 }
 
-/// `[SENSe:]VOLTage[:DC]:RANGe[:UPPer] <range>|MIN|MAX|DEF`: a fixed range, autoranging off.
-fn range_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
-    let range = RANGE_LIMITS.parse(p.next_token()?, |t| range_for(volts(t)?))?;
+/// `[SENSe:]<function>:RANGe[:UPPer] <range>|MIN|MAX|DEF`: a fixed range, autoranging off. Like
+/// `CONFigure` it clears reading memory and sets one sample, one trigger, but it does not select
+/// the function.
+fn range_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
+    let range = f
+        .range_limits()
+        .parse(p.next_token()?, |t| range_for(f, quantity(f, t)?))?;
     no_more(p)?;
-    d.configure(RangeArg::Fixed(range));
+    d.set_range(f, RangeArg::Fixed(range));
+    d.memory.clear();
+    d.samples = 1;
+    d.triggers = 1;
     Ok(())
 }
 
-fn range_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
-    respond_setting(r, p, RANGE_LIMITS, d.range)
+fn range_q(
+    d: &mut D,
+    p: &mut Parameters<'_, '_>,
+    r: &mut ResponseUnit<'_>,
+    f: Function,
+) -> ScpiResult<()> {
+    respond_setting(r, p, f.range_limits(), d.of(f).range)
 }
 
-/// `[SENSe:]VOLTage[:DC]:RANGe:AUTO ON|OFF|ONCE`. ONCE picks the range for the present input and
+/// `[SENSe:]<function>:RANGe:AUTO ON|OFF|ONCE`. ONCE picks the range for the present input and
 /// then holds it.
-fn range_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
+fn range_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
     match on_off_once(p)? {
-        Some(on) => d.auto_range = on,
+        Some(on) => d.of_mut(f).auto_range = on,
         None => {
-            let value = d.standard.params.artefact_value(d.standard.days());
-            d.range = autorange(value);
-            d.auto_range = false;
+            // The input without its noise: the standard in dc volts, nothing in the ac and
+            // current functions, an overload in ohms (see `input`).
+            let value = match f {
+                Function::VoltDc => d.standard.params.artefact_value(d.standard.days()),
+                Function::Res | Function::FRes => OVERLOAD,
+                _ => 0.0,
+            };
+            let s = d.of_mut(f);
+            s.range = autorange(f, value);
+            s.auto_range = false;
         }
     }
     Ok(())
 }
 
-/// `[SENSe:]VOLTage[:DC]:ZERO:AUTO ON|OFF|ONCE`; accepted and reported, with no effect on the
+/// `[SENSe:]<function>:ZERO:AUTO ON|OFF|ONCE`; accepted and reported, with no effect on the
 /// simulated readings. ONCE zeroes once and leaves auto-zero off, as the meter does.
-fn zero_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
-    d.auto_zero = on_off_once(p)?.unwrap_or(false);
+fn zero_auto_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()> {
+    d.of_mut(f).auto_zero = on_off_once(p)?.unwrap_or(false);
     Ok(())
 }
 
@@ -1102,7 +1479,7 @@ mod tests {
             "VOLT:DC:FOO 1",
             "SYST:ERR:BOGUS?",
             "MEAS?",
-            "CONF:CURR:DC",
+            "CONF:FREQ",
         ] {
             assert_eq!(q(&mut d, cmd), "", "{cmd}");
             assert_eq!(errors(&mut d), ["-113,\"Undefined header\""], "{cmd}");
@@ -1567,12 +1944,12 @@ mod tests {
     }
 
     #[test]
-    fn function_is_dc_volts_and_quoted() {
+    fn function_is_quoted_and_unknown_functions_refused() {
         let mut d = truevolt(PersonalityId::Keysight34470a);
         assert_eq!(q(&mut d, "SENS:FUNC?"), "\"VOLT\"\n");
         assert_eq!(q(&mut d, "FUNC \"VOLT:DC\";FUNC?"), "\"VOLT\"\n");
         assert_eq!(q(&mut d, "SENSe:FUNCtion:ON \"VOLT\""), "");
-        assert_eq!(q(&mut d, "FUNC \"RES\""), "");
+        assert_eq!(q(&mut d, "FUNC \"FREQ\""), "");
         assert_eq!(q(&mut d, "FUNC VOLT"), "");
         assert_eq!(
             errors(&mut d),
@@ -1581,6 +1958,212 @@ mod tests {
                 "-104,\"Data type error\""
             ]
         );
+    }
+
+    // --- Measurement functions --------------------------------------------------------------
+
+    /// The bounds of a noise reading on `range`: ten standard deviations.
+    fn noise_bound(range: f64) -> f64 {
+        10.0 * NOISE_OF_RANGE * range
+    }
+
+    #[test]
+    fn function_switches_and_answers_the_short_form() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        for (name, short) in [
+            ("VOLT:AC", "VOLT:AC"),
+            ("voltage:ac", "VOLT:AC"),
+            ("CURRent", "CURR"),
+            ("curr:dc", "CURR"),
+            ("CURR:AC", "CURR:AC"),
+            ("RESistance", "RES"),
+            ("FRES", "FRES"),
+            ("VOLTage:DC", "VOLT"),
+        ] {
+            assert_eq!(
+                q(&mut d, &format!("FUNC \"{name}\";FUNC?")),
+                format!("\"{short}\"\n"),
+                "{name}"
+            );
+        }
+        q(&mut d, "FUNC \"CURR\"");
+        for bad in ["FREQ", "RES:AC", "VOLT:AC:DC", "", "VOL", "CURRENTS"] {
+            assert_eq!(q(&mut d, &format!("FUNC \"{bad}\"")), "", "{bad}");
+            assert_eq!(
+                errors(&mut d),
+                ["-224,\"Illegal parameter value\""],
+                "{bad}"
+            );
+        }
+        // A refused function leaves the one in use.
+        assert_eq!(q(&mut d, "FUNC?"), "\"CURR\"\n");
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "FUNC?"), "\"VOLT\"\n");
+    }
+
+    #[test]
+    fn each_function_keeps_its_own_settings() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        q(
+            &mut d,
+            "VOLT:NPLC 1;:CURR:NPLC 0.2;:RES:NPLC 100;:FRES:APER 0.01",
+        );
+        q(
+            &mut d,
+            "VOLT:RANG 1;:CURR:RANG 1e-3;:RES:RANG 10e3;:VOLT:AC:RANG 100",
+        );
+        q(&mut d, "CURR:ZERO:AUTO OFF");
+        assert!(errors(&mut d).is_empty());
+        for f in ["VOLT", "VOLT:AC", "CURR", "CURR:AC", "RES", "FRES", "VOLT"] {
+            q(&mut d, &format!("FUNC \"{f}\""));
+            assert_eq!(q(&mut d, "VOLT:NPLC?"), "+1.00000000E+00\n", "{f}");
+            assert_eq!(q(&mut d, "CURR:NPLC?"), "+2.00000000E-01\n", "{f}");
+            assert_eq!(q(&mut d, "RES:NPLC?"), "+1.00000000E+02\n", "{f}");
+            assert_eq!(q(&mut d, "FRES:NPLC?"), "+1.00000000E+01\n", "{f}");
+            assert_eq!(q(&mut d, "FRES:APER:ENAB?"), "1\n", "{f}");
+            assert_eq!(q(&mut d, "RES:APER:ENAB?"), "0\n", "{f}");
+            assert_eq!(q(&mut d, "FRES:APER?"), "+1.00000000E-02\n", "{f}");
+            assert_eq!(q(&mut d, "VOLT:RANG?"), "+1.00000000E+00\n", "{f}");
+            assert_eq!(q(&mut d, "CURR:RANG?"), "+1.00000000E-03\n", "{f}");
+            assert_eq!(q(&mut d, "RES:RANG?"), "+1.00000000E+04\n", "{f}");
+            assert_eq!(q(&mut d, "VOLT:AC:RANG?"), "+1.00000000E+02\n", "{f}");
+            assert_eq!(q(&mut d, "CURR:AC:RANG:AUTO?"), "1\n", "{f}");
+            assert_eq!(q(&mut d, "VOLT:AC:RANG:AUTO?"), "0\n", "{f}");
+            assert_eq!(q(&mut d, "CURR:ZERO:AUTO?"), "0\n", "{f}");
+            assert_eq!(q(&mut d, "VOLT:ZERO:AUTO?"), "1\n", "{f}");
+            assert_eq!(q(&mut d, "RES:ZERO:AUTO?"), "1\n", "{f}");
+        }
+        // `*RST` returns every function to its defaults.
+        q(&mut d, "*RST");
+        assert_eq!(q(&mut d, "RES:NPLC?"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "CURR:ZERO:AUTO?"), "1\n");
+        assert_eq!(q(&mut d, "FRES:APER:ENAB?"), "0\n");
+    }
+
+    #[test]
+    fn each_function_has_its_range_table() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        for (cmd, reply) in [
+            ("VOLT:AC:RANG? MAX", "+7.50000000E+02"),
+            ("VOLT:AC:RANG? MIN", "+1.00000000E-01"),
+            ("CURR:RANG? MIN", "+1.00000000E-06"),
+            ("CURR:RANG? MAX", "+3.00000000E+00"),
+            ("CURR:AC:RANG? MIN", "+1.00000000E-04"),
+            ("RES:RANG? MAX", "+1.00000000E+09"),
+            ("FRES:RANG? MIN", "+1.00000000E+02"),
+        ] {
+            assert_eq!(q(&mut d, cmd), format!("{reply}\n"), "{cmd}");
+        }
+        // A value selects the smallest range that covers it, in the function's own unit.
+        for (cmd, query, reply) in [
+            ("CURR:RANG 0.002", "CURR:RANG?", "+1.00000000E-02"),
+            ("CURR:RANG 20 UA", "CURR:RANG?", "+1.00000000E-04"),
+            ("RES:RANG 5 KOHM", "RES:RANG?", "+1.00000000E+04"),
+            ("FRES:RANG 2 MOHM", "FRES:RANG?", "+1.00000000E+07"),
+            ("VOLT:AC:RANG 200", "VOLT:AC:RANG?", "+7.50000000E+02"),
+        ] {
+            q(&mut d, cmd);
+            assert_eq!(q(&mut d, query), format!("{reply}\n"), "{cmd}");
+        }
+        for cmd in ["CURR:RANG 5", "VOLT:AC:RANG 800", "RES:RANG 2e9"] {
+            q(&mut d, cmd);
+            assert_eq!(errors(&mut d), ["-222,\"Data out of range\""], "{cmd}");
+        }
+        q(&mut d, "CURR:RANG 1 V");
+        assert_eq!(errors(&mut d), ["-131,\"Invalid suffix\""]);
+    }
+
+    #[test]
+    fn ac_functions_have_no_integration_settings() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        for cmd in [
+            "VOLT:AC:NPLC 1",
+            "VOLT:AC:NPLC?",
+            "CURR:AC:NPLC?",
+            "VOLT:AC:APER 0.1",
+            "CURR:AC:APER:ENAB?",
+            "VOLT:AC:RES?",
+            "VOLT:AC:ZERO:AUTO OFF",
+            "CURR:AC:ZERO:AUTO?",
+            // Four-wire ohms always auto-zero.
+            "FRES:ZERO:AUTO OFF",
+        ] {
+            assert_eq!(q(&mut d, cmd), "", "{cmd}");
+            assert_eq!(errors(&mut d), ["-113,\"Undefined header\""], "{cmd}");
+        }
+    }
+
+    #[test]
+    fn readings_follow_the_function() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "FUNC \"VOLT:AC\"");
+        let v = reading(&q(&mut d, "READ?"));
+        assert!((0.0..noise_bound(0.1)).contains(&v), "{v}");
+        assert_eq!(q(&mut d, "VOLT:AC:RANG?"), "+1.00000000E-01\n");
+        assert!(q(&mut d, "DATA:LAST?").ends_with(" VAC\n"));
+        q(&mut d, "FUNC \"CURR\"");
+        let v = reading(&q(&mut d, "READ?"));
+        assert!(v.abs() < noise_bound(1e-6), "{v}");
+        assert_eq!(q(&mut d, "CURR:RANG?"), "+1.00000000E-06\n");
+        assert!(q(&mut d, "DATA:LAST?").ends_with(" ADC\n"));
+        // On a fixed range the noise is that range's.
+        q(&mut d, "CURR:AC:RANG 1;:FUNC \"CURR:AC\"");
+        let v = reading(&q(&mut d, "READ?"));
+        assert!((0.0..noise_bound(1.0)).contains(&v), "{v}");
+        for f in ["RES", "FRES"] {
+            q(&mut d, &format!("FUNC \"{f}\""));
+            assert_eq!(q(&mut d, "READ?"), "+9.90000000E+37\n", "{f}");
+            assert_eq!(q(&mut d, "DATA:LAST?"), "+9.90000000E+37 OHM\n", "{f}");
+            assert_eq!(q(&mut d, &format!("{f}:RANG?")), "+1.00000000E+09\n", "{f}");
+        }
+        q(&mut d, "FUNC \"VOLT\"");
+        assert_eq!(q(&mut d, "READ?"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "DATA:LAST?"), "+1.00000000E+01 VDC\n");
+        assert!(errors(&mut d).is_empty());
+    }
+
+    #[test]
+    fn configure_and_measure_select_the_function() {
+        let (mut d, _) = meter(ideal());
+        q(&mut d, "CONF:RES 1e4");
+        assert_eq!(q(&mut d, "FUNC?"), "\"RES\"\n");
+        assert_eq!(q(&mut d, "RES:RANG?;RANG:AUTO?"), "+1.00000000E+04;0\n");
+        q(&mut d, "CONF:CURR 2 MA");
+        assert_eq!(q(&mut d, "FUNC?;:CURR:RANG?"), "\"CURR\";+1.00000000E-02\n");
+        let v = reading(&q(&mut d, "MEAS:CURR:AC?"));
+        assert!((0.0..noise_bound(1e-4)).contains(&v), "{v}");
+        assert_eq!(q(&mut d, "FUNC?"), "\"CURR:AC\"\n");
+        assert_eq!(q(&mut d, "MEAS:FRES? 100"), "+9.90000000E+37\n");
+        assert_eq!(q(&mut d, "FUNC?"), "\"FRES\"\n");
+        let v = reading(&q(&mut d, "MEAS:VOLT:AC? 10"));
+        assert!((0.0..noise_bound(10.0)).contains(&v), "{v}");
+        assert_eq!(q(&mut d, "MEAS:VOLT?"), "+1.00000000E+01\n");
+        assert_eq!(q(&mut d, "FUNC?"), "\"VOLT\"\n");
+        assert!(errors(&mut d).is_empty());
+        q(&mut d, "CONF:CURR 1 V");
+        assert_eq!(errors(&mut d), ["-131,\"Invalid suffix\""]);
+        // A refused CONFigure changes nothing.
+        assert_eq!(q(&mut d, "FUNC?"), "\"VOLT\"\n");
+    }
+
+    #[test]
+    fn resolution_and_range_once_follow_the_function() {
+        let mut d = truevolt(PersonalityId::Keysight34470a);
+        // 34470A at 1 NPLC: 0.1 ppm of range; at 10 NPLC: 0.03 ppm.
+        q(&mut d, "CURR:RANG 1e-3;NPLC 1");
+        assert_eq!(q(&mut d, "CURR:RES?"), "+1.00000000E-10\n");
+        q(&mut d, "RES:RANG 1e3");
+        assert_eq!(q(&mut d, "RES:RES?"), "+3.00000000E-05\n");
+        q(&mut d, "RES:RES 1e-4");
+        assert_eq!(q(&mut d, "RES:NPLC?"), "+1.00000000E+00\n");
+        q(
+            &mut d,
+            "CURR:RANG:AUTO ONCE;:RES:RANG:AUTO ONCE;:VOLT:AC:RANG:AUTO ONCE",
+        );
+        assert_eq!(q(&mut d, "CURR:RANG?;RANG:AUTO?"), "+1.00000000E-06;0\n");
+        assert_eq!(q(&mut d, "RES:RANG?"), "+1.00000000E+09\n");
+        assert_eq!(q(&mut d, "VOLT:AC:RANG?"), "+1.00000000E-01\n");
+        assert!(errors(&mut d).is_empty());
     }
 
     #[test]
@@ -1767,6 +2350,11 @@ mod tests {
             Just("SYST:LFR?"),
             Just("SYST:LIC:CAT?"),
             Just("FUNC"),
+            Just(" \"CURR:AC\""),
+            Just(" \"FRES\""),
+            Just("CURR:"),
+            Just("RES:"),
+            Just("VOLT:AC:"),
             Just("VOLT:RES"),
             Just("VOLT:APER"),
             Just(":ENAB"),
@@ -1833,6 +2421,21 @@ mod tests {
             // Still a working meter afterwards.
             q(&mut d, "*CLS");
             prop_assert_eq!(q(&mut d, "*OPC?"), "1\n");
+        }
+
+        #[test]
+        fn function_names_parse_in_any_case_and_garbage_is_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..16),
+            index in 0..Function::ALL.len(),
+            lower in any::<bool>(),
+        ) {
+            // Arbitrary bytes never panic, and what parses names itself again.
+            if let Some(f) = Function::parse(&bytes) {
+                prop_assert_eq!(Function::parse(f.name().as_bytes()), Some(f));
+            }
+            let f = Function::ALL[index];
+            let name = if lower { f.name().to_ascii_lowercase() } else { f.name().to_owned() };
+            prop_assert_eq!(Function::parse(name.as_bytes()), Some(f));
         }
 
         #[test]
