@@ -177,6 +177,37 @@ def qcodes_truevolt(cls_name: str) -> Callable[[str], None]:
             dmm.trigger.count(1)
             dmm.sample.count(1)
             expect_reading("volt", dmm.volt())
+            # The driver's other readings switch function, read and switch back to dc volts.
+            # With the 10 V standard on the voltage terminals the simulator's ohms functions
+            # overload (the driver sends that as infinity) and the ac and current functions
+            # read the meter's noise, near zero.
+            expect("2-wire resistance", dmm.res(), math.inf)
+            expect("4-wire resistance", dmm.four_wire_res(), math.inf)
+            expect("ac volts near zero", 0.0 <= dmm.ac_volt() < 1e-3, True)
+            expect("dc current near zero", abs(dmm.curr()) < 1e-6, True)
+            expect("ac current near zero", 0.0 <= dmm.ac_curr() < 1e-6, True)
+            expect("function after readings", dmm.sense_function(), "DC Voltage")
+            # Settings follow the function in use and each function keeps its own.
+            dmm.sense_function("2 Wire Resistance")
+            expect("sense function", dmm.sense_function(), "2 Wire Resistance")
+            dmm.NPLC(1)
+            expect("resistance NPLC", dmm.NPLC(), 1.0)
+            dmm.autozero("OFF")
+            expect("resistance autozero", dmm.autozero(), "OFF")
+            dmm.sense_function("DC Current")
+            dmm.aperture_time(0.01)
+            expect("dc current aperture", dmm.aperture_time(), 0.01)
+            dmm.sense_function("DC Voltage")
+            expect("dc volts NPLC kept", dmm.NPLC(), 10.0)
+            expect("dc volts autozero kept", dmm.autozero(), "ON")
+            expect("dc volts aperture mode kept", dmm.aperture_mode(), "OFF")
+            # The ac functions have no integration time: the header is undefined, as on the
+            # real meter.
+            dmm.sense_function("AC Voltage")
+            dmm.write("SENSe:VOLTage:AC:NPLC 1")
+            expect("ac NPLC", dmm.error(), (-113, "Undefined header"))
+            dmm.sense_function("DC Voltage")
+            expect_reading("volt after switching", dmm.volt())
             dmm.display.text("tsagent")
             expect("display text", dmm.display.text(), "tsagent")
             dmm.display.clear()
