@@ -13,9 +13,20 @@
 //! definite-length block (big-endian, or little-endian after `FORMat:BORDer SWAP`) followed by
 //! LF; `R?` always sends a block, holding ASCII text in ASCII format, as the Truevolt meters do.
 //!
+//! The meter switches function as the Truevolt meters do: `[SENSe:]FUNCtion[:ON] "<f>"`,
+//! `CONFigure:<f>` and `MEASure:<f>?` select dc volts (`"VOLT"`), ac volts (`"VOLT:AC"`), dc and
+//! ac current (`"CURR"`, `"CURR:AC"`) and 2- and 4-wire ohms (`"RES"`, `"FRES"`); `FUNCtion?`
+//! answers the quoted short form. Each function keeps its own range (its own table), autorange,
+//! NPLC, aperture and auto-zero under `[SENSe:]<f>:…`, whichever is in use. As on the meters the
+//! ac functions have no NPLC, aperture, resolution or auto-zero, and 4-wire ohms no auto-zero:
+//! those headers are undefined (-113). The input is the 10 V standard on the voltage terminals:
+//! dc volts read it; the ac and current functions read the meter's noise near zero
+//! ([`NOISE_OF_RANGE`]); the ohms functions overload (`+9.9E+37`), as the ohms source cannot
+//! drive a live 10 V output.
+//!
 //! What QCoDeS's and PyMeasure's Truevolt drivers send at start and for their common settings is
 //! answered as the Truevolt manual gives it: `*OPT?`, `SYSTem:LFRequency?` (`+50`),
-//! `SYSTem:LICense:CATalog?`, `[SENSe:]FUNCtion[:ON]` (dc volts only; `"VOLT"`),
+//! `SYSTem:LICense:CATalog?`,
 //! `…:RESolution` (from the model's resolution table, range × factor at the NPLC in use; setting
 //! it selects the NPLC), `…:APERture[:ENABled]` (NPLC and aperture turn each other off),
 //! `TRIGger:DELay[:AUTO]`, `TRIGger:SLOPe`, `TRIGger:LEVel`, `SAMPle:SOURce`, `SAMPle:TIMer`,
@@ -43,17 +54,20 @@ const RANGES: [f64; 5] = [MIN_RANGE, 1.0, 10.0, 100.0, MAX_RANGE];
 const MIN_RANGE: f64 = 0.1;
 const MAX_RANGE: f64 = 1000.0;
 
-/// Ac voltage ranges, V (Truevolt data sheet: 100 mV to 750 V).
+/// Ac voltage ranges, V. Unconfirmed: 100 mV to 750 V is the Truevolt data sheet as we remember
+/// it; the manual page was not found.
 const AC_VOLT_RANGES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 750.0];
 
-/// Dc current ranges, A, on the 3 A terminals (Truevolt data sheet: 1 µA to 3 A). The 10 A
-/// terminal (`CURRent:TERMinals 10`) is not simulated.
+/// Dc current ranges, A, on the 3 A terminals; the 10 A terminal (`CURRent:TERMinals 10`) is not
+/// simulated. The manual's `CURRent:{AC|DC}:RANGe` lists 100 µA to 3 A for the Truevolt series.
+/// Unconfirmed: the 1 µA and 10 µA ranges are the 34465A/34470A data sheet's as we remember it.
 const DC_CURRENT_RANGES: [f64; 8] = [1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 0.1, 1.0, 3.0];
 
-/// Ac current ranges, A, on the 3 A terminals (Truevolt data sheet: 100 µA to 3 A).
+/// Ac current ranges, A, on the 3 A terminals (Truevolt manual, `CURRent:{AC|DC}:RANGe`).
 const AC_CURRENT_RANGES: [f64; 6] = [100e-6, 1e-3, 10e-3, 0.1, 1.0, 3.0];
 
-/// Resistance ranges, Ω, 2- and 4-wire (Truevolt data sheet: 100 Ω to 1 GΩ).
+/// Resistance ranges, Ω, 2- and 4-wire. Unconfirmed: 100 Ω to 1 GΩ is the 34465A/34470A data
+/// sheet as we remember it; the manual page was not found.
 const OHM_RANGES: [f64; 8] = [100.0, 1e3, 10e3, 100e3, 1e6, 10e6, 100e6, 1e9];
 
 /// What the ac and current functions read with the standard on the voltage terminals: nothing
@@ -370,7 +384,8 @@ pub(crate) struct ScpiDmm {
     swapped: bool,
     /// Wall time the readings of the current message would take; the server waits it out.
     busy: Duration,
-    /// Resolution per NPLC step, this model's.
+    /// Resolution per NPLC step, this model's. Unconfirmed for current and ohms: the same parts
+    /// of the range as dc volts.
     resolution: &'static [f64; 9],
     /// `TRIGger:DELay`, s, and whether the meter chooses it (`TRIGger:DELay:AUTO`).
     trigger_delay: f64,
@@ -1118,7 +1133,8 @@ fn nplc_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()>
 
 /// `[SENSe:]FUNCtion[:ON] "<function>"`: one of the functions of [`Function`]; others (the real
 /// meter's frequency, temperature, … which the simulator lacks) are refused with -224 "Illegal
-/// parameter value".
+/// parameter value". Unconfirmed: reading memory is kept across the change (the manual page on
+/// when memory is cleared was not found), so `DATA:LAST?` then names the new function's unit.
 fn func_ev(d: &mut D, p: &mut Parameters<'_, '_>) -> ScpiResult<()> {
     let name: &[u8] = p.next_data()?;
     no_more(p)?;
