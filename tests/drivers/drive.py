@@ -223,6 +223,18 @@ def qcodes_truevolt(cls_name: str) -> Callable[[str], None]:
     return run
 
 
+def qcodes_keithley_basics(dmm, model: str, range_for_10v: float) -> None:
+    """What QCoDeS's Keithley drivers share: the identity, DC volts, NPLC, and the range a
+    10 V setting gives on this model."""
+    expect("IDN model", dmm.IDN()["model"], model)
+    dmm.mode("dc voltage")
+    expect("mode", dmm.mode(), "dc voltage")
+    dmm.nplc(1)
+    expect("nplc", dmm.nplc(), 1.0)
+    dmm.range(10)
+    expect("range", dmm.range(), range_for_10v)
+
+
 def qcodes_dmm6500(resource: str) -> None:
     from qcodes.instrument_drivers.Keithley import Keithley6500
 
@@ -230,13 +242,7 @@ def qcodes_dmm6500(resource: str) -> None:
         "dmm6500", resource, visalib="@py", terminator=TERM, timeout=TIMEOUT_MS / 1000
     )
     try:
-        expect("IDN model", dmm.IDN()["model"], "DMM6500")
-        dmm.mode("dc voltage")
-        expect("mode", dmm.mode(), "dc voltage")
-        dmm.nplc(1)
-        expect("nplc", dmm.nplc(), 1.0)
-        dmm.range(10)
-        expect("range", dmm.range(), 10.0)
+        qcodes_keithley_basics(dmm, "DMM6500", 10.0)
         # QCoDeS 0.58 parses this flag with bool() of the reply text, so the meter's `0` reads
         # as True: a driver bug (any real DMM6500 sends `0` too). The reply is checked instead.
         expect("auto range reply", dmm.ask("SENS:VOLT:DC:RANG:AUTO?"), "0")
@@ -369,13 +375,7 @@ def qcodes_2000_on_2002(resource: str) -> None:
 
     dmm = Keithley2000("k2002", resource, visalib="@py", terminator=TERM, timeout=TIMEOUT_MS / 1000)
     try:
-        expect("IDN model", dmm.IDN()["model"], "2002")
-        dmm.mode("dc voltage")
-        expect("mode", dmm.mode(), "dc voltage")
-        dmm.nplc(1)
-        expect("nplc", dmm.nplc(), 1.0)
-        dmm.range(10)
-        expect("range", dmm.range(), 20.0)
+        qcodes_keithley_basics(dmm, "2002", 20.0)
         dmm.auto_range_enabled(True)
         expect("auto range", dmm.auto_range_enabled(), True)
         dmm.trigger_count(1)
