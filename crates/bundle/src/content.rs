@@ -97,6 +97,9 @@ pub struct ReadingsCheck {
     previous: Option<u64>,
     count: u64,
     used: BTreeSet<u64>,
+    /// The instrument of the reading before, already found in `names` and put in `used`: readings
+    /// come in runs of one instrument, so most need neither the map nor the set.
+    last_instrument: Option<(u64, String)>,
     canonical: Vec<u8>,
 }
 
@@ -120,6 +123,7 @@ impl ReadingsCheck {
             previous: None,
             count: 0,
             used: BTreeSet::new(),
+            last_instrument: None,
             canonical: Vec::new(),
         })
     }
@@ -162,14 +166,21 @@ impl ReadingsCheck {
                 utc_us: r.utc_us,
             });
         }
-        if self.names.get(&r.instrument_id).map(String::as_str) != Some(instrument) {
-            return Err(ContentError::UnknownInstrument {
-                seq: r.seq,
-                id: r.instrument_id,
-                name: instrument.to_owned(),
-            });
+        let same_as_last = self
+            .last_instrument
+            .as_ref()
+            .is_some_and(|(id, name)| *id == r.instrument_id && name == instrument);
+        if !same_as_last {
+            if self.names.get(&r.instrument_id).map(String::as_str) != Some(instrument) {
+                return Err(ContentError::UnknownInstrument {
+                    seq: r.seq,
+                    id: r.instrument_id,
+                    name: instrument.to_owned(),
+                });
+            }
+            self.used.insert(r.instrument_id);
+            self.last_instrument = Some((r.instrument_id, instrument.to_owned()));
         }
-        self.used.insert(r.instrument_id);
         self.chain = r.chain_after_in(&self.chain, &mut self.canonical);
         if self.chain != *chain {
             return Err(ContentError::ChainMismatch { seq: r.seq });
@@ -232,6 +243,94 @@ impl EventsCheck {
             count: self.count,
             first_id: self.first,
             last_id: self.previous,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::ReadingStatus;
+    use proptest::prelude::*;
+
+    fn instruments() -> Vec<InstrumentInfo> {
+        [(1, "a"), (2, "b")]
+            .into_iter()
+            .map(|(id, name)| InstrumentInfo {
+                id,
+                name: name.into(),
+                ..InstrumentInfo::default()
+            })
+            .collect()
+    }
+
+    fn reading(seq: u64, instrument_id: u64) -> ReadingRef<'static> {
+        ReadingRef {
+            seq,
+            run_id: 1,
+            instrument_id,
+            quantity: "voltage",
+            value: Some(1.5),
+            status: ReadingStatus::Valid,
+            unit: "V",
+            raw: "1.5",
+            utc_us: 0,
+            mono_ns: 0,
+            boot_id: "b",
+        }
+    }
+
+    /// Pushes readings naming `(id, name)` in turn; the index and error of the first refused.
+    fn first_refused(names: &[(u64, &str)]) -> Option<(usize, ContentError)> {
+        let mut check = ReadingsCheck::new(GENESIS, &instruments()).unwrap();
+        let mut chain = GENESIS;
+        for (i, &(id, name)) in names.iter().enumerate() {
+            let r = reading(i as u64 + 1, id);
+            chain = r.chain_after(&chain);
+            if let Err(e) = check.push(&r, name, &chain) {
+                return Some((i, e));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn each_reading_names_a_listed_instrument_even_after_one_that_did() {
+        assert!(first_refused(&[(1, "a"), (1, "a"), (2, "b"), (1, "a")]).is_none());
+        for names in [
+            [(1, "a"), (1, "b")],
+            [(1, "a"), (2, "a")],
+            [(1, "a"), (3, "a")],
+            [(2, "b"), (1, "ab")],
+        ] {
+            assert!(matches!(
+                first_refused(&names),
+                Some((1, ContentError::UnknownInstrument { seq: 2, .. }))
+            ));
+        }
+        let mut check = ReadingsCheck::new(GENESIS, &instruments()).unwrap();
+        let mut chain = GENESIS;
+        for (seq, id) in [(1, 2), (2, 2), (3, 1)] {
+            let r = reading(seq, id);
+            chain = r.chain_after(&chain);
+            check.push(&r, ["", "a", "b"][id as usize], &chain).unwrap();
+        }
+        assert_eq!(check.instruments_used().collect::<Vec<_>>(), [1, 2]);
+    }
+
+    proptest! {
+        #[test]
+        fn the_instrument_check_is_the_lists_answer_for_every_reading(
+            names in proptest::collection::vec((0u64..4, prop::sample::select(vec!["a", "b", "c", ""])), 1..12),
+        ) {
+            let listed = |id: u64, name: &str| matches!((id, name), (1, "a") | (2, "b"));
+            let expected = names.iter().position(|&(id, name)| !listed(id, name));
+            let found = first_refused(&names);
+            prop_assert_eq!(found.as_ref().map(|(i, _)| *i), expected);
+            if let Some((_, e)) = found {
+                let is_unknown = matches!(e, ContentError::UnknownInstrument { .. });
+                prop_assert!(is_unknown);
+            }
         }
     }
 }

@@ -144,6 +144,9 @@ pub struct Reader<R> {
     width: usize,
     /// The number of the record being read (from 1).
     record: usize,
+    /// Bytes of the last record left in the input's buffer by
+    /// [`next_record_in_place`](Self::next_record_in_place), consumed at the next call.
+    pending: usize,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -153,6 +156,7 @@ impl<R: BufRead> Reader<R> {
             input,
             width,
             record: 0,
+            pending: 0,
         }
     }
 
@@ -168,16 +172,56 @@ impl<R: BufRead> Reader<R> {
         buf: &mut Vec<u8>,
         fields: &mut Vec<Range<usize>>,
     ) -> Result<bool, ReadError> {
+        self.input.consume(std::mem::take(&mut self.pending));
         buf.clear();
         fields.clear();
         if self.input.fill_buf()?.is_empty() {
             return Ok(false);
         }
         self.record += 1;
-        let record = self.record;
-        if self.plain_line(buf, fields)? {
+        if let Some(end) = self.plain_line(fields)? {
+            // The buffer still holds the line: `fill_buf` returns it again without reading.
+            buf.extend_from_slice(&self.input.fill_buf()?[..end]);
+            self.input.consume(end + 1);
             return Ok(true);
         }
+        self.general(buf, fields)?;
+        Ok(true)
+    }
+
+    /// [`next_record`](Self::next_record) without copying a plain line: its text is returned
+    /// where it lies in the input's buffer, and consumed at the next call; a line the general
+    /// parser reads is returned from `buf`. Copying each line was ~4 % of verifying a big bundle
+    /// (P7 in BENCHMARKS.md). Gives the record's number with its text; `None` at the end.
+    pub fn next_record_in_place<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+        fields: &mut Vec<Range<usize>>,
+    ) -> Result<Option<(usize, &'a [u8])>, ReadError> {
+        self.input.consume(std::mem::take(&mut self.pending));
+        buf.clear();
+        fields.clear();
+        if self.input.fill_buf()?.is_empty() {
+            return Ok(None);
+        }
+        self.record += 1;
+        if let Some(end) = self.plain_line(fields)? {
+            self.pending = end + 1;
+            // The buffer still holds the line: `fill_buf` returns it again without reading.
+            let text = self.input.fill_buf()?.get(..end).unwrap_or_default();
+            return Ok(Some((self.record, text)));
+        }
+        self.general(buf, fields)?;
+        Ok(Some((self.record, buf)))
+    }
+
+    /// Any record the plain path did not take, byte by byte, with RFC 4180's quoting.
+    fn general(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fields: &mut Vec<Range<usize>>,
+    ) -> Result<(), ReadError> {
+        let record = self.record;
         loop {
             let start = buf.len();
             if self.peek()? == Some(b'"') {
@@ -210,7 +254,7 @@ impl<R: BufRead> Reader<R> {
                         }
                         .into());
                     }
-                    return Ok(true);
+                    return Ok(());
                 }
                 Some(b'\r') => return Err(CsvError::BareCarriageReturn { record }.into()),
                 Some(_) => return Err(CsvError::StrayQuote { record }.into()),
@@ -219,24 +263,21 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
-    /// The common case, in one scan: a whole line in the input's buffer with no quote and no CR.
-    /// Its bytes go to `buf` as they are (commas included; the ranges skip them). `false`, with
-    /// nothing consumed, for any other line, which the general parser then reads.
-    fn plain_line(
-        &mut self,
-        buf: &mut Vec<u8>,
-        fields: &mut Vec<Range<usize>>,
-    ) -> Result<bool, ReadError> {
+    /// The common case: a whole line in the input's buffer with no quote and no CR. Its fields'
+    /// ranges (commas skipped) go to `fields`, and its length, without the `\n`, is returned;
+    /// nothing is consumed. `None` for any other line, which the general parser then reads.
+    fn plain_line(&mut self, fields: &mut Vec<Range<usize>>) -> Result<Option<usize>, ReadError> {
         let available = self.input.fill_buf()?;
         // Scanned with `memchr`'s vector search rather than byte by byte: this is most of the
-        // per-row cost of verifying a big bundle (P7 in BENCHMARKS.md).
-        let Some(end) = memchr::memchr(b'\n', available) else {
-            return Ok(false);
+        // per-row cost of verifying a big bundle (P7 in BENCHMARKS.md). The first line end, quote
+        // or carriage return in one search: the line is plain exactly when a line end comes first.
+        let Some(end) = memchr::memchr3(b'\n', b'"', b'\r', available) else {
+            return Ok(None);
         };
-        let line = &available[..end];
-        if memchr::memchr2(b'"', b'\r', line).is_some() {
-            return Ok(false);
+        if available[end] != b'\n' {
+            return Ok(None);
         }
+        let line = &available[..end];
         let mut start = 0;
         for i in memchr::memchr_iter(b',', line) {
             if fields.len() > self.width {
@@ -263,9 +304,7 @@ impl<R: BufRead> Reader<R> {
             }
             .into());
         }
-        buf.extend_from_slice(&available[..end]);
-        self.input.consume(end + 1);
-        Ok(true)
+        Ok(Some(end))
     }
 
     fn peek(&mut self) -> io::Result<Option<u8>> {
@@ -425,6 +464,49 @@ mod tests {
                 write_record(&mut text, r);
             }
             prop_assert_eq!(parse(&text, 2), Ok(records));
+        }
+
+        #[test]
+        fn in_place_records_are_the_copied_ones(
+            text in "[ab,\"\r\n]{0,60}",
+            width in 1usize..4,
+            capacity in 1usize..12,
+        ) {
+            let copied = {
+                let mut reader = Reader::new(io::BufReader::with_capacity(capacity, text.as_bytes()), width);
+                let (mut buf, mut fields) = (Vec::new(), Vec::new());
+                let mut out = Vec::new();
+                loop {
+                    match reader.next_record(&mut buf, &mut fields) {
+                        Ok(true) => out.push(Ok(fields.iter().map(|r| buf[r.clone()].to_vec()).collect::<Vec<_>>())),
+                        Ok(false) => break,
+                        Err(e) => {
+                            out.push(Err(e.to_string()));
+                            break;
+                        }
+                    }
+                }
+                out
+            };
+            let mut reader = Reader::new(io::BufReader::with_capacity(capacity, text.as_bytes()), width);
+            let (mut buf, mut fields) = (Vec::new(), Vec::new());
+            let mut in_place = Vec::new();
+            let mut numbers = Vec::new();
+            loop {
+                match reader.next_record_in_place(&mut buf, &mut fields) {
+                    Ok(Some((record, line))) => {
+                        numbers.push(record);
+                        in_place.push(Ok(fields.iter().map(|r| line[r.clone()].to_vec()).collect::<Vec<_>>()));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        in_place.push(Err(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            prop_assert_eq!(in_place, copied);
+            prop_assert_eq!(numbers.clone(), (1..=numbers.len()).collect::<Vec<_>>());
         }
 
         #[test]

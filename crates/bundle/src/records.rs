@@ -12,7 +12,7 @@ use super::csv::{self, CsvError, MAX_RECORD_BYTES};
 use super::manifest::{EventLine, Hash32};
 use crate::chain::{ReadingRecord, ReadingRef, ReadingStatus};
 use crate::hex;
-use crate::time::push_utc_us;
+use crate::time::{parse_utc_us, push_utc_us};
 
 /// The exact header line of `readings.csv`.
 pub const READINGS_HEADER: [&str; 15] = [
@@ -319,8 +319,6 @@ pub struct ReadingsReader<R> {
     buf: Vec<u8>,
     fields: Vec<Range<usize>>,
     scratch: String,
-    /// The last time formatted, and its text.
-    utc: (Option<i64>, Vec<u8>),
     started: bool,
 }
 
@@ -332,7 +330,6 @@ impl<R: BufRead> ReadingsReader<R> {
             buf: Vec::new(),
             fields: Vec::with_capacity(READINGS_HEADER.len()),
             scratch: String::new(),
-            utc: (None, Vec::with_capacity(crate::time::UTC_LEN)),
             started: false,
         }
     }
@@ -359,27 +356,34 @@ impl<R: BufRead> ReadingsReader<R> {
                 return Err(RecordsError::Header);
             }
         }
-        if !self.read_record()? {
+        let next = self
+            .csv
+            .next_record_in_place(&mut self.buf, &mut self.fields)
+            .map_err(read_error)?;
+        let Some((record, bytes)) = next else {
             return Ok(None);
-        }
-        let record = self.csv.record();
-        let text = std::str::from_utf8(&self.buf).map_err(|source| RecordsError::NotUtf8 {
+        };
+        let text = std::str::from_utf8(bytes).map_err(|source| RecordsError::NotUtf8 {
             file: "readings.csv",
             source,
         })?;
-        parse_row(record, text, &self.fields, &mut self.scratch, &mut self.utc).map(Some)
+        parse_row(record, text, &self.fields, &mut self.scratch).map(Some)
     }
 
     fn read_record(&mut self) -> Result<bool, RecordsError> {
         self.csv
             .next_record(&mut self.buf, &mut self.fields)
-            .map_err(|e| match e {
-                csv::ReadError::Csv(e) => RecordsError::Csv(e),
-                csv::ReadError::Io(source) => RecordsError::Io {
-                    file: "readings.csv",
-                    source,
-                },
-            })
+            .map_err(read_error)
+    }
+}
+
+fn read_error(e: csv::ReadError) -> RecordsError {
+    match e {
+        csv::ReadError::Csv(e) => RecordsError::Csv(e),
+        csv::ReadError::Io(source) => RecordsError::Io {
+            file: "readings.csv",
+            source,
+        },
     }
 }
 
@@ -394,10 +398,31 @@ pub fn read_readings(bytes: &[u8]) -> Result<Vec<ReadingExport>, RecordsError> {
 }
 
 /// Unsigned decimal in the one spelling `to_string` gives: digits, no sign, no leading zero.
+///
+/// One pass that checks and adds up the digits, rather than a check and then `str::parse`: the
+/// verifier reads five such numbers per reading. Up to 19 digits cannot overflow a `u64`; only 20
+/// need checked arithmetic.
 fn canonical_u64(text: &str) -> Option<u64> {
     let b = text.as_bytes();
-    let ok = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0');
-    ok.then(|| text.parse().ok()).flatten()
+    if b.is_empty() || (b.len() > 1 && b[0] == b'0') {
+        return None;
+    }
+    if b.len() <= 19 {
+        let mut bad = false;
+        let value = b.iter().fold(0u64, |n, &c| {
+            let d = c.wrapping_sub(b'0');
+            bad |= d > 9;
+            n.wrapping_mul(10).wrapping_add(u64::from(d))
+        });
+        return (!bad).then_some(value);
+    }
+    b.iter().try_fold(0u64, |n, &c| {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 /// Signed decimal in the one spelling `to_string` gives.
@@ -423,7 +448,10 @@ fn canonical_i64(text: &str) -> Option<i64> {
 /// subnormals) is formatted and compared as before.
 fn canonical_f64(text: &str, scratch: &mut String) -> Option<f64> {
     let significant = plain_decimal_digits(text.as_bytes())?;
-    let value: f64 = text.parse().ok()?;
+    let value: f64 = match exact_decimal(text.as_bytes()) {
+        Some(value) => value,
+        None => text.parse().ok()?,
+    };
     if !value.is_finite() {
         return None;
     }
@@ -435,6 +463,44 @@ fn canonical_f64(text: &str, scratch: &mut String) -> Option<f64> {
     scratch.clear();
     let _ = write!(scratch, "{value}");
     (scratch == text).then_some(value)
+}
+
+/// Powers of ten that a double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The value of `text`, already of the shape [`plain_decimal_digits`] accepts, when it can be had
+/// exactly without `str::parse` (Clinger's fast path): its digits as an integer below 2^53 and at
+/// most 22 after the point. Both are then doubles exactly, and one IEEE division rounds their
+/// exact quotient, the text's value, correctly: the same double `str::parse` gives. `None` for
+/// anything else, which `str::parse` then reads.
+fn exact_decimal(text: &[u8]) -> Option<f64> {
+    let (negative, unsigned) = match text.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let mut digits = 0u64;
+    let mut after_point = None;
+    let mut count = 0usize;
+    for &c in unsigned {
+        if c == b'.' {
+            after_point = Some(count);
+            continue;
+        }
+        digits = digits
+            .checked_mul(10)?
+            .checked_add(u64::from(c.wrapping_sub(b'0')))?;
+        count += 1;
+    }
+    if digits >= 1 << 53 {
+        return None;
+    }
+    let scale = EXACT_POWERS_OF_TEN.get(after_point.map_or(0, |at| count - at))?;
+    // `digits` is below 2^53, so the conversion is exact.
+    let magnitude = digits as f64 / scale;
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// The number of significant digits of `text` if it has the shape `Display` writes a finite
@@ -470,7 +536,6 @@ fn parse_row<'a>(
     text: &'a str,
     fields: &[Range<usize>],
     scratch: &mut String,
-    utc_text: &mut (Option<i64>, Vec<u8>),
 ) -> Result<ReadingRow<'a>, RecordsError> {
     let field = |i: usize| {
         fields
@@ -521,13 +586,8 @@ fn parse_row<'a>(
         });
     }
     let utc_us_n = canonical_i64(utc_us).ok_or_else(|| bad("utc_us", utc_us))?;
-    // Readings of one block share their time: format it once for them all.
-    if utc_text.0 != Some(utc_us_n) {
-        utc_text.1.clear();
-        let ok = push_utc_us(&mut utc_text.1, utc_us_n);
-        utc_text.0 = ok.then_some(utc_us_n);
-    }
-    if utc_text.0 != Some(utc_us_n) || utc_text.1.as_slice() != utc.as_bytes() {
+    // `utc` must be exactly what `format_utc_us` writes for `utc_us`: read back, not formatted.
+    if parse_utc_us(utc.as_bytes()) != Some(utc_us_n) {
         return Err(RecordsError::UtcMismatch {
             file: "readings.csv",
             record,
@@ -1072,7 +1132,89 @@ mod tests {
         }
     }
 
+    /// What `canonical_u64` must answer: the check and `str::parse` it replaced.
+    fn canonical_u64_by_parse(text: &str) -> Option<u64> {
+        let b = text.as_bytes();
+        let ok =
+            !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0');
+        ok.then(|| text.parse().ok()).flatten()
+    }
+
+    #[test]
+    fn canonical_integers_at_the_edges() {
+        for text in [
+            "",
+            "0",
+            "00",
+            "01",
+            "1",
+            "+1",
+            "-1",
+            "1 ",
+            "9999999999999999999",
+            "10000000000000000000",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "100000000000000000000",
+            "1/",
+            "1:",
+            "1\u{663}",
+        ] {
+            assert_eq!(
+                canonical_u64(text),
+                canonical_u64_by_parse(text),
+                "`{text}`"
+            );
+        }
+        assert_eq!(canonical_u64("18446744073709551615"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn exact_decimals_take_the_fast_path_where_they_can() {
+        assert_eq!(exact_decimal(b"10.0001039"), Some(10.000_103_9));
+        assert_eq!(
+            exact_decimal(b"-0").map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
+        assert_eq!(exact_decimal(b"9007199254740992"), None);
+        assert_eq!(exact_decimal(b"0.00000000000000000000001"), None);
+        assert_eq!(exact_decimal(b"100000000000000000000"), None);
+    }
+
     proptest! {
+        #[test]
+        fn canonical_integers_agree_with_parsing(
+            n in any::<u64>(),
+            text in "[-+0-9]{0,21}",
+            big in "[1-9][0-9]{19,20}",
+        ) {
+            for text in [n.to_string(), format!("0{n}"), format!("{n}0"), text, big] {
+                prop_assert_eq!(canonical_u64(&text), canonical_u64_by_parse(&text), "`{}`", text);
+            }
+        }
+
+        #[test]
+        fn exact_decimals_are_what_parsing_gives(
+            text in "-?[0-9]{1,17}([.][0-9]{0,23})?",
+        ) {
+            if let Some(fast) = exact_decimal(text.as_bytes()) {
+                let parsed: f64 = text.parse().unwrap();
+                prop_assert_eq!(fast.to_bits(), parsed.to_bits(), "`{}`", text);
+            }
+        }
+
+        #[test]
+        fn exact_decimals_are_what_parsing_gives_on_any_doubles_digits(bits in any::<u64>()) {
+            let text = format!("{}", f64::from_bits(bits));
+            // The shape is checked first, as `canonical_f64` does (`NaN` and `inf` have none).
+            if plain_decimal_digits(text.as_bytes()).is_some()
+                && let Some(fast) = exact_decimal(text.as_bytes())
+            {
+                prop_assert_eq!(fast.to_bits(), bits, "`{}`", text);
+            }
+        }
+
         #[test]
         fn canonical_numbers_agree_with_formatting_on_any_double(bits in any::<u64>()) {
             let text = format!("{}", f64::from_bits(bits));

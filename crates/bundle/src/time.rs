@@ -75,6 +75,74 @@ pub fn push_utc_us(out: &mut Vec<u8>, utc_us: i64) -> bool {
     true
 }
 
+/// The instant whose [`format_utc_us`] text is exactly `text`; `None` for any other text.
+///
+/// The verifier checks one such time per reading. Formatting each reading's `utc_us` again and
+/// comparing (days-to-civil, then a division per digit) was ~4 % of verifying a big bundle (P7 in
+/// BENCHMARKS.md); reading the 27 fixed-place bytes back is a few multiplications. A text is what
+/// [`format_utc_us`] writes exactly when every digit sits in its place, the separators in theirs,
+/// and each field is in the range the formatter writes (year 1970–9999, month 1–12, a day of that
+/// month, hour below 24, minute and second below 60): the formatter writes every such date, and
+/// only those, with fixed widths, so no other spelling of an instant reaches it.
+pub fn parse_utc_us(text: &[u8]) -> Option<i64> {
+    let t: &[u8; UTC_LEN] = text.try_into().ok()?;
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if separators.iter().any(|&(at, c)| t[at] != c) {
+        return None;
+    }
+    // One test for every digit at the end rather than a branch each.
+    let mut bad = false;
+    let mut number = |from: usize, to: usize| {
+        t[from..to].iter().fold(0i64, |n, &c| {
+            let d = c.wrapping_sub(b'0');
+            bad |= d > 9;
+            n * 10 + i64::from(d)
+        })
+    };
+    let year = number(0, 4);
+    let month = number(5, 7);
+    let day = number(8, 10);
+    let hour = number(11, 13);
+    let minute = number(14, 16);
+    let second = number(17, 19);
+    let micros = number(20, 26);
+    if bad {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 => 28 + i64::from(leap),
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if year < 1970
+        || !(1..=12).contains(&month)
+        || !(1..=month_days).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil, the inverse of the formatter's days-to-civil.
+    let y = year - i64::from(month <= 2);
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000 + micros)
+}
+
 /// RFC 3339 text with microseconds, e.g. `2026-11-26T15:54:36.123456Z`; a time outside 1970 to
 /// 9999 (a clock that was never set, a corrupt row) shows as the raw microsecond count, so nothing
 /// is hidden and nothing panics.
@@ -106,6 +174,87 @@ mod tests {
             let time = UNIX_EPOCH + Duration::from_micros(us as u64);
             let expected = humantime::format_rfc3339_micros(time).to_string();
             proptest::prop_assert_eq!(format_utc_us(us), Some(expected));
+        }
+    }
+
+    /// What [`parse_utc_us`] must answer: the instant whose formatted text is `text`, found by a
+    /// lenient parser and kept only if formatting it gives `text` back.
+    fn parse_by_formatting(text: &str) -> Option<i64> {
+        let us = parse_rfc3339(text).ok()?;
+        (format_utc_us(us).as_deref() == Some(text)).then_some(us)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_the_fixed_form_inverts_formatting(us in 0i64..253_402_300_800_000_000) {
+            let text = format_utc_us(us).unwrap();
+            proptest::prop_assert_eq!(parse_utc_us(text.as_bytes()), Some(us));
+        }
+
+        #[test]
+        fn parsing_agrees_with_formatting_on_any_fields(
+            year in 1960i64..10_000,
+            month in 0i64..14,
+            day in 0i64..33,
+            hour in 0i64..26,
+            minute in 0i64..62,
+            second in 0i64..62,
+            micros in 0i64..1_000_000,
+        ) {
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micros:06}Z"
+            );
+            proptest::prop_assert_eq!(parse_utc_us(text.as_bytes()), parse_by_formatting(&text));
+        }
+
+        #[test]
+        fn parsing_agrees_with_formatting_on_near_misses(
+            us in 0i64..253_402_300_800_000_000,
+            at in 0usize..UTC_LEN,
+            byte in proptest::sample::select(b"0123456789-T:.Z +/ tz\xc3".to_vec()),
+            cut in 0usize..3,
+        ) {
+            let mut bytes = format_utc_us(us).unwrap().into_bytes();
+            bytes[at] = byte;
+            bytes.truncate(UTC_LEN - cut);
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let expected = if text.len() == bytes.len() { parse_by_formatting(&text) } else { None };
+            proptest::prop_assert_eq!(parse_utc_us(&bytes), expected);
+        }
+
+        #[test]
+        fn parsing_agrees_with_formatting_on_any_digits(
+            text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{6}Z",
+        ) {
+            proptest::prop_assert_eq!(parse_utc_us(text.as_bytes()), parse_by_formatting(&text));
+        }
+    }
+
+    #[test]
+    fn parsing_the_fixed_form_at_the_edges() {
+        for (text, expected) in [
+            ("1970-01-01T00:00:00.000000Z", Some(0)),
+            ("9999-12-31T23:59:59.999999Z", Some(253_402_300_799_999_999)),
+            ("2000-02-29T00:00:00.000000Z", Some(951_782_400_000_000)),
+            ("1969-12-31T23:59:59.999999Z", None),
+            ("2100-02-29T00:00:00.000000Z", None),
+            ("2023-02-29T00:00:00.000000Z", None),
+            ("2024-04-31T00:00:00.000000Z", None),
+            ("2024-00-10T00:00:00.000000Z", None),
+            ("2024-01-00T00:00:00.000000Z", None),
+            ("2024-01-01T24:00:00.000000Z", None),
+            ("2024-01-01T23:60:00.000000Z", None),
+            ("2024-01-01T23:59:60.000000Z", None),
+            ("2024-01-01t23:59:59.000000Z", None),
+            ("2024-01-01T23:59:59.000000z", None),
+            ("2024-01-01T23:59:59.00000Z", None),
+            ("2024-01-01T23:59:59.0000000Z", None),
+            ("2024-01-01T23:59:59Z", None),
+            ("+024-01-01T23:59:59.000000Z", None),
+            ("2024-01-01T23:59:59.00000:Z", None),
+        ] {
+            assert_eq!(parse_utc_us(text.as_bytes()), expected, "{text}");
+            assert_eq!(parse_by_formatting(text), expected, "{text}");
         }
     }
 
