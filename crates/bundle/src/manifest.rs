@@ -41,7 +41,7 @@ impl Hash32 {
     /// Parses the lower-case hex form; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         // Lower case only: one spelling per value keeps the format canonical.
-        hex::decode32_lower(text).map(Self)
+        hex::decode32_lower(text.as_bytes()).map(Self)
     }
 }
 

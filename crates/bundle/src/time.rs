@@ -85,35 +85,64 @@ pub fn push_utc_us(out: &mut Vec<u8>, utc_us: i64) -> bool {
 /// month, hour below 24, minute and second below 60): the formatter writes every such date, and
 /// only those, with fixed widths, so no other spelling of an instant reaches it.
 pub fn parse_utc_us(text: &[u8]) -> Option<i64> {
+    let (date, time) = split_utc(text)?;
+    Some(parse_date(date)? + parse_time(time)?)
+}
+
+/// [`parse_utc_us`] for a stream of times, remembering the last date read: readings come in time
+/// order, many a day, so most share the date of the one before and only their time of day is read.
+#[derive(Debug, Default)]
+pub struct UtcParser {
+    /// The last date's text (`YYYY-MM-DDT`) that was valid, and its midnight in microseconds.
+    date: Option<([u8; DATE_LEN], i64)>,
+}
+
+impl UtcParser {
+    /// Exactly [`parse_utc_us`]'s answer for `text`.
+    pub fn parse(&mut self, text: &[u8]) -> Option<i64> {
+        let (date, time) = split_utc(text)?;
+        let midnight = match self.date {
+            Some((last, midnight)) if last == *date => midnight,
+            _ => {
+                let midnight = parse_date(date)?;
+                self.date = Some((*date, midnight));
+                midnight
+            }
+        };
+        Some(midnight + parse_time(time)?)
+    }
+}
+
+/// Length of the date part of [`format_utc_us`]'s text, `T` included.
+const DATE_LEN: usize = 11;
+
+/// The date (`YYYY-MM-DDT`) and the time of day (`hh:mm:ss.ffffffZ`) of a text of [`UTC_LEN`].
+fn split_utc(text: &[u8]) -> Option<(&[u8; DATE_LEN], &[u8; UTC_LEN - DATE_LEN])> {
     let t: &[u8; UTC_LEN] = text.try_into().ok()?;
-    let separators = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (26, b'Z'),
-    ];
-    if separators.iter().any(|&(at, c)| t[at] != c) {
+    let (date, time) = t.split_at(DATE_LEN);
+    Some((date.try_into().ok()?, time.try_into().ok()?))
+}
+
+/// The digits of `text` from `from` to `to` as a number, and whether each was `0`–`9`: one test
+/// for them all at the end rather than a branch each.
+fn digits(text: &[u8], from: usize, to: usize, bad: &mut bool) -> i64 {
+    text[from..to].iter().fold(0i64, |n, &c| {
+        let d = c.wrapping_sub(b'0');
+        *bad |= d > 9;
+        n * 10 + i64::from(d)
+    })
+}
+
+/// Microseconds from the epoch to the midnight that starts the date `YYYY-MM-DDT`, if it is a
+/// date [`format_utc_us`] writes (1970-01-01 to 9999-12-31).
+fn parse_date(t: &[u8; DATE_LEN]) -> Option<i64> {
+    if t[4] != b'-' || t[7] != b'-' || t[10] != b'T' {
         return None;
     }
-    // One test for every digit at the end rather than a branch each.
     let mut bad = false;
-    let mut number = |from: usize, to: usize| {
-        t[from..to].iter().fold(0i64, |n, &c| {
-            let d = c.wrapping_sub(b'0');
-            bad |= d > 9;
-            n * 10 + i64::from(d)
-        })
-    };
-    let year = number(0, 4);
-    let month = number(5, 7);
-    let day = number(8, 10);
-    let hour = number(11, 13);
-    let minute = number(14, 16);
-    let second = number(17, 19);
-    let micros = number(20, 26);
+    let year = digits(t, 0, 4, &mut bad);
+    let month = digits(t, 5, 7, &mut bad);
+    let day = digits(t, 8, 10, &mut bad);
     if bad {
         return None;
     }
@@ -123,13 +152,7 @@ pub fn parse_utc_us(text: &[u8]) -> Option<i64> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    if year < 1970
-        || !(1..=12).contains(&month)
-        || !(1..=month_days).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=month_days).contains(&day) {
         return None;
     }
     // Howard Hinnant's days-from-civil, the inverse of the formatter's days-to-civil.
@@ -140,7 +163,24 @@ pub fn parse_utc_us(text: &[u8]) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000 + micros)
+    Some(days * 86_400_000_000)
+}
+
+/// Microseconds into the day of `hh:mm:ss.ffffffZ`, if [`format_utc_us`] writes it (no leap
+/// second: the formatter never writes `60`).
+fn parse_time(t: &[u8; UTC_LEN - DATE_LEN]) -> Option<i64> {
+    if t[2] != b':' || t[5] != b':' || t[8] != b'.' || t[15] != b'Z' {
+        return None;
+    }
+    let mut bad = false;
+    let hour = digits(t, 0, 2, &mut bad);
+    let minute = digits(t, 3, 5, &mut bad);
+    let second = digits(t, 6, 8, &mut bad);
+    let micros = digits(t, 9, 15, &mut bad);
+    if bad || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some((hour * 3600 + minute * 60 + second) * 1_000_000 + micros)
 }
 
 /// RFC 3339 text with microseconds, e.g. `2026-11-26T15:54:36.123456Z`; a time outside 1970 to
@@ -227,6 +267,34 @@ mod tests {
             text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{6}Z",
         ) {
             proptest::prop_assert_eq!(parse_utc_us(text.as_bytes()), parse_by_formatting(&text));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_remembering_parser_gives_the_same_answers(
+            texts in proptest::collection::vec(
+                (
+                    0i64..253_402_300_800_000_000,
+                    0i64..200_000_000_000,
+                    0usize..UTC_LEN + 4,
+                    proptest::sample::select(b"0123456789-T:.Z ".to_vec()),
+                ),
+                1..30,
+            ),
+        ) {
+            // Times close together (many a day, some across midnight), some with one byte changed
+            // (the date's included), to one parser in turn.
+            let mut parser = UtcParser::default();
+            let start = texts[0].0;
+            for (i, &(_, step, at, byte)) in texts.iter().enumerate() {
+                let us = (start + step * i as i64 / 8).min(253_402_300_799_999_999);
+                let mut bytes = format_utc_us(us).unwrap().into_bytes();
+                if let Some(slot) = bytes.get_mut(at) {
+                    *slot = byte;
+                }
+                proptest::prop_assert_eq!(parser.parse(&bytes), parse_utc_us(&bytes));
+            }
         }
     }
 
