@@ -213,7 +213,12 @@ async fn run(
             listener = TcpListener::bind(addr).await.ok();
             continue;
         };
-        let next = shared.lock().await.station.unsolicited_in();
+        // A client mid-exchange holds the instrument, perhaps for minutes (`ACAL`); accepting
+        // does not wait for it, and the client says when it is done, which brings the loop back.
+        let next = match shared.try_lock() {
+            Ok(g) => g.station.unsolicited_in(),
+            Err(_) => None,
+        };
         let outage = tokio::select! {
             biased;
             Some(outage) = outage_rx.recv() => Some(outage),
