@@ -6,7 +6,9 @@ Every message a driver writes and every line it reads goes through PyVISA's mess
 resource, so both are recorded; a failing case prints its last exchanges.
 
 Each case gets a simulator of its own (`tsagent sim --tcp 127.0.0.1:0 …`), so one driver's
-settings, errors or unclosed connection cannot decide another's result.
+settings, errors or unclosed connection cannot decide another's result. While it runs, another
+client holds a connection to the same simulator, half a message sent and then idle, as a driver
+that crashed inside a process that lives on (a notebook kernel) would: it must block nobody.
 
 Usage: drive.py --tsagent PATH
 """
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gc
 import math
+import socket
 import subprocess
 import sys
 import traceback
@@ -566,6 +570,15 @@ class Simulator:
         self.proc.wait()
 
 
+@contextlib.contextmanager
+def idle_client(port: int):
+    """A client connected to the simulator with half a message sent, idle until the case ends:
+    the fragment has no terminator, so it reaches no instrument, and it changes no setting."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_MS / 1000) as s:
+        s.sendall(b"*ID")
+        yield
+
+
 def close_everything(rm: pyvisa.ResourceManager) -> None:
     """Closes what a failed driver left open (QCoDeS keeps instruments it could not finish
     constructing registered, and their sockets open)."""
@@ -608,7 +621,7 @@ def main() -> int:
         total += 1
         EXCHANGE.clear()
         try:
-            with Simulator(args.tsagent, sim_args) as sim:
+            with Simulator(args.tsagent, sim_args) as sim, idle_client(sim.port):
                 try:
                     if case.transport == "tcp":
                         case.run(f"TCPIP0::127.0.0.1::{sim.port}::SOCKET")
