@@ -125,8 +125,8 @@ fn main() {
     let mut bare = Bare::open(dir.path());
     let stop = Stop::never();
 
-    // A plain session for the diagnostic loops, on a second simulator (like an instrument, each
-    // serves one client at a time).
+    // A plain session for the diagnostic loops, on a second simulator, so the two never share
+    // an instrument's state.
     let diag = rt
         .block_on(TcpServer::start(SimParams::default(), "127.0.0.1:0"))
         .unwrap();

@@ -452,7 +452,7 @@ fn main() {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap();
 
-    // The instruments: on a runtime thread of their own, each serving one client at a time.
+    // The instruments: on a runtime thread of their own, one simulator each.
     let sim_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

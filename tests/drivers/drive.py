@@ -1,4 +1,4 @@
-"""Drive public instrument drivers (QCoDeS, PyMeasure, plain PyVISA) against tsagent's simulated
+"""Drive public instrument drivers (QCoDeS, PyMeasure, hp3458a, plain PyVISA) against tsagent's simulated
 instruments: construct each, set and read back NPLC and range, take readings, read the error
 queue, close. Run by tests/drivers/run.sh, which starts the simulators and passes their ports.
 
@@ -6,7 +6,9 @@ Every message a driver writes and every line it reads goes through PyVISA's mess
 resource, so both are recorded; a failing case prints its last exchanges.
 
 Each case gets a simulator of its own (`tsagent sim --tcp 127.0.0.1:0 …`), so one driver's
-settings, errors or unclosed connection cannot decide another's result.
+settings, errors or unclosed connection cannot decide another's result. While it runs, another
+client holds a connection to the same simulator, half a message sent and then idle, as a driver
+that crashed inside a process that lives on (a notebook kernel) would: it must block nobody.
 
 Usage: drive.py --tsagent PATH
 """
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gc
 import math
+import socket
 import subprocess
 import sys
 import traceback
@@ -408,6 +412,63 @@ def pymeasure_2000_on_2002(resource: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# hp3458a (PyPI): a thin PyVISA wrapper for the 3458A
+
+
+def hp3458a_package(resource: str) -> None:
+    """The `hp3458a` package's HP3458A class. It prints and swallows every exception (a failed
+    query returns None, a failed write False) and opens its own default ResourceManager, so
+    every return value is checked here: a failure cannot pass as a missing value."""
+    from hp3458a.main import HP3458A
+
+    dmm = HP3458A(resource, delay=0, timeout=TIMEOUT_MS)
+    expect("connected", dmm._HP3458A__instrument_connected, True)
+    try:
+        # END ON: EOI after the last reading of a group (and after each single one), so a
+        # multi-reading RMEM is one GPIB read behind the Prologix.
+        expect("END ON", dmm.set_end_of_identify("ON"), True)
+        expect("END?", dmm.get_end_of_identify(), "1")
+        expect("ID?", dmm.get_id(), "HP3458A")
+        expect("error register", dmm.get_error(), "0")
+        expect("DCV 10", dmm.set_voltage_dc_rang_res(10, 1e-6), True)
+        expect("NPLC 1", dmm.set_nplc(1), True)
+        expect("NPLC?", float(dmm.get_nplc()), 1.0)
+        expect("RANGE 0.5", dmm.set_range(0.5), True)
+        expect("RANGE? after 0.5", float(dmm.get_range()), 1.0)
+        expect("RANGE 10", dmm.set_range(10), True)
+        expect("RANGE?", float(dmm.get_range()), 10.0)
+        expect("NDIG 8", dmm.set_number_of_digits(8), True)
+        expect("NDIG?", dmm.get_number_of_digits(), "8")
+        # The package's one read path, as its README shows: readings into memory, recalled.
+        expect("TARM HOLD", dmm.set_trigger_arm("HOLD"), True)
+        expect("TARM?", dmm.get_trigger_arm(), "4")
+        expect("TRIG AUTO", dmm.set_trigger_event("AUTO"), True)
+        expect("TRIG?", dmm.get_trigger_event(), "1")
+        expect("NRDGS 3", dmm.set_number_of_reading_per_trigger(3, "AUTO"), True)
+        expect("MEM FIFO", dmm.set_memory_storage_mode("FIFO"), True)
+        expect("MEM?", dmm.get_memory_storage_mode(), "2")
+        expect("TARM SGL,1", dmm.set_trigger_arm("SGL", 1), True)
+        expect("MCOUNT?", dmm.get_number_of_stored_readings(), "3")
+        recalled = dmm.read_memory(1, 3, 1)
+        expect("RMEM 1,3,1 returned", recalled is not None, True)
+        values = recalled.strip().split(",")
+        expect("readings recalled", len(values), 3)
+        for v in values:
+            expect_reading("RMEM", v)
+        expect("MEM? after RMEM", dmm.get_memory_storage_mode(), "0")
+        expect_reading("RMEM 1,1,1", dmm.read_memory(1, 1, 1))
+        expect("error register", dmm.get_error(), "0")
+        # The package passes an arm event through unchecked: an unknown one sets the error
+        # register's undefined-parameter bit (32) and changes nothing.
+        expect("TARM BOGUS", dmm.set_trigger_arm("BOGUS"), True)
+        expect("error register after TARM BOGUS", dmm.get_error(), "32")
+        expect("error register cleared", dmm.get_error(), "0")
+        expect("TARM? unchanged", dmm.get_trigger_arm(), "4")
+    finally:
+        dmm.close_connection()
+
+
+# ---------------------------------------------------------------------------------------------
 # Plain PyVISA, for models no framework has a driver for
 
 
@@ -456,7 +517,10 @@ BY_PERSONALITY = {
         ("QCoDeS Keithley2000", qcodes_2000_on_2002),
         ("PyMeasure Keithley2000", pymeasure_2000_on_2002),
     ],
-    "keysight-3458a": [("PyVISA (no public driver)", pyvisa_3458a)],
+    "keysight-3458a": [
+        ("hp3458a HP3458A", hp3458a_package),
+        ("PyVISA", pyvisa_3458a),
+    ],
 }
 
 # The GPIB address each personality gets behind the simulated Prologix adapter.
@@ -506,6 +570,15 @@ class Simulator:
         self.proc.wait()
 
 
+@contextlib.contextmanager
+def idle_client(port: int):
+    """A client connected to the simulator with half a message sent, idle until the case ends:
+    the fragment has no terminator, so it reaches no instrument, and it changes no setting."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_MS / 1000) as s:
+        s.sendall(b"*ID")
+        yield
+
+
 def close_everything(rm: pyvisa.ResourceManager) -> None:
     """Closes what a failed driver left open (QCoDeS keeps instruments it could not finish
     constructing registered, and their sockets open)."""
@@ -526,7 +599,7 @@ def close_everything(rm: pyvisa.ResourceManager) -> None:
 def versions() -> str:
     from importlib.metadata import version
 
-    names = ["qcodes", "pymeasure", "pyvisa", "pyvisa-py"]
+    names = ["qcodes", "pymeasure", "hp3458a", "pyvisa", "pyvisa-py"]
     return ", ".join(f"{n} {version(n)}" for n in names)
 
 
@@ -548,7 +621,7 @@ def main() -> int:
         total += 1
         EXCHANGE.clear()
         try:
-            with Simulator(args.tsagent, sim_args) as sim:
+            with Simulator(args.tsagent, sim_args) as sim, idle_client(sim.port):
                 try:
                     if case.transport == "tcp":
                         case.run(f"TCPIP0::127.0.0.1::{sim.port}::SOCKET")

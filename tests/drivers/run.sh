@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Public instrument drivers against the simulated instruments: QCoDeS, PyMeasure and plain PyVISA
-# (PyVISA-py, no vendor VISA) drive each personality they have a driver for, over its TCP socket
-# and through the simulated Prologix GPIB-ETHERNET (tests/drivers/drive.py says what each does).
+# Public instrument drivers against the simulated instruments: QCoDeS, PyMeasure, the hp3458a
+# package and plain PyVISA (PyVISA-py, no vendor VISA) drive each personality they have a driver
+# for, over its TCP socket and through the simulated Prologix GPIB-ETHERNET
+# (tests/drivers/drive.py says what each does).
 # Exits non-zero if any driver fails; each failure prints the driver, the personality and the
 # last exchanges. Run from anywhere: `bash tests/drivers/run.sh [FILTER]` (FILTER: only the cases
 # whose `driver | personality | transport` label contains it). The frameworks are installed,
@@ -11,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # Pinned, with everything they pull in, in tests/drivers/requirements.txt: QCoDeS 0.58.0,
-# PyMeasure 0.16.0, PyVISA 1.16.2 and PyVISA-py 0.8.1, the newest of each that installs on
-# Debian 12's Python 3.11 (QCoDeS 0.59 and later need Python 3.12).
+# PyMeasure 0.16.0, hp3458a 0.1.1, PyVISA 1.16.2 and PyVISA-py 0.8.1, the newest of each that
+# installs on Debian 12's Python 3.11 (QCoDeS 0.59 and later need Python 3.12).
 requirements=tests/drivers/requirements.txt
 venv="${TSAGENT_DRIVERS_VENV:-$HOME/.cache/tsagent-tests/drivers-venv}"
 stamp="$venv/requirements.txt"

@@ -53,7 +53,7 @@ fn measures_over_tcp_and_lists_readings() {
     measure(&lab.config()).success();
     assert_eq!(lab.readings().len(), 20);
     lab.assert_sound();
-    // The simulator serves one client after another: the second run found it again.
+    // The simulator outlives its clients: the second run found it again.
     let runs: Vec<_> = lab.readings().iter().map(|r| r.record.run_id).collect();
     assert_eq!(runs.iter().filter(|&&r| r == 2).count(), 10);
 

@@ -118,10 +118,6 @@ impl HostLines {
         }
         self.buf.push(b);
     }
-
-    fn clear(&mut self) {
-        *self = Self::default();
-    }
 }
 
 /// Output waiting in an instrument until it is read.
@@ -176,7 +172,6 @@ enum Until {
 /// The adapter's settings and its bus.
 pub(crate) struct Adapter {
     devices: BTreeMap<u8, BusDevice>,
-    host: HostLines,
     controller: bool,
     addr: u8,
     sad: Option<u8>,
@@ -208,7 +203,6 @@ impl Adapter {
             .collect();
         let mut a = Self {
             devices,
-            host: HostLines::default(),
             controller: true,
             addr: 0,
             sad: None,
@@ -266,35 +260,24 @@ impl Adapter {
         }
     }
 
-    /// A new client: a partial host line of the last one is forgotten.
-    pub(crate) fn new_connection(&mut self) {
-        self.host.clear();
-    }
-
-    /// Serves the bytes the host sent: adapter commands, data for the addressed instrument and
-    /// the reads that bring its output back. Returns a hang-up a fault caused.
-    pub(crate) async fn input<S: AsyncWrite + Unpin>(
+    /// Serves one host line: an adapter command, or data for the addressed instrument (and,
+    /// with `++auto 1`, the read that brings its output back). Returns a hang-up a fault caused.
+    pub(crate) async fn line<S: AsyncWrite + Unpin>(
         &mut self,
-        data: &[u8],
+        line: HostLine,
         conn: &mut Connection<'_, S>,
     ) -> io::Result<Option<Outage>> {
-        for line in self.host.push(data) {
-            let end = match line {
-                HostLine::Command(cmd) => self.command(&cmd, conn).await?,
-                HostLine::Data(data) => {
-                    let end = self.data(&data, conn.faults);
-                    if end.is_none() && self.auto && self.controller {
-                        self.read(Until::Eoi, conn).await?
-                    } else {
-                        end
-                    }
+        match line {
+            HostLine::Command(cmd) => self.command(&cmd, conn).await,
+            HostLine::Data(data) => {
+                let end = self.data(&data, conn.faults);
+                if end.is_none() && self.auto && self.controller {
+                    self.read(Until::Eoi, conn).await
+                } else {
+                    Ok(end)
                 }
-            };
-            if end.is_some() {
-                return Ok(end);
             }
         }
-        Ok(None)
     }
 
     /// Sends a data line to the addressed instrument.
@@ -689,6 +672,26 @@ mod tests {
             send(&mut c, b"ID?\n++read eoi\nERRSTR?\n++read eoi\n").await;
             assert_eq!(line(&mut c).await, "HP3458A\r\n");
             assert_eq!(line(&mut c).await, "0,\"NO ERROR\"\r\n");
+        }
+
+        #[tokio::test]
+        async fn an_idle_host_does_not_block_the_next_and_the_settings_are_the_boxs() {
+            let (server, mut a) = bus("22=keysight-3458a").await;
+            // A host that stays connected, half a data line sent, and goes quiet.
+            send(&mut a, b"++addr 22\n++auto 1\nEND ALW").await;
+            let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+            let mut b = BufReader::new(stream);
+            // One box: b finds the address and read-after-write a set.
+            send(&mut b, b"++addr\n++auto\nID?\n").await;
+            assert_eq!(line(&mut b).await, "22\r\n");
+            assert_eq!(line(&mut b).await, "1\r\n");
+            assert_eq!(line(&mut b).await, "HP3458A\r\n");
+            // a's fragment reached no instrument meanwhile; it ends as a's own line, whose
+            // read-after-write talks the meter into a reading, a's.
+            send(&mut a, b"AYS\n").await;
+            assert_eq!(line(&mut a).await, "+1.0000000E+01\r\n");
+            send(&mut b, b"ERRSTR?\n").await;
+            assert_eq!(line(&mut b).await, "0,\"NO ERROR\"\r\n");
         }
 
         #[tokio::test]

@@ -1,6 +1,8 @@
-//! What a server runs on its line, and the one loop that serves a connection to it: a lone
-//! instrument talking directly, or a Prologix adapter with a bus behind it. Faults are applied
-//! per exchange (`exchange.rs`), so they behave the same on a pty and on TCP.
+//! What a server runs on its line: a lone instrument talking directly, or a Prologix adapter with
+//! a bus behind it. Each connection frames its own input ([`Framer`]) and each complete unit of it
+//! is one exchange ([`Station::unit`]), which is what lets the TCP server serve several clients
+//! at once; the pty's single connection is served by [`Station::serve`]. Faults are applied per
+//! exchange (`exchange.rs`), so they behave the same on a pty and on TCP.
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use crate::fault::{Event, FaultHandle, Outage, take_outage};
 use crate::framing::{LineAssembler, LineEvent, MAX_LINE};
 use crate::id::PersonalityId;
 use crate::personality::{Personality, Setup};
-use crate::prologix::Adapter;
+use crate::prologix::{Adapter, HostLine, HostLines};
 use crate::spec::{SimSpec, SimTarget};
 use crate::wire::{Frame, Pacer, pace_input};
 
@@ -25,44 +27,38 @@ const IDLE: Duration = Duration::from_secs(3600);
 /// A lone instrument on the line.
 pub(crate) struct Instrument {
     personality: Box<dyn Personality>,
-    input: LineAssembler,
     /// Varies the garbage of successive faults; starts again with each connection.
     seed: u64,
 }
 
 impl Instrument {
     fn new(personality: Box<dyn Personality>) -> Self {
-        let input = LineAssembler::with_terminators(MAX_LINE, personality.input_terminators());
         Self {
             personality,
-            input,
             seed: 0,
         }
     }
 
-    /// Serves the bytes a client sent: each complete message is one exchange. Returns a hang-up
-    /// a fault caused.
-    async fn input<S: AsyncWrite + Unpin>(
+    /// Serves one complete message as one exchange. Returns a hang-up a fault caused.
+    async fn message<S: AsyncWrite + Unpin>(
         &mut self,
-        data: &[u8],
+        event: LineEvent,
         conn: &mut Connection<'_, S>,
     ) -> io::Result<Option<Outage>> {
-        for event in self.input.push(data) {
-            match event {
-                LineEvent::Line(line) => {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let p = self.personality.as_mut();
-                    let out = exchange(p, None, &line, conn.faults, &mut self.seed);
-                    if let Some(outage) = conn.send(out).await? {
-                        return Ok(Some(outage));
-                    }
+        match event {
+            LineEvent::Line(line) => {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(None);
                 }
-                LineEvent::TooLong => self.personality.input_overflow(),
+                let p = self.personality.as_mut();
+                let out = exchange(p, None, &line, conn.faults, &mut self.seed);
+                conn.send(out).await
+            }
+            LineEvent::TooLong => {
+                self.personality.input_overflow();
+                Ok(None)
             }
         }
-        Ok(None)
     }
 
     /// Sends the output a streaming instrument has due.
@@ -74,6 +70,31 @@ impl Instrument {
         let p = self.personality.as_mut();
         let out = spontaneous(p, None, reply, conn.faults, &mut self.seed);
         conn.send(out).await
+    }
+}
+
+/// One connection's framing of its input: a message a client has only half sent stays that
+/// client's, so it is never completed by another client's bytes nor handed to the next one.
+pub(crate) enum Framer {
+    /// Program messages for a lone instrument, at its terminators.
+    Lines(LineAssembler),
+    /// Host lines for a Prologix adapter.
+    Host(HostLines),
+}
+
+/// One complete piece of a client's input: what the station serves as one exchange.
+pub(crate) enum Unit {
+    Message(LineEvent),
+    Host(HostLine),
+}
+
+impl Framer {
+    /// Takes in `data`; returns the units it completed.
+    pub(crate) fn push(&mut self, data: &[u8]) -> Vec<Unit> {
+        match self {
+            Framer::Lines(l) => l.push(data).into_iter().map(Unit::Message).collect(),
+            Framer::Host(h) => h.push(data).into_iter().map(Unit::Host).collect(),
+        }
     }
 }
 
@@ -131,6 +152,54 @@ impl Station {
         }
     }
 
+    /// A framer for a new connection's input; the fault garbage sequence starts again.
+    pub(crate) fn new_connection(&mut self) -> Framer {
+        match self {
+            Station::Single(i) => {
+                i.seed = 0;
+                Framer::Lines(LineAssembler::with_terminators(
+                    MAX_LINE,
+                    i.personality.input_terminators(),
+                ))
+            }
+            Station::Bus(_) => Framer::Host(HostLines::default()),
+        }
+    }
+
+    /// Serves one unit of a client's input as one exchange; returns a hang-up a fault caused.
+    pub(crate) async fn unit<S: AsyncWrite + Unpin>(
+        &mut self,
+        unit: Unit,
+        conn: &mut Connection<'_, S>,
+    ) -> io::Result<Option<Outage>> {
+        match (self, unit) {
+            (Station::Single(i), Unit::Message(event)) => i.message(event, conn).await,
+            (Station::Bus(b), Unit::Host(line)) => b.line(line, conn).await,
+            // A framer is made by its station, so the kinds always match.
+            _ => Ok(None),
+        }
+    }
+
+    /// How long until a streaming instrument has output due; a bus instrument's output waits
+    /// until the controller reads it.
+    pub(crate) fn unsolicited_in(&self) -> Option<Duration> {
+        match self {
+            Station::Single(i) => i.personality.unsolicited_in(),
+            Station::Bus(_) => None,
+        }
+    }
+
+    /// Sends the output a streaming instrument has due.
+    pub(crate) async fn unsolicited<S: AsyncWrite + Unpin>(
+        &mut self,
+        conn: &mut Connection<'_, S>,
+    ) -> io::Result<Option<Outage>> {
+        match self {
+            Station::Single(i) => i.unsolicited(conn).await,
+            Station::Bus(_) => Ok(None),
+        }
+    }
+
     /// Serves one connection until the client closes it or a fault hangs it up: the client's
     /// bytes, the output a streaming instrument sends unasked, and faults armed meanwhile.
     pub(crate) async fn serve<S>(
@@ -143,13 +212,7 @@ impl Station {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         // What the last client left unfinished is not this one's.
-        match self {
-            Station::Single(i) => {
-                i.input.clear();
-                i.seed = 0;
-            }
-            Station::Bus(b) => b.new_connection(),
-        }
+        let mut framer = self.new_connection();
         let mut chunk = vec![0u8; 4096];
         let mut conn = Connection {
             stream,
@@ -160,18 +223,13 @@ impl Station {
             if let Some(outage) = self.due_events(faults) {
                 return Ok(ServeEnd::Disconnect(outage));
             }
-            let next = match self {
-                Station::Single(i) => i.personality.unsolicited_in(),
-                // A bus instrument's output waits until the controller reads it.
-                Station::Bus(_) => None,
-            };
+            let next = self.unsolicited_in();
             let outage = tokio::select! {
                 biased;
                 _ = faults.armed_signal() => None,
-                _ = tokio::time::sleep(next.unwrap_or(IDLE)), if next.is_some() => match self {
-                    Station::Single(i) => i.unsolicited(&mut conn).await?,
-                    Station::Bus(_) => None,
-                },
+                _ = tokio::time::sleep(next.unwrap_or(IDLE)), if next.is_some() => {
+                    self.unsolicited(&mut conn).await?
+                }
                 n = conn.stream.read(&mut chunk) => {
                     let n = n?;
                     if n == 0 {
@@ -179,10 +237,14 @@ impl Station {
                     }
                     pace_input(n, conn.pacer).await;
                     let data = chunk.get(..n).unwrap_or_default();
-                    match self {
-                        Station::Single(i) => i.input(data, &mut conn).await?,
-                        Station::Bus(b) => b.input(data, &mut conn).await?,
+                    let mut end = None;
+                    for unit in framer.push(data) {
+                        end = self.unit(unit, &mut conn).await?;
+                        if end.is_some() {
+                            break;
+                        }
                     }
+                    end
                 }
             };
             if let Some(outage) = outage {

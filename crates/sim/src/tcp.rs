@@ -1,30 +1,69 @@
 //! A simulated instrument (or a Prologix GPIB-ETHERNET bus) on a TCP port, like a LAN
 //! instrument's raw SCPI socket (5025) or the adapter's port 1234.
+//!
+//! Several clients may be connected at once, and all of them talk to the same instrument (or
+//! bus), whose state is one whoever asks. Each connection frames its own input, so a message a
+//! client has sent only half of is never completed by another client's bytes, nor handed to the
+//! next client when it leaves. Each complete message (a host line on the adapter) is one
+//! exchange, served whole before any other client's message is taken, the time the instrument
+//! needs to measure included; its reply goes to the client that sent it. A client that stops
+//! reading holds up only itself: its next message is taken once its last reply is on the wire.
+//! Output nobody asked for (a streaming sensor's) goes to the client that spoke last, or failing
+//! that, connected last. So a driver that crashed inside a process that stays alive, holding its
+//! connection open and idle, blocks nobody, and a client that leaves mid-message leaves nothing
+//! behind.
+//!
+//! What this is based on. Keysight documents its SCPI socket service (port 5025) as accepting
+//! several simultaneous connections on the same instrument: "up to two simultaneous data
+//! socket, control socket, and telnet connections" (EDU33210 and EDU36311A user's guides,
+//! "SCPI socket services"), up to four on the E4360 (user's guide p. 53). The number for the
+//! Truevolt 34465A/34470A was not found in their manuals: unconfirmed. Keithley's LXI manuals
+//! (707B/708B reference manual p. 2-39, "Dead socket connections") warn that an application
+//! ended without releasing its socket leaves the port hanging until the power is cycled, which
+//! some models clear through a dead-socket termination port (5030 on the DMM6500, from the
+//! brief; its manual page was not found: unconfirmed). The simulator has no socket that can
+//! hang, so it has no such port. How many clients a Prologix GPIB-ETHERNET accepts at once was
+//! not found either (unconfirmed); the adapter's settings (`++addr`, `++auto`, …) are the box's,
+//! so connected clients share them, and two clients driving one adapter at the same time can
+//! readdress each other's instrument between their exchanges.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
 
-use crate::exchange::ServeEnd;
+use crate::exchange::Connection;
 use crate::fault::{FaultHandle, Outage};
 use crate::server::{Control, SimServer};
 use crate::spec::SimSpec;
 use crate::station::Station;
-use crate::wire::Pacer;
+use crate::wire::{Pacer, pace_input};
 use crate::{SimError, SimParams};
 
 /// Pause after a failed `accept` (e.g. out of descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Longest idle sleep when nothing is scheduled; only bounds how long a select waits.
+const IDLE: Duration = Duration::from_secs(3600);
+
 /// A simulated instrument on a TCP socket.
 ///
-/// Clients are served one after another by the same instrument, whose state persists between
-/// them; a client that connects while another is served waits in the listen backlog. A
-/// disconnect fault closes the connection and the listener (new connections are refused) and
-/// listens again on the same address when it is over. Dropping the server stops it and closes
-/// the listener and any open connection.
+/// Clients may be connected several at a time and share the instrument, whose state persists
+/// between them; each message is served whole, and its reply goes to its sender (the module
+/// documentation says more, and what it is based on). A disconnect fault closes every
+/// connection and the listener (new connections are refused) and listens again on the same
+/// address when it is over. Dropping the server stops it and closes the listener and any open
+/// connection.
 pub type TcpServer = SimServer<TcpLine>;
 
 /// The line of a [`TcpServer`]: the address it listens on.
@@ -66,15 +105,106 @@ impl SimServer<TcpLine> {
     }
 }
 
-/// The server task: accept clients one at a time and serve them; for a disconnect fault, close
-/// the connection and the listener and listen again when it is over.
+/// What the clients share: the instrument, the line's pacing, and where each client's output
+/// goes.
+struct Shared {
+    station: Station,
+    pacer: Option<Pacer>,
+    clients: BTreeMap<u64, Client>,
+    /// Counts connections and messages, to know who spoke last.
+    tick: u64,
+}
+
+/// A connected client, as the instrument sees it.
+struct Client {
+    out: mpsc::UnboundedSender<Out>,
+    /// `tick` when it last sent a message, or connected.
+    last: u64,
+}
+
+impl Shared {
+    /// Notes that client `id` has just spoken.
+    fn touch(&mut self, id: u64) {
+        self.tick += 1;
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.last = self.tick;
+        }
+    }
+
+    /// Sends the output a streaming instrument has due to the client that spoke last; returns
+    /// the hang-up a fault caused. A client whose connection is gone is forgotten.
+    async fn unsolicited(&mut self, faults: &FaultHandle) -> Option<Outage> {
+        let (&id, client) = self.clients.iter().max_by_key(|(_, c)| c.last)?;
+        let mut sink = Sink(client.out.clone());
+        let mut conn = Connection {
+            stream: &mut sink,
+            faults,
+            pacer: &mut self.pacer,
+        };
+        match self.station.unsolicited(&mut conn).await {
+            Ok(outage) => outage,
+            Err(_) => {
+                self.clients.remove(&id);
+                None
+            }
+        }
+    }
+}
+
+/// What a connection's writer is given: bytes, or a request to say when everything before it
+/// is on the wire.
+enum Out {
+    Data(Vec<u8>),
+    Written(oneshot::Sender<()>),
+}
+
+/// The instrument's side of a connection: what it writes is queued for the connection's
+/// writer, so an instrument never waits on a client that does not read.
+struct Sink(mpsc::UnboundedSender<Out>);
+
+impl AsyncWrite for Sink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(match self.0.send(Out::Data(buf.to_vec())) {
+            Ok(()) => Ok(buf.len()),
+            Err(_) => Err(io::ErrorKind::BrokenPipe.into()),
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The server task: accept clients and serve each in a task of its own; send a streaming
+/// instrument's output; for a disconnect fault, close every connection and the listener and
+/// listen again when it is over.
 async fn run(
     listener: TcpListener,
     addr: SocketAddr,
-    mut station: Station,
-    mut pacer: Option<Pacer>,
+    station: Station,
+    pacer: Option<Pacer>,
     control: Control,
 ) {
+    let shared = Arc::new(Mutex::new(Shared {
+        station,
+        pacer,
+        clients: BTreeMap::new(),
+        tick: 0,
+    }));
+    // A client whose exchange hung the line up says so here.
+    let (outage_tx, mut outage_rx) = mpsc::unbounded_channel::<Outage>();
+    // Clients say when they have been served, since that may start a stream.
+    let activity = Arc::new(Notify::new());
+    let mut tasks = JoinSet::new();
+    let mut next_id = 0u64;
     let mut listener = Some(listener);
     loop {
         let Some(l) = &listener else {
@@ -83,53 +213,159 @@ async fn run(
             listener = TcpListener::bind(addr).await.ok();
             continue;
         };
+        // A client mid-exchange holds the instrument, perhaps for minutes (`ACAL`); accepting
+        // does not wait for it, and the client says when it is done, which brings the loop back.
+        let next = match shared.try_lock() {
+            Ok(g) => g.station.unsolicited_in(),
+            Err(_) => None,
+        };
         let outage = tokio::select! {
             biased;
+            Some(outage) = outage_rx.recv() => Some(outage),
             // A disconnect armed while nobody is connected still takes the port away.
-            _ = control.faults.armed_signal() => station.due_events(&control.faults),
-            accepted = l.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    serve_client(&mut station, stream, peer, &control.faults, &mut pacer).await
+            _ = control.faults.armed_signal() => {
+                shared.lock().await.station.due_events(&control.faults)
+            }
+            Some(_) = tasks.join_next() => None,
+            _ = activity.notified() => None,
+            _ = tokio::time::sleep(next.unwrap_or(IDLE)), if next.is_some() => {
+                shared.lock().await.unsolicited(&control.faults).await
+            }
+            accepted = l.accept() => {
+                match accepted {
+                    Ok((stream, peer)) => {
+                        next_id += 1;
+                        tasks.spawn(serve_client(
+                            Arc::clone(&shared),
+                            next_id,
+                            stream,
+                            peer,
+                            control.faults.clone(),
+                            outage_tx.clone(),
+                            Arc::clone(&activity),
+                        ));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "simulator could not accept a connection");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "simulator could not accept a connection");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    None
-                }
-            },
+                None
+            }
         };
         if let Some(outage) = outage {
+            // Every connection goes with the line, and with it what its client had not read.
+            tasks.shutdown().await;
             drop(listener.take());
-            listener = control.outage(outage, &mut station, rebind(addr)).await;
+            let mut guard = shared.lock().await;
+            guard.clients.clear();
+            listener = control
+                .outage(outage, &mut guard.station, rebind(addr))
+                .await;
+            drop(guard);
+            // Hang-ups other clients ran into meanwhile went with this one.
+            while outage_rx.try_recv().is_ok() {}
         }
     }
 }
 
-/// Serves one client until it leaves; returns the outage when a fault hung the line up (the
-/// connection is closed by then).
+/// Serves one client until it leaves or a fault hangs the line up, which it reports to the
+/// server task.
 async fn serve_client(
-    station: &mut Station,
-    mut stream: TcpStream,
+    shared: Arc<Mutex<Shared>>,
+    id: u64,
+    stream: TcpStream,
     peer: SocketAddr,
-    faults: &FaultHandle,
-    pacer: &mut Option<Pacer>,
-) -> Option<Outage> {
+    faults: FaultHandle,
+    outage_tx: mpsc::UnboundedSender<Outage>,
+    activity: Arc<Notify>,
+) {
     // Replies are single small writes; do not let Nagle hold them back.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
     tracing::info!(%peer, "simulator client connected");
-    match station.serve(&mut stream, faults, pacer).await {
-        Ok(ServeEnd::Closed) => {
-            tracing::info!(%peer, "simulator client disconnected");
-            None
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut framer = {
+        let mut g = shared.lock().await;
+        g.tick += 1;
+        let last = g.tick;
+        g.clients.insert(
+            id,
+            Client {
+                out: tx.clone(),
+                last,
+            },
+        );
+        g.station.new_connection()
+    };
+    let serve = async {
+        let mut chunk = vec![0u8; 4096];
+        loop {
+            let n = reader.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            pace_input(n, &shared.lock().await.pacer).await;
+            let data = chunk.get(..n).unwrap_or_default();
+            for unit in framer.push(data) {
+                let outage = {
+                    let mut g = shared.lock().await;
+                    g.touch(id);
+                    let Shared { station, pacer, .. } = &mut *g;
+                    let mut sink = Sink(tx.clone());
+                    let mut conn = Connection {
+                        stream: &mut sink,
+                        faults: &faults,
+                        pacer,
+                    };
+                    station.unit(unit, &mut conn).await?
+                };
+                activity.notify_one();
+                // The next message waits until this one's reply is on the wire, so a client that
+                // does not read holds up only itself, and queues no more than one reply.
+                let (written, on_wire) = oneshot::channel();
+                if tx.send(Out::Written(written)).is_err() || on_wire.await.is_err() {
+                    return Err(io::ErrorKind::BrokenPipe.into());
+                }
+                if outage.is_some() {
+                    return Ok(outage);
+                }
+            }
         }
-        Ok(ServeEnd::Disconnect(outage)) => Some(outage),
-        Err(e) => {
-            tracing::info!(%peer, error = %e, "simulator client dropped");
-            None
+    };
+    let end: io::Result<Option<Outage>> = tokio::select! {
+        end = serve => end,
+        end = write_out(writer, rx) => end.map(|()| None),
+    };
+    shared.lock().await.clients.remove(&id);
+    match end {
+        Ok(None) => tracing::info!(%peer, "simulator client disconnected"),
+        // The reply before it is on the wire and this connection closed; the server task closes
+        // the others and the listener.
+        Ok(Some(outage)) => {
+            let _ = outage_tx.send(outage);
+        }
+        Err(e) => tracing::info!(%peer, error = %e, "simulator client dropped"),
+    }
+}
+
+/// Writes what the instrument queued for one connection, in order.
+async fn write_out(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+) -> io::Result<()> {
+    while let Some(out) = rx.recv().await {
+        match out {
+            Out::Data(data) => writer.write_all(&data).await?,
+            Out::Written(done) => {
+                writer.flush().await?;
+                let _ = done.send(());
+            }
         }
     }
+    Ok(())
 }
 
 async fn rebind(addr: SocketAddr) -> Option<TcpListener> {
@@ -245,25 +481,115 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn clients_are_served_one_at_a_time() {
+    async fn an_idle_client_does_not_block_the_next() {
         let server = generic().await;
+        // A driver that crashed in a process that lives on: connected, half a message sent,
+        // never heard from again.
         let mut a = connect(&server).await;
         assert_eq!(query(&mut a, "*OPC?\n").await, "1\n");
-        // b connects (the kernel completes the handshake) but waits its turn.
+        a.get_mut()
+            .write_all(b"VOLT:NPLC 0.2;:SYST:ERR")
+            .await
+            .unwrap();
         let mut b = connect(&server).await;
-        b.get_mut().write_all(b"*OPC?\n").await.unwrap();
-        let mut reply = String::new();
-        let early = tokio::time::timeout(Duration::from_millis(300), b.read_line(&mut reply)).await;
+        assert_eq!(query(&mut b, "*OPC?\n").await, "1\n");
+        // The same instrument: b's setting is the one a finds, and a's half message was
+        // completed by neither b's bytes nor anything else.
+        assert_eq!(query(&mut b, "VOLT:NPLC 1\n*OPC?\n").await, "1\n");
+        assert_eq!(query(&mut a, "?\n").await, "0,\"No error\"\n");
+        assert_eq!(query(&mut b, "VOLT:NPLC?\n").await, "+2.00000000E-01\n");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_holds_up_only_itself() {
+        let server = generic().await;
+        // Some 16 MB of replies that a never reads: both socket buffers fill.
+        let mut a = connect(&server).await;
+        a.get_mut().write_all(b"SAMP:COUN 50000\n").await.unwrap();
+        for _ in 0..20 {
+            a.get_mut().write_all(b"READ?\n").await.unwrap();
+        }
+        let mut b = connect(&server).await;
+        assert_eq!(query(&mut b, "*OPC?\n").await, "1\n");
         assert!(
-            early.is_err(),
-            "served while another client was connected: {reply:?}"
+            query(&mut b, "*IDN?\n")
+                .await
+                .starts_with("TSAGENT,SIM-DMM,")
         );
-        drop(a);
+        // a still gets its first reply, whole.
+        let mut first = String::new();
+        tokio::time::timeout(Duration::from_secs(30), a.read_line(&mut first))
+            .await
+            .expect("no reply")
+            .unwrap();
+        assert_eq!(first.split(',').count(), 50_000);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn each_reply_goes_to_the_client_that_asked() {
+        let server = generic().await;
+        let mut a = connect(&server).await;
+        let mut b = connect(&server).await;
+        // Both ask before either reads; b's whole message arrives while a's is in two parts.
+        a.get_mut().write_all(b"*ID").await.unwrap();
+        b.get_mut().write_all(b"BOGUS\nSYST:ERR?\n").await.unwrap();
+        a.get_mut().write_all(b"N?\n").await.unwrap();
+        let mut reply = String::new();
         tokio::time::timeout(Duration::from_secs(10), b.read_line(&mut reply))
             .await
-            .expect("not served after the first client left")
+            .expect("no reply")
             .unwrap();
-        assert_eq!(reply, "1\n");
+        assert_eq!(reply, "-113,\"Undefined header\"\n");
+        reply.clear();
+        tokio::time::timeout(Duration::from_secs(10), a.read_line(&mut reply))
+            .await
+            .expect("no reply")
+            .unwrap();
+        assert!(reply.starts_with("TSAGENT,SIM-DMM,"), "{reply:?}");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn messages_of_clients_at_once_are_never_interleaved() {
+        let server = generic().await;
+        // Each client sets a value and reads it back in one message, many times, all at once:
+        // another client's setting can never land between the two.
+        let mut tasks = Vec::new();
+        for k in 1..=8u32 {
+            let addr = server.local_addr();
+            tasks.push(tokio::spawn(async move {
+                let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+                for _ in 0..50 {
+                    let r = query(&mut c, &format!("SAMP:COUN {k};:SAMP:COUN?\n")).await;
+                    assert_eq!(r, format!("+{k}\n"), "client {k}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn streaming_output_goes_to_the_client_that_spoke_last() {
+        let spec = SimSpec::instrument(crate::PersonalityId::VaisalaPtu300, SimParams::default());
+        let server = TcpServer::start_spec(spec, "127.0.0.1:0").await.unwrap();
+        let mut b = connect(&server).await;
+        b.get_mut().write_all(b"INTV 1 S\rR\r").await.unwrap();
+        // a connects after b and stays idle; the stream b started is b's.
+        let _a = connect(&server).await;
+        let mut line = String::new();
+        for _ in 0..3 {
+            line.clear();
+            tokio::time::timeout(Duration::from_secs(10), b.read_line(&mut line))
+                .await
+                .expect("no output")
+                .unwrap();
+        }
+        assert!(line.starts_with("P="), "{line:?}");
         server.shutdown().await;
     }
 

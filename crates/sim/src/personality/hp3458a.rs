@@ -5,15 +5,19 @@
 //! `OHMF` alone too), `RANGE AUTO|max` (`RANGE?`), `ARANGE ON|OFF|ONCE`, `NPLC n` (`NPLC?`),
 //! `NDIG 3..8`,
 //! `AZERO ON|OFF|ONCE`, `NRDGS n[,event]`, `TARM AUTO|EXT|SGL[,n]|HOLD|SYN` (`TARM?`),
-//! `TRIG AUTO|EXT|SGL|HOLD|SYN|LEVEL|LINE` (`TRIG?`), `MEM OFF|LIFO|FIFO|CONT`, `MCOUNT?`,
-//! `RMEM first[,count]`, `ERRSTR?`, `ERR?`, `TEMP?`, `ACAL DCV|OHMS|AC|ALL`, and, accepted
+//! `TRIG AUTO|EXT|SGL|HOLD|SYN|LEVEL|LINE` (`TRIG?`), `MEM OFF|LIFO|FIFO|CONT` (`MEM?`), `MCOUNT?`,
+//! `RMEM first[,count[,record]]`, `END?`, `NDIG?`, `ERRSTR?`, `ERR?`, `TEMP?`,
+//! `ACAL DCV|OHMS|AC|ALL`, and, accepted
 //! without effect, `DISP`, `LFREQ`, `INBUF`, `FIXEDZ`, `MATH`, `TBUFF`, `DELAY`, `TIMER`, `APER`,
 //! `SCRATCH`, `BEEP`, `LOCK`, `EXTOUT`, `OCOMP`, `MMATH`, `TRIG` events.
 //!
 //! Readings are taken when armed and triggered: `TARM SGL,n` with `TRIG AUTO|SYN` gives n × NRDGS
 //! readings; `TRIG SGL` with `TARM AUTO` gives NRDGS; and with `TARM AUTO` and `TRIG AUTO|SYN`
 //! the meter reads whenever the controller addresses it to talk with nothing pending (GPIB only).
-//! They go to the output (`MEM OFF`) or to reading memory. ASCII readings are `+1.00000023E+01`
+//! They go to the output (`MEM OFF`) or to reading memory (10,000 readings: a full FIFO keeps
+//! its readings, a full LIFO drops its oldest), recalled newest first by `RMEM`, which turns
+//! memory off; recalled ASCII readings are separated by commas with one CR LF after the last.
+//! The `record` of `RMEM` counts NRDGS readings. ASCII readings are `+1.00000023E+01`
 //! with NDIG decimals and end in CR LF; SREAL/DREAL are 4/8-byte big-endian IEEE-754 without a
 //! header or terminator; SINT/DINT are refused (error 106). Every reading is one GPIB transfer:
 //! with `END ALWAYS` (also plain `END`) each ends with EOI, with `END ON` only the last of the
@@ -133,12 +137,23 @@ impl Event {
     }
 }
 
+/// Where readings go: the output, or reading memory in one of its two orders. `MEM CONT` is
+/// not a mode of its own: it selects the previous one, memory kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Memory {
     Off,
     Lifo,
     Fifo,
-    Cont,
+}
+
+impl Memory {
+    fn code(self) -> u8 {
+        match self {
+            Memory::Off => 0,
+            Memory::Lifo => 1,
+            Memory::Fifo => 2,
+        }
+    }
 }
 
 /// The simulated 3458A.
@@ -157,6 +172,9 @@ pub(crate) struct Hp3458a {
     tarm: Event,
     trig: Event,
     memory_mode: Memory,
+    /// The order `MEM CONT` goes back to: the last of LIFO or FIFO selected (FIFO if neither).
+    stored_mode: Memory,
+    /// Oldest first.
     memory: Vec<f64>,
     /// Kept for a fault that changes the unit; the 3458A cannot report it.
     serial: String,
@@ -178,6 +196,7 @@ impl Hp3458a {
             tarm: Event::Auto,
             trig: Event::Auto,
             memory_mode: Memory::Off,
+            stored_mode: Memory::Fifo,
             memory: Vec::new(),
             serial: clean_field(&setup.serial),
         };
@@ -198,6 +217,7 @@ impl Hp3458a {
         self.tarm = Event::Auto;
         self.trig = Event::Auto;
         self.memory_mode = Memory::Off;
+        self.stored_mode = Memory::Fifo;
         self.memory.clear();
     }
 
@@ -239,6 +259,13 @@ impl Hp3458a {
 
     /// Sends `values` as one burst, each reading its own transfer.
     fn send_readings(&self, reply: &mut Reply, values: &[f64]) {
+        self.send_group(reply, values, false);
+    }
+
+    /// Sends `values` as one burst, each reading its own transfer; `recalled` readings (`RMEM`)
+    /// in ASCII are separated by commas with one CR LF after the last, which readings sent to
+    /// the output as they are taken are not (3458A manual, END).
+    fn send_group(&self, reply: &mut Reply, values: &[f64], recalled: bool) {
         let last = values.len().saturating_sub(1);
         for (i, v) in values.iter().enumerate() {
             let end = match self.end {
@@ -246,9 +273,54 @@ impl Hp3458a {
                 End::On => i == last,
                 End::Off => false,
             };
-            reply.push(self.format_reading(*v), end);
+            let mut bytes = self.format_reading(*v);
+            if recalled && self.oformat == Format::Ascii && i != last {
+                bytes.truncate(bytes.len().saturating_sub(2));
+                bytes.push(b',');
+            }
+            reply.push(bytes, end);
         }
         self.standard.counted(values.len() as u64);
+    }
+
+    /// `RMEM first[,count[,record]]`: `count` readings from reading number `first` of record
+    /// `record` (NRDGS readings each). The newest reading is number 1 and the newest record
+    /// record 1, in FIFO and LIFO alike; recalling turns reading memory off, readings kept
+    /// (3458A manual, RMEM). Reading numbers counted from the start of the record, and error
+    /// 106 for readings that are not stored, are unconfirmed.
+    fn recall(&mut self, u: &Unit<'_>, reply: &mut Reply) {
+        let cap = MEMORY_CAP as f64;
+        let first = self.number_param(u.param(0), 1.0, cap);
+        let count = match u.param(1) {
+            None => Some(1.0),
+            Some(_) => self.number_param(u.param(1), 1.0, cap),
+        };
+        let record = match u.param(2) {
+            None => Some(1.0),
+            Some(_) => self.number_param(u.param(2), 1.0, cap),
+        };
+        let (Some(first), Some(count), Some(record)) = (first, count, record) else {
+            return;
+        };
+        let per_record = self.nrdgs as usize;
+        let start = (record as usize - 1)
+            .saturating_mul(per_record)
+            .saturating_add(first as usize - 1);
+        let end = start.saturating_add(count as usize);
+        if end > self.memory.len() {
+            self.error(ERR_RANGE);
+            return;
+        }
+        let values: Vec<f64> = self
+            .memory
+            .iter()
+            .rev()
+            .skip(start)
+            .take(end - start)
+            .copied()
+            .collect();
+        self.memory_mode = Memory::Off;
+        self.send_group(reply, &values, true);
     }
 
     /// Takes `bursts` × NRDGS readings into the output or memory.
@@ -269,9 +341,11 @@ impl Hp3458a {
                 self.send_readings(reply, group);
             }
         } else {
+            // A full memory keeps its readings in FIFO and drops the oldest in LIFO (3458A
+            // manual, MEM, outside the high-speed mode).
             for v in values {
                 if self.memory.len() >= MEMORY_CAP {
-                    if self.memory_mode == Memory::Cont {
+                    if self.memory_mode == Memory::Lifo {
                         self.memory.remove(0);
                     } else {
                         break;
@@ -342,7 +416,8 @@ impl Hp3458a {
 
     /// `RANGE AUTO|max_input`: the smallest range of the function that covers `max_input`.
     fn check_range(&mut self, r: &str) {
-        if r.eq_ignore_ascii_case("AUTO") {
+        // -1 selects autorange as AUTO does (3458A manual, RANGE and the function commands).
+        if r.eq_ignore_ascii_case("AUTO") || number(r) == Some(-1.0) {
             self.range = None;
             return;
         }
@@ -488,17 +563,21 @@ impl UnitDialect for Hp3458a {
                 None => self.error(ERR_MISSING),
                 Some(None) => self.error(ERR_UNKNOWN_PARAM),
                 Some(Some(Event::Sgl)) => {
+                    // 0 and 1 both arm once (3458A manual, TARM number_arms).
                     let count = match u.param(1) {
                         None => Some(1.0),
-                        Some(_) => self.number_param(u.param(1), 1.0, 2_147_483_647.0),
+                        Some(_) => self.number_param(u.param(1), 0.0, 2_147_483_647.0),
                     };
                     if let Some(count) = count {
                         if matches!(self.trig, Event::Auto | Event::Syn) {
-                            self.take(count as u64, reply);
+                            self.take((count as u64).max(1), reply);
                         }
                         self.tarm = Event::Hold;
                     }
                 }
+                // number_arms only means something with SGL; another event with one (`TARM
+                // HOLD,0`, as the `hp3458a` package sends) is taken without it. Unconfirmed
+                // whether the meter flags it.
                 Some(Some(e)) => self.tarm = e,
             },
             "TARM?" => {
@@ -524,43 +603,41 @@ impl UnitDialect for Hp3458a {
                 Some("OFF" | "0") => self.memory_mode = Memory::Off,
                 Some("LIFO" | "1") => {
                     self.memory_mode = Memory::Lifo;
+                    self.stored_mode = Memory::Lifo;
                     self.memory.clear();
                 }
                 Some("FIFO" | "2") => {
                     self.memory_mode = Memory::Fifo;
+                    self.stored_mode = Memory::Fifo;
                     self.memory.clear();
                 }
-                Some("CONT" | "3") => self.memory_mode = Memory::Cont,
+                Some("CONT" | "3") => self.memory_mode = self.stored_mode,
                 Some(_) => self.error(ERR_UNKNOWN_PARAM),
                 None => self.error(ERR_MISSING),
             },
+            // Query replies are numeric under the power-on QFORMAT NORM (3458A manual, QFORMAT);
+            // the plain integer form is unconfirmed.
+            "MEM?" => {
+                let code = self.memory_mode.code().to_string();
+                self.text(reply, &code);
+            }
+            "END?" => {
+                let code = match self.end {
+                    End::Off => "0",
+                    End::On => "1",
+                    End::Always => "2",
+                };
+                self.text(reply, code);
+            }
+            "NDIG?" => {
+                let n = self.ndig.to_string();
+                self.text(reply, &n);
+            }
             "MCOUNT?" => {
                 let n = self.memory.len().to_string();
                 self.text(reply, &n);
             }
-            "RMEM" => {
-                let first = self.number_param(p0, 1.0, MEMORY_CAP as f64);
-                let count = match u.param(1) {
-                    None => Some(1.0),
-                    Some(_) => self.number_param(u.param(1), 1.0, MEMORY_CAP as f64),
-                };
-                if let (Some(first), Some(count)) = (first, count) {
-                    let mut ordered = self.memory.clone();
-                    if self.memory_mode == Memory::Lifo {
-                        ordered.reverse();
-                    }
-                    let start = (first as usize).saturating_sub(1);
-                    if start + count as usize > ordered.len() {
-                        self.error(ERR_RANGE);
-                    } else {
-                        let values: Vec<f64> = ordered
-                            .get(start..start + count as usize)
-                            .unwrap_or_default()
-                            .to_vec();
-                        self.send_readings(reply, &values);
-                    }
-                }
-            }
+            "RMEM" => self.recall(u, reply),
             "ERRSTR?" => {
                 let text = match self.errors.pop() {
                     Some((code, msg)) => format!("{code},\"{msg}\""),
@@ -738,11 +815,140 @@ mod tests {
     fn memory_mode_stores_and_recalls() {
         let mut m = meter(false);
         ask(&mut m, "TARM HOLD;TRIG AUTO;MEM FIFO;NDIG 3");
+        assert_eq!(ask(&mut m, "MEM?"), "2\r\n");
         assert_eq!(ask(&mut m, "TARM SGL,3"), "");
         assert_eq!(ask(&mut m, "MCOUNT?"), "3\r\n");
-        assert_eq!(ask(&mut m, "RMEM 2,2"), "+1.000E+01\r\n+1.000E+01\r\n");
+        // Recalled ASCII readings: commas between, one CR LF after the last.
+        assert_eq!(ask(&mut m, "RMEM 2,2"), "+1.000E+01,+1.000E+01\r\n");
+        // Recalling turns memory off, readings kept; MEM CONT goes back to FIFO.
+        assert_eq!(ask(&mut m, "MEM?"), "0\r\n");
+        assert_eq!(ask(&mut m, "TARM SGL"), "+1.000E+01\r\n");
+        assert_eq!(ask(&mut m, "MCOUNT?"), "3\r\n");
+        ask(&mut m, "MEM CONT");
+        assert_eq!(ask(&mut m, "MEM?"), "2\r\n");
         ask(&mut m, "RMEM 3,2");
         assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
+        ask(&mut m, "MEM LIFO;MEM OFF;MEM CONT");
+        assert_eq!(ask(&mut m, "MEM?"), "1\r\n");
+        assert_eq!(ask(&mut m, "MCOUNT?"), "0\r\n");
+    }
+
+    #[test]
+    fn recall_numbers_readings_and_records_newest_first() {
+        let mut m = meter(false);
+        // Two records of two readings: dc volts (10 V), then ohms (10 kΩ).
+        ask(
+            &mut m,
+            "TARM HOLD;TRIG AUTO;NDIG 3;NRDGS 2,AUTO;MEM FIFO;TARM SGL,0",
+        );
+        ask(&mut m, "FUNC OHM;MEM CONT;TARM SGL,1");
+        assert_eq!(ask(&mut m, "MCOUNT?"), "4\r\n");
+        assert_eq!(ask(&mut m, "RMEM 1,1,1"), "+1.000E+04\r\n");
+        ask(&mut m, "MEM CONT");
+        assert_eq!(ask(&mut m, "RMEM 1,2,2"), "+1.000E+01,+1.000E+01\r\n");
+        assert_eq!(
+            ask(&mut m, "RMEM 2,2"),
+            "+1.000E+04,+1.000E+01\r\n",
+            "reading 2 is the older ohms one, 3 the newest dc one"
+        );
+        ask(&mut m, "RMEM 2,2,2");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
+        ask(&mut m, "RMEM 0");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "0,\"NO ERROR\"\r\n");
+    }
+
+    #[test]
+    fn recall_eoi_follows_end() {
+        let mut m = meter(false);
+        ask(&mut m, "TARM HOLD;TRIG AUTO;MEM FIFO;TARM SGL,3;END ON");
+        let r = m.handle(b"RMEM 1,3");
+        assert_eq!(
+            r.transfers.iter().map(|t| t.end).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        ask(&mut m, "END ALWAYS");
+        assert!(m.handle(b"RMEM 1,3").transfers.iter().all(|t| t.end));
+        // Binary formats have no separators.
+        ask(&mut m, "OFORMAT DREAL");
+        assert_eq!(
+            m.handle(b"RMEM 1,2").bytes(),
+            [10.0f64.to_be_bytes(); 2].concat()
+        );
+    }
+
+    #[test]
+    fn a_full_memory_keeps_its_fifo_and_drops_the_oldest_lifo_reading() {
+        let mut m = meter(false);
+        ask(
+            &mut m,
+            "TARM HOLD;TRIG AUTO;NDIG 3;MEM FIFO;NRDGS 10000;TARM SGL",
+        );
+        ask(&mut m, "FUNC OHM;NRDGS 1;TARM SGL");
+        assert_eq!(ask(&mut m, "MCOUNT?"), "10000\r\n");
+        assert_eq!(
+            ask(&mut m, "RMEM 1"),
+            "+1.000E+01\r\n",
+            "FIFO stored no more"
+        );
+        ask(&mut m, "FUNC DCV;MEM LIFO;NRDGS 10000;TARM SGL");
+        ask(&mut m, "FUNC OHM;NRDGS 1;TARM SGL");
+        assert_eq!(ask(&mut m, "MCOUNT?"), "10000\r\n");
+        assert_eq!(
+            ask(&mut m, "RMEM 1"),
+            "+1.000E+04\r\n",
+            "LIFO took the newest"
+        );
+    }
+
+    #[test]
+    fn arming_counts_end_and_digit_queries() {
+        let mut m = meter(false);
+        // The `hp3458a` package's forms: number_arms 0 arms once, other events take one too.
+        ask(&mut m, "TARM HOLD,0;TRIG AUTO;END ALWAYS");
+        assert_eq!(ask(&mut m, "TARM?"), "4\r\n");
+        assert_eq!(ask(&mut m, "TARM SGL,0"), "+1.0000000E+01\r\n");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "0,\"NO ERROR\"\r\n");
+        assert_eq!(ask(&mut m, "END?"), "2\r\n");
+        ask(&mut m, "END ON");
+        assert_eq!(ask(&mut m, "END?"), "1\r\n");
+        ask(&mut m, "NDIG 8");
+        assert_eq!(ask(&mut m, "NDIG?"), "8\r\n");
+        // -1 is autorange, like AUTO.
+        ask(&mut m, "DCV 1;DCV -1,1E-6");
+        assert_eq!(ask(&mut m, "RANGE?"), "+1.000000E+01\r\n");
+        assert_eq!(ask(&mut m, "ERRSTR?"), "0,\"NO ERROR\"\r\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn recall_returns_the_newest_first_slice_or_error_106(
+            kinds in proptest::collection::vec(proptest::bool::ANY, 1..12),
+            nrdgs in 1u32..4,
+            first in 1u32..14,
+            count in 1u32..14,
+            record in 1u32..5,
+        ) {
+            let mut m = meter(false);
+            ask(&mut m, &format!("TARM HOLD;TRIG AUTO;NDIG 3;NRDGS {nrdgs};MEM FIFO"));
+            let mut stored = Vec::new();
+            for ohms in &kinds {
+                let (f, v) = if *ohms { ("OHM", "+1.000E+04") } else { ("DCV", "+1.000E+01") };
+                ask(&mut m, &format!("FUNC {f};MEM CONT;TARM SGL"));
+                stored.extend(std::iter::repeat_n(v, nrdgs as usize));
+            }
+            let reply = ask(&mut m, &format!("RMEM {first},{count},{record}"));
+            let start = ((record - 1) * nrdgs + first - 1) as usize;
+            let end = start + count as usize;
+            if end <= stored.len() {
+                let want: Vec<&str> = stored.iter().rev().skip(start).take(count as usize).copied().collect();
+                proptest::prop_assert_eq!(reply, want.join(",") + "\r\n");
+                proptest::prop_assert_eq!(ask(&mut m, "MEM?"), "0\r\n");
+            } else {
+                proptest::prop_assert_eq!(reply, "");
+                proptest::prop_assert_eq!(ask(&mut m, "ERRSTR?"), "106,\"PARAMETER OUT OF RANGE\"\r\n");
+            }
+        }
     }
 
     #[test]

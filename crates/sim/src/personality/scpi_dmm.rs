@@ -14,7 +14,8 @@
 //! LF; `R?` always sends a block, holding ASCII text in ASCII format, as the Truevolt meters do.
 //!
 //! The meter switches function as the Truevolt meters do: `[SENSe:]FUNCtion[:ON] "<f>"`,
-//! `CONFigure:<f>` and `MEASure:<f>?` select dc volts (`"VOLT"`), ac volts (`"VOLT:AC"`), dc and
+//! `CONFigure:<f>` and `MEASure:<f>?` (`CONFigure?` answers the function, range and resolution
+//! as a quoted string) select dc volts (`"VOLT"`), ac volts (`"VOLT:AC"`), dc and
 //! ac current (`"CURR"`, `"CURR:AC"`) and 2- and 4-wire ohms (`"RES"`, `"FRES"`); `FUNCtion?`
 //! answers the quoted short form. Each function keeps its own range (its own table), autorange,
 //! NPLC, aperture and auto-zero under `[SENSe:]<f>:…`, whichever is in use. As on the meters the
@@ -43,7 +44,7 @@ use scpi::{Branch, Leaf};
 use super::Setup;
 use super::model::{MAINS_HZ, Standard};
 use super::scpi_util::*;
-use crate::format::{NOT_A_NUMBER, OVERLOAD, format_reading};
+use crate::format::{NOT_A_NUMBER, OVERLOAD, format_reading, format_sci};
 use crate::id::PersonalityId;
 
 /// Readings the reading memory holds (the Truevolt standard memory).
@@ -880,6 +881,9 @@ const TREE: Node<'static, D> = scpi_tree![ScpiDmm;
         ]
     ],
     Branch![b"CONFigure";
+        // `CONFigure?`; the crate needs a name for the branch's own query, so `CONF:CONF?` is
+        // accepted too, which the meter would refuse.
+        Leaf!(default b"CONFigure" => &Cmd::q(conf_q)),
         Branch![b"VOLTage";
             Leaf!(default b"DC" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::VoltDc))),
             Leaf!(b"AC" => &Cmd::<D>::ev(|d, p| conf_ev(d, p, Function::VoltAc)))
@@ -1012,6 +1016,24 @@ fn conf_ev(d: &mut D, p: &mut Parameters<'_, '_>, f: Function) -> ScpiResult<()>
     let range = configure_args(f, p)?;
     d.configure(f, range);
     Ok(())
+}
+
+/// `CONFigure?`: the function in use, its range and resolution as a quoted string,
+/// `"VOLT +1.000000E+01,+3.000000E-06"` (Truevolt manual, `CONFigure?`: the function's short
+/// form, then range and resolution). The range is the one `RANGe?` answers, the resolution the
+/// one `RESolution?` answers; for the ac functions, which have no resolution setting, the
+/// resolution their reading time gives is unconfirmed. Seven significant digits, as in the
+/// manual's example and the 34401A's.
+fn conf_q(d: &mut D, p: &mut Parameters<'_, '_>, r: &mut ResponseUnit<'_>) -> ScpiResult<()> {
+    no_more(p)?;
+    let f = d.function;
+    let text = format!(
+        "{} {},{}",
+        f.name(),
+        format_sci(d.of(f).range, 6, true),
+        format_sci(d.resolution_now(f), 6, true)
+    );
+    respond_text(r, &quoted(&text))
 }
 
 /// `MEASure:<function>? [range|MIN|MAX|DEF|AUTO[,resolution]]`: configure, then read.
@@ -2160,6 +2182,45 @@ mod tests {
         assert_eq!(errors(&mut d), ["-131,\"Invalid suffix\""]);
         // A refused CONFigure changes nothing.
         assert_eq!(q(&mut d, "FUNC?"), "\"VOLT\"\n");
+    }
+
+    #[test]
+    fn configure_query_names_function_range_and_resolution() {
+        let mut d = truevolt(PersonalityId::Keysight34465a);
+        // Range and resolution are the ones `RANGe?` and `RESolution?` answer.
+        let agrees = |d: &mut D, f: &str, sense: &str| {
+            let range: f64 = q(d, &format!("{sense}:RANG?")).trim().parse().unwrap();
+            let res: f64 = q(d, &format!("{sense}:RES?")).trim().parse().unwrap();
+            let want = format!(
+                "\"{f} {},{}\"\n",
+                format_sci(range, 6, true),
+                format_sci(res, 6, true)
+            );
+            assert_eq!(q(d, "CONF?"), want);
+        };
+        agrees(&mut d, "VOLT", "VOLT");
+        assert!(q(&mut d, "CONF?").starts_with("\"VOLT +1.000000E+01,"));
+        // 34465A at 1 NPLC: 0.3 ppm of the range.
+        q(&mut d, "CONF:VOLT:DC 1;:VOLT:NPLC 1");
+        assert_eq!(q(&mut d, "CONF?"), "\"VOLT +1.000000E+00,+3.000000E-07\"\n");
+        q(&mut d, "CONF:RES 1e3");
+        agrees(&mut d, "RES", "RES");
+        q(&mut d, "FUNC \"FRES\";:FRES:RANG 1e6");
+        agrees(&mut d, "FRES", "FRES");
+        q(&mut d, "CONF:CURR 1e-3");
+        agrees(&mut d, "CURR", "CURR");
+        q(&mut d, "CONF:CURR:AC");
+        assert!(q(&mut d, "CONFigure?").starts_with("\"CURR:AC +"));
+        // No event form, and no parameters.
+        q(&mut d, "CONF");
+        q(&mut d, "CONF? 1");
+        assert_eq!(
+            errors(&mut d),
+            [
+                "-113,\"Undefined header\"",
+                "-108,\"Parameter not allowed\""
+            ]
+        );
     }
 
     #[test]
