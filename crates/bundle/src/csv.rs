@@ -149,6 +149,16 @@ pub struct Reader<R> {
     pending: usize,
 }
 
+/// How [`Reader::start`] found the next record.
+enum Next {
+    /// No more input.
+    End,
+    /// A plain line of this many bytes (without its `\n`), still in the input's buffer.
+    Plain(usize),
+    /// Read by the general parser into the caller's buffer.
+    Read,
+}
+
 impl<R: BufRead> Reader<R> {
     /// A reader of records of `width` fields.
     pub fn new(input: R, width: usize) -> Self {
@@ -172,21 +182,17 @@ impl<R: BufRead> Reader<R> {
         buf: &mut Vec<u8>,
         fields: &mut Vec<Range<usize>>,
     ) -> Result<bool, ReadError> {
-        self.input.consume(std::mem::take(&mut self.pending));
-        buf.clear();
-        fields.clear();
-        if self.input.fill_buf()?.is_empty() {
-            return Ok(false);
+        match self.start(buf, fields)? {
+            Next::End => Ok(false),
+            Next::Plain(end) => {
+                // The buffer still holds the line: `fill_buf` returns it again without reading.
+                let line = self.input.fill_buf()?.get(..end).unwrap_or_default();
+                buf.extend_from_slice(line);
+                self.input.consume(end + 1);
+                Ok(true)
+            }
+            Next::Read => Ok(true),
         }
-        self.record += 1;
-        if let Some(end) = self.plain_line(fields)? {
-            // The buffer still holds the line: `fill_buf` returns it again without reading.
-            buf.extend_from_slice(&self.input.fill_buf()?[..end]);
-            self.input.consume(end + 1);
-            return Ok(true);
-        }
-        self.general(buf, fields)?;
-        Ok(true)
     }
 
     /// [`next_record`](Self::next_record) without copying a plain line: its text is returned
@@ -198,21 +204,38 @@ impl<R: BufRead> Reader<R> {
         buf: &'a mut Vec<u8>,
         fields: &mut Vec<Range<usize>>,
     ) -> Result<Option<(usize, &'a [u8])>, ReadError> {
+        Ok(match self.start(buf, fields)? {
+            Next::End => None,
+            Next::Plain(end) => {
+                self.pending = end + 1;
+                let record = self.record;
+                // The buffer still holds the line: `fill_buf` returns it again without reading.
+                let text = self.input.fill_buf()?.get(..end).unwrap_or_default();
+                Some((record, text))
+            }
+            Next::Read => Some((self.record, buf)),
+        })
+    }
+
+    /// Begins the next record for both readers: the last in-place line consumed, then the plain
+    /// path tried, then the general parser into `buf`.
+    fn start(
+        &mut self,
+        buf: &mut Vec<u8>,
+        fields: &mut Vec<Range<usize>>,
+    ) -> Result<Next, ReadError> {
         self.input.consume(std::mem::take(&mut self.pending));
         buf.clear();
         fields.clear();
         if self.input.fill_buf()?.is_empty() {
-            return Ok(None);
+            return Ok(Next::End);
         }
         self.record += 1;
         if let Some(end) = self.plain_line(fields)? {
-            self.pending = end + 1;
-            // The buffer still holds the line: `fill_buf` returns it again without reading.
-            let text = self.input.fill_buf()?.get(..end).unwrap_or_default();
-            return Ok(Some((self.record, text)));
+            return Ok(Next::Plain(end));
         }
         self.general(buf, fields)?;
-        Ok(Some((self.record, buf)))
+        Ok(Next::Read)
     }
 
     /// Any record the plain path did not take, byte by byte, with RFC 4180's quoting.
