@@ -250,3 +250,18 @@ fn an_intake_on_postgres_and_s3_may_be_dropped_inside_async_code() {
         drop(blobs);
     });
 }
+
+/// The harness itself: a PostgreSQL whose port was taken between choosing and binding it is
+/// seen to die at once (so it is started again on another), not waited for until the deadline.
+#[test]
+fn a_test_server_whose_port_was_taken_is_known_dead_at_once() {
+    let port = servers::free_port();
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let started = std::time::Instant::now();
+    let why = match servers::Postgres::start_once(port) {
+        Ok(_) => panic!("PostgreSQL started on a port that was taken"),
+        Err(why) => why,
+    };
+    assert!(why.contains("already in use"), "{why}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{why}");
+}

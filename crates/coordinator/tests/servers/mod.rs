@@ -63,13 +63,31 @@ fn watchdog(script: &str, args: &[&str], env: &[(&str, &str)]) -> Watchdog {
     }
 }
 
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port nothing listens on now, below the kernel's ephemeral range.
+///
+/// A port from `bind(":0")` comes from the ephemeral range, which every outgoing connection also
+/// draws from (SeaweedFS's parts open many): between choosing it and the server binding it, a
+/// client socket may take it, and the server's start fails with "address already in use". Below
+/// the range only listeners compete, and those this process picks are never handed out twice.
+pub fn free_port() -> u16 {
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, last) = (10_000u16, low.saturating_sub(1).max(10_001));
+    let span = u32::from(last - first);
+    // Start somewhere this process's own, so that test processes running at once spread out.
+    let start = (std::process::id().wrapping_mul(7919)) % span;
+    let mut taken = TAKEN.lock().unwrap();
+    for step in 0..span {
+        let port = first + ((start + step) % span) as u16;
+        if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {first}..{last}");
 }
 
 fn id(args: &[&str]) -> u32 {
@@ -77,19 +95,39 @@ fn id(args: &[&str]) -> u32 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-/// Waits until `ready` says so, or fails naming `what` with its last word and `log`'s content.
-fn wait_for(what: &str, log: &Path, mut ready: impl FnMut() -> Result<(), String>) {
+/// What a readiness probe found.
+enum Up {
+    /// Serving.
+    Ready,
+    /// Not yet; the probe's last word.
+    NotYet(String),
+    /// Gone, and will not come up; why.
+    Died(String),
+}
+
+/// Waits until `ready` says so, or fails naming `what` with its last word and `log`'s content;
+/// a server that died is reported at once, for the caller to start again.
+fn wait_for(what: &str, log: &Path, mut ready: impl FnMut() -> Up) -> Result<(), String> {
     let deadline = Instant::now() + START_DEADLINE;
     loop {
         let last = match ready() {
-            Ok(()) => return,
-            Err(e) => e,
+            Up::Ready => return Ok(()),
+            Up::Died(why) => return Err(why),
+            Up::NotYet(e) => e,
         };
         if Instant::now() > deadline {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             panic!("{what} did not come up within {START_DEADLINE:?} ({last}); its log:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Turns a probe's result into [`Up`] for a server that cannot die on its own account.
+fn probe(result: Result<(), String>) -> Up {
+    match result {
+        Ok(()) => Up::Ready,
+        Err(e) => Up::NotYet(e),
     }
 }
 
@@ -152,15 +190,32 @@ wait "$pid" 2>/dev/null || true
 rm -rf "$dir"
 "#;
 
+/// How many times a server is started on fresh ports before its tests fail.
+const START_ATTEMPTS: u32 = 3;
+
 impl Postgres {
     fn start() -> Self {
+        let mut why = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(free_port()) {
+                Ok(pg) => return pg,
+                Err(e) => why.push(e),
+            }
+        }
+        panic!(
+            "PostgreSQL did not start in {START_ATTEMPTS} attempts:\n{}",
+            why.join("\n---\n")
+        );
+    }
+
+    /// One start on `port` in a fresh folder; the server's log when it died.
+    pub fn start_once(port: u16) -> Result<Self, String> {
         let bin = pg_bindir();
         let dir = tempfile::Builder::new()
             .prefix("tsagent-pg-")
             .tempdir()
             .unwrap()
             .keep();
-        let port = free_port();
         // PostgreSQL will not run as root: as root, run it as nobody, who must own its folder.
         let mut as_user = vec![];
         if id(&["-u"]) == 0 {
@@ -186,16 +241,21 @@ impl Postgres {
                 .status()
                 .is_ok_and(|s| s.success());
             if ready {
-                Ok(())
-            } else {
-                Err("pg_isready says no".into())
+                return Up::Ready;
             }
-        });
-        Self {
+            // The postmaster's last words when it stops, here at start (a taken port, say).
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("database system is shut down") {
+                Up::Died(format!("port {port}:\n{text}"))
+            } else {
+                Up::NotYet("pg_isready says no".into())
+            }
+        })?;
+        Ok(Self {
             port,
             bin,
             _watchdog: watchdog,
-        }
+        })
     }
 
     /// A new, empty database; its URL.
@@ -342,14 +402,15 @@ impl S3Server {
         let endpoint = format!("http://127.0.0.1:{s3_port}");
         let log = dir.join("weed.log");
         wait_for("SeaweedFS", &log, || {
-            if answers_http(s3_port) {
+            probe(if answers_http(s3_port) {
                 Ok(())
             } else {
                 Err(format!("nothing answers on port {s3_port}"))
-            }
-        });
+            })
+        })
+        .unwrap();
         // Answering is not serving: wait until the bucket lists with the keys.
-        let probe = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
         let place = S3 {
             endpoint: endpoint.clone(),
             bucket: BUCKET.into(),
@@ -358,10 +419,13 @@ impl S3Server {
             credentials: Some(credentials()),
         };
         wait_for("SeaweedFS's bucket", &log, || {
-            tsagent_coordinator::blobs_s3::S3Blobs::open(&place, probe.path())
-                .map(drop)
-                .map_err(|e| report(&e))
-        });
+            probe(
+                tsagent_coordinator::blobs_s3::S3Blobs::open(&place, scratch.path())
+                    .map(drop)
+                    .map_err(|e| report(&e)),
+            )
+        })
+        .unwrap();
         Self {
             endpoint,
             _watchdog: watchdog,
