@@ -296,14 +296,66 @@ impl Pilot {
             .collect()
     }
 
-    /// The blobs kept, as file paths.
-    pub fn blobs(&self) -> Vec<PathBuf> {
+    /// The blobs kept, files and pack records, each checked to hash to its name. A pack is read
+    /// here from its documented layout (records of `TSB1`, SHA-256, u64 LE length, bytes), not
+    /// with the coordinator's code; what follows a pack's last whole record must be less than
+    /// a record (a write a kill cut short), never a record whose bytes are not its name's.
+    pub fn blobs(&self) -> Vec<StoredBlob> {
         let mut out = Vec::new();
         for dir in files_in(&self.storage().join("blobs")) {
-            out.extend(files_in(&dir));
+            for path in files_in(&dir) {
+                let bytes = std::fs::read(&path).unwrap();
+                let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+                assert_eq!(sha256_hex(&bytes), name, "{}", path.display());
+                out.push(StoredBlob {
+                    sha256: name,
+                    path,
+                    offset: 0,
+                    len: bytes.len(),
+                });
+            }
+        }
+        for path in files_in(&self.storage().join("packs")) {
+            let bytes = std::fs::read(&path).unwrap();
+            let mut at = 0;
+            while bytes.len() - at >= 44 && bytes[at..at + 4] == *b"TSB1" {
+                let sha = Hash32(bytes[at + 4..at + 36].try_into().unwrap()).to_string();
+                let len = u64::from_le_bytes(bytes[at + 36..at + 44].try_into().unwrap()) as usize;
+                let Some(body) = bytes.get(at + 44..at + 44 + len) else {
+                    break;
+                };
+                assert_eq!(sha256_hex(body), sha, "{} at {at}", path.display());
+                out.push(StoredBlob {
+                    sha256: sha,
+                    path: path.clone(),
+                    offset: at + 44,
+                    len,
+                });
+                at += 44 + len;
+            }
+            let tail = &bytes[at..];
+            assert!(
+                tail.len() < 44 || tail[..4] == *b"TSB1",
+                "{}: {} bytes at {at} that are not a record",
+                path.display(),
+                tail.len()
+            );
         }
         out
     }
+}
+
+/// A kept blob: its name (SHA-256) and where its bytes are.
+#[derive(Debug)]
+pub struct StoredBlob {
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    /// A file of its own, or a pack.
+    pub path: PathBuf,
+    /// Where its bytes start in `path`.
+    pub offset: usize,
+    /// How many.
+    pub len: usize,
 }
 
 /// The entries of a folder (none if it does not exist).

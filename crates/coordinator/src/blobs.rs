@@ -1,20 +1,29 @@
 //! The blobs: each accepted tar kept write-once under its SHA-256, as restic's rest-server keeps
 //! its objects. A body is spooled to a temporary file while it is hashed; only a verified bundle
-//! is moved into place (fsync the file, rename, fsync the folder) before the index records it, so
-//! the index never names a blob that a power cut could take back.
+//! is kept, durably, before the index records it, so the index never names a blob that a power
+//! cut could take back. In a folder, a small blob is appended to a pack with the others being
+//! kept at the same time, one sync for them all ([`pack`]); a large one is moved into place
+//! (fsync the file, rename, fsync the folder).
 //!
 //! Bodies are spooled in a [`SpoolDir`], which several coordinator processes may share (a folder
 //! of blobs on a network disk, or one host's temporary folder): each process marks its files with
 //! a tag whose lock file it holds, so a process starting up removes only what a dead one left.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Cursor, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tsagent_bundle::manifest::Hash32;
+
+pub mod pack;
+
+use pack::Packs;
 
 /// A blob-store failure.
 #[derive(Debug, Error)]
@@ -80,21 +89,77 @@ pub(crate) fn io_err<'a>(
     }
 }
 
-/// A body being received: written to a temporary file and hashed as it comes.
+/// A body being received, hashed as it comes: in memory when its length was declared small
+/// enough and the memory budget allows ([`SpoolDir::spool_for`]), otherwise in a temporary file.
 pub struct Spool {
-    file: File,
-    path: PathBuf,
+    data: Data,
     hasher: Sha256,
     len: u64,
+    /// Bytes of the memory budget this body holds.
+    reserved: Reserved,
+}
+
+/// Where a body's bytes are.
+enum Data {
+    /// In a spool file, removed when the body is dropped unless it was moved into place.
+    File(SpoolFile),
+    /// In memory; `spill` makes the file if more arrives than the reservation.
+    Memory(Vec<u8>, Arc<Shared>),
+}
+
+/// A spool file that removes itself unless kept.
+struct SpoolFile {
+    file: File,
+    path: PathBuf,
     kept: bool,
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            // A body cut off, refused, or kept elsewhere: the file may not stay.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A share of the memory budget for bodies, given back on drop.
+struct Reserved {
+    bytes: u64,
+    shared: Option<Arc<Shared>>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared.in_memory.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Spool {
     /// Appends a chunk.
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
-        self.file
-            .write_all(chunk)
-            .map_err(io_err("write", &self.path))?;
+        if let Data::Memory(bytes, shared) = &mut self.data
+            && (bytes.len() + chunk.len()) as u64 > self.reserved.bytes
+        {
+            // More than was declared: the body goes on in a file.
+            let (mut file, path) = shared.create("part")?;
+            file.write_all(bytes).map_err(io_err("write", &path))?;
+            self.data = Data::File(SpoolFile {
+                file,
+                path,
+                kept: false,
+            });
+            self.reserved = Reserved {
+                bytes: 0,
+                shared: None,
+            };
+        }
+        match &mut self.data {
+            Data::Memory(bytes, _) => bytes.extend_from_slice(chunk),
+            Data::File(f) => f.file.write_all(chunk).map_err(io_err("write", &f.path))?,
+        }
         self.hasher.update(chunk);
         self.len += chunk.len() as u64;
         Ok(())
@@ -110,65 +175,157 @@ impl Spool {
         self.len == 0
     }
 
-    /// Ends the body: flushes it to disk and gives its hash.
+    /// Whether the body is kept in memory (not in a spool file).
+    pub fn in_memory(&self) -> bool {
+        matches!(self.data, Data::Memory(..))
+    }
+
+    /// Ends the body and gives its hash. Nothing is synced: a body is made durable only if it is
+    /// kept ([`Blobs::keep`]), and then where it is kept.
     pub fn finish(self) -> Result<Spooled, BlobError> {
-        self.file.sync_all().map_err(io_err("sync", &self.path))?;
-        let mut this = self;
-        this.kept = true;
         Ok(Spooled {
-            path: std::mem::take(&mut this.path),
-            sha256: Hash32(this.hasher.clone().finalize().into()),
-            len: this.len,
-            kept: false,
+            sha256: Hash32(self.hasher.finalize().into()),
+            len: self.len,
+            data: self.data,
+            _reserved: self.reserved,
         })
     }
 }
 
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if !self.kept {
-            // A body cut off or refused: nothing of it may stay.
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// A complete body on disk, with its hash.
+/// A complete body, with its hash.
 pub struct Spooled {
-    path: PathBuf,
+    data: Data,
     /// SHA-256 of the body.
     pub sha256: Hash32,
     /// Its length.
     pub len: u64,
-    kept: bool,
+    _reserved: Reserved,
 }
 
-impl Spooled {
-    /// The temporary file, to read it back.
-    pub fn path(&self) -> &Path {
-        &self.path
+/// A complete body read from its start.
+pub enum SpooledReader<'a> {
+    /// From the spool file.
+    File(&'a File),
+    /// From memory.
+    Memory(Cursor<&'a [u8]>),
+}
+
+impl Read for SpooledReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            SpooledReader::File(f) => f.read(buf),
+            SpooledReader::Memory(m) => m.read(buf),
+        }
     }
 }
 
-impl Drop for Spooled {
-    fn drop(&mut self) {
-        if !self.kept {
-            let _ = fs::remove_file(&self.path);
+impl Seek for SpooledReader<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match self {
+            SpooledReader::File(f) => f.seek(pos),
+            SpooledReader::Memory(m) => m.seek(pos),
+        }
+    }
+}
+
+impl Spooled {
+    /// The spool file's name; none for a body in memory.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.data {
+            Data::File(f) => Some(&f.path),
+            Data::Memory(..) => None,
+        }
+    }
+
+    /// The body from its start.
+    pub fn reader(&self) -> Result<SpooledReader<'_>, BlobError> {
+        match &self.data {
+            Data::File(f) => {
+                let mut file = &f.file;
+                file.seek(SeekFrom::Start(0))
+                    .map_err(io_err("read back", &f.path))?;
+                Ok(SpooledReader::File(file))
+            }
+            Data::Memory(bytes, _) => Ok(SpooledReader::Memory(Cursor::new(bytes))),
+        }
+    }
+
+    /// The body's spool file, written now if the body is in memory.
+    fn file(&mut self) -> Result<&mut SpoolFile, BlobError> {
+        if let Data::Memory(bytes, shared) = &self.data {
+            let (mut file, path) = shared.create("part")?;
+            file.write_all(bytes).map_err(io_err("write", &path))?;
+            self.data = Data::File(SpoolFile {
+                file,
+                path,
+                kept: false,
+            });
+        }
+        match &mut self.data {
+            Data::File(f) => Ok(f),
+            // Written to a file just above.
+            Data::Memory(..) => Err(BlobError::Io {
+                action: "write",
+                path: PathBuf::from("a body in memory"),
+                source: io::Error::other("the body was not written to a file"),
+            }),
+        }
+    }
+
+    /// The whole body.
+    pub fn bytes(&self) -> Result<Cow<'_, [u8]>, BlobError> {
+        match &self.data {
+            Data::File(f) => {
+                let mut bytes = vec![0; usize::try_from(self.len).unwrap_or(usize::MAX)];
+                f.file
+                    .read_exact_at(&mut bytes, 0)
+                    .map_err(io_err("read back", &f.path))?;
+                Ok(Cow::Owned(bytes))
+            }
+            Data::Memory(bytes, _) => Ok(Cow::Borrowed(bytes)),
+        }
+    }
+}
+
+/// A kept blob opened for reading: a file, or the bytes of a blob kept in a pack.
+pub enum Blob {
+    /// A file of its own (or a copy fetched from a bucket).
+    File(File),
+    /// A blob read whole from a pack, its hash checked.
+    Bytes(Cursor<Vec<u8>>),
+}
+
+impl Read for Blob {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Blob::File(f) => f.read(buf),
+            Blob::Bytes(b) => b.read(buf),
+        }
+    }
+}
+
+impl Seek for Blob {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match self {
+            Blob::File(f) => f.seek(pos),
+            Blob::Bytes(b) => b.seek(pos),
         }
     }
 }
 
 /// What the intake needs of a blob store.
 pub trait Blobs: Send + Sync {
-    /// Starts spooling a body.
+    /// Starts spooling a body of unknown length.
     fn spool(&self) -> Result<Spool, BlobError>;
+    /// Starts spooling a body declared `len` bytes long (in memory if it is small).
+    fn spool_for(&self, len: u64) -> Result<Spool, BlobError>;
     /// Keeps a verified body under its hash, durably, before the index records it. Storing a hash
     /// already there is a no-op (same name, same bytes).
     fn keep(&self, body: Spooled) -> Result<(), BlobError>;
     /// Keeps a refused body (a fork) aside, for the pilot to look at.
     fn quarantine(&self, body: Spooled) -> Result<(), BlobError>;
     /// Opens a kept blob.
-    fn open(&self, sha256: &Hash32) -> Result<File, BlobError>;
+    fn open(&self, sha256: &Hash32) -> Result<Blob, BlobError>;
     /// Every kept blob's hash (for the consistency check).
     fn list(&self) -> Result<Vec<Hash32>, BlobError>;
     /// Removes what stopped processes left half-received in the spool; how many files. Only the
@@ -176,10 +333,12 @@ pub trait Blobs: Send + Sync {
     fn remove_spool_leftovers(&self) -> Result<usize, BlobError>;
 }
 
-/// Blobs in a folder: `blobs/<first two hex digits>/<sha256>.tar`, `quarantine/`, `spool/`.
+/// Blobs in a folder: small ones in `packs/`, larger ones as `blobs/<first two hex
+/// digits>/<sha256>.tar`; `quarantine/`, `spool/`.
 pub struct Folder {
     root: PathBuf,
     spool: SpoolDir,
+    packs: Packs,
     /// The folders whose own entry this process has synced in their parent: that entry is
     /// durable from then on, so each blob kept later syncs only its own folder (one sync a bundle
     /// fewer, P7 in BENCHMARKS.md).
@@ -193,9 +352,7 @@ pub struct Folder {
 /// process opening the folder removes the files of every tag whose lock it can take, and of every
 /// tag without a lock file (an older version's, or one removed by hand).
 pub struct SpoolDir {
-    dir: PathBuf,
-    tag: String,
-    counter: AtomicU64,
+    shared: Arc<Shared>,
     /// Never read: the lock lasts as long as this file stays open.
     _lock: File,
 }
@@ -206,6 +363,50 @@ fn spool_tag(name: &str) -> Option<&str> {
         .strip_suffix(".part")
         .or_else(|| name.strip_suffix(".get"))?;
     Some(stem.rsplit_once('-')?.0)
+}
+
+/// What a [`SpoolDir`] shares with its bodies: where to make files, and the memory budget.
+struct Shared {
+    dir: PathBuf,
+    tag: String,
+    counter: AtomicU64,
+    /// Bytes of bodies held in memory now, against [`MEMORY_BUDGET`].
+    in_memory: AtomicU64,
+}
+
+/// A body whose declared length is at most this is received in memory (the budget allowing):
+/// no spool file to make, write, read back and remove. The same bound as a pack's blobs, so a
+/// body in memory is kept without ever touching the spool folder.
+pub const MEMORY_BODY: u64 = pack::MAX_BLOB;
+
+/// All bodies received in memory at once, together, at most: beyond it, bodies go to files.
+pub const MEMORY_BUDGET: u64 = 32 << 20;
+
+impl Shared {
+    fn create(&self, suffix: &str) -> Result<(File, PathBuf), BlobError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{}-{n}.{suffix}", self.tag));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        Ok((file, path))
+    }
+
+    /// Takes `bytes` of the memory budget, if that much is left.
+    fn reserve(self: &Arc<Self>, bytes: u64) -> Option<Reserved> {
+        self.in_memory
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(bytes).filter(|&n| n <= MEMORY_BUDGET)
+            })
+            .ok()?;
+        Some(Reserved {
+            bytes,
+            shared: Some(self.clone()),
+        })
+    }
 }
 
 impl SpoolDir {
@@ -233,9 +434,12 @@ impl SpoolDir {
         let path = dir.join(format!("{tag}.lock"));
         fs::rename(&fresh, &path).map_err(io_err("rename into", &path))?;
         Ok(Self {
-            dir: dir.to_owned(),
-            tag,
-            counter: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                tag,
+                counter: AtomicU64::new(0),
+                in_memory: AtomicU64::new(0),
+            }),
             _lock: lock,
         })
     }
@@ -244,8 +448,9 @@ impl SpoolDir {
     /// so never owed; how many. The files of running processes (a server, or `status` beside it)
     /// are left alone.
     pub fn remove_stale(&self) -> Result<usize, BlobError> {
-        let entries: Vec<_> = fs::read_dir(&self.dir)
-            .map_err(io_err("list", &self.dir))?
+        let dir = &self.shared.dir;
+        let entries: Vec<_> = fs::read_dir(dir)
+            .map_err(io_err("list", dir))?
             .flatten()
             .collect();
         let mut live = std::collections::HashSet::new();
@@ -255,7 +460,7 @@ impl SpoolDir {
                 continue;
             };
             let held = match File::open(entry.path()) {
-                Ok(f) => tag == self.tag || f.try_lock().is_err(),
+                Ok(f) => tag == self.shared.tag || f.try_lock().is_err(),
                 // Removed meanwhile by another process's clean-up.
                 Err(_) => continue,
             };
@@ -278,39 +483,58 @@ impl SpoolDir {
         Ok(removed)
     }
 
-    fn create(&self, suffix: &str) -> Result<(File, PathBuf), BlobError> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{}-{n}.{suffix}", self.tag));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
-        Ok((file, path))
-    }
-
     /// The folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.shared.dir
     }
 
-    /// Starts spooling a body.
+    /// The tag that marks this process's files.
+    pub fn tag(&self) -> &str {
+        &self.shared.tag
+    }
+
+    /// Starts spooling a body of unknown length, in a file.
     pub fn spool(&self) -> Result<Spool, BlobError> {
-        let (file, path) = self.create("part")?;
+        let (file, path) = self.shared.create("part")?;
         Ok(Spool {
-            file,
-            path,
+            data: Data::File(SpoolFile {
+                file,
+                path,
+                kept: false,
+            }),
             hasher: Sha256::new(),
             len: 0,
-            kept: false,
+            reserved: Reserved {
+                bytes: 0,
+                shared: None,
+            },
         })
+    }
+
+    /// Starts spooling a body declared `len` bytes long: in memory if it is small and the
+    /// budget has room, otherwise in a file.
+    pub fn spool_for(&self, len: u64) -> Result<Spool, BlobError> {
+        match (len <= MEMORY_BODY)
+            .then(|| self.shared.reserve(len))
+            .flatten()
+        {
+            Some(reserved) => Ok(Spool {
+                data: Data::Memory(
+                    Vec::with_capacity(usize::try_from(len).unwrap_or(0)),
+                    self.shared.clone(),
+                ),
+                hasher: Sha256::new(),
+                len: 0,
+                reserved,
+            }),
+            None => self.spool(),
+        }
     }
 
     /// A scratch file without a name (removed as soon as it is made), for a blob fetched from
     /// elsewhere: its space comes back when the handle closes, whatever happens to the process.
     pub fn scratch(&self) -> Result<File, BlobError> {
-        let (file, path) = self.create("get")?;
+        let (file, path) = self.shared.create("get")?;
         fs::remove_file(&path).map_err(io_err("remove", &path))?;
         Ok(file)
     }
@@ -329,9 +553,12 @@ impl Folder {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
+        let spool = SpoolDir::open(&root.join("spool"))?;
+        let packs = Packs::open(&root.join("packs"), spool.tag())?;
         Ok(Self {
             root: root.to_owned(),
-            spool: SpoolDir::open(&root.join("spool"))?,
+            spool,
+            packs,
             settled: std::sync::Mutex::default(),
         })
     }
@@ -345,6 +572,8 @@ impl Folder {
     }
 
     fn move_into(&self, mut body: Spooled, dest: &Path) -> Result<(), BlobError> {
+        let file = body.file()?;
+        file.file.sync_all().map_err(io_err("sync", &file.path))?;
         let dir = dest.parent().unwrap_or(&self.root).to_owned();
         let settled = self
             .settled
@@ -359,8 +588,8 @@ impl Folder {
             // rename and before the index); the spool file goes when `body` drops. The folder is
             // synced all the same: the process that renamed it may have died before doing so.
         } else {
-            fs::rename(&body.path, dest).map_err(io_err("rename into", dest))?;
-            body.kept = true;
+            fs::rename(&file.path, dest).map_err(io_err("rename into", dest))?;
+            file.kept = true;
         }
         sync_dir(&dir)?;
         if !settled {
@@ -383,11 +612,19 @@ impl Blobs for Folder {
         self.spool.spool()
     }
 
+    fn spool_for(&self, len: u64) -> Result<Spool, BlobError> {
+        self.spool.spool_for(len)
+    }
+
     fn remove_spool_leftovers(&self) -> Result<usize, BlobError> {
         self.spool.remove_stale()
     }
 
     fn keep(&self, body: Spooled) -> Result<(), BlobError> {
+        if body.len <= pack::MAX_BLOB {
+            // The spool file goes when `body` drops: the pack holds the bytes now.
+            return self.packs.keep(&body.sha256, &body.bytes()?);
+        }
         let dest = self.blob_path(&body.sha256);
         self.move_into(body, &dest)
     }
@@ -400,9 +637,22 @@ impl Blobs for Folder {
         self.move_into(body, &dest)
     }
 
-    fn open(&self, sha256: &Hash32) -> Result<File, BlobError> {
+    fn open(&self, sha256: &Hash32) -> Result<Blob, BlobError> {
         let path = self.blob_path(sha256);
-        File::open(&path).map_err(io_err("open", &path))
+        match File::open(&path) {
+            Ok(file) => return Ok(Blob::File(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("open", &path)(e)),
+        }
+        if let Some(bytes) = self.packs.read(sha256)? {
+            return Ok(Blob::Bytes(Cursor::new(bytes)));
+        }
+        if self.packs.holds(sha256)? {
+            return Err(BlobError::Corrupt {
+                key: format!("{sha256} (in {})", self.root.join("packs").display()),
+            });
+        }
+        Err(io_err("open", &path)(io::ErrorKind::NotFound.into()))
     }
 
     fn list(&self) -> Result<Vec<Hash32>, BlobError> {
@@ -425,7 +675,9 @@ impl Blobs for Folder {
                 }
             }
         }
+        out.extend(self.packs.list()?);
         out.sort_by_key(|h| h.0);
+        out.dedup();
         Ok(out)
     }
 }
@@ -463,6 +715,79 @@ mod tests {
         assert_eq!(parts(&dir.path().join("spool")), 0);
     }
 
+    fn read_all(mut blob: Blob) -> Vec<u8> {
+        let mut out = Vec::new();
+        blob.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn small_bodies_go_to_a_pack_and_large_ones_to_files_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Folder::open(dir.path()).unwrap();
+        let small = vec![5u8; 1000];
+        let large = vec![6u8; pack::MAX_BLOB as usize + 1];
+        let mut kept = Vec::new();
+        for bytes in [&small, &large] {
+            let mut s = blobs.spool_for(bytes.len() as u64).unwrap();
+            assert_eq!(s.in_memory(), bytes.len() as u64 <= MEMORY_BODY);
+            for chunk in bytes.chunks(4096) {
+                s.write(chunk).unwrap();
+            }
+            let body = s.finish().unwrap();
+            kept.push(body.sha256);
+            blobs.keep(body).unwrap();
+        }
+        assert_eq!(parts(&dir.path().join("spool")), 0);
+        assert!(matches!(blobs.open(&kept[0]).unwrap(), Blob::Bytes(_)));
+        assert!(matches!(blobs.open(&kept[1]).unwrap(), Blob::File(_)));
+        assert_eq!(read_all(blobs.open(&kept[0]).unwrap()), small);
+        assert_eq!(read_all(blobs.open(&kept[1]).unwrap()), large);
+        let mut listed = blobs.list().unwrap();
+        kept.sort_by_key(|h| h.0);
+        listed.sort_by_key(|h| h.0);
+        assert_eq!(listed, kept);
+        // Another process opening the folder finds both.
+        drop(blobs);
+        let again = Folder::open(dir.path()).unwrap();
+        assert_eq!(read_all(again.open(&kept[0]).unwrap()), small);
+        // Quarantined from memory: a file of its own.
+        let mut s = again.spool_for(3).unwrap();
+        s.write(b"odd").unwrap();
+        again.quarantine(s.finish().unwrap()).unwrap();
+        assert_eq!(
+            fs::read_dir(dir.path().join("quarantine")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_and_a_body_longer_than_declared_goes_on_in_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = SpoolDir::open(dir.path()).unwrap();
+        // More than declared: the same bytes and hash, from a file.
+        let mut s = spool.spool_for(4).unwrap();
+        assert!(s.in_memory());
+        s.write(b"four").unwrap();
+        s.write(b" and more").unwrap();
+        assert!(!s.in_memory());
+        let body = s.finish().unwrap();
+        assert_eq!(&*body.bytes().unwrap(), b"four and more");
+        assert_eq!(body.sha256, Hash32(Sha256::digest(b"four and more").into()));
+        assert!(body.path().is_some());
+        drop(body);
+        // The budget: bodies in memory up to it, then files; room again once they are gone.
+        let each = MEMORY_BODY;
+        let held: Vec<_> = (0..MEMORY_BUDGET / each)
+            .map(|_| spool.spool_for(each).unwrap())
+            .collect();
+        assert!(held.iter().all(Spool::in_memory));
+        assert!(!spool.spool_for(each).unwrap().in_memory());
+        drop(held);
+        assert!(spool.spool_for(each).unwrap().in_memory());
+        assert!(!spool.spool_for(MEMORY_BODY + 1).unwrap().in_memory());
+    }
+
     fn parts(dir: &Path) -> usize {
         fs::read_dir(dir)
             .unwrap()
@@ -497,7 +822,7 @@ mod tests {
         assert_eq!(locks(dir.path()), 2, "a's and b's");
         assert!(dir.path().join("notes.txt").exists());
         let body = arriving.finish().unwrap();
-        assert_eq!(fs::read(body.path()).unwrap(), b"arriving");
+        assert_eq!(fs::read(body.path().unwrap()).unwrap(), b"arriving");
         let mut scratch = b.scratch().unwrap();
         scratch.write_all(b"fetched").unwrap();
         assert_eq!(parts(dir.path()), 1, "a scratch file has no name to leave");

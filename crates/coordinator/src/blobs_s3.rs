@@ -17,7 +17,6 @@
 //! `AWS_SESSION_TOKEN` if set), never from the config file. Nothing else is looked for: no
 //! instance metadata service or profile file is ever asked, so a missing key fails at start.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -31,7 +30,7 @@ use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutPaylo
 use sha2::{Digest, Sha256};
 use tsagent_bundle::manifest::Hash32;
 
-use crate::blobs::{BlobError, Blobs, Spool, SpoolDir, Spooled, io_err};
+use crate::blobs::{Blob, BlobError, Blobs, Spool, SpoolDir, Spooled, io_err};
 use crate::config::{S3, S3Credentials};
 use crate::runtime::Runtime;
 
@@ -124,7 +123,7 @@ impl Slabs {
 
     /// The next `len` bytes of `file` (at most [`SLABS`] slabs' worth), as a payload; waits for
     /// the slabs. Blocks the calling thread, which must not be a runtime's worker.
-    fn read(self: &Arc<Self>, file: &mut File, len: usize) -> std::io::Result<PutPayload> {
+    fn read(self: &Arc<Self>, file: &mut dyn Read, len: usize) -> std::io::Result<PutPayload> {
         let count = len.div_ceil(SLAB_BYTES).max(1);
         if count > SLABS {
             return Err(std::io::Error::new(
@@ -164,7 +163,7 @@ impl Slabs {
         for l in &mut lent {
             let n = left.min(SLAB_BYTES);
             // Into the slab's spare room: nothing is zeroed first, and nothing grows it.
-            (&mut *file).take(n as u64).read_to_end(&mut l.slab)?;
+            file.take(n as u64).read_to_end(&mut l.slab)?;
             if l.slab.len() != n {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
@@ -253,9 +252,10 @@ impl S3Blobs {
     /// Uploads `body` under `folder`, once.
     fn put(&self, body: &Spooled, folder: &str) -> Result<(), BlobError> {
         let key = self.blob_key(folder, &body.sha256);
-        let read = |e| io_err("read back", body.path())(e);
+        let spooled = body.path().unwrap_or(Path::new("a body in memory"));
+        let read = |e| io_err("read back", spooled)(e);
         if body.len <= SINGLE_PUT_BYTES {
-            let mut file = File::open(body.path()).map_err(read)?;
+            let mut file = body.reader()?;
             let payload = self.slabs.read(&mut file, len(body.len)).map_err(read)?;
             let put = self.store.put_opts(&key, payload, PutMode::Create.into());
             return match self.rt.block_on(put) {
@@ -268,7 +268,7 @@ impl S3Blobs {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(remote("look up", &key)(e)),
         }
-        let mut file = File::open(body.path()).map_err(read)?;
+        let mut file = body.reader()?;
         self.rt.block_on(async {
             let mut upload = self
                 .store
@@ -307,6 +307,10 @@ impl Blobs for S3Blobs {
         self.spool.spool()
     }
 
+    fn spool_for(&self, len: u64) -> Result<Spool, BlobError> {
+        self.spool.spool_for(len)
+    }
+
     fn remove_spool_leftovers(&self) -> Result<usize, BlobError> {
         self.spool.remove_stale()
     }
@@ -319,7 +323,7 @@ impl Blobs for S3Blobs {
         self.put(&body, "quarantine")
     }
 
-    fn open(&self, sha256: &Hash32) -> Result<File, BlobError> {
+    fn open(&self, sha256: &Hash32) -> Result<Blob, BlobError> {
         let key = self.blob_key("blobs", sha256);
         let mut file = self.spool.scratch()?;
         let mut hasher = Sha256::new();
@@ -341,7 +345,7 @@ impl Blobs for S3Blobs {
         }
         file.seek(SeekFrom::Start(0))
             .map_err(io_err("rewind a copy of a blob in", self.spool.dir()))?;
-        Ok(file)
+        Ok(Blob::File(file))
     }
 
     fn list(&self) -> Result<Vec<Hash32>, BlobError> {

@@ -10,7 +10,6 @@
 //! the log appended, the receipt signed and indexed, commit. Only then the reply.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -237,9 +236,14 @@ impl Intake {
         }
     }
 
-    /// Starts spooling a body.
+    /// Starts spooling a body of unknown length.
     pub fn spool(&self) -> Result<crate::blobs::Spool, BlobError> {
         self.blobs.spool()
+    }
+
+    /// Starts spooling a body whose length was declared.
+    pub fn spool_for(&self, len: u64) -> Result<crate::blobs::Spool, BlobError> {
+        self.blobs.spool_for(len)
     }
 
     /// The labs whose id the name could start with (`<lab>-<artefact>`: ids may hold `-`).
@@ -297,13 +301,7 @@ impl Intake {
         let mut last = None;
         for (lab, artefact) in candidates {
             let marks = self.index.pending_heartbeat_seqs(lab, artefact)?;
-            let file = File::open(body.path()).map_err(|source| {
-                IntakeError::Blob(BlobError::Io {
-                    action: "read back",
-                    path: body.path().to_owned(),
-                    source,
-                })
-            })?;
+            let file = body.reader().map_err(IntakeError::Blob)?;
             match tsagent_bundle::verify_reader_marked(
                 // The first pass reads every byte; 8 KiB at a time (the default) was a read call
                 // per 8 KiB of a 23 MB bundle (P7 in BENCHMARKS.md). A small body needs no more
@@ -350,9 +348,9 @@ impl Intake {
     /// refuse is refused before anything of it is kept. Then the blob is kept, and the rules are
     /// judged again under the lock, where the log is appended and the bundle indexed, in the
     /// transaction of its group ([`GroupCommit`]). Keeping the blob is the slow part of an accept
-    /// (a file and its folder fsync'd, or an upload to the bucket); under the lock, every lab's
-    /// bundles — and in the scale-out mode every process's — would wait for it one at a time
-    /// (BENCHMARKS.md, P7).
+    /// (a pack's group sync, a file and its folder synced, or an upload to the bucket); under the
+    /// lock, every lab's bundles — and in the scale-out mode every process's — would wait for it
+    /// one at a time (BENCHMARKS.md, P7).
     fn accept(
         &self,
         name: &str,

@@ -273,7 +273,12 @@ async fn put_bundle(
         .and_then(|v| v.to_str().ok())
         // The draft quotes the key as a structured-field string; accept it bare too.
         .map(|v| v.trim().trim_matches('"').to_owned());
-    let mut spool = match intake.spool() {
+    // A declared length lets a small body be received in memory; hyper holds the body to it.
+    let spool = match declared {
+        Some(len) => intake.spool_for(len),
+        None => intake.spool(),
+    };
+    let mut spool = match spool {
         Ok(s) => s,
         Err(e) => return cut_reply(BodyCut::Store(e), cap),
     };
@@ -349,7 +354,8 @@ fn outcome(decided: Result<Result<Outcome, IntakeError>, tokio::task::JoinError>
 }
 
 async fn heartbeat(req: Request<Incoming>, intake: &Arc<Intake>, limits: Limits) -> Reply {
-    let mut spool = match intake.spool() {
+    // Small, capped: in memory.
+    let mut spool = match intake.spool_for(MAX_HEARTBEAT_BYTES) {
         Ok(s) => s,
         Err(e) => return cut_reply(BodyCut::Store(e), MAX_HEARTBEAT_BYTES),
     };
@@ -368,13 +374,7 @@ async fn heartbeat(req: Request<Incoming>, intake: &Arc<Intake>, limits: Limits)
     let intake = intake.clone();
     let decided = tokio::task::spawn_blocking(move || {
         let body = spool.finish().map_err(IntakeError::Blob)?;
-        let bytes = std::fs::read(body.path()).map_err(|source| {
-            IntakeError::Blob(crate::blobs::BlobError::Io {
-                action: "read back",
-                path: body.path().to_owned(),
-                source,
-            })
-        })?;
+        let bytes = body.bytes().map_err(IntakeError::Blob)?;
         intake.heartbeat(&bytes)
     })
     .await;

@@ -277,7 +277,8 @@ fn pilot(labs: &[&Lab], store: Store) -> Pilot {
 
 fn send(p: &Pilot, name: &str, tar: &[u8]) -> Outcome {
     let sha = Hash32(sha2::Sha256::digest(tar).into());
-    let mut spool = p.intake.spool().unwrap();
+    // As the server receives a body whose length was declared (in memory if small).
+    let mut spool = p.intake.spool_for(tar.len() as u64).unwrap();
     spool.write(tar).unwrap();
     p.intake
         .bundle(name, Some(&sha.to_string()), spool.finish().unwrap())
