@@ -9,7 +9,9 @@
 //! needs to measure included; its reply goes to the client that sent it. A client that stops
 //! reading holds up only itself: its next message is taken once its last reply is on the wire.
 //! Output nobody asked for (a streaming sensor's) goes to the client that spoke last, or failing
-//! that, connected last. So a driver that crashed inside a process that stays alive, holding its
+//! that, connected last; no more than [`UNREAD_OUTPUT_CAP`] bytes of it wait for a client that
+//! does not read, the rest is lost, as a sensor's output is on a line nobody reads. So a driver
+//! that crashed inside a process that stays alive, holding its
 //! connection open and idle, blocks nobody, and a client that leaves mid-message leaves nothing
 //! behind.
 //!
@@ -33,6 +35,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -115,9 +118,16 @@ struct Shared {
     tick: u64,
 }
 
+/// Bytes of output nobody asked for (a streaming sensor's) that may wait for one connection's
+/// writer. Beyond it a client that does not read loses that output, as an instrument's output
+/// buffer overflows, instead of the simulator's memory growing for as long as it stays idle.
+pub const UNREAD_OUTPUT_CAP: usize = 64 << 10;
+
 /// A connected client, as the instrument sees it.
 struct Client {
     out: mpsc::UnboundedSender<Out>,
+    /// Bytes queued for its writer and not yet written.
+    queued: Arc<AtomicUsize>,
     /// `tick` when it last sent a message, or connected.
     last: u64,
 }
@@ -135,7 +145,11 @@ impl Shared {
     /// the hang-up a fault caused. A client whose connection is gone is forgotten.
     async fn unsolicited(&mut self, faults: &FaultHandle) -> Option<Outage> {
         let (&id, client) = self.clients.iter().max_by_key(|(_, c)| c.last)?;
-        let mut sink = Sink(client.out.clone());
+        let mut sink = Sink {
+            out: client.out.clone(),
+            queued: client.queued.clone(),
+            cap: Some(UNREAD_OUTPUT_CAP),
+        };
         let mut conn = Connection {
             stream: &mut sink,
             faults,
@@ -160,7 +174,13 @@ enum Out {
 
 /// The instrument's side of a connection: what it writes is queued for the connection's
 /// writer, so an instrument never waits on a client that does not read.
-struct Sink(mpsc::UnboundedSender<Out>);
+struct Sink {
+    out: mpsc::UnboundedSender<Out>,
+    /// Bytes queued and not yet written, shared with the writer.
+    queued: Arc<AtomicUsize>,
+    /// For output nobody asked for: what may wait at most; beyond it, writes are lost.
+    cap: Option<usize>,
+}
 
 impl AsyncWrite for Sink {
     fn poll_write(
@@ -168,7 +188,13 @@ impl AsyncWrite for Sink {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Poll::Ready(match self.0.send(Out::Data(buf.to_vec())) {
+        let waiting = self.queued.load(Ordering::Relaxed);
+        if self.cap.is_some_and(|cap| waiting + buf.len() > cap) {
+            // The client is not reading: this output is lost, as on a line nobody reads.
+            return Poll::Ready(Ok(buf.len()));
+        }
+        self.queued.fetch_add(buf.len(), Ordering::Relaxed);
+        Poll::Ready(match self.out.send(Out::Data(buf.to_vec())) {
             Ok(()) => Ok(buf.len()),
             Err(_) => Err(io::ErrorKind::BrokenPipe.into()),
         })
@@ -287,6 +313,7 @@ async fn serve_client(
     tracing::info!(%peer, "simulator client connected");
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     let mut framer = {
         let mut g = shared.lock().await;
         g.tick += 1;
@@ -295,6 +322,7 @@ async fn serve_client(
             id,
             Client {
                 out: tx.clone(),
+                queued: queued.clone(),
                 last,
             },
         );
@@ -314,7 +342,11 @@ async fn serve_client(
                     let mut g = shared.lock().await;
                     g.touch(id);
                     let Shared { station, pacer, .. } = &mut *g;
-                    let mut sink = Sink(tx.clone());
+                    let mut sink = Sink {
+                        out: tx.clone(),
+                        queued: queued.clone(),
+                        cap: None,
+                    };
                     let mut conn = Connection {
                         stream: &mut sink,
                         faults: &faults,
@@ -337,7 +369,7 @@ async fn serve_client(
     };
     let end: io::Result<Option<Outage>> = tokio::select! {
         end = serve => end,
-        end = write_out(writer, rx) => end.map(|()| None),
+        end = write_out(writer, rx, &queued) => end.map(|()| None),
     };
     shared.lock().await.clients.remove(&id);
     match end {
@@ -355,10 +387,14 @@ async fn serve_client(
 async fn write_out(
     mut writer: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Out>,
+    queued: &AtomicUsize,
 ) -> io::Result<()> {
     while let Some(out) = rx.recv().await {
         match out {
-            Out::Data(data) => writer.write_all(&data).await?,
+            Out::Data(data) => {
+                writer.write_all(&data).await?;
+                queued.fetch_sub(data.len(), Ordering::Relaxed);
+            }
             Out::Written(done) => {
                 writer.flush().await?;
                 let _ = done.send(());
@@ -591,6 +627,39 @@ mod tests {
         }
         assert!(line.starts_with("P="), "{line:?}");
         server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn unasked_output_waits_for_a_client_that_does_not_read_up_to_a_cap_then_is_lost() {
+        let (out, mut rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut sink = Sink {
+            out,
+            queued: queued.clone(),
+            cap: Some(10),
+        };
+        sink.write_all(b"12345678").await.unwrap();
+        sink.write_all(b"lost").await.unwrap();
+        assert_eq!(queued.load(Ordering::Relaxed), 8);
+        // Written out by the connection's writer: room again.
+        let Some(Out::Data(first)) = rx.recv().await else {
+            panic!("nothing queued")
+        };
+        assert_eq!(first, b"12345678");
+        queued.fetch_sub(first.len(), Ordering::Relaxed);
+        sink.write_all(b"kept").await.unwrap();
+        let Some(Out::Data(next)) = rx.recv().await else {
+            panic!("nothing queued")
+        };
+        assert_eq!(next, b"kept");
+        // A reply (no cap) is never lost.
+        let mut reply = Sink {
+            out: sink.out.clone(),
+            queued,
+            cap: None,
+        };
+        reply.write_all(&[b'x'; 64]).await.unwrap();
+        assert!(matches!(rx.recv().await, Some(Out::Data(d)) if d.len() == 64));
     }
 
     #[tokio::test]
