@@ -543,6 +543,66 @@ mod tests {
         assert_eq!(again.list().unwrap().len(), 200);
     }
 
+    proptest::proptest! {
+        /// Whatever a pack file holds, reading its headers never panics, and finds only records
+        /// that lie wholly inside the file, one after another from the start.
+        #[test]
+        fn any_bytes_read_as_whole_records_in_order(bytes in proptest::collection::vec(
+            proptest::prelude::any::<u8>(), 0..400)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.pack");
+            fs::write(&path, &bytes).unwrap();
+            let (records, end) = read_headers(&path, 0).unwrap();
+            let mut at = 0u64;
+            for (_, offset, len) in &records {
+                proptest::prop_assert_eq!(*offset, at + HEADER as u64);
+                at = offset + u64::from(*len);
+            }
+            proptest::prop_assert_eq!(end, at);
+            proptest::prop_assert!(end <= bytes.len() as u64);
+        }
+
+        /// Records written, then the file cut anywhere: what is read is exactly the records
+        /// wholly before the cut, and reading on from there after the rest arrives finds the
+        /// others.
+        #[test]
+        fn a_cut_pack_reads_as_the_records_before_the_cut(
+            lens in proptest::collection::vec(0usize..200, 1..6),
+            cut_at in 0.0f64..1.0,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let packs = Packs::open(dir.path(), "p").unwrap();
+            let mut kept = Vec::new();
+            for (n, len) in lens.iter().enumerate() {
+                let (sha, bytes) = blob(n as u8, *len);
+                packs.append(&sha, &bytes).unwrap();
+                kept.push((sha, *len));
+            }
+            let path = dir.path().join("p-0.pack");
+            let whole = fs::read(&path).unwrap();
+            let cut = (whole.len() as f64 * cut_at) as usize;
+            fs::write(&path, &whole[..cut]).unwrap();
+            let (records, end) = read_headers(&path, 0).unwrap();
+            let mut at = 0;
+            let mut before = 0;
+            for (_, len) in &kept {
+                if at + HEADER + len > cut {
+                    break;
+                }
+                at += HEADER + len;
+                before += 1;
+            }
+            proptest::prop_assert_eq!(records.len(), before);
+            for ((sha, _, len), (want, want_len)) in records.iter().zip(&kept) {
+                proptest::prop_assert_eq!(sha, &want.0);
+                proptest::prop_assert_eq!(*len as usize, *want_len);
+            }
+            fs::write(&path, &whole).unwrap();
+            let (rest, _) = read_headers(&path, end).unwrap();
+            proptest::prop_assert_eq!(before + rest.len(), kept.len());
+        }
+    }
+
     #[test]
     fn headers_that_are_not_records_end_the_reading() {
         let mut h = [0u8; HEADER];
