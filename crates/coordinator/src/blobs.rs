@@ -322,6 +322,17 @@ pub trait Blobs: Send + Sync {
     /// Keeps a verified body under its hash, durably, before the index records it. Storing a hash
     /// already there is a no-op (same name, same bytes).
     fn keep(&self, body: Spooled) -> Result<(), BlobError>;
+    /// Like [`Blobs::keep`], but a store that syncs blobs together may leave this one to be
+    /// synced later, by [`Blobs::make_durable`] with the number it returns, before the index
+    /// records it; `None` when it is durable already.
+    fn keep_later(&self, body: Spooled) -> Result<Option<u64>, BlobError> {
+        self.keep(body).map(|()| None)
+    }
+    /// Makes durable every blob [`Blobs::keep_later`] numbered up to `upto`.
+    fn make_durable(&self, upto: u64) -> Result<(), BlobError> {
+        let _ = upto;
+        Ok(())
+    }
     /// Keeps a refused body (a fork) aside, for the pilot to look at.
     fn quarantine(&self, body: Spooled) -> Result<(), BlobError>;
     /// Opens a kept blob.
@@ -621,12 +632,23 @@ impl Blobs for Folder {
     }
 
     fn keep(&self, body: Spooled) -> Result<(), BlobError> {
+        match self.keep_later(body)? {
+            Some(number) => self.make_durable(number),
+            None => Ok(()),
+        }
+    }
+
+    fn keep_later(&self, body: Spooled) -> Result<Option<u64>, BlobError> {
         if body.len <= pack::MAX_BLOB {
             // The spool file goes when `body` drops: the pack holds the bytes now.
-            return self.packs.keep(&body.sha256, &body.bytes()?);
+            return self.packs.keep_later(&body.sha256, &body.bytes()?);
         }
         let dest = self.blob_path(&body.sha256);
-        self.move_into(body, &dest)
+        self.move_into(body, &dest).map(|()| None)
+    }
+
+    fn make_durable(&self, upto: u64) -> Result<(), BlobError> {
+        self.packs.sync_to(upto)
     }
 
     fn quarantine(&self, body: Spooled) -> Result<(), BlobError> {

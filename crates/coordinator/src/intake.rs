@@ -149,6 +149,8 @@ struct Queue {
 struct Pending {
     name: String,
     sha256: Hash32,
+    /// Its blob's number for [`Blobs::make_durable`], if the store left it to be synced.
+    durable_at: Option<u64>,
     bytes: u64,
     v: tsagent_bundle::VerifiedBundle,
     marks: Vec<u64>,
@@ -371,9 +373,10 @@ impl Intake {
                 return Ok(outcome);
             }
         }
-        // Durable before the index names it.
-        match self.blobs.keep(body) {
-            Ok(()) => {}
+        // Durable before the index names it: now, or by the group's leader before its
+        // transaction, with every other blob of the group in one sync.
+        let durable_at = match self.blobs.keep_later(body) {
+            Ok(at) => at,
             Err(BlobError::Full { path }) => {
                 // The path is the pilot's business, not the sender's: logged, not answered.
                 tracing::error!("no space left for {}", path.display());
@@ -383,10 +386,11 @@ impl Intake {
                 ));
             }
             Err(e) => return Err(IntakeError::Blob(e)),
-        }
+        };
         self.commit_in_group(Pending {
             name: name.to_owned(),
             sha256,
+            durable_at,
             bytes,
             v,
             marks,
@@ -459,6 +463,16 @@ impl Intake {
     /// it in the group wrote, appended and indexed, or refused. If the transaction fails as a
     /// whole, each bundle is tried again alone, so that one bundle's failure is not its group's.
     fn commit_group(&self, group: Vec<(u64, Pending)>) -> Vec<(u64, Result<Outcome, IntakeError>)> {
+        // The group's blobs, synced together before the index names any of them.
+        if let Some(upto) = group.iter().filter_map(|(_, p)| p.durable_at).max()
+            && let Err(e) = self.blobs.make_durable(upto)
+        {
+            let e = Arc::new(IntakeError::Blob(e));
+            return group
+                .iter()
+                .map(|(id, _)| (*id, Err(IntakeError::Group(e.clone()))))
+                .collect();
+        }
         if group.len() > 1 {
             match self.decide_in_one(&group) {
                 Ok(outcomes) => {
@@ -1124,10 +1138,12 @@ mod tests {
             &[],
         )
         .unwrap();
-        intake.blobs.keep(body).unwrap();
+        // Left for the group's leader to sync, as the intake does.
+        let durable_at = intake.blobs.keep_later(body).unwrap();
         Pending {
             name: b.file_name.clone(),
             sha256,
+            durable_at,
             bytes,
             v,
             marks: vec![],

@@ -126,6 +126,16 @@ impl Packs {
     /// Appends `bytes` (whose SHA-256 is `sha256`) and returns once it is on disk, synced
     /// together with whatever other requests appended meanwhile.
     pub fn keep(&self, sha256: &Hash32, bytes: &[u8]) -> Result<(), BlobError> {
+        match self.keep_later(sha256, bytes)? {
+            Some(number) => self.sync_to(number),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends `bytes` (whose SHA-256 is `sha256`) without waiting for a sync: the record's
+    /// number, which [`Packs::sync_to`] must reach before it is relied on; `None` when a copy
+    /// kept before serves, synced.
+    pub fn keep_later(&self, sha256: &Hash32, bytes: &[u8]) -> Result<Option<u64>, BlobError> {
         // Kept before (a re-send after a failure between keeping and indexing, say): that copy
         // serves, once it is read back whole and its pack synced — it may be another process's,
         // or one a crash left unsynced. Appending again would grow the pack at every retry.
@@ -134,15 +144,15 @@ impl Packs {
             && self.read_at(loc, sha256)?.is_some()
         {
             let path = self.path(loc.pack);
-            return File::open(&path)
+            File::open(&path)
                 .and_then(|f| f.sync_data())
-                .map_err(io_err("sync", &path));
+                .map_err(io_err("sync", &path))?;
+            return Ok(None);
         }
         let (number, loc) = self.append(sha256, bytes)?;
-        self.sync_to(number)?;
-        // This copy is known whole and durable: the one to serve.
+        // The newest copy: the one to serve once synced (reading it back checks its hash).
         lock(&self.found).blobs.insert(sha256.0, loc);
-        Ok(())
+        Ok(Some(number))
     }
 
     fn append(&self, sha256: &Hash32, bytes: &[u8]) -> Result<(u64, Loc), BlobError> {
@@ -233,7 +243,7 @@ impl Packs {
     /// could report success all the same (the kernel forgets the error once reported): the
     /// records it covered are failed for good, and the pack is closed so that the next record
     /// starts another.
-    fn sync_to(&self, number: u64) -> Result<(), BlobError> {
+    pub fn sync_to(&self, number: u64) -> Result<(), BlobError> {
         let mut s = lock(&self.sync);
         loop {
             if s.lost
