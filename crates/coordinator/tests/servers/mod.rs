@@ -68,26 +68,36 @@ fn watchdog(script: &str, args: &[&str], env: &[(&str, &str)]) -> Watchdog {
 /// A port from `bind(":0")` comes from the ephemeral range, which every outgoing connection also
 /// draws from (SeaweedFS's parts open many): between choosing it and the server binding it, a
 /// client socket may take it, and the server's start fails with "address already in use". Below
-/// the range only listeners compete, and those this process picks are never handed out twice.
+/// the range only listeners compete. Ports are drawn at random there, not one after another, so
+/// that test processes running at once (nextest runs one per test) seldom meet, and those this
+/// process picks are never handed out twice.
 pub fn free_port() -> u16 {
     static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static DRAWS: AtomicU32 = AtomicU32::new(0);
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
-    let (first, last) = (10_000u16, low.saturating_sub(1).max(10_001));
-    let span = u32::from(last - first);
-    // Start somewhere this process's own, so that test processes running at once spread out.
-    let start = (std::process::id().wrapping_mul(7919)) % span;
+    let (first, span) = (10_000u16, u64::from(low.saturating_sub(10_000).max(1)));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let mut taken = TAKEN.lock().unwrap();
-    for step in 0..span {
-        let port = first + ((start + step) % span) as u16;
+    for _ in 0..1000 {
+        // SplitMix64 of this process, the time and a counter: a draw no other process repeats.
+        let mut z = (u64::from(std::process::id()) << 32 | u64::from(nanos))
+            .wrapping_add(u64::from(DRAWS.fetch_add(1, Ordering::Relaxed)))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let port = first + (z % span) as u16;
         if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             taken.push(port);
             return port;
         }
     }
-    panic!("no free loopback port in {first}..{last}");
+    panic!("no free loopback port found below {low}");
 }
 
 fn id(args: &[&str]) -> u32 {
