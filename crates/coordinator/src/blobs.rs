@@ -144,13 +144,7 @@ impl Spool {
             && (bytes.len() + chunk.len()) as u64 > self.reserved.bytes
         {
             // More than was declared: the body goes on in a file.
-            let (mut file, path) = shared.create("part")?;
-            file.write_all(bytes).map_err(io_err("write", &path))?;
-            self.data = Data::File(SpoolFile {
-                file,
-                path,
-                kept: false,
-            });
+            self.data = Data::File(shared.spill(bytes)?);
             self.reserved = Reserved {
                 bytes: 0,
                 shared: None,
@@ -253,13 +247,7 @@ impl Spooled {
     /// The body's spool file, written now if the body is in memory.
     fn file(&mut self) -> Result<&mut SpoolFile, BlobError> {
         if let Data::Memory(bytes, shared) = &self.data {
-            let (mut file, path) = shared.create("part")?;
-            file.write_all(bytes).map_err(io_err("write", &path))?;
-            self.data = Data::File(SpoolFile {
-                file,
-                path,
-                kept: false,
-            });
+            self.data = Data::File(shared.spill(bytes)?);
         }
         match &mut self.data {
             Data::File(f) => Ok(f),
@@ -393,17 +381,32 @@ pub const MEMORY_BODY: u64 = pack::MAX_BLOB;
 /// All bodies received in memory at once, together, at most: beyond it, bodies go to files.
 pub const MEMORY_BUDGET: u64 = 32 << 20;
 
+/// Creates `path`, which must not exist, for reading and writing.
+fn create_new(path: &Path) -> Result<File, BlobError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err("create", path))
+}
+
 impl Shared {
     fn create(&self, suffix: &str) -> Result<(File, PathBuf), BlobError> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("{}-{n}.{suffix}", self.tag));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
-        Ok((file, path))
+        Ok((create_new(&path)?, path))
+    }
+
+    /// A spool file holding `bytes`: for a body that was in memory and must now be a file.
+    fn spill(&self, bytes: &[u8]) -> Result<SpoolFile, BlobError> {
+        let (mut file, path) = self.create("part")?;
+        file.write_all(bytes).map_err(io_err("write", &path))?;
+        Ok(SpoolFile {
+            file,
+            path,
+            kept: false,
+        })
     }
 
     /// Takes `bytes` of the memory budget, if that much is left.

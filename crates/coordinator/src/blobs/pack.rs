@@ -20,7 +20,7 @@
 //! looked for in what the packs gained since it last read them.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use sha2::{Digest, Sha256};
 use tsagent_bundle::manifest::Hash32;
 
-use super::{BlobError, io_err, sync_dir};
+use super::{BlobError, create_new, io_err, sync_dir};
 
 /// The first bytes of every record.
 pub const MAGIC: [u8; 4] = *b"TSB1";
@@ -196,12 +196,7 @@ impl Packs {
     /// Makes a new pack, durable as an entry of its folder before any record in it is.
     fn start(&self, w: &mut Writer) -> Result<(Arc<File>, u32), BlobError> {
         let path = self.dir.join(format!("{}-{}.pack", self.tag, w.made));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err("create", &path))?;
+        let file = create_new(&path)?;
         sync_dir(&self.dir)?;
         w.made += 1;
         let file = Arc::new(file);
@@ -455,6 +450,8 @@ pub fn parse_header(header: &[u8; HEADER]) -> Option<([u8; 32], u32)> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::fs::OpenOptions;
 
     use super::*;
 
