@@ -66,7 +66,7 @@ pub use ssh_key::PrivateKey as SigningKey;
 pub use ssh_key::{Algorithm as KeyAlgorithm, PublicKey};
 pub use tar::{TarError, TarLimits, read_tar};
 pub use verify::{
-    AttachmentProblem, MAX_BUNDLE_BYTES, VerifiedBundle, VerifyError, verify, verify_at,
+    AttachmentProblem, MAX_BUNDLE_BYTES, Marks, VerifiedBundle, VerifyError, verify, verify_at,
     verify_reader, verify_reader_marked,
 };
 

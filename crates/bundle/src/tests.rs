@@ -1021,14 +1021,33 @@ fn links_between_bundles_tell_next_gap_and_each_kind_of_fork() {
         next.events.clear();
         let tar = seal(&next, &key).unwrap().tar;
         // The chain value after reading 5, as the coordinator asks when a heartbeat named it.
-        verify_reader_marked(
-            Cursor::new(tar),
+        let asked = verify_reader_marked(
+            Cursor::new(&tar),
             &signers,
             Some(LAB),
             SystemTime::now(),
-            &[5],
+            Marks::Seqs(&[5]),
         )
-        .unwrap()
+        .unwrap();
+        // Every reading's, as it asks of a small bundle: the same value for reading 5.
+        let all = verify_reader_marked(
+            Cursor::new(&tar),
+            &signers,
+            Some(LAB),
+            SystemTime::now(),
+            Marks::All,
+        )
+        .unwrap();
+        let seqs: Vec<u64> = all.marks.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (first_seq..first_seq + 2).collect::<Vec<_>>());
+        assert_eq!(
+            all.marks.last().map(|m| m.1),
+            Some(all.manifest.readings.chain_last)
+        );
+        for mark in &asked.marks {
+            assert!(all.marks.contains(mark));
+        }
+        asked
     };
     let chain = head.chain_last.0;
     let next = follow(2, Some(first.sums_sha256), chain, 4);

@@ -43,7 +43,7 @@ pub struct VerifiedBundle {
     pub sums_sha256: [u8; 32],
     /// The chain value after each reading asked for by [`verify_reader_marked`]'s `marks` that
     /// the bundle carries, in `seq` order: how the coordinator holds a bundle to the heartbeats
-    /// that came before it.
+    /// that came before it (or arrive while it waits).
     pub marks: Vec<(u64, Hash32)>,
     /// When the last reading was taken, µs since the epoch.
     pub last_reading_utc_us: i64,
@@ -264,17 +264,36 @@ pub fn verify_reader<R: Read + Seek>(
     lab: Option<&str>,
     now: SystemTime,
 ) -> Result<VerifiedBundle, VerifyError> {
-    verify_reader_marked(input, signers, lab, now, &[])
+    verify_reader_marked(input, signers, lab, now, Marks::Seqs(&[]))
 }
 
-/// [`verify_reader`], also keeping the chain value after each reading whose `seq` is in `marks`
-/// (sorted ascending) in [`VerifiedBundle::marks`].
+/// Which readings' chain values [`verify_reader_marked`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marks<'a> {
+    /// Those whose `seq` is in the list (sorted ascending): the readings a heartbeat named.
+    Seqs(&'a [u64]),
+    /// Every reading's. For a small bundle this costs less than asking the index which readings
+    /// heartbeats named, and holds the bundle to heartbeats that arrive after it was verified.
+    All,
+}
+
+impl Marks<'_> {
+    fn wants(self, seq: u64) -> bool {
+        match self {
+            Marks::Seqs(seqs) => seqs.binary_search(&seq).is_ok(),
+            Marks::All => true,
+        }
+    }
+}
+
+/// [`verify_reader`], also keeping the chain value after each reading `marks` asks for in
+/// [`VerifiedBundle::marks`].
 pub fn verify_reader_marked<R: Read + Seek>(
     mut input: R,
     signers: &AllowedSigners,
     lab: Option<&str>,
     now: SystemTime,
-    marks: &[u64],
+    marks: Marks<'_>,
 ) -> Result<VerifiedBundle, VerifyError> {
     // 1. Structure and caps, in one pass; the small files kept, the others passed over.
     let start = input.stream_position()?;
@@ -385,7 +404,7 @@ pub fn verify_reader_marked<R: Read + Seek>(
             while let Some(row) = rows.next_row()? {
                 check.push(&row.record, row.instrument, &row.chain)?;
                 last_reading_utc_us = row.record.utc_us;
-                if marks.binary_search(&row.record.seq).is_ok() {
+                if marks.wants(row.record.seq) {
                     marked.push((row.record.seq, Hash32(row.chain)));
                 }
             }

@@ -231,6 +231,11 @@ impl Spooled {
         }
     }
 
+    /// Whether the body is in memory (not in a spool file).
+    pub fn in_memory(&self) -> bool {
+        self.path().is_none()
+    }
+
     /// The body from its start.
     pub fn reader(&self) -> Result<SpooledReader<'_>, BlobError> {
         match &self.data {
@@ -316,7 +321,21 @@ pub trait Blobs: Send + Sync {
     fn keep_later(&self, body: Spooled) -> Result<Option<u64>, BlobError> {
         self.keep(body).map(|()| None)
     }
-    /// Makes durable every blob [`Blobs::keep_later`] numbered up to `upto`.
+    /// Whether this store keeps `body` by appending it to a pack ([`Blobs::pack`]) that
+    /// [`Blobs::make_durable`] syncs: cheap enough for the intake to keep it under the log's
+    /// lock, once it is judged there, rather than judge it and keep it before.
+    fn packs(&self, body: &Spooled) -> bool {
+        let _ = body;
+        false
+    }
+    /// Appends a body that [`Blobs::packs`] takes, without taking it, for
+    /// [`Blobs::make_durable`] to sync with the number returned; `None` when a synced copy
+    /// serves.
+    fn pack(&self, body: &Spooled) -> Result<Option<u64>, BlobError> {
+        let _ = body;
+        Err(BlobError::Setup("this store keeps no packs".into()))
+    }
+    /// Makes durable every blob [`Blobs::keep_later`] or [`Blobs::pack`] numbered up to `upto`.
     fn make_durable(&self, upto: u64) -> Result<(), BlobError> {
         let _ = upto;
         Ok(())
@@ -644,10 +663,19 @@ impl Blobs for Folder {
     fn keep_later(&self, body: Spooled) -> Result<Option<u64>, BlobError> {
         if body.len <= pack::MAX_BLOB {
             // The spool file goes when `body` drops: the pack holds the bytes now.
-            return self.packs.keep_later(&body.sha256, &body.bytes()?);
+            return self.pack(&body);
         }
         let dest = self.blob_path(&body.sha256);
         self.move_into(body, &dest).map(|()| None)
+    }
+
+    fn packs(&self, body: &Spooled) -> bool {
+        // A body in a spool file would be read back under the lock.
+        body.len <= pack::MAX_BLOB && body.in_memory()
+    }
+
+    fn pack(&self, body: &Spooled) -> Result<Option<u64>, BlobError> {
+        self.packs.keep_later(&body.sha256, &body.bytes()?)
     }
 
     fn make_durable(&self, upto: u64) -> Result<(), BlobError> {

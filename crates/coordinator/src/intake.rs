@@ -22,7 +22,7 @@ use tsagent_bundle::receipt::{
     self, HEARTBEAT_NAMESPACE, LogEntry, RECEIPT_FORMAT, Receipt, SignedCheckpoint,
     SignedHeartbeat, SignedReceipt,
 };
-use tsagent_bundle::{AllowedSigners, NAMESPACE, VerifyError};
+use tsagent_bundle::{AllowedSigners, Marks, NAMESPACE, VerifyError};
 
 use crate::blobs::{BlobError, Blobs, Spooled};
 use crate::index::{BundleRow, HeartbeatRow, Incident, Index, IndexError, Tx};
@@ -145,15 +145,36 @@ struct Queue {
     decided: HashMap<u64, Result<Outcome, IntakeError>>,
 }
 
-/// A verified bundle whose blob is kept, waiting for its group's transaction.
+/// A verified bundle waiting for its group's transaction.
 struct Pending {
     name: String,
     sha256: Hash32,
+    /// The body, when the store packs it ([`Blobs::packs`]): judged only under the log's lock
+    /// and packed there if accepted, quarantined if a fork. `None`: its blob was kept before it
+    /// was queued.
+    body: Option<Spooled>,
     /// Its blob's number for [`Blobs::make_durable`], if the store left it to be synced.
     durable_at: Option<u64>,
     bytes: u64,
     v: tsagent_bundle::VerifiedBundle,
-    marks: Vec<u64>,
+    asked: Asked,
+}
+
+/// The readings whose chain values a bundle's verification kept ([`Marks`]).
+enum Asked {
+    /// Every one: a packed body, verified without asking the index anything.
+    All,
+    /// Those the pending heartbeats named when it was verified (sorted).
+    Seqs(Vec<u64>),
+}
+
+impl Asked {
+    fn marks(&self) -> Marks<'_> {
+        match self {
+            Asked::All => Marks::All,
+            Asked::Seqs(seqs) => Marks::Seqs(seqs),
+        }
+    }
 }
 
 /// What became of one bundle of a group before the group's checkpoint is signed.
@@ -285,24 +306,33 @@ impl Intake {
                 body.sha256
             )));
         }
-        if let Some((sent_as, receipt)) = self.index.bundle_receipt(&body.sha256)? {
-            return Ok(if sent_as == name {
-                Outcome::Again(receipt)
-            } else {
-                Outcome::Unprocessable(format!(
-                    "these bytes were accepted as `{sent_as}`, not `{name}`"
-                ))
-            });
+        // A body the store packs goes to the log's lock without a look at the index (each look
+        // waits for the group being committed, its sync included): it is judged only there,
+        // every reading's chain value at hand for the heartbeats. A re-send is found there too,
+        // or, if it no longer verifies, after verification. A larger body is looked up first,
+        // so that a re-send is not verified again.
+        let packed = self.blobs.packs(&body);
+        if !packed && let Some(again) = self.sent_before(name, &body.sha256)? {
+            return Ok(again);
         }
+        let refused = |outcome: Outcome| -> Result<Outcome, IntakeError> {
+            Ok(match packed {
+                true => self.sent_before(name, &body.sha256)?.unwrap_or(outcome),
+                false => outcome,
+            })
+        };
         let candidates = self.labs_in_name(front, now);
         if candidates.is_empty() {
-            return Ok(Outcome::Forbidden(format!(
+            return refused(Outcome::Forbidden(format!(
                 "no lab in the coordinator's labs file is named by `{name}`"
             )));
         }
         let mut last = None;
         for (lab, artefact) in candidates {
-            let marks = self.index.pending_heartbeat_seqs(lab, artefact)?;
+            let asked = match packed {
+                true => Asked::All,
+                false => Asked::Seqs(self.index.pending_heartbeat_seqs(lab, artefact)?),
+            };
             let file = body.reader().map_err(IntakeError::Blob)?;
             match tsagent_bundle::verify_reader_marked(
                 // The first pass reads every byte; 8 KiB at a time (the default) was a read call
@@ -312,7 +342,7 @@ impl Intake {
                 &self.labs,
                 Some(lab),
                 now,
-                &marks,
+                asked.marks(),
             ) {
                 Ok(v) => {
                     let expected = format!(
@@ -324,16 +354,16 @@ impl Intake {
                         )
                     );
                     if expected != name {
-                        return Ok(Outcome::Unprocessable(format!(
+                        return refused(Outcome::Unprocessable(format!(
                             "the bundle inside is `{expected}`, sent as `{name}`"
                         )));
                     }
-                    return self.accept(name, body, v, marks);
+                    return self.accept(name, body, v, asked);
                 }
                 Err(e) => last = Some(e),
             }
         }
-        Ok(match last {
+        refused(match last {
             Some(
                 e @ (VerifyError::UnknownPrincipal { .. }
                 | VerifyError::KeyNotAllowed { .. }
@@ -344,27 +374,55 @@ impl Intake {
         })
     }
 
+    /// The answer to bytes hashing to `sha256` sent as `name`, if they were accepted before:
+    /// their receipt, whether or not they would verify today (a lab's key may have been removed
+    /// since), or a refusal if they were accepted under another name.
+    fn sent_before(&self, name: &str, sha256: &Hash32) -> Result<Option<Outcome>, IntakeError> {
+        Ok(self
+            .index
+            .bundle_receipt(sha256)?
+            .map(|(sent_as, receipt)| match sent_as == name {
+                true => Outcome::Again(receipt),
+                false => Outcome::Unprocessable(format!(
+                    "these bytes were accepted as `{sent_as}`, not `{name}`"
+                )),
+            }))
+    }
+
     /// Accepts a verified bundle, or records why not.
     ///
-    /// The chain rules are judged twice. First without the log's lock, so that a bundle they
-    /// refuse is refused before anything of it is kept. Then the blob is kept, and the rules are
-    /// judged again under the lock, where the log is appended and the bundle indexed, in the
-    /// transaction of its group ([`GroupCommit`]). Keeping the blob is the slow part of an accept
-    /// (a pack's group sync, a file and its folder synced, or an upload to the bucket); under the
-    /// lock, every lab's bundles — and in the scale-out mode every process's — would wait for it
-    /// one at a time (BENCHMARKS.md, P7).
+    /// A body the store packs ([`Blobs::packs`]) is judged under the log's lock only, in the
+    /// transaction of its group ([`GroupCommit`]), and appended to the pack there if accepted:
+    /// an append costs little, and its sync is the group's. Any other body's rules are judged
+    /// twice. First without the lock, so that a bundle they refuse is refused before anything of
+    /// it is kept. Then the blob is kept, and the rules are judged again under the lock, where
+    /// the log is appended and the bundle indexed. Keeping such a blob is the slow part of an
+    /// accept (a file and its folder synced, or an upload to the bucket); under the lock, every
+    /// lab's bundles — and in the scale-out mode every process's — would wait for it one at a
+    /// time (BENCHMARKS.md, P7).
     fn accept(
         &self,
         name: &str,
         body: Spooled,
         v: tsagent_bundle::VerifiedBundle,
-        marks: Vec<u64>,
+        asked: Asked,
     ) -> Result<Outcome, IntakeError> {
+        let (sha256, bytes) = (body.sha256, body.len);
+        if matches!(asked, Asked::All) {
+            return self.commit_in_group(Pending {
+                name: name.to_owned(),
+                sha256,
+                body: Some(body),
+                durable_at: None,
+                bytes,
+                v,
+                asked,
+            });
+        }
         let m = &v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
-        let (sha256, bytes) = (body.sha256, body.len);
         let mut tx = self.index.begin()?;
-        match self.judge(&mut *tx, &v, &marks)? {
+        match self.judge(&mut *tx, &v, &asked)? {
             // Nothing was written: committing ends the read and keeps a pooled connection.
             None => tx.commit()?,
             Some(refusal) => {
@@ -380,20 +438,18 @@ impl Intake {
             Err(BlobError::Full { path }) => {
                 // The path is the pilot's business, not the sender's: logged, not answered.
                 tracing::error!("no space left for {}", path.display());
-                return Ok(Outcome::Full(
-                    "the coordinator's disk is full; nothing was accepted, send it again later"
-                        .into(),
-                ));
+                return Ok(Outcome::Full(FULL.into()));
             }
             Err(e) => return Err(IntakeError::Blob(e)),
         };
         self.commit_in_group(Pending {
             name: name.to_owned(),
             sha256,
+            body: None,
             durable_at,
             bytes,
             v,
-            marks,
+            asked,
         })
     }
 
@@ -462,8 +518,12 @@ impl Intake {
     /// One transaction for `group`, in order: each bundle judged against what the ones before
     /// it in the group wrote, appended and indexed, or refused. If the transaction fails as a
     /// whole, each bundle is tried again alone, so that one bundle's failure is not its group's.
-    fn commit_group(&self, group: Vec<(u64, Pending)>) -> Vec<(u64, Result<Outcome, IntakeError>)> {
-        // The group's blobs, synced together before the index names any of them.
+    fn commit_group(
+        &self,
+        mut group: Vec<(u64, Pending)>,
+    ) -> Vec<(u64, Result<Outcome, IntakeError>)> {
+        // The group's blobs kept before it was queued, synced together before the index names
+        // any of them (those packed under the lock are synced there).
         if let Some(upto) = group.iter().filter_map(|(_, p)| p.durable_at).max()
             && let Err(e) = self.blobs.make_durable(upto)
         {
@@ -474,7 +534,7 @@ impl Intake {
                 .collect();
         }
         if group.len() > 1 {
-            match self.decide_in_one(&group) {
+            match self.decide_in_one(&mut group) {
                 Ok(outcomes) => {
                     return group
                         .iter()
@@ -492,12 +552,12 @@ impl Intake {
             }
         }
         group
-            .iter()
-            .map(|(id, p)| {
+            .iter_mut()
+            .map(|one| {
                 let outcome = self
-                    .decide_in_one(std::slice::from_ref(&(*id, p)))
+                    .decide_in_one(std::slice::from_mut(one))
                     .map(|mut o| o.remove(0));
-                (*id, outcome)
+                (one.0, outcome)
             })
             .collect()
     }
@@ -509,22 +569,24 @@ impl Intake {
     /// A checkpoint signed per bundle would have been the newest for a moment only, inside a
     /// transaction no one else sees; one signature per group is one fewer per bundle, and fewer
     /// subtree reads (P7 in BENCHMARKS.md).
-    fn decide_in_one<P: std::borrow::Borrow<Pending>>(
-        &self,
-        group: &[(u64, P)],
-    ) -> Result<Vec<Outcome>, IntakeError> {
+    fn decide_in_one(&self, group: &mut [(u64, Pending)]) -> Result<Vec<Outcome>, IntakeError> {
         let mut tx = self.index.begin()?;
         let mut size = tx.lock_log()?;
         let mut outcomes = Vec::with_capacity(group.len());
         let mut added = Vec::new();
-        for (at, (_, p)) in group.iter().enumerate() {
-            match self.decide(&mut *tx, &mut size, p.borrow())? {
+        for (at, (_, p)) in group.iter_mut().enumerate() {
+            match self.decide(&mut *tx, &mut size, p)? {
                 Decided::Done(outcome) => outcomes.push(Some(outcome)),
                 Decided::Added(a) => {
                     outcomes.push(None);
                     added.push((at, a));
                 }
             }
+        }
+        // The bodies packed just now, synced together before the commit names them.
+        let packed = group.iter().filter(|(_, p)| p.body.is_some());
+        if let Some(upto) = packed.filter_map(|(_, p)| p.durable_at).max() {
+            self.blobs.make_durable(upto).map_err(IntakeError::Blob)?;
         }
         let mut receipts = HashMap::with_capacity(added.len());
         if !added.is_empty() {
@@ -540,15 +602,15 @@ impl Intake {
             }
         }
         let mut decided = Vec::with_capacity(outcomes.len());
-        for (outcome, (_, p)) in outcomes.into_iter().zip(group) {
+        for (outcome, (_, p)) in outcomes.into_iter().zip(group.iter()) {
             decided.push(match outcome {
                 // A re-send of a bundle accepted earlier in this group found its row before
                 // its receipt was signed: it gets that receipt.
                 Some(Outcome::Again(text)) if text.is_empty() => {
-                    let Some(text) = receipts.get(&p.borrow().sha256) else {
+                    let Some(text) = receipts.get(&p.sha256) else {
                         return Err(IntakeError::Index(IndexError::Corrupt(format!(
                             "bundle {} has no receipt",
-                            p.borrow().sha256
+                            p.sha256
                         ))));
                     };
                     Outcome::Again(text.clone())
@@ -567,16 +629,35 @@ impl Intake {
 
     /// One bundle of a group, under the log's lock: judged again, then appended and indexed; its
     /// receipt is signed with its group's checkpoint ([`Intake::decide_in_one`]).
-    fn decide(&self, tx: &mut dyn Tx, size: &mut u64, p: &Pending) -> Result<Decided, IntakeError> {
+    fn decide(
+        &self,
+        tx: &mut dyn Tx,
+        size: &mut u64,
+        p: &mut Pending,
+    ) -> Result<Decided, IntakeError> {
         let m = &p.v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
-        if let Some(refusal) = self.judge(tx, &p.v, &p.marks)? {
-            // Another request for this lab and artefact, or a heartbeat, came in between. The
-            // blob stays kept and unindexed (an orphan, as after a stop between the two): a
-            // re-send of the same bytes indexes it; a fork's incident names it.
+        if let Some(refusal) = self.judge(tx, &p.v, &p.asked)? {
+            // A packed body is judged here first: a fork's is quarantined now. Any other was
+            // judged before its blob was kept, and another request for this lab and artefact,
+            // or a heartbeat, came in between: the blob stays kept and unindexed (an orphan, as
+            // after a stop between the two); a re-send of the same bytes indexes it; a fork's
+            // incident names it.
+            let body = p.body.take();
             return Ok(Decided::Done(
-                self.refuse(tx, refusal, None, p.sha256, lab, artefact)?,
+                self.refuse(tx, refusal, body, p.sha256, lab, artefact)?,
             ));
+        }
+        if let Some(body) = &p.body {
+            // Synced with the group's other packed bodies before the commit (decide_in_one).
+            p.durable_at = match self.blobs.pack(body) {
+                Ok(at) => at,
+                Err(BlobError::Full { path }) => {
+                    tracing::error!("no space left for {}", path.display());
+                    return Ok(Decided::Done(Outcome::Full(FULL.into())));
+                }
+                Err(e) => return Err(IntakeError::Blob(e)),
+            };
         }
         let entry = LogEntry::Bundle {
             lab: lab.to_owned(),
@@ -624,7 +705,7 @@ impl Intake {
         &self,
         tx: &mut dyn Tx,
         v: &tsagent_bundle::VerifiedBundle,
-        marks: &[u64],
+        asked: &Asked,
     ) -> Result<Option<Refusal>, IntakeError> {
         let m = &v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
@@ -635,15 +716,17 @@ impl Intake {
         for (seq, chain) in
             tx.heartbeats_between(lab, artefact, m.readings.first_seq, m.readings.last_seq)?
         {
-            match v.marks.iter().find(|(s, _)| *s == seq) {
-                Some((_, c)) if *c == chain => {}
+            // Kept in `seq` order.
+            let mark = v.marks.binary_search_by_key(&seq, |(s, _)| *s).ok();
+            match mark.map(|at| v.marks[at]) {
+                Some((_, c)) if c == chain => {}
                 Some((_, c)) => {
                     return Ok(Some(Refusal::Contradicted(format!(
                         "bundle {} gives chain value {c} after reading {seq}, but a heartbeat said {chain}",
                         m.bundle_seq
                     ))));
                 }
-                None if marks.binary_search(&seq).is_err() => {
+                None if matches!(asked, Asked::Seqs(seqs) if seqs.binary_search(&seq).is_err()) => {
                     return Ok(Some(Refusal::Retry(format!(
                         "a heartbeat at reading {seq} arrived while this bundle was verified; send it again"
                     ))));
@@ -904,7 +987,7 @@ impl Intake {
                 &self.labs,
                 Some(lab),
                 now,
-                &[seq],
+                Marks::Seqs(&[seq]),
             )
             .map_err(|e| IndexError::Corrupt(format!("stored bundle {sha}: {}", chain_text(&e))))?;
             match v.marks.first() {
@@ -919,6 +1002,9 @@ impl Intake {
         }))
     }
 }
+
+/// The answer to a bundle the disk had no room for.
+const FULL: &str = "the coordinator's disk is full; nothing was accepted, send it again later";
 
 /// An error with its sources, on one line.
 pub fn chain_text(e: &dyn std::error::Error) -> String {
@@ -1051,13 +1137,16 @@ mod tests {
             &intake.labs,
             Some("NIM"),
             SystemTime::now(),
-            &[],
+            Marks::Seqs(&[]),
         )
         .unwrap();
         intake.blobs.keep(b_body).unwrap();
         let mut tx = intake.index.begin().unwrap();
         tx.lock_log().unwrap();
-        let refusal = intake.judge(&mut *tx, &v, &[]).unwrap().unwrap();
+        let refusal = intake
+            .judge(&mut *tx, &v, &Asked::Seqs(vec![]))
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             refusal,
             Refusal::Link(LinkError::Taken { found: 1, .. })
@@ -1123,35 +1212,57 @@ mod tests {
         }
     }
 
-    /// A bundle verified and its blob kept, as a request hands it to its group.
-    fn pending(intake: &Intake, b: &SealedBundle) -> Pending {
-        let mut s = intake.spool().unwrap();
+    /// A bundle verified, as a request hands it to its group: `packed`, with its body for the
+    /// group to judge and pack (a small body in memory); otherwise with its blob kept.
+    fn pending(intake: &Intake, b: &SealedBundle, packed: bool) -> Pending {
+        let mut s = match packed {
+            true => intake.spool_for(b.tar.len() as u64).unwrap(),
+            false => intake.spool().unwrap(),
+        };
         s.write(&b.tar).unwrap();
         let body = s.finish().unwrap();
+        assert_eq!(intake.blobs.packs(&body), packed);
         let (sha256, bytes) = (body.sha256, body.len);
         let lab = b.file_name.split('-').next().unwrap();
+        let asked = match packed {
+            true => Asked::All,
+            false => Asked::Seqs(vec![]),
+        };
         let v = tsagent_bundle::verify_reader_marked(
             std::io::Cursor::new(&b.tar),
             &intake.labs,
             Some(lab),
             SystemTime::now(),
-            &[],
+            asked.marks(),
         )
         .unwrap();
-        // Left for the group's leader to sync, as the intake does.
-        let durable_at = intake.blobs.keep_later(body).unwrap();
+        let (body, durable_at) = match packed {
+            true => (Some(body), None),
+            // Left for the group's leader to sync, as the intake does.
+            false => (None, intake.blobs.keep_later(body).unwrap()),
+        };
         Pending {
             name: b.file_name.clone(),
             sha256,
+            body,
             durable_at,
             bytes,
             v,
-            marks: vec![],
+            asked,
         }
     }
 
     #[test]
     fn one_group_decides_each_bundle_in_order_and_a_fork_in_it_harms_no_other() {
+        group_decides_each_bundle_in_order(false);
+    }
+
+    #[test]
+    fn one_group_judges_and_packs_small_bodies_and_quarantines_a_fork_among_them() {
+        group_decides_each_bundle_in_order(true);
+    }
+
+    fn group_decides_each_bundle_in_order(packed: bool) {
         let dir = tempfile::tempdir().unwrap();
         let mut labs: Vec<Lab> = ["NIM", "PTB"]
             .into_iter()
@@ -1196,7 +1307,7 @@ mod tests {
         let group: Vec<(u64, Pending)> = order
             .iter()
             .enumerate()
-            .map(|(i, b)| (i as u64, pending(&intake, b)))
+            .map(|(i, b)| (i as u64, pending(&intake, b, packed)))
             .collect();
         let fork_sha = group[3].1.sha256;
         let outcomes: Vec<Outcome> = intake
@@ -1266,11 +1377,23 @@ mod tests {
         )
         .unwrap();
         assert!(report.is_sound(), "{:?}", report.problems);
-        assert_eq!(
-            report.orphans,
-            vec![fork_sha],
-            "kept, named by its incident"
-        );
+        let quarantined = dir
+            .path()
+            .join("store/quarantine")
+            .join(format!("{fork_sha}.tar"));
+        if packed {
+            // Judged before anything of it was kept: set aside, as a fork found at once is.
+            assert_eq!(report.orphans, vec![]);
+            assert_eq!(std::fs::read(&quarantined).unwrap(), fork2.tar);
+            assert!(intake.blobs.open(&fork_sha).is_err(), "not packed");
+        } else {
+            assert_eq!(
+                report.orphans,
+                vec![fork_sha],
+                "kept, named by its incident"
+            );
+            assert!(!quarantined.exists());
+        }
     }
 
     #[test]
@@ -1299,7 +1422,12 @@ mod tests {
         // Sixteen requests queue at once, each for the next bundle in turn; whichever groups
         // they fall into, the log takes them in the order they queued and each request leaves
         // with its own bundle's receipt.
-        let pendings: Vec<Pending> = bundles.iter().map(|b| pending(&intake, b)).collect();
+        // Every other one packed by the group, the rest kept before.
+        let pendings: Vec<Pending> = bundles
+            .iter()
+            .enumerate()
+            .map(|(i, b)| pending(&intake, b, i % 2 == 0))
+            .collect();
         let order = std::sync::Mutex::new(pendings.into_iter());
         let outcomes: Vec<(String, Outcome)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..16)

@@ -94,6 +94,9 @@ struct Found {
     numbers: HashMap<PathBuf, u32>,
     /// The first whole record of each blob.
     blobs: HashMap<[u8; 32], Loc>,
+    /// This process's packs whose sync failed: a copy in one is never taken for a kept blob,
+    /// since a later sync of it may report success whatever reached the disk.
+    failed: Vec<u32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,7 +142,14 @@ impl Packs {
         // Kept before (a re-send after a failure between keeping and indexing, say): that copy
         // serves, once it is read back whole and its pack synced — it may be another process's,
         // or one a crash left unsynced. Appending again would grow the pack at every retry.
-        let known = lock(&self.found).blobs.get(&sha256.0).copied();
+        let known = {
+            let found = lock(&self.found);
+            found
+                .blobs
+                .get(&sha256.0)
+                .copied()
+                .filter(|loc| !found.failed.contains(&loc.pack))
+        };
         if let Some(loc) = known
             && self.read_at(loc, sha256)?.is_some()
         {
@@ -224,6 +234,8 @@ impl Packs {
                 Err(e) => {
                     let lost = (s.durable, w.appended);
                     s.lost.push(lost);
+                    drop(s);
+                    lock(&self.found).failed.push(pack);
                     return Err(io_err("sync", &self.path(pack))(e));
                 }
             }
@@ -282,6 +294,7 @@ impl Packs {
                 None => s.durable = s.durable.max(target),
                 Some((e, pack)) => {
                     s.lost.push((from, target));
+                    lock(&self.found).failed.push(pack);
                     self.synced.notify_all();
                     return Err(io_err("sync", &self.path(pack))(e));
                 }
