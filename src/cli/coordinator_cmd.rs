@@ -91,16 +91,22 @@ fn serve(a: &ConfigArg) -> Result<(), Error> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(Error::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(Error::Runtime)?;
-        tokio::select! {
-            () = async {
-                match tls {
-                    Some(tls) => tsagent_coordinator::server::serve_tls(listener, intake, limits, tls).await,
-                    None => tsagent_coordinator::server::serve(listener, intake, limits).await,
+        // The accept loop runs on a worker, not on this thread: a connection it spawns then
+        // starts on the same worker, without waking another (P7 in BENCHMARKS.md).
+        let mut server = tokio::spawn(async move {
+            match tls {
+                Some(tls) => {
+                    tsagent_coordinator::server::serve_tls(listener, intake, limits, tls).await
                 }
-            } => {}
+                None => tsagent_coordinator::server::serve(listener, intake, limits).await,
+            }
+        });
+        tokio::select! {
+            _ = &mut server => {}
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
+        server.abort();
         Ok::<(), Error>(())
     })?;
     // Requests being decided run on blocking threads; each either committed or left nothing.

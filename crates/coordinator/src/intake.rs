@@ -2,16 +2,19 @@
 //! a [`Spool`](crate::blobs::Spool) and maps the [`Outcome`] to HTTP), so the chain rules are
 //! tested without a socket and the same whatever the storage.
 //!
-//! A bundle, in order: its name; the Idempotency-Key against the body's hash; a re-send of bytes
-//! already accepted gets the stored receipt; the signature for the lab the name names, before
-//! anything else is parsed, then every hash, the manifest and the chain (`tsagent_bundle::verify`);
-//! then the links (`tsagent_bundle::links`) and the heartbeats the readings must agree with; the
-//! blob kept durably; and one transaction under the log's lock: the links and heartbeats again,
-//! the log appended, the receipt signed and indexed, commit. Only then the reply.
+//! A bundle, in order: its name; the Idempotency-Key against the body's hash; the signature for
+//! the lab the name names, before anything else is parsed, then every hash, the manifest and the
+//! chain (`tsagent_bundle::verify`); then one transaction under the log's lock, shared with the
+//! other bundles waiting ([`GroupCommit`]): the links (`tsagent_bundle::links`) and the heartbeats
+//! the readings must agree with, the blob durable, the log appended, the receipt signed and
+//! indexed, commit. Only then the reply. A small body in memory ([`Intake::check_packed`]) goes
+//! that way as it is, packed under the lock; any other is first looked up (a re-send gets the
+//! stored receipt), judged once without the lock, and kept durably before it queues
+//! ([`Intake::prepare`]).
 
 use std::collections::HashMap;
 use std::io::BufReader;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -122,27 +125,52 @@ pub struct Intake {
 }
 
 /// Group commit: the bundles that finish verification while one transaction is being committed
-/// wait here, and the next request to find no transaction running commits them all in one
-/// (one lock of the log, one WAL sync; each its own entry and receipt). A commit's sync is the
-/// slowest step under the log's lock: taken once per group rather than once per bundle, labs
-/// sending at once share it (P7 in BENCHMARKS.md).
+/// wait here, and the first to find no transaction running starts a leader
+/// ([`Intake::lead`]), which commits everything waiting in one transaction (one lock of the log,
+/// one WAL sync; each bundle its own entry and receipt), then whatever queued meanwhile, until
+/// nothing waits. A commit's sync is the slowest step under the log's lock: taken once per group
+/// rather than once per bundle, labs sending at once share it (P7 in BENCHMARKS.md). Each
+/// bundle's request waits for its own answer on a channel, so a request on the server's async
+/// threads waits without holding one.
 #[derive(Default)]
 struct GroupCommit {
     state: Mutex<Queue>,
-    decided: Condvar,
 }
 
 /// What [`GroupCommit`] guards.
 #[derive(Default)]
 struct Queue {
-    /// The number the next bundle gets, to find its outcome by.
-    next: u64,
-    /// Bundles waiting for the next transaction, in the order they arrived.
-    waiting: Vec<(u64, Pending)>,
-    /// Whether a request is committing a group now (it is the group's leader).
+    /// Bundles waiting for the next transaction, in the order they arrived, each with where its
+    /// answer goes.
+    waiting: Vec<(Pending, Answer)>,
+    /// Whether a leader is committing groups now.
     busy: bool,
-    /// Outcomes decided and not yet taken by their requests.
-    decided: HashMap<u64, Result<Outcome, IntakeError>>,
+}
+
+/// An outcome, or why there is none.
+type Decision = Result<Outcome, IntakeError>;
+
+/// Where a bundle's decision goes: the request waiting for it.
+type Answer = tokio::sync::oneshot::Sender<Decision>;
+
+/// The leader's hold on the queue, disarmed when it returns. If it unwinds out of a group's
+/// transaction instead, the group's answers are dropped with it, and this answers everything
+/// else waiting (dropped: [`IntakeError::Abandoned`]) rather than leave it waiting forever; the
+/// next bundle queued starts a leader.
+struct Leading<'a> {
+    group: &'a GroupCommit,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut q = self
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.waiting.clear();
+        q.busy = false;
+    }
 }
 
 /// A verified bundle waiting for its group's transaction.
@@ -177,6 +205,35 @@ impl Asked {
     }
 }
 
+/// What a bundle sent needs next ([`Intake::prepare`]).
+pub enum Prepared {
+    /// Nothing more: its answer.
+    Done(Outcome),
+    /// Its group's transaction ([`Intake::commit`], [`Intake::commit_blocking`]).
+    Queued(Queued),
+}
+
+/// A verified bundle on its way to its group's transaction: its blob kept, or its body in
+/// memory for the group to judge and pack.
+pub struct Queued(Box<Pending>);
+
+/// A small body's checks, made without the index ([`Intake::check_packed`]).
+pub enum Checked {
+    /// Nothing more: its answer.
+    Done(Outcome),
+    /// Refused, unless these bytes were accepted before: [`Intake::refused`] looks.
+    Unless(Refused),
+    /// Its group's transaction.
+    Queued(Queued),
+}
+
+/// A refusal that a re-send of bytes accepted earlier overturns.
+pub struct Refused {
+    name: String,
+    sha256: Hash32,
+    outcome: Outcome,
+}
+
 /// What became of one bundle of a group before the group's checkpoint is signed.
 enum Decided {
     /// Refused, or found already accepted.
@@ -191,29 +248,6 @@ struct Added {
     index: u64,
     received_utc_us: i64,
     sha256: Hash32,
-}
-
-/// The leader's hold on the queue: if it unwinds before deciding its group, every bundle of the
-/// group is answered with an error rather than waited for forever.
-struct Leading<'a> {
-    group: &'a GroupCommit,
-    ids: Vec<u64>,
-}
-
-impl Drop for Leading<'_> {
-    fn drop(&mut self) {
-        let mut q = self
-            .group
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for id in self.ids.drain(..) {
-            q.decided.entry(id).or_insert(Err(IntakeError::Abandoned));
-        }
-        q.busy = false;
-        drop(q);
-        self.group.decided.notify_all();
-    }
 }
 
 /// The buffer a spooled body of `len` bytes is read back through for verification: 8 to 256 KiB.
@@ -282,57 +316,134 @@ impl Intake {
             .collect()
     }
 
-    /// Takes a bundle sent as `name` with `idempotency_key`.
+    /// Takes a bundle sent as `name` with `idempotency_key`, and waits for its answer: the
+    /// whole of an intake, on the calling thread ([`Intake::prepare`], then
+    /// [`Intake::commit_blocking`]).
     pub fn bundle(
         &self,
         name: &str,
         idempotency_key: Option<&str>,
         body: Spooled,
     ) -> Result<Outcome, IntakeError> {
+        match self.prepare(name, idempotency_key, body)? {
+            Prepared::Done(outcome) => Ok(outcome),
+            Prepared::Queued(queued) => self.commit_blocking(queued),
+        }
+    }
+
+    /// Whether the store packs `body` ([`Blobs::packs`]): such a body goes to its group
+    /// through [`Intake::check_packed`], which touches neither the index nor the disk.
+    pub fn packs(&self, body: &Spooled) -> bool {
+        self.blobs.packs(body)
+    }
+
+    /// Everything a bundle needs before its group's transaction; it may block on the index and
+    /// the blob store.
+    ///
+    /// A body the store packs goes to the log's lock without a look at the index (each look
+    /// waits for the group being committed, its sync included): it is judged only there, every
+    /// reading's chain value at hand for the heartbeats, and packed there if accepted
+    /// ([`Intake::check_packed`]). Any other body is looked up first, so that a re-send is not
+    /// verified again, and its chain rules are judged twice. First without the lock, so that a
+    /// bundle they refuse is refused before anything of it is kept. Then the blob is kept, and
+    /// the rules are judged again under the lock, where the log is appended and the bundle
+    /// indexed. Keeping such a blob is the slow part of an accept (a file and its folder synced,
+    /// or an upload to the bucket); under the lock, every lab's bundles — and in the scale-out
+    /// mode every process's — would wait for it one at a time (BENCHMARKS.md, P7).
+    pub fn prepare(
+        &self,
+        name: &str,
+        idempotency_key: Option<&str>,
+        body: Spooled,
+    ) -> Result<Prepared, IntakeError> {
+        if self.packs(&body) {
+            return Ok(match self.check_packed(name, idempotency_key, body)? {
+                Checked::Done(outcome) => Prepared::Done(outcome),
+                Checked::Unless(refused) => Prepared::Done(self.refused(refused)?),
+                Checked::Queued(queued) => Prepared::Queued(queued),
+            });
+        }
+        let front = match admit(name, idempotency_key, &body) {
+            Ok(front) => front,
+            Err(outcome) => return Ok(Prepared::Done(outcome)),
+        };
+        if let Some(again) = self.sent_before(name, &body.sha256)? {
+            return Ok(Prepared::Done(again));
+        }
+        let verified = self.verify_as(name, front, &body, &mut |lab, artefact| {
+            Ok(Asked::Seqs(
+                self.index.pending_heartbeat_seqs(lab, artefact)?,
+            ))
+        })?;
+        match verified {
+            Ok((v, asked)) => self.keep_first(name, body, v, asked),
+            Err(outcome) => Ok(Prepared::Done(outcome)),
+        }
+    }
+
+    /// The checks of a body the store packs ([`Intake::packs`]) before its group: its name, its
+    /// key and its verification, every reading's chain value kept. CPU only — no index, no disk
+    /// — so the server makes them on the thread that received the body.
+    pub fn check_packed(
+        &self,
+        name: &str,
+        idempotency_key: Option<&str>,
+        body: Spooled,
+    ) -> Result<Checked, IntakeError> {
+        let front = match admit(name, idempotency_key, &body) {
+            Ok(front) => front,
+            Err(outcome) => return Ok(Checked::Done(outcome)),
+        };
+        match self.verify_as(name, front, &body, &mut |_, _| Ok(Asked::All))? {
+            Ok((v, asked)) => Ok(Checked::Queued(Queued(Box::new(Pending {
+                name: name.to_owned(),
+                sha256: body.sha256,
+                bytes: body.len,
+                body: Some(body),
+                durable_at: None,
+                v,
+                asked,
+            })))),
+            Err(outcome) => Ok(Checked::Unless(Refused {
+                name: name.to_owned(),
+                sha256: body.sha256,
+                outcome,
+            })),
+        }
+    }
+
+    /// A refusal of [`Intake::check_packed`], or the receipt if these bytes were accepted before
+    /// (a re-send they would no longer verify for, a lab's key since removed, say).
+    pub fn refused(&self, refused: Refused) -> Result<Outcome, IntakeError> {
+        let Refused {
+            name,
+            sha256,
+            outcome,
+        } = refused;
+        Ok(self.sent_before(&name, &sha256)?.unwrap_or(outcome))
+    }
+
+    /// Verifies `body`, sent as `name` (whose lab and artefact part is `front`), as signed by
+    /// each lab the name may mean in turn, with the readings `asked` says to mark: the bundle,
+    /// or the answer refusing it.
+    #[allow(clippy::type_complexity)]
+    fn verify_as(
+        &self,
+        name: &str,
+        front: &str,
+        body: &Spooled,
+        asked: &mut dyn FnMut(&str, &str) -> Result<Asked, IntakeError>,
+    ) -> Result<Result<(tsagent_bundle::VerifiedBundle, Asked), Outcome>, IntakeError> {
         let now = SystemTime::now();
-        let Some((front, _)) = split_name(name) else {
-            return Ok(Outcome::Unprocessable(format!(
-                "`{name}` is not a bundle name: <lab>-<artefact>-<number, 6 digits>.tar"
-            )));
-        };
-        let Some(key) = idempotency_key else {
-            return Ok(Outcome::BadRequest(
-                "an Idempotency-Key header (the tar's SHA-256) is required".into(),
-            ));
-        };
-        if Hash32::parse(key) != Some(body.sha256) {
-            return Ok(Outcome::Unprocessable(format!(
-                "the Idempotency-Key is not the body's SHA-256 ({})",
-                body.sha256
-            )));
-        }
-        // A body the store packs goes to the log's lock without a look at the index (each look
-        // waits for the group being committed, its sync included): it is judged only there,
-        // every reading's chain value at hand for the heartbeats. A re-send is found there too,
-        // or, if it no longer verifies, after verification. A larger body is looked up first,
-        // so that a re-send is not verified again.
-        let packed = self.blobs.packs(&body);
-        if !packed && let Some(again) = self.sent_before(name, &body.sha256)? {
-            return Ok(again);
-        }
-        let refused = |outcome: Outcome| -> Result<Outcome, IntakeError> {
-            Ok(match packed {
-                true => self.sent_before(name, &body.sha256)?.unwrap_or(outcome),
-                false => outcome,
-            })
-        };
         let candidates = self.labs_in_name(front, now);
         if candidates.is_empty() {
-            return refused(Outcome::Forbidden(format!(
+            return Ok(Err(Outcome::Forbidden(format!(
                 "no lab in the coordinator's labs file is named by `{name}`"
-            )));
+            ))));
         }
         let mut last = None;
         for (lab, artefact) in candidates {
-            let asked = match packed {
-                true => Asked::All,
-                false => Asked::Seqs(self.index.pending_heartbeat_seqs(lab, artefact)?),
-            };
+            let asked = asked(lab, artefact)?;
             let file = body.reader().map_err(IntakeError::Blob)?;
             match tsagent_bundle::verify_reader_marked(
                 // The first pass reads every byte; 8 KiB at a time (the default) was a read call
@@ -354,16 +465,16 @@ impl Intake {
                         )
                     );
                     if expected != name {
-                        return refused(Outcome::Unprocessable(format!(
+                        return Ok(Err(Outcome::Unprocessable(format!(
                             "the bundle inside is `{expected}`, sent as `{name}`"
-                        )));
+                        ))));
                     }
-                    return self.accept(name, body, v, asked);
+                    return Ok(Ok((v, asked)));
                 }
                 Err(e) => last = Some(e),
             }
         }
-        refused(match last {
+        Ok(Err(match last {
             Some(
                 e @ (VerifyError::UnknownPrincipal { .. }
                 | VerifyError::KeyNotAllowed { .. }
@@ -371,7 +482,7 @@ impl Intake {
             ) => Outcome::Forbidden(chain_text(&e)),
             Some(e) => Outcome::Unprocessable(chain_text(&e)),
             None => Outcome::Forbidden(format!("no lab matches `{name}`")),
-        })
+        }))
     }
 
     /// The answer to bytes hashing to `sha256` sent as `name`, if they were accepted before:
@@ -389,36 +500,16 @@ impl Intake {
             }))
     }
 
-    /// Accepts a verified bundle, or records why not.
-    ///
-    /// A body the store packs ([`Blobs::packs`]) is judged under the log's lock only, in the
-    /// transaction of its group ([`GroupCommit`]), and appended to the pack there if accepted:
-    /// an append costs little, and its sync is the group's. Any other body's rules are judged
-    /// twice. First without the lock, so that a bundle they refuse is refused before anything of
-    /// it is kept. Then the blob is kept, and the rules are judged again under the lock, where
-    /// the log is appended and the bundle indexed. Keeping such a blob is the slow part of an
-    /// accept (a file and its folder synced, or an upload to the bucket); under the lock, every
-    /// lab's bundles — and in the scale-out mode every process's — would wait for it one at a
-    /// time (BENCHMARKS.md, P7).
-    fn accept(
+    /// A verified bundle whose store does not pack it: judged without the log's lock, then its
+    /// blob kept, before its group ([`Intake::prepare`]).
+    fn keep_first(
         &self,
         name: &str,
         body: Spooled,
         v: tsagent_bundle::VerifiedBundle,
         asked: Asked,
-    ) -> Result<Outcome, IntakeError> {
+    ) -> Result<Prepared, IntakeError> {
         let (sha256, bytes) = (body.sha256, body.len);
-        if matches!(asked, Asked::All) {
-            return self.commit_in_group(Pending {
-                name: name.to_owned(),
-                sha256,
-                body: Some(body),
-                durable_at: None,
-                bytes,
-                v,
-                asked,
-            });
-        }
         let m = &v.manifest;
         let (lab, artefact) = (m.lab.id.as_str(), m.artefact.id.as_str());
         let mut tx = self.index.begin()?;
@@ -428,7 +519,7 @@ impl Intake {
             Some(refusal) => {
                 let outcome = self.refuse(&mut *tx, refusal, Some(body), sha256, lab, artefact)?;
                 tx.commit()?;
-                return Ok(outcome);
+                return Ok(Prepared::Done(outcome));
             }
         }
         // Durable before the index names it: now, or by the group's leader before its
@@ -438,11 +529,11 @@ impl Intake {
             Err(BlobError::Full { path }) => {
                 // The path is the pilot's business, not the sender's: logged, not answered.
                 tracing::error!("no space left for {}", path.display());
-                return Ok(Outcome::Full(FULL.into()));
+                return Ok(Prepared::Done(Outcome::Full(FULL.into())));
             }
             Err(e) => return Err(IntakeError::Blob(e)),
         };
-        self.commit_in_group(Pending {
+        Ok(Prepared::Queued(Queued(Box::new(Pending {
             name: name.to_owned(),
             sha256,
             body: None,
@@ -450,24 +541,43 @@ impl Intake {
             bytes,
             v,
             asked,
-        })
+        }))))
     }
 
-    /// Queues a bundle for the next group's transaction and waits for its outcome, committing
-    /// the group itself when no other request is committing one. It returns only once the
-    /// transaction that decided it has committed (or failed).
-    fn commit_in_group(&self, pending: Pending) -> Result<Outcome, IntakeError> {
-        let id = self.enqueue(pending);
-        self.wait_for(id)
+    /// Queues a bundle for its group and waits for its decision without holding a thread; a
+    /// leader to commit it is started on the runtime's blocking threads if none is running.
+    /// Called from the runtime the intake serves in.
+    pub async fn commit(self: &Arc<Self>, queued: Queued) -> Result<Outcome, IntakeError> {
+        let (answer, lead) = self.submit(queued);
+        if lead {
+            let me = Arc::clone(self);
+            // Detached: it commits what it took whether or not this request still waits.
+            drop(tokio::task::spawn_blocking(move || me.lead()));
+        }
+        answer.await.unwrap_or(Err(IntakeError::Abandoned))
     }
 
-    /// Queues a bundle for the next group; the number to wait for its outcome by.
-    fn enqueue(&self, pending: Pending) -> u64 {
+    /// Queues a bundle for its group and waits for its decision on the calling thread, which
+    /// leads if no leader is running. Not from async code.
+    pub fn commit_blocking(&self, queued: Queued) -> Result<Outcome, IntakeError> {
+        let (answer, lead) = self.submit(queued);
+        if lead {
+            self.lead();
+        }
+        answer
+            .blocking_recv()
+            .unwrap_or(Err(IntakeError::Abandoned))
+    }
+
+    /// Queues a bundle for the next group: where its decision will come, and whether the caller
+    /// must start a leader (none is running).
+    fn submit(&self, Queued(pending): Queued) -> (tokio::sync::oneshot::Receiver<Decision>, bool) {
+        let (answer, decision) = tokio::sync::oneshot::channel();
         let mut q = self.queue();
-        let id = q.next;
-        q.next += 1;
-        q.waiting.push((id, pending));
-        id
+        q.waiting.push((*pending, answer));
+        let lead = !q.busy;
+        q.busy = true;
+        (decision, lead)
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -478,40 +588,31 @@ impl Intake {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for bundle `id`'s outcome, committing a group (its own and whatever else waits)
-    /// whenever no other request is committing one.
-    fn wait_for(&self, id: u64) -> Result<Outcome, IntakeError> {
-        let lock = || self.queue();
-        let mut q = lock();
+    /// Commits groups, each everything waiting when the last was done, until nothing waits.
+    fn lead(&self) {
+        let leading = Leading { group: &self.group };
         loop {
-            if let Some(outcome) = q.decided.remove(&id) {
-                return outcome;
-            }
-            if q.busy {
-                q = self
-                    .group
-                    .decided
-                    .wait(q)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            // No transaction running: this request commits everything waiting, its own
-            // bundle included, while the next ones queue behind it.
-            q.busy = true;
-            let group = std::mem::take(&mut q.waiting);
-            drop(q);
-            let mut leading = Leading {
-                group: &self.group,
-                ids: group.iter().map(|(id, _)| *id).collect(),
+            let waiting = {
+                let mut q = self.queue();
+                if q.waiting.is_empty() {
+                    // Under the same lock a request queues under: the next one leads.
+                    q.busy = false;
+                    drop(q);
+                    std::mem::forget(leading);
+                    return;
+                }
+                std::mem::take(&mut q.waiting)
             };
-            let outcomes = self.commit_group(group);
-            let mut q2 = lock();
-            q2.decided.extend(outcomes);
-            drop(q2);
-            // Marks the queue free and wakes the waiting requests.
-            leading.ids.clear();
-            drop(leading);
-            q = lock();
+            let (group, answers): (Vec<_>, Vec<_>) = waiting
+                .into_iter()
+                .enumerate()
+                .map(|(id, (pending, answer))| ((id as u64, pending), answer))
+                .unzip();
+            for ((_, decision), answer) in self.commit_group(group).into_iter().zip(answers) {
+                // A request that went away (its client hung up) is answered by no one; its
+                // bundle is decided all the same, and a re-send finds it.
+                let _ = answer.send(decision);
+            }
         }
     }
 
@@ -1003,6 +1104,32 @@ impl Intake {
     }
 }
 
+/// The checks of a bundle's request before its body is read: its name, and the
+/// Idempotency-Key against the body's hash. The name's lab and artefact part, or the answer.
+fn admit<'a>(
+    name: &'a str,
+    idempotency_key: Option<&str>,
+    body: &Spooled,
+) -> Result<&'a str, Outcome> {
+    let Some((front, _)) = split_name(name) else {
+        return Err(Outcome::Unprocessable(format!(
+            "`{name}` is not a bundle name: <lab>-<artefact>-<number, 6 digits>.tar"
+        )));
+    };
+    let Some(key) = idempotency_key else {
+        return Err(Outcome::BadRequest(
+            "an Idempotency-Key header (the tar's SHA-256) is required".into(),
+        ));
+    };
+    if Hash32::parse(key) != Some(body.sha256) {
+        return Err(Outcome::Unprocessable(format!(
+            "the Idempotency-Key is not the body's SHA-256 ({})",
+            body.sha256
+        )));
+    }
+    Ok(front)
+}
+
 /// The answer to a bundle the disk had no room for.
 const FULL: &str = "the coordinator's disk is full; nothing was accepted, send it again later";
 
@@ -1437,9 +1564,13 @@ mod tests {
                         let mut order = order.lock().unwrap();
                         let p = order.next().unwrap();
                         let name = p.name.clone();
-                        let id = intake.enqueue(p);
+                        let (answer, lead) = intake.submit(Queued(Box::new(p)));
                         drop(order);
-                        (name, intake.wait_for(id).unwrap())
+                        // The first to queue leads, the others wait for their own answers.
+                        if lead {
+                            intake.lead();
+                        }
+                        (name, answer.blocking_recv().unwrap().unwrap())
                     })
                 })
                 .collect();

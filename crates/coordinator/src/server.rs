@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tsagent_bundle::manifest::Hash32;
 
-use crate::intake::{Intake, IntakeError, Outcome, chain_text};
+use crate::intake::{Checked, Intake, IntakeError, Outcome, Prepared, chain_text};
 use crate::log;
 
 /// Largest heartbeat body.
@@ -293,13 +293,35 @@ async fn put_bundle(
     {
         return cut_reply(cut, cap);
     }
-    let intake = intake.clone();
-    let decided = tokio::task::spawn_blocking(move || {
-        let body = spool.finish().map_err(IntakeError::Blob)?;
-        intake.bundle(&name, key.as_deref(), body)
-    })
-    .await;
-    outcome(decided)
+    let body = match spool.finish() {
+        Ok(body) => body,
+        Err(e) => return outcome(Ok(Err(IntakeError::Blob(e)))),
+    };
+    if intake.packs(&body) {
+        // A small body in memory is checked here, on the thread that received it: CPU only,
+        // without a hand-off to a blocking thread and back (P7 in BENCHMARKS.md). Its group's
+        // leader does the blocking part.
+        let checked = intake.check_packed(&name, key.as_deref(), body);
+        return match checked {
+            Ok(Checked::Done(o)) => outcome(Ok(Ok(o))),
+            Ok(Checked::Queued(queued)) => outcome(Ok(intake.commit(queued).await)),
+            Ok(Checked::Unless(refused)) => {
+                let intake = intake.clone();
+                outcome(tokio::task::spawn_blocking(move || intake.refused(refused)).await)
+            }
+            Err(e) => outcome(Ok(Err(e))),
+        };
+    }
+    let prepared = {
+        let intake = intake.clone();
+        tokio::task::spawn_blocking(move || intake.prepare(&name, key.as_deref(), body)).await
+    };
+    match prepared {
+        Ok(Ok(Prepared::Queued(queued))) => outcome(Ok(intake.commit(queued).await)),
+        Ok(Ok(Prepared::Done(o))) => outcome(Ok(Ok(o))),
+        Ok(Err(e)) => outcome(Ok(Err(e))),
+        Err(e) => outcome(Err(e)),
+    }
 }
 
 fn outcome(decided: Result<Result<Outcome, IntakeError>, tokio::task::JoinError>) -> Reply {
