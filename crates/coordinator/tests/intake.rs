@@ -20,6 +20,7 @@ use tsagent_bundle::{
     ArtefactInfo, InstrumentInfo, ReadingExport, SealInput, SealedBundle, SigningKey, seal,
 };
 use tsagent_coordinator::config::{BlobStore, Storage};
+use tsagent_coordinator::intake::Prepared;
 use tsagent_coordinator::{Intake, Outcome, config, log};
 
 mod servers;
@@ -93,6 +94,7 @@ on_every_storage!(
     a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork,
     signers_not_in_labs_and_malformed_bodies_are_refused,
     labs_sending_at_once_each_get_their_own_receipts,
+    a_heartbeat_that_arrives_while_a_bundle_waits_is_held_against_it,
 );
 
 fn key(dir: &Path, name: &str) -> SigningKey {
@@ -430,6 +432,86 @@ fn a_heartbeat_pins_the_chain_and_a_rewrite_after_it_is_a_fork(store: Store) {
         .map(|i| i.kind)
         .collect();
     assert_eq!(kinds, ["heartbeat_contradicted", "heartbeat_contradicted"]);
+}
+
+/// Verifies a bundle as the server does and leaves it queued for its group, not yet committed.
+fn queue(p: &Pilot, b: &SealedBundle) -> tsagent_coordinator::intake::Queued {
+    let sha = Hash32(sha2::Sha256::digest(&b.tar).into());
+    let mut spool = p.intake.spool_for(b.tar.len() as u64).unwrap();
+    spool.write(&b.tar).unwrap();
+    let prepared = p
+        .intake
+        .prepare(
+            &b.file_name,
+            Some(&sha.to_string()),
+            spool.finish().unwrap(),
+        )
+        .unwrap();
+    match prepared {
+        Prepared::Queued(queued) => queued,
+        Prepared::Done(o) => panic!("decided before its group: {o:?}"),
+    }
+}
+
+/// A heartbeat accepted after a bundle was verified and before its group's transaction. A small
+/// bundle in a store that packs it (a folder) is judged only in its group, every reading's chain
+/// value at hand: a heartbeat that contradicts it makes it a fork, one that agrees lets it in. In
+/// a bucket, the bundle was judged and its blob kept before the heartbeat came, its chain values
+/// kept only for the heartbeats pending then: the lab is told to send it again (503), and the
+/// re-send is judged against the heartbeat.
+fn a_heartbeat_that_arrives_while_a_bundle_waits_is_held_against_it(store: Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nim = Lab::new(dir.path(), "NIM");
+    let mut ptb = Lab::new(dir.path(), "PTB");
+    let p = pilot(&[&nim, &ptb], store);
+    let packs = matches!(store, Store::Local | Store::PostgresFolder);
+    let firsts: Vec<SealedBundle> = [&mut nim, &mut ptb]
+        .into_iter()
+        .map(|lab| {
+            let b1 = lab.next(3);
+            accepted(send(&p, &b1.file_name, &b1.tar));
+            b1
+        })
+        .collect();
+
+    // NIM's bundle 2 (readings 4 and 5) waits; a heartbeat then gives another chain after 5.
+    let nim2 = nim.next(2);
+    let waiting = queue(&p, &nim2);
+    accepted(beat(&p, &nim.heartbeat(5, [7; 32])));
+    let decided = p.intake.commit_blocking(waiting).unwrap();
+    if packs {
+        assert!(matches!(decided, Outcome::Fork(_)), "{decided:?}");
+        let incidents = p.intake.index.incidents().unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(incidents[0].kind, "heartbeat_contradicted");
+    } else {
+        assert!(matches!(decided, Outcome::Retry(_)), "{decided:?}");
+        assert!(matches!(
+            send(&p, &nim2.file_name, &nim2.tar),
+            Outcome::Fork(_)
+        ));
+    }
+
+    // PTB's bundle 2 waits; a heartbeat then gives its true chain after reading 4.
+    let (readings, _) = ptb.readings(2, 0.0);
+    let chain4 = readings[0].chain;
+    let ptb2 = ptb.next(2);
+    let waiting = queue(&p, &ptb2);
+    accepted(beat(&p, &ptb.heartbeat(4, chain4)));
+    let decided = p.intake.commit_blocking(waiting).unwrap();
+    if packs {
+        accepted(decided);
+    } else {
+        assert!(matches!(decided, Outcome::Retry(_)), "{decided:?}");
+        accepted(send(&p, &ptb2.file_name, &ptb2.tar));
+    }
+
+    // Bytes accepted under one name and sent under another: found after verification refuses
+    // them, with the name they were accepted as.
+    match send(&p, "PTB-Z1-000009.tar", &firsts[1].tar) {
+        Outcome::Unprocessable(m) => assert!(m.contains("accepted as `PTB-Z1-000001.tar`"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn signers_not_in_labs_and_malformed_bodies_are_refused(store: Store) {
