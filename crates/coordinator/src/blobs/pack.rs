@@ -57,6 +57,9 @@ pub struct Packs {
     sync: Mutex<SyncState>,
     synced: Condvar,
     found: Mutex<Found>,
+    /// The next sync fails: how the tests reach what a failing disk does.
+    #[cfg(test)]
+    fail_sync: std::sync::atomic::AtomicBool,
 }
 
 /// The pack being appended to.
@@ -121,6 +124,8 @@ impl Packs {
             sync: Mutex::default(),
             synced: Condvar::new(),
             found: Mutex::default(),
+            #[cfg(test)]
+            fail_sync: std::sync::atomic::AtomicBool::new(false),
         };
         packs.read_new()?;
         Ok(packs)
@@ -279,7 +284,7 @@ impl Packs {
             };
             // No pack open: the last was closed, and closing synced it (or recorded its loss).
             let failed = match &open {
-                Some((file, pack)) => file.sync_data().err().map(|e| (e, *pack)),
+                Some((file, pack)) => self.sync_data(file).err().map(|e| (e, *pack)),
                 None => None,
             };
             if let Some((_, pack)) = &failed {
@@ -301,6 +306,17 @@ impl Packs {
             }
             self.synced.notify_all();
         }
+    }
+
+    fn sync_data(&self, file: &File) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_sync
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(std::io::Error::other("a sync failed (a test's)"));
+        }
+        file.sync_data()
     }
 
     /// The bytes of blob `sha256` if a pack holds a whole, intact copy; `Ok(None)` if none does.
@@ -524,6 +540,27 @@ mod tests {
         packs.keep(&sa, &a).unwrap();
         assert_eq!(fs::metadata(&pack).unwrap().len(), 2 * once);
         assert_eq!(packs.read(&sa).unwrap().unwrap(), a, "the second copy");
+    }
+
+    #[test]
+    fn a_copy_whose_sync_failed_is_never_taken_for_kept_and_the_blob_goes_into_a_new_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = Packs::open(dir.path(), "a").unwrap();
+        let (sa, a) = blob(9, 300);
+        let first = packs.keep_later(&sa, &a).unwrap().unwrap();
+        packs
+            .fail_sync
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(packs.sync_to(first).is_err());
+        // The copy reads back whole from the page cache, and a new sync of its file may well
+        // succeed: neither says it reached the disk. Kept again, it is appended again.
+        let again = packs.keep_later(&sa, &a).unwrap();
+        let again = again.expect("appended again, not taken from the failed pack");
+        assert!(again > first);
+        packs.sync_to(again).unwrap();
+        assert!(packs.sync_to(first).is_err(), "failed for good");
+        assert!(dir.path().join("a-1.pack").is_file(), "in a new pack");
+        assert_eq!(packs.read(&sa).unwrap().unwrap(), a);
     }
 
     #[test]
