@@ -426,14 +426,13 @@ impl Intake {
     /// Verifies `body`, sent as `name` (whose lab and artefact part is `front`), as signed by
     /// each lab the name may mean in turn, with the readings `asked` says to mark: the bundle,
     /// or the answer refusing it.
-    #[allow(clippy::type_complexity)]
     fn verify_as(
         &self,
         name: &str,
         front: &str,
         body: &Spooled,
         asked: &mut dyn FnMut(&str, &str) -> Result<Asked, IntakeError>,
-    ) -> Result<Result<(tsagent_bundle::VerifiedBundle, Asked), Outcome>, IntakeError> {
+    ) -> Result<Verified, IntakeError> {
         let now = SystemTime::now();
         let candidates = self.labs_in_name(front, now);
         if candidates.is_empty() {
@@ -1129,6 +1128,9 @@ fn admit<'a>(
     }
     Ok(front)
 }
+
+/// A bundle verified, with the readings its verification marked; or the answer refusing it.
+type Verified = Result<(tsagent_bundle::VerifiedBundle, Asked), Outcome>;
 
 /// The answer to a bundle the disk had no room for.
 const FULL: &str = "the coordinator's disk is full; nothing was accepted, send it again later";
